@@ -1,0 +1,55 @@
+//! What one HSM process needs to run: who it is, its limits, its secrets and
+//! how it serves TLS. `main.rs` builds this from flags and environment;
+//! tests build it directly.
+
+use std::fmt;
+
+use crate::{
+    model::{ClusterIdentity, HsmIdentity, KdfParams, Limits, Password},
+    pki::CertifiedKey,
+};
+
+/// The configuration of one HSM.
+#[derive(Debug)]
+pub struct DaemonConfig {
+    pub cluster: ClusterIdentity,
+    pub hsm: HsmIdentity,
+    pub limits: Limits,
+    /// The Argon2id cost of password hashes made by this HSM.
+    pub kdf: KdfParams,
+    /// `None`: start as a new, unactivated cluster (admin/password, PRECO).
+    /// `Some`: start activated, with this admin password.
+    pub admin_password: Option<Password>,
+    /// The appliance user's password, a cluster secret.
+    pub appliance_password: Password,
+    pub transport: Transport,
+}
+
+/// How the HSM talks to clients.
+pub enum Transport {
+    /// TLS (the default and the only mode a real HSM has).
+    Tls(TlsSettings),
+    /// Plaintext gRPC: tokens and passwords cross the network in clear. Only
+    /// behind `--insecure-plaintext-no-tls`.
+    InsecurePlaintext,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transport::Tls(tls) => f.debug_tuple("Tls").field(tls).finish(),
+            Transport::InsecurePlaintext => f.write_str("InsecurePlaintext"),
+        }
+    }
+}
+
+/// The HSM's TLS identity and, optionally, who may present client certificates.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// The HSM's certificate (chained to the cluster CA) and key.
+    pub server: CertifiedKey,
+    /// A CA whose client certificates are accepted (mTLS).
+    pub client_ca_pem: Option<String>,
+    /// With a client CA: refuse connections that present no client certificate.
+    pub require_client_cert: bool,
+}

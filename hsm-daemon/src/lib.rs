@@ -1,0 +1,38 @@
+//! `hsm-daemon`: one emulated AWS CloudHSM HSM.
+//!
+//! The HSM holds users of CloudHSM's fixed types (precrypto officer, crypto
+//! officer, crypto user, appliance user) and their sessions, and enforces the
+//! CloudHSM permission table before any request handler runs. It serves the
+//! `hsm.v1` gRPC protocol over TLS.
+//!
+//! # Layout
+//! - [`model`]: the HSM itself, pure (no I/O; time and randomness passed in):
+//!   roles, the permission table, users, sessions, cluster identity.
+//! - [`service`]: the gRPC services and [`serve`], the entry point that runs an
+//!   HSM on a listener until a shutdown future resolves.
+//! - [`config`]: what one HSM process needs ([`DaemonConfig`]).
+//! - [`pki`]: the cluster CA and the certificates it issues.
+//! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
+//! - `main.rs`: the `hsm-daemon` binary (`dev`).
+//!
+//! # Example
+//! Tests start an HSM in-process on a free port:
+//! ```no_run
+//! # async fn example(config: hsm_daemon::DaemonConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(hsm_daemon::serve(config, listener, async { stopped.await.ok(); }));
+//! // ... talk to it ...
+//! stop.send(()).ok();
+//! server.await??;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod material;
+pub mod model;
+pub mod pki;
+pub mod service;
+
+pub use config::{DaemonConfig, TlsSettings, Transport};
+pub use service::{ServeError, serve};

@@ -1,0 +1,156 @@
+//! A cluster's material on disk: its id, CA, appliance-user secret, each HSM's
+//! certificate, and the `client.env` that tells clients where to connect.
+//!
+//! Layout of a material directory `D`:
+//! - `D/cluster-id`: the cluster id.
+//! - `D/ca.pem`, `D/ca.key`: the cluster CA (`customerCA.crt`); the key is
+//!   owner-only.
+//! - `D/appliance-password`: the appliance user's password, owner-only.
+//! - `D/hsm-K.pem`, `D/hsm-K.key`: HSM K's server certificate and key.
+//! - `D/client.env`: `HSM_ENDPOINTS` and `HSM_CA_CERT`, for `hsm-cli` and
+//!   applications.
+
+use std::{
+    fs,
+    io::{self, Write as _},
+    os::unix::fs::OpenOptionsExt as _,
+    path::{Path, PathBuf},
+};
+
+use rand::CryptoRng;
+
+use crate::{
+    config::TlsSettings,
+    model::{ClusterId, ModelError, Password},
+    pki::{self, CertifiedKey, PkiError},
+};
+
+/// What can go wrong reading or writing cluster material.
+#[derive(Debug, thiserror::Error)]
+pub enum MaterialError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
+
+/// The secrets and identity a cluster's HSMs share.
+#[derive(Debug)]
+pub struct ClusterMaterial {
+    pub dir: PathBuf,
+    pub cluster_id: ClusterId,
+    pub ca: CertifiedKey,
+    pub appliance_password: Password,
+}
+
+impl ClusterMaterial {
+    /// Reads the material in `dir`, or creates it (and `dir`) if there is none.
+    pub fn load_or_create(dir: &Path, rng: &mut impl CryptoRng) -> Result<Self, MaterialError> {
+        fs::create_dir_all(dir).map_err(io_at(dir))?;
+        let dir = dir.canonicalize().map_err(io_at(dir))?;
+        if dir.join("cluster-id").exists() {
+            return Self::load(&dir);
+        }
+        let cluster_id = ClusterId::generate(rng);
+        let ca = pki::generate_ca(cluster_id.as_str())?;
+        let appliance_password = Password::random(rng, 32);
+        write_file(&dir.join("ca.key"), ca.key_pem.as_bytes(), true)?;
+        write_file(&dir.join("ca.pem"), ca.cert_pem.as_bytes(), false)?;
+        write_file(&dir.join("appliance-password"), appliance_password.expose().as_bytes(), true)?;
+        // Written last: its presence marks complete material.
+        write_file(&dir.join("cluster-id"), cluster_id.as_str().as_bytes(), false)?;
+        Ok(ClusterMaterial { dir, cluster_id, ca, appliance_password })
+    }
+
+    fn load(dir: &Path) -> Result<Self, MaterialError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            fs::read_to_string(&path).map(|s| s.trim().to_owned()).map_err(io_at(&path))
+        };
+        let invalid =
+            |name: &str, e: ModelError| MaterialError::Invalid { path: dir.join(name), reason: e.to_string() };
+        let cluster_id = ClusterId::parse(&read("cluster-id")?).map_err(|e| invalid("cluster-id", e))?;
+        let read_pem = |name: &str| {
+            let path = dir.join(name);
+            fs::read_to_string(&path).map_err(io_at(&path))
+        };
+        let ca = CertifiedKey { cert_pem: read_pem("ca.pem")?, key_pem: read_pem("ca.key")?.into() };
+        let appliance_password = Password::parse("appliance-password", &read("appliance-password")?)
+            .map_err(|e| invalid("appliance-password", e))?;
+        Ok(ClusterMaterial { dir: dir.to_owned(), cluster_id, ca, appliance_password })
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Issues HSM `index`'s server certificate for `names`, writes it beside
+    /// the CA, and returns the TLS settings that serve it.
+    pub fn issue_hsm_tls(&self, index: usize, hsm_id: &str, names: &[String]) -> Result<TlsSettings, MaterialError> {
+        let server = pki::issue_server(&self.ca, hsm_id, names)?;
+        write_file(&self.dir.join(format!("hsm-{index}.key")), server.key_pem.as_bytes(), true)?;
+        write_file(&self.dir.join(format!("hsm-{index}.pem")), server.cert_pem.as_bytes(), false)?;
+        Ok(TlsSettings { server, client_ca_pem: None, require_client_cert: false })
+    }
+
+    /// Writes `client.env` for these endpoints (atomically: readers never see
+    /// half a file).
+    pub fn write_client_env(&self, endpoints: &[String]) -> Result<PathBuf, MaterialError> {
+        let path = self.dir.join("client.env");
+        let body = format!("HSM_ENDPOINTS={}\nHSM_CA_CERT={}\n", endpoints.join(","), self.ca_path().display());
+        let tmp = self.dir.join(".client.env.tmp");
+        write_file(&tmp, body.as_bytes(), false)?;
+        fs::rename(&tmp, &path).map_err(io_at(&path))?;
+        Ok(path)
+    }
+}
+
+/// Writes a file whole, owner-only when `secret`.
+fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), MaterialError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true).mode(if secret { 0o600 } else { 0o644 });
+    let mut file = options.open(path).map_err(io_at(path))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(io_at(path))
+}
+
+fn io_at(path: &Path) -> impl Fn(io::Error) -> MaterialError + '_ {
+    move |source| MaterialError::Io { path: path.to_owned(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    #[test]
+    fn material_is_created_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(5);
+        let first = ClusterMaterial::load_or_create(dir.path(), &mut rng).unwrap();
+        let again = ClusterMaterial::load_or_create(dir.path(), &mut rng).unwrap();
+        assert_eq!(first.cluster_id, again.cluster_id);
+        assert_eq!(first.ca.cert_pem, again.ca.cert_pem);
+        assert_eq!(first.appliance_password.expose(), again.appliance_password.expose());
+        let mode = fs::metadata(dir.path().join("ca.key")).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        let env = fs::read_to_string(first.write_client_env(&["127.0.0.1:1".into()]).unwrap()).unwrap();
+        assert!(env.starts_with("HSM_ENDPOINTS=127.0.0.1:1\nHSM_CA_CERT=/"), "{env}");
+    }
+
+    #[test]
+    fn damaged_material_is_refused_with_the_file_and_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(6);
+        ClusterMaterial::load_or_create(dir.path(), &mut rng).unwrap();
+        fs::write(dir.path().join("cluster-id"), "not-a-cluster").unwrap();
+        let err = ClusterMaterial::load_or_create(dir.path(), &mut rng).unwrap_err().to_string();
+        assert!(err.contains("cluster-id: invalid cluster_id"), "{err}");
+    }
+}

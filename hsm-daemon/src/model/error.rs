@@ -1,0 +1,63 @@
+//! What can go wrong in the model, one variant per HSM outcome. The service
+//! layer maps each variant to one gRPC status (`service::status`).
+//!
+//! Messages name fields, rules, operations and roles; they never carry a
+//! password, a token or key material.
+
+use crate::model::{Identity, Operation, Role, Username};
+
+/// An HSM operation's failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// The caller has no session and the operation needs one.
+    #[error("{operation} is not permitted for an unauthenticated session (role: unauthenticated); log in first")]
+    NotLoggedIn { operation: Operation },
+
+    /// The caller's identity may not perform the operation (the permission table).
+    #[error("{operation} is not permitted for role {identity}")]
+    PermissionDenied { operation: Operation, identity: Identity },
+
+    /// The presented session token is malformed, unknown, logged out or expired.
+    #[error("{operation} refused (role: unauthenticated): the session token is {reason}; log in again")]
+    InvalidSession { operation: Operation, reason: &'static str },
+
+    /// Wrong username, role or password. One message for all three, so that a
+    /// caller cannot probe which usernames exist.
+    #[error("login failed: invalid username, role or password")]
+    LoginFailed,
+
+    /// A field of the request breaks a rule.
+    #[error("invalid {field}: {rule}")]
+    InvalidArgument { field: &'static str, rule: String },
+
+    #[error("no user named '{username}' with role {role}")]
+    UserNotFound { username: Username, role: Role },
+
+    #[error("a user named '{username}' already exists")]
+    UserExists { username: Username },
+
+    #[error("the HSM holds the maximum of {max} users")]
+    TooManyUsers { max: usize },
+
+    #[error("the HSM holds the maximum of {max} open sessions; log out unused sessions")]
+    TooManySessions { max: usize },
+
+    #[error("user '{username}' is locked after too many failed logins; an admin must set a new password")]
+    UserLocked { username: Username },
+
+    #[error("the cluster is already activated")]
+    AlreadyActivated,
+
+    #[error("user '{username}' is logged in and cannot be deleted")]
+    UserLoggedIn { username: Username },
+
+    #[error("'{username}' is the last admin and cannot be deleted")]
+    LastAdmin { username: Username },
+
+    #[error("the appliance user '{username}' belongs to the cluster and cannot be deleted")]
+    ApplianceUserFixed { username: Username },
+
+    /// A failure inside the HSM that the caller cannot fix.
+    #[error("internal HSM error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,382 @@
+//! The HSM itself: identity, users, sessions and the permission table.
+//!
+//! Pure: no tokio, tonic or I/O. Time (`now`) and randomness (`rng`) are
+//! passed in, and password hashing is a separate step the caller runs off the
+//! async workers, so every rule here can be tested alone and deterministically.
+//!
+//! # Layout
+//! - [`permissions`]: the seed's permission table as one exhaustive `match`.
+//! - [`role`]: user roles and the identities the table speaks of.
+//! - [`credentials`]: usernames, passwords, Argon2id hashes and their cost.
+//! - [`session`]: bearer tokens, idle expiry.
+//! - [`identity`]: cluster and HSM identity.
+//! - [`error`]: [`ModelError`], one variant per HSM outcome.
+//! - This file: [`Hsm`], the aggregate whose methods are the HSM's operations.
+
+pub mod credentials;
+pub mod error;
+pub mod identity;
+pub mod permissions;
+pub mod role;
+pub mod session;
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use rand::CryptoRng;
+
+pub use self::{
+    credentials::{KdfParams, Password, PasswordHash, Username},
+    error::ModelError,
+    identity::{ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType},
+    permissions::{Operation, authorize},
+    role::{Identity, Role},
+    session::{SessionId, SessionToken, Sessions},
+};
+
+/// Failed logins in a row that a user survives; one more locks the user.
+pub const MAX_FAILED_LOGINS: u32 = 5;
+
+/// The name of the precrypto officer / first admin.
+pub const ADMIN_USERNAME: &str = "admin";
+/// The name of the appliance user.
+pub const APPLIANCE_USERNAME: &str = "app_user";
+
+/// Limits that operators may tune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Users per HSM, including `admin` and `app_user`.
+    pub max_users: usize,
+    /// Open sessions per HSM: bounds what a client that never logs out costs.
+    pub max_sessions: usize,
+    /// A session idle this long is closed.
+    pub session_idle_timeout: Duration,
+}
+
+impl Limits {
+    pub fn for_type(hsm_type: HsmType) -> Self {
+        Limits {
+            max_users: hsm_type.max_users(),
+            max_sessions: 4_096,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// How a new HSM starts out.
+#[derive(Debug)]
+pub struct HsmSetup {
+    pub cluster: ClusterIdentity,
+    pub hsm: HsmIdentity,
+    pub limits: Limits,
+    /// `None`: a new, unactivated cluster whose precrypto officer `admin` has
+    /// the hash of `password`; `Some`: an activated cluster whose admin has this
+    /// password hash.
+    pub admin: AdminSetup,
+    /// The appliance user's password hash; its password comes from the
+    /// cluster's configuration.
+    pub appliance: PasswordHash,
+    /// A hash of a random password, verified against when a login names an
+    /// unknown user, so that such a login costs the same time as a real one.
+    pub decoy: PasswordHash,
+}
+
+/// The admin a new HSM starts with.
+#[derive(Debug)]
+pub enum AdminSetup {
+    /// The precrypto officer, with the hash of the default password.
+    Unactivated(PasswordHash),
+    /// An admin (the cluster is active), with this password hash.
+    Activated(PasswordHash),
+}
+
+/// One user as others see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub username: Username,
+    pub role: Role,
+    pub locked: bool,
+}
+
+/// The caller of an operation, established from its session token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub identity: Identity,
+    /// The session and its user; `None` for an unauthenticated caller.
+    pub session: Option<(SessionId, Username)>,
+}
+
+/// What `login_attempt` hands back for the password check, which the caller
+/// runs outside any lock.
+#[derive(Debug)]
+pub struct LoginAttempt {
+    /// `None` when no user of that name and role exists.
+    username: Option<Username>,
+    hash: PasswordHash,
+}
+
+impl LoginAttempt {
+    /// The hash the presented password must match.
+    pub fn hash(&self) -> &PasswordHash {
+        &self.hash
+    }
+}
+
+/// Everything `cluster hsm-info` shows.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub cluster: ClusterIdentity,
+    pub state: ClusterState,
+    pub hsms: Vec<HsmIdentity>,
+}
+
+#[derive(Debug)]
+struct User {
+    role: Role,
+    hash: PasswordHash,
+    failed_logins: u32,
+    locked: bool,
+}
+
+/// One HSM.
+#[derive(Debug)]
+pub struct Hsm {
+    cluster: ClusterIdentity,
+    hsm: HsmIdentity,
+    limits: Limits,
+    state: ClusterState,
+    users: BTreeMap<Username, User>,
+    sessions: Sessions,
+    decoy: PasswordHash,
+}
+
+impl Hsm {
+    pub fn new(setup: HsmSetup) -> Self {
+        let (state, admin_role, admin_hash) = match setup.admin {
+            AdminSetup::Unactivated(hash) => (ClusterState::Uninitialized, Role::UnactivatedAdmin, hash),
+            AdminSetup::Activated(hash) => (ClusterState::Active, Role::Admin, hash),
+        };
+        let mut users = BTreeMap::new();
+        users.insert(fixed_username(ADMIN_USERNAME), User::new(admin_role, admin_hash));
+        users.insert(fixed_username(APPLIANCE_USERNAME), User::new(Role::Appliance, setup.appliance));
+        Hsm {
+            cluster: setup.cluster,
+            hsm: setup.hsm,
+            limits: setup.limits,
+            state,
+            users,
+            sessions: Sessions::new(setup.limits.session_idle_timeout, setup.limits.max_sessions),
+            decoy: setup.decoy,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn cluster_info(&self) -> ClusterInfo {
+        ClusterInfo { cluster: self.cluster.clone(), state: self.state, hsms: vec![self.hsm.clone()] }
+    }
+
+    /// Establishes who presents `token` and checks the permission table for
+    /// `operation`: the single gate every call passes before its handler.
+    pub fn admit(&mut self, operation: Operation, token: Option<&str>, now: Instant) -> Result<Caller, ModelError> {
+        let caller = match token {
+            None => Caller { identity: Identity::Unauthenticated, session: None },
+            Some(token) => {
+                let (id, username) = self
+                    .sessions
+                    .touch(token, now)
+                    .map_err(|rejection| ModelError::InvalidSession { operation, reason: rejection.reason() })?;
+                let username = username.clone();
+                let Some(user) = self.users.get(&username) else {
+                    // Users with sessions are never deleted; close it to be safe.
+                    self.sessions.close(id);
+                    return Err(ModelError::InvalidSession { operation, reason: "for a deleted user" });
+                };
+                Caller { identity: user.role.identity(), session: Some((id, username)) }
+            }
+        };
+        authorize(operation, caller.identity)?;
+        Ok(caller)
+    }
+
+    /// Sets the precrypto officer's password and makes it the cluster's first
+    /// admin; the caller's session continues as that admin.
+    pub fn activate(&mut self, caller: &Caller, new_hash: PasswordHash) -> Result<UserView, ModelError> {
+        if self.state == ClusterState::Active {
+            return Err(ModelError::AlreadyActivated);
+        }
+        let username = caller_username(caller)?;
+        let user = self.users.get_mut(username).ok_or_else(|| internal("caller has no user"))?;
+        if user.role != Role::UnactivatedAdmin {
+            return Err(ModelError::AlreadyActivated);
+        }
+        user.role = Role::Admin;
+        user.set_password(new_hash);
+        self.state = ClusterState::Active;
+        Ok(view(username, user))
+    }
+
+    /// First step of a login: the hash to verify the password against. Unknown
+    /// users and wrong roles get the decoy hash, so the check costs the same.
+    pub fn login_attempt(&self, username: &Username, role: Role) -> Result<LoginAttempt, ModelError> {
+        match self.users.get(username) {
+            Some(user) if user.role.accepts_login_as(role) => {
+                if user.locked {
+                    return Err(ModelError::UserLocked { username: username.clone() });
+                }
+                Ok(LoginAttempt { username: Some(username.clone()), hash: user.hash.clone() })
+            }
+            _ => Ok(LoginAttempt { username: None, hash: self.decoy.clone() }),
+        }
+    }
+
+    /// Second step of a login: records the outcome of the password check and,
+    /// if it passed, opens a session. More than [`MAX_FAILED_LOGINS`] failures
+    /// in a row lock the user.
+    pub fn finish_login(
+        &mut self,
+        attempt: LoginAttempt,
+        password_ok: bool,
+        now: Instant,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(SessionToken, UserView), ModelError> {
+        let Some(username) = attempt.username else {
+            return Err(ModelError::LoginFailed);
+        };
+        let user = self.users.get_mut(&username).ok_or(ModelError::LoginFailed)?;
+        if user.hash != attempt.hash {
+            // The password changed while this attempt was being checked.
+            return Err(ModelError::LoginFailed);
+        }
+        if user.locked {
+            return Err(ModelError::UserLocked { username });
+        }
+        if !password_ok {
+            user.failed_logins = user.failed_logins.saturating_add(1);
+            if user.failed_logins > MAX_FAILED_LOGINS {
+                user.locked = true;
+            }
+            return Err(ModelError::LoginFailed);
+        }
+        user.failed_logins = 0;
+        let shown = view(&username, user);
+        let (_, token) =
+            self.sessions.open(username, now, rng).ok_or(ModelError::TooManySessions { max: self.sessions.max() })?;
+        Ok((token, shown))
+    }
+
+    pub fn logout(&mut self, caller: &Caller) -> Result<(), ModelError> {
+        let (id, _) = caller.session.as_ref().ok_or_else(|| internal("logout without a session"))?;
+        self.sessions.close(*id);
+        Ok(())
+    }
+
+    pub fn create_user(&mut self, username: Username, role: Role, hash: PasswordHash) -> Result<UserView, ModelError> {
+        if !matches!(role, Role::Admin | Role::CryptoUser) {
+            return Err(ModelError::InvalidArgument { field: "role", rule: "must be admin or crypto-user".into() });
+        }
+        if self.users.contains_key(&username) {
+            return Err(ModelError::UserExists { username });
+        }
+        if self.users.len() >= self.limits.max_users {
+            return Err(ModelError::TooManyUsers { max: self.limits.max_users });
+        }
+        let user = User::new(role, hash);
+        let shown = view(&username, &user);
+        self.users.insert(username, user);
+        Ok(shown)
+    }
+
+    pub fn delete_user(&mut self, username: &Username, role: Role, now: Instant) -> Result<UserView, ModelError> {
+        let user = self.user_with_role(username, role)?;
+        if user.role == Role::Appliance {
+            return Err(ModelError::ApplianceUserFixed { username: username.clone() });
+        }
+        if self.sessions.is_logged_in(username, now) {
+            return Err(ModelError::UserLoggedIn { username: username.clone() });
+        }
+        if user.role == Role::Admin && self.users.values().filter(|u| u.role == Role::Admin).count() == 1 {
+            return Err(ModelError::LastAdmin { username: username.clone() });
+        }
+        let shown = view(username, user);
+        self.users.remove(username);
+        Ok(shown)
+    }
+
+    /// Every user, sorted by name.
+    pub fn list_users(&self) -> Vec<UserView> {
+        self.users.iter().map(|(name, user)| view(name, user)).collect()
+    }
+
+    pub fn change_own_password(&mut self, caller: &Caller, hash: PasswordHash) -> Result<UserView, ModelError> {
+        let username = caller_username(caller)?;
+        let user = self.users.get_mut(username).ok_or_else(|| internal("caller has no user"))?;
+        user.set_password(hash);
+        Ok(view(username, user))
+    }
+
+    /// An admin sets anyone's password; this also unlocks the user.
+    pub fn change_user_password(
+        &mut self,
+        username: &Username,
+        role: Role,
+        hash: PasswordHash,
+    ) -> Result<UserView, ModelError> {
+        self.user_with_role(username, role)?;
+        let user = self.users.get_mut(username).ok_or_else(|| internal("user vanished"))?;
+        user.set_password(hash);
+        user.locked = false;
+        user.failed_logins = 0;
+        Ok(view(username, user))
+    }
+
+    /// Closes idle sessions; returns how many.
+    pub fn expire_sessions(&mut self, now: Instant) -> usize {
+        self.sessions.expire(now)
+    }
+
+    fn user_with_role(&self, username: &Username, role: Role) -> Result<&User, ModelError> {
+        match self.users.get(username) {
+            Some(user) if user.role.accepts_login_as(role) => Ok(user),
+            _ => Err(ModelError::UserNotFound { username: username.clone(), role }),
+        }
+    }
+}
+
+impl User {
+    fn new(role: Role, hash: PasswordHash) -> Self {
+        User { role, hash, failed_logins: 0, locked: false }
+    }
+
+    fn set_password(&mut self, hash: PasswordHash) {
+        self.hash = hash;
+        self.failed_logins = 0;
+    }
+}
+
+fn view(username: &Username, user: &User) -> UserView {
+    UserView { username: username.clone(), role: user.role, locked: user.locked }
+}
+
+fn caller_username(caller: &Caller) -> Result<&Username, ModelError> {
+    caller.session.as_ref().map(|(_, name)| name).ok_or_else(|| internal("operation needs a logged-in caller"))
+}
+
+fn internal(what: &str) -> ModelError {
+    ModelError::Internal(what.to_owned())
+}
+
+/// `admin` and `app_user` are valid usernames by construction.
+fn fixed_username(name: &'static str) -> Username {
+    match Username::parse("username", name) {
+        Ok(u) => u,
+        Err(_) => unreachable!("{name} is a valid username"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+//! The permission table: the seed's "HSM user permissions table" as data.
+//!
+//! Every operation the HSM offers is one [`Operation`]; [`allowed`] says, in one
+//! exhaustive `match`, which identities may perform it. The service layer
+//! classifies each RPC as an operation (exhaustively, so a new RPC does not
+//! compile until it is classified) and calls [`authorize`] before any handler
+//! runs. Object rules (whose password, which user may be deleted) live with
+//! the objects, in the model.
+
+use std::fmt;
+
+use crate::model::{Identity, ModelError};
+
+/// An operation the permission table classifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// Seed row "Get basic cluster info".
+    GetClusterInfo,
+    /// Activation: only the precrypto officer (the seed's PRECO section).
+    ActivateCluster,
+    /// Opening a session: open to anyone.
+    Login,
+    /// Ending one's own session.
+    Logout,
+    /// Seed row "Change own password".
+    ChangeOwnPassword,
+    /// Seed row "Change any user's password".
+    ChangeAnyPassword,
+    /// Seed row "Add, remove users".
+    CreateUser,
+    /// Seed row "Add, remove users".
+    DeleteUser,
+    /// Listing users: not in the seed; CloudHSM lets every logged-in user do it.
+    ListUsers,
+}
+
+impl Operation {
+    /// Every operation, for tests that walk the table.
+    pub const ALL: [Operation; 9] = [
+        Operation::GetClusterInfo,
+        Operation::ActivateCluster,
+        Operation::Login,
+        Operation::Logout,
+        Operation::ChangeOwnPassword,
+        Operation::ChangeAnyPassword,
+        Operation::CreateUser,
+        Operation::DeleteUser,
+        Operation::ListUsers,
+    ];
+}
+
+impl fmt::Display for Operation {
+    /// The CloudHSM CLI command that performs the operation.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::GetClusterInfo => "cluster hsm-info",
+            Operation::ActivateCluster => "cluster activate",
+            Operation::Login => "login",
+            Operation::Logout => "logout",
+            Operation::ChangeOwnPassword => "user change-password (own password)",
+            Operation::ChangeAnyPassword => "user change-password (another user's password)",
+            Operation::CreateUser => "user create",
+            Operation::DeleteUser => "user delete",
+            Operation::ListUsers => "user list",
+        })
+    }
+}
+
+/// The identities that may perform `operation`.
+pub fn allowed(operation: Operation) -> &'static [Identity] {
+    use Identity::{ApplianceUser as AU, CryptoOfficer as CO, CryptoUser as CU, PrecryptoOfficer as PRECO};
+    const ANYONE: &[Identity] = &Identity::ALL;
+    match operation {
+        Operation::GetClusterInfo => ANYONE,
+        Operation::ActivateCluster => &[PRECO],
+        Operation::Login => ANYONE,
+        Operation::Logout => &[PRECO, CO, CU, AU],
+        Operation::ChangeOwnPassword => &[CO, CU, AU],
+        Operation::ChangeAnyPassword => &[CO],
+        Operation::CreateUser => &[CO],
+        Operation::DeleteUser => &[CO],
+        Operation::ListUsers => &[CO, CU, AU],
+    }
+}
+
+/// Refuses `operation` unless `identity` may perform it.
+pub fn authorize(operation: Operation, identity: Identity) -> Result<(), ModelError> {
+    if allowed(operation).contains(&identity) {
+        Ok(())
+    } else if identity == Identity::Unauthenticated {
+        Err(ModelError::NotLoggedIn { operation })
+    } else {
+        Err(ModelError::PermissionDenied { operation, identity })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seed's table written out independently of `allowed`, row by row,
+    /// in the column order CO, CU, AU, unauthenticated, PRECO.
+    const EXPECTED: &[(Operation, [bool; 5])] = &[
+        (Operation::GetClusterInfo, [true, true, true, true, true]),
+        (Operation::ChangeOwnPassword, [true, true, true, false, false]),
+        (Operation::ChangeAnyPassword, [true, false, false, false, false]),
+        (Operation::CreateUser, [true, false, false, false, false]),
+        (Operation::DeleteUser, [true, false, false, false, false]),
+        (Operation::ActivateCluster, [false, false, false, false, true]),
+        (Operation::Login, [true, true, true, true, true]),
+        (Operation::Logout, [true, true, true, false, true]),
+        (Operation::ListUsers, [true, true, true, false, false]),
+    ];
+    const COLUMNS: [Identity; 5] = [
+        Identity::CryptoOfficer,
+        Identity::CryptoUser,
+        Identity::ApplianceUser,
+        Identity::Unauthenticated,
+        Identity::PrecryptoOfficer,
+    ];
+
+    #[test]
+    fn table_matches_the_seed_for_every_operation_and_identity() {
+        assert_eq!(EXPECTED.len(), Operation::ALL.len(), "every operation has an expected row");
+        for (operation, row) in EXPECTED {
+            for (identity, want) in COLUMNS.iter().zip(row) {
+                let got = authorize(*operation, *identity).is_ok();
+                assert_eq!(got, *want, "{operation} as {identity}");
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_operation_and_the_role() {
+        let err = authorize(Operation::CreateUser, Identity::CryptoUser).unwrap_err();
+        assert_eq!(err.to_string(), "user create is not permitted for role crypto-user (CU)");
+        let err = authorize(Operation::ListUsers, Identity::Unauthenticated).unwrap_err();
+        assert!(matches!(err, ModelError::NotLoggedIn { .. }));
+        assert!(err.to_string().contains("user list"), "{err}");
+        assert!(err.to_string().contains("unauthenticated"), "{err}");
+    }
+}

@@ -1,0 +1,86 @@
+//! User roles and the identities the permission table speaks of.
+
+use std::fmt;
+
+/// A user's role, named as the CloudHSM CLI shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// The precrypto officer of a cluster that was never activated (PRECO).
+    UnactivatedAdmin,
+    /// A crypto officer (CO): manages users, never keys.
+    Admin,
+    /// A crypto user (CU): manages and uses keys.
+    CryptoUser,
+    /// The appliance user (AU): cloning and synchronisation only.
+    Appliance,
+}
+
+impl Role {
+    /// The identity a session of a user with this role acts as.
+    pub fn identity(self) -> Identity {
+        match self {
+            Role::UnactivatedAdmin => Identity::PrecryptoOfficer,
+            Role::Admin => Identity::CryptoOfficer,
+            Role::CryptoUser => Identity::CryptoUser,
+            Role::Appliance => Identity::ApplianceUser,
+        }
+    }
+
+    /// Whether a login that names `requested` may log in to a user with this
+    /// role. The precrypto officer logs in as `admin`, as on CloudHSM.
+    pub fn accepts_login_as(self, requested: Role) -> bool {
+        match self {
+            Role::UnactivatedAdmin => matches!(requested, Role::Admin | Role::UnactivatedAdmin),
+            other => other == requested,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::UnactivatedAdmin => "unactivated-admin",
+            Role::Admin => "admin",
+            Role::CryptoUser => "crypto-user",
+            Role::Appliance => "internal(APPLIANCE_USER)",
+        })
+    }
+}
+
+/// Who is calling: the columns of the permission table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Identity {
+    /// A session that has not logged in.
+    Unauthenticated,
+    /// PRECO: the temporary admin of an unactivated cluster.
+    PrecryptoOfficer,
+    /// CO.
+    CryptoOfficer,
+    /// CU.
+    CryptoUser,
+    /// AU.
+    ApplianceUser,
+}
+
+impl Identity {
+    /// Every identity, for tables and tests that walk them all.
+    pub const ALL: [Identity; 5] = [
+        Identity::Unauthenticated,
+        Identity::PrecryptoOfficer,
+        Identity::CryptoOfficer,
+        Identity::CryptoUser,
+        Identity::ApplianceUser,
+    ];
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Identity::Unauthenticated => "unauthenticated",
+            Identity::PrecryptoOfficer => "unactivated-admin (PRECO)",
+            Identity::CryptoOfficer => "admin (CO)",
+            Identity::CryptoUser => "crypto-user (CU)",
+            Identity::ApplianceUser => "appliance (AU)",
+        })
+    }
+}

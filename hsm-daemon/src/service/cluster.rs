@@ -1,0 +1,46 @@
+//! `hsm.v1.ClusterService`: cluster info and activation.
+
+use std::sync::Arc;
+
+use hsm_proto::v1::{
+    ActivateRequest, ActivateResponse, GetClusterInfoRequest, GetClusterInfoResponse,
+    cluster_service_server::ClusterService,
+};
+use tonic::{Request, Response, Status};
+
+use super::{HsmState, caller, convert};
+use crate::model::Password;
+
+#[derive(Debug)]
+pub(super) struct ClusterApi {
+    state: Arc<HsmState>,
+}
+
+impl ClusterApi {
+    pub(super) fn new(state: Arc<HsmState>) -> Self {
+        ClusterApi { state }
+    }
+}
+
+#[tonic::async_trait]
+impl ClusterService for ClusterApi {
+    async fn get_cluster_info(
+        &self,
+        _request: Request<GetClusterInfoRequest>,
+    ) -> Result<Response<GetClusterInfoResponse>, Status> {
+        let info = self.state.hsm().cluster_info();
+        Ok(Response::new(convert::cluster_info(info)))
+    }
+
+    async fn activate(&self, request: Request<ActivateRequest>) -> Result<Response<ActivateResponse>, Status> {
+        let caller = caller(&request)?;
+        let password = Password::parse("new_password", &request.get_ref().new_password)?;
+        let hash = self.state.hash(password).await?;
+        let view = self.state.hsm().activate(&caller, hash)?;
+        tracing::info!(username = %view.username, "cluster activated");
+        Ok(Response::new(ActivateResponse {
+            username: view.username.to_string(),
+            role: convert::role_to_proto(view.role).into(),
+        }))
+    }
+}

@@ -1,0 +1,190 @@
+//! The gRPC face of one HSM: TLS, the permission gate, and thin handlers that
+//! parse a request, call one model operation and map the result.
+//!
+//! # Layout
+//! - [`serve`]: binds the services to a listener until `shutdown` resolves.
+//! - `gate`: the tower layer that, before any handler runs, classifies the
+//!   RPC as an [`Operation`], resolves the session token and checks the
+//!   permission table (`Hsm::admit`).
+//! - `cluster`, `session`, `user`: one file per service.
+//! - `convert`: proto fields into model types (`TryFrom`-style parsing).
+//! - `status`: the one `ModelError` to `Status` mapping.
+
+mod cluster;
+mod convert;
+mod gate;
+mod session;
+mod status;
+mod user;
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use hsm_proto::v1::{
+    Rpc, cluster_service_server::ClusterServiceServer, session_service_server::SessionServiceServer,
+    user_service_server::UserServiceServer,
+};
+use rand::{SeedableRng, rngs::StdRng};
+use tokio::net::TcpListener;
+use tonic::{
+    Request, Status,
+    transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig, server::TcpIncoming},
+};
+
+use crate::{
+    config::{DaemonConfig, Transport},
+    model::{AdminSetup, Caller, Hsm, HsmSetup, KdfParams, ModelError, Operation, Password, PasswordHash},
+};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] tonic::transport::Error),
+    #[error("gRPC server: {0}")]
+    Transport(#[source] tonic::transport::Error),
+    #[error("setting up the HSM: {0}")]
+    Setup(#[from] ModelError),
+}
+
+/// Classifies every RPC as an operation of the permission table. Exhaustive:
+/// an RPC added to the protocol does not compile until it is classified here.
+pub fn operation(rpc: Rpc) -> Operation {
+    match rpc {
+        Rpc::GetClusterInfo => Operation::GetClusterInfo,
+        Rpc::Activate => Operation::ActivateCluster,
+        Rpc::Login => Operation::Login,
+        Rpc::Logout => Operation::Logout,
+        Rpc::CreateUser => Operation::CreateUser,
+        Rpc::DeleteUser => Operation::DeleteUser,
+        Rpc::ListUsers => Operation::ListUsers,
+        Rpc::ChangeOwnPassword => Operation::ChangeOwnPassword,
+        Rpc::ChangeUserPassword => Operation::ChangeAnyPassword,
+    }
+}
+
+/// Serves one HSM on `listener` until `shutdown` resolves, then stops
+/// accepting, lets calls in flight finish and returns.
+pub async fn serve(
+    config: DaemonConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = Arc::new(HsmState::build(&config).await?);
+    let mut builder = Server::builder();
+    if let Transport::Tls(tls) = &config.transport {
+        let mut server_tls = ServerTlsConfig::new()
+            .identity(TlsIdentity::from_pem(&tls.server.cert_pem, tls.server.key_pem.as_bytes()))
+            .timeout(Duration::from_secs(10));
+        if let Some(ca) = &tls.client_ca_pem {
+            server_tls =
+                server_tls.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(!tls.require_client_cert);
+        }
+        builder = builder.tls_config(server_tls).map_err(ServeError::Tls)?;
+    } else {
+        tracing::warn!("serving PLAINTEXT gRPC without TLS: passwords and session tokens cross the network in clear");
+    }
+
+    let sweeper = tokio::spawn(sweep_sessions(Arc::clone(&state)));
+    let result = builder
+        .layer(gate::Gate::new(Arc::clone(&state)))
+        .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
+        .add_service(SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))))
+        .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+        .map_err(ServeError::Transport);
+    sweeper.abort();
+    result
+}
+
+/// Closes idle sessions once a minute, so that memory does not hold sessions
+/// nobody will use again (lookups also expire them lazily).
+async fn sweep_sessions(state: Arc<HsmState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let closed = state.hsm().expire_sessions(now());
+        if closed > 0 {
+            tracing::debug!(closed, "closed idle sessions");
+        }
+    }
+}
+
+/// The HSM and what its handlers share.
+#[derive(Debug)]
+pub(crate) struct HsmState {
+    /// The model. Held only for the few microseconds an operation takes, never
+    /// across an `.await` or a password hash.
+    hsm: Mutex<Hsm>,
+    /// The CSPRNG behind session tokens and salts.
+    rng: Mutex<StdRng>,
+    kdf: KdfParams,
+}
+
+impl HsmState {
+    async fn build(config: &DaemonConfig) -> Result<Self, ModelError> {
+        let mut rng = StdRng::from_os_rng();
+        let kdf = config.kdf;
+        let admin_password = config.admin_password.clone();
+        let appliance_password = config.appliance_password.clone();
+        let decoy = Password::random(&mut rng, 24);
+        let mut hash_rng = StdRng::from_rng(&mut rng);
+        let (admin, appliance, decoy) = blocking(move || {
+            let admin = match admin_password {
+                None => AdminSetup::Unactivated(Password::default_preco().hash(&kdf, &mut hash_rng)?),
+                Some(p) => AdminSetup::Activated(p.hash(&kdf, &mut hash_rng)?),
+            };
+            Ok((admin, appliance_password.hash(&kdf, &mut hash_rng)?, decoy.hash(&kdf, &mut hash_rng)?))
+        })
+        .await?;
+        let hsm = Hsm::new(HsmSetup {
+            cluster: config.cluster.clone(),
+            hsm: config.hsm.clone(),
+            limits: config.limits,
+            admin,
+            appliance,
+            decoy,
+        });
+        Ok(HsmState { hsm: Mutex::new(hsm), rng: Mutex::new(rng), kdf })
+    }
+
+    /// Locks the model. A panic while it was held cannot leave it half-changed
+    /// (operations check before they change), so a poisoned lock is used as is.
+    fn hsm(&self) -> MutexGuard<'_, Hsm> {
+        self.hsm.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh generator seeded from the HSM's CSPRNG, to move into a
+    /// blocking task.
+    fn fork_rng(&self) -> StdRng {
+        StdRng::from_rng(&mut *self.rng.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Hashes a password off the async workers.
+    async fn hash(&self, password: Password) -> Result<PasswordHash, Status> {
+        let kdf = self.kdf;
+        let mut rng = self.fork_rng();
+        Ok(blocking(move || password.hash(&kdf, &mut rng)).await?)
+    }
+}
+
+/// Runs CPU-heavy work (Argon2) on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
+) -> Result<T, ModelError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| ModelError::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// The model's clock. Tokio's, so that tests can pause and advance time.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The caller the gate established for this request.
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request.extensions().get::<Caller>().cloned().ok_or_else(|| Status::internal("request did not pass the gate"))
+}

@@ -1,0 +1,59 @@
+//! `hsm.v1.SessionService`: login and logout.
+
+use std::sync::Arc;
+
+use hsm_proto::v1::{
+    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, session_service_server::SessionService,
+};
+use tonic::{Request, Response, Status};
+
+use super::{HsmState, blocking, caller, convert, now};
+use crate::model::{Password, Username};
+
+#[derive(Debug)]
+pub(super) struct SessionApi {
+    state: Arc<HsmState>,
+}
+
+impl SessionApi {
+    pub(super) fn new(state: Arc<HsmState>) -> Self {
+        SessionApi { state }
+    }
+}
+
+#[tonic::async_trait]
+impl SessionService for SessionApi {
+    async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        let req = request.get_ref();
+        let username = Username::parse("username", &req.username)?;
+        let role = convert::role("role", req.role)?;
+        let password = Password::parse("password", &req.password)?;
+
+        let attempt = self.state.hsm().login_attempt(&username, role)?;
+        let hash = attempt.hash().clone();
+        let password_ok = blocking(move || Ok(hash.verify(&password))).await?;
+        let mut rng = self.state.fork_rng();
+        let outcome = self.state.hsm().finish_login(attempt, password_ok, now(), &mut rng);
+        let (token, view) = match outcome {
+            Ok(ok) => ok,
+            Err(err) => {
+                tracing::info!(%username, %err, "login refused");
+                return Err(err.into());
+            }
+        };
+        tracing::info!(%username, role = %view.role, "logged in");
+        let idle = self.state.hsm().limits().session_idle_timeout;
+        Ok(Response::new(LoginResponse {
+            session_token: token.expose().to_owned(),
+            username: view.username.to_string(),
+            role: convert::role_to_proto(view.role).into(),
+            idle_timeout_seconds: idle.as_secs(),
+        }))
+    }
+
+    async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
+        let caller = caller(&request)?;
+        self.state.hsm().logout(&caller)?;
+        Ok(Response::new(LogoutResponse {}))
+    }
+}

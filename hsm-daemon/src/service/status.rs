@@ -1,0 +1,27 @@
+//! The one mapping from model errors to gRPC statuses.
+
+use tonic::{Code, Status};
+
+use crate::model::ModelError;
+
+impl From<ModelError> for Status {
+    fn from(err: ModelError) -> Self {
+        let code = match &err {
+            ModelError::NotLoggedIn { .. } | ModelError::InvalidSession { .. } | ModelError::LoginFailed => {
+                Code::Unauthenticated
+            }
+            ModelError::PermissionDenied { .. } => Code::PermissionDenied,
+            ModelError::InvalidArgument { .. } => Code::InvalidArgument,
+            ModelError::UserNotFound { .. } => Code::NotFound,
+            ModelError::UserExists { .. } => Code::AlreadyExists,
+            ModelError::TooManyUsers { .. } | ModelError::TooManySessions { .. } => Code::ResourceExhausted,
+            ModelError::UserLocked { .. }
+            | ModelError::AlreadyActivated
+            | ModelError::UserLoggedIn { .. }
+            | ModelError::LastAdmin { .. }
+            | ModelError::ApplianceUserFixed { .. } => Code::FailedPrecondition,
+            ModelError::Internal(_) => Code::Internal,
+        };
+        Status::new(code, err.to_string())
+    }
+}
