@@ -1,0 +1,151 @@
+//! The CloudHSM CLI's command grammar, as clap definitions shared by
+//! single-command and interactive mode.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hsm_client::Role;
+
+/// Top level of `hsm-cli`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hsm-cli",
+    version,
+    about = "Command line for the CloudHSM emulator, in the CloudHSM CLI's grammar and JSON output",
+    after_help = "Single-command mode logs in from CLOUDHSM_ROLE (admin|crypto-user) and \
+                  CLOUDHSM_PIN (username:password) when both are set."
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(subcommand)]
+    pub(crate) mode: Mode,
+}
+
+/// Where the cluster is.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Connection {
+    /// An HSM to talk to, host:port (comma-separated for several).
+    #[arg(long, global = true, env = "HSM_ENDPOINTS")]
+    pub(crate) endpoint: Option<String>,
+    /// The cluster CA certificate (PEM) that the HSMs' certificates chain to.
+    #[arg(long, global = true, env = "HSM_CA_CERT")]
+    pub(crate) ca_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Mode {
+    /// Start an interactive shell (prompt `aws-cloudhsm >`) that keeps a
+    /// session across commands.
+    Interactive,
+    #[command(flatten)]
+    Command(Command),
+}
+
+/// One line of interactive mode.
+#[derive(Debug, Parser)]
+#[command(name = "", no_binary_name = true, disable_version_flag = true)]
+pub(crate) struct Line {
+    #[command(subcommand)]
+    pub(crate) command: LineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LineCommand {
+    /// Leave the shell.
+    #[command(alias = "exit")]
+    Quit,
+    #[command(flatten)]
+    Command(Command),
+}
+
+/// The commands both modes share.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Cluster commands.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+    /// Log in as a user.
+    Login(LoginArgs),
+    /// Log out of the current session.
+    Logout,
+    /// User management.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// Activate a new cluster by setting the admin password.
+    Activate {
+        /// The new admin password (prompted for if left out).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List the HSMs of the cluster (no login needed).
+    HsmInfo,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    #[arg(long)]
+    pub(crate) username: String,
+    #[arg(long)]
+    pub(crate) role: CliRole,
+    /// Prompted for if left out.
+    #[arg(long)]
+    pub(crate) password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user (admin only).
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: CliRole,
+        /// Prompted for if left out.
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Delete a user who is not logged in (admin only).
+    Delete {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: CliRole,
+    },
+    /// List users with their role and locked state.
+    List,
+    /// Change your own password, or (as an admin) anyone's.
+    ChangePassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: CliRole,
+        /// Prompted for if left out.
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+/// The `--role` values of the CloudHSM CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CliRole {
+    Admin,
+    CryptoUser,
+}
+
+impl From<CliRole> for Role {
+    fn from(role: CliRole) -> Self {
+        match role {
+            CliRole::Admin => Role::Admin,
+            CliRole::CryptoUser => Role::CryptoUser,
+        }
+    }
+}

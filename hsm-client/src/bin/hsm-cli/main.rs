@@ -1,0 +1,35 @@
+//! `hsm-cli`: the CloudHSM CLI's grammar and JSON output, against the
+//! emulator.
+//!
+//! # Layout
+//! - `grammar`: the commands and flags (clap).
+//! - `shell`: runs commands, holds the connection and the session.
+//! - `output`: the `{"error_code": .., "data": ..}` envelope and data shapes.
+//!
+//! Single-command mode (`hsm-cli user list`) logs in from `CLOUDHSM_ROLE`
+//! and `CLOUDHSM_PIN=username:password` when both are set and logs out
+//! afterwards; interactive mode (`hsm-cli interactive`) keeps a session across
+//! `login` and `logout`. A failure prints `error_code` 1 and exits with 1.
+
+mod grammar;
+mod output;
+mod shell;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::{
+    grammar::{Cli, Mode},
+    shell::Shell,
+};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut shell = Shell::new(cli.connection);
+    match cli.mode {
+        Mode::Interactive => shell.interactive().await,
+        Mode::Command(command) => shell.single(command).await,
+    }
+}

@@ -1,0 +1,235 @@
+//! Runs commands: holds the connection and, in interactive mode, the session
+//! between commands.
+
+use std::{
+    io::{BufRead as _, Write as _},
+    process::ExitCode,
+};
+
+use clap::Parser as _;
+use hsm_client::{ClientConfig, ClientError, HsmClient, Role, Session};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::{
+    grammar::{ClusterCommand, Command, Connection, Line, LineCommand, LoginArgs, UserCommand},
+    output,
+};
+
+const PROMPT: &str = "aws-cloudhsm > ";
+
+pub(crate) struct Shell {
+    connection: Connection,
+    client: Option<HsmClient>,
+    session: Option<Session>,
+}
+
+impl Shell {
+    pub(crate) fn new(connection: Connection) -> Self {
+        Shell { connection, client: None, session: None }
+    }
+
+    /// Runs one command, logging in from the environment first when asked to,
+    /// prints its JSON, and logs out.
+    pub(crate) async fn single(&mut self, command: Command) -> ExitCode {
+        let outcome = self.single_outcome(command).await;
+        self.end_session().await;
+        print_outcome(&outcome)
+    }
+
+    async fn single_outcome(&mut self, command: Command) -> Result<Value, String> {
+        let logs_in_itself =
+            matches!(command, Command::Login(_) | Command::Cluster { command: ClusterCommand::Activate { .. } });
+        if !logs_in_itself && let Some(credentials) = env_credentials()? {
+            let (username, role, password) = credentials;
+            let client = self.client().await?;
+            self.session = Some(client.login(&username, role, &password).await.map_err(message)?);
+        }
+        self.execute(command).await
+    }
+
+    /// Reads commands from standard input until `quit` or end of input.
+    pub(crate) async fn interactive(&mut self) -> ExitCode {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        loop {
+            if !emit(PROMPT, false) {
+                break;
+            }
+            line.clear();
+            match stdin.lock().read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("reading standard input: {e}");
+                    break;
+                }
+            }
+            let Some(words) = shlex::split(line.trim()) else {
+                if !emit(&output::render(&Err("unbalanced quotes in the command line".into())), true) {
+                    break;
+                }
+                continue;
+            };
+            if words.is_empty() {
+                continue;
+            }
+            match Line::try_parse_from(words) {
+                Err(e) => {
+                    let _ = e.print();
+                }
+                Ok(Line { command: LineCommand::Quit }) => break,
+                Ok(Line { command: LineCommand::Command(command) }) => {
+                    let outcome = self.execute(command).await;
+                    if !emit(&output::render(&outcome), true) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.end_session().await;
+        ExitCode::SUCCESS
+    }
+
+    async fn end_session(&mut self) {
+        if let Some(session) = self.session.take() {
+            // The HSM also expires idle sessions; a failed logout leaves
+            // nothing the user must clean up.
+            let _ = session.logout().await;
+        }
+    }
+
+    async fn execute(&mut self, command: Command) -> Result<Value, String> {
+        match command {
+            Command::Cluster { command: ClusterCommand::HsmInfo } => {
+                let info = self.client().await?.cluster_info().await.map_err(message)?;
+                Ok(output::hsm_info(&info))
+            }
+            Command::Cluster { command: ClusterCommand::Activate { password } } => {
+                let password = password_or_prompt(password, true)?;
+                self.client().await?.activate(&password).await.map_err(message)?;
+                Ok(Value::String("Cluster activation successful".into()))
+            }
+            Command::Login(args) => self.login(args).await,
+            Command::Logout => {
+                match self.session.take() {
+                    Some(session) => session.logout().await.map_err(message)?,
+                    // Let the HSM refuse it: the message names the role.
+                    None => self.client().await?.anonymous().logout().await.map_err(message)?,
+                }
+                Ok(Value::String("Logout successful".into()))
+            }
+            Command::User { command } => self.user(command).await,
+        }
+    }
+
+    async fn login(&mut self, args: LoginArgs) -> Result<Value, String> {
+        if let Some(name) = self.session.as_ref().and_then(Session::username) {
+            return Err(format!("already logged in as '{name}'; log out first"));
+        }
+        let password = password_or_prompt(args.password, false)?;
+        let session = self.client().await?.login(&args.username, args.role.into(), &password).await.map_err(message)?;
+        let shown = output::user_ref(session.username().unwrap_or(&args.username), shown_role(&session));
+        self.session = Some(session);
+        Ok(shown)
+    }
+
+    async fn user(&mut self, command: UserCommand) -> Result<Value, String> {
+        let client = self.client().await?;
+        let anonymous;
+        let session = match &self.session {
+            Some(s) => s,
+            None => {
+                anonymous = client.anonymous();
+                &anonymous
+            }
+        };
+        let user = match command {
+            UserCommand::List => return Ok(output::users(&session.list_users().await.map_err(message)?)),
+            UserCommand::Create { username, role, password } => {
+                let password = password_or_prompt(password, true)?;
+                session.create_user(&username, role.into(), &password).await
+            }
+            UserCommand::Delete { username, role } => session.delete_user(&username, role.into()).await,
+            UserCommand::ChangePassword { username, role, password } => {
+                let password = password_or_prompt(password, true)?;
+                session.change_password(&username, role.into(), &password).await
+            }
+        }
+        .map_err(message)?;
+        Ok(output::user_ref(&user.username, user.role))
+    }
+
+    /// The connection, made on first use.
+    async fn client(&mut self) -> Result<HsmClient, String> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        let endpoints = self
+            .connection
+            .endpoint
+            .as_deref()
+            .ok_or("no HSM endpoint: pass --endpoint host:port or set HSM_ENDPOINTS (load client.env)")?;
+        let ca = self
+            .connection
+            .ca_cert
+            .as_deref()
+            .ok_or("no CA certificate: pass --ca-cert PATH or set HSM_CA_CERT (load client.env)")?;
+        let config = ClientConfig::from_parts(endpoints, ca).map_err(message)?;
+        let client = HsmClient::connect(&config).await.map_err(message)?;
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+}
+
+fn shown_role(session: &Session) -> Role {
+    session.role().unwrap_or(Role::Admin)
+}
+
+fn message(err: ClientError) -> String {
+    err.to_string()
+}
+
+fn print_outcome(outcome: &Result<Value, String>) -> ExitCode {
+    if emit(&output::render(outcome), true) && outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Writes to standard output; `false` once the reader has gone (a closed
+/// pipe ends the program quietly rather than with a panic).
+fn emit(text: &str, newline: bool) -> bool {
+    let mut out = std::io::stdout().lock();
+    let written = if newline { writeln!(out, "{text}") } else { write!(out, "{text}") };
+    written.and_then(|()| out.flush()).is_ok()
+}
+
+/// `CLOUDHSM_ROLE` and `CLOUDHSM_PIN=username:password`, when both are set.
+fn env_credentials() -> Result<Option<(String, Role, Zeroizing<String>)>, String> {
+    let (Ok(role), Ok(pin)) = (std::env::var("CLOUDHSM_ROLE"), std::env::var("CLOUDHSM_PIN")) else {
+        return Ok(None);
+    };
+    let pin = Zeroizing::new(pin);
+    let role = match role.as_str() {
+        "admin" => Role::Admin,
+        "crypto-user" => Role::CryptoUser,
+        other => return Err(format!("CLOUDHSM_ROLE '{other}': must be admin or crypto-user")),
+    };
+    let (username, password) = pin.split_once(':').ok_or("CLOUDHSM_PIN: must be username:password")?;
+    Ok(Some((username.to_owned(), role, Zeroizing::new(password.to_owned()))))
+}
+
+/// The password from the flag, or prompted for on the terminal.
+fn password_or_prompt(given: Option<String>, confirm: bool) -> Result<Zeroizing<String>, String> {
+    if let Some(p) = given {
+        return Ok(Zeroizing::new(p));
+    }
+    let no_terminal =
+        |e: std::io::Error| format!("--password is required when there is no terminal to prompt on ({e})");
+    let password = Zeroizing::new(rpassword::prompt_password("Enter password:").map_err(no_terminal)?);
+    if confirm {
+        let again = Zeroizing::new(rpassword::prompt_password("Confirm password:").map_err(no_terminal)?);
+        if again != password {
+            return Err("the passwords do not match".into());
+        }
+    }
+    Ok(password)
+}

@@ -1,0 +1,76 @@
+//! [`ClientError`]: what a call to the HSM can end in.
+
+use std::error::Error as _;
+
+use tonic::{Code, Status};
+
+/// A failed call. The variants follow the HSM's outcomes; the message is the
+/// HSM's own (it names the field, rule, operation or role involved).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The client was set up wrongly (endpoints, CA file).
+    #[error("{0}")]
+    Config(String),
+    /// The HSM could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Not logged in, bad credentials, or an expired session.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's role may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A request field breaks a rule.
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The HSM is not in a state that allows this (locked user, logged-in
+    /// user, already activated, ...).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A quota is full.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The HSM answered something this client does not understand.
+    #[error("unexpected response from the HSM: {0}")]
+    Protocol(String),
+    /// Any other gRPC status.
+    #[error("{code:?}: {message}")]
+    Other { code: Code, message: String },
+}
+
+impl From<Status> for ClientError {
+    fn from(status: Status) -> Self {
+        let message = status.message().to_owned();
+        match status.code() {
+            Code::Unauthenticated => ClientError::Unauthenticated(message),
+            Code::PermissionDenied => ClientError::PermissionDenied(message),
+            Code::InvalidArgument => ClientError::InvalidArgument(message),
+            Code::NotFound => ClientError::NotFound(message),
+            Code::AlreadyExists => ClientError::AlreadyExists(message),
+            Code::FailedPrecondition => ClientError::FailedPrecondition(message),
+            Code::ResourceExhausted => ClientError::ResourceExhausted(message),
+            Code::Unavailable => ClientError::Unavailable(match status.source() {
+                Some(source) => format!("{message}: {source}"),
+                None => message,
+            }),
+            code => ClientError::Other { code, message },
+        }
+    }
+}
+
+/// An error and its causes on one line: transport errors hide the useful
+/// part (refused connection, bad certificate) in their sources.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

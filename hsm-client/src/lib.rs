@@ -1,0 +1,281 @@
+//! `hsm-client`: the typed async client of the CloudHSM emulator.
+//!
+//! Connect to an HSM with [`HsmClient::connect`], read basic cluster
+//! information without logging in, or [`HsmClient::login`] to get a
+//! [`Session`] whose methods are the operations the user's role allows. Every
+//! failure is a [`ClientError`] whose variant says what kind of refusal it was
+//! and whose message is the HSM's own.
+//!
+//! # Layout
+//! - [`config`]: endpoints and trust ([`ClientConfig`], also from
+//!   `HSM_ENDPOINTS` / `HSM_CA_CERT`).
+//! - [`error`]: the error type, [`ClientError`].
+//! - [`types`]: roles, users and cluster info as plain Rust types.
+//! - This file: [`HsmClient`] and [`Session`].
+//! - `src/bin/hsm-cli`: the `hsm-cli` binary.
+//!
+//! # Example
+//! ```no_run
+//! use hsm_client::{ClientConfig, HsmClient, Role};
+//!
+//! # async fn example() -> Result<(), hsm_client::ClientError> {
+//! let client = HsmClient::connect(&ClientConfig::from_env()?).await?;
+//! let info = client.cluster_info().await?;
+//! println!("{} has {} HSM(s)", info.cluster_id, info.hsms.len());
+//! let admin = client.login("admin", Role::Admin, "admin-password").await?;
+//! admin.create_user("alice", Role::CryptoUser, "alice-password").await?;
+//! admin.logout().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! This version talks to the first endpoint it is given; spreading work over
+//! the HSMs of a cluster comes with cluster support.
+
+pub mod config;
+pub mod error;
+pub mod types;
+
+use std::{fmt, time::Duration};
+
+use hsm_proto::{
+    SESSION_METADATA_KEY,
+    v1::{
+        self as pb, cluster_service_client::ClusterServiceClient, session_service_client::SessionServiceClient,
+        user_service_client::UserServiceClient,
+    },
+};
+use tonic::{
+    Request,
+    metadata::MetadataValue,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
+use zeroize::Zeroizing;
+
+pub use crate::{
+    config::ClientConfig,
+    error::ClientError,
+    types::{ClusterInfo, ClusterState, HsmInfo, Role, User},
+};
+
+/// The password a new cluster's precrypto officer starts with.
+pub const DEFAULT_PRECO_PASSWORD: &str = "password";
+
+/// A connection to an HSM. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct HsmClient {
+    channel: Channel,
+    endpoint: String,
+}
+
+impl HsmClient {
+    /// Connects (over TLS unless the config says plaintext) to the first
+    /// endpoint of `config`.
+    pub async fn connect(config: &ClientConfig) -> Result<Self, ClientError> {
+        let endpoint =
+            config.endpoints().first().cloned().ok_or_else(|| ClientError::Config("no HSM endpoint given".into()))?;
+        let scheme = if config.plaintext() { "http" } else { "https" };
+        let mut builder = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
+            .map_err(|e| ClientError::Config(format!("endpoint '{endpoint}': {e}")))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        if !config.plaintext() {
+            let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(config.ca_pem()));
+            if let Some((cert, key)) = config.client_identity() {
+                tls = tls.identity(Identity::from_pem(cert, key.as_bytes()));
+            }
+            if let Some(name) = config.server_name() {
+                tls = tls.domain_name(name);
+            }
+            builder = builder.tls_config(tls).map_err(|e| ClientError::Config(format!("TLS settings: {e}")))?;
+        }
+        let channel = builder
+            .connect()
+            .await
+            .map_err(|e| ClientError::Unavailable(format!("cannot connect to {endpoint}: {}", error::chain(&e))))?;
+        Ok(HsmClient { channel, endpoint })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The underlying gRPC channel, for calling `hsm_proto` clients directly.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Basic cluster information; needs no login.
+    pub async fn cluster_info(&self) -> Result<ClusterInfo, ClientError> {
+        let reply = ClusterServiceClient::new(self.channel()).get_cluster_info(pb::GetClusterInfoRequest {}).await?;
+        Ok(ClusterInfo::from(reply.into_inner()))
+    }
+
+    /// Logs in and opens a session.
+    pub async fn login(&self, username: &str, role: Role, password: &str) -> Result<Session, ClientError> {
+        let request = pb::LoginRequest {
+            username: username.to_owned(),
+            role: pb::Role::from(role).into(),
+            password: password.to_owned(),
+        };
+        let reply = SessionServiceClient::new(self.channel()).login(request).await?.into_inner();
+        let role = Role::try_from(reply.role)?;
+        Ok(Session {
+            client: self.clone(),
+            token: Some(Zeroizing::new(reply.session_token.clone())),
+            user: Some((reply.username.clone(), role)),
+        })
+    }
+
+    /// A handle that makes calls without logging in, as an unauthenticated
+    /// session. The HSM refuses everything but cluster information; test
+    /// suites use it to check exactly that.
+    pub fn anonymous(&self) -> Session {
+        Session { client: self.clone(), token: None, user: None }
+    }
+
+    /// Activates a new cluster, as `cluster activate` does: logs in as the
+    /// precrypto officer (`admin` / `password`), sets the admin password, and
+    /// logs out. Fails if the cluster is already active.
+    pub async fn activate(&self, new_admin_password: &str) -> Result<User, ClientError> {
+        if self.cluster_info().await?.state == ClusterState::Active {
+            return Err(ClientError::FailedPrecondition("the cluster is already activated".into()));
+        }
+        let preco = self.login("admin", Role::Admin, DEFAULT_PRECO_PASSWORD).await?;
+        let activated = preco.activate(new_admin_password).await;
+        // The session ends either way; a failed logout does not undo activation.
+        let _ = preco.logout().await;
+        activated
+    }
+}
+
+/// A session: logged in (from [`HsmClient::login`]) or anonymous (from
+/// [`HsmClient::anonymous`]). Its token is secret: zeroized on drop, never
+/// printed.
+pub struct Session {
+    client: HsmClient,
+    token: Option<Zeroizing<String>>,
+    /// The user's name and role, as the HSM reported them at login.
+    user: Option<(String, Role)>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("endpoint", &self.client.endpoint)
+            .field("user", &self.user)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Session {
+    /// The logged-in user's name; `None` for an anonymous session.
+    pub fn username(&self) -> Option<&str> {
+        self.user.as_ref().map(|(name, _)| name.as_str())
+    }
+
+    /// The logged-in user's role as the HSM reported it at login.
+    pub fn role(&self) -> Option<Role> {
+        self.user.as_ref().map(|(_, role)| *role)
+    }
+
+    pub fn client(&self) -> &HsmClient {
+        &self.client
+    }
+
+    /// Wraps a message in a request that carries this session's token, for
+    /// calling `hsm_proto` clients directly.
+    pub fn request<T>(&self, message: T) -> Result<Request<T>, ClientError> {
+        let mut request = Request::new(message);
+        if let Some(token) = &self.token {
+            let value = MetadataValue::try_from(format!("Bearer {}", token.as_str())).map_err(|_| {
+                ClientError::Protocol("the HSM returned a session token that is not valid ASCII".into())
+            })?;
+            request.metadata_mut().insert(SESSION_METADATA_KEY, value);
+        }
+        Ok(request)
+    }
+
+    /// Ends the session.
+    pub async fn logout(self) -> Result<(), ClientError> {
+        SessionServiceClient::new(self.client.channel()).logout(self.request(pb::LogoutRequest {})?).await?;
+        Ok(())
+    }
+
+    /// Activates the cluster (precrypto officer only).
+    pub async fn activate(&self, new_admin_password: &str) -> Result<User, ClientError> {
+        let request = self.request(pb::ActivateRequest { new_password: new_admin_password.to_owned() })?;
+        let reply = ClusterServiceClient::new(self.client.channel()).activate(request).await?.into_inner();
+        Ok(User { username: reply.username, role: Role::try_from(reply.role)?, locked: false })
+    }
+
+    pub async fn cluster_info(&self) -> Result<ClusterInfo, ClientError> {
+        let reply = ClusterServiceClient::new(self.client.channel())
+            .get_cluster_info(self.request(pb::GetClusterInfoRequest {})?)
+            .await?;
+        Ok(ClusterInfo::from(reply.into_inner()))
+    }
+
+    pub async fn create_user(&self, username: &str, role: Role, password: &str) -> Result<User, ClientError> {
+        let request = self.request(pb::CreateUserRequest {
+            username: username.to_owned(),
+            role: pb::Role::from(role).into(),
+            password: password.to_owned(),
+        })?;
+        let reply = self.users().create_user(request).await?.into_inner();
+        User::try_from(reply.user)
+    }
+
+    pub async fn delete_user(&self, username: &str, role: Role) -> Result<User, ClientError> {
+        let request =
+            self.request(pb::DeleteUserRequest { username: username.to_owned(), role: pb::Role::from(role).into() })?;
+        let reply = self.users().delete_user(request).await?.into_inner();
+        User::try_from(reply.user)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, ClientError> {
+        let reply = self.users().list_users(self.request(pb::ListUsersRequest {})?).await?.into_inner();
+        reply.users.into_iter().map(|u| User::try_from(Some(u))).collect()
+    }
+
+    /// Changes a password as `user change-password` does: the session's own
+    /// password when `username` and `role` are the session's, otherwise
+    /// another user's (an admin's privilege).
+    pub async fn change_password(&self, username: &str, role: Role, new_password: &str) -> Result<User, ClientError> {
+        let own = self
+            .user
+            .as_ref()
+            .is_some_and(|(name, actual)| username.eq_ignore_ascii_case(name) && role.same_login_role(*actual));
+        if own {
+            self.change_own_password(new_password).await
+        } else {
+            self.change_user_password(username, role, new_password).await
+        }
+    }
+
+    pub async fn change_own_password(&self, new_password: &str) -> Result<User, ClientError> {
+        let request = self.request(pb::ChangeOwnPasswordRequest { new_password: new_password.to_owned() })?;
+        let reply = self.users().change_own_password(request).await?.into_inner();
+        User::try_from(reply.user)
+    }
+
+    pub async fn change_user_password(
+        &self,
+        username: &str,
+        role: Role,
+        new_password: &str,
+    ) -> Result<User, ClientError> {
+        let request = self.request(pb::ChangeUserPasswordRequest {
+            username: username.to_owned(),
+            role: pb::Role::from(role).into(),
+            new_password: new_password.to_owned(),
+        })?;
+        let reply = self.users().change_user_password(request).await?.into_inner();
+        User::try_from(reply.user)
+    }
+
+    fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(self.client.channel())
+    }
+}
