@@ -296,11 +296,11 @@ impl Hsm {
         if user.role == Role::Appliance {
             return Err(ModelError::ApplianceUserFixed { username: username.clone() });
         }
-        if self.sessions.is_logged_in(username, now) {
-            return Err(ModelError::UserLoggedIn { username: username.clone() });
-        }
         if user.role == Role::Admin && self.users.values().filter(|u| u.role == Role::Admin).count() == 1 {
             return Err(ModelError::LastAdmin { username: username.clone() });
+        }
+        if self.sessions.is_logged_in(username, now) {
+            return Err(ModelError::UserLoggedIn { username: username.clone() });
         }
         let shown = view(username, user);
         self.users.remove(username);

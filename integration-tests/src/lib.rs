@@ -1,0 +1,299 @@
+//! Harness for tests that run real HSMs.
+//!
+//! # Layout
+//! - [`TestHsm`]: one HSM served in-process over real TLS on a free
+//!   127.0.0.1 port, with a connected client; dropping it stops the HSM.
+//! - [`DevProcess`]: `hsm-daemon dev` as a child process, with `hsm-cli`
+//!   runs against it.
+//! - `tests/`: one file per area (permissions, users, tls, cli).
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::OnceLock,
+    time::Duration,
+};
+
+use hsm_client::{ClientConfig, HsmClient, Role, Session};
+use hsm_daemon::{
+    DaemonConfig, TlsSettings, Transport,
+    model::{ClusterId, ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, Limits, Password},
+    pki::{self, CertifiedKey},
+};
+use rand::{SeedableRng, rngs::StdRng};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// The admin password of an HSM started activated.
+pub const ADMIN_PASSWORD: &str = "admin-pass";
+/// The appliance user's password on test HSMs.
+pub const APPLIANCE_PASSWORD: &str = "appliance-secret-1";
+
+/// How to start a [`TestHsm`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Start activated with [`ADMIN_PASSWORD`].
+    pub activated: bool,
+    pub max_users: usize,
+    pub session_idle_timeout: Duration,
+    /// Accept client certificates from a CA made for the test; with
+    /// `require_client_cert`, refuse connections without one.
+    pub mtls: bool,
+    pub require_client_cert: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            activated: true,
+            max_users: 1_024,
+            session_idle_timeout: Duration::from_secs(600),
+            mtls: false,
+            require_client_cert: false,
+        }
+    }
+}
+
+impl Options {
+    pub fn unactivated() -> Self {
+        Options { activated: false, ..Options::default() }
+    }
+}
+
+/// One HSM running in this process.
+#[derive(Debug)]
+pub struct TestHsm {
+    pub client: HsmClient,
+    /// A config that trusts the HSM (without a client certificate).
+    pub config: ClientConfig,
+    pub ca: CertifiedKey,
+    /// The CA whose certificates the HSM accepts for mTLS, if any.
+    pub client_ca: Option<CertifiedKey>,
+    pub address: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), hsm_daemon::ServeError>>>,
+}
+
+impl TestHsm {
+    /// Starts an HSM and connects a client to it.
+    pub async fn start(options: Options) -> TestHsm {
+        let mut rng = StdRng::from_os_rng();
+        let cluster_id = ClusterId::generate(&mut rng);
+        let ca = pki::generate_ca(cluster_id.as_str()).expect("CA");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let hsm = HsmIdentity::generate(&mut rng, address.clone(), ClusterMode::Fips);
+        let server_cert =
+            pki::issue_server(&ca, hsm.id.as_str(), &["localhost".into(), "127.0.0.1".into()]).expect("server cert");
+        let client_ca = options.mtls.then(|| pki::generate_ca("cluster-clients").expect("client CA"));
+        let config = DaemonConfig {
+            cluster: ClusterIdentity { id: cluster_id, hsm_type: HsmType::Hsm2mMedium, mode: ClusterMode::Fips },
+            hsm,
+            limits: Limits {
+                max_users: options.max_users,
+                max_sessions: 256,
+                session_idle_timeout: options.session_idle_timeout,
+            },
+            kdf: KdfParams::TESTING,
+            admin_password: options.activated.then(|| Password::parse("admin", ADMIN_PASSWORD).expect("password")),
+            appliance_password: Password::parse("appliance", APPLIANCE_PASSWORD).expect("password"),
+            transport: Transport::Tls(TlsSettings {
+                server: server_cert,
+                client_ca_pem: client_ca.as_ref().map(|c| c.cert_pem.clone()),
+                require_client_cert: options.require_client_cert,
+            }),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(hsm_daemon::serve(config, listener, async {
+            stopped.await.ok();
+        }));
+        let mut client_config = ClientConfig::new(vec![address.clone()], ca.cert_pem.clone()).expect("client config");
+        if let Some(client_ca) = &client_ca
+            && options.require_client_cert
+        {
+            let cert = pki::issue_client(client_ca, "test-client").expect("client cert");
+            client_config = client_config.with_client_identity(cert.cert_pem, cert.key_pem.to_string());
+        }
+        let client = HsmClient::connect(&client_config).await.expect("connect");
+        let config = ClientConfig::new(vec![address.clone()], ca.cert_pem.clone()).expect("client config");
+        TestHsm { client, config, ca, client_ca, address, stop: Some(stop), server: Some(server) }
+    }
+
+    pub async fn login(&self, username: &str, role: Role, password: &str) -> Session {
+        self.client.login(username, role, password).await.unwrap_or_else(|e| panic!("login {username}: {e}"))
+    }
+
+    pub async fn admin(&self) -> Session {
+        self.login("admin", Role::Admin, ADMIN_PASSWORD).await
+    }
+
+    /// Creates a crypto user as the admin and logs in as that user.
+    pub async fn crypto_user(&self, username: &str, password: &str) -> Session {
+        let admin = self.admin().await;
+        admin.create_user(username, Role::CryptoUser, password).await.expect("create crypto user");
+        admin.logout().await.expect("logout");
+        self.login(username, Role::CryptoUser, password).await
+    }
+
+    /// Stops the HSM and waits until it has shut down.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for TestHsm {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+    }
+}
+
+/// The directory holding this workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable");
+        // target/debug/deps/<test> -> target/debug
+        let dir = exe.parent().and_then(Path::parent).expect("target dir").to_owned();
+        for bin in ["hsm-daemon", "hsm-cli"] {
+            assert!(
+                dir.join(bin).exists(),
+                "{bin} is not built in {}: run the workspace tests (`cargo test --workspace`), which build it",
+                dir.display()
+            );
+        }
+        dir
+    })
+}
+
+/// `hsm-daemon dev` running as a child process; killed on drop.
+#[derive(Debug)]
+pub struct DevProcess {
+    pub dir: tempfile::TempDir,
+    pub endpoint: String,
+    pub ca_cert: PathBuf,
+    /// What the daemon printed on standard output before it was ready.
+    pub banner: String,
+    child: Child,
+}
+
+impl DevProcess {
+    /// Starts `hsm-daemon dev --dir <temp> <args>` with a cheap KDF, waits for
+    /// its banner and reads `client.env`.
+    pub fn start(args: &[&str]) -> DevProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(bin_dir().join("hsm-daemon"))
+            .arg("dev")
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--kdf-memory-kib", "8", "--kdf-iterations", "1"])
+            .args(args)
+            .env_remove("HSM_ADMIN_PASSWORD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn hsm-daemon");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut banner = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("daemon output");
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("Press Ctrl-C") {
+                break;
+            }
+        }
+        assert!(banner.contains("listening on"), "hsm-daemon dev did not start: {banner}");
+        let env = std::fs::read_to_string(dir.path().join("client.env")).expect("client.env");
+        let value = |key: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+                .unwrap_or_else(|| panic!("{key} missing from client.env: {env}"))
+                .to_owned()
+        };
+        let endpoint = value("HSM_ENDPOINTS");
+        let ca_cert = PathBuf::from(value("HSM_CA_CERT"));
+        DevProcess { dir, endpoint, ca_cert, banner, child }
+    }
+
+    /// Runs `hsm-cli <args>` against this HSM (through `HSM_ENDPOINTS` and
+    /// `HSM_CA_CERT`, as a user who loaded client.env), with extra
+    /// environment variables.
+    pub fn cli(&self, env: &[(&str, &str)], args: &[&str]) -> CliOutput {
+        self.cli_with_stdin(env, args, None)
+    }
+
+    pub fn cli_with_stdin(&self, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> CliOutput {
+        let mut command = Command::new(bin_dir().join("hsm-cli"));
+        command
+            .args(args)
+            .env("HSM_ENDPOINTS", &self.endpoint)
+            .env("HSM_CA_CERT", &self.ca_cert)
+            .env_remove("CLOUDHSM_ROLE")
+            .env_remove("CLOUDHSM_PIN")
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn hsm-cli");
+        if let Some(input) = stdin {
+            use std::io::Write as _;
+            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        }
+        CliOutput::from(child.wait_with_output().expect("hsm-cli output"))
+    }
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one `hsm-cli` run printed.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// The JSON envelope on standard output.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+
+    /// Asserts `error_code` 0 and exit status 0; returns `data`.
+    pub fn ok(&self) -> serde_json::Value {
+        let json = self.json();
+        assert!(self.success && json["error_code"] == 0, "expected success, got: {}{}", self.stdout, self.stderr);
+        json["data"].clone()
+    }
+
+    /// Asserts `error_code` 1 and a failing exit status; returns the message.
+    pub fn err(&self) -> String {
+        let json = self.json();
+        assert!(!self.success && json["error_code"] == 1, "expected failure, got: {}", self.stdout);
+        json["data"].as_str().expect("error message").to_owned()
+    }
+}
+
+impl From<Output> for CliOutput {
+    fn from(o: Output) -> Self {
+        CliOutput {
+            success: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
