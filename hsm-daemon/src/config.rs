@@ -2,9 +2,10 @@
 //! how it serves TLS. `main.rs` builds this from flags and environment;
 //! tests build it directly.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use crate::{
+    clock::Clock,
     model::{ClusterIdentity, HsmIdentity, KdfParams, Limits, Password},
     pki::CertifiedKey,
 };
@@ -23,6 +24,9 @@ pub struct DaemonConfig {
     /// The appliance user's password, a cluster secret.
     pub appliance_password: Password,
     pub transport: Transport,
+    /// Where session idle time is measured from; [`crate::clock::SystemClock`]
+    /// except in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// How the HSM talks to clients.

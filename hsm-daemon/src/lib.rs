@@ -11,6 +11,7 @@
 //! - [`service`]: the gRPC services and [`serve`], the entry point that runs an
 //!   HSM on a listener until a shutdown future resolves.
 //! - [`config`]: what one HSM process needs ([`DaemonConfig`]).
+//! - [`clock`]: the HSM's time source; tests move a [`clock::ManualClock`].
 //! - [`pki`]: the cluster CA and the certificates it issues.
 //! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
 //! - `main.rs`: the `hsm-daemon` binary (`dev`).
@@ -28,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod clock;
 pub mod config;
 pub mod material;
 pub mod model;

@@ -5,12 +5,13 @@
 //! TLS on 127.0.0.1, writes `client.env` and runs until interrupted. Every
 //! flag can also be set from the environment variable named in `--help`.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use hsm_daemon::{
     DaemonConfig, Transport,
+    clock::SystemClock,
     material::ClusterMaterial,
     model::{ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, Limits, Password},
 };
@@ -174,6 +175,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         admin_password,
         appliance_password: material.appliance_password.clone(),
         transport,
+        clock: Arc::new(SystemClock),
     };
     let env_path = material.write_client_env(&[address.to_string()]).context("writing client.env")?;
 

@@ -11,13 +11,14 @@ use std::{
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
 use hsm_client::{ClientConfig, HsmClient, Role, Session};
 use hsm_daemon::{
     DaemonConfig, TlsSettings, Transport,
+    clock::ManualClock,
     model::{ClusterId, ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, Limits, Password},
     pki::{self, CertifiedKey},
 };
@@ -70,6 +71,8 @@ pub struct TestHsm {
     /// The CA whose certificates the HSM accepts for mTLS, if any.
     pub client_ca: Option<CertifiedKey>,
     pub address: String,
+    /// The HSM's clock: stands still until a test advances it.
+    pub clock: Arc<ManualClock>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), hsm_daemon::ServeError>>>,
 }
@@ -85,6 +88,7 @@ impl TestHsm {
         let hsm = HsmIdentity::generate(&mut rng, address.clone(), ClusterMode::Fips);
         let server_cert =
             pki::issue_server(&ca, hsm.id.as_str(), &["localhost".into(), "127.0.0.1".into()]).expect("server cert");
+        let clock = Arc::new(ManualClock::new());
         let client_ca = options.mtls.then(|| pki::generate_ca("cluster-clients").expect("client CA"));
         let config = DaemonConfig {
             cluster: ClusterIdentity { id: cluster_id, hsm_type: HsmType::Hsm2mMedium, mode: ClusterMode::Fips },
@@ -102,6 +106,7 @@ impl TestHsm {
                 client_ca_pem: client_ca.as_ref().map(|c| c.cert_pem.clone()),
                 require_client_cert: options.require_client_cert,
             }),
+            clock: Arc::clone(&clock) as Arc<dyn hsm_daemon::clock::Clock>,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(hsm_daemon::serve(config, listener, async {
@@ -116,7 +121,7 @@ impl TestHsm {
         }
         let client = HsmClient::connect(&client_config).await.expect("connect");
         let config = ClientConfig::new(vec![address.clone()], ca.cert_pem.clone()).expect("client config");
-        TestHsm { client, config, ca, client_ca, address, stop: Some(stop), server: Some(server) }
+        TestHsm { client, config, ca, client_ca, address, clock, stop: Some(stop), server: Some(server) }
     }
 
     pub async fn login(&self, username: &str, role: Role, password: &str) -> Session {

@@ -1,6 +1,8 @@
 //! User rules over real TLS, through the typed client: activation, user
 //! management, passwords, lockout, deletion rules and bad input.
 
+use std::time::Duration;
+
 use hsm_client::{ClientError, ClusterState, Role};
 use integration_tests::{ADMIN_PASSWORD, APPLIANCE_PASSWORD, Options, TestHsm};
 
@@ -185,4 +187,23 @@ async fn logout_ends_the_session() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn idle_sessions_expire_and_activity_keeps_them_open() {
+    let hsm = TestHsm::start(Options { session_idle_timeout: Duration::from_secs(60), ..Options::default() }).await;
+    let admin = hsm.admin().await;
+    admin.create_user("alice", Role::CryptoUser, "alice-pass").await.unwrap();
+    let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
+
+    // Admin stays busy; alice goes idle.
+    hsm.clock.advance(Duration::from_secs(45));
+    admin.list_users().await.unwrap();
+    hsm.clock.advance(Duration::from_secs(45));
+    admin.list_users().await.unwrap();
+
+    let err = alice.list_users().await.unwrap_err();
+    assert!(matches!(&err, ClientError::Unauthenticated(m) if m.contains("expired")), "{err:?}");
+    // An expired session no longer counts as logged in.
+    admin.delete_user("alice", Role::CryptoUser).await.unwrap();
 }

@@ -14,7 +14,7 @@ use hsm_proto::{SESSION_METADATA_KEY, v1::Rpc};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{HsmState, now, operation};
+use super::{HsmState, operation};
 use crate::model::{ModelError, Operation};
 
 /// The layer; see the module docs.
@@ -81,7 +81,7 @@ fn admit<B>(state: &HsmState, request: &http::Request<B>) -> Result<crate::model
     };
     let operation = operation(rpc);
     let token = session_token(request, operation)?;
-    let admitted = state.hsm().admit(operation, token, now());
+    let admitted = state.hsm().admit(operation, token, state.now());
     match &admitted {
         Ok(caller) => tracing::debug!(?rpc, identity = %caller.identity, "admitted"),
         Err(err) => tracing::info!(?rpc, %err, "refused"),

@@ -35,6 +35,7 @@ use tonic::{
 };
 
 use crate::{
+    clock::Clock,
     config::{DaemonConfig, Transport},
     model::{AdminSetup, Caller, Hsm, HsmSetup, KdfParams, ModelError, Operation, Password, PasswordHash},
 };
@@ -107,7 +108,7 @@ async fn sweep_sessions(state: Arc<HsmState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let closed = state.hsm().expire_sessions(now());
+        let closed = state.hsm().expire_sessions(state.now());
         if closed > 0 {
             tracing::debug!(closed, "closed idle sessions");
         }
@@ -123,6 +124,7 @@ pub(crate) struct HsmState {
     /// The CSPRNG behind session tokens and salts.
     rng: Mutex<StdRng>,
     kdf: KdfParams,
+    clock: Arc<dyn Clock>,
 }
 
 impl HsmState {
@@ -149,7 +151,7 @@ impl HsmState {
             appliance,
             decoy,
         });
-        Ok(HsmState { hsm: Mutex::new(hsm), rng: Mutex::new(rng), kdf })
+        Ok(HsmState { hsm: Mutex::new(hsm), rng: Mutex::new(rng), kdf, clock: Arc::clone(&config.clock) })
     }
 
     /// Locks the model. A panic while it was held cannot leave it half-changed
@@ -162,6 +164,10 @@ impl HsmState {
     /// blocking task.
     fn fork_rng(&self) -> StdRng {
         StdRng::from_rng(&mut *self.rng.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     /// Hashes a password off the async workers.
@@ -177,11 +183,6 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
 ) -> Result<T, ModelError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| ModelError::Internal(format!("blocking task failed: {e}")))?
-}
-
-/// The model's clock. Tokio's, so that tests can pause and advance time.
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 /// The caller the gate established for this request.

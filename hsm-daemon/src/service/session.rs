@@ -7,7 +7,7 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, blocking, caller, convert, now};
+use super::{HsmState, blocking, caller, convert};
 use crate::model::{Password, Username};
 
 #[derive(Debug)]
@@ -33,7 +33,7 @@ impl SessionService for SessionApi {
         let hash = attempt.hash().clone();
         let password_ok = blocking(move || Ok(hash.verify(&password))).await?;
         let mut rng = self.state.fork_rng();
-        let outcome = self.state.hsm().finish_login(attempt, password_ok, now(), &mut rng);
+        let outcome = self.state.hsm().finish_login(attempt, password_ok, self.state.now(), &mut rng);
         let (token, view) = match outcome {
             Ok(ok) => ok,
             Err(err) => {

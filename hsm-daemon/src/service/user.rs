@@ -9,7 +9,7 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, caller, convert, now};
+use super::{HsmState, caller, convert};
 use crate::model::{Password, Username};
 
 #[derive(Debug)]
@@ -40,7 +40,7 @@ impl UserService for UserApi {
         let req = request.get_ref();
         let username = Username::parse("username", &req.username)?;
         let role = convert::role("role", req.role)?;
-        let view = self.state.hsm().delete_user(&username, role, now())?;
+        let view = self.state.hsm().delete_user(&username, role, self.state.now())?;
         tracing::info!(username = %view.username, role = %view.role, "user deleted");
         Ok(Response::new(DeleteUserResponse { user: Some(convert::user(view)) }))
     }
