@@ -68,7 +68,7 @@ pub(crate) enum Command {
         command: ClusterCommand,
     },
     /// Log in as a user.
-    Login(LoginArgs),
+    Login(UserPassword),
     /// Log out of the current session.
     Logout,
     /// User management.
@@ -90,8 +90,10 @@ pub(crate) enum ClusterCommand {
     HsmInfo,
 }
 
+/// A user and a password, as `login`, `user create` and
+/// `user change-password` take them.
 #[derive(Debug, Args)]
-pub(crate) struct LoginArgs {
+pub(crate) struct UserPassword {
     #[arg(long)]
     pub(crate) username: String,
     #[arg(long)]
@@ -104,15 +106,7 @@ pub(crate) struct LoginArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum UserCommand {
     /// Create a user (admin only).
-    Create {
-        #[arg(long)]
-        username: String,
-        #[arg(long)]
-        role: CliRole,
-        /// Prompted for if left out.
-        #[arg(long)]
-        password: Option<String>,
-    },
+    Create(UserPassword),
     /// Delete a user who is not logged in (admin only).
     Delete {
         #[arg(long)]
@@ -123,15 +117,7 @@ pub(crate) enum UserCommand {
     /// List users with their role and locked state.
     List,
     /// Change your own password, or (as an admin) anyone's.
-    ChangePassword {
-        #[arg(long)]
-        username: String,
-        #[arg(long)]
-        role: CliRole,
-        /// Prompted for if left out.
-        #[arg(long)]
-        password: Option<String>,
-    },
+    ChangePassword(UserPassword),
 }
 
 /// The `--role` values of the CloudHSM CLI.

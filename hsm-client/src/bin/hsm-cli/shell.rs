@@ -12,7 +12,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::{
-    grammar::{ClusterCommand, Command, Connection, Line, LineCommand, LoginArgs, UserCommand},
+    grammar::{ClusterCommand, Command, Connection, Line, LineCommand, UserCommand, UserPassword},
     output,
 };
 
@@ -123,7 +123,7 @@ impl Shell {
         }
     }
 
-    async fn login(&mut self, args: LoginArgs) -> Result<Value, String> {
+    async fn login(&mut self, args: UserPassword) -> Result<Value, String> {
         if let Some(name) = self.session.as_ref().and_then(Session::username) {
             return Err(format!("already logged in as '{name}'; log out first"));
         }
@@ -146,12 +146,12 @@ impl Shell {
         };
         let user = match command {
             UserCommand::List => return Ok(output::users(&session.list_users().await.map_err(message)?)),
-            UserCommand::Create { username, role, password } => {
+            UserCommand::Create(UserPassword { username, role, password }) => {
                 let password = password_or_prompt(password, true)?;
                 session.create_user(&username, role.into(), &password).await
             }
             UserCommand::Delete { username, role } => session.delete_user(&username, role.into()).await,
-            UserCommand::ChangePassword { username, role, password } => {
+            UserCommand::ChangePassword(UserPassword { username, role, password }) => {
                 let password = password_or_prompt(password, true)?;
                 session.change_password(&username, role.into(), &password).await
             }
