@@ -58,7 +58,11 @@ impl Shell {
             }
             line.clear();
             match stdin.lock().read_line(&mut line) {
-                Ok(0) => break,
+                Ok(0) => {
+                    // End of input: finish the prompt's line, as shells do.
+                    emit("", true);
+                    break;
+                }
                 Ok(_) => {}
                 Err(e) => {
                     eprintln!("reading standard input: {e}");
