@@ -14,6 +14,8 @@ const SECRET_MESSAGES: &[&str] = &[
     ".hsm.v1.CreateUserRequest",
     ".hsm.v1.ChangeOwnPasswordRequest",
     ".hsm.v1.ChangeUserPasswordRequest",
+    ".hsm.v1.ImportKeyRequest",
+    ".hsm.v1.DecryptResponse",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,6 +11,7 @@
 //!   `HSM_ENDPOINTS` / `HSM_CA_CERT`).
 //! - [`error`]: the error type, [`ClientError`].
 //! - [`types`]: roles, users and cluster info as plain Rust types.
+//! - [`keys`]: key management and cryptography methods of [`Session`].
 //! - This file: [`HsmClient`] and [`Session`].
 //! - `src/bin/hsm-cli`: the `hsm-cli` binary.
 //!
@@ -33,6 +34,7 @@
 
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod types;
 
 use std::{fmt, time::Duration};
@@ -54,6 +56,7 @@ use zeroize::Zeroizing;
 pub use crate::{
     config::ClientConfig,
     error::ClientError,
+    keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec},
     types::{ClusterInfo, ClusterState, HsmInfo, Role, User},
 };
 

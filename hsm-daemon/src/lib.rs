@@ -31,6 +31,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod material;
 pub mod model;
 pub mod pki;

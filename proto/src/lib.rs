@@ -35,8 +35,8 @@ mod redacted {
     use std::fmt;
 
     use crate::v1::{
-        ActivateRequest, ChangeOwnPasswordRequest, ChangeUserPasswordRequest, CreateUserRequest, LoginRequest,
-        LoginResponse,
+        ActivateRequest, ChangeOwnPasswordRequest, ChangeUserPasswordRequest, CreateUserRequest, DecryptResponse,
+        ImportKeyRequest, LoginRequest, LoginResponse,
     };
 
     const HIDDEN: &str = "<redacted>";
@@ -91,6 +91,23 @@ mod redacted {
                 .field("role", &self.role)
                 .field("new_password", &HIDDEN)
                 .finish()
+        }
+    }
+
+    impl fmt::Debug for ImportKeyRequest {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ImportKeyRequest")
+                .field("material", &HIDDEN)
+                .field("secret_key_type", &self.secret_key_type)
+                .field("attributes", &self.attributes)
+                .field("session", &self.session)
+                .finish()
+        }
+    }
+
+    impl fmt::Debug for DecryptResponse {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("DecryptResponse").field("plaintext", &HIDDEN).finish()
         }
     }
 

@@ -4,7 +4,10 @@
 //! Messages name fields, rules, operations and roles; they never carry a
 //! password, a token or key material.
 
-use crate::model::{Identity, Operation, Role, Username};
+use crate::{
+    crypto::CryptoError,
+    model::{AttrName, Identity, KeyRef, Operation, Role, Username},
+};
 
 /// An HSM operation's failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +59,28 @@ pub enum ModelError {
 
     #[error("the appliance user '{username}' belongs to the cluster and cannot be deleted")]
     ApplianceUserFixed { username: Username },
+
+    #[error("user '{username}' owns {count} key(s) and cannot be deleted; delete the keys first")]
+    UserOwnsKeys { username: Username, count: usize },
+
+    /// No key with this reference that the caller can see.
+    #[error("key {reference} not found")]
+    KeyNotFound { reference: KeyRef },
+
+    /// An object rule refuses the caller (owner, shared user, admin).
+    #[error("key {reference}: permission denied: {rule}")]
+    KeyPermission { reference: KeyRef, rule: String },
+
+    /// The key's attributes do not allow the operation.
+    #[error("key {reference} does not allow this operation: its {attribute} attribute is false")]
+    KeyAttribute { reference: KeyRef, attribute: AttrName },
+
+    #[error("the HSM holds the maximum of {max} {what}")]
+    KeyQuota { what: &'static str, max: usize },
+
+    /// A mechanism refused its input (sizes, lengths, authentication).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
 
     /// A failure inside the HSM that the caller cannot fix.
     #[error("internal HSM error: {0}")]

@@ -10,27 +10,34 @@
 //! - [`credentials`]: usernames, passwords, Argon2id hashes and their cost.
 //! - [`session`]: bearer tokens, idle expiry.
 //! - [`identity`]: cluster and HSM identity.
+//! - [`keys`]: keys, their attributes, owners, shares, quotas and listing.
 //! - [`error`]: [`ModelError`], one variant per HSM outcome.
 //! - This file: [`Hsm`], the aggregate whose methods are the HSM's operations.
 
 pub mod credentials;
 pub mod error;
 pub mod identity;
+pub mod keys;
 pub mod permissions;
 pub mod role;
 pub mod session;
 
 use std::{
     collections::BTreeMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use rand::CryptoRng;
 
+use self::keys::{Actor, Keys};
+use crate::crypto::KeyMaterial;
+
 pub use self::{
     credentials::{KdfParams, Password, PasswordHash, Username},
     error::ModelError,
     identity::{ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType},
+    keys::{AttrName, KeyPage, KeyQuery, KeyQuotas, KeyRef, KeyView, NewKey, Template, Usage},
     permissions::{Operation, authorize},
     role::{Identity, Role},
     session::{SessionId, SessionToken, Sessions},
@@ -53,6 +60,7 @@ pub struct Limits {
     pub max_sessions: usize,
     /// A session idle this long is closed.
     pub session_idle_timeout: Duration,
+    pub keys: KeyQuotas,
 }
 
 impl Limits {
@@ -61,6 +69,10 @@ impl Limits {
             max_users: hsm_type.max_users(),
             max_sessions: 4_096,
             session_idle_timeout: Duration::from_secs(30 * 60),
+            keys: match hsm_type {
+                HsmType::Hsm1Medium => KeyQuotas::HSM1,
+                HsmType::Hsm2mMedium => KeyQuotas::HSM2M,
+            },
         }
     }
 }
@@ -149,6 +161,7 @@ pub struct Hsm {
     state: ClusterState,
     users: BTreeMap<Username, User>,
     sessions: Sessions,
+    keys: Keys,
     decoy: PasswordHash,
 }
 
@@ -168,6 +181,7 @@ impl Hsm {
             state,
             users,
             sessions: Sessions::new(setup.limits.session_idle_timeout, setup.limits.max_sessions),
+            keys: Keys::new(setup.limits.keys),
             decoy: setup.decoy,
         }
     }
@@ -186,14 +200,14 @@ impl Hsm {
         let caller = match token {
             None => Caller { identity: Identity::Unauthenticated, session: None },
             Some(token) => {
-                let (id, username) = self
-                    .sessions
-                    .touch(token, now)
+                let touched = self.sessions.touch(token, now).map(|(id, user)| (id, user.clone()));
+                self.reap();
+                let (id, username) = touched
                     .map_err(|rejection| ModelError::InvalidSession { operation, reason: rejection.reason() })?;
-                let username = username.clone();
                 let Some(user) = self.users.get(&username) else {
                     // Users with sessions are never deleted; close it to be safe.
                     self.sessions.close(id);
+                    self.reap();
                     return Err(ModelError::InvalidSession { operation, reason: "for a deleted user" });
                 };
                 Caller { identity: user.role.identity(), session: Some((id, username)) }
@@ -272,6 +286,7 @@ impl Hsm {
     pub fn logout(&mut self, caller: &Caller) -> Result<(), ModelError> {
         let (id, _) = caller.session.as_ref().ok_or_else(|| internal("logout without a session"))?;
         self.sessions.close(*id);
+        self.reap();
         Ok(())
     }
 
@@ -302,8 +317,13 @@ impl Hsm {
         if self.sessions.is_logged_in(username, now) {
             return Err(ModelError::UserLoggedIn { username: username.clone() });
         }
+        let count = self.keys.owned_by(username);
+        if count > 0 {
+            return Err(ModelError::UserOwnsKeys { username: username.clone(), count });
+        }
         let shown = view(username, user);
         self.users.remove(username);
+        self.keys.forget_user(username);
         Ok(shown)
     }
 
@@ -336,7 +356,104 @@ impl Hsm {
 
     /// Closes idle sessions; returns how many.
     pub fn expire_sessions(&mut self, now: Instant) -> usize {
-        self.sessions.expire(now)
+        let closed = self.sessions.expire(now);
+        self.reap();
+        closed
+    }
+
+    /// Drops what lived with sessions that have ended: their session keys.
+    fn reap(&mut self) {
+        let ended = self.sessions.drain_ended();
+        if !ended.is_empty() {
+            self.keys.end_sessions(&ended);
+        }
+    }
+
+    /// Stores new keys for the caller: one key, or a pair (public first,
+    /// then private). `session` keys live only as long as the caller's
+    /// session. `share_with` names crypto users who may use the secret or
+    /// private key.
+    pub fn store_keys(
+        &mut self,
+        caller: &Caller,
+        session: bool,
+        new: Vec<NewKey>,
+        share_with: &[Username],
+    ) -> Result<Vec<KeyView>, ModelError> {
+        let (session_id, owner) = caller.session.as_ref().ok_or_else(|| internal("key creation without a session"))?;
+        for user in share_with {
+            if !self.is_crypto_user(user) {
+                return Err(ModelError::InvalidArgument {
+                    field: "share_with",
+                    rule: format!("'{user}' is not a crypto user; keys are shared only with crypto users"),
+                });
+            }
+        }
+        let owner = owner.clone();
+        let mut views = self.keys.insert(&owner, session.then_some(*session_id), new)?;
+        if !share_with.is_empty() {
+            let actor = Actor { user: &owner, admin: false };
+            for view in views.iter_mut().filter(|v| v.facts.class != crate::crypto::KeyClass::Public) {
+                for user in share_with {
+                    *view = self.keys.share(actor, view.reference, user.clone(), true)?;
+                }
+            }
+        }
+        Ok(views)
+    }
+
+    pub fn key_for_use(
+        &self,
+        caller: &Caller,
+        reference: KeyRef,
+        usage: Usage,
+    ) -> Result<Arc<KeyMaterial>, ModelError> {
+        self.keys.for_use(actor(caller)?, reference, usage)
+    }
+
+    /// The wrapping key and the key it wraps.
+    pub fn keys_for_wrap(
+        &self,
+        caller: &Caller,
+        wrapping: KeyRef,
+        target: KeyRef,
+    ) -> Result<(Arc<KeyMaterial>, Arc<KeyMaterial>), ModelError> {
+        self.keys.for_wrap(actor(caller)?, wrapping, target)
+    }
+
+    pub fn public_key(&self, caller: &Caller, reference: KeyRef) -> Result<Arc<KeyMaterial>, ModelError> {
+        self.keys.for_public_export(actor(caller)?, reference)
+    }
+
+    pub fn delete_key(&mut self, caller: &Caller, reference: KeyRef) -> Result<KeyView, ModelError> {
+        self.keys.delete(actor(caller)?, reference)
+    }
+
+    pub fn share_key(&mut self, caller: &Caller, reference: KeyRef, with: Username) -> Result<KeyView, ModelError> {
+        let is_cu = self.is_crypto_user(&with);
+        self.keys.share(actor(caller)?, reference, with, is_cu)
+    }
+
+    pub fn unshare_key(&mut self, caller: &Caller, reference: KeyRef, with: &Username) -> Result<KeyView, ModelError> {
+        self.keys.unshare(actor(caller)?, reference, with)
+    }
+
+    pub fn set_key_attribute(
+        &mut self,
+        caller: &Caller,
+        reference: KeyRef,
+        name: AttrName,
+        value: &str,
+    ) -> Result<KeyView, ModelError> {
+        self.keys.set_attribute(actor(caller)?, reference, name, value)
+    }
+
+    pub fn list_keys(&self, caller: &Caller, query: &KeyQuery) -> Result<KeyPage, ModelError> {
+        self.keys.list(actor(caller)?, query)
+    }
+
+    fn is_crypto_user(&self, user: &Username) -> bool {
+        self.users.get(user).is_some_and(|u| u.role == Role::CryptoUser)
     }
 
     fn user_with_role(&self, username: &Username, role: Role) -> Result<&User, ModelError> {
@@ -360,6 +477,12 @@ impl User {
 
 fn view(username: &Username, user: &User) -> UserView {
     UserView { username: username.clone(), role: user.role, locked: user.locked }
+}
+
+/// The caller as the key rules see it.
+fn actor(caller: &Caller) -> Result<Actor<'_>, ModelError> {
+    let user = caller_username(caller)?;
+    Ok(Actor { user, admin: caller.identity == Identity::CryptoOfficer })
 }
 
 fn caller_username(caller: &Caller) -> Result<&Username, ModelError> {

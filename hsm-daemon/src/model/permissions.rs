@@ -32,11 +32,35 @@ pub enum Operation {
     DeleteUser,
     /// Listing users: not in the seed; CloudHSM lets every logged-in user do it.
     ListUsers,
+    /// Seed row "Key management functions" (create, delete, wrap, unwrap,
+    /// modify): crypto users.
+    GenerateSymmetricKey,
+    GenerateKeyPair,
+    ImportKey,
+    ExportPublicKey,
+    WrapKey,
+    UnwrapKey,
+    DeleteKey,
+    ShareKey,
+    UnshareKey,
+    /// Key management, but admins may set `trusted` (the model allows them
+    /// nothing else).
+    SetKeyAttribute,
+    /// Key management, but admins may list keys (CloudHSM's `key list`).
+    ListKeys,
+    /// Seed row "Encrypt, decrypt".
+    Encrypt,
+    Decrypt,
+    /// Seed row "Sign, verify" (HMAC signing included).
+    Sign,
+    Verify,
+    /// Seed row "Generate digests and HMACs".
+    Digest,
 }
 
 impl Operation {
     /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 9] = [
+    pub const ALL: [Operation; 25] = [
         Operation::GetClusterInfo,
         Operation::ActivateCluster,
         Operation::Login,
@@ -46,6 +70,22 @@ impl Operation {
         Operation::CreateUser,
         Operation::DeleteUser,
         Operation::ListUsers,
+        Operation::GenerateSymmetricKey,
+        Operation::GenerateKeyPair,
+        Operation::ImportKey,
+        Operation::ExportPublicKey,
+        Operation::WrapKey,
+        Operation::UnwrapKey,
+        Operation::DeleteKey,
+        Operation::ShareKey,
+        Operation::UnshareKey,
+        Operation::SetKeyAttribute,
+        Operation::ListKeys,
+        Operation::Encrypt,
+        Operation::Decrypt,
+        Operation::Sign,
+        Operation::Verify,
+        Operation::Digest,
     ];
 }
 
@@ -62,6 +102,22 @@ impl fmt::Display for Operation {
             Operation::CreateUser => "user create",
             Operation::DeleteUser => "user delete",
             Operation::ListUsers => "user list",
+            Operation::GenerateSymmetricKey => "key generate-symmetric",
+            Operation::GenerateKeyPair => "key generate-asymmetric-pair",
+            Operation::ImportKey => "key import",
+            Operation::ExportPublicKey => "key generate-file",
+            Operation::WrapKey => "key wrap",
+            Operation::UnwrapKey => "key unwrap",
+            Operation::DeleteKey => "key delete",
+            Operation::ShareKey => "key share",
+            Operation::UnshareKey => "key unshare",
+            Operation::SetKeyAttribute => "key set-attribute",
+            Operation::ListKeys => "key list",
+            Operation::Encrypt => "crypto encrypt",
+            Operation::Decrypt => "crypto decrypt",
+            Operation::Sign => "crypto sign",
+            Operation::Verify => "crypto verify",
+            Operation::Digest => "crypto digest",
         })
     }
 }
@@ -80,6 +136,17 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
         Operation::CreateUser => &[CO],
         Operation::DeleteUser => &[CO],
         Operation::ListUsers => &[CO, CU, AU],
+        Operation::GenerateSymmetricKey
+        | Operation::GenerateKeyPair
+        | Operation::ImportKey
+        | Operation::ExportPublicKey
+        | Operation::WrapKey
+        | Operation::UnwrapKey
+        | Operation::DeleteKey
+        | Operation::ShareKey
+        | Operation::UnshareKey => &[CU],
+        Operation::SetKeyAttribute | Operation::ListKeys => &[CO, CU],
+        Operation::Encrypt | Operation::Decrypt | Operation::Sign | Operation::Verify | Operation::Digest => &[CU],
     }
 }
 
@@ -110,6 +177,22 @@ mod tests {
         (Operation::Login, [true, true, true, true, true]),
         (Operation::Logout, [true, true, true, false, true]),
         (Operation::ListUsers, [true, true, true, false, false]),
+        (Operation::GenerateSymmetricKey, [false, true, false, false, false]),
+        (Operation::GenerateKeyPair, [false, true, false, false, false]),
+        (Operation::ImportKey, [false, true, false, false, false]),
+        (Operation::ExportPublicKey, [false, true, false, false, false]),
+        (Operation::WrapKey, [false, true, false, false, false]),
+        (Operation::UnwrapKey, [false, true, false, false, false]),
+        (Operation::DeleteKey, [false, true, false, false, false]),
+        (Operation::ShareKey, [false, true, false, false, false]),
+        (Operation::UnshareKey, [false, true, false, false, false]),
+        (Operation::SetKeyAttribute, [true, true, false, false, false]),
+        (Operation::ListKeys, [true, true, false, false, false]),
+        (Operation::Encrypt, [false, true, false, false, false]),
+        (Operation::Decrypt, [false, true, false, false, false]),
+        (Operation::Sign, [false, true, false, false, false]),
+        (Operation::Verify, [false, true, false, false, false]),
+        (Operation::Digest, [false, true, false, false, false]),
     ];
     const COLUMNS: [Identity; 5] = [
         Identity::CryptoOfficer,

@@ -72,13 +72,16 @@ struct Session {
 #[derive(Debug)]
 pub struct Sessions {
     open: HashMap<SessionId, Session>,
+    /// Sessions closed since the last `drain_ended`, so that what lives with
+    /// a session (session keys) can go too.
+    ended: Vec<SessionId>,
     idle_timeout: Duration,
     max: usize,
 }
 
 impl Sessions {
     pub fn new(idle_timeout: Duration, max: usize) -> Self {
-        Sessions { open: HashMap::new(), idle_timeout, max }
+        Sessions { open: HashMap::new(), ended: Vec::new(), idle_timeout, max }
     }
 
     pub fn idle_timeout(&self) -> Duration {
@@ -131,6 +134,7 @@ impl Sessions {
         };
         if expired {
             self.open.remove(&id);
+            self.ended.push(id);
             return Err(TokenRejection::UnknownOrExpired);
         }
         let session = self.open.get_mut(&id).ok_or(TokenRejection::UnknownOrExpired)?;
@@ -142,14 +146,30 @@ impl Sessions {
     }
 
     pub fn close(&mut self, id: SessionId) -> bool {
-        self.open.remove(&id).is_some()
+        let closed = self.open.remove(&id).is_some();
+        if closed {
+            self.ended.push(id);
+        }
+        closed
+    }
+
+    /// The sessions closed (logged out or expired) since the last call.
+    pub fn drain_ended(&mut self) -> Vec<SessionId> {
+        std::mem::take(&mut self.ended)
     }
 
     /// Drops every session idle for the timeout or longer.
     pub fn expire(&mut self, now: Instant) -> usize {
         let before = self.open.len();
         let idle_timeout = self.idle_timeout;
-        self.open.retain(|_, s| now.saturating_duration_since(s.last_used) < idle_timeout);
+        let ended = &mut self.ended;
+        self.open.retain(|id, s| {
+            let live = now.saturating_duration_since(s.last_used) < idle_timeout;
+            if !live {
+                ended.push(*id);
+            }
+            live
+        });
         before - self.open.len()
     }
 

@@ -3,7 +3,10 @@
 
 use hsm_proto::v1 as pb;
 
-use crate::model::{ClusterInfo, ClusterState, HsmIdentity, ModelError, Role, UserView};
+use crate::{
+    crypto::{Cipher, HashAlg, KeyClass, KeyKind, SignMech, WrapMech},
+    model::{ClusterInfo, ClusterState, HsmIdentity, KeyView, ModelError, Role, UserView, keys::parse_curve},
+};
 
 /// Parses a role field. `field` is the proto field name.
 pub(super) fn role(field: &'static str, raw: i32) -> Result<Role, ModelError> {
@@ -63,6 +66,103 @@ fn hsm(h: HsmIdentity) -> pb::HsmInfo {
         state: "ACTIVE".into(),
         label: h.label,
         device_id: h.device_id,
+    }
+}
+
+/// Attribute messages as name/value pairs.
+pub(super) fn pairs(attributes: &[pb::Attribute]) -> Vec<(String, String)> {
+    attributes.iter().map(|a| (a.name.clone(), a.value.clone())).collect()
+}
+
+pub(super) fn key_info(view: KeyView) -> pb::KeyInfo {
+    pb::KeyInfo {
+        key_reference: view.reference.to_string(),
+        attributes: view
+            .attribute_values()
+            .into_iter()
+            .map(|(name, value)| pb::Attribute { name: name.as_str().to_owned(), value })
+            .collect(),
+        owner: view.owner.to_string(),
+        shared_users: view.shared.iter().map(ToString::to_string).collect(),
+        session: view.session,
+    }
+}
+
+fn invalid(field: &'static str, rule: impl Into<String>) -> ModelError {
+    ModelError::InvalidArgument { field, rule: rule.into() }
+}
+
+pub(super) fn symmetric_kind(field: &'static str, raw: i32) -> Result<KeyKind, ModelError> {
+    match pb::SymmetricKeyType::try_from(raw) {
+        Ok(pb::SymmetricKeyType::Aes) => Ok(KeyKind::Aes),
+        Ok(pb::SymmetricKeyType::GenericSecret) => Ok(KeyKind::GenericSecret),
+        _ => Err(invalid(field, "must be aes or generic-secret")),
+    }
+}
+
+pub(super) fn key_kind(raw: i32, curve: &str) -> Result<KeyKind, ModelError> {
+    match pb::KeyType::try_from(raw) {
+        Ok(pb::KeyType::Aes) => Ok(KeyKind::Aes),
+        Ok(pb::KeyType::GenericSecret) => Ok(KeyKind::GenericSecret),
+        Ok(pb::KeyType::Rsa) => Ok(KeyKind::Rsa),
+        Ok(pb::KeyType::Ec) => Ok(KeyKind::Ec(parse_curve("curve", curve)?)),
+        Ok(pb::KeyType::Ed25519) => Ok(KeyKind::Ed25519),
+        _ => Err(invalid("key_type", "must be aes, generic-secret, rsa, ec or ed25519")),
+    }
+}
+
+pub(super) fn key_class(raw: i32) -> Result<KeyClass, ModelError> {
+    match pb::KeyClass::try_from(raw) {
+        Ok(pb::KeyClass::Secret) => Ok(KeyClass::Secret),
+        Ok(pb::KeyClass::Public) => Ok(KeyClass::Public),
+        Ok(pb::KeyClass::Private) => Ok(KeyClass::Private),
+        _ => Err(invalid("key_class", "must be secret, public or private")),
+    }
+}
+
+/// A required hash algorithm.
+pub(super) fn hash(field: &'static str, raw: i32) -> Result<HashAlg, ModelError> {
+    match pb::HashAlgorithm::try_from(raw) {
+        Ok(pb::HashAlgorithm::Sha1) => Ok(HashAlg::Sha1),
+        Ok(pb::HashAlgorithm::Sha224) => Ok(HashAlg::Sha224),
+        Ok(pb::HashAlgorithm::Sha256) => Ok(HashAlg::Sha256),
+        Ok(pb::HashAlgorithm::Sha384) => Ok(HashAlg::Sha384),
+        Ok(pb::HashAlgorithm::Sha512) => Ok(HashAlg::Sha512),
+        _ => Err(invalid(field, "must be one of sha1, sha224, sha256, sha384, sha512 for this mechanism")),
+    }
+}
+
+pub(super) fn cipher(raw: i32, hash_raw: i32) -> Result<Cipher, ModelError> {
+    match pb::Cipher::try_from(raw) {
+        Ok(pb::Cipher::AesGcm) => Ok(Cipher::AesGcm),
+        Ok(pb::Cipher::AesCbcPad) => Ok(Cipher::AesCbcPad),
+        Ok(pb::Cipher::AesCtr) => Ok(Cipher::AesCtr),
+        Ok(pb::Cipher::AesEcb) => Ok(Cipher::AesEcb),
+        Ok(pb::Cipher::RsaOaep) => Ok(Cipher::RsaOaep(hash("hash", hash_raw)?)),
+        Ok(pb::Cipher::RsaPkcs) => Ok(Cipher::RsaPkcs1),
+        _ => Err(invalid("cipher", "must be aes-gcm, aes-cbc-pad, aes-ctr, aes-ecb, rsa-oaep or rsa-pkcs")),
+    }
+}
+
+pub(super) fn sign_mechanism(raw: i32, hash_raw: i32) -> Result<SignMech, ModelError> {
+    match pb::SignMechanism::try_from(raw) {
+        Ok(pb::SignMechanism::Ecdsa) => Ok(SignMech::Ecdsa(hash("hash", hash_raw)?)),
+        Ok(pb::SignMechanism::Ed25519) => Ok(SignMech::Ed25519),
+        Ok(pb::SignMechanism::RsaPkcs) => Ok(SignMech::RsaPkcs1(hash("hash", hash_raw)?)),
+        Ok(pb::SignMechanism::RsaPss) => Ok(SignMech::RsaPss(hash("hash", hash_raw)?)),
+        Ok(pb::SignMechanism::Hmac) => Ok(SignMech::Hmac(hash("hash", hash_raw)?)),
+        _ => Err(invalid("mechanism", "must be ecdsa, ed25519, rsa-pkcs, rsa-pss or hmac")),
+    }
+}
+
+pub(super) fn wrap_mechanism(raw: i32, hash_raw: i32) -> Result<WrapMech, ModelError> {
+    match pb::WrapMechanism::try_from(raw) {
+        Ok(pb::WrapMechanism::AesGcm) => Ok(WrapMech::AesGcm),
+        Ok(pb::WrapMechanism::AesKeyWrap) => Ok(WrapMech::AesKeyWrap),
+        Ok(pb::WrapMechanism::AesKeyWrapPad) => Ok(WrapMech::AesKeyWrapPad),
+        Ok(pb::WrapMechanism::RsaOaep) => Ok(WrapMech::RsaOaep(hash("hash", hash_raw)?)),
+        Ok(pb::WrapMechanism::RsaAes) => Ok(WrapMech::RsaAes(hash("hash", hash_raw)?)),
+        _ => Err(invalid("mechanism", "must be aes-gcm, aes-key-wrap, aes-key-wrap-pad, rsa-oaep or rsa-aes")),
     }
 }
 

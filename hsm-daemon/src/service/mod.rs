@@ -6,13 +6,15 @@
 //! - `gate`: the tower layer that, before any handler runs, classifies the
 //!   RPC as an [`Operation`], resolves the session token and checks the
 //!   permission table (`Hsm::admit`).
-//! - `cluster`, `session`, `user`: one file per service.
+//! - `cluster`, `session`, `user`, `key`, `crypto`: one file per service.
 //! - `convert`: proto fields into model types (`TryFrom`-style parsing).
 //! - `status`: the one `ModelError` to `Status` mapping.
 
 mod cluster;
 mod convert;
+mod crypto;
 mod gate;
+mod key;
 mod session;
 mod status;
 mod user;
@@ -24,7 +26,8 @@ use std::{
 };
 
 use hsm_proto::v1::{
-    Rpc, cluster_service_server::ClusterServiceServer, session_service_server::SessionServiceServer,
+    Rpc, cluster_service_server::ClusterServiceServer, crypto_service_server::CryptoServiceServer,
+    key_service_server::KeyServiceServer, session_service_server::SessionServiceServer,
     user_service_server::UserServiceServer,
 };
 use rand::{SeedableRng, rngs::StdRng};
@@ -64,6 +67,22 @@ pub fn operation(rpc: Rpc) -> Operation {
         Rpc::ListUsers => Operation::ListUsers,
         Rpc::ChangeOwnPassword => Operation::ChangeOwnPassword,
         Rpc::ChangeUserPassword => Operation::ChangeAnyPassword,
+        Rpc::GenerateSymmetricKey => Operation::GenerateSymmetricKey,
+        Rpc::GenerateKeyPair => Operation::GenerateKeyPair,
+        Rpc::ImportKey => Operation::ImportKey,
+        Rpc::ExportPublicKey => Operation::ExportPublicKey,
+        Rpc::WrapKey => Operation::WrapKey,
+        Rpc::UnwrapKey => Operation::UnwrapKey,
+        Rpc::DeleteKey => Operation::DeleteKey,
+        Rpc::ShareKey => Operation::ShareKey,
+        Rpc::UnshareKey => Operation::UnshareKey,
+        Rpc::SetKeyAttribute => Operation::SetKeyAttribute,
+        Rpc::ListKeys => Operation::ListKeys,
+        Rpc::Encrypt => Operation::Encrypt,
+        Rpc::Decrypt => Operation::Decrypt,
+        Rpc::Sign => Operation::Sign,
+        Rpc::Verify => Operation::Verify,
+        Rpc::Digest => Operation::Digest,
     }
 }
 
@@ -95,6 +114,8 @@ pub async fn serve(
         .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
         .add_service(SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))))
         .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))))
+        .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))))
+        .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
         .map_err(ServeError::Transport);

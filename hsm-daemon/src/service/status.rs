@@ -10,16 +10,20 @@ impl From<ModelError> for Status {
             ModelError::NotLoggedIn { .. } | ModelError::InvalidSession { .. } | ModelError::LoginFailed => {
                 Code::Unauthenticated
             }
-            ModelError::PermissionDenied { .. } => Code::PermissionDenied,
-            ModelError::InvalidArgument { .. } => Code::InvalidArgument,
-            ModelError::UserNotFound { .. } => Code::NotFound,
+            ModelError::PermissionDenied { .. } | ModelError::KeyPermission { .. } => Code::PermissionDenied,
+            ModelError::InvalidArgument { .. } | ModelError::Crypto(_) => Code::InvalidArgument,
+            ModelError::UserNotFound { .. } | ModelError::KeyNotFound { .. } => Code::NotFound,
             ModelError::UserExists { .. } => Code::AlreadyExists,
-            ModelError::TooManyUsers { .. } | ModelError::TooManySessions { .. } => Code::ResourceExhausted,
+            ModelError::TooManyUsers { .. } | ModelError::TooManySessions { .. } | ModelError::KeyQuota { .. } => {
+                Code::ResourceExhausted
+            }
             ModelError::UserLocked { .. }
             | ModelError::AlreadyActivated
             | ModelError::UserLoggedIn { .. }
             | ModelError::LastAdmin { .. }
-            | ModelError::ApplianceUserFixed { .. } => Code::FailedPrecondition,
+            | ModelError::ApplianceUserFixed { .. }
+            | ModelError::UserOwnsKeys { .. }
+            | ModelError::KeyAttribute { .. } => Code::FailedPrecondition,
             ModelError::Internal(_) => Code::Internal,
         };
         Status::new(code, err.to_string())

@@ -1,0 +1,926 @@
+//! Keys: references, CloudHSM's attributes and their rules, owners and
+//! shared users, session keys, quotas, and listing with filters and pages.
+//!
+//! The material itself is a parsed [`KeyMaterial`] behind an `Arc`, so that
+//! the service can run costly mechanisms outside the model's lock. Facts
+//! derived from it (check value, sizes, modulus, EC point) are computed once
+//! when the key is stored.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    sync::Arc,
+};
+
+use crate::{
+    crypto::{Curve, KeyClass, KeyKind, KeyMaterial},
+    model::{ModelError, SessionId, Username},
+};
+
+/// Users a key may be shared with, besides its owner.
+pub const MAX_SHARED_USERS: usize = 7;
+
+/// A key reference: a 64-bit handle shown as `0x` and 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyRef(u64);
+
+impl KeyRef {
+    pub fn new(value: u64) -> Self {
+        KeyRef(value)
+    }
+
+    pub fn value(self) -> u64 {
+        self.0
+    }
+
+    /// Parses `0x...` (1 to 16 hex digits), naming `field` in the error.
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, ModelError> {
+        let invalid = || ModelError::InvalidArgument {
+            field,
+            rule: format!("must be a key reference: 0x and 1 to 16 hex digits (got {:?})", truncate(raw)),
+        };
+        let digits = raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X")).ok_or_else(invalid)?;
+        if digits.is_empty() || digits.len() > 16 {
+            return Err(invalid());
+        }
+        u64::from_str_radix(digits, 16).map(KeyRef).map_err(|_| invalid())
+    }
+}
+
+impl fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:016x}", self.0)
+    }
+}
+
+/// Shortens user input quoted back in an error.
+fn truncate(raw: &str) -> String {
+    raw.chars().take(40).collect()
+}
+
+/// The attributes a key carries, with CloudHSM CLI names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attributes {
+    pub label: String,
+    pub id: Vec<u8>,
+    pub encrypt: bool,
+    pub decrypt: bool,
+    pub wrap: bool,
+    pub unwrap: bool,
+    pub derive: bool,
+    pub sign: bool,
+    pub verify: bool,
+    pub extractable: bool,
+    pub sensitive: bool,
+    pub token: bool,
+    pub private: bool,
+    pub modifiable: bool,
+    pub destroyable: bool,
+    pub trusted: bool,
+    pub wrap_with_trusted: bool,
+    /// Read-only: generated on the HSM (not imported or unwrapped).
+    pub local: bool,
+    /// Read-only: `sensitive` has always been true.
+    pub always_sensitive: bool,
+    /// Read-only: `extractable` has never been true.
+    pub never_extractable: bool,
+}
+
+impl Attributes {
+    /// CloudHSM's defaults for a new key of `class`.
+    fn defaults(class: KeyClass, token: bool, local: bool) -> Self {
+        let secret = class != KeyClass::Public;
+        Attributes {
+            label: String::new(),
+            id: Vec::new(),
+            encrypt: false,
+            decrypt: false,
+            wrap: false,
+            unwrap: false,
+            derive: false,
+            sign: false,
+            verify: false,
+            extractable: true,
+            sensitive: secret,
+            token,
+            private: true,
+            modifiable: true,
+            destroyable: true,
+            trusted: false,
+            wrap_with_trusted: false,
+            local,
+            always_sensitive: false,
+            never_extractable: false,
+        }
+    }
+}
+
+/// An attribute name, as the CloudHSM CLI spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttrName {
+    Label,
+    Id,
+    Class,
+    KeyType,
+    Encrypt,
+    Decrypt,
+    Wrap,
+    Unwrap,
+    Derive,
+    Sign,
+    Verify,
+    Extractable,
+    Sensitive,
+    Token,
+    Private,
+    Modifiable,
+    Destroyable,
+    Trusted,
+    WrapWithTrusted,
+    Local,
+    AlwaysSensitive,
+    NeverExtractable,
+    CheckValue,
+    KeyLengthBytes,
+    Modulus,
+    ModulusSizeBits,
+    PublicExponent,
+    EcPoint,
+    Curve,
+}
+
+impl AttrName {
+    /// Every attribute, in the order listings show them.
+    pub const ALL: [AttrName; 29] = [
+        AttrName::KeyType,
+        AttrName::Label,
+        AttrName::Id,
+        AttrName::CheckValue,
+        AttrName::Class,
+        AttrName::Encrypt,
+        AttrName::Decrypt,
+        AttrName::Token,
+        AttrName::AlwaysSensitive,
+        AttrName::Derive,
+        AttrName::Destroyable,
+        AttrName::Extractable,
+        AttrName::Local,
+        AttrName::Modifiable,
+        AttrName::NeverExtractable,
+        AttrName::Private,
+        AttrName::Sensitive,
+        AttrName::Sign,
+        AttrName::Trusted,
+        AttrName::Unwrap,
+        AttrName::Verify,
+        AttrName::Wrap,
+        AttrName::WrapWithTrusted,
+        AttrName::KeyLengthBytes,
+        AttrName::Modulus,
+        AttrName::ModulusSizeBits,
+        AttrName::PublicExponent,
+        AttrName::EcPoint,
+        AttrName::Curve,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttrName::Label => "label",
+            AttrName::Id => "id",
+            AttrName::Class => "class",
+            AttrName::KeyType => "key-type",
+            AttrName::Encrypt => "encrypt",
+            AttrName::Decrypt => "decrypt",
+            AttrName::Wrap => "wrap",
+            AttrName::Unwrap => "unwrap",
+            AttrName::Derive => "derive",
+            AttrName::Sign => "sign",
+            AttrName::Verify => "verify",
+            AttrName::Extractable => "extractable",
+            AttrName::Sensitive => "sensitive",
+            AttrName::Token => "token",
+            AttrName::Private => "private",
+            AttrName::Modifiable => "modifiable",
+            AttrName::Destroyable => "destroyable",
+            AttrName::Trusted => "trusted",
+            AttrName::WrapWithTrusted => "wrap-with-trusted",
+            AttrName::Local => "local",
+            AttrName::AlwaysSensitive => "always-sensitive",
+            AttrName::NeverExtractable => "never-extractable",
+            AttrName::CheckValue => "check-value",
+            AttrName::KeyLengthBytes => "key-length-bytes",
+            AttrName::Modulus => "modulus",
+            AttrName::ModulusSizeBits => "modulus-size-bits",
+            AttrName::PublicExponent => "public-exponent",
+            AttrName::EcPoint => "ec-point",
+            AttrName::Curve => "curve",
+        }
+    }
+
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, ModelError> {
+        AttrName::ALL.into_iter().find(|a| a.as_str() == raw).ok_or_else(|| ModelError::InvalidArgument {
+            field,
+            rule: format!("unknown attribute {:?}", truncate(raw)),
+        })
+    }
+
+    /// Whether a creation template may set it (class, key type and sizes come
+    /// from the request itself; read-only facts never).
+    fn settable_at_creation(self) -> bool {
+        matches!(
+            self,
+            AttrName::Label
+                | AttrName::Id
+                | AttrName::Encrypt
+                | AttrName::Decrypt
+                | AttrName::Wrap
+                | AttrName::Unwrap
+                | AttrName::Derive
+                | AttrName::Sign
+                | AttrName::Verify
+                | AttrName::Extractable
+                | AttrName::Sensitive
+                | AttrName::Private
+                | AttrName::Modifiable
+                | AttrName::Destroyable
+                | AttrName::WrapWithTrusted
+        )
+    }
+}
+
+impl fmt::Display for AttrName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn parse_bool(name: AttrName, raw: &str) -> Result<bool, ModelError> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ModelError::InvalidArgument {
+            field: "attributes",
+            rule: format!("{name} must be true or false (got {:?})", truncate(raw)),
+        }),
+    }
+}
+
+fn parse_id(raw: &str) -> Result<Vec<u8>, ModelError> {
+    let digits = raw.strip_prefix("0x").unwrap_or(raw);
+    hex::decode(digits).map_err(|_| ModelError::InvalidArgument {
+        field: "attributes",
+        rule: format!("id must be hex bytes, e.g. 0x0102 (got {:?})", truncate(raw)),
+    })
+}
+
+/// Attribute values a request asks for, parsed and checked by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Template(Vec<(AttrName, String)>);
+
+impl Template {
+    /// Parses `name=value` pairs (already split by the caller).
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ModelError> {
+        let mut out = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let name = AttrName::parse("attributes", name)?;
+            if !name.settable_at_creation() {
+                return Err(ModelError::InvalidArgument {
+                    field: "attributes",
+                    rule: format!("{name} cannot be set when a key is created"),
+                });
+            }
+            if name == AttrName::Label && value.chars().count() > 127 {
+                return Err(ModelError::InvalidArgument {
+                    field: "attributes",
+                    rule: "label must be at most 127 characters".into(),
+                });
+            }
+            out.push((name, value.clone()));
+        }
+        Ok(Template(out))
+    }
+
+    fn apply(&self, attrs: &mut Attributes) -> Result<(), ModelError> {
+        for (name, value) in &self.0 {
+            set_field(attrs, *name, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes one settable attribute.
+fn set_field(attrs: &mut Attributes, name: AttrName, value: &str) -> Result<(), ModelError> {
+    let b = || parse_bool(name, value);
+    match name {
+        AttrName::Label => attrs.label = value.to_owned(),
+        AttrName::Id => attrs.id = parse_id(value)?,
+        AttrName::Encrypt => attrs.encrypt = b()?,
+        AttrName::Decrypt => attrs.decrypt = b()?,
+        AttrName::Wrap => attrs.wrap = b()?,
+        AttrName::Unwrap => attrs.unwrap = b()?,
+        AttrName::Derive => attrs.derive = b()?,
+        AttrName::Sign => attrs.sign = b()?,
+        AttrName::Verify => attrs.verify = b()?,
+        AttrName::Extractable => attrs.extractable = b()?,
+        AttrName::Sensitive => attrs.sensitive = b()?,
+        AttrName::Token => attrs.token = b()?,
+        AttrName::Private => attrs.private = b()?,
+        AttrName::Modifiable => attrs.modifiable = b()?,
+        AttrName::Destroyable => attrs.destroyable = b()?,
+        AttrName::Trusted => attrs.trusted = b()?,
+        AttrName::WrapWithTrusted => attrs.wrap_with_trusted = b()?,
+        AttrName::Class
+        | AttrName::KeyType
+        | AttrName::Local
+        | AttrName::AlwaysSensitive
+        | AttrName::NeverExtractable
+        | AttrName::CheckValue
+        | AttrName::KeyLengthBytes
+        | AttrName::Modulus
+        | AttrName::ModulusSizeBits
+        | AttrName::PublicExponent
+        | AttrName::EcPoint
+        | AttrName::Curve => {
+            return Err(ModelError::InvalidArgument { field: "name", rule: format!("{name} is read-only") });
+        }
+    }
+    Ok(())
+}
+
+/// What a key is used for; each needs its attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    Encrypt,
+    Decrypt,
+    Sign,
+    Verify,
+    /// As the wrapping key.
+    Wrap,
+    /// As the unwrapping key.
+    Unwrap,
+}
+
+impl Usage {
+    fn attribute(self) -> AttrName {
+        match self {
+            Usage::Encrypt => AttrName::Encrypt,
+            Usage::Decrypt => AttrName::Decrypt,
+            Usage::Sign => AttrName::Sign,
+            Usage::Verify => AttrName::Verify,
+            Usage::Wrap => AttrName::Wrap,
+            Usage::Unwrap => AttrName::Unwrap,
+        }
+    }
+
+    fn allowed_by(self, a: &Attributes) -> bool {
+        match self {
+            Usage::Encrypt => a.encrypt,
+            Usage::Decrypt => a.decrypt,
+            Usage::Sign => a.sign,
+            Usage::Verify => a.verify,
+            Usage::Wrap => a.wrap,
+            Usage::Unwrap => a.unwrap,
+        }
+    }
+}
+
+/// Facts read off the material once, at storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub kind: KeyKind,
+    pub class: KeyClass,
+    pub check_value: [u8; 3],
+    pub secret_len: Option<usize>,
+    pub modulus: Option<(Vec<u8>, u32)>,
+    pub public_exponent: Option<u64>,
+    pub ec_point: Option<Vec<u8>>,
+}
+
+impl Facts {
+    fn of(material: &KeyMaterial) -> Self {
+        Facts {
+            kind: material.kind(),
+            class: material.class(),
+            check_value: material.check_value(),
+            secret_len: material.secret_len(),
+            modulus: material.modulus(),
+            public_exponent: material.public_exponent(),
+            ec_point: material.ec_point(),
+        }
+    }
+
+    fn asymmetric(&self) -> bool {
+        self.class != KeyClass::Secret
+    }
+}
+
+/// One stored key.
+#[derive(Debug)]
+struct Key {
+    material: Arc<KeyMaterial>,
+    facts: Facts,
+    attrs: Attributes,
+    owner: Username,
+    shared: BTreeSet<Username>,
+    /// `Some` for a session key: it lives only as long as this session.
+    session: Option<SessionId>,
+}
+
+/// A key as listings and replies show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyView {
+    pub reference: KeyRef,
+    pub facts: Facts,
+    pub attrs: Attributes,
+    pub owner: Username,
+    pub shared: Vec<Username>,
+    pub session: bool,
+}
+
+impl KeyView {
+    /// Every attribute that exists for this key, by CLI name, with its value
+    /// as the CLI shows it.
+    pub fn attribute_values(&self) -> Vec<(AttrName, String)> {
+        AttrName::ALL.into_iter().filter_map(|name| self.attribute(name).map(|v| (name, v))).collect()
+    }
+
+    /// One attribute's value as the CLI shows it; `None` where it does not
+    /// exist for this key type.
+    pub fn attribute(&self, name: AttrName) -> Option<String> {
+        let a = &self.attrs;
+        let f = &self.facts;
+        let b = |v: bool| Some(v.to_string());
+        match name {
+            AttrName::Label => Some(a.label.clone()),
+            AttrName::Id => Some(if a.id.is_empty() { String::new() } else { format!("0x{}", hex::encode(&a.id)) }),
+            AttrName::Class => Some(class_name(f.class).to_owned()),
+            AttrName::KeyType => Some(kind_name(f.kind).to_owned()),
+            AttrName::Encrypt => b(a.encrypt),
+            AttrName::Decrypt => b(a.decrypt),
+            AttrName::Wrap => b(a.wrap),
+            AttrName::Unwrap => b(a.unwrap),
+            AttrName::Derive => b(a.derive),
+            AttrName::Sign => b(a.sign),
+            AttrName::Verify => b(a.verify),
+            AttrName::Extractable => b(a.extractable),
+            AttrName::Sensitive => (f.class != KeyClass::Public).then(|| a.sensitive.to_string()),
+            AttrName::Token => b(a.token),
+            AttrName::Private => b(a.private),
+            AttrName::Modifiable => b(a.modifiable),
+            AttrName::Destroyable => b(a.destroyable),
+            AttrName::Trusted => b(a.trusted),
+            AttrName::WrapWithTrusted => b(a.wrap_with_trusted),
+            AttrName::Local => b(a.local),
+            AttrName::AlwaysSensitive => (f.class != KeyClass::Public).then(|| a.always_sensitive.to_string()),
+            AttrName::NeverExtractable => (f.class != KeyClass::Public).then(|| a.never_extractable.to_string()),
+            AttrName::CheckValue => Some(format!("0x{}", hex::encode(f.check_value))),
+            AttrName::KeyLengthBytes => f.secret_len.map(|n| n.to_string()),
+            AttrName::Modulus => f.modulus.as_ref().map(|(m, _)| format!("0x{}", hex::encode(m))),
+            AttrName::ModulusSizeBits => f.modulus.as_ref().map(|(_, bits)| bits.to_string()),
+            AttrName::PublicExponent => f.public_exponent.map(|e| format!("0x{e:x}")),
+            AttrName::EcPoint => f.ec_point.as_ref().map(|p| format!("0x{}", hex::encode(p))),
+            AttrName::Curve => match f.kind {
+                KeyKind::Ec(c) => Some(curve_name(c).to_owned()),
+                KeyKind::Ed25519 => Some("ed25519".to_owned()),
+                _ => None,
+            },
+        }
+    }
+}
+
+pub fn class_name(class: KeyClass) -> &'static str {
+    match class {
+        KeyClass::Secret => "secret-key",
+        KeyClass::Public => "public-key",
+        KeyClass::Private => "private-key",
+    }
+}
+
+pub fn kind_name(kind: KeyKind) -> &'static str {
+    match kind {
+        KeyKind::Aes => "aes",
+        KeyKind::GenericSecret => "generic-secret",
+        KeyKind::Rsa => "rsa",
+        KeyKind::Ec(_) => "ec",
+        KeyKind::Ed25519 => "ec-edwards",
+    }
+}
+
+/// The CloudHSM CLI's curve names.
+pub fn curve_name(curve: Curve) -> &'static str {
+    match curve {
+        Curve::P224 => "secp224r1",
+        Curve::P256 => "secp256r1",
+        Curve::P384 => "secp384r1",
+        Curve::P521 => "secp521r1",
+        Curve::Secp256k1 => "secp256k1",
+    }
+}
+
+/// Parses a curve name (`prime256v1` is accepted for P-256).
+pub fn parse_curve(field: &'static str, raw: &str) -> Result<Curve, ModelError> {
+    match raw {
+        "secp224r1" => Ok(Curve::P224),
+        "secp256r1" | "prime256v1" => Ok(Curve::P256),
+        "secp384r1" => Ok(Curve::P384),
+        "secp521r1" => Ok(Curve::P521),
+        "secp256k1" => Ok(Curve::Secp256k1),
+        _ => Err(ModelError::InvalidArgument {
+            field,
+            rule: format!(
+                "unknown curve {:?}: use secp224r1, secp256r1 (prime256v1), secp384r1, secp521r1 or secp256k1",
+                truncate(raw)
+            ),
+        }),
+    }
+}
+
+/// Key quotas of one HSM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyQuotas {
+    pub max_keys: usize,
+    pub max_asymmetric: usize,
+}
+
+impl KeyQuotas {
+    /// hsm2m.medium's published quotas.
+    pub const HSM2M: KeyQuotas = KeyQuotas { max_keys: 16_666, max_asymmetric: 3_333 };
+    /// hsm1.medium's: 3,300 keys, no separate asymmetric limit.
+    pub const HSM1: KeyQuotas = KeyQuotas { max_keys: 3_300, max_asymmetric: 3_300 };
+}
+
+/// A key to store, as the service prepared it.
+#[derive(Debug)]
+pub struct NewKey {
+    pub material: Arc<KeyMaterial>,
+    pub template: Template,
+    /// Generated on the HSM (`local`), as opposed to imported or unwrapped.
+    pub local: bool,
+}
+
+/// A listing query.
+#[derive(Debug, Clone, Default)]
+pub struct KeyQuery {
+    /// `attr.NAME=VALUE` filters (as name/value) and `key-reference=0x...`.
+    pub filters: Vec<(String, String)>,
+    /// 0 means no limit.
+    pub max_items: usize,
+    /// From a previous page's `next_token`.
+    pub starting_token: Option<String>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct KeyPage {
+    pub keys: Vec<KeyView>,
+    pub total: usize,
+    pub next_token: Option<String>,
+}
+
+/// The keys of one HSM.
+#[derive(Debug)]
+pub struct Keys {
+    keys: BTreeMap<KeyRef, Key>,
+    next_ref: u64,
+    quotas: KeyQuotas,
+}
+
+/// Who asks: the model passes the caller's name and whether it is an admin.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub user: &'a Username,
+    pub admin: bool,
+}
+
+impl Keys {
+    pub fn new(quotas: KeyQuotas) -> Self {
+        // CloudHSM's references are small numbers shown padded; start above 0
+        // so that 0x0 never names a key.
+        Keys { keys: BTreeMap::new(), next_ref: 0x0010_0001, quotas }
+    }
+
+    pub fn quotas(&self) -> KeyQuotas {
+        self.quotas
+    }
+
+    /// Stores keys made together (one key, or a public/private pair) for
+    /// `owner`, all or none.
+    pub fn insert(
+        &mut self,
+        owner: &Username,
+        session: Option<SessionId>,
+        new: Vec<NewKey>,
+    ) -> Result<Vec<KeyView>, ModelError> {
+        let mut prepared = Vec::with_capacity(new.len());
+        for key in new {
+            let facts = Facts::of(&key.material);
+            let mut attrs = Attributes::defaults(facts.class, session.is_none(), key.local);
+            key.template.apply(&mut attrs)?;
+            attrs.always_sensitive = facts.class != KeyClass::Public && attrs.sensitive;
+            attrs.never_extractable = facts.class != KeyClass::Public && !attrs.extractable;
+            prepared.push(Key {
+                material: key.material,
+                facts,
+                attrs,
+                owner: owner.clone(),
+                shared: BTreeSet::new(),
+                session,
+            });
+        }
+        let adding_asym = prepared.iter().filter(|k| k.facts.asymmetric()).count();
+        if self.keys.len() + prepared.len() > self.quotas.max_keys {
+            return Err(ModelError::KeyQuota { what: "keys", max: self.quotas.max_keys });
+        }
+        let asym = self.keys.values().filter(|k| k.facts.asymmetric()).count();
+        if asym + adding_asym > self.quotas.max_asymmetric {
+            return Err(ModelError::KeyQuota { what: "asymmetric keys", max: self.quotas.max_asymmetric });
+        }
+        let mut views = Vec::with_capacity(prepared.len());
+        for key in prepared {
+            let reference = KeyRef(self.next_ref);
+            self.next_ref += 1;
+            views.push(view(reference, &key));
+            self.keys.insert(reference, key);
+        }
+        Ok(views)
+    }
+
+    /// The material of a key `actor` may use for `usage`: its own, one shared
+    /// with it, or any public key; with the attribute that allows the usage.
+    pub fn for_use(&self, actor: Actor<'_>, reference: KeyRef, usage: Usage) -> Result<Arc<KeyMaterial>, ModelError> {
+        let key = self.visible(actor, reference)?;
+        if actor.admin {
+            return Err(key_denied(reference, "admins cannot use keys"));
+        }
+        if !usage.allowed_by(&key.attrs) {
+            return Err(ModelError::KeyAttribute { reference, attribute: usage.attribute() });
+        }
+        Ok(Arc::clone(&key.material))
+    }
+
+    /// The wrapping key and the key to wrap. Wrapping exports the target, so
+    /// only its owner may, and only if it is extractable; a target marked
+    /// `wrap-with-trusted` needs a trusted wrapping key.
+    pub fn for_wrap(
+        &self,
+        actor: Actor<'_>,
+        wrapping: KeyRef,
+        target: KeyRef,
+    ) -> Result<(Arc<KeyMaterial>, Arc<KeyMaterial>), ModelError> {
+        let wrapping_material = self.for_use(actor, wrapping, Usage::Wrap)?;
+        let key = self.visible(actor, target)?;
+        if &key.owner != actor.user {
+            return Err(key_denied(target, "only the key's owner can wrap (export) it"));
+        }
+        if !key.attrs.extractable {
+            return Err(ModelError::KeyAttribute { reference: target, attribute: AttrName::Extractable });
+        }
+        if key.attrs.wrap_with_trusted && !self.keys.get(&wrapping).is_some_and(|k| k.attrs.trusted) {
+            return Err(key_denied(target, "it is marked wrap-with-trusted and the wrapping key is not trusted"));
+        }
+        Ok((wrapping_material, Arc::clone(&key.material)))
+    }
+
+    /// The public material behind a public or private key, for export as PEM.
+    pub fn for_public_export(&self, actor: Actor<'_>, reference: KeyRef) -> Result<Arc<KeyMaterial>, ModelError> {
+        let key = self.visible(actor, reference)?;
+        if actor.admin {
+            return Err(key_denied(reference, "admins cannot export keys"));
+        }
+        if key.facts.class == KeyClass::Secret {
+            return Err(ModelError::InvalidArgument {
+                field: "key_reference",
+                rule: format!("{reference} is a secret key; only public keys can be exported as PEM"),
+            });
+        }
+        Ok(Arc::clone(&key.material))
+    }
+
+    pub fn delete(&mut self, actor: Actor<'_>, reference: KeyRef) -> Result<KeyView, ModelError> {
+        let key = self.owned(actor, reference, "delete")?;
+        if !key.attrs.destroyable {
+            return Err(ModelError::KeyAttribute { reference, attribute: AttrName::Destroyable });
+        }
+        let shown = view(reference, key);
+        self.keys.remove(&reference);
+        Ok(shown)
+    }
+
+    /// Shares a key with another crypto user (`is_crypto_user` says whether
+    /// the named user exists with that role).
+    pub fn share(
+        &mut self,
+        actor: Actor<'_>,
+        reference: KeyRef,
+        with: Username,
+        is_crypto_user: bool,
+    ) -> Result<KeyView, ModelError> {
+        let key = self.owned_mut(actor, reference, "share")?;
+        if key.facts.class == KeyClass::Public {
+            return Err(ModelError::InvalidArgument {
+                field: "key_reference",
+                rule: format!("{reference} is a public key, which every crypto user can already use"),
+            });
+        }
+        if !is_crypto_user {
+            return Err(ModelError::InvalidArgument {
+                field: "username",
+                rule: format!("'{with}' is not a crypto user; keys are shared only with crypto users"),
+            });
+        }
+        if with == key.owner {
+            return Err(ModelError::InvalidArgument { field: "username", rule: format!("'{with}' owns {reference}") });
+        }
+        if key.shared.contains(&with) {
+            return Err(ModelError::InvalidArgument {
+                field: "username",
+                rule: format!("{reference} is already shared with '{with}'"),
+            });
+        }
+        if key.shared.len() >= MAX_SHARED_USERS {
+            return Err(ModelError::KeyQuota { what: "users a key is shared with", max: MAX_SHARED_USERS });
+        }
+        key.shared.insert(with);
+        Ok(view(reference, key))
+    }
+
+    pub fn unshare(&mut self, actor: Actor<'_>, reference: KeyRef, with: &Username) -> Result<KeyView, ModelError> {
+        let key = self.owned_mut(actor, reference, "unshare")?;
+        if !key.shared.remove(with) {
+            return Err(ModelError::InvalidArgument {
+                field: "username",
+                rule: format!("{reference} is not shared with '{with}'"),
+            });
+        }
+        Ok(view(reference, key))
+    }
+
+    /// Sets one attribute. Crypto users set their own keys' attributes (while
+    /// `modifiable`); admins set only `trusted`, on any key.
+    pub fn set_attribute(
+        &mut self,
+        actor: Actor<'_>,
+        reference: KeyRef,
+        name: AttrName,
+        value: &str,
+    ) -> Result<KeyView, ModelError> {
+        if actor.admin != (name == AttrName::Trusted) {
+            let rule = if actor.admin {
+                "admins may set only the trusted attribute"
+            } else {
+                "only admins may set the trusted attribute"
+            };
+            return Err(key_denied(reference, rule));
+        }
+        let key = if actor.admin {
+            self.keys.get_mut(&reference).ok_or(ModelError::KeyNotFound { reference })?
+        } else {
+            self.owned_mut(actor, reference, "modify")?
+        };
+        if !actor.admin && !key.attrs.modifiable {
+            return Err(ModelError::KeyAttribute { reference, attribute: AttrName::Modifiable });
+        }
+        let mut next = key.attrs.clone();
+        set_field(&mut next, name, value)?;
+        let one_way = |was: bool, now: bool, rule: &str| -> Result<(), ModelError> {
+            if was != now {
+                return Err(ModelError::InvalidArgument { field: "value", rule: format!("{name} {rule}") });
+            }
+            Ok(())
+        };
+        match name {
+            AttrName::Modifiable if next.modifiable => {
+                one_way(key.attrs.modifiable, true, "can go from true to false only")?
+            }
+            AttrName::WrapWithTrusted if key.attrs.wrap_with_trusted => {
+                one_way(true, next.wrap_with_trusted, "is read-only once true")?;
+            }
+            AttrName::Sensitive if key.attrs.sensitive => {
+                one_way(true, next.sensitive, "can go from false to true only")?
+            }
+            AttrName::Extractable | AttrName::Id | AttrName::Token | AttrName::Private => {
+                return Err(ModelError::InvalidArgument {
+                    field: "name",
+                    rule: format!("{name} is fixed when the key is created"),
+                });
+            }
+            _ => {}
+        }
+        if name == AttrName::Sensitive && !next.sensitive {
+            next.always_sensitive = false;
+        }
+        key.attrs = next;
+        Ok(view(reference, key))
+    }
+
+    /// The keys `actor` may see, filtered and paged. Crypto users see their
+    /// own keys, keys shared with them and every public key; admins see all.
+    pub fn list(&self, actor: Actor<'_>, query: &KeyQuery) -> Result<KeyPage, ModelError> {
+        let mut filters = Vec::with_capacity(query.filters.len());
+        for (name, value) in &query.filters {
+            if name == "key-reference" {
+                filters.push(Filter::Reference(KeyRef::parse("filter", value)?));
+            } else {
+                let attr = name.strip_prefix("attr.").ok_or_else(|| ModelError::InvalidArgument {
+                    field: "filter",
+                    rule: format!("{:?}: use attr.NAME=VALUE or key-reference=0x...", truncate(name)),
+                })?;
+                filters.push(Filter::Attribute(AttrName::parse("filter", attr)?, value.clone()));
+            }
+        }
+        let start = match &query.starting_token {
+            None => None,
+            Some(token) => Some(KeyRef::parse("starting_token", token)?),
+        };
+        let matched: Vec<KeyView> = self
+            .keys
+            .iter()
+            .filter(|(_, k)| actor.admin || sees(actor.user, k))
+            .map(|(r, k)| view(*r, k))
+            .filter(|v| filters.iter().all(|f| f.matches(v)))
+            .collect();
+        let total = matched.len();
+        let rest = matched.into_iter().filter(|v| start.is_none_or(|s| v.reference >= s));
+        let mut keys: Vec<KeyView> =
+            if query.max_items == 0 { rest.collect() } else { rest.take(query.max_items + 1).collect() };
+        let next_token = if query.max_items != 0 && keys.len() > query.max_items {
+            keys.pop().map(|next| next.reference.to_string())
+        } else {
+            None
+        };
+        Ok(KeyPage { keys, total, next_token })
+    }
+
+    /// How many keys `user` owns.
+    pub fn owned_by(&self, user: &Username) -> usize {
+        self.keys.values().filter(|k| &k.owner == user).count()
+    }
+
+    /// Forgets a deleted user in every share list.
+    pub fn forget_user(&mut self, user: &Username) {
+        for key in self.keys.values_mut() {
+            key.shared.remove(user);
+        }
+    }
+
+    /// Drops the session keys of ended sessions.
+    pub fn end_sessions(&mut self, ended: &[SessionId]) -> usize {
+        let before = self.keys.len();
+        self.keys.retain(|_, k| k.session.is_none_or(|s| !ended.contains(&s)));
+        before - self.keys.len()
+    }
+
+    fn visible(&self, actor: Actor<'_>, reference: KeyRef) -> Result<&Key, ModelError> {
+        match self.keys.get(&reference) {
+            Some(key) if actor.admin || sees(actor.user, key) => Ok(key),
+            _ => Err(ModelError::KeyNotFound { reference }),
+        }
+    }
+
+    fn owned(&self, actor: Actor<'_>, reference: KeyRef, what: &str) -> Result<&Key, ModelError> {
+        let key = self.visible(actor, reference)?;
+        if &key.owner != actor.user {
+            return Err(key_denied(reference, &format!("only the key's owner can {what} it")));
+        }
+        Ok(key)
+    }
+
+    fn owned_mut(&mut self, actor: Actor<'_>, reference: KeyRef, what: &str) -> Result<&mut Key, ModelError> {
+        self.owned(actor, reference, what)?;
+        self.keys.get_mut(&reference).ok_or(ModelError::KeyNotFound { reference })
+    }
+}
+
+/// Whether a crypto user can see a key.
+fn sees(user: &Username, key: &Key) -> bool {
+    &key.owner == user || key.shared.contains(user) || key.facts.class == KeyClass::Public
+}
+
+fn key_denied(reference: KeyRef, rule: &str) -> ModelError {
+    ModelError::KeyPermission { reference, rule: rule.to_owned() }
+}
+
+fn view(reference: KeyRef, key: &Key) -> KeyView {
+    KeyView {
+        reference,
+        facts: key.facts.clone(),
+        attrs: key.attrs.clone(),
+        owner: key.owner.clone(),
+        shared: key.shared.iter().cloned().collect(),
+        session: key.session.is_some(),
+    }
+}
+
+enum Filter {
+    Reference(KeyRef),
+    Attribute(AttrName, String),
+}
+
+impl Filter {
+    fn matches(&self, v: &KeyView) -> bool {
+        match self {
+            Filter::Reference(r) => v.reference == *r,
+            Filter::Attribute(name, want) => v.attribute(*name).is_some_and(|have| have.eq_ignore_ascii_case(want)),
+        }
+    }
+}

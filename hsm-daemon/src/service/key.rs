@@ -1,0 +1,244 @@
+//! `hsm.v1.KeyService`: key management.
+
+use std::sync::Arc;
+
+use hsm_proto::v1::{
+    DeleteKeyRequest, ExportPublicKeyRequest, ExportPublicKeyResponse, GenerateKeyPairRequest,
+    GenerateSymmetricKeyRequest, ImportKeyRequest, KeyPairResponse, KeyResponse, ListKeysRequest, ListKeysResponse,
+    SetKeyAttributeRequest, ShareKeyRequest, UnwrapKeyRequest, WrapKeyRequest, WrapKeyResponse,
+    generate_key_pair_request::Parameters, import_key_request::Material, key_service_server::KeyService,
+};
+use tonic::{Request, Response, Status};
+
+use super::{HsmState, blocking, caller, convert};
+use crate::{
+    crypto::{self, KeyKind, KeyMaterial},
+    model::{AttrName, KeyQuery, KeyRef, KeyView, ModelError, NewKey, Template, Usage, Username},
+};
+
+#[derive(Debug)]
+pub(super) struct KeyApi {
+    state: Arc<HsmState>,
+}
+
+impl KeyApi {
+    pub(super) fn new(state: Arc<HsmState>) -> Self {
+        KeyApi { state }
+    }
+}
+
+fn key_response(view: KeyView) -> Response<KeyResponse> {
+    Response::new(KeyResponse { key: Some(convert::key_info(view)) })
+}
+
+fn usernames(field: &'static str, raw: &[String]) -> Result<Vec<Username>, ModelError> {
+    raw.iter().map(|u| Username::parse(field, u)).collect()
+}
+
+fn reference(field: &'static str, raw: &str) -> Result<KeyRef, ModelError> {
+    KeyRef::parse(field, raw)
+}
+
+/// The one stored view a single-key store returns.
+fn single(mut views: Vec<KeyView>) -> Result<KeyView, Status> {
+    views.pop().ok_or_else(|| Status::internal("no key was stored"))
+}
+
+#[tonic::async_trait]
+impl KeyService for KeyApi {
+    async fn generate_symmetric_key(
+        &self,
+        request: Request<GenerateSymmetricKeyRequest>,
+    ) -> Result<Response<KeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let kind = convert::symmetric_kind("key_type", req.key_type)?;
+        let template = Template::parse(&convert::pairs(&req.attributes))?;
+        let share = usernames("share_with", &req.share_with)?;
+        let len = req.key_length_bytes;
+        let mut rng = self.state.fork_rng();
+        let material = match kind {
+            KeyKind::Aes => KeyMaterial::generate_aes(len.saturating_mul(8), &mut rng),
+            _ => KeyMaterial::generate_generic_secret(len as usize, &mut rng),
+        }
+        .map_err(ModelError::from)?;
+        let new = vec![NewKey { material: Arc::new(material), template, local: true }];
+        let view = single(self.state.hsm().store_keys(&caller, req.session, new, &share)?)?;
+        tracing::info!(key = %view.reference, owner = %view.owner, "symmetric key generated");
+        Ok(key_response(view))
+    }
+
+    async fn generate_key_pair(
+        &self,
+        request: Request<GenerateKeyPairRequest>,
+    ) -> Result<Response<KeyPairResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let public_template = Template::parse(&convert::pairs(&req.public_attributes))?;
+        let private_template = Template::parse(&convert::pairs(&req.private_attributes))?;
+        let share = usernames("share_with", &req.share_with)?;
+        let parameters = req.parameters.clone().ok_or(ModelError::InvalidArgument {
+            field: "parameters",
+            rule: "must be set: rsa, ec or ed25519".into(),
+        })?;
+        let mut rng = self.state.fork_rng();
+        let (private, public) = match parameters {
+            Parameters::Rsa(rsa) => {
+                // RSA key generation takes tens to hundreds of milliseconds.
+                blocking(move || Ok(KeyMaterial::generate_rsa(rsa.modulus_size_bits, rsa.public_exponent, &mut rng)?))
+                    .await?
+            }
+            Parameters::Ec(ec) => {
+                let curve = crate::model::keys::parse_curve("curve", &ec.curve)?;
+                KeyMaterial::generate_ec(curve, &mut rng).map_err(ModelError::from)?
+            }
+            Parameters::Ed25519(_) => KeyMaterial::generate_ed25519(&mut rng).map_err(ModelError::from)?,
+        };
+        let new = vec![
+            NewKey { material: Arc::new(public), template: public_template, local: true },
+            NewKey { material: Arc::new(private), template: private_template, local: true },
+        ];
+        let mut views = self.state.hsm().store_keys(&caller, req.session, new, &share)?.into_iter();
+        let (Some(public), Some(private)) = (views.next(), views.next()) else {
+            return Err(Status::internal("the key pair was not stored whole"));
+        };
+        tracing::info!(public = %public.reference, private = %private.reference, owner = %private.owner, "key pair generated");
+        Ok(Response::new(KeyPairResponse {
+            public_key: Some(convert::key_info(public)),
+            private_key: Some(convert::key_info(private)),
+        }))
+    }
+
+    async fn import_key(&self, request: Request<ImportKeyRequest>) -> Result<Response<KeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let template = Template::parse(&convert::pairs(&req.attributes))?;
+        let material = match &req.material {
+            Some(Material::Pem(pem)) => {
+                let pem = pem.clone();
+                blocking(move || Ok(KeyMaterial::from_pem(&pem)?)).await?
+            }
+            Some(Material::Secret(bytes)) => {
+                let kind = convert::symmetric_kind("secret_key_type", req.secret_key_type)?;
+                KeyMaterial::from_raw_secret(kind, bytes).map_err(ModelError::from)?
+            }
+            None => {
+                return Err(ModelError::InvalidArgument {
+                    field: "material",
+                    rule: "must be set: pem or secret".into(),
+                }
+                .into());
+            }
+        };
+        let new = vec![NewKey { material: Arc::new(material), template, local: false }];
+        let view = single(self.state.hsm().store_keys(&caller, req.session, new, &[])?)?;
+        tracing::info!(key = %view.reference, owner = %view.owner, "key imported");
+        Ok(key_response(view))
+    }
+
+    async fn export_public_key(
+        &self,
+        request: Request<ExportPublicKeyRequest>,
+    ) -> Result<Response<ExportPublicKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let key = reference("key_reference", &request.get_ref().key_reference)?;
+        let material = self.state.hsm().public_key(&caller, key)?;
+        let pem = material.public_pem().map_err(ModelError::from)?;
+        Ok(Response::new(ExportPublicKeyResponse { pem }))
+    }
+
+    async fn wrap_key(&self, request: Request<WrapKeyRequest>) -> Result<Response<WrapKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let wrapping = reference("wrapping_key_reference", &req.wrapping_key_reference)?;
+        let target = reference("key_reference", &req.key_reference)?;
+        let mechanism = convert::wrap_mechanism(req.mechanism, req.hash)?;
+        let (wrapping_key, target_key) = self.state.hsm().keys_for_wrap(&caller, wrapping, target)?;
+        let mut rng = self.state.fork_rng();
+        let wrapped = blocking(move || {
+            let bytes = target_key.to_wrappable()?;
+            Ok(crypto::wrap(&wrapping_key, mechanism, &bytes, &mut rng)?)
+        })
+        .await?;
+        tracing::info!(key = %target, wrapping_key = %wrapping, "key wrapped");
+        Ok(Response::new(WrapKeyResponse { wrapped_key: wrapped }))
+    }
+
+    async fn unwrap_key(&self, request: Request<UnwrapKeyRequest>) -> Result<Response<KeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let unwrapping = reference("unwrapping_key_reference", &req.unwrapping_key_reference)?;
+        let mechanism = convert::wrap_mechanism(req.mechanism, req.hash)?;
+        let kind = convert::key_kind(req.key_type, &req.curve)?;
+        let class = convert::key_class(req.key_class)?;
+        let template = Template::parse(&convert::pairs(&req.attributes))?;
+        let key = self.state.hsm().key_for_use(&caller, unwrapping, Usage::Unwrap)?;
+        let wrapped = req.wrapped_key.clone();
+        let material = blocking(move || {
+            let bytes = crypto::unwrap(&key, mechanism, &wrapped)?;
+            Ok(KeyMaterial::from_wrappable(kind, class, &bytes)?)
+        })
+        .await?;
+        let new = vec![NewKey { material: Arc::new(material), template, local: false }];
+        let view = single(self.state.hsm().store_keys(&caller, req.session, new, &[])?)?;
+        tracing::info!(key = %view.reference, unwrapping_key = %unwrapping, "key unwrapped");
+        Ok(key_response(view))
+    }
+
+    async fn delete_key(&self, request: Request<DeleteKeyRequest>) -> Result<Response<KeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let key = reference("key_reference", &request.get_ref().key_reference)?;
+        let view = self.state.hsm().delete_key(&caller, key)?;
+        tracing::info!(key = %view.reference, "key deleted");
+        Ok(key_response(view))
+    }
+
+    async fn share_key(&self, request: Request<ShareKeyRequest>) -> Result<Response<KeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let key = reference("key_reference", &req.key_reference)?;
+        let user = Username::parse("username", &req.username)?;
+        let view = self.state.hsm().share_key(&caller, key, user)?;
+        tracing::info!(key = %view.reference, with = %req.username, "key shared");
+        Ok(key_response(view))
+    }
+
+    async fn unshare_key(&self, request: Request<ShareKeyRequest>) -> Result<Response<KeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let key = reference("key_reference", &req.key_reference)?;
+        let user = Username::parse("username", &req.username)?;
+        let view = self.state.hsm().unshare_key(&caller, key, &user)?;
+        tracing::info!(key = %view.reference, with = %user, "key unshared");
+        Ok(key_response(view))
+    }
+
+    async fn set_key_attribute(
+        &self,
+        request: Request<SetKeyAttributeRequest>,
+    ) -> Result<Response<KeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let key = reference("key_reference", &req.key_reference)?;
+        let name = AttrName::parse("name", &req.name)?;
+        let view = self.state.hsm().set_key_attribute(&caller, key, name, &req.value)?;
+        tracing::info!(key = %view.reference, attribute = %name, "key attribute set");
+        Ok(key_response(view))
+    }
+
+    async fn list_keys(&self, request: Request<ListKeysRequest>) -> Result<Response<ListKeysResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let query = KeyQuery {
+            filters: convert::pairs(&req.filters),
+            max_items: req.max_items as usize,
+            starting_token: (!req.starting_token.is_empty()).then(|| req.starting_token.clone()),
+        };
+        let page = self.state.hsm().list_keys(&caller, &query)?;
+        Ok(Response::new(ListKeysResponse {
+            keys: page.keys.into_iter().map(convert::key_info).collect(),
+            total_key_count: page.total as u64,
+            next_token: page.next_token.unwrap_or_default(),
+        }))
+    }
+}
