@@ -19,7 +19,7 @@ use hsm_client::{ClientConfig, HsmClient, Role, Session};
 use hsm_daemon::{
     DaemonConfig, TlsSettings, Transport,
     clock::ManualClock,
-    model::{ClusterId, ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, Limits, Password},
+    model::{ClusterId, ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, KeyQuotas, Limits, Password},
     pki::{self, CertifiedKey},
 };
 use rand::{SeedableRng, rngs::StdRng};
@@ -37,6 +37,7 @@ pub struct Options {
     pub activated: bool,
     pub max_users: usize,
     pub session_idle_timeout: Duration,
+    pub key_quotas: KeyQuotas,
     /// Accept client certificates from a CA made for the test; with
     /// `require_client_cert`, refuse connections without one.
     pub mtls: bool,
@@ -49,6 +50,7 @@ impl Default for Options {
             activated: true,
             max_users: 1_024,
             session_idle_timeout: Duration::from_secs(600),
+            key_quotas: KeyQuotas::HSM2M,
             mtls: false,
             require_client_cert: false,
         }
@@ -97,6 +99,7 @@ impl TestHsm {
                 max_users: options.max_users,
                 max_sessions: 256,
                 session_idle_timeout: options.session_idle_timeout,
+                keys: options.key_quotas,
             },
             kdf: KdfParams::TESTING,
             admin_password: options.activated.then(|| Password::parse("admin", ADMIN_PASSWORD).expect("password")),

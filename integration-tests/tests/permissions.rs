@@ -2,9 +2,13 @@
 //! each of the five identities, is allowed or refused exactly as the table
 //! says, and every refusal names the operation and the role.
 
-use hsm_client::{Role, Session};
+use hsm_client::{
+    KeyOptions, KeyPairSpec, Role, Session,
+    keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType, WrapMechanism},
+};
 use hsm_proto::v1::{
-    self as pb, Rpc, cluster_service_client::ClusterServiceClient, session_service_client::SessionServiceClient,
+    self as pb, Rpc, cluster_service_client::ClusterServiceClient, crypto_service_client::CryptoServiceClient,
+    key_service_client::KeyServiceClient, session_service_client::SessionServiceClient,
     user_service_client::UserServiceClient,
 };
 use integration_tests::{APPLIANCE_PASSWORD, Options, TestHsm};
@@ -41,6 +45,20 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
         Rpc::ChangeOwnPassword => &[Who::Co, Who::Cu, Who::Au],
         // "Change any user's password": CO only.
         Rpc::ChangeUserPassword => &[Who::Co],
+        // "Key management functions": CU only...
+        Rpc::GenerateSymmetricKey
+        | Rpc::GenerateKeyPair
+        | Rpc::ImportKey
+        | Rpc::ExportPublicKey
+        | Rpc::WrapKey
+        | Rpc::UnwrapKey
+        | Rpc::DeleteKey
+        | Rpc::ShareKey
+        | Rpc::UnshareKey => &[Who::Cu],
+        // ...except that CloudHSM lets admins list keys and set `trusted`.
+        Rpc::SetKeyAttribute | Rpc::ListKeys => &[Who::Co, Who::Cu],
+        // "Encrypt, decrypt", "Sign, verify", "Generate digests and HMACs": CU.
+        Rpc::Encrypt | Rpc::Decrypt | Rpc::Sign | Rpc::Verify | Rpc::Digest => &[Who::Cu],
     }
 }
 
@@ -56,6 +74,22 @@ fn operation_words(rpc: Rpc) -> &'static str {
         Rpc::ListUsers => "user list",
         Rpc::ChangeOwnPassword => "user change-password (own password)",
         Rpc::ChangeUserPassword => "user change-password (another user's password)",
+        Rpc::GenerateSymmetricKey => "key generate-symmetric",
+        Rpc::GenerateKeyPair => "key generate-asymmetric-pair",
+        Rpc::ImportKey => "key import",
+        Rpc::ExportPublicKey => "key generate-file",
+        Rpc::WrapKey => "key wrap",
+        Rpc::UnwrapKey => "key unwrap",
+        Rpc::DeleteKey => "key delete",
+        Rpc::ShareKey => "key share",
+        Rpc::UnshareKey => "key unshare",
+        Rpc::SetKeyAttribute => "key set-attribute",
+        Rpc::ListKeys => "key list",
+        Rpc::Encrypt => "crypto encrypt",
+        Rpc::Decrypt => "crypto decrypt",
+        Rpc::Sign => "crypto sign",
+        Rpc::Verify => "crypto verify",
+        Rpc::Digest => "crypto digest",
     }
 }
 
@@ -69,34 +103,123 @@ fn role_words(who: Who) -> &'static str {
     }
 }
 
+/// Keys (owned by the crypto user `alice`) and outputs that the key and
+/// crypto calls refer to.
+#[derive(Debug, Clone)]
+struct Fixture {
+    /// AES-256 allowed to encrypt, decrypt, wrap and unwrap.
+    aes: String,
+    /// An extractable AES key to wrap and to delete.
+    target: String,
+    ec_private: String,
+    ec_public: String,
+    wrapped: Vec<u8>,
+    iv: Vec<u8>,
+    ciphertext: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl Fixture {
+    /// For an unactivated HSM, where every key call is refused before any
+    /// key is looked up.
+    fn dummy() -> Self {
+        let r = "0x0000000000000001".to_owned();
+        Fixture {
+            aes: r.clone(),
+            target: r.clone(),
+            ec_private: r.clone(),
+            ec_public: r,
+            wrapped: vec![0; 40],
+            iv: vec![0; 12],
+            ciphertext: vec![0; 32],
+            signature: vec![0; 64],
+        }
+    }
+
+    async fn make(alice: &Session) -> Self {
+        let all = |label: &str| KeyOptions {
+            attributes: [
+                ("label", label),
+                ("encrypt", "true"),
+                ("decrypt", "true"),
+                ("wrap", "true"),
+                ("unwrap", "true"),
+            ]
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect(),
+            ..KeyOptions::default()
+        };
+        let aes = alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &all("aes")).await.expect("aes").reference;
+        let target =
+            alice.generate_symmetric_key(SymmetricKeyType::Aes, 16, &all("target")).await.expect("target").reference;
+        let sign = KeyOptions { attributes: vec![("sign".into(), "true".into())], ..KeyOptions::default() };
+        let verify = KeyOptions { attributes: vec![("verify".into(), "true".into())], ..KeyOptions::default() };
+        let (ec_public, ec_private) = alice
+            .generate_key_pair(&KeyPairSpec::Ec { curve: "secp256r1".into() }, &verify, &sign)
+            .await
+            .expect("ec pair");
+        let wrapped = alice.wrap_key(&aes, &target, WrapMechanism::AesKeyWrapPad, None).await.expect("wrap");
+        let (iv, ciphertext) = alice.encrypt(&aes, Cipher::AesGcm, None, &[], &[], b"hello").await.expect("encrypt");
+        let signature = alice
+            .sign(&ec_private.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"hello", false)
+            .await
+            .expect("sign");
+        Fixture {
+            aes,
+            target,
+            ec_private: ec_private.reference,
+            ec_public: ec_public.reference,
+            wrapped,
+            iv,
+            ciphertext,
+            signature,
+        }
+    }
+}
+
 /// A fresh HSM and a session of `who` on it. Active HSMs also hold a crypto
-/// user `victim` who is not logged in, for delete and password calls.
-async fn session_as(who: Who) -> (TestHsm, Session) {
+/// user `victim` who is not logged in, for delete and password calls, and
+/// keys of the crypto user `alice`.
+async fn session_as(who: Who) -> (TestHsm, Session, Fixture) {
     let hsm = TestHsm::start(if who == Who::Preco { Options::unactivated() } else { Options::default() }).await;
+    let mut fixture = Fixture::dummy();
     if who != Who::Preco {
         let admin = hsm.admin().await;
         admin.create_user("victim", Role::CryptoUser, "victim-pass").await.expect("victim");
+        admin.create_user("alice", Role::CryptoUser, "alice-pass").await.expect("alice");
         admin.logout().await.expect("logout");
+        let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
+        fixture = Fixture::make(&alice).await;
+        alice.share_key(&fixture.aes, "victim").await.expect("share");
+        alice.logout().await.expect("logout");
     }
     let session = match who {
         Who::Unauthenticated => hsm.client.anonymous(),
         Who::Preco => hsm.login("admin", Role::Admin, "password").await,
         Who::Co => hsm.admin().await,
-        Who::Cu => hsm.crypto_user("alice", "alice-pass").await,
+        Who::Cu => hsm.login("alice", Role::CryptoUser, "alice-pass").await,
         Who::Au => hsm.login("app_user", Role::Appliance, APPLIANCE_PASSWORD).await,
     };
-    (hsm, session)
+    (hsm, session, fixture)
+}
+
+/// A request carrying the session's token.
+fn r<T>(session: &Session, message: T) -> tonic::Request<T> {
+    session.request(message).expect("request")
 }
 
 /// Calls `rpc` with a request that succeeds when the caller is allowed.
-async fn call(rpc: Rpc, session: &Session) -> Result<(), Status> {
+async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), Status> {
     let channel = session.client().channel();
-    let req = |m| session.request(m).expect("request");
+    let keys = || KeyServiceClient::new(session.client().channel());
+    let crypto = || CryptoServiceClient::new(session.client().channel());
     let role = |r: pb::Role| i32::from(r);
     match rpc {
-        Rpc::GetClusterInfo => {
-            ClusterServiceClient::new(channel).get_cluster_info(req(pb::GetClusterInfoRequest {})).await.map(drop)
-        }
+        Rpc::GetClusterInfo => ClusterServiceClient::new(channel)
+            .get_cluster_info(r(session, pb::GetClusterInfoRequest {}))
+            .await
+            .map(drop),
         Rpc::Activate => ClusterServiceClient::new(channel)
             .activate(session.request(pb::ActivateRequest { new_password: "activated-pass".into() }).expect("request"))
             .await
@@ -158,6 +281,152 @@ async fn call(rpc: Rpc, session: &Session) -> Result<(), Status> {
             )
             .await
             .map(drop),
+        Rpc::GenerateSymmetricKey => keys()
+            .generate_symmetric_key(r(
+                session,
+                pb::GenerateSymmetricKeyRequest {
+                    key_type: pb::SymmetricKeyType::Aes.into(),
+                    key_length_bytes: 32,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::GenerateKeyPair => keys()
+            .generate_key_pair(r(
+                session,
+                pb::GenerateKeyPairRequest {
+                    parameters: Some(pb::generate_key_pair_request::Parameters::Ec(pb::EcParameters {
+                        curve: "secp256r1".into(),
+                    })),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::ImportKey => keys()
+            .import_key(r(
+                session,
+                pb::ImportKeyRequest {
+                    material: Some(pb::import_key_request::Material::Secret(vec![7; 16])),
+                    secret_key_type: pb::SymmetricKeyType::Aes.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::ExportPublicKey => keys()
+            .export_public_key(r(session, pb::ExportPublicKeyRequest { key_reference: f.ec_public.clone() }))
+            .await
+            .map(drop),
+        Rpc::WrapKey => keys()
+            .wrap_key(r(
+                session,
+                pb::WrapKeyRequest {
+                    wrapping_key_reference: f.aes.clone(),
+                    key_reference: f.target.clone(),
+                    mechanism: pb::WrapMechanism::AesKeyWrapPad.into(),
+                    hash: 0,
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::UnwrapKey => keys()
+            .unwrap_key(r(
+                session,
+                pb::UnwrapKeyRequest {
+                    unwrapping_key_reference: f.aes.clone(),
+                    wrapped_key: f.wrapped.clone(),
+                    mechanism: pb::WrapMechanism::AesKeyWrapPad.into(),
+                    key_type: pb::KeyType::Aes.into(),
+                    key_class: pb::KeyClass::Secret.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::DeleteKey => {
+            keys().delete_key(r(session, pb::DeleteKeyRequest { key_reference: f.target.clone() })).await.map(drop)
+        }
+        Rpc::ShareKey => keys()
+            .share_key(r(
+                session,
+                pb::ShareKeyRequest { key_reference: f.ec_private.clone(), username: "victim".into() },
+            ))
+            .await
+            .map(drop),
+        Rpc::UnshareKey => keys()
+            .unshare_key(r(session, pb::ShareKeyRequest { key_reference: f.aes.clone(), username: "victim".into() }))
+            .await
+            .map(drop),
+        Rpc::SetKeyAttribute => {
+            // Admins may set only `trusted`; crypto users anything but it.
+            let (name, value) = if who == Who::Co { ("trusted", "true") } else { ("label", "renamed") };
+            keys()
+                .set_key_attribute(r(
+                    session,
+                    pb::SetKeyAttributeRequest { key_reference: f.aes.clone(), name: name.into(), value: value.into() },
+                ))
+                .await
+                .map(drop)
+        }
+        Rpc::ListKeys => keys().list_keys(r(session, pb::ListKeysRequest::default())).await.map(drop),
+        Rpc::Encrypt => crypto()
+            .encrypt(r(
+                session,
+                pb::EncryptRequest {
+                    key_reference: f.aes.clone(),
+                    cipher: pb::Cipher::AesGcm.into(),
+                    data: b"data".to_vec(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::Decrypt => crypto()
+            .decrypt(r(
+                session,
+                pb::DecryptRequest {
+                    key_reference: f.aes.clone(),
+                    cipher: pb::Cipher::AesGcm.into(),
+                    iv: f.iv.clone(),
+                    ciphertext: f.ciphertext.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::Sign => crypto()
+            .sign(r(
+                session,
+                pb::SignRequest {
+                    key_reference: f.ec_private.clone(),
+                    mechanism: pb::SignMechanism::Ecdsa.into(),
+                    hash: pb::HashAlgorithm::Sha256.into(),
+                    data: b"hello".to_vec(),
+                    data_is_digest: false,
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::Verify => crypto()
+            .verify(r(
+                session,
+                pb::VerifyRequest {
+                    key_reference: f.ec_public.clone(),
+                    mechanism: pb::SignMechanism::Ecdsa.into(),
+                    hash: pb::HashAlgorithm::Sha256.into(),
+                    data: b"hello".to_vec(),
+                    data_is_digest: false,
+                    signature: f.signature.clone(),
+                },
+            ))
+            .await
+            .map(drop),
+        Rpc::Digest => crypto()
+            .digest(r(session, pb::DigestRequest { hash: pb::HashAlgorithm::Sha256.into(), data: b"hello".to_vec() }))
+            .await
+            .map(drop),
     }
 }
 
@@ -166,8 +435,8 @@ async fn every_rpc_as_every_identity_follows_the_seed_table() {
     let mut checked = 0;
     for rpc in Rpc::ALL.iter().copied() {
         for who in EVERYONE {
-            let (hsm, session) = session_as(who).await;
-            let result = call(rpc, &session).await;
+            let (hsm, session, fixture) = session_as(who).await;
+            let result = call(rpc, who, &session, &fixture).await;
             let want_allowed = allowed(rpc).contains(&who);
             match (&result, want_allowed) {
                 (Ok(()), true) => {}

@@ -31,7 +31,12 @@ impl Fixture {
                 mode: ClusterMode::Fips,
             },
             hsm: HsmIdentity::generate(&mut rng, "127.0.0.1:2223".into(), ClusterMode::Fips),
-            limits: Limits { max_users, max_sessions: 64, session_idle_timeout: Duration::from_secs(600) },
+            limits: Limits {
+                max_users,
+                max_sessions: 64,
+                session_idle_timeout: Duration::from_secs(600),
+                keys: KeyQuotas { max_keys: 8, max_asymmetric: 4 },
+            },
             admin: AdminSetup::Unactivated(Password::default_preco().hash(&k, &mut rng).unwrap()),
             appliance: pw("appliance-secret").hash(&k, &mut rng).unwrap(),
             decoy: pw("decoy-secret").hash(&k, &mut rng).unwrap(),
@@ -252,4 +257,281 @@ fn a_password_changed_during_a_login_check_fails_that_login() {
     let h = f.hash("changed-pass");
     f.hsm.change_user_password(&name("alice"), Role::CryptoUser, h).unwrap();
     assert_eq!(f.hsm.finish_login(attempt, ok, f.now, &mut f.rng).unwrap_err(), ModelError::LoginFailed);
+}
+
+mod keys {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::crypto::{Curve, KeyMaterial};
+
+    fn template(pairs: &[(&str, &str)]) -> Template {
+        Template::parse(&pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect::<Vec<_>>()).unwrap()
+    }
+
+    impl Fixture {
+        /// An activated HSM with crypto users alice, bob and carol, each
+        /// logged in; returns their callers and the admin's.
+        fn with_crypto_users() -> (Self, Caller, Caller, Caller, Caller) {
+            let mut f = Fixture::activated();
+            for n in ["bob", "carol"] {
+                let h = f.hash("user-pass");
+                f.hsm.create_user(name(n), Role::CryptoUser, h).unwrap();
+            }
+            let mut caller = |f: &mut Fixture, user: &str, role: Role, pass: &str| {
+                let t = f.login(user, role, pass).unwrap();
+                f.caller(Operation::ListKeys, &t).unwrap()
+            };
+            let alice = caller(&mut f, "alice", Role::CryptoUser, "alice-pass");
+            let bob = caller(&mut f, "bob", Role::CryptoUser, "user-pass");
+            let carol = caller(&mut f, "carol", Role::CryptoUser, "user-pass");
+            let admin = caller(&mut f, "admin", Role::Admin, "admin-pass");
+            (f, alice, bob, carol, admin)
+        }
+
+        fn aes(&mut self, owner: &Caller, attrs: &[(&str, &str)], session: bool) -> KeyRef {
+            let material = KeyMaterial::generate_aes(256, &mut self.rng).unwrap();
+            let new = vec![NewKey { material: Arc::new(material), template: template(attrs), local: true }];
+            self.hsm.store_keys(owner, session, new, &[]).unwrap()[0].reference
+        }
+
+        fn ec_pair(&mut self, owner: &Caller) -> (KeyRef, KeyRef) {
+            let (private, public) = KeyMaterial::generate_ec(Curve::P256, &mut self.rng).unwrap();
+            let new = vec![
+                NewKey { material: Arc::new(public), template: template(&[("verify", "true")]), local: true },
+                NewKey { material: Arc::new(private), template: template(&[("sign", "true")]), local: true },
+            ];
+            let views = self.hsm.store_keys(owner, false, new, &[]).unwrap();
+            (views[0].reference, views[1].reference)
+        }
+    }
+
+    fn denied(r: Result<impl std::fmt::Debug, ModelError>) -> String {
+        match r {
+            Err(e @ ModelError::KeyPermission { .. }) => e.to_string(),
+            other => panic!("expected a key permission error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn key_references_print_as_cloudhsm_shows_them_and_parse_back() {
+        let r = KeyRef::new(0x1c0686);
+        assert_eq!(r.to_string(), "0x00000000001c0686");
+        assert_eq!(KeyRef::parse("key_reference", "0x00000000001c0686").unwrap(), r);
+        assert_eq!(KeyRef::parse("key_reference", "0x1C0686").unwrap(), r);
+        for bad in ["", "0x", "1c0686", "0xzz", "0x11111111111111111"] {
+            let err = KeyRef::parse("key_reference", bad).unwrap_err().to_string();
+            assert!(err.starts_with("invalid key_reference: must be a key reference"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn keys_are_used_only_for_what_their_attributes_allow() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        let k = f.aes(&alice, &[("encrypt", "true")], false);
+        assert!(f.hsm.key_for_use(&alice, k, Usage::Encrypt).is_ok());
+        let err = f.hsm.key_for_use(&alice, k, Usage::Decrypt).unwrap_err();
+        assert_eq!(err, ModelError::KeyAttribute { reference: k, attribute: AttrName::Decrypt });
+        assert!(err.to_string().contains("its decrypt attribute is false"), "{err}");
+    }
+
+    #[test]
+    fn shared_users_use_but_do_not_manage_and_others_do_not_see() {
+        let (mut f, alice, bob, carol, _) = Fixture::with_crypto_users();
+        let k = f.aes(&alice, &[("encrypt", "true"), ("wrap", "true")], false);
+        let w = f.aes(&alice, &[("wrap", "true")], false);
+        assert_eq!(f.hsm.key_for_use(&bob, k, Usage::Encrypt).unwrap_err(), ModelError::KeyNotFound { reference: k });
+        f.hsm.share_key(&alice, k, name("bob")).unwrap();
+        assert!(f.hsm.key_for_use(&bob, k, Usage::Encrypt).is_ok());
+        assert!(denied(f.hsm.delete_key(&bob, k)).contains("only the key's owner can delete it"));
+        assert!(denied(f.hsm.share_key(&bob, k, name("carol"))).contains("share"));
+        assert!(denied(f.hsm.unshare_key(&bob, k, &name("bob"))).contains("unshare"));
+        assert!(denied(f.hsm.set_key_attribute(&bob, k, AttrName::Label, "x")).contains("modify"));
+        f.hsm.share_key(&alice, w, name("bob")).unwrap();
+        assert!(denied(f.hsm.keys_for_wrap(&bob, w, k)).contains("wrap"));
+        assert!(f.hsm.key_for_use(&carol, k, Usage::Encrypt).is_err());
+        assert_eq!(f.hsm.list_keys(&carol, &KeyQuery::default()).unwrap().total, 0);
+        assert_eq!(f.hsm.list_keys(&bob, &KeyQuery::default()).unwrap().total, 2);
+
+        f.hsm.unshare_key(&alice, k, &name("bob")).unwrap();
+        assert_eq!(f.hsm.key_for_use(&bob, k, Usage::Encrypt).unwrap_err(), ModelError::KeyNotFound { reference: k });
+    }
+
+    #[test]
+    fn public_keys_are_usable_and_listed_by_every_crypto_user_but_not_shared() {
+        let (mut f, alice, bob, ..) = Fixture::with_crypto_users();
+        let (public, private) = f.ec_pair(&alice);
+        assert!(f.hsm.key_for_use(&bob, public, Usage::Verify).is_ok());
+        assert!(f.hsm.public_key(&bob, public).is_ok());
+        assert!(f.hsm.key_for_use(&bob, private, Usage::Sign).is_err());
+        let listed = f.hsm.list_keys(&bob, &KeyQuery::default()).unwrap();
+        assert_eq!(listed.keys.iter().map(|k| k.reference).collect::<Vec<_>>(), [public]);
+        let err = f.hsm.share_key(&alice, public, name("bob")).unwrap_err();
+        assert!(err.to_string().contains("public key"), "{err}");
+    }
+
+    #[test]
+    fn admins_list_every_key_and_set_only_trusted() {
+        let (mut f, alice, _, _, admin) = Fixture::with_crypto_users();
+        let k = f.aes(&alice, &[("wrap", "true")], false);
+        assert_eq!(f.hsm.list_keys(&admin, &KeyQuery::default()).unwrap().total, 1);
+        let shown = f.hsm.set_key_attribute(&admin, k, AttrName::Trusted, "true").unwrap();
+        assert!(shown.attrs.trusted);
+        assert!(denied(f.hsm.set_key_attribute(&admin, k, AttrName::Label, "x")).contains("only the trusted"));
+        assert!(denied(f.hsm.set_key_attribute(&alice, k, AttrName::Trusted, "false")).contains("only admins"));
+        assert!(denied(f.hsm.key_for_use(&admin, k, Usage::Wrap)).contains("admins cannot use keys"));
+        assert!(f.hsm.delete_key(&admin, k).is_err());
+    }
+
+    #[test]
+    fn a_key_is_shared_with_at_most_seven_crypto_users() {
+        let (mut f, alice, _, _, _) = Fixture::with_crypto_users();
+        let k = f.aes(&alice, &[], false);
+        let err = f.hsm.share_key(&alice, k, name("admin")).unwrap_err();
+        assert!(err.to_string().contains("not a crypto user"), "{err}");
+        for i in 0..8 {
+            let h = f.hash("user-pass");
+            f.hsm.create_user(name(&format!("cu{i}")), Role::CryptoUser, h).unwrap();
+        }
+        for i in 0..7 {
+            f.hsm.share_key(&alice, k, name(&format!("cu{i}"))).unwrap();
+        }
+        let err = f.hsm.share_key(&alice, k, name("cu7")).unwrap_err();
+        assert_eq!(err, ModelError::KeyQuota { what: "users a key is shared with", max: 7 });
+    }
+
+    #[test]
+    fn a_crypto_user_who_owns_keys_cannot_be_deleted() {
+        let (mut f, alice, bob, ..) = Fixture::with_crypto_users();
+        let k = f.aes(&bob, &[], false);
+        f.hsm.share_key(&bob, k, name("carol")).unwrap();
+        f.hsm.logout(&bob).unwrap();
+        let err = f.hsm.delete_user(&name("bob"), Role::CryptoUser, f.now).unwrap_err();
+        assert_eq!(err, ModelError::UserOwnsKeys { username: name("bob"), count: 1 });
+        assert_eq!(f.hsm.list_keys(&alice, &KeyQuery::default()).unwrap().total, 0, "the key stays, unseen");
+    }
+
+    #[test]
+    fn session_keys_vanish_when_their_session_ends() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        let token_key = f.aes(&alice, &[], false);
+        let session_key = f.aes(&alice, &[], true);
+        let listed = f.hsm.list_keys(&alice, &KeyQuery::default()).unwrap();
+        assert_eq!(listed.total, 2);
+        assert!(listed.keys.iter().any(|k| k.reference == session_key && k.session && !k.attrs.token));
+        f.hsm.logout(&alice).unwrap();
+        let t = f.login("alice", Role::CryptoUser, "alice-pass").unwrap();
+        let alice = f.caller(Operation::ListKeys, &t).unwrap();
+        let listed = f.hsm.list_keys(&alice, &KeyQuery::default()).unwrap();
+        assert_eq!(listed.keys.iter().map(|k| k.reference).collect::<Vec<_>>(), [token_key]);
+
+        // Expiry ends a session too.
+        f.aes(&alice, &[], true);
+        f.hsm.expire_sessions(f.now + Duration::from_secs(600));
+        let admin_t = f.login("alice", Role::CryptoUser, "alice-pass").unwrap();
+        let alice = f.caller(Operation::ListKeys, &admin_t).unwrap();
+        assert_eq!(f.hsm.list_keys(&alice, &KeyQuery::default()).unwrap().total, 1);
+    }
+
+    #[test]
+    fn quotas_bound_keys_and_asymmetric_keys_and_pairs_are_all_or_nothing() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        f.ec_pair(&alice);
+        f.ec_pair(&alice);
+        let (private, public) = KeyMaterial::generate_ec(Curve::P256, &mut f.rng).unwrap();
+        let new = vec![
+            NewKey { material: Arc::new(public), template: Template::default(), local: true },
+            NewKey { material: Arc::new(private), template: Template::default(), local: true },
+        ];
+        let err = f.hsm.store_keys(&alice, false, new, &[]).unwrap_err();
+        assert_eq!(err, ModelError::KeyQuota { what: "asymmetric keys", max: 4 });
+        assert_eq!(f.hsm.list_keys(&alice, &KeyQuery::default()).unwrap().total, 4, "nothing half-stored");
+        for _ in 0..4 {
+            f.aes(&alice, &[], false);
+        }
+        let material = KeyMaterial::generate_aes(128, &mut f.rng).unwrap();
+        let new = vec![NewKey { material: Arc::new(material), template: Template::default(), local: true }];
+        assert_eq!(
+            f.hsm.store_keys(&alice, false, new, &[]).unwrap_err(),
+            ModelError::KeyQuota { what: "keys", max: 8 }
+        );
+    }
+
+    #[test]
+    fn attribute_rules_follow_cloudhsm() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        let k = f.aes(&alice, &[("label", "first"), ("extractable", "false")], false);
+        let shown = f.hsm.list_keys(&alice, &KeyQuery::default()).unwrap().keys.remove(0);
+        assert_eq!(shown.attribute(AttrName::Label).as_deref(), Some("first"));
+        assert_eq!(shown.attribute(AttrName::KeyLengthBytes).as_deref(), Some("32"));
+        assert_eq!(shown.attribute(AttrName::Class).as_deref(), Some("secret-key"));
+        assert_eq!(shown.attribute(AttrName::NeverExtractable).as_deref(), Some("true"));
+        assert_eq!(shown.attribute(AttrName::Local).as_deref(), Some("true"));
+        assert_eq!(shown.attribute(AttrName::Modulus), None);
+
+        let set = |f: &mut Fixture, n: AttrName, v: &str| f.hsm.set_key_attribute(&alice, k, n, v);
+        assert!(set(&mut f, AttrName::Extractable, "true").unwrap_err().to_string().contains("fixed"));
+        assert!(set(&mut f, AttrName::CheckValue, "0x00").unwrap_err().to_string().contains("read-only"));
+        assert!(set(&mut f, AttrName::Sign, "maybe").unwrap_err().to_string().contains("true or false"));
+        set(&mut f, AttrName::WrapWithTrusted, "true").unwrap();
+        assert!(
+            set(&mut f, AttrName::WrapWithTrusted, "false").unwrap_err().to_string().contains("read-only once true")
+        );
+        set(&mut f, AttrName::Modifiable, "false").unwrap();
+        let err = set(&mut f, AttrName::Label, "second").unwrap_err();
+        assert_eq!(err, ModelError::KeyAttribute { reference: k, attribute: AttrName::Modifiable });
+
+        let err = Template::parse(&[("local".into(), "false".into())]).unwrap_err();
+        assert_eq!(err.to_string(), "invalid attributes: local cannot be set when a key is created");
+        let err = Template::parse(&[("colour".into(), "red".into())]).unwrap_err();
+        assert_eq!(err.to_string(), "invalid attributes: unknown attribute \"colour\"");
+    }
+
+    #[test]
+    fn wrapping_needs_an_extractable_target_and_trust_when_asked() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        let w = f.aes(&alice, &[("wrap", "true")], false);
+        let fixed = f.aes(&alice, &[("extractable", "false")], false);
+        let err = f.hsm.keys_for_wrap(&alice, w, fixed).unwrap_err();
+        assert_eq!(err, ModelError::KeyAttribute { reference: fixed, attribute: AttrName::Extractable });
+        let guarded = f.aes(&alice, &[("wrap-with-trusted", "true")], false);
+        assert!(denied(f.hsm.keys_for_wrap(&alice, w, guarded)).contains("wrap-with-trusted"));
+        let plain = f.aes(&alice, &[], false);
+        assert!(f.hsm.keys_for_wrap(&alice, w, plain).is_ok());
+    }
+
+    #[test]
+    fn listing_filters_and_pages() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        let refs: Vec<KeyRef> =
+            (0..5).map(|i| f.aes(&alice, &[("label", if i % 2 == 0 { "even" } else { "odd" })], false)).collect();
+        let q = |filters: &[(&str, &str)], max: usize, token: Option<String>| KeyQuery {
+            filters: filters.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+            max_items: max,
+            starting_token: token,
+        };
+        let even = f.hsm.list_keys(&alice, &q(&[("attr.label", "even")], 0, None)).unwrap();
+        assert_eq!(even.total, 3);
+        let one = f.hsm.list_keys(&alice, &q(&[("key-reference", &refs[1].to_string())], 0, None)).unwrap();
+        assert_eq!(one.keys.iter().map(|k| k.reference).collect::<Vec<_>>(), [refs[1]]);
+
+        let mut seen = Vec::new();
+        let mut token = None;
+        loop {
+            let page = f.hsm.list_keys(&alice, &q(&[], 2, token)).unwrap();
+            assert_eq!(page.total, 5);
+            assert!(page.keys.len() <= 2);
+            seen.extend(page.keys.iter().map(|k| k.reference));
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, refs);
+
+        let err = f.hsm.list_keys(&alice, &q(&[("label", "x")], 0, None)).unwrap_err();
+        assert!(err.to_string().contains("use attr.NAME=VALUE"), "{err}");
+        let err = f.hsm.list_keys(&alice, &q(&[], 2, Some("page-two".into()))).unwrap_err();
+        assert!(err.to_string().starts_with("invalid starting_token"), "{err}");
+    }
 }
