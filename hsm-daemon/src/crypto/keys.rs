@@ -265,13 +265,15 @@ impl KeyMaterial {
             "EC PRIVATE KEY" => {
                 let sec1 =
                     sec1::EcPrivateKey::from_der(der).map_err(|e| invalid_key(format_args!("EC PRIVATE KEY: {e}")))?;
-                let oid = sec1
-                    .parameters
-                    .and_then(|p| p.named_curve())
-                    .ok_or_else(|| invalid_key("EC PRIVATE KEY: no named curve"))?;
-                let curve = ec::curve_from_oid(&oid)
-                    .ok_or_else(|| invalid_key(format_args!("EC PRIVATE KEY: unsupported curve {oid}")))?;
-                Ok(Key::EcPrivate(Box::new(EcPrivate::from_sec1_der(curve, der)?)).into())
+                let key = match sec1.parameters.and_then(|p| p.named_curve()) {
+                    Some(oid) => {
+                        let curve = ec::curve_from_oid(&oid)
+                            .ok_or_else(|| invalid_key(format_args!("EC PRIVATE KEY: unsupported curve {oid}")))?;
+                        EcPrivate::from_sec1_der(curve, der)?
+                    }
+                    None => sec1_without_curve(&sec1, der)?,
+                };
+                Ok(Key::EcPrivate(Box::new(key)).into())
             }
             other => Err(invalid_key(format_args!(
                 "unsupported PEM label {other:?} (PRIVATE KEY, PUBLIC KEY, RSA PRIVATE KEY, RSA PUBLIC KEY or EC PRIVATE KEY)"
@@ -568,6 +570,31 @@ impl KeyMaterial {
             KeyClass::Public => format!("{} public", kind_name(self.kind())),
         }
     }
+}
+
+/// SEC1 makes the curve parameters optional (elliptic-curve 0.13, for one,
+/// omits them). The private key's length then names the curve, except that
+/// 32 bytes may be P-256 or secp256k1: the embedded public key, which must
+/// match the private key, tells them apart.
+fn sec1_without_curve(sec1: &sec1::EcPrivateKey<'_>, der: &[u8]) -> Result<EcPrivate, CryptoError> {
+    let candidates: &[Curve] = match sec1.private_key.len() {
+        28 => &[Curve::P224],
+        32 => &[Curve::P256, Curve::Secp256k1],
+        48 => &[Curve::P384],
+        66 => &[Curve::P521],
+        n => return Err(invalid_key(format_args!("EC PRIVATE KEY: no named curve, and no curve has {n}-byte keys"))),
+    };
+    for &curve in candidates {
+        let Ok(key) = EcPrivate::from_sec1_der(curve, der) else { continue };
+        match sec1.public_key {
+            Some(point) if point == key.public.point.as_slice() => return Ok(key),
+            None if candidates.len() == 1 => return Ok(key),
+            _ => {}
+        }
+    }
+    Err(invalid_key(
+        "EC PRIVATE KEY: no named curve, and the key length and public key do not settle which curve it is on",
+    ))
 }
 
 /// The curve named by an `id-ecPublicKey` algorithm's parameters.
