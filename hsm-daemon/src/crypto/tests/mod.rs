@@ -2,7 +2,10 @@
 //! against independent implementations and known answers ([`cross`]), and
 //! the validation rules ([`validation`]).
 
+mod cross;
 mod wycheproof;
+
+use std::sync::OnceLock;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -12,6 +15,12 @@ use super::KeyMaterial;
 /// A seeded generator, so failures reproduce.
 fn test_rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
+}
+
+/// One 2048-bit RSA pair per test binary: generation is slow in debug builds.
+fn rsa_2048() -> &'static (KeyMaterial, KeyMaterial) {
+    static KEY: OnceLock<(KeyMaterial, KeyMaterial)> = OnceLock::new();
+    KEY.get_or_init(|| KeyMaterial::generate_rsa(2048, 65537, &mut test_rng(2048)).expect("RSA-2048 generation"))
 }
 
 fn hex(s: &str) -> Vec<u8> {
