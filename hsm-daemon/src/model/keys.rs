@@ -477,7 +477,12 @@ impl KeyView {
             AttrName::KeyLengthBytes => f.secret_len.map(|n| n.to_string()),
             AttrName::Modulus => f.modulus.as_ref().map(|(m, _)| format!("0x{}", hex::encode(m))),
             AttrName::ModulusSizeBits => f.modulus.as_ref().map(|(_, bits)| bits.to_string()),
-            AttrName::PublicExponent => f.public_exponent.map(|e| format!("0x{e:x}")),
+            AttrName::PublicExponent => f.public_exponent.map(|e| {
+                // Whole big-endian bytes, as CloudHSM shows it: 0x010001.
+                let bytes = e.to_be_bytes();
+                let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len() - 1);
+                format!("0x{}", hex::encode(&bytes[first..]))
+            }),
             AttrName::EcPoint => f.ec_point.as_ref().map(|p| format!("0x{}", hex::encode(p))),
             AttrName::Curve => match f.kind {
                 KeyKind::Ec(c) => Some(curve_name(c).to_owned()),

@@ -278,7 +278,7 @@ mod keys {
                 let h = f.hash("user-pass");
                 f.hsm.create_user(name(n), Role::CryptoUser, h).unwrap();
             }
-            let mut caller = |f: &mut Fixture, user: &str, role: Role, pass: &str| {
+            let caller = |f: &mut Fixture, user: &str, role: Role, pass: &str| {
                 let t = f.login(user, role, pass).unwrap();
                 f.caller(Operation::ListKeys, &t).unwrap()
             };

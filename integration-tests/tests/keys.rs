@@ -1,0 +1,275 @@
+//! Keys and cryptography over real TLS, through the typed client: the
+//! issue's acceptance steps, the object rules for owner, shared user, other
+//! crypto user and admin, and results cross-checked with independent
+//! implementations (ring, and RustCrypto's k256 where ring has no curve).
+
+use hsm_client::{
+    ClientError, KeyInfo, KeyOptions, KeyPairSpec, Role, Session,
+    keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
+};
+use integration_tests::{Options, TestHsm};
+use ring::{aead, digest, hmac, signature};
+
+fn opts(pairs: &[(&str, &str)]) -> KeyOptions {
+    KeyOptions {
+        attributes: pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+        ..KeyOptions::default()
+    }
+}
+
+fn hex_attr(key: &KeyInfo, name: &str) -> Vec<u8> {
+    let value = key.attribute(name).unwrap_or_else(|| panic!("{name} missing: {key:?}"));
+    hex::decode(value.trim_start_matches("0x")).unwrap()
+}
+
+/// An HSM with two logged-in crypto users, alice and bob, and the admin.
+async fn two_users() -> (TestHsm, Session, Session, Session) {
+    let hsm = TestHsm::start(Options::default()).await;
+    let admin = hsm.admin().await;
+    admin.create_user("alice", Role::CryptoUser, "alice-pass").await.unwrap();
+    admin.create_user("bob", Role::CryptoUser, "bob-pass1").await.unwrap();
+    let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
+    let bob = hsm.login("bob", Role::CryptoUser, "bob-pass1").await;
+    (hsm, alice, bob, admin)
+}
+
+async fn pair(s: &Session, spec: KeyPairSpec) -> (KeyInfo, KeyInfo) {
+    s.generate_key_pair(&spec, &opts(&[("verify", "true")]), &opts(&[("sign", "true")])).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_from_every_curve_and_rsa_verify_independently() {
+    let (_hsm, alice, ..) = two_users().await;
+    let message = b"the quick brown fox";
+    let mut tampered = message.to_vec();
+    tampered[0] ^= 1;
+
+    let cases: [(KeyPairSpec, SignMechanism, Option<HashAlgorithm>); 5] = [
+        (KeyPairSpec::Ec { curve: "secp256r1".into() }, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256)),
+        (KeyPairSpec::Ec { curve: "secp384r1".into() }, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha384)),
+        (KeyPairSpec::Ec { curve: "secp256k1".into() }, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256)),
+        (KeyPairSpec::Ed25519, SignMechanism::Ed25519, None),
+        (
+            KeyPairSpec::Rsa { modulus_size_bits: 2048, public_exponent: 65537 },
+            SignMechanism::RsaPkcs,
+            Some(HashAlgorithm::Sha256),
+        ),
+    ];
+    for (spec, mechanism, hash) in cases {
+        let (public, private) = pair(&alice, spec.clone()).await;
+        let sig = alice.sign(&private.reference, mechanism, hash, message, false).await.unwrap();
+        assert!(alice.verify(&public.reference, mechanism, hash, message, false, &sig).await.unwrap(), "{spec:?}");
+        assert!(!alice.verify(&public.reference, mechanism, hash, &tampered, false, &sig).await.unwrap(), "{spec:?}");
+
+        // The exported PEM is the key the attributes describe.
+        let pem = alice.export_public_key(&public.reference).await.unwrap();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+        assert_eq!(alice.export_public_key(&private.reference).await.unwrap(), pem, "private key exports its public half");
+
+        // An independent library accepts the signature.
+        match spec {
+            KeyPairSpec::Ec { curve } => {
+                let point = hex_attr(&public, "ec-point");
+                let ok = match curve.as_str() {
+                    "secp256r1" => signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point)
+                        .verify(message, &sig)
+                        .is_ok(),
+                    "secp384r1" => signature::UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, &point)
+                        .verify(message, &sig)
+                        .is_ok(),
+                    _ => {
+                        use k256::ecdsa::signature::Verifier as _;
+                        let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+                        let sig = k256::ecdsa::Signature::from_slice(&sig).unwrap();
+                        key.verify(message, &sig).is_ok()
+                    }
+                };
+                assert!(ok, "{curve}");
+            }
+            KeyPairSpec::Ed25519 => {
+                let point = hex_attr(&public, "ec-point");
+                signature::UnparsedPublicKey::new(&signature::ED25519, &point).verify(message, &sig).unwrap();
+            }
+            KeyPairSpec::Rsa { .. } => {
+                let n = hex_attr(&public, "modulus");
+                let e = hex_attr(&public, "public-exponent");
+                signature::RsaPublicKeyComponents { n: &n, e: &e }
+                    .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, &sig)
+                    .unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn aes_gcm_and_hmac_and_digests_match_ring_both_ways() {
+    let (_hsm, alice, ..) = two_users().await;
+    let secret = [0x42u8; 32];
+    let key = alice
+        .import_secret(SymmetricKeyType::Aes, &secret, &opts(&[("encrypt", "true"), ("decrypt", "true")]))
+        .await
+        .unwrap();
+    let ring_key = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, &secret).unwrap());
+
+    // HSM encrypts, ring decrypts.
+    let (iv, mut ct) = alice.encrypt(&key.reference, Cipher::AesGcm, None, &[], b"aad", b"attack at dawn").await.unwrap();
+    assert_eq!(iv.len(), 12, "the HSM makes a 12-byte IV");
+    let nonce = aead::Nonce::try_assume_unique_for_key(&iv).unwrap();
+    let plain = ring_key.open_in_place(nonce, aead::Aad::from(b"aad"), &mut ct).unwrap();
+    assert_eq!(plain, b"attack at dawn");
+
+    // ring encrypts, the HSM decrypts.
+    let iv = [7u8; 12];
+    let mut buf = b"retreat at noon".to_vec();
+    ring_key
+        .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(iv), aead::Aad::from(b""), &mut buf)
+        .unwrap();
+    let plain = alice.decrypt(&key.reference, Cipher::AesGcm, None, &iv, &[], &buf).await.unwrap();
+    assert_eq!(plain, b"retreat at noon");
+    buf[0] ^= 1;
+    let err = alice.decrypt(&key.reference, Cipher::AesGcm, None, &iv, &[], &buf).await.unwrap_err();
+    assert!(matches!(err, ClientError::InvalidArgument(_)), "{err:?}");
+
+    // HMAC-SHA256 on a generic secret, against ring.
+    let mac_key = [9u8; 40];
+    let k = alice
+        .import_secret(SymmetricKeyType::GenericSecret, &mac_key, &opts(&[("sign", "true"), ("verify", "true")]))
+        .await
+        .unwrap();
+    let tag = alice.sign(&k.reference, SignMechanism::Hmac, Some(HashAlgorithm::Sha256), b"msg", false).await.unwrap();
+    assert_eq!(tag, hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &mac_key), b"msg").as_ref());
+    assert!(alice.verify(&k.reference, SignMechanism::Hmac, Some(HashAlgorithm::Sha256), b"msg", false, &tag).await.unwrap());
+
+    // Digests.
+    let d = alice.digest(HashAlgorithm::Sha384, b"abc").await.unwrap();
+    assert_eq!(d, digest::digest(&digest::SHA384, b"abc").as_ref());
+}
+
+#[tokio::test]
+async fn symmetric_keys_are_listed_with_filters_and_pages() {
+    let (_hsm, alice, ..) = two_users().await;
+    alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &opts(&[("label", "aes-key")])).await.unwrap();
+    for i in 0..4 {
+        let label = format!("secret-{i}");
+        alice.generate_symmetric_key(SymmetricKeyType::GenericSecret, 48, &opts(&[("label", &label)])).await.unwrap();
+    }
+    let filter = |n: &str, v: &str| vec![(n.to_owned(), v.to_owned())];
+    let aes = alice.list_keys(&filter("attr.key-type", "aes"), 0, None).await.unwrap();
+    assert_eq!(aes.total, 1);
+    assert_eq!(aes.keys[0].attribute("key-length-bytes"), Some("32"));
+    assert_eq!(aes.keys[0].attribute("label"), Some("aes-key"));
+    let generic = alice.list_keys(&filter("attr.key-type", "generic-secret"), 0, None).await.unwrap();
+    assert_eq!(generic.total, 4);
+
+    let mut labels = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = alice.list_keys(&[], 2, token.as_deref()).await.unwrap();
+        pages += 1;
+        labels.extend(page.keys.iter().map(|k| k.attribute("label").unwrap().to_owned()));
+        match page.next_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(labels, ["aes-key", "secret-0", "secret-1", "secret-2", "secret-3"]);
+}
+
+#[tokio::test]
+async fn a_shared_user_signs_but_cannot_manage_and_loses_access_on_unshare() {
+    let (_hsm, alice, bob, _admin) = two_users().await;
+    let (public, private) = pair(&alice, KeyPairSpec::Ec { curve: "secp256r1".into() }).await;
+    let sha = Some(HashAlgorithm::Sha256);
+    let err = bob.sign(&private.reference, SignMechanism::Ecdsa, sha, b"m", false).await.unwrap_err();
+    assert!(matches!(err, ClientError::NotFound(_)), "bob cannot see it yet: {err:?}");
+
+    let shared = alice.share_key(&private.reference, "bob").await.unwrap();
+    assert_eq!(shared.shared_users, ["bob"]);
+    let sig = bob.sign(&private.reference, SignMechanism::Ecdsa, sha, b"m", false).await.unwrap();
+    assert!(bob.verify(&public.reference, SignMechanism::Ecdsa, sha, b"m", false, &sig).await.unwrap());
+    for refused in [
+        bob.delete_key(&private.reference).await,
+        bob.share_key(&private.reference, "alice").await,
+        bob.set_key_attribute(&private.reference, "label", "mine").await,
+    ] {
+        assert!(matches!(&refused, Err(ClientError::PermissionDenied(m)) if m.contains("owner")), "{refused:?}");
+    }
+
+    alice.unshare_key(&private.reference, "bob").await.unwrap();
+    let err = bob.sign(&private.reference, SignMechanism::Ecdsa, sha, b"m", false).await.unwrap_err();
+    assert!(matches!(err, ClientError::NotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn admins_neither_generate_nor_sign_and_cannot_delete_a_key_owner() {
+    let (hsm, alice, _bob, admin) = two_users().await;
+    let err = admin.generate_symmetric_key(SymmetricKeyType::Aes, 32, &KeyOptions::default()).await.unwrap_err();
+    assert_eq!(err, ClientError::PermissionDenied("key generate-symmetric is not permitted for role admin (CO)".into()));
+    let (_, private) = pair(&alice, KeyPairSpec::Ed25519).await;
+    let err = admin.sign(&private.reference, SignMechanism::Ed25519, None, b"m", false).await.unwrap_err();
+    assert_eq!(err, ClientError::PermissionDenied("crypto sign is not permitted for role admin (CO)".into()));
+
+    alice.logout().await.unwrap();
+    let err = admin.delete_user("alice", Role::CryptoUser).await.unwrap_err();
+    assert!(matches!(&err, ClientError::FailedPrecondition(m) if m.contains("owns 2 key(s)")), "{err:?}");
+    // Admins may list keys and mark one trusted.
+    let keys = admin.list_keys(&[], 0, None).await.unwrap();
+    assert_eq!(keys.total, 2);
+    let trusted = admin.set_key_attribute(&private.reference, "trusted", "true").await.unwrap();
+    assert_eq!(trusted.attribute("trusted"), Some("true"));
+    drop(hsm);
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let (_hsm, alice, ..) = two_users().await;
+    let aes = alice
+        .generate_symmetric_key(SymmetricKeyType::Aes, 16, &opts(&[("encrypt", "true"), ("sign", "true")]))
+        .await
+        .unwrap();
+    let big = vec![0u8; 16 * 1024 + 1];
+    let err = alice.encrypt(&aes.reference, Cipher::AesCbcPad, None, &[], &[], &big).await.unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("16384")), "{err:?}");
+    let err = alice.encrypt(&aes.reference, Cipher::AesCbcPad, None, &[1; 5], &[], b"x").await.unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("iv")), "{err:?}");
+    let err = alice.sign(&aes.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"x", false).await.unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(_)), "{err:?}");
+    let err = alice.encrypt("0x00000000deadbeef", Cipher::AesGcm, None, &[], &[], b"x").await.unwrap_err();
+    assert_eq!(err, ClientError::NotFound("key 0x00000000deadbeef not found".into()));
+    let err = alice.encrypt("deadbeef", Cipher::AesGcm, None, &[], &[], b"x").await.unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(m) if m.starts_with("invalid key_reference")), "{err:?}");
+    let err = alice.generate_symmetric_key(SymmetricKeyType::Aes, 20, &KeyOptions::default()).await.unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(_)), "{err:?}");
+    let err = alice
+        .generate_key_pair(&KeyPairSpec::Rsa { modulus_size_bits: 2000, public_exponent: 65537 }, &KeyOptions::default(), &KeyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(_)), "{err:?}");
+    let err = alice
+        .generate_key_pair(&KeyPairSpec::Ec { curve: "curve25519x".into() }, &KeyOptions::default(), &KeyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("unknown curve")), "{err:?}");
+    let err = alice.encrypt(&aes.reference, Cipher::AesGcm, None, &[], &[], b"x").await;
+    assert!(err.is_ok());
+    let err = alice.import_pem("-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n", &KeyOptions::default()).await.unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("invalid key")), "{err:?}");
+}
+
+#[tokio::test]
+async fn session_keys_vanish_at_logout() {
+    let (hsm, alice, ..) = two_users().await;
+    let kept = alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &KeyOptions::default()).await.unwrap();
+    let gone = alice
+        .generate_symmetric_key(SymmetricKeyType::Aes, 32, &KeyOptions { session: true, ..KeyOptions::default() })
+        .await
+        .unwrap();
+    assert!(gone.session);
+    assert_eq!(gone.attribute("token"), Some("false"));
+    alice.logout().await.unwrap();
+    let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
+    let refs: Vec<String> = alice.list_keys(&[], 0, None).await.unwrap().keys.into_iter().map(|k| k.reference).collect();
+    assert_eq!(refs, [kept.reference]);
+}
