@@ -118,10 +118,13 @@ pub(super) fn decrypt(
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<SecretBytes, CryptoError> {
-    // GCM ciphertexts carry a tag beyond the data limit.
-    let limit =
-        if cipher == Cipher::AesGcm { &ciphertext[..ciphertext.len().saturating_sub(GCM_TAG_LEN)] } else { ciphertext };
-    check_data_len("ciphertext", limit)?;
+    // What `encrypt` adds beyond the data limit: GCM's tag, CBC's padding.
+    let overhead = match cipher {
+        Cipher::AesGcm => GCM_TAG_LEN,
+        Cipher::AesCbcPad => AES_BLOCK_LEN,
+        Cipher::AesCtr | Cipher::AesEcb | Cipher::RsaOaep(_) | Cipher::RsaPkcs1 => 0,
+    };
+    check_data_len("ciphertext", &ciphertext[..ciphertext.len().saturating_sub(overhead)])?;
     check_aad(cipher, aad)?;
     match cipher {
         Cipher::AesGcm => {

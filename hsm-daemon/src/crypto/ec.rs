@@ -10,19 +10,11 @@ use zeroize::Zeroizing;
 
 use super::{CryptoError, Curve, SecretBytes, rng};
 
-/// Runs `$body` with `$k` bound to the curve's key and (optionally) `$m`
-/// naming the curve's crate. The method names used through it are the same in the 0.13 (P-224)
-/// and 0.14 families; where they differ the callers match by hand.
+/// Runs `$body` with `$k` bound to the curve's key and `$m` naming the
+/// curve's crate, so one body serves five key types. The names used through
+/// it (signing, verifying, `Signature`) are the same in the 0.13 (P-224) and
+/// 0.14 families; where they differ (encodings) the callers match by hand.
 macro_rules! each_curve {
-    ($enum:ident, $value:expr, $k:ident => $body:expr) => {
-        match $value {
-            $enum::P224($k) => $body,
-            $enum::P256($k) => $body,
-            $enum::P384($k) => $body,
-            $enum::P521($k) => $body,
-            $enum::Secp256k1($k) => $body,
-        }
-    };
     ($enum:ident, $value:expr, $k:ident, $m:ident => $body:expr) => {
         match $value {
             $enum::P224($k) => {

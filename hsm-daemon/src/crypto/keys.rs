@@ -147,15 +147,18 @@ impl Ed25519Private {
         }
         let seed = <&OctetStringRef>::from_der(info.private_key.as_bytes())
             .map_err(|e| invalid_key(format_args!("Ed25519 private key: {e}")))?;
-        let seed: [u8; 32] =
-            seed.as_bytes().try_into().map_err(|_| invalid_key("Ed25519 private key: the seed must be 32 bytes"))?;
+        if seed.as_bytes().len() != 32 {
+            return Err(invalid_key("Ed25519 private key: the seed must be 32 bytes"));
+        }
+        let mut copy = Zeroizing::new([0u8; 32]);
+        copy.copy_from_slice(seed.as_bytes());
         let public_key = match &info.public_key {
             Some(bits) => {
                 Some(bits.as_bytes().ok_or_else(|| invalid_key("Ed25519 public key: not a whole number of bytes"))?)
             }
             None => None,
         };
-        Self::new(Zeroizing::new(seed), public_key)
+        Self::new(copy, public_key)
     }
 }
 

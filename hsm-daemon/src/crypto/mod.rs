@@ -5,21 +5,21 @@
 //! Pure: no I/O, no clock. Randomness is passed in as `&mut impl
 //! rand::CryptoRng` (rand 0.9, the workspace's) so that later a seeded
 //! generator can make key material reproducible. The RustCrypto crates speak
-//! other `rand_core` versions; [`rng`] bridges by seeding a ChaCha20 generator
+//! other `rand_core` versions; `rng.rs` bridges by seeding a ChaCha20 generator
 //! of their version from the caller's generator. ring's own signing draws its
 //! nonces and salts from the operating system (`ring::rand::SystemRandom`),
 //! and RSA decryption blinds with the operating system's generator, since
 //! those calls take no generator.
 //!
 //! # Layout
-//! - [`keys`]: [`KeyMaterial`]: generation, PEM/DER import and export,
+//! - `keys.rs`: [`KeyMaterial`]: generation, PEM/DER import and export,
 //!   attributes, check values. Each key is parsed once into the forms the
 //!   mechanisms use.
-//! - [`ec`]: the five ECDSA curves behind one enum.
-//! - [`cipher`]: [`encrypt`] / [`decrypt`].
-//! - [`sign`]: [`sign`] / [`verify`] / [`digest`].
-//! - [`wrap`]: [`wrap`] / [`unwrap`].
-//! - [`rng`]: generators of the RustCrypto crates' `rand_core`, seeded from
+//! - `ec.rs`: the five ECDSA curves behind one enum.
+//! - `cipher.rs`: [`encrypt`] / [`decrypt`].
+//! - `sign.rs`: [`sign`] / [`verify`] / [`digest`].
+//! - `wrap.rs`: [`wrap`] / [`unwrap`].
+//! - `rng.rs`: generators of the RustCrypto crates' `rand_core`, seeded from
 //!   the caller's.
 //!
 //! CONTRACT (the model and service are written against these signatures; keep
@@ -97,7 +97,7 @@ pub enum KeyClass {
 /// Secret parts are zeroized on drop; `Debug` never shows them.
 /// Must be `Send + Sync` (it is shared as `Arc<KeyMaterial>`).
 ///
-/// The methods live in [`keys`].
+/// The methods live in `keys.rs`.
 pub struct KeyMaterial {
     inner: keys::Key,
 }

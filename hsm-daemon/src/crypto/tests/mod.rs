@@ -3,6 +3,7 @@
 //! the validation rules ([`validation`]).
 
 mod cross;
+mod validation;
 mod wycheproof;
 
 use std::sync::OnceLock;
