@@ -2,6 +2,7 @@
 //! issue's acceptance steps, the object rules for owner, shared user, other
 //! crypto user and admin, and results cross-checked with independent
 //! implementations (ring, and RustCrypto's k256 where ring has no curve).
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly on the first unexpected error")]
 
 use hsm_client::{
     ClientError, KeyInfo, KeyOptions, KeyPairSpec, Role, Session,
@@ -64,7 +65,11 @@ async fn signatures_from_every_curve_and_rsa_verify_independently() {
         // The exported PEM is the key the attributes describe.
         let pem = alice.export_public_key(&public.reference).await.unwrap();
         assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
-        assert_eq!(alice.export_public_key(&private.reference).await.unwrap(), pem, "private key exports its public half");
+        assert_eq!(
+            alice.export_public_key(&private.reference).await.unwrap(),
+            pem,
+            "private key exports its public half"
+        );
 
         // An independent library accepts the signature.
         match spec {
@@ -112,7 +117,8 @@ async fn aes_gcm_and_hmac_and_digests_match_ring_both_ways() {
     let ring_key = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, &secret).unwrap());
 
     // HSM encrypts, ring decrypts.
-    let (iv, mut ct) = alice.encrypt(&key.reference, Cipher::AesGcm, None, &[], b"aad", b"attack at dawn").await.unwrap();
+    let (iv, mut ct) =
+        alice.encrypt(&key.reference, Cipher::AesGcm, None, &[], b"aad", b"attack at dawn").await.unwrap();
     assert_eq!(iv.len(), 12, "the HSM makes a 12-byte IV");
     let nonce = aead::Nonce::try_assume_unique_for_key(&iv).unwrap();
     let plain = ring_key.open_in_place(nonce, aead::Aad::from(b"aad"), &mut ct).unwrap();
@@ -121,9 +127,7 @@ async fn aes_gcm_and_hmac_and_digests_match_ring_both_ways() {
     // ring encrypts, the HSM decrypts.
     let iv = [7u8; 12];
     let mut buf = b"retreat at noon".to_vec();
-    ring_key
-        .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(iv), aead::Aad::from(b""), &mut buf)
-        .unwrap();
+    ring_key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(iv), aead::Aad::from(b""), &mut buf).unwrap();
     let plain = alice.decrypt(&key.reference, Cipher::AesGcm, None, &iv, &[], &buf).await.unwrap();
     assert_eq!(plain, b"retreat at noon");
     buf[0] ^= 1;
@@ -138,7 +142,12 @@ async fn aes_gcm_and_hmac_and_digests_match_ring_both_ways() {
         .unwrap();
     let tag = alice.sign(&k.reference, SignMechanism::Hmac, Some(HashAlgorithm::Sha256), b"msg", false).await.unwrap();
     assert_eq!(tag, hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &mac_key), b"msg").as_ref());
-    assert!(alice.verify(&k.reference, SignMechanism::Hmac, Some(HashAlgorithm::Sha256), b"msg", false, &tag).await.unwrap());
+    assert!(
+        alice
+            .verify(&k.reference, SignMechanism::Hmac, Some(HashAlgorithm::Sha256), b"msg", false, &tag)
+            .await
+            .unwrap()
+    );
 
     // Digests.
     let d = alice.digest(HashAlgorithm::Sha384, b"abc").await.unwrap();
@@ -206,7 +215,10 @@ async fn a_shared_user_signs_but_cannot_manage_and_loses_access_on_unshare() {
 async fn admins_neither_generate_nor_sign_and_cannot_delete_a_key_owner() {
     let (hsm, alice, _bob, admin) = two_users().await;
     let err = admin.generate_symmetric_key(SymmetricKeyType::Aes, 32, &KeyOptions::default()).await.unwrap_err();
-    assert_eq!(err, ClientError::PermissionDenied("key generate-symmetric is not permitted for role admin (CO)".into()));
+    assert_eq!(
+        err,
+        ClientError::PermissionDenied("key generate-symmetric is not permitted for role admin (CO)".into())
+    );
     let (_, private) = pair(&alice, KeyPairSpec::Ed25519).await;
     let err = admin.sign(&private.reference, SignMechanism::Ed25519, None, b"m", false).await.unwrap_err();
     assert_eq!(err, ClientError::PermissionDenied("crypto sign is not permitted for role admin (CO)".into()));
@@ -234,7 +246,8 @@ async fn bad_requests_get_clear_errors() {
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("16384")), "{err:?}");
     let err = alice.encrypt(&aes.reference, Cipher::AesCbcPad, None, &[1; 5], &[], b"x").await.unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("iv")), "{err:?}");
-    let err = alice.sign(&aes.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"x", false).await.unwrap_err();
+    let err =
+        alice.sign(&aes.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"x", false).await.unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(_)), "{err:?}");
     let err = alice.encrypt("0x00000000deadbeef", Cipher::AesGcm, None, &[], &[], b"x").await.unwrap_err();
     assert_eq!(err, ClientError::NotFound("key 0x00000000deadbeef not found".into()));
@@ -243,18 +256,29 @@ async fn bad_requests_get_clear_errors() {
     let err = alice.generate_symmetric_key(SymmetricKeyType::Aes, 20, &KeyOptions::default()).await.unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(_)), "{err:?}");
     let err = alice
-        .generate_key_pair(&KeyPairSpec::Rsa { modulus_size_bits: 2000, public_exponent: 65537 }, &KeyOptions::default(), &KeyOptions::default())
+        .generate_key_pair(
+            &KeyPairSpec::Rsa { modulus_size_bits: 2000, public_exponent: 65537 },
+            &KeyOptions::default(),
+            &KeyOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(_)), "{err:?}");
     let err = alice
-        .generate_key_pair(&KeyPairSpec::Ec { curve: "curve25519x".into() }, &KeyOptions::default(), &KeyOptions::default())
+        .generate_key_pair(
+            &KeyPairSpec::Ec { curve: "curve25519x".into() },
+            &KeyOptions::default(),
+            &KeyOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("unknown curve")), "{err:?}");
     let err = alice.encrypt(&aes.reference, Cipher::AesGcm, None, &[], &[], b"x").await;
     assert!(err.is_ok());
-    let err = alice.import_pem("-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n", &KeyOptions::default()).await.unwrap_err();
+    let err = alice
+        .import_pem("-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n", &KeyOptions::default())
+        .await
+        .unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("invalid key")), "{err:?}");
 }
 
@@ -270,6 +294,7 @@ async fn session_keys_vanish_at_logout() {
     assert_eq!(gone.attribute("token"), Some("false"));
     alice.logout().await.unwrap();
     let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
-    let refs: Vec<String> = alice.list_keys(&[], 0, None).await.unwrap().keys.into_iter().map(|k| k.reference).collect();
+    let refs: Vec<String> =
+        alice.list_keys(&[], 0, None).await.unwrap().keys.into_iter().map(|k| k.reference).collect();
     assert_eq!(refs, [kept.reference]);
 }
