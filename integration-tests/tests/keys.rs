@@ -298,3 +298,76 @@ async fn session_keys_vanish_at_logout() {
         alice.list_keys(&[], 0, None).await.unwrap().keys.into_iter().map(|k| k.reference).collect();
     assert_eq!(refs, [kept.reference]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrapped_keys_unwrap_into_working_keys_and_trust_is_enforced() {
+    use hsm_client::keys::{KeyClass, KeyType, WrapMechanism};
+    let (_hsm, alice, _bob, admin) = two_users().await;
+    let wrapper = alice
+        .generate_symmetric_key(SymmetricKeyType::Aes, 32, &opts(&[("wrap", "true"), ("unwrap", "true")]))
+        .await
+        .unwrap();
+    let (public, private) = pair(&alice, KeyPairSpec::Ec { curve: "secp384r1".into() }).await;
+    for mechanism in [WrapMechanism::AesGcm, WrapMechanism::AesKeyWrapPad] {
+        let wrapped = alice.wrap_key(&wrapper.reference, &private.reference, mechanism, None).await.unwrap();
+        let unwrapped = alice
+            .unwrap_key(
+                &wrapper.reference,
+                &wrapped,
+                mechanism,
+                None,
+                KeyType::Ec,
+                KeyClass::Private,
+                Some("secp384r1"),
+                &opts(&[("sign", "true")]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(unwrapped.attribute("local"), Some("false"), "unwrapped keys are not local");
+        let sha = Some(HashAlgorithm::Sha384);
+        let sig = alice.sign(&unwrapped.reference, SignMechanism::Ecdsa, sha, b"m", false).await.unwrap();
+        assert!(alice.verify(&public.reference, SignMechanism::Ecdsa, sha, b"m", false, &sig).await.unwrap());
+    }
+
+    // RSA-AES: wrap an AES key under an RSA public key, unwrap with the private key.
+    let (rsa_public, rsa_private) = alice
+        .generate_key_pair(
+            &KeyPairSpec::Rsa { modulus_size_bits: 2048, public_exponent: 65537 },
+            &opts(&[("wrap", "true")]),
+            &opts(&[("unwrap", "true")]),
+        )
+        .await
+        .unwrap();
+    let secret = alice.import_secret(SymmetricKeyType::Aes, &[5u8; 16], &opts(&[("encrypt", "true")])).await.unwrap();
+    let sha = Some(HashAlgorithm::Sha256);
+    let wrapped = alice.wrap_key(&rsa_public.reference, &secret.reference, WrapMechanism::RsaAes, sha).await.unwrap();
+    let back = alice
+        .unwrap_key(
+            &rsa_private.reference,
+            &wrapped,
+            WrapMechanism::RsaAes,
+            sha,
+            KeyType::Aes,
+            KeyClass::Secret,
+            None,
+            &KeyOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.attribute("check-value"), secret.attribute("check-value"), "same key material");
+
+    // A key marked wrap-with-trusted needs a wrapping key an admin trusts.
+    let guarded =
+        alice.generate_symmetric_key(SymmetricKeyType::Aes, 16, &opts(&[("wrap-with-trusted", "true")])).await.unwrap();
+    let err =
+        alice.wrap_key(&wrapper.reference, &guarded.reference, WrapMechanism::AesKeyWrap, None).await.unwrap_err();
+    assert!(matches!(&err, ClientError::PermissionDenied(m) if m.contains("trusted")), "{err:?}");
+    admin.set_key_attribute(&wrapper.reference, "trusted", "true").await.unwrap();
+    alice.wrap_key(&wrapper.reference, &guarded.reference, WrapMechanism::AesKeyWrap, None).await.unwrap();
+
+    // A non-extractable key cannot be wrapped at all.
+    let fixed =
+        alice.generate_symmetric_key(SymmetricKeyType::Aes, 16, &opts(&[("extractable", "false")])).await.unwrap();
+    let err = alice.wrap_key(&wrapper.reference, &fixed.reference, WrapMechanism::AesKeyWrap, None).await.unwrap_err();
+    assert!(matches!(&err, ClientError::FailedPrecondition(m) if m.contains("extractable")), "{err:?}");
+}
