@@ -371,3 +371,85 @@ pub(crate) fn digest(hash_function: &str, digest: &str) -> Value {
 fn to_value(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn aes_key() -> KeyInfo {
+        KeyInfo {
+            reference: "0x0000000000100001".into(),
+            attributes: vec![
+                ("key-type".into(), "aes".into()),
+                ("label".into(), "true".into()),
+                ("id".into(), String::new()),
+                ("class".into(), "secret-key".into()),
+                ("encrypt".into(), "true".into()),
+                ("token".into(), "false".into()),
+                ("key-length-bytes".into(), "32".into()),
+            ],
+            owner: "cu1".into(),
+            shared_users: vec!["cu2".into()],
+            session: true,
+        }
+    }
+
+    #[test]
+    fn a_key_prints_as_the_cloudhsm_cli_shows_it_in_order_and_typed() {
+        let shown = key(&aes_key());
+        assert_eq!(
+            shown,
+            json!({"key": {
+                "key-reference": "0x0000000000100001",
+                "key-info": {
+                    "key-owners": [{"username": "cu1", "key-coverage": "full"}],
+                    "shared-users": [{"username": "cu2", "key-coverage": "full"}],
+                    "key-quorum-values": {"manage-key-quorum-value": 0, "use-key-quorum-value": 0},
+                    "cluster-coverage": "full"
+                },
+                "attributes": {
+                    "key-type": "aes", "label": "true", "id": "", "class": "secret-key",
+                    "encrypt": true, "token": false, "key-length-bytes": 32
+                }
+            }})
+        );
+        // Field order is the CLI's, not alphabetical.
+        let text = serde_json::to_string(&shown).unwrap();
+        assert!(text.find("key-reference") < text.find("key-info") && text.find("key-info") < text.find("attributes"));
+        assert!(text.find("\"key-type\"") < text.find("\"label\""));
+    }
+
+    #[test]
+    fn a_listing_is_brief_unless_verbose_and_has_a_token_only_when_there_is_more() {
+        let page = KeyPage { keys: vec![aes_key()], total: 3, next_token: Some("0x0000000000100002".into()) };
+        assert_eq!(
+            key_list(&page, false),
+            json!({
+                "matched_keys": [{"key-reference": "0x0000000000100001", "attributes": {"label": "true"}}],
+                "total_key_count": 3,
+                "returned_key_count": 1,
+                "next_token": "0x0000000000100002"
+            })
+        );
+        let last = KeyPage { next_token: None, ..page };
+        let verbose = key_list(&last, true);
+        assert_eq!(verbose["matched_keys"][0]["key-info"]["key-owners"][0]["username"], "cu1");
+        assert!(verbose.get("next_token").is_none(), "{verbose}");
+    }
+
+    #[test]
+    fn wrapped_keys_print_data_or_the_file_they_went_to() {
+        let printed = wrapped("0x1", "0x2", Some("0x00"), &Wrapped::Data("AAAA".into()));
+        assert_eq!(
+            printed,
+            json!({"payload-key-reference": "0x1", "wrapping-key-reference": "0x2", "iv": "0x00", "wrapped-key-data": "AAAA"})
+        );
+        let filed = wrapped("0x1", "0x2", None, &Wrapped::File("/tmp/k".into()));
+        assert_eq!(
+            filed,
+            json!({"payload-key-reference": "0x1", "wrapping-key-reference": "0x2", "wrapped-key-path": "/tmp/k"})
+        );
+    }
+}
