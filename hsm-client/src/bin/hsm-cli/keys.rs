@@ -182,13 +182,21 @@ async fn generate_file(session: &Session, args: GenerateFile) -> Result<Value, S
 }
 
 async fn list(session: &Session, args: List) -> Result<Value, String> {
-    let page = session.list_keys(&tuples(&args.filter), args.max_items, args.starting_token.as_deref()).await.map_err(
-        |e| match e {
-            ClientError::InvalidArgument(m) => format!("invalid filter or token: {m}"),
-            other => other.to_string(),
-        },
-    )?;
+    let page = session
+        .list_keys(&tuples(&args.filter), args.max_items, args.starting_token.as_deref())
+        .await
+        .map_err(flag_names)?;
     Ok(output::key_list(&page, args.verbose))
+}
+
+/// The HSM names its request fields; say the flags instead.
+fn flag_names(err: ClientError) -> String {
+    match err {
+        ClientError::InvalidArgument(m) => m
+            .replacen("invalid starting_token", "invalid --starting-token", 1)
+            .replacen("invalid filter", "invalid --filter", 1),
+        other => other.to_string(),
+    }
 }
 
 fn share_role(args: &ShareArgs) -> Result<(), String> {
