@@ -63,18 +63,12 @@ impl<'a> Request<'a> {
     /// the hash.
     fn pss(args: &'a Pss) -> Result<Self, String> {
         let hash = args.hashed.hash_function;
-        if args.mgf.hash() != hash {
-            return Err(format!(
-                "--mgf mgf1-{}: the mask generation function must use --hash-function's hash (mgf1-{})",
-                args.mgf.hash().name(),
-                hash.name()
-            ));
-        }
-        if args.salt_length != hash.len() {
+        args.mgf.require(hash)?;
+        if args.salt_length != hash.digest_len() {
             return Err(format!(
                 "--salt-length {}: the emulator's RSA-PSS uses a salt as long as the hash ({} bytes for {})",
                 args.salt_length,
-                hash.len(),
+                hash.digest_len(),
                 hash.name()
             ));
         }

@@ -237,13 +237,7 @@ fn gcm_parameters(tag_length_bits: u32, aad: Option<&str>) -> Result<(), String>
 
 /// The HSM's RSA-OAEP uses MGF1 with the OAEP hash.
 fn oaep_hash(hash: HashFunction, mgf: MaskGeneration) -> Result<HashAlgorithm, String> {
-    if mgf.hash() != hash {
-        return Err(format!(
-            "--mgf mgf1-{}: the mask generation function must use --hash-function's hash (mgf1-{})",
-            mgf.hash().name(),
-            hash.name()
-        ));
-    }
+    mgf.require(hash)?;
     Ok(hash.algorithm())
 }
 

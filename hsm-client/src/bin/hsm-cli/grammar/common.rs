@@ -78,7 +78,7 @@ impl HashFunction {
     }
 
     /// The digest length in bytes.
-    pub(crate) fn len(self) -> u32 {
+    pub(crate) fn digest_len(self) -> u32 {
         match self {
             HashFunction::Sha1 => 20,
             HashFunction::Sha224 => 28,
@@ -100,6 +100,19 @@ pub(crate) enum MaskGeneration {
 }
 
 impl MaskGeneration {
+    /// The HSM's OAEP and PSS use MGF1 with the mechanism's own hash: refuses
+    /// any other.
+    pub(crate) fn require(self, hash: HashFunction) -> Result<(), String> {
+        if self.hash() == hash {
+            return Ok(());
+        }
+        Err(format!(
+            "--mgf mgf1-{}: the mask generation function must use --hash-function's hash (mgf1-{})",
+            self.hash().name(),
+            hash.name()
+        ))
+    }
+
     pub(crate) fn hash(self) -> HashFunction {
         match self {
             MaskGeneration::Mgf1Sha1 => HashFunction::Sha1,
