@@ -161,13 +161,13 @@ fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, value, after))
 }
 
-/// A key type for messages: `ec-edwards` is what CloudHSM calls Ed25519.
+/// A key type for messages, with its article: `ec-edwards` is what CloudHSM
+/// calls Ed25519.
 pub(crate) fn describe(key_type: &str) -> String {
     match key_type {
         "ec-edwards" => "an Ed25519 (ec-edwards)".to_owned(),
-        "ec" => "an ec".to_owned(),
-        "aes" => "an aes".to_owned(),
-        other => format!("a {other}"),
+        "generic-secret" => "a generic-secret".to_owned(),
+        other => format!("an {other}"),
     }
 }
 
