@@ -12,6 +12,7 @@
 //!   HSM on a listener until a shutdown future resolves.
 //! - [`config`]: what one HSM process needs ([`DaemonConfig`]).
 //! - [`clock`]: the HSM's time source; tests move a [`clock::ManualClock`].
+//! - [`crypto`]: the mechanisms (keys, encrypt, sign, wrap) over ring and RustCrypto.
 //! - [`pki`]: the cluster CA and the certificates it issues.
 //! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
 //! - `main.rs`: the `hsm-daemon` binary (`dev`).

@@ -1,14 +1,39 @@
-#![allow(unused_variables, dead_code, reason = "contract stub until the crypto branch lands")]
 //! Mechanisms: the one place that maps a CloudHSM mechanism to a library
 //! call. `ring` for everything it offers; well-kept RustCrypto crates for the
 //! rest. Nothing here is hand-written cryptography.
 //!
 //! Pure: no I/O, no clock. Randomness is passed in as `&mut impl
 //! rand::CryptoRng` (rand 0.9, the workspace's) so that later a seeded
-//! generator can make key material reproducible.
+//! generator can make key material reproducible. The RustCrypto crates speak
+//! other `rand_core` versions; [`rng`] bridges by seeding a ChaCha20 generator
+//! of their version from the caller's generator. ring's own signing draws its
+//! nonces and salts from the operating system (`ring::rand::SystemRandom`),
+//! and RSA decryption blinds with the operating system's generator, since
+//! those calls take no generator.
+//!
+//! # Layout
+//! - [`keys`]: [`KeyMaterial`]: generation, PEM/DER import and export,
+//!   attributes, check values. Each key is parsed once into the forms the
+//!   mechanisms use.
+//! - [`ec`]: the five ECDSA curves behind one enum.
+//! - [`cipher`]: [`encrypt`] / [`decrypt`].
+//! - [`sign`]: [`sign`] / [`verify`] / [`digest`].
+//! - [`wrap`]: [`wrap`] / [`unwrap`].
+//! - [`rng`]: generators of the RustCrypto crates' `rand_core`, seeded from
+//!   the caller's.
 //!
 //! CONTRACT (the model and service are written against these signatures; keep
 //! them, add to them if needed, and say what you added).
+
+mod cipher;
+mod ec;
+mod keys;
+mod rng;
+mod sign;
+mod wrap;
+
+#[cfg(test)]
+mod tests;
 
 use rand::CryptoRng;
 use zeroize::Zeroizing;
@@ -46,6 +71,20 @@ pub enum HashAlg {
     Sha512,
 }
 
+impl HashAlg {
+    /// Length of this hash's output in bytes (the length an [`Input::Digest`]
+    /// must have).
+    pub const fn output_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha224 => 28,
+            HashAlg::Sha256 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 => 64,
+        }
+    }
+}
+
 /// Which half of a key pair, or a secret key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyClass {
@@ -57,7 +96,11 @@ pub enum KeyClass {
 /// Key material, parsed once and kept in parsed form for repeated use.
 /// Secret parts are zeroized on drop; `Debug` never shows them.
 /// Must be `Send + Sync` (it is shared as `Arc<KeyMaterial>`).
-pub struct KeyMaterial {/* private fields */}
+///
+/// The methods live in [`keys`].
+pub struct KeyMaterial {
+    inner: keys::Key,
+}
 
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,6 +126,13 @@ pub enum CryptoError {
     InvalidKey(String),
 }
 
+impl CryptoError {
+    /// Shorthand for [`CryptoError::InvalidArgument`].
+    pub(crate) fn invalid(field: &'static str, rule: impl Into<String>) -> Self {
+        CryptoError::InvalidArgument { field, rule: rule.into() }
+    }
+}
+
 /// Encryption mechanisms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cipher {
@@ -91,13 +141,18 @@ pub enum Cipher {
     AesGcm,
     /// AES-CBC with PKCS#7 padding, 16-byte IV (generated if not given).
     AesCbcPad,
-    /// AES-CTR, 16-byte counter block (generated if not given).
+    /// AES-CTR, 16-byte counter block (generated if not given). The whole
+    /// block is a 128-bit big-endian counter.
     AesCtr,
     /// AES-ECB, data a multiple of 16 bytes, no IV.
     AesEcb,
     /// RSA-OAEP with this hash for both OAEP and MGF1, empty label.
     RsaOaep(HashAlg),
-    /// RSA PKCS#1 v1.5 encryption.
+    /// RSA PKCS#1 v1.5 encryption. Decryption uses implicit rejection (the
+    /// `rsa` crate's defence against Bleichenbacher/Marvin padding oracles):
+    /// a ciphertext with bad padding decrypts to a deterministic pseudo-random
+    /// message instead of failing, so callers cannot tell bad padding apart.
+    /// A ciphertext of the wrong length or out of range still fails.
     RsaPkcs1,
 }
 
@@ -122,6 +177,7 @@ pub enum SignMech {
     /// RSA-PSS, MGF1 with the same hash, salt length = hash length.
     RsaPss(HashAlg),
     /// HMAC on a generic-secret (or AES) key; the "signature" is the tag.
+    /// `Input::Digest` is refused (HMAC has no prehashed form).
     Hmac(HashAlg),
 }
 
@@ -152,98 +208,10 @@ pub enum WrapMech {
 /// The largest input one operation accepts (CloudHSM: about 16 KiB).
 pub const MAX_DATA_LEN: usize = 16 * 1024;
 
-impl KeyMaterial {
-    // ---- generation ----
-    /// AES key of 128, 192 or 256 bits.
-    pub fn generate_aes(bits: u32, rng: &mut impl CryptoRng) -> Result<Self, CryptoError> {
-        unimplemented!()
-    }
-    /// Generic secret of 1..=800 bytes.
-    pub fn generate_generic_secret(len: usize, rng: &mut impl CryptoRng) -> Result<Self, CryptoError> {
-        unimplemented!()
-    }
-    /// RSA pair: modulus 2048..=4096 in steps of 256; exponent odd and >= 65537.
-    /// Returns (private, public). Expensive: callers run it off async workers.
-    pub fn generate_rsa(
-        modulus_bits: u32,
-        public_exponent: u64,
-        rng: &mut impl CryptoRng,
-    ) -> Result<(Self, Self), CryptoError> {
-        unimplemented!()
-    }
-    /// EC pair on `curve`. Returns (private, public).
-    pub fn generate_ec(curve: Curve, rng: &mut impl CryptoRng) -> Result<(Self, Self), CryptoError> {
-        unimplemented!()
-    }
-    /// Ed25519 pair. Returns (private, public).
-    pub fn generate_ed25519(rng: &mut impl CryptoRng) -> Result<(Self, Self), CryptoError> {
-        unimplemented!()
-    }
-
-    // ---- import / export ----
-    /// Parses a PEM private or public key: PKCS#8 (`PRIVATE KEY`), PKCS#1
-    /// (`RSA PRIVATE KEY`, `RSA PUBLIC KEY`), SEC1 (`EC PRIVATE KEY`), SPKI
-    /// (`PUBLIC KEY`), for RSA, the five curves and Ed25519.
-    pub fn from_pem(pem: &str) -> Result<Self, CryptoError> {
-        unimplemented!()
-    }
-    /// Raw symmetric key bytes: AES (16/24/32) or generic secret (1..=800).
-    pub fn from_raw_secret(kind: KeyKind, bytes: &[u8]) -> Result<Self, CryptoError> {
-        unimplemented!()
-    }
-    /// The public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`); works on a
-    /// private key too (its public half). Error for secret keys.
-    pub fn public_pem(&self) -> Result<String, CryptoError> {
-        unimplemented!()
-    }
-    /// The public half of a private key, as its own material.
-    pub fn public_half(&self) -> Option<Self> {
-        unimplemented!()
-    }
-    /// Bytes to wrap: raw for AES/generic secret, PKCS#8 DER for private keys,
-    /// SPKI DER for public keys.
-    pub fn to_wrappable(&self) -> Result<SecretBytes, CryptoError> {
-        unimplemented!()
-    }
-    /// Inverse of `to_wrappable`, for a key of `kind` and `class`.
-    pub fn from_wrappable(kind: KeyKind, class: KeyClass, bytes: &[u8]) -> Result<Self, CryptoError> {
-        unimplemented!()
-    }
-
-    // ---- attributes ----
-    pub fn kind(&self) -> KeyKind {
-        unimplemented!()
-    }
-    pub fn class(&self) -> KeyClass {
-        unimplemented!()
-    }
-    /// Key length in bytes for secret keys (`key-length-bytes`); `None` otherwise.
-    pub fn secret_len(&self) -> Option<usize> {
-        unimplemented!()
-    }
-    /// RSA modulus (big-endian) and its size in bits; `None` for non-RSA.
-    pub fn modulus(&self) -> Option<(Vec<u8>, u32)> {
-        unimplemented!()
-    }
-    /// RSA public exponent; `None` for non-RSA.
-    pub fn public_exponent(&self) -> Option<u64> {
-        unimplemented!()
-    }
-    /// EC point (uncompressed SEC1, `04 || x || y`) or the Ed25519 public key
-    /// (32 bytes); `None` otherwise.
-    pub fn ec_point(&self) -> Option<Vec<u8>> {
-        unimplemented!()
-    }
-    /// Key check value: first 3 bytes of AES-ECB(key, zero block) for AES,
-    /// of SHA-1(key) for generic secrets, of SHA-1 over the SPKI DER of the
-    /// public key for asymmetric keys.
-    pub fn check_value(&self) -> [u8; 3] {
-        unimplemented!()
-    }
-}
-
 /// Encrypts `plaintext` (at most [`MAX_DATA_LEN`]). `iv` is used when given
-/// (checked for length) except for GCM, whose IV the HSM always generates.
+/// (checked for length) except for GCM, whose IV the HSM always generates
+/// (a given IV is ignored, as CloudHSM overwrites it).
+/// RSA mechanisms take a public key or a private key's public half.
 pub fn encrypt(
     key: &KeyMaterial,
     cipher: Cipher,
@@ -252,7 +220,7 @@ pub fn encrypt(
     plaintext: &[u8],
     rng: &mut impl CryptoRng,
 ) -> Result<Encrypted, CryptoError> {
-    unimplemented!()
+    cipher::encrypt(key, cipher, iv, aad, plaintext, rng)
 }
 
 /// Decrypts; GCM expects ciphertext || tag.
@@ -263,7 +231,7 @@ pub fn decrypt(
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<SecretBytes, CryptoError> {
-    unimplemented!()
+    cipher::decrypt(key, cipher, iv, aad, ciphertext)
 }
 
 /// Signs with a private key (or an HMAC key).
@@ -273,33 +241,43 @@ pub fn sign(
     input: Input<'_>,
     rng: &mut impl CryptoRng,
 ) -> Result<Vec<u8>, CryptoError> {
-    unimplemented!()
+    sign::sign(key, mech, input, rng)
 }
 
 /// Verifies with a public key, a private key's public half, or an HMAC key.
 /// `Ok(false)` for a signature that does not verify (including malformed
 /// signatures); `Err` only for misuse (wrong key type, bad digest length).
 pub fn verify(key: &KeyMaterial, mech: SignMech, input: Input<'_>, signature: &[u8]) -> Result<bool, CryptoError> {
-    unimplemented!()
+    sign::verify(key, mech, input, signature)
 }
 
-/// A digest of `data`.
+/// A digest of `data`. It cannot fail, so it does not enforce
+/// [`MAX_DATA_LEN`]; callers that take data from clients check the length.
 pub fn digest(alg: HashAlg, data: &[u8]) -> Vec<u8> {
-    unimplemented!()
+    sign::digest(alg, data)
 }
 
 /// Wraps `key_bytes` (from `to_wrappable`) under `wrapping_key`.
+/// RSA mechanisms take a public key or a private key's public half.
 pub fn wrap(
     wrapping_key: &KeyMaterial,
     mech: WrapMech,
     key_bytes: &[u8],
     rng: &mut impl CryptoRng,
 ) -> Result<Vec<u8>, CryptoError> {
-    unimplemented!()
+    wrap::wrap(wrapping_key, mech, key_bytes, rng)
 }
 
 /// Unwraps what `wrap` made (or an independent implementation of the same
 /// mechanism made).
 pub fn unwrap(unwrapping_key: &KeyMaterial, mech: WrapMech, wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
-    unimplemented!()
+    wrap::unwrap(unwrapping_key, mech, wrapped)
+}
+
+/// Fails when `data` is longer than [`MAX_DATA_LEN`].
+fn check_data_len(field: &'static str, data: &[u8]) -> Result<(), CryptoError> {
+    if data.len() > MAX_DATA_LEN {
+        return Err(CryptoError::invalid(field, format!("at most {MAX_DATA_LEN} bytes, got {}", data.len())));
+    }
+    Ok(())
 }

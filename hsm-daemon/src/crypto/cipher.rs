@@ -1,0 +1,409 @@
+//! [`encrypt`] / [`decrypt`]: the one `match` from [`Cipher`] to a library
+//! call, and the AES and RSA helpers that [`super::wrap`] shares.
+//!
+//! AES-GCM with 128- and 256-bit keys is ring's; ring has no AES-192-GCM, so
+//! that size is `aes-gcm`'s. CBC, CTR and ECB are `aes` with `cbc`, `ctr`
+//! and `ecb`; RSA encryption is the `rsa` crate's (ring has none).
+
+use aes::cipher::block_padding::{NoPadding, Pkcs7};
+use aes::cipher::{BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use rand::CryptoRng;
+use ring::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use zeroize::Zeroizing;
+
+use super::keys::{RsaPrivate, RsaPublic};
+use super::{Cipher, CryptoError, Encrypted, HashAlg, KeyMaterial, SecretBytes, check_data_len, rng};
+
+/// AES-GCM IV length: 96 bits, the size CloudHSM generates.
+pub(super) const GCM_IV_LEN: usize = 12;
+/// AES-GCM tag length: 128 bits.
+pub(super) const GCM_TAG_LEN: usize = 16;
+/// AES block, CBC IV and CTR counter block length.
+const AES_BLOCK_LEN: usize = 16;
+
+/// Runs `$body` with `$aes` naming the `aes` cipher type for the key's length.
+macro_rules! with_aes {
+    ($key:expr, $aes:ident => $body:expr) => {
+        match $key.len() {
+            16 => {
+                type $aes = aes::Aes128;
+                $body
+            }
+            24 => {
+                type $aes = aes::Aes192;
+                $body
+            }
+            32 => {
+                type $aes = aes::Aes256;
+                $body
+            }
+            n => Err(CryptoError::InvalidKey(format!("AES key of {n} bytes"))),
+        }
+    };
+}
+
+pub(super) fn encrypt(
+    key: &KeyMaterial,
+    cipher: Cipher,
+    iv: Option<&[u8]>,
+    aad: &[u8],
+    plaintext: &[u8],
+    rng: &mut impl CryptoRng,
+) -> Result<Encrypted, CryptoError> {
+    check_data_len("plaintext", plaintext)?;
+    check_aad(cipher, aad)?;
+    match cipher {
+        Cipher::AesGcm => {
+            let key = aes_key(key, cipher)?;
+            let mut nonce = [0u8; GCM_IV_LEN];
+            rng.fill_bytes(&mut nonce);
+            let ciphertext = gcm_seal(key, nonce, aad, plaintext)?;
+            Ok(Encrypted { iv: Some(nonce.to_vec()), ciphertext })
+        }
+        Cipher::AesCbcPad => {
+            let key = aes_key(key, cipher)?;
+            let iv = iv_or_random(iv, rng)?;
+            let mut buf = Zeroizing::new(vec![0u8; plaintext.len() + AES_BLOCK_LEN]);
+            buf[..plaintext.len()].copy_from_slice(plaintext);
+            let ciphertext = with_aes!(key, Aes => cbc::Encryptor::<Aes>::new_from_slices(key, &iv)
+                .map_err(|_| CryptoError::InvalidKey("AES-CBC key or IV length".to_owned()))?
+                .encrypt_padded::<Pkcs7>(&mut buf, plaintext.len())
+                .map(<[u8]>::to_vec)
+                .map_err(|_| CryptoError::invalid("plaintext", "does not fit the padded buffer")))?;
+            Ok(Encrypted { iv: Some(iv.to_vec()), ciphertext })
+        }
+        Cipher::AesCtr => {
+            let key = aes_key(key, cipher)?;
+            let iv = iv_or_random(iv, rng)?;
+            let ciphertext = ctr_apply(key, &iv, plaintext)?.to_vec();
+            Ok(Encrypted { iv: Some(iv.to_vec()), ciphertext })
+        }
+        Cipher::AesEcb => {
+            let key = aes_key(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            check_blocks("plaintext", plaintext)?;
+            let ciphertext = ecb_encrypt(key, plaintext)?;
+            Ok(Encrypted { iv: None, ciphertext })
+        }
+        Cipher::RsaOaep(hash) => {
+            let public = rsa_public(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            let ciphertext = oaep_encrypt(public, hash, plaintext, rng)?;
+            Ok(Encrypted { iv: None, ciphertext })
+        }
+        Cipher::RsaPkcs1 => {
+            let public = rsa_public(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            // RFC 8017 §7.2.1: at least 8 bytes of padding plus 3 framing bytes.
+            let max = public.size().saturating_sub(11);
+            if plaintext.len() > max {
+                return Err(CryptoError::invalid(
+                    "plaintext",
+                    format!("at most {max} bytes for RSA PKCS#1 v1.5 with this key"),
+                ));
+            }
+            let ciphertext = public
+                .key
+                .pkcs1v15_encrypt_with_rng(&mut rng::current(rng), plaintext)
+                .map_err(|e| CryptoError::invalid("plaintext", format!("RSA PKCS#1 v1.5 encryption: {e}")))?;
+            Ok(Encrypted { iv: None, ciphertext })
+        }
+    }
+}
+
+pub(super) fn decrypt(
+    key: &KeyMaterial,
+    cipher: Cipher,
+    iv: Option<&[u8]>,
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<SecretBytes, CryptoError> {
+    // GCM ciphertexts carry a tag beyond the data limit.
+    let limit =
+        if cipher == Cipher::AesGcm { &ciphertext[..ciphertext.len().saturating_sub(GCM_TAG_LEN)] } else { ciphertext };
+    check_data_len("ciphertext", limit)?;
+    check_aad(cipher, aad)?;
+    match cipher {
+        Cipher::AesGcm => {
+            let key = aes_key(key, cipher)?;
+            let iv = iv.ok_or_else(|| CryptoError::invalid("iv", "AES-GCM decryption needs the 12-byte IV"))?;
+            let nonce: [u8; GCM_IV_LEN] = iv.try_into().map_err(|_| {
+                CryptoError::invalid("iv", format!("AES-GCM IVs are {GCM_IV_LEN} bytes, not {}", iv.len()))
+            })?;
+            gcm_open(key, nonce, aad, ciphertext)
+        }
+        Cipher::AesCbcPad => {
+            let key = aes_key(key, cipher)?;
+            let iv = iv.ok_or_else(|| CryptoError::invalid("iv", "AES-CBC decryption needs the 16-byte IV"))?;
+            check_iv_len(iv)?;
+            if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(AES_BLOCK_LEN) {
+                return Err(CryptoError::invalid(
+                    "ciphertext",
+                    format!("AES-CBC ciphertexts are a positive multiple of 16 bytes, not {}", ciphertext.len()),
+                ));
+            }
+            let mut buf = Zeroizing::new(ciphertext.to_vec());
+            let len = with_aes!(key, Aes => cbc::Decryptor::<Aes>::new_from_slices(key, iv)
+                .map_err(|_| CryptoError::InvalidKey("AES-CBC key or IV length".to_owned()))?
+                .decrypt_padded::<Pkcs7>(&mut buf)
+                .map(<[u8]>::len)
+                .map_err(|_| CryptoError::Authentication("AES-CBC decryption (PKCS#7 padding)")))?;
+            buf.truncate(len);
+            Ok(buf)
+        }
+        Cipher::AesCtr => {
+            let key = aes_key(key, cipher)?;
+            let iv =
+                iv.ok_or_else(|| CryptoError::invalid("iv", "AES-CTR decryption needs the 16-byte counter block"))?;
+            check_iv_len(iv)?;
+            ctr_apply(key, iv, ciphertext)
+        }
+        Cipher::AesEcb => {
+            let key = aes_key(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            check_blocks("ciphertext", ciphertext)?;
+            let mut buf = Zeroizing::new(ciphertext.to_vec());
+            with_aes!(key, Aes => ecb::Decryptor::<Aes>::new_from_slice(key)
+                .map_err(|_| CryptoError::InvalidKey("AES-ECB key length".to_owned()))?
+                .decrypt_padded::<NoPadding>(&mut buf)
+                .map(|_| ())
+                .map_err(|_| CryptoError::invalid("ciphertext", "AES-ECB ciphertexts are a multiple of 16 bytes")))?;
+            Ok(buf)
+        }
+        Cipher::RsaOaep(hash) => {
+            let private = rsa_private(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            oaep_decrypt(private, hash, ciphertext)
+        }
+        Cipher::RsaPkcs1 => {
+            let private = rsa_private(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            check_rsa_ciphertext_len(&private.public, ciphertext)?;
+            // Implicit rejection: bad padding yields a pseudo-random message
+            // (see `Cipher::RsaPkcs1`); only malformed ciphertexts fail.
+            let plaintext = private
+                .key
+                .pkcs1v15_decrypt(ciphertext)
+                .map_err(|_| CryptoError::Authentication("RSA PKCS#1 v1.5 decryption"))?;
+            Ok(Zeroizing::new(plaintext))
+        }
+    }
+}
+
+// ---- AES ----
+
+/// The AES key bytes of `key`, or `WrongKeyType` for `cipher`.
+fn aes_key(key: &KeyMaterial, cipher: Cipher) -> Result<&[u8], CryptoError> {
+    key.aes_bytes().ok_or_else(|| wrong_key(cipher, key))
+}
+
+/// AES-GCM encryption (ring for 128/256-bit keys, `aes-gcm` for 192):
+/// ciphertext || tag.
+pub(super) fn gcm_seal(
+    key: &[u8],
+    nonce: [u8; GCM_IV_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    match key.len() {
+        16 | 32 => {
+            let key = ring_gcm_key(key)?;
+            let mut buf = plaintext.to_vec();
+            key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+                .map_err(|_| CryptoError::invalid("plaintext", "too long for AES-GCM"))?;
+            Ok(buf)
+        }
+        24 => {
+            use aes_gcm::aead::{Aead, Payload};
+            aes192_gcm(key)?
+                .encrypt(&nonce.into(), Payload { msg: plaintext, aad })
+                .map_err(|_| CryptoError::invalid("plaintext", "too long for AES-GCM"))
+        }
+        n => Err(CryptoError::InvalidKey(format!("AES key of {n} bytes"))),
+    }
+}
+
+/// AES-GCM decryption of ciphertext || tag.
+pub(super) fn gcm_open(
+    key: &[u8],
+    nonce: [u8; GCM_IV_LEN],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<SecretBytes, CryptoError> {
+    if ciphertext.len() < GCM_TAG_LEN {
+        return Err(CryptoError::invalid("ciphertext", "shorter than the 16-byte AES-GCM tag"));
+    }
+    match key.len() {
+        16 | 32 => {
+            let key = ring_gcm_key(key)?;
+            let mut buf = Zeroizing::new(ciphertext.to_vec());
+            let len = key
+                .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+                .map_err(|_| CryptoError::Authentication("AES-GCM decryption"))?
+                .len();
+            buf.truncate(len);
+            Ok(buf)
+        }
+        24 => {
+            use aes_gcm::aead::{Aead, Payload};
+            aes192_gcm(key)?
+                .decrypt(&nonce.into(), Payload { msg: ciphertext, aad })
+                .map(Zeroizing::new)
+                .map_err(|_| CryptoError::Authentication("AES-GCM decryption"))
+        }
+        n => Err(CryptoError::InvalidKey(format!("AES key of {n} bytes"))),
+    }
+}
+
+fn ring_gcm_key(key: &[u8]) -> Result<LessSafeKey, CryptoError> {
+    let alg = if key.len() == 16 { &AES_128_GCM } else { &AES_256_GCM };
+    UnboundKey::new(alg, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| CryptoError::InvalidKey(format!("AES key of {} bytes", key.len())))
+}
+
+type Aes192Gcm = aes_gcm::AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
+
+fn aes192_gcm(key: &[u8]) -> Result<Aes192Gcm, CryptoError> {
+    Aes192Gcm::new_from_slice(key).map_err(|_| CryptoError::InvalidKey(format!("AES key of {} bytes", key.len())))
+}
+
+/// AES-CTR with a 128-bit big-endian counter (the whole block counts).
+fn ctr_apply(key: &[u8], iv: &[u8], data: &[u8]) -> Result<SecretBytes, CryptoError> {
+    let mut buf = Zeroizing::new(data.to_vec());
+    with_aes!(key, Aes => ctr::Ctr128BE::<Aes>::new_from_slices(key, iv)
+        .map_err(|_| CryptoError::InvalidKey("AES-CTR key or counter length".to_owned()))?
+        .try_apply_keystream(&mut buf)
+        .map_err(|_| CryptoError::invalid("plaintext", "longer than the AES-CTR counter allows")))?;
+    Ok(buf)
+}
+
+fn ecb_encrypt(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let mut buf = Zeroizing::new(plaintext.to_vec());
+    with_aes!(key, Aes => ecb::Encryptor::<Aes>::new_from_slice(key)
+        .map_err(|_| CryptoError::InvalidKey("AES-ECB key length".to_owned()))?
+        .encrypt_padded::<NoPadding>(&mut buf, plaintext.len())
+        .map(|_| ())
+        .map_err(|_| CryptoError::invalid("plaintext", "AES-ECB plaintexts are a multiple of 16 bytes")))?;
+    Ok(buf.to_vec())
+}
+
+/// One AES block (for the key check value).
+pub(super) fn aes_encrypt_block(key: &[u8], block: [u8; AES_BLOCK_LEN]) -> Result<[u8; AES_BLOCK_LEN], CryptoError> {
+    let mut block = block.into();
+    with_aes!(key, Aes => Aes::new_from_slice(key)
+        .map(|aes| aes.encrypt_block(&mut block))
+        .map_err(|_| CryptoError::InvalidKey("AES key length".to_owned())))?;
+    Ok(block.into())
+}
+
+fn iv_or_random(iv: Option<&[u8]>, rng: &mut impl CryptoRng) -> Result<[u8; AES_BLOCK_LEN], CryptoError> {
+    match iv {
+        Some(iv) => {
+            check_iv_len(iv)?;
+            let mut block = [0u8; AES_BLOCK_LEN];
+            block.copy_from_slice(iv);
+            Ok(block)
+        }
+        None => {
+            let mut block = [0u8; AES_BLOCK_LEN];
+            rng.fill_bytes(&mut block);
+            Ok(block)
+        }
+    }
+}
+
+fn check_iv_len(iv: &[u8]) -> Result<(), CryptoError> {
+    if iv.len() != AES_BLOCK_LEN {
+        return Err(CryptoError::invalid("iv", format!("AES-CBC and AES-CTR IVs are 16 bytes, not {}", iv.len())));
+    }
+    Ok(())
+}
+
+fn check_blocks(field: &'static str, data: &[u8]) -> Result<(), CryptoError> {
+    if !data.len().is_multiple_of(AES_BLOCK_LEN) {
+        return Err(CryptoError::invalid(field, format!("AES-ECB takes a multiple of 16 bytes, not {}", data.len())));
+    }
+    Ok(())
+}
+
+fn refuse_iv(cipher: Cipher, iv: Option<&[u8]>) -> Result<(), CryptoError> {
+    if iv.is_some() {
+        return Err(CryptoError::invalid("iv", format!("{cipher:?} takes no IV")));
+    }
+    Ok(())
+}
+
+fn check_aad(cipher: Cipher, aad: &[u8]) -> Result<(), CryptoError> {
+    check_data_len("aad", aad)?;
+    if cipher != Cipher::AesGcm && !aad.is_empty() {
+        return Err(CryptoError::invalid("aad", "only AES-GCM takes additional authenticated data"));
+    }
+    Ok(())
+}
+
+// ---- RSA ----
+
+fn rsa_public(key: &KeyMaterial, cipher: Cipher) -> Result<&RsaPublic, CryptoError> {
+    key.rsa_public().ok_or_else(|| wrong_key(cipher, key))
+}
+
+fn rsa_private(key: &KeyMaterial, cipher: Cipher) -> Result<&RsaPrivate, CryptoError> {
+    key.rsa_private().ok_or_else(|| wrong_key(cipher, key))
+}
+
+/// RSA-OAEP encryption, `hash` for OAEP and MGF1, empty label.
+pub(super) fn oaep_encrypt(
+    public: &RsaPublic,
+    hash: HashAlg,
+    plaintext: &[u8],
+    rng: &mut impl CryptoRng,
+) -> Result<Vec<u8>, CryptoError> {
+    // RFC 8017 §7.1.1: mLen <= k - 2 hLen - 2.
+    let max = public.size().saturating_sub(2 * hash.output_len() + 2);
+    if plaintext.len() > max {
+        return Err(CryptoError::invalid(
+            "plaintext",
+            format!("at most {max} bytes for RSA-OAEP with this key and {hash:?}"),
+        ));
+    }
+    let rng = &mut rng::current(rng);
+    let key = &public.key;
+    match hash {
+        HashAlg::Sha1 => key.oaep_encrypt_with_rng::<sha1::Sha1, _>(rng, plaintext),
+        HashAlg::Sha224 => key.oaep_encrypt_with_rng::<sha2::Sha224, _>(rng, plaintext),
+        HashAlg::Sha256 => key.oaep_encrypt_with_rng::<sha2::Sha256, _>(rng, plaintext),
+        HashAlg::Sha384 => key.oaep_encrypt_with_rng::<sha2::Sha384, _>(rng, plaintext),
+        HashAlg::Sha512 => key.oaep_encrypt_with_rng::<sha2::Sha512, _>(rng, plaintext),
+    }
+    .map_err(|e| CryptoError::invalid("plaintext", format!("RSA-OAEP encryption: {e}")))
+}
+
+/// RSA-OAEP decryption (blinded with the operating system's generator).
+pub(super) fn oaep_decrypt(private: &RsaPrivate, hash: HashAlg, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+    check_rsa_ciphertext_len(&private.public, ciphertext)?;
+    let key = &private.key;
+    match hash {
+        HashAlg::Sha1 => key.oaep_decrypt::<sha1::Sha1>(ciphertext),
+        HashAlg::Sha224 => key.oaep_decrypt::<sha2::Sha224>(ciphertext),
+        HashAlg::Sha256 => key.oaep_decrypt::<sha2::Sha256>(ciphertext),
+        HashAlg::Sha384 => key.oaep_decrypt::<sha2::Sha384>(ciphertext),
+        HashAlg::Sha512 => key.oaep_decrypt::<sha2::Sha512>(ciphertext),
+    }
+    .map(Zeroizing::new)
+    .map_err(|_| CryptoError::Authentication("RSA-OAEP decryption"))
+}
+
+fn check_rsa_ciphertext_len(public: &RsaPublic, ciphertext: &[u8]) -> Result<(), CryptoError> {
+    if ciphertext.len() != public.size() {
+        return Err(CryptoError::invalid(
+            "ciphertext",
+            format!("RSA ciphertexts are the modulus length, {} bytes, not {}", public.size(), ciphertext.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn wrong_key(cipher: Cipher, key: &KeyMaterial) -> CryptoError {
+    CryptoError::WrongKeyType { mechanism: format!("{cipher:?}"), key: key.describe() }
+}
