@@ -1,10 +1,21 @@
 //! The CloudHSM CLI's command grammar, as clap definitions shared by
 //! single-command and interactive mode.
+//!
+//! - This file: the top level, cluster, login and user commands.
+//! - `key`: key management (`key generate-symmetric`, `key list`, ...).
+//! - `crypto`: signing, verification and the emulator's extra operations.
+//! - `common`: flags and values both share (filters, data sources, hashes).
+
+pub(crate) mod common;
+pub(crate) mod crypto;
+pub(crate) mod key;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hsm_client::Role;
+
+use self::{crypto::CryptoCommand, key::KeyCommand};
 
 /// Top level of `hsm-cli`.
 #[derive(Debug, Parser)]
@@ -66,6 +77,16 @@ pub(crate) enum Command {
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
+    },
+    /// Cryptographic operations with keys on the HSM (crypto users).
+    Crypto {
+        #[command(subcommand)]
+        command: Box<CryptoCommand>,
+    },
+    /// Key management (crypto users; admins may list keys and set `trusted`).
+    Key {
+        #[command(subcommand)]
+        command: Box<KeyCommand>,
     },
     /// Log in as a user.
     Login(UserPassword),

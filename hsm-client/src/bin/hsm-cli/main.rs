@@ -2,8 +2,12 @@
 //! emulator.
 //!
 //! # Layout
-//! - `grammar`: the commands and flags (clap).
+//! - `grammar`: the commands and flags (clap), per area.
 //! - `shell`: runs commands, holds the connection and the session.
+//! - `keys`, `crypto`: run the `key ...` and `crypto ...` commands.
+//! - `input`: base64/hex flags, data files, and filters that select one key.
+//! - `pem`: PEM files read by `key import pem` and written by
+//!   `key generate-file --encoding reference-pem`.
 //! - `output`: the `{"error_code": .., "data": ..}` envelope and data shapes.
 //!
 //! Single-command mode (`hsm-cli user list`) logs in from `CLOUDHSM_ROLE`
@@ -11,8 +15,12 @@
 //! afterwards; interactive mode (`hsm-cli interactive`) keeps a session across
 //! `login` and `logout`. A failure prints `error_code` 1 and exits with 1.
 
+mod crypto;
 mod grammar;
+mod input;
+mod keys;
 mod output;
+mod pem;
 mod shell;
 
 use std::process::ExitCode;

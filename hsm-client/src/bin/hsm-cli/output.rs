@@ -1,9 +1,12 @@
 //! The CloudHSM CLI's JSON output: `{"error_code": 0, "data": ...}` on
 //! success, `{"error_code": 1, "data": "<message>"}` on failure.
+//!
+//! Data shapes are serde structs so that fields keep the CLI's order; the
+//! shapes of the key and crypto commands follow the CloudHSM CLI's examples.
 
-use hsm_client::{ClusterInfo, HsmInfo, Role, User};
+use hsm_client::{ClusterInfo, HsmInfo, KeyInfo, KeyPage, Role, User};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 #[derive(Serialize)]
 struct Envelope<'a> {
@@ -100,6 +103,353 @@ pub(crate) fn hsm_info(info: &ClusterInfo) -> Value {
     to_value(Hsms { hsms: info.hsms.iter().map(row).collect() })
 }
 
+/// `{"message": ...}`, as commands without other output print.
+pub(crate) fn message(text: &str) -> Value {
+    #[derive(Serialize)]
+    struct Message<'a> {
+        message: &'a str,
+    }
+    to_value(Message { message: text })
+}
+
+/// Attributes the CLI prints as JSON booleans.
+const BOOLEAN_ATTRIBUTES: [&str; 18] = [
+    "encrypt",
+    "decrypt",
+    "token",
+    "always-sensitive",
+    "derive",
+    "destroyable",
+    "extractable",
+    "local",
+    "modifiable",
+    "never-extractable",
+    "private",
+    "sensitive",
+    "sign",
+    "trusted",
+    "unwrap",
+    "verify",
+    "wrap",
+    "wrap-with-trusted",
+];
+
+/// Attributes the CLI prints as JSON numbers.
+const NUMBER_ATTRIBUTES: [&str; 2] = ["key-length-bytes", "modulus-size-bits"];
+
+/// One attribute value, typed as the CLI prints it.
+fn attribute_value(name: &str, value: &str) -> Value {
+    if BOOLEAN_ATTRIBUTES.contains(&name)
+        && let Ok(b) = value.parse::<bool>()
+    {
+        return Value::Bool(b);
+    }
+    if NUMBER_ATTRIBUTES.contains(&name)
+        && let Ok(n) = value.parse::<u64>()
+    {
+        return Value::from(n);
+    }
+    Value::String(value.to_owned())
+}
+
+fn attributes(info: &KeyInfo) -> Map<String, Value> {
+    info.attributes.iter().map(|(name, value)| (name.clone(), attribute_value(name, value))).collect()
+}
+
+#[derive(Serialize)]
+struct UserCoverage<'a> {
+    username: &'a str,
+    #[serde(rename = "key-coverage")]
+    key_coverage: &'static str,
+}
+
+fn coverage(username: &str) -> UserCoverage<'_> {
+    UserCoverage { username, key_coverage: "full" }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct QuorumValues {
+    manage_key_quorum_value: u32,
+    use_key_quorum_value: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct KeyDetails<'a> {
+    key_owners: Vec<UserCoverage<'a>>,
+    shared_users: Vec<UserCoverage<'a>>,
+    key_quorum_values: QuorumValues,
+    cluster_coverage: &'static str,
+}
+
+/// A key with its information and every attribute (`key list --verbose`, and
+/// what creating commands print).
+#[derive(Serialize)]
+struct FullKey<'a> {
+    #[serde(rename = "key-reference")]
+    key_reference: &'a str,
+    #[serde(rename = "key-info")]
+    key_info: KeyDetails<'a>,
+    attributes: Map<String, Value>,
+}
+
+fn full_key(info: &KeyInfo) -> FullKey<'_> {
+    FullKey {
+        key_reference: &info.reference,
+        key_info: KeyDetails {
+            key_owners: vec![coverage(&info.owner)],
+            shared_users: info.shared_users.iter().map(|u| coverage(u)).collect(),
+            key_quorum_values: QuorumValues { manage_key_quorum_value: 0, use_key_quorum_value: 0 },
+            cluster_coverage: "full",
+        },
+        attributes: attributes(info),
+    }
+}
+
+/// A key as `key list` shows it without `--verbose`: reference and label.
+#[derive(Serialize)]
+struct BriefKey<'a> {
+    #[serde(rename = "key-reference")]
+    key_reference: &'a str,
+    attributes: BriefAttributes<'a>,
+}
+
+#[derive(Serialize)]
+struct BriefAttributes<'a> {
+    label: &'a str,
+}
+
+/// `{"key": {...}}`, as `key generate-symmetric` and `key unwrap` print.
+pub(crate) fn key(info: &KeyInfo) -> Value {
+    #[derive(Serialize)]
+    struct Created<'a> {
+        key: FullKey<'a>,
+    }
+    to_value(Created { key: full_key(info) })
+}
+
+/// `key import pem`'s data: the key and a message.
+pub(crate) fn imported_key(info: &KeyInfo) -> Value {
+    #[derive(Serialize)]
+    struct Imported<'a> {
+        key: FullKey<'a>,
+        message: &'static str,
+    }
+    to_value(Imported { key: full_key(info), message: "Successfully imported key" })
+}
+
+/// `key generate-asymmetric-pair`'s data.
+pub(crate) fn key_pair(public: &KeyInfo, private: &KeyInfo) -> Value {
+    #[derive(Serialize)]
+    struct Pair<'a> {
+        public_key: FullKey<'a>,
+        private_key: FullKey<'a>,
+    }
+    to_value(Pair { public_key: full_key(public), private_key: full_key(private) })
+}
+
+/// `key list`'s data.
+pub(crate) fn key_list(page: &KeyPage, verbose: bool) -> Value {
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Entry<'a> {
+        Full(FullKey<'a>),
+        Brief(BriefKey<'a>),
+    }
+    #[derive(Serialize)]
+    struct Listing<'a> {
+        matched_keys: Vec<Entry<'a>>,
+        total_key_count: u64,
+        returned_key_count: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_token: Option<&'a str>,
+    }
+    let matched_keys = page
+        .keys
+        .iter()
+        .map(|k| {
+            if verbose {
+                Entry::Full(full_key(k))
+            } else {
+                let label = k.attribute("label").unwrap_or_default();
+                Entry::Brief(BriefKey { key_reference: &k.reference, attributes: BriefAttributes { label } })
+            }
+        })
+        .collect();
+    to_value(Listing {
+        matched_keys,
+        total_key_count: page.total,
+        returned_key_count: page.keys.len(),
+        next_token: page.next_token.as_deref(),
+    })
+}
+
+/// Where `key wrap` put the wrapped key.
+#[derive(Debug)]
+pub(crate) enum Wrapped {
+    /// Printed, base64.
+    Data(String),
+    /// Written to this file.
+    File(String),
+}
+
+/// `key wrap`'s data. `iv` (hex) only for `aes-gcm`.
+pub(crate) fn wrapped(payload: &str, wrapping: &str, iv: Option<&str>, out: &Wrapped) -> Value {
+    #[derive(Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct WrapOutput<'a> {
+        payload_key_reference: &'a str,
+        wrapping_key_reference: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        iv: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wrapped_key_data: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wrapped_key_path: Option<&'a str>,
+    }
+    let (data, path) = match out {
+        Wrapped::Data(d) => (Some(d.as_str()), None),
+        Wrapped::File(p) => (None, Some(p.as_str())),
+    };
+    to_value(WrapOutput {
+        payload_key_reference: payload,
+        wrapping_key_reference: wrapping,
+        iv,
+        wrapped_key_data: data,
+        wrapped_key_path: path,
+    })
+}
+
+/// `crypto sign` and `crypto hmac sign`: the key and the base64 signature.
+pub(crate) fn signature(reference: &str, signature: &str) -> Value {
+    #[derive(Serialize)]
+    struct Signed<'a> {
+        #[serde(rename = "key-reference")]
+        key_reference: &'a str,
+        signature: &'a str,
+    }
+    to_value(Signed { key_reference: reference, signature })
+}
+
+/// `crypto encrypt`: the key, the IV (base64, when the cipher has one) and
+/// the ciphertext (base64).
+pub(crate) fn encrypted(reference: &str, iv: Option<&str>, ciphertext: &str) -> Value {
+    #[derive(Serialize)]
+    struct Encrypted<'a> {
+        #[serde(rename = "key-reference")]
+        key_reference: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        iv: Option<&'a str>,
+        ciphertext: &'a str,
+    }
+    to_value(Encrypted { key_reference: reference, iv, ciphertext })
+}
+
+/// `crypto decrypt`: the key and the plaintext (base64).
+pub(crate) fn decrypted(reference: &str, plaintext: &str) -> Value {
+    #[derive(Serialize)]
+    struct Decrypted<'a> {
+        #[serde(rename = "key-reference")]
+        key_reference: &'a str,
+        plaintext: &'a str,
+    }
+    to_value(Decrypted { key_reference: reference, plaintext })
+}
+
+/// `crypto digest`: the hash function and the digest (base64).
+pub(crate) fn digest(hash_function: &str, digest: &str) -> Value {
+    #[derive(Serialize)]
+    struct Digest<'a> {
+        #[serde(rename = "hash-function")]
+        hash_function: &'a str,
+        digest: &'a str,
+    }
+    to_value(Digest { hash_function, digest })
+}
+
 fn to_value(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn aes_key() -> KeyInfo {
+        KeyInfo {
+            reference: "0x0000000000100001".into(),
+            attributes: vec![
+                ("key-type".into(), "aes".into()),
+                ("label".into(), "true".into()),
+                ("id".into(), String::new()),
+                ("class".into(), "secret-key".into()),
+                ("encrypt".into(), "true".into()),
+                ("token".into(), "false".into()),
+                ("key-length-bytes".into(), "32".into()),
+            ],
+            owner: "cu1".into(),
+            shared_users: vec!["cu2".into()],
+            session: true,
+        }
+    }
+
+    #[test]
+    fn a_key_prints_as_the_cloudhsm_cli_shows_it_in_order_and_typed() {
+        let shown = key(&aes_key());
+        assert_eq!(
+            shown,
+            json!({"key": {
+                "key-reference": "0x0000000000100001",
+                "key-info": {
+                    "key-owners": [{"username": "cu1", "key-coverage": "full"}],
+                    "shared-users": [{"username": "cu2", "key-coverage": "full"}],
+                    "key-quorum-values": {"manage-key-quorum-value": 0, "use-key-quorum-value": 0},
+                    "cluster-coverage": "full"
+                },
+                "attributes": {
+                    "key-type": "aes", "label": "true", "id": "", "class": "secret-key",
+                    "encrypt": true, "token": false, "key-length-bytes": 32
+                }
+            }})
+        );
+        // Field order is the CLI's, not alphabetical.
+        let text = serde_json::to_string(&shown).unwrap();
+        assert!(text.find("key-reference") < text.find("key-info") && text.find("key-info") < text.find("attributes"));
+        assert!(text.find("\"key-type\"") < text.find("\"label\""));
+    }
+
+    #[test]
+    fn a_listing_is_brief_unless_verbose_and_has_a_token_only_when_there_is_more() {
+        let page = KeyPage { keys: vec![aes_key()], total: 3, next_token: Some("0x0000000000100002".into()) };
+        assert_eq!(
+            key_list(&page, false),
+            json!({
+                "matched_keys": [{"key-reference": "0x0000000000100001", "attributes": {"label": "true"}}],
+                "total_key_count": 3,
+                "returned_key_count": 1,
+                "next_token": "0x0000000000100002"
+            })
+        );
+        let last = KeyPage { next_token: None, ..page };
+        let verbose = key_list(&last, true);
+        assert_eq!(verbose["matched_keys"][0]["key-info"]["key-owners"][0]["username"], "cu1");
+        assert!(verbose.get("next_token").is_none(), "{verbose}");
+    }
+
+    #[test]
+    fn wrapped_keys_print_data_or_the_file_they_went_to() {
+        let printed = wrapped("0x1", "0x2", Some("0x00"), &Wrapped::Data("AAAA".into()));
+        assert_eq!(
+            printed,
+            json!({"payload-key-reference": "0x1", "wrapping-key-reference": "0x2", "iv": "0x00", "wrapped-key-data": "AAAA"})
+        );
+        let filed = wrapped("0x1", "0x2", None, &Wrapped::File("/tmp/k".into()));
+        assert_eq!(
+            filed,
+            json!({"payload-key-reference": "0x1", "wrapping-key-reference": "0x2", "wrapped-key-path": "/tmp/k"})
+        );
+    }
 }

@@ -12,8 +12,9 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::{
+    crypto,
     grammar::{ClusterCommand, Command, Connection, Line, LineCommand, UserCommand, UserPassword},
-    output,
+    keys, output,
 };
 
 const PROMPT: &str = "aws-cloudhsm > ";
@@ -124,6 +125,14 @@ impl Shell {
                 Ok(Value::String("Logout successful".into()))
             }
             Command::User { command } => self.user(command).await,
+            Command::Key { command } => {
+                keys::check(&command)?;
+                self.with_session(async |s| keys::run(s, *command).await).await
+            }
+            Command::Crypto { command } => {
+                crypto::check(&command)?;
+                self.with_session(async |s| crypto::run(s, *command).await).await
+            }
         }
     }
 
@@ -136,6 +145,19 @@ impl Shell {
         let shown = output::user_ref(session.username().unwrap_or(&args.username), shown_role(&session));
         self.session = Some(session);
         Ok(shown)
+    }
+
+    /// Runs `work` with the session, or without a login with an anonymous one
+    /// so that the HSM refuses it (its message names the role).
+    async fn with_session(
+        &mut self,
+        work: impl AsyncFnOnce(&Session) -> Result<Value, String>,
+    ) -> Result<Value, String> {
+        let client = self.client().await?;
+        match &self.session {
+            Some(session) => work(session).await,
+            None => work(&client.anonymous()).await,
+        }
     }
 
     async fn user(&mut self, command: UserCommand) -> Result<Value, String> {

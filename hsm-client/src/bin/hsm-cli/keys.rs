@@ -1,0 +1,396 @@
+//! Runs the `key ...` commands against a session.
+
+use hsm_client::{
+    ClientError, KeyInfo, KeyOptions, KeyPairSpec, Session,
+    keys::{HashAlgorithm, KeyClass, KeyType, SymmetricKeyType, WrapMechanism as Mechanism},
+};
+use serde_json::Value;
+
+use crate::{
+    grammar::{
+        CliRole,
+        common::{HashFunction, MaskGeneration, Pair, tuples},
+        key::{
+            Creation, Curve, FileEncoding, GenerateFile, ImportFormat, ImportPem, KeyCommand, List, PairHalves,
+            PairKind, SetAttribute, ShareArgs, SymmetricKind, UnwrapArgs, UnwrapKeyTypeClass, UnwrapMechanism,
+            WrapKeys, WrapMechanism,
+        },
+    },
+    input::{self, resolve},
+    output, pem,
+};
+
+/// The IV that AES-GCM key wrapping puts before the ciphertext.
+const GCM_IV_LEN: usize = 12;
+
+pub(crate) async fn run(session: &Session, command: KeyCommand) -> Result<Value, String> {
+    match command {
+        KeyCommand::GenerateSymmetric { kind } => generate_symmetric(session, kind).await,
+        KeyCommand::GenerateAsymmetricPair { kind } => generate_pair(session, kind).await,
+        KeyCommand::Import { format: ImportFormat::Pem(args) } => import_pem(session, args).await,
+        KeyCommand::GenerateFile(args) => generate_file(session, args).await,
+        KeyCommand::List(args) => list(session, args).await,
+        KeyCommand::Delete { filter } => {
+            let key = resolve(session, "--filter", &filter.filter).await?;
+            session.delete_key(&key.reference).await.map_err(hsm)?;
+            Ok(output::message("Key deleted successfully"))
+        }
+        KeyCommand::Share(args) => share(session, args, true).await,
+        KeyCommand::Unshare(args) => share(session, args, false).await,
+        KeyCommand::SetAttribute(SetAttribute { filter, name, value }) => {
+            let key = resolve(session, "--filter", &filter.filter).await?;
+            session.set_key_attribute(&key.reference, &name, &value).await.map_err(hsm)?;
+            Ok(output::message("Attribute set successfully"))
+        }
+        KeyCommand::Wrap { mechanism } => wrap(session, mechanism).await,
+        KeyCommand::Unwrap { mechanism } => unwrap(session, mechanism).await,
+    }
+}
+
+/// Checks what the flags alone decide (unsupported mechanisms, parameters
+/// the HSM does not offer), before any HSM is contacted.
+pub(crate) fn check(command: &KeyCommand) -> Result<(), String> {
+    match command {
+        KeyCommand::Wrap { mechanism } => wrap_plan(mechanism).map(drop),
+        KeyCommand::Unwrap { mechanism } => unwrap_plan(mechanism).map(drop),
+        KeyCommand::Share(args) | KeyCommand::Unshare(args) => share_role(args),
+        _ => Ok(()),
+    }
+}
+
+fn hsm(err: ClientError) -> String {
+    err.to_string()
+}
+
+/// Creation options: `label` first, then the given attributes.
+fn options(
+    label: &str,
+    flag: &str,
+    attributes: &[Pair],
+    creation: &Creation,
+    share: bool,
+) -> Result<KeyOptions, String> {
+    if attributes.iter().any(|a| a.name == "label") {
+        return Err(format!("{flag}: set the label with its own flag, not label=..."));
+    }
+    let mut all = vec![("label".to_owned(), label.to_owned())];
+    all.extend(tuples(attributes));
+    Ok(KeyOptions {
+        attributes: all,
+        session: creation.session,
+        share_with: if share { creation.share_crypto_users.clone() } else { Vec::new() },
+    })
+}
+
+async fn generate_symmetric(session: &Session, kind: SymmetricKind) -> Result<Value, String> {
+    let (key_type, args) = match kind {
+        SymmetricKind::Aes(args) => (SymmetricKeyType::Aes, args),
+        SymmetricKind::GenericSecret(args) => (SymmetricKeyType::GenericSecret, args),
+    };
+    let options = options(&args.label, "--attributes", &args.attributes, &args.creation, true)?;
+    let key = session.generate_symmetric_key(key_type, args.key_length_bytes, &options).await.map_err(hsm)?;
+    Ok(output::key(&key))
+}
+
+async fn generate_pair(session: &Session, kind: PairKind) -> Result<Value, String> {
+    let (spec, halves) = match kind {
+        PairKind::Rsa(rsa) => (
+            KeyPairSpec::Rsa { modulus_size_bits: rsa.modulus_size_bits, public_exponent: rsa.public_exponent },
+            rsa.halves,
+        ),
+        PairKind::Ec(ec) => {
+            let spec = match ec.curve.ec_name() {
+                Some(curve) => KeyPairSpec::Ec { curve: curve.to_owned() },
+                None => KeyPairSpec::Ed25519,
+            };
+            (spec, ec.halves)
+        }
+    };
+    let PairHalves { public_label, private_label, public_attributes, private_attributes, creation } = halves;
+    let public = options(&public_label, "--public-attributes", &public_attributes, &creation, false)?;
+    let private = options(&private_label, "--private-attributes", &private_attributes, &creation, true)?;
+    let (public, private) = session.generate_key_pair(&spec, &public, &private).await.map_err(hsm)?;
+    Ok(output::key_pair(&public, &private))
+}
+
+async fn import_pem(session: &Session, args: ImportPem) -> Result<Value, String> {
+    let text = input::read_file("--path", &args.path)?;
+    let text =
+        String::from_utf8(text).map_err(|_| format!("--path {}: not a PEM file (not text)", args.path.display()))?;
+    let block = pem::key_block(&text).map_err(|e| format!("--path {}: {e}", args.path.display()))?;
+    let (want_type, want_class) = args.key_type_class.attributes();
+    if let Some((found_type, found_class)) = block.kind()
+        && (found_type, found_class) != (want_type, want_class)
+    {
+        return Err(format!(
+            "--key-type-class {} does not match {}, which holds {} {}",
+            args.key_type_class.name(),
+            args.path.display(),
+            pem::describe(found_type),
+            found_class
+        ));
+    }
+    let options = options(&args.label, "--attributes", &args.attributes, &Creation::default(), false)?;
+    let key = session.import_pem(&block.text, &options).await.map_err(hsm)?;
+    // The HSM decides what the PEM holds; a kind the local check could not
+    // read is compared afterwards, and a mismatching copy is not kept.
+    let (got_type, got_class) = (key.attribute("key-type").unwrap_or(""), key.attribute("class").unwrap_or(""));
+    if (got_type, got_class) != (want_type, want_class) {
+        let cleanup = match session.delete_key(&key.reference).await {
+            Ok(_) => "the imported copy was deleted".to_owned(),
+            Err(e) => format!("deleting the imported copy {} failed: {e}", key.reference),
+        };
+        return Err(format!(
+            "--key-type-class {} does not match {}, which holds {} {} ({cleanup})",
+            args.key_type_class.name(),
+            args.path.display(),
+            pem::describe(got_type),
+            got_class
+        ));
+    }
+    Ok(output::imported_key(&key))
+}
+
+async fn generate_file(session: &Session, args: GenerateFile) -> Result<Value, String> {
+    let key = resolve(session, "--filter", &args.filter.filter).await?;
+    let class = key.attribute("class").unwrap_or("");
+    let (contents, private) = match args.encoding {
+        FileEncoding::Pem => {
+            if class != "public-key" {
+                return Err(format!(
+                    "--encoding pem writes public keys, and {} is a {class}; select its public key, or use \
+                     --encoding reference-pem for a private key",
+                    key.reference
+                ));
+            }
+            (session.export_public_key(&key.reference).await.map_err(hsm)?, false)
+        }
+        FileEncoding::ReferencePem => {
+            if class != "private-key" {
+                return Err(format!(
+                    "--encoding reference-pem writes references to private keys, and {} is a {class}; use \
+                     --encoding pem for a public key",
+                    key.reference
+                ));
+            }
+            let public = session.export_public_key(&key.reference).await.map_err(hsm)?;
+            (pem::reference_pem(&key, &public)?, true)
+        }
+    };
+    input::write_file("--path", &args.path, contents.as_bytes(), private)?;
+    Ok(output::message("Successfully generated key file"))
+}
+
+async fn list(session: &Session, args: List) -> Result<Value, String> {
+    let page = session
+        .list_keys(&tuples(&args.filter), args.max_items, args.starting_token.as_deref())
+        .await
+        .map_err(flag_names)?;
+    Ok(output::key_list(&page, args.verbose))
+}
+
+/// The HSM names its request fields; say the flags instead.
+fn flag_names(err: ClientError) -> String {
+    match err {
+        ClientError::InvalidArgument(m) => m
+            .replacen("invalid starting_token", "invalid --starting-token", 1)
+            .replacen("invalid filter", "invalid --filter", 1),
+        other => other.to_string(),
+    }
+}
+
+fn share_role(args: &ShareArgs) -> Result<(), String> {
+    if args.role != CliRole::CryptoUser {
+        return Err("--role admin: keys are shared with crypto users only (--role crypto-user)".into());
+    }
+    Ok(())
+}
+
+async fn share(session: &Session, args: ShareArgs, share: bool) -> Result<Value, String> {
+    share_role(&args)?;
+    let key = resolve(session, "--filter", &args.filter.filter).await?;
+    if share {
+        session.share_key(&key.reference, &args.username).await.map_err(hsm)?;
+        Ok(output::message("Key shared successfully"))
+    } else {
+        session.unshare_key(&key.reference, &args.username).await.map_err(hsm)?;
+        Ok(output::message("Key unshared successfully"))
+    }
+}
+
+/// The emulator's AES-GCM wrapping uses 128-bit tags and no AAD.
+fn gcm_parameters(tag_length_bits: u32, aad: Option<&str>) -> Result<(), String> {
+    if tag_length_bits != 128 {
+        return Err(format!(
+            "--tag-length-bits {tag_length_bits}: the emulator wraps with AES-GCM using 128-bit tags only"
+        ));
+    }
+    if let Some(aad) = aad
+        && !input::hex_flag("--aad", aad)?.is_empty()
+    {
+        return Err(
+            "--aad: AES-GCM key wrapping with additional authenticated data is not supported by the emulator".into()
+        );
+    }
+    Ok(())
+}
+
+/// The HSM's RSA-OAEP uses MGF1 with the OAEP hash.
+fn oaep_hash(hash: HashFunction, mgf: MaskGeneration) -> Result<HashAlgorithm, String> {
+    mgf.require(hash)?;
+    Ok(hash.algorithm())
+}
+
+fn unsupported_wrap(verb: &str, mechanism: &str, instead: &str) -> String {
+    format!("key {verb} {mechanism} is not supported by the emulator (the HSM has no such mechanism); use {instead}")
+}
+
+/// How a wrap runs, from its flags alone.
+struct WrapPlan<'a> {
+    keys: &'a WrapKeys,
+    mechanism: Mechanism,
+    hash: Option<HashAlgorithm>,
+    /// `aes-gcm` prints the IV apart from the wrapped data.
+    split_iv: bool,
+}
+
+fn wrap_plan(mechanism: &WrapMechanism) -> Result<WrapPlan<'_>, String> {
+    let plan = |keys, mechanism, hash, split_iv| WrapPlan { keys, mechanism, hash, split_iv };
+    Ok(match mechanism {
+        WrapMechanism::AesGcm(args) => {
+            gcm_parameters(args.tag_length_bits, args.aad.as_deref())?;
+            plan(&args.keys, Mechanism::AesGcm, None, true)
+        }
+        WrapMechanism::CloudhsmAesGcm(args) => {
+            gcm_parameters(args.tag_length_bits, args.aad.as_deref())?;
+            plan(&args.keys, Mechanism::AesGcm, None, false)
+        }
+        WrapMechanism::AesNoPad(keys) => plan(keys, Mechanism::AesKeyWrap, None, false),
+        WrapMechanism::AesPkcs5Pad(keys) => plan(keys, Mechanism::AesKeyWrapPad, None, false),
+        WrapMechanism::RsaOaep(args) => {
+            plan(&args.keys, Mechanism::RsaOaep, Some(oaep_hash(args.hash_function, args.mgf)?), false)
+        }
+        WrapMechanism::RsaAes(args) => {
+            plan(&args.keys, Mechanism::RsaAes, Some(oaep_hash(args.hash_function, args.mgf)?), false)
+        }
+        WrapMechanism::AesZeroPad(_) => return Err(unsupported_wrap("wrap", "aes-zero-pad", AES_INSTEAD)),
+        WrapMechanism::RsaPkcs(_) => return Err(unsupported_wrap("wrap", "rsa-pkcs", RSA_INSTEAD)),
+    })
+}
+
+const AES_INSTEAD: &str = "aes-no-pad (RFC 3394) or aes-pkcs5-pad (RFC 5649)";
+const RSA_INSTEAD: &str = "rsa-oaep or rsa-aes";
+
+async fn wrap(session: &Session, mechanism: WrapMechanism) -> Result<Value, String> {
+    let WrapPlan { keys, mechanism, hash, split_iv } = wrap_plan(&mechanism)?;
+    let payload = resolve(session, "--payload-filter", &keys.payload_filter).await?;
+    let wrapping = resolve(session, "--wrapping-filter", &keys.wrapping_filter).await?;
+    let wrapped = session.wrap_key(&wrapping.reference, &payload.reference, mechanism, hash).await.map_err(hsm)?;
+    let (iv, data) = if split_iv {
+        if wrapped.len() < GCM_IV_LEN {
+            return Err("unexpected response from the HSM: AES-GCM wrapped data shorter than its IV".into());
+        }
+        let (iv, rest) = wrapped.split_at(GCM_IV_LEN);
+        (Some(input::hex0x(iv)), rest)
+    } else {
+        (None, wrapped.as_slice())
+    };
+    let out = match &keys.path {
+        Some(path) => {
+            input::write_file("--path", path, data, true)?;
+            output::Wrapped::File(path.display().to_string())
+        }
+        None => output::Wrapped::Data(input::base64(data)),
+    };
+    Ok(output::wrapped(&payload.reference, &wrapping.reference, iv.as_deref(), &out))
+}
+
+/// How an unwrap runs, from its flags alone.
+struct UnwrapPlan<'a> {
+    args: &'a UnwrapArgs,
+    mechanism: Mechanism,
+    hash: Option<HashAlgorithm>,
+    /// Put before the wrapped data (`aes-gcm`'s `--iv`).
+    iv: Vec<u8>,
+    key_type: KeyType,
+    key_class: KeyClass,
+    curve: Option<&'static str>,
+}
+
+fn unwrap_plan(mechanism: &UnwrapMechanism) -> Result<UnwrapPlan<'_>, String> {
+    let (args, mechanism, hash, iv) = match mechanism {
+        UnwrapMechanism::AesGcm(gcm) => {
+            gcm_parameters(gcm.tag_length_bits, gcm.aad.as_deref())?;
+            let iv = input::hex_flag("--iv", &gcm.iv)?;
+            if iv.len() != GCM_IV_LEN {
+                return Err(format!("--iv: must be {GCM_IV_LEN} bytes (24 hex digits), got {}", iv.len()));
+            }
+            (&gcm.args, Mechanism::AesGcm, None, iv)
+        }
+        UnwrapMechanism::CloudhsmAesGcm(gcm) => {
+            gcm_parameters(gcm.tag_length_bits, gcm.aad.as_deref())?;
+            (&gcm.args, Mechanism::AesGcm, None, Vec::new())
+        }
+        UnwrapMechanism::AesNoPad(args) => (args, Mechanism::AesKeyWrap, None, Vec::new()),
+        UnwrapMechanism::AesPkcs5Pad(args) => (args, Mechanism::AesKeyWrapPad, None, Vec::new()),
+        UnwrapMechanism::RsaOaep(rsa) => {
+            (&rsa.args, Mechanism::RsaOaep, Some(oaep_hash(rsa.hash_function, rsa.mgf)?), Vec::new())
+        }
+        UnwrapMechanism::RsaAes(rsa) => {
+            (&rsa.args, Mechanism::RsaAes, Some(oaep_hash(rsa.hash_function, rsa.mgf)?), Vec::new())
+        }
+        UnwrapMechanism::AesZeroPad(_) => return Err(unsupported_wrap("unwrap", "aes-zero-pad", AES_INSTEAD)),
+        UnwrapMechanism::RsaPkcs(_) => return Err(unsupported_wrap("unwrap", "rsa-pkcs", RSA_INSTEAD)),
+    };
+    let (key_type, key_class, curve) = unwrap_kind(args)?;
+    Ok(UnwrapPlan { args, mechanism, hash, iv, key_type, key_class, curve })
+}
+
+async fn unwrap(session: &Session, mechanism: UnwrapMechanism) -> Result<Value, String> {
+    let UnwrapPlan { args, mechanism, hash, mut iv, key_type, key_class, curve } = unwrap_plan(&mechanism)?;
+    iv.extend(args.data.read()?);
+    let wrapped = iv;
+    let options = options(&args.label, "--attributes", &args.attributes, &args.creation, false)?;
+    let unwrapping = resolve(session, "--filter", &args.filter).await?;
+    let mut key = session
+        .unwrap_key(&unwrapping.reference, &wrapped, mechanism, hash, key_type, key_class, curve, &options)
+        .await
+        .map_err(hsm)?;
+    key = share_unwrapped(session, key, &args.creation.share_crypto_users).await?;
+    Ok(output::key(&key))
+}
+
+/// What `--key-type-class` (and `--curve`) say the wrapped bytes are.
+fn unwrap_kind(args: &UnwrapArgs) -> Result<(KeyType, KeyClass, Option<&'static str>), String> {
+    let curve = match (args.key_type_class, args.curve) {
+        (UnwrapKeyTypeClass::EcPrivate, None) => {
+            return Err(
+                "--curve is required with --key-type-class ec-private (the HSM needs the wrapped key's curve)".into()
+            );
+        }
+        (UnwrapKeyTypeClass::EcPrivate, Some(Curve::Ed25519)) => {
+            return Err("--curve ed25519: use --key-type-class ed25519-private for Ed25519 keys".into());
+        }
+        (UnwrapKeyTypeClass::EcPrivate, Some(curve)) => curve.ec_name(),
+        (_, Some(_)) => return Err("--curve applies only to --key-type-class ec-private".into()),
+        (_, None) => None,
+    };
+    let (key_type, key_class) = match args.key_type_class {
+        UnwrapKeyTypeClass::Aes => (KeyType::Aes, KeyClass::Secret),
+        UnwrapKeyTypeClass::GenericSecret => (KeyType::GenericSecret, KeyClass::Secret),
+        UnwrapKeyTypeClass::RsaPrivate => (KeyType::Rsa, KeyClass::Private),
+        UnwrapKeyTypeClass::EcPrivate => (KeyType::Ec, KeyClass::Private),
+        UnwrapKeyTypeClass::Ed25519Private => (KeyType::Ed25519, KeyClass::Private),
+    };
+    Ok((key_type, key_class, curve))
+}
+
+/// Shares a freshly unwrapped key (the HSM's unwrap takes no share list).
+async fn share_unwrapped(session: &Session, mut key: KeyInfo, users: &[String]) -> Result<KeyInfo, String> {
+    for user in users {
+        key = session.share_key(&key.reference, user).await.map_err(|e| {
+            format!("the key was unwrapped as {}, but sharing it with '{user}' failed: {e}", key.reference)
+        })?;
+    }
+    Ok(key)
+}
