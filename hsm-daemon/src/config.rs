@@ -8,6 +8,7 @@ use crate::{
     clock::Clock,
     model::{ClusterIdentity, HsmIdentity, KdfParams, Limits, Password},
     pki::CertifiedKey,
+    store::{Backing, MasterKey},
 };
 
 /// The configuration of one HSM.
@@ -27,6 +28,15 @@ pub struct DaemonConfig {
     /// Where session idle time is measured from; [`crate::clock::SystemClock`]
     /// except in tests.
     pub clock: Arc<dyn Clock>,
+    /// Where the HSM's state is kept, and the key that seals it.
+    pub storage: Storage,
+}
+
+/// The HSM's store and its master key.
+#[derive(Debug)]
+pub struct Storage {
+    pub backing: Backing,
+    pub master_key: MasterKey,
 }
 
 /// How the HSM talks to clients.

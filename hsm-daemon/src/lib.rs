@@ -37,6 +37,8 @@ pub mod material;
 pub mod model;
 pub mod pki;
 pub mod service;
+pub mod settings;
+pub mod store;
 
 pub use config::{DaemonConfig, TlsSettings, Transport};
-pub use service::{ServeError, serve};
+pub use service::{Prepared, ServeError, serve};

@@ -1,19 +1,24 @@
 //! The `hsm-daemon` binary.
 //!
-//! `hsm-daemon dev` is the one-command emulator: it creates (or reuses) a
-//! cluster's CA, certificates and secrets in a directory, serves one HSM over
-//! TLS on 127.0.0.1, writes `client.env` and runs until interrupted. Every
-//! flag can also be set from the environment variable named in `--help`.
+//! - `hsm-daemon dev`: the one-command emulator: prepares (or reuses) a
+//!   cluster in a directory, serves one HSM over TLS on 127.0.0.1, writes
+//!   `client.env` and runs until interrupted; state persists in the directory.
+//! - `hsm-daemon init`: prepares a cluster's material and one config file per
+//!   HSM, for production.
+//! - `hsm-daemon run --config D/hsm-K.toml`: serves HSM K.
+//!
+//! Every setting can also be a flag or the environment variable named in
+//! `--help` (see `hsm_daemon::settings`).
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use hsm_daemon::{
     DaemonConfig, Transport,
-    clock::SystemClock,
     material::ClusterMaterial,
-    model::{ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, Limits, Password},
+    model::{ClusterId, HsmType, Password},
+    settings::Settings,
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tracing_subscriber::EnvFilter;
@@ -27,17 +32,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start an emulated cluster on 127.0.0.1 with no setup: creates the CA,
-    /// certificates and secrets under --dir, writes DIR/client.env, and runs
-    /// until interrupted (Ctrl-C or SIGTERM).
+    /// Start an emulated cluster on 127.0.0.1 with no setup: prepares the
+    /// cluster's material under --dir (as `init` does) unless it is there,
+    /// serves it, writes DIR/client.env, and runs until interrupted (Ctrl-C
+    /// or SIGTERM). State persists in DIR between runs.
     Dev(DevArgs),
+    /// Prepare a cluster's material for production use: CA, one certificate,
+    /// master key, data directory and config file (DIR/hsm-K.toml) per HSM,
+    /// and DIR/client.env. Refuses a directory that already holds a cluster.
+    Init(InitArgs),
+    /// Serve one HSM from its config file (and flags or environment
+    /// variables, which take precedence), until interrupted.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
 struct DevArgs {
-    /// Directory for the cluster's CA, certificates, secrets and client.env;
-    /// reused if it already holds them. A temporary directory, removed on
-    /// exit, if left out.
+    /// Directory for the cluster's material, state and client.env; reused if
+    /// it already holds them. A temporary directory, removed on exit, if
+    /// left out.
     #[arg(long, env = "HSM_DEV_DIR")]
     dir: Option<PathBuf>,
 
@@ -45,77 +58,118 @@ struct DevArgs {
     #[arg(long, env = "HSM_DEV_HSMS", default_value_t = 1)]
     hsms: usize,
 
-    /// Start with the cluster activated and this admin password. Without it
-    /// the cluster starts unactivated, as a new CloudHSM cluster does: admin /
+    /// Start a new cluster activated with this admin password. Without it the
+    /// cluster starts unactivated, as a new CloudHSM cluster does: admin /
     /// password is the precrypto officer until `hsm-cli cluster activate`.
     #[arg(long, env = "HSM_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
 
     #[command(flatten)]
-    hsm: HsmArgs,
+    settings: Settings,
 }
 
-/// Settings of one HSM process.
 #[derive(Debug, Args)]
-struct HsmArgs {
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, env = "HSM_LISTEN", default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
-
-    /// The HSM type, which sets the user quota: hsm1.medium (250 users) or
-    /// hsm2m.medium (1,024 users).
-    #[arg(long, env = "HSM_TYPE", default_value = "hsm2m.medium", value_parser = parse_hsm_type)]
-    hsm_type: HsmType,
-
-    /// Close sessions idle for this many seconds.
-    #[arg(long, env = "HSM_SESSION_IDLE_TIMEOUT_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
-    session_idle_timeout_secs: u64,
-
-    /// Most open sessions per HSM.
-    #[arg(long, env = "HSM_MAX_SESSIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    max_sessions: u64,
-
-    /// Argon2id memory cost of password hashes, in KiB (test suites may
-    /// lower it to 8 to make logins cheap).
-    #[arg(long, env = "HSM_KDF_MEMORY_KIB", default_value_t = 19_456)]
-    kdf_memory_kib: u32,
-
-    /// Argon2id passes.
-    #[arg(long, env = "HSM_KDF_ITERATIONS", default_value_t = 2)]
-    kdf_iterations: u32,
-
-    /// Argon2id lanes.
-    #[arg(long, env = "HSM_KDF_PARALLELISM", default_value_t = 1)]
-    kdf_parallelism: u32,
-
-    /// A PEM CA file: clients presenting a certificate from it are accepted
-    /// (mutual TLS).
-    #[arg(long, env = "HSM_CLIENT_CA")]
-    client_ca: Option<PathBuf>,
-
-    /// With --client-ca: refuse connections without a client certificate.
-    #[arg(long, env = "HSM_REQUIRE_CLIENT_CERT", requires = "client_ca")]
-    require_client_cert: bool,
-
-    /// Serve plaintext gRPC with NO TLS: passwords and session tokens cross
-    /// the network in clear. For debugging only.
-    #[arg(long, env = "HSM_INSECURE_PLAINTEXT_NO_TLS")]
-    insecure_plaintext_no_tls: bool,
+struct InitArgs {
+    /// Directory to write the cluster's material to.
+    #[arg(long, env = "HSM_INIT_DIR")]
+    dir: PathBuf,
+    /// Number of HSMs (1 to 28).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=28))]
+    hsms: u8,
+    /// The cluster id (default: a new random `cluster-...`).
+    #[arg(long)]
+    cluster_id: Option<String>,
+    /// hsm1.medium or hsm2m.medium.
+    #[arg(long, default_value = "hsm2m.medium")]
+    hsm_type: String,
 }
 
-fn parse_hsm_type(raw: &str) -> Result<HsmType, String> {
-    HsmType::parse(raw).map_err(|e| e.to_string())
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The HSM's config file, as `init` wrote it.
+    #[arg(long, env = "HSM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let outcome = match Cli::parse().command {
         Command::Dev(args) => dev(args).await,
+        Command::Init(args) => init(&args).map(drop),
+        Command::Run(args) => run(args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain on one line, without a backtrace: these are
+            // operator errors (files, flags, stores), not bugs.
+            eprintln!("hsm-daemon: error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn init(args: &InitArgs) -> anyhow::Result<ClusterMaterial> {
+    let cluster_id = args
+        .cluster_id
+        .as_deref()
+        .map(ClusterId::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--cluster-id: {e}"))?;
+    HsmType::parse(&args.hsm_type).map_err(|e| anyhow::anyhow!("--hsm-type: {e}"))?;
+    if args.dir.join("hsm-1.toml").exists() {
+        bail!("{} already holds a cluster (hsm-1.toml exists); nothing was changed", args.dir.display());
+    }
+    let mut rng = StdRng::from_os_rng();
+    let material = ClusterMaterial::load_or_create(&args.dir, cluster_id.as_ref(), &mut rng)
+        .context("preparing the cluster material")?;
+    let mut endpoints = Vec::new();
+    for index in 1..=usize::from(args.hsms) {
+        let listen = free_local_port().context("finding a free port")?;
+        let path = material
+            .init_hsm(index, listen, &args.hsm_type, &mut rng)
+            .with_context(|| format!("preparing HSM {index}"))?;
+        println!("HSM {index}: {}", path.display());
+        endpoints.push(listen.to_string());
+    }
+    let env = material.write_client_env(&endpoints).context("writing client.env")?;
+    println!("cluster {} prepared in {}", material.cluster_id, material.dir.display());
+    println!("  start HSM K with: hsm-daemon run --config {}/hsm-K.toml", material.dir.display());
+    println!("  clients: {}", env.display());
+    Ok(material)
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_local_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    let settings = args.settings.over(file);
+    let listener = bind(settings.listen_addr()).await?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let config = settings.resolve(address, None, &mut StdRng::from_os_rng())?;
+    let banner = format!(
+        "hsm-daemon: {} of cluster {} listening on {address} ({})",
+        config.hsm.id,
+        config.cluster.id,
+        scheme(&config)
+    );
+    let prepared = hsm_daemon::Prepared::new(config).await?;
+    println!("{banner}");
+    prepared.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
@@ -128,8 +182,6 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         .map(|p| Password::parse("--admin-password", p))
         .transpose()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let kdf = KdfParams::new(args.hsm.kdf_memory_kib, args.hsm.kdf_iterations, args.hsm.kdf_parallelism)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let temp_dir;
     let dir = match &args.dir {
@@ -140,58 +192,46 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             temp_dir.path().to_owned()
         }
     };
-    let mut rng = StdRng::from_os_rng();
-    let material = ClusterMaterial::load_or_create(&dir, &mut rng).context("preparing the cluster material")?;
-
-    let listener = tokio::net::TcpListener::bind(args.hsm.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.hsm.listen))?;
-    let address = listener.local_addr().context("reading the bound address")?;
-    let mode = ClusterMode::Fips;
-    let hsm = HsmIdentity::generate(&mut rng, address.to_string(), mode);
-
-    let transport = if args.hsm.insecure_plaintext_no_tls {
-        Transport::InsecurePlaintext
+    let material = if dir.join("hsm-1.toml").exists() {
+        ClusterMaterial::load_or_create(&dir, None, &mut StdRng::from_os_rng())
+            .context("reading the cluster material")?
     } else {
-        let names = vec!["localhost".to_owned(), address.ip().to_string(), hsm.id.to_string()];
-        let mut tls = material.issue_hsm_tls(1, hsm.id.as_str(), &names).context("issuing the HSM certificate")?;
-        if let Some(ca) = &args.hsm.client_ca {
-            tls.client_ca_pem =
-                Some(std::fs::read_to_string(ca).with_context(|| format!("reading --client-ca {}", ca.display()))?);
-            tls.require_client_cert = args.hsm.require_client_cert;
-        }
-        Transport::Tls(tls)
+        init(&InitArgs { dir: dir.clone(), hsms: 1, cluster_id: None, hsm_type: "hsm2m.medium".into() })?
     };
-    let activated = admin_password.is_some();
-    let config = DaemonConfig {
-        cluster: ClusterIdentity { id: material.cluster_id.clone(), hsm_type: args.hsm.hsm_type, mode },
-        hsm,
-        limits: Limits {
-            session_idle_timeout: Duration::from_secs(args.hsm.session_idle_timeout_secs),
-            max_sessions: usize::try_from(args.hsm.max_sessions).unwrap_or(usize::MAX),
-            ..Limits::for_type(args.hsm.hsm_type)
-        },
-        kdf,
-        admin_password,
-        appliance_password: material.appliance_password.clone(),
-        transport,
-        clock: Arc::new(SystemClock),
-    };
+    let file = Settings::from_file(&material.hsm_config_path(1))?;
+    // A fresh free port each start unless --listen says otherwise.
+    let settings = Settings { listen: Some(args.settings.listen_addr()), ..args.settings }.over(file);
+    let listener = bind(settings.listen_addr()).await?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let config = settings.resolve(address, admin_password, &mut StdRng::from_os_rng())?;
+    let hsm_id = config.hsm.id.clone();
+    let scheme = scheme(&config);
+    let prepared = hsm_daemon::Prepared::new(config).await?;
     let env_path = material.write_client_env(&[address.to_string()]).context("writing client.env")?;
 
-    let scheme = if args.hsm.insecure_plaintext_no_tls { "PLAINTEXT, NO TLS" } else { "TLS" };
     println!("hsm-daemon dev: cluster {} with 1 HSM ({scheme})", material.cluster_id);
-    println!("  HSM 1   {} listening on {address}", config.hsm.id);
+    println!("  HSM 1   {hsm_id} listening on {address}");
     println!("  CA      {}", material.ca_path().display());
-    println!("  state   {}", if activated { "active" } else { "uninitialized: run `hsm-cli cluster activate`" });
+    println!("  state   {}", dir.join("hsm-1-data").display());
     println!("Connect with:");
     println!("  set -a; . {}; set +a", env_path.display());
     println!("  hsm-cli cluster hsm-info");
     println!("Press Ctrl-C to stop.");
 
-    hsm_daemon::serve(config, listener, shutdown_signal()).await?;
+    prepared.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))
+}
+
+fn scheme(config: &DaemonConfig) -> &'static str {
+    match config.transport {
+        Transport::Tls(_) => "TLS",
+        Transport::InsecurePlaintext => "PLAINTEXT, NO TLS",
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

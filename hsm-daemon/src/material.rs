@@ -50,14 +50,28 @@ pub struct ClusterMaterial {
 }
 
 impl ClusterMaterial {
-    /// Reads the material in `dir`, or creates it (and `dir`) if there is none.
-    pub fn load_or_create(dir: &Path, rng: &mut impl CryptoRng) -> Result<Self, MaterialError> {
+    /// Reads the material in `dir`, or creates it (and `dir`) if there is
+    /// none, for `cluster_id` or a new random id.
+    pub fn load_or_create(
+        dir: &Path,
+        cluster_id: Option<&ClusterId>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Self, MaterialError> {
         fs::create_dir_all(dir).map_err(io_at(dir))?;
         let dir = dir.canonicalize().map_err(io_at(dir))?;
         if dir.join("cluster-id").exists() {
-            return Self::load(&dir);
+            let loaded = Self::load(&dir)?;
+            if let Some(wanted) = cluster_id
+                && *wanted != loaded.cluster_id
+            {
+                return Err(MaterialError::Invalid {
+                    path: dir.join("cluster-id"),
+                    reason: format!("holds {}, not {wanted}", loaded.cluster_id),
+                });
+            }
+            return Ok(loaded);
         }
-        let cluster_id = ClusterId::generate(rng);
+        let cluster_id = cluster_id.cloned().unwrap_or_else(|| ClusterId::generate(rng));
         let ca = pki::generate_ca(cluster_id.as_str())?;
         let appliance_password = Password::random(rng, 32);
         write_file(&dir.join("ca.key"), ca.key_pem.as_bytes(), true)?;
@@ -99,6 +113,52 @@ impl ClusterMaterial {
         Ok(TlsSettings { server, client_ca_pem: None, require_client_cert: false })
     }
 
+    /// The config file of HSM `index`.
+    pub fn hsm_config_path(&self, index: usize) -> PathBuf {
+        self.dir.join(format!("hsm-{index}.toml"))
+    }
+
+    /// Prepares HSM `index`: its certificate, master key (owner-only, outside
+    /// its data directory), data directory and config file listening on
+    /// `listen`. Returns the config file's path.
+    pub fn init_hsm(
+        &self,
+        index: usize,
+        listen: std::net::SocketAddr,
+        hsm_type: &str,
+        rng: &mut impl CryptoRng,
+    ) -> Result<PathBuf, MaterialError> {
+        let hsm_id = crate::model::HsmId::generate(rng);
+        let names = vec!["localhost".to_owned(), listen.ip().to_string(), hsm_id.to_string()];
+        self.issue_hsm_tls(index, hsm_id.as_str(), &names)?;
+        let master = crate::store::MasterKey::generate()
+            .map_err(|reason| MaterialError::Invalid { path: self.dir.clone(), reason })?;
+        let key_path = self.dir.join(format!("hsm-{index}.master-key"));
+        write_file(&key_path, format!("{}\n", master.to_hex().as_str()).as_bytes(), true)?;
+        let data_dir = self.dir.join(format!("hsm-{index}-data"));
+        fs::create_dir_all(&data_dir).map_err(io_at(&data_dir))?;
+        let d = self.dir.display();
+        let config = format!(
+            "# hsm-daemon configuration of HSM {index} of {cluster}, written by `hsm-daemon init`.\n\
+             # Every key also has a flag and an environment variable; see `hsm-daemon run --help`.\n\
+             # The master key file may instead be kept in a secret store and passed in\n\
+             # HSM_MASTER_KEY (64 hex digits); it must never sit inside data_dir.\n\
+             cluster_id = \"{cluster}\"\n\
+             hsm_id = \"{hsm_id}\"\n\
+             listen = \"{listen}\"\n\
+             data_dir = \"{d}/hsm-{index}-data\"\n\
+             master_key_file = \"{d}/hsm-{index}.master-key\"\n\
+             tls_cert = \"{d}/hsm-{index}.pem\"\n\
+             tls_key = \"{d}/hsm-{index}.key\"\n\
+             appliance_password_file = \"{d}/appliance-password\"\n\
+             hsm_type = \"{hsm_type}\"\n",
+            cluster = self.cluster_id,
+        );
+        let path = self.hsm_config_path(index);
+        write_file(&path, config.as_bytes(), false)?;
+        Ok(path)
+    }
+
     /// Writes `client.env` for these endpoints (atomically: readers never see
     /// half a file).
     pub fn write_client_env(&self, endpoints: &[String]) -> Result<PathBuf, MaterialError> {
@@ -133,8 +193,8 @@ mod tests {
     fn material_is_created_once_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = StdRng::seed_from_u64(5);
-        let first = ClusterMaterial::load_or_create(dir.path(), &mut rng).unwrap();
-        let again = ClusterMaterial::load_or_create(dir.path(), &mut rng).unwrap();
+        let first = ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap();
+        let again = ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap();
         assert_eq!(first.cluster_id, again.cluster_id);
         assert_eq!(first.ca.cert_pem, again.ca.cert_pem);
         assert_eq!(first.appliance_password.expose(), again.appliance_password.expose());
@@ -148,9 +208,9 @@ mod tests {
     fn damaged_material_is_refused_with_the_file_and_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = StdRng::seed_from_u64(6);
-        ClusterMaterial::load_or_create(dir.path(), &mut rng).unwrap();
+        ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap();
         fs::write(dir.path().join("cluster-id"), "not-a-cluster").unwrap();
-        let err = ClusterMaterial::load_or_create(dir.path(), &mut rng).unwrap_err().to_string();
+        let err = ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap_err().to_string();
         assert!(err.contains("cluster-id: invalid cluster_id"), "{err}");
     }
 }

@@ -33,5 +33,5 @@ fn an_impossible_kdf_cost_is_refused() {
 #[test]
 fn unknown_hsm_types_and_zero_timeouts_are_refused() {
     refused_with(&["--hsm-type", "hsm9.huge"], "must be hsm1.medium or hsm2m.medium");
-    refused_with(&["--session-idle-timeout-secs", "0"], "--session-idle-timeout-secs");
+    refused_with(&["--session-idle-timeout-secs", "0"], "session_idle_timeout_secs must be at least 1");
 }

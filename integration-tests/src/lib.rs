@@ -19,8 +19,10 @@ use hsm_client::{ClientConfig, HsmClient, Role, Session};
 use hsm_daemon::{
     DaemonConfig, TlsSettings, Transport,
     clock::ManualClock,
+    config::Storage,
     model::{ClusterId, ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, KeyQuotas, Limits, Password},
     pki::{self, CertifiedKey},
+    store::{Backing, MasterKey},
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -110,6 +112,7 @@ impl TestHsm {
                 require_client_cert: options.require_client_cert,
             }),
             clock: Arc::clone(&clock) as Arc<dyn hsm_daemon::clock::Clock>,
+            storage: Storage { backing: Backing::Memory, master_key: MasterKey::generate().expect("master key") },
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(hsm_daemon::serve(config, listener, async {

@@ -59,7 +59,7 @@ fn truncate(raw: &str) -> String {
 }
 
 /// The attributes a key carries, with CloudHSM CLI names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attributes {
     pub label: String,
     pub id: Vec<u8>,
@@ -588,6 +588,18 @@ pub struct Keys {
     keys: BTreeMap<KeyRef, Key>,
     next_ref: u64,
     quotas: KeyQuotas,
+    /// Token keys changed since the last `take_dirty`, for persistence.
+    dirty: BTreeSet<KeyRef>,
+}
+
+/// A token key as the store keeps it.
+#[derive(Debug, Clone)]
+pub struct PersistedKey {
+    pub reference: KeyRef,
+    pub material: Arc<KeyMaterial>,
+    pub attrs: Attributes,
+    pub owner: Username,
+    pub shared: Vec<Username>,
 }
 
 /// Who asks: the model passes the caller's name and whether it is an admin.
@@ -601,7 +613,56 @@ impl Keys {
     pub fn new(quotas: KeyQuotas) -> Self {
         // CloudHSM's references are small numbers shown padded; start above 0
         // so that 0x0 never names a key.
-        Keys { keys: BTreeMap::new(), next_ref: 0x0010_0001, quotas }
+        Keys { keys: BTreeMap::new(), next_ref: 0x0010_0001, quotas, dirty: BTreeSet::new() }
+    }
+
+    /// Keys as the store gave them back, and the next reference to hand out.
+    pub fn restore(quotas: KeyQuotas, next_ref: u64, stored: Vec<PersistedKey>) -> Self {
+        let mut keys = BTreeMap::new();
+        for k in stored {
+            let facts = Facts::of(&k.material);
+            keys.insert(
+                k.reference,
+                Key {
+                    material: k.material,
+                    facts,
+                    attrs: k.attrs,
+                    owner: k.owner,
+                    shared: k.shared.into_iter().collect(),
+                    session: None,
+                },
+            );
+        }
+        let next_ref = keys.keys().next_back().map_or(next_ref, |last| next_ref.max(last.0 + 1));
+        Keys { keys, next_ref, quotas, dirty: BTreeSet::new() }
+    }
+
+    /// The next reference to hand out (persisted so that references are
+    /// never reused).
+    pub fn next_ref(&self) -> u64 {
+        self.next_ref
+    }
+
+    /// Token keys changed since the last call: `Some` to store, `None` to
+    /// delete. Session keys are never persisted.
+    pub fn take_dirty(&mut self) -> Vec<(KeyRef, Option<PersistedKey>)> {
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|reference| match self.keys.get(&reference) {
+                Some(key) if key.session.is_some() => None,
+                Some(key) => Some((
+                    reference,
+                    Some(PersistedKey {
+                        reference,
+                        material: Arc::clone(&key.material),
+                        attrs: key.attrs.clone(),
+                        owner: key.owner.clone(),
+                        shared: key.shared.iter().cloned().collect(),
+                    }),
+                )),
+                None => Some((reference, None)),
+            })
+            .collect()
     }
 
     pub fn quotas(&self) -> KeyQuotas {
@@ -645,6 +706,7 @@ impl Keys {
             let reference = KeyRef(self.next_ref);
             self.next_ref += 1;
             views.push(view(reference, &key));
+            self.dirty.insert(reference);
             self.keys.insert(reference, key);
         }
         Ok(views)
@@ -708,6 +770,7 @@ impl Keys {
         }
         let shown = view(reference, key);
         self.keys.remove(&reference);
+        self.dirty.insert(reference);
         Ok(shown)
     }
 
@@ -746,7 +809,9 @@ impl Keys {
             return Err(ModelError::KeyQuota { what: "users a key is shared with", max: MAX_SHARED_USERS });
         }
         key.shared.insert(with);
-        Ok(view(reference, key))
+        let shown = view(reference, key);
+        self.dirty.insert(reference);
+        Ok(shown)
     }
 
     pub fn unshare(&mut self, actor: Actor<'_>, reference: KeyRef, with: &Username) -> Result<KeyView, ModelError> {
@@ -757,7 +822,9 @@ impl Keys {
                 rule: format!("{reference} is not shared with '{with}'"),
             });
         }
-        Ok(view(reference, key))
+        let shown = view(reference, key);
+        self.dirty.insert(reference);
+        Ok(shown)
     }
 
     /// Sets one attribute. Crypto users set their own keys' attributes (while
@@ -815,7 +882,9 @@ impl Keys {
             next.always_sensitive = false;
         }
         key.attrs = next;
-        Ok(view(reference, key))
+        let shown = view(reference, key);
+        self.dirty.insert(reference);
+        Ok(shown)
     }
 
     /// The keys `actor` may see, filtered and paged. Crypto users see their
@@ -863,8 +932,10 @@ impl Keys {
 
     /// Forgets a deleted user in every share list.
     pub fn forget_user(&mut self, user: &Username) {
-        for key in self.keys.values_mut() {
-            key.shared.remove(user);
+        for (reference, key) in &mut self.keys {
+            if key.shared.remove(user) {
+                self.dirty.insert(*reference);
+            }
         }
     }
 

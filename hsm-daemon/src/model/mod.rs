@@ -23,7 +23,7 @@ pub mod role;
 pub mod session;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -37,7 +37,9 @@ pub use self::{
     credentials::{KdfParams, Password, PasswordHash, Username},
     error::ModelError,
     identity::{ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType},
-    keys::{AttrName, KeyPage, KeyQuery, KeyQuotas, KeyRef, KeyView, NewKey, Template, Usage},
+    keys::{
+        AttrName, Attributes, KeyPage, KeyQuery, KeyQuotas, KeyRef, KeyView, NewKey, PersistedKey, Template, Usage,
+    },
     permissions::{Operation, authorize},
     role::{Identity, Role},
     session::{SessionId, SessionToken, Sessions},
@@ -163,6 +165,51 @@ pub struct Hsm {
     sessions: Sessions,
     keys: Keys,
     decoy: PasswordHash,
+    /// Users changed since the last `take_changes`.
+    dirty_users: BTreeSet<Username>,
+    /// Cluster state or key-reference counter changed.
+    dirty_meta: bool,
+}
+
+/// A user as the store keeps it.
+#[derive(Debug, Clone)]
+pub struct PersistedUser {
+    pub username: Username,
+    pub role: Role,
+    pub hash: PasswordHash,
+    pub failed_logins: u32,
+    pub locked: bool,
+}
+
+/// HSM-wide state the store keeps beside users and keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersistedMeta {
+    pub state: ClusterState,
+    pub next_key_ref: u64,
+}
+
+/// What changed in an HSM since the last `take_changes`: the store writes it
+/// in one transaction before the change is acknowledged.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// `Some` to store, `None` to delete.
+    pub users: Vec<(Username, Option<PersistedUser>)>,
+    pub keys: Vec<(KeyRef, Option<PersistedKey>)>,
+    pub meta: Option<PersistedMeta>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.keys.is_empty() && self.meta.is_none()
+    }
+}
+
+/// Everything the store holds about an HSM's users and keys.
+#[derive(Debug)]
+pub struct PersistedState {
+    pub meta: PersistedMeta,
+    pub users: Vec<PersistedUser>,
+    pub keys: Vec<PersistedKey>,
 }
 
 impl Hsm {
@@ -174,6 +221,7 @@ impl Hsm {
         let mut users = BTreeMap::new();
         users.insert(fixed_username(ADMIN_USERNAME), User::new(admin_role, admin_hash));
         users.insert(fixed_username(APPLIANCE_USERNAME), User::new(Role::Appliance, setup.appliance));
+        let dirty_users = users.keys().cloned().collect();
         Hsm {
             cluster: setup.cluster,
             hsm: setup.hsm,
@@ -183,7 +231,55 @@ impl Hsm {
             sessions: Sessions::new(setup.limits.session_idle_timeout, setup.limits.max_sessions),
             keys: Keys::new(setup.limits.keys),
             decoy: setup.decoy,
+            dirty_users,
+            dirty_meta: true,
         }
+    }
+
+    /// An HSM as its store kept it. `setup.admin` and `setup.appliance` are
+    /// not used: the stored users are.
+    pub fn restore(setup: HsmSetup, stored: PersistedState) -> Self {
+        let users = stored
+            .users
+            .into_iter()
+            .map(|u| {
+                (u.username, User { role: u.role, hash: u.hash, failed_logins: u.failed_logins, locked: u.locked })
+            })
+            .collect();
+        Hsm {
+            cluster: setup.cluster,
+            hsm: setup.hsm,
+            limits: setup.limits,
+            state: stored.meta.state,
+            users,
+            sessions: Sessions::new(setup.limits.session_idle_timeout, setup.limits.max_sessions),
+            keys: Keys::restore(setup.limits.keys, stored.meta.next_key_ref, stored.keys),
+            decoy: setup.decoy,
+            dirty_users: BTreeSet::new(),
+            dirty_meta: false,
+        }
+    }
+
+    /// What changed since the last call, for the store.
+    pub fn take_changes(&mut self) -> Changes {
+        let users = std::mem::take(&mut self.dirty_users)
+            .into_iter()
+            .map(|name| {
+                let stored = self.users.get(&name).map(|u| PersistedUser {
+                    username: name.clone(),
+                    role: u.role,
+                    hash: u.hash.clone(),
+                    failed_logins: u.failed_logins,
+                    locked: u.locked,
+                });
+                (name, stored)
+            })
+            .collect();
+        let keys = self.keys.take_dirty();
+        // Handing out a key reference moves the counter: store it with the key.
+        let meta = (std::mem::take(&mut self.dirty_meta) || !keys.is_empty())
+            .then(|| PersistedMeta { state: self.state, next_key_ref: self.keys.next_ref() });
+        Changes { users, keys, meta }
     }
 
     pub fn limits(&self) -> Limits {
@@ -231,7 +327,10 @@ impl Hsm {
         user.role = Role::Admin;
         user.set_password(new_hash);
         self.state = ClusterState::Active;
-        Ok(view(username, user))
+        let shown = view(username, user);
+        self.dirty_users.insert(username.clone());
+        self.dirty_meta = true;
+        Ok(shown)
     }
 
     /// First step of a login: the hash to verify the password against. Unknown
@@ -274,9 +373,13 @@ impl Hsm {
             if user.failed_logins > MAX_FAILED_LOGINS {
                 user.locked = true;
             }
+            self.dirty_users.insert(username);
             return Err(ModelError::LoginFailed);
         }
-        user.failed_logins = 0;
+        if user.failed_logins != 0 {
+            user.failed_logins = 0;
+            self.dirty_users.insert(username.clone());
+        }
         let shown = view(&username, user);
         let (_, token) =
             self.sessions.open(username, now, rng).ok_or(ModelError::TooManySessions { max: self.sessions.max() })?;
@@ -302,6 +405,7 @@ impl Hsm {
         }
         let user = User::new(role, hash);
         let shown = view(&username, &user);
+        self.dirty_users.insert(username.clone());
         self.users.insert(username, user);
         Ok(shown)
     }
@@ -324,6 +428,7 @@ impl Hsm {
         let shown = view(username, user);
         self.users.remove(username);
         self.keys.forget_user(username);
+        self.dirty_users.insert(username.clone());
         Ok(shown)
     }
 
@@ -336,7 +441,9 @@ impl Hsm {
         let username = caller_username(caller)?;
         let user = self.users.get_mut(username).ok_or_else(|| internal("caller has no user"))?;
         user.set_password(hash);
-        Ok(view(username, user))
+        let shown = view(username, user);
+        self.dirty_users.insert(username.clone());
+        Ok(shown)
     }
 
     /// An admin sets anyone's password; this also unlocks the user.
@@ -351,7 +458,9 @@ impl Hsm {
         user.set_password(hash);
         user.locked = false;
         user.failed_logins = 0;
-        Ok(view(username, user))
+        let shown = view(username, user);
+        self.dirty_users.insert(username.clone());
+        Ok(shown)
     }
 
     /// Closes idle sessions; returns how many.

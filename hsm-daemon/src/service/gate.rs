@@ -80,6 +80,7 @@ fn admit<B>(state: &HsmState, request: &http::Request<B>) -> Result<crate::model
         return Err(Status::unimplemented(format!("no RPC is served at {path}")));
     };
     let operation = operation(rpc);
+    state.check_healthy()?;
     let token = session_token(request, operation)?;
     let admitted = state.hsm().admit(operation, token, state.now());
     match &admitted {

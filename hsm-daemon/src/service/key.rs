@@ -63,7 +63,7 @@ impl KeyService for KeyApi {
         }
         .map_err(ModelError::from)?;
         let new = vec![NewKey { material: Arc::new(material), template, local: true }];
-        let view = single(self.state.hsm().store_keys(&caller, req.session, new, &share)?)?;
+        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share))?)?;
         tracing::info!(key = %view.reference, owner = %view.owner, "symmetric key generated");
         Ok(key_response(view))
     }
@@ -98,7 +98,7 @@ impl KeyService for KeyApi {
             NewKey { material: Arc::new(public), template: public_template, local: true },
             NewKey { material: Arc::new(private), template: private_template, local: true },
         ];
-        let mut views = self.state.hsm().store_keys(&caller, req.session, new, &share)?.into_iter();
+        let mut views = self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share))?.into_iter();
         let (Some(public), Some(private)) = (views.next(), views.next()) else {
             return Err(Status::internal("the key pair was not stored whole"));
         };
@@ -131,7 +131,7 @@ impl KeyService for KeyApi {
             }
         };
         let new = vec![NewKey { material: Arc::new(material), template, local: false }];
-        let view = single(self.state.hsm().store_keys(&caller, req.session, new, &[])?)?;
+        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[]))?)?;
         tracing::info!(key = %view.reference, owner = %view.owner, "key imported");
         Ok(key_response(view))
     }
@@ -180,7 +180,7 @@ impl KeyService for KeyApi {
         })
         .await?;
         let new = vec![NewKey { material: Arc::new(material), template, local: false }];
-        let view = single(self.state.hsm().store_keys(&caller, req.session, new, &[])?)?;
+        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[]))?)?;
         tracing::info!(key = %view.reference, unwrapping_key = %unwrapping, "key unwrapped");
         Ok(key_response(view))
     }
@@ -188,7 +188,7 @@ impl KeyService for KeyApi {
     async fn delete_key(&self, request: Request<DeleteKeyRequest>) -> Result<Response<KeyResponse>, Status> {
         let caller = caller(&request)?;
         let key = reference("key_reference", &request.get_ref().key_reference)?;
-        let view = self.state.hsm().delete_key(&caller, key)?;
+        let view = self.state.mutate(|hsm| hsm.delete_key(&caller, key))?;
         tracing::info!(key = %view.reference, "key deleted");
         Ok(key_response(view))
     }
@@ -198,7 +198,7 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let key = reference("key_reference", &req.key_reference)?;
         let user = Username::parse("username", &req.username)?;
-        let view = self.state.hsm().share_key(&caller, key, user)?;
+        let view = self.state.mutate(|hsm| hsm.share_key(&caller, key, user))?;
         tracing::info!(key = %view.reference, with = %req.username, "key shared");
         Ok(key_response(view))
     }
@@ -208,7 +208,7 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let key = reference("key_reference", &req.key_reference)?;
         let user = Username::parse("username", &req.username)?;
-        let view = self.state.hsm().unshare_key(&caller, key, &user)?;
+        let view = self.state.mutate(|hsm| hsm.unshare_key(&caller, key, &user))?;
         tracing::info!(key = %view.reference, with = %user, "key unshared");
         Ok(key_response(view))
     }
@@ -221,7 +221,7 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let key = reference("key_reference", &req.key_reference)?;
         let name = AttrName::parse("name", &req.name)?;
-        let view = self.state.hsm().set_key_attribute(&caller, key, name, &req.value)?;
+        let view = self.state.mutate(|hsm| hsm.set_key_attribute(&caller, key, name, &req.value))?;
         tracing::info!(key = %view.reference, attribute = %name, "key attribute set");
         Ok(key_response(view))
     }

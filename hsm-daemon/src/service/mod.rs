@@ -21,7 +21,7 @@ mod user;
 
 use std::{
     future::Future,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -41,6 +41,7 @@ use crate::{
     clock::Clock,
     config::{DaemonConfig, Transport},
     model::{AdminSetup, Caller, Hsm, HsmSetup, KdfParams, ModelError, Operation, Password, PasswordHash},
+    store::{Opened, Store, StoreError},
 };
 
 /// Why the server could not start or stopped with an error.
@@ -52,6 +53,8 @@ pub enum ServeError {
     Transport(#[source] tonic::transport::Error),
     #[error("setting up the HSM: {0}")]
     Setup(#[from] ModelError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Classifies every RPC as an operation of the permission table. Exhaustive:
@@ -93,34 +96,60 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let state = Arc::new(HsmState::build(&config).await?);
-    let mut builder = Server::builder();
-    if let Transport::Tls(tls) = &config.transport {
-        let mut server_tls = ServerTlsConfig::new()
-            .identity(TlsIdentity::from_pem(&tls.server.cert_pem, tls.server.key_pem.as_bytes()))
-            .timeout(Duration::from_secs(10));
-        if let Some(ca) = &tls.client_ca_pem {
-            server_tls =
-                server_tls.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(!tls.require_client_cert);
-        }
-        builder = builder.tls_config(server_tls).map_err(ServeError::Tls)?;
-    } else {
-        tracing::warn!("serving PLAINTEXT gRPC without TLS: passwords and session tokens cross the network in clear");
+    Prepared::new(config).await?.serve(listener, shutdown).await
+}
+
+/// An HSM whose store is open and state loaded, ready to serve. Lets the
+/// binary report a refused store before it says it is listening.
+#[derive(Debug)]
+pub struct Prepared {
+    state: Arc<HsmState>,
+    config: DaemonConfig,
+}
+
+impl Prepared {
+    pub async fn new(config: DaemonConfig) -> Result<Self, ServeError> {
+        let state = Arc::new(HsmState::build(&config).await?);
+        Ok(Prepared { state, config })
     }
 
-    let sweeper = tokio::spawn(sweep_sessions(Arc::clone(&state)));
-    let result = builder
-        .layer(gate::Gate::new(Arc::clone(&state)))
-        .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
-        .add_service(SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))))
-        .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))))
-        .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))))
-        .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
-        .await
-        .map_err(ServeError::Transport);
-    sweeper.abort();
-    result
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Prepared { state, config } = self;
+        let mut builder = Server::builder();
+        if let Transport::Tls(tls) = &config.transport {
+            let mut server_tls = ServerTlsConfig::new()
+                .identity(TlsIdentity::from_pem(&tls.server.cert_pem, tls.server.key_pem.as_bytes()))
+                .timeout(Duration::from_secs(10));
+            if let Some(ca) = &tls.client_ca_pem {
+                server_tls =
+                    server_tls.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(!tls.require_client_cert);
+            }
+            builder = builder.tls_config(server_tls).map_err(ServeError::Tls)?;
+        } else {
+            tracing::warn!(
+                "serving PLAINTEXT gRPC without TLS: passwords and session tokens cross the network in clear"
+            );
+        }
+
+        let sweeper = tokio::spawn(sweep_sessions(Arc::clone(&state)));
+        let result = builder
+            .layer(gate::Gate::new(Arc::clone(&state)))
+            .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
+            .add_service(SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))))
+            .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))))
+            .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))))
+            .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))))
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+            .await
+            .map_err(ServeError::Transport);
+        sweeper.abort();
+        result
+    }
 }
 
 /// Closes idle sessions once a minute, so that memory does not hold sessions
@@ -129,7 +158,7 @@ async fn sweep_sessions(state: Arc<HsmState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let closed = state.hsm().expire_sessions(state.now());
+        let closed = state.mutate(|hsm| Ok(hsm.expire_sessions(state.now()))).unwrap_or(0);
         if closed > 0 {
             tracing::debug!(closed, "closed idle sessions");
         }
@@ -146,10 +175,15 @@ pub(crate) struct HsmState {
     rng: Mutex<StdRng>,
     kdf: KdfParams,
     clock: Arc<dyn Clock>,
+    /// Every change is written here before it is acknowledged.
+    store: Store,
+    /// Set when a write to the store failed: the HSM then stops serving
+    /// (fail-stop), since memory may hold a change the disk does not.
+    failed: OnceLock<String>,
 }
 
 impl HsmState {
-    async fn build(config: &DaemonConfig) -> Result<Self, ModelError> {
+    async fn build(config: &DaemonConfig) -> Result<Self, ServeError> {
         let mut rng = StdRng::from_os_rng();
         let kdf = config.kdf;
         let admin_password = config.admin_password.clone();
@@ -164,15 +198,74 @@ impl HsmState {
             Ok((admin, appliance_password.hash(&kdf, &mut hash_rng)?, decoy.hash(&kdf, &mut hash_rng)?))
         })
         .await?;
-        let hsm = Hsm::new(HsmSetup {
-            cluster: config.cluster.clone(),
-            hsm: config.hsm.clone(),
-            limits: config.limits,
-            admin,
-            appliance,
-            decoy,
-        });
-        Ok(HsmState { hsm: Mutex::new(hsm), rng: Mutex::new(rng), kdf, clock: Arc::clone(&config.clock) })
+        let opened = Store::open(
+            &config.storage.backing,
+            &config.storage.master_key,
+            config.cluster.id.as_str(),
+            config.hsm.id.as_str(),
+        )?;
+        let (hsm, store) = match opened {
+            Opened::New(store) => {
+                let setup = HsmSetup {
+                    cluster: config.cluster.clone(),
+                    hsm: config.hsm.clone(),
+                    limits: config.limits,
+                    admin,
+                    appliance,
+                    decoy,
+                };
+                let mut hsm = Hsm::new(setup);
+                store.initialize(&config.cluster, &config.hsm, &hsm.take_changes())?;
+                (hsm, store)
+            }
+            Opened::Existing(store, identity, stored) => {
+                let (cluster, mut hsm_identity) = *identity;
+                // The identity is the one first stored; only the address moves.
+                hsm_identity.address = config.hsm.address.clone();
+                if config.admin_password.is_some() {
+                    tracing::info!("the store already exists: its admin password stands, --admin-password is not used");
+                }
+                let setup = HsmSetup { cluster, hsm: hsm_identity, limits: config.limits, admin, appliance, decoy };
+                tracing::info!(users = stored.users.len(), keys = stored.keys.len(), "state loaded from the store");
+                (Hsm::restore(setup, stored), store)
+            }
+        };
+        Ok(HsmState {
+            hsm: Mutex::new(hsm),
+            rng: Mutex::new(rng),
+            kdf,
+            clock: Arc::clone(&config.clock),
+            store,
+            failed: OnceLock::new(),
+        })
+    }
+
+    /// Runs a model operation and, before returning, writes what it changed
+    /// to the store in one durable transaction (also when the operation
+    /// failed but changed state, as a failed login does).
+    fn mutate<T>(&self, op: impl FnOnce(&mut Hsm) -> Result<T, ModelError>) -> Result<T, Status> {
+        let mut hsm = self.hsm();
+        self.check_healthy()?;
+        let result = op(&mut hsm);
+        let changes = hsm.take_changes();
+        if let Err(e) = self.store.apply(&changes) {
+            let message = e.to_string();
+            tracing::error!(error = %message, "writing the store failed; this HSM stops serving");
+            let _ = self.failed.set(message);
+            return Err(self.unhealthy());
+        }
+        Ok(result?)
+    }
+
+    fn check_healthy(&self) -> Result<(), Status> {
+        if self.failed.get().is_some() { Err(self.unhealthy()) } else { Ok(()) }
+    }
+
+    fn unhealthy(&self) -> Status {
+        Status::unavailable(format!(
+            "the HSM's store failed ({}); changes since the last acknowledged one were not saved; restart the daemon",
+            self.failed.get().map_or("unknown error", String::as_str)
+        ))
     }
 
     /// Locks the model. A panic while it was held cannot leave it half-changed

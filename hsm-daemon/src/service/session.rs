@@ -33,12 +33,13 @@ impl SessionService for SessionApi {
         let hash = attempt.hash().clone();
         let password_ok = blocking(move || Ok(hash.verify(&password))).await?;
         let mut rng = self.state.fork_rng();
-        let outcome = self.state.hsm().finish_login(attempt, password_ok, self.state.now(), &mut rng);
+        let now = self.state.now();
+        let outcome = self.state.mutate(|hsm| hsm.finish_login(attempt, password_ok, now, &mut rng));
         let (token, view) = match outcome {
             Ok(ok) => ok,
-            Err(err) => {
-                tracing::info!(%username, %err, "login refused");
-                return Err(err.into());
+            Err(status) => {
+                tracing::info!(%username, error = %status.message(), "login refused");
+                return Err(status);
             }
         };
         tracing::info!(%username, role = %view.role, "logged in");
@@ -53,7 +54,7 @@ impl SessionService for SessionApi {
 
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
         let caller = caller(&request)?;
-        self.state.hsm().logout(&caller)?;
+        self.state.mutate(|hsm| hsm.logout(&caller))?;
         Ok(Response::new(LogoutResponse {}))
     }
 }

@@ -1,0 +1,277 @@
+//! Settings of one HSM process, from a TOML config file, flags and
+//! environment variables (in rising order of precedence), resolved into a
+//! [`DaemonConfig`].
+//!
+//! # The config file
+//! `hsm-daemon init` writes one per HSM (`D/hsm-K.toml`). Every key is
+//! optional in the file and has a flag and an environment variable of the
+//! same name:
+//!
+//! ```toml
+//! cluster_id = "cluster-abcdefghijk"        # --cluster-id, HSM_CLUSTER_ID
+//! hsm_id = "hsm-abcdefghijk"                # --hsm-id, HSM_ID
+//! listen = "127.0.0.1:2223"                 # --listen, HSM_LISTEN
+//! data_dir = "/var/lib/hsm/hsm-1-data"      # --data-dir, HSM_DATA_DIR
+//! ephemeral = false                         # --ephemeral, HSM_EPHEMERAL (memory only)
+//! master_key_file = "/etc/hsm/hsm-1.master-key"  # --master-key-file, HSM_MASTER_KEY_FILE
+//!                                           # or the key itself in HSM_MASTER_KEY (64 hex digits)
+//! tls_cert = "/etc/hsm/hsm-1.pem"           # --tls-cert, HSM_TLS_CERT
+//! tls_key = "/etc/hsm/hsm-1.key"            # --tls-key, HSM_TLS_KEY
+//! appliance_password_file = "/etc/hsm/appliance-password"  # HSM_APPLIANCE_PASSWORD_FILE
+//! hsm_type = "hsm2m.medium"                 # --hsm-type, HSM_TYPE
+//! session_idle_timeout_secs = 1800          # HSM_SESSION_IDLE_TIMEOUT_SECS
+//! max_sessions = 4096                       # HSM_MAX_SESSIONS
+//! kdf_memory_kib = 19456                    # HSM_KDF_MEMORY_KIB
+//! kdf_iterations = 2                        # HSM_KDF_ITERATIONS
+//! kdf_parallelism = 1                       # HSM_KDF_PARALLELISM
+//! client_ca = "/etc/hsm/clients-ca.pem"     # --client-ca, HSM_CLIENT_CA (mTLS)
+//! require_client_cert = false               # HSM_REQUIRE_CLIENT_CERT
+//! insecure_plaintext_no_tls = false         # HSM_INSECURE_PLAINTEXT_NO_TLS
+//! ```
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use clap::Args;
+use rand::CryptoRng;
+use serde::Deserialize;
+
+use crate::{
+    DaemonConfig, TlsSettings, Transport,
+    clock::SystemClock,
+    config::Storage,
+    model::{ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, Limits, Password},
+    pki::CertifiedKey,
+    store::{Backing, MasterKey, read_master_key_file},
+};
+
+/// Every setting of one HSM; each is optional here and resolved with
+/// defaults by [`Settings::resolve`].
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The cluster this HSM belongs to.
+    #[arg(long, env = "HSM_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// This HSM's id.
+    #[arg(long, env = "HSM_ID")]
+    pub hsm_id: Option<String>,
+    /// Address to listen on (default 127.0.0.1:0, a free port).
+    #[arg(long, env = "HSM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the HSM's store (hsm.redb).
+    #[arg(long, env = "HSM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep state in memory only (tests): nothing survives a restart.
+    #[arg(long, env = "HSM_EPHEMERAL", num_args = 0..=1, default_missing_value = "true")]
+    pub ephemeral: Option<bool>,
+    /// File holding the master key (64 hex digits); or set HSM_MASTER_KEY.
+    #[arg(long, env = "HSM_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The HSM's TLS certificate (PEM, chained to the cluster CA).
+    #[arg(long, env = "HSM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The HSM's TLS private key (PEM).
+    #[arg(long, env = "HSM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// File holding the appliance user's password (a cluster secret).
+    #[arg(long, env = "HSM_APPLIANCE_PASSWORD_FILE")]
+    pub appliance_password_file: Option<PathBuf>,
+    /// hsm1.medium (250 users, 3,300 keys) or hsm2m.medium (1,024 users,
+    /// 16,666 keys); default hsm2m.medium.
+    #[arg(long, env = "HSM_TYPE")]
+    pub hsm_type: Option<String>,
+    /// Close sessions idle this many seconds (default 1800).
+    #[arg(long, env = "HSM_SESSION_IDLE_TIMEOUT_SECS")]
+    pub session_idle_timeout_secs: Option<u64>,
+    /// Most open sessions (default 4096).
+    #[arg(long, env = "HSM_MAX_SESSIONS")]
+    pub max_sessions: Option<u64>,
+    /// Argon2id memory cost in KiB (default 19456; tests may use 8).
+    #[arg(long, env = "HSM_KDF_MEMORY_KIB")]
+    pub kdf_memory_kib: Option<u32>,
+    /// Argon2id passes (default 2).
+    #[arg(long, env = "HSM_KDF_ITERATIONS")]
+    pub kdf_iterations: Option<u32>,
+    /// Argon2id lanes (default 1).
+    #[arg(long, env = "HSM_KDF_PARALLELISM")]
+    pub kdf_parallelism: Option<u32>,
+    /// A PEM CA: clients presenting a certificate from it are accepted (mTLS).
+    #[arg(long, env = "HSM_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// With client_ca: refuse clients without a certificate.
+    #[arg(long, env = "HSM_REQUIRE_CLIENT_CERT", num_args = 0..=1, default_missing_value = "true")]
+    pub require_client_cert: Option<bool>,
+    /// Serve plaintext gRPC with NO TLS (debugging only; secrets in clear).
+    #[arg(long, env = "HSM_INSECURE_PLAINTEXT_NO_TLS", num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_plaintext_no_tls: Option<bool>,
+}
+
+/// A setting that is missing or wrong; the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+fn err(msg: impl Into<String>) -> SettingsError {
+    SettingsError(msg.into())
+}
+
+macro_rules! overlay {
+    ($top:expr, $base:expr, $($field:ident),*) => {
+        Settings { $($field: $top.$field.or($base.$field)),* }
+    };
+}
+
+impl Settings {
+    /// Reads a config file. Unknown keys are refused, naming the key.
+    pub fn from_file(path: &Path) -> Result<Self, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| err(format!("{}: {e}", path.display())))
+    }
+
+    /// These settings, with `base` filling what they leave unset.
+    pub fn over(self, base: Settings) -> Settings {
+        overlay!(
+            self,
+            base,
+            cluster_id,
+            hsm_id,
+            listen,
+            data_dir,
+            ephemeral,
+            master_key_file,
+            tls_cert,
+            tls_key,
+            appliance_password_file,
+            hsm_type,
+            session_idle_timeout_secs,
+            max_sessions,
+            kdf_memory_kib,
+            kdf_iterations,
+            kdf_parallelism,
+            client_ca,
+            require_client_cert,
+            insecure_plaintext_no_tls
+        )
+    }
+
+    /// The listen address (default 127.0.0.1:0).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Resolves everything, reading the files the settings name. `address`
+    /// is where the HSM was bound; `admin_password` starts a new store
+    /// activated.
+    pub fn resolve(
+        &self,
+        address: SocketAddr,
+        admin_password: Option<Password>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<DaemonConfig, SettingsError> {
+        let cluster_id =
+            ClusterId::parse(self.cluster_id.as_deref().ok_or_else(|| err("cluster_id is not set (--cluster-id)"))?)
+                .map_err(|e| err(e.to_string()))?;
+        let hsm_id = HsmId::parse(self.hsm_id.as_deref().ok_or_else(|| err("hsm_id is not set (--hsm-id)"))?)
+            .map_err(|e| err(e.to_string()))?;
+        let hsm_type =
+            HsmType::parse(self.hsm_type.as_deref().unwrap_or("hsm2m.medium")).map_err(|e| err(e.to_string()))?;
+        let kdf = KdfParams::new(
+            self.kdf_memory_kib.unwrap_or(19_456),
+            self.kdf_iterations.unwrap_or(2),
+            self.kdf_parallelism.unwrap_or(1),
+        )
+        .map_err(|e| err(e.to_string()))?;
+        let idle = self.session_idle_timeout_secs.unwrap_or(1800);
+        if idle == 0 {
+            return Err(err("session_idle_timeout_secs must be at least 1"));
+        }
+        let max_sessions = self.max_sessions.unwrap_or(4096);
+        if !(1..=1_000_000).contains(&max_sessions) {
+            return Err(err("max_sessions must be 1 to 1000000"));
+        }
+        let read = |what: &str, path: &Option<PathBuf>| -> Result<String, SettingsError> {
+            let path = path.as_ref().ok_or_else(|| err(format!("{what} is not set (--{})", what.replace('_', "-"))))?;
+            std::fs::read_to_string(path).map_err(|e| err(format!("{what} {}: {e}", path.display())))
+        };
+        let appliance = read("appliance_password_file", &self.appliance_password_file)?;
+        let appliance_password =
+            Password::parse("appliance_password_file", appliance.trim()).map_err(|e| err(e.to_string()))?;
+
+        let transport = if self.insecure_plaintext_no_tls.unwrap_or(false) {
+            Transport::InsecurePlaintext
+        } else {
+            let server = CertifiedKey {
+                cert_pem: read("tls_cert", &self.tls_cert)?,
+                key_pem: read("tls_key", &self.tls_key)?.into(),
+            };
+            let client_ca_pem = match &self.client_ca {
+                Some(_) => Some(read("client_ca", &self.client_ca)?),
+                None => None,
+            };
+            let require_client_cert = self.require_client_cert.unwrap_or(false);
+            if require_client_cert && client_ca_pem.is_none() {
+                return Err(err("require_client_cert needs client_ca"));
+            }
+            Transport::Tls(TlsSettings { server, client_ca_pem, require_client_cert })
+        };
+
+        let backing = if self.ephemeral.unwrap_or(false) {
+            Backing::Memory
+        } else {
+            Backing::Dir(self.data_dir.clone().ok_or_else(|| err("data_dir is not set (--data-dir, or --ephemeral)"))?)
+        };
+        let master_key = match std::env::var("HSM_MASTER_KEY") {
+            Ok(hex) => MasterKey::from_hex(hex.trim()).map_err(|e| err(format!("HSM_MASTER_KEY: {e}")))?,
+            Err(_) => match &self.master_key_file {
+                Some(path) => read_master_key_file(path).map_err(|e| err(e.to_string()))?,
+                None if matches!(backing, Backing::Memory) => MasterKey::generate().map_err(err)?,
+                None => return Err(err("no master key: set master_key_file (--master-key-file) or HSM_MASTER_KEY")),
+            },
+        };
+
+        let mode = ClusterMode::Fips;
+        let mut hsm = HsmIdentity::generate(rng, address.to_string(), mode);
+        hsm.id = hsm_id;
+        Ok(DaemonConfig {
+            cluster: ClusterIdentity { id: cluster_id, hsm_type, mode },
+            hsm,
+            limits: Limits {
+                session_idle_timeout: Duration::from_secs(idle),
+                max_sessions: usize::try_from(max_sessions).unwrap_or(usize::MAX),
+                ..Limits::for_type(hsm_type)
+            },
+            kdf,
+            admin_password,
+            appliance_password,
+            transport,
+            clock: Arc::new(SystemClock),
+            storage: Storage { backing, master_key },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_refuse_unknown_keys_and_flags_win_over_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hsm.toml");
+        std::fs::write(&path, "cluster_id = \"cluster-abc\"\nlisten = \"127.0.0.1:7000\"\n").unwrap();
+        let file = Settings::from_file(&path).unwrap();
+        let flags = Settings { listen: Some("127.0.0.1:7001".parse().unwrap()), ..Settings::default() };
+        let merged = flags.over(file);
+        assert_eq!(merged.listen_addr().port(), 7001);
+        assert_eq!(merged.cluster_id.as_deref(), Some("cluster-abc"));
+
+        std::fs::write(&path, "colour = \"red\"\n").unwrap();
+        let e = Settings::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+}

@@ -1,0 +1,265 @@
+//! Persistence: one embedded redb store per HSM, with key material and
+//! secrets sealed under a storage key derived from the operator's master key.
+//!
+//! # Layout of the store
+//! - table `meta`: `format` (the store's format version), `identity` (cluster
+//!   and HSM identity, in clear), `check` (a sealed known value that tells a
+//!   wrong master key from a damaged store), `state` (cluster state and the
+//!   key-reference counter).
+//! - table `users`: username -> user record (role, lockout counters, the
+//!   sealed password hash).
+//! - table `keys`: reference -> key record (type, class, attributes, owner,
+//!   shares, the sealed key material).
+//!
+//! Records are postcard-encoded. Every sealed field is AES-256-GCM with a
+//! random nonce, and its table and row as associated data, so a sealed value
+//! moved to another row does not open. Every change is one write transaction
+//! committed with fsync (redb's immediate durability) before the RPC that made
+//! it is acknowledged; redb's copy-on-write commits mean a crash leaves the
+//! last committed state, never half of a change.
+//!
+//! # Layout of this module
+//! - [`MasterKey`]: the operator's 32-byte master key (file or environment).
+//! - `seal`: the storage-key derivation and AEAD.
+//! - `records`: the stored forms of users, keys and identity.
+//! - this file: [`Store`], opening with its refusals, loading, applying
+//!   changes.
+
+mod records;
+mod seal;
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use redb::{Database, ReadableDatabase as _, TableDefinition, backends::InMemoryBackend};
+use zeroize::Zeroizing;
+
+pub use self::seal::MasterKey;
+use self::{records::StoredIdentity, seal::Sealer};
+use crate::model::{Changes, ClusterIdentity, HsmIdentity, PersistedState};
+
+/// The format this build writes. Older formats are migrated on open; newer
+/// ones are refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The store's file inside an HSM's data directory.
+pub const STORE_FILE: &str = "hsm.redb";
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("keys");
+
+const CHECK_PLAINTEXT: &[u8] = b"hsm-emulator storage key check v1";
+
+/// Why a store cannot be opened or written. Each names the file and says
+/// what to do; none carries secret material.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: another hsm-daemon is already using this data directory")]
+    Locked { path: PathBuf },
+    #[error("{path}: the store belongs to {found}, not to {expected}; check --data-dir")]
+    WrongHsm { path: PathBuf, found: String, expected: String },
+    #[error("{path}: the master key does not open this store (wrong --master-key-file or HSM_MASTER_KEY?)")]
+    WrongMasterKey { path: PathBuf },
+    #[error(
+        "{path}: written by store format {found}; this hsm-daemon reads formats up to {supported}; upgrade hsm-daemon"
+    )]
+    NewerFormat { path: PathBuf, found: u32, supported: u32 },
+    #[error("{path}: the store is damaged ({detail}); restore it from a backup")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{path}: {detail}")]
+    Io { path: PathBuf, detail: String },
+    #[error("master key: {0}")]
+    MasterKey(String),
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub enum Backing {
+    /// `DATA_DIR/hsm.redb`.
+    Dir(PathBuf),
+    /// In memory only (`--ephemeral`), for tests.
+    Memory,
+}
+
+/// One HSM's store.
+pub struct Store {
+    db: Database,
+    sealer: Sealer,
+    /// For messages.
+    path: PathBuf,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// What opening found.
+#[derive(Debug)]
+pub enum Opened {
+    /// A new store: nothing was there. Call [`Store::initialize`].
+    New(Store),
+    /// An existing store, its identity (as first stored) and its state.
+    Existing(Store, Box<(ClusterIdentity, HsmIdentity)>, PersistedState),
+}
+
+impl Store {
+    /// Opens the store, or creates an empty one. Refuses, without writing
+    /// anything, a store that is in use, of another HSM, sealed under
+    /// another master key, of a newer format, or damaged.
+    pub fn open(backing: &Backing, master: &MasterKey, cluster_id: &str, hsm_id: &str) -> Result<Opened, StoreError> {
+        let sealer = Sealer::derive(master, cluster_id);
+        let (db, path) = match backing {
+            Backing::Memory => {
+                let db = Database::builder()
+                    .create_with_backend(InMemoryBackend::new())
+                    .map_err(|e| db_error(Path::new("<memory>"), e))?;
+                (db, PathBuf::from("<memory>"))
+            }
+            Backing::Dir(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Io { path: dir.clone(), detail: e.to_string() })?;
+                let path = dir.join(STORE_FILE);
+                let existing = std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false);
+                if existing {
+                    // Every check runs on a read-only open first, so that a
+                    // refused store is left exactly as it was.
+                    let ro = Database::builder()
+                        .set_check_integrity_on_open(true)
+                        .open_read_only(&path)
+                        .map_err(|e| db_error(&path, e))?;
+                    let txn = ro.begin_read().map_err(|e| corrupt(&path, e))?;
+                    let meta = records::read_meta(&txn)
+                        .map_err(|detail| StoreError::Corrupt { path: path.clone(), detail })?;
+                    // No meta: a store created by a start that died before
+                    // its first commit; nothing in it was ever acknowledged.
+                    if let Some(meta) = meta {
+                        check(&path, &meta, &sealer, cluster_id, hsm_id)?;
+                    }
+                }
+                let db = Database::builder()
+                    .set_check_integrity_on_open(true)
+                    .create(&path)
+                    .map_err(|e| db_error(&path, e))?;
+                (db, path)
+            }
+        };
+        let store = Store { db, sealer, path };
+        let Some(meta) = store.read_meta()? else {
+            return Ok(Opened::New(store));
+        };
+        check(&store.path, &meta, &store.sealer, cluster_id, hsm_id)?;
+        // Format 1 is the first; later versions add their migrations here,
+        // each taking the store one version forward inside one transaction.
+        let state = store.load()?;
+        let identity = meta.identity;
+        Ok(Opened::Existing(store, Box::new((identity.cluster, identity.hsm)), state))
+    }
+
+    /// Writes a new store's format, identity, key check and first state in
+    /// one transaction.
+    pub fn initialize(
+        &self,
+        cluster: &ClusterIdentity,
+        hsm: &HsmIdentity,
+        changes: &Changes,
+    ) -> Result<(), StoreError> {
+        let identity = records::encode(&StoredIdentity::from_model(cluster, hsm));
+        let check = self.sealer.seal(CHECK_PLAINTEXT, "meta/check").map_err(|e| self.io(e))?;
+        self.write(|txn, sealer| {
+            let mut meta = txn.open_table(META)?;
+            meta.insert("format", FORMAT_VERSION.to_le_bytes().as_slice())?;
+            meta.insert("identity", identity.as_slice())?;
+            meta.insert("check", check.as_slice())?;
+            drop(meta);
+            records::apply(txn, sealer, changes)
+        })
+    }
+
+    /// Writes `changes` in one durable transaction.
+    pub fn apply(&self, changes: &Changes) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.write(|txn, sealer| records::apply(txn, sealer, changes))
+    }
+
+    /// Everything the store holds about users and keys.
+    pub fn load(&self) -> Result<PersistedState, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.corrupt(e))?;
+        records::load(&txn, &self.sealer).map_err(|detail| StoreError::Corrupt { path: self.path.clone(), detail })
+    }
+
+    fn write(
+        &self,
+        work: impl FnOnce(&redb::WriteTransaction, &Sealer) -> Result<(), records::WriteError>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.io(e))?;
+        work(&txn, &self.sealer).map_err(|e| self.io(e))?;
+        txn.commit().map_err(|e| self.io(e))
+    }
+
+    fn read_meta(&self) -> Result<Option<records::Meta>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.corrupt(e))?;
+        records::read_meta(&txn).map_err(|detail| StoreError::Corrupt { path: self.path.clone(), detail })
+    }
+
+    fn corrupt(&self, e: impl fmt::Display) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), detail: e.to_string() }
+    }
+
+    fn io(&self, e: impl fmt::Display) -> StoreError {
+        StoreError::Io { path: self.path.clone(), detail: format!("writing the store failed: {e}") }
+    }
+}
+
+/// The refusals an existing store can meet: a newer format, another HSM,
+/// another master key.
+fn check(path: &Path, meta: &records::Meta, sealer: &Sealer, cluster_id: &str, hsm_id: &str) -> Result<(), StoreError> {
+    let path = path.to_owned();
+    if meta.format > FORMAT_VERSION {
+        return Err(StoreError::NewerFormat { path, found: meta.format, supported: FORMAT_VERSION });
+    }
+    let identity = &meta.identity;
+    if identity.cluster.id.as_str() != cluster_id || identity.hsm.id.as_str() != hsm_id {
+        return Err(StoreError::WrongHsm {
+            path,
+            found: format!("{} of {}", identity.hsm.id, identity.cluster.id),
+            expected: format!("{hsm_id} of {cluster_id}"),
+        });
+    }
+    if sealer.open(&meta.check, "meta/check").ok().as_deref().map(|v| &v[..]) != Some(CHECK_PLAINTEXT) {
+        return Err(StoreError::WrongMasterKey { path });
+    }
+    Ok(())
+}
+
+fn corrupt(path: &Path, e: impl fmt::Display) -> StoreError {
+    StoreError::Corrupt { path: path.to_owned(), detail: e.to_string() }
+}
+
+fn db_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+    let path = path.to_owned();
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
+            StoreError::Locked { path }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::Io { path, detail: io.to_string() },
+        other => StoreError::Corrupt { path, detail: other.to_string() },
+    }
+}
+
+/// Reads a master key file: 64 hex digits (whitespace around them ignored).
+pub fn read_master_key_file(path: &Path) -> Result<MasterKey, StoreError> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| StoreError::MasterKey(format!("{}: {e}", path.display())))?,
+    );
+    MasterKey::from_hex(text.trim()).map_err(|e| StoreError::MasterKey(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests;

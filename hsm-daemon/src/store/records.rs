@@ -1,0 +1,343 @@
+//! The stored forms of identity, users and keys, and the reads and writes
+//! that turn model changes into rows.
+
+use std::sync::Arc;
+
+use redb::{ReadTransaction, ReadableTable as _, WriteTransaction};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::{KEYS, META, USERS, seal::Sealer};
+use crate::{
+    crypto::{Curve, KeyClass, KeyKind, KeyMaterial},
+    model::{
+        Changes, ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType, KeyRef,
+        PasswordHash, PersistedKey, PersistedMeta, PersistedState, PersistedUser, Role, Username, keys::Attributes,
+    },
+};
+
+/// A failed write, as text (it never carries secrets).
+#[derive(Debug)]
+pub(crate) struct WriteError(String);
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! write_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for WriteError {
+            fn from(e: $t) -> Self {
+                WriteError(e.to_string())
+            }
+        }
+    )*};
+}
+write_error_from!(redb::TableError, redb::StorageError, String);
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // postcard only fails to serialise types with unsupported shapes (maps
+    // with non-string keys, ...), which no record here has.
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("{what} does not decode: {e}"))
+}
+
+/// Cluster and HSM identity, as first stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StoredIdentity {
+    cluster_id: String,
+    hsm_type: String,
+    fips: bool,
+    hsm_id: String,
+    serial_number: String,
+    vendor: String,
+    model: String,
+    hardware_version: (u32, u32),
+    firmware_version: (u32, u32, u32),
+    firmware_id: String,
+    fips_state: String,
+    address: String,
+    availability_zone: String,
+    label: String,
+    device_id: String,
+}
+
+/// What `meta` holds.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub(crate) format: u32,
+    pub(crate) identity: Identity,
+    pub(crate) check: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Identity {
+    pub(crate) cluster: ClusterIdentity,
+    pub(crate) hsm: HsmIdentity,
+}
+
+impl StoredIdentity {
+    pub(crate) fn from_model(c: &ClusterIdentity, h: &HsmIdentity) -> Self {
+        StoredIdentity {
+            cluster_id: c.id.to_string(),
+            hsm_type: c.hsm_type.to_string(),
+            fips: c.mode == ClusterMode::Fips,
+            hsm_id: h.id.to_string(),
+            serial_number: h.serial_number.clone(),
+            vendor: h.vendor.clone(),
+            model: h.model.clone(),
+            hardware_version: h.hardware_version,
+            firmware_version: h.firmware_version,
+            firmware_id: h.firmware_id.clone(),
+            fips_state: h.fips_state.clone(),
+            address: h.address.clone(),
+            availability_zone: h.availability_zone.clone(),
+            label: h.label.clone(),
+            device_id: h.device_id.clone(),
+        }
+    }
+
+    fn into_model(self) -> Result<Identity, String> {
+        let bad = |e: crate::model::ModelError| format!("stored identity: {e}");
+        Ok(Identity {
+            cluster: ClusterIdentity {
+                id: ClusterId::parse(&self.cluster_id).map_err(bad)?,
+                hsm_type: HsmType::parse(&self.hsm_type).map_err(bad)?,
+                mode: if self.fips { ClusterMode::Fips } else { ClusterMode::NonFips },
+            },
+            hsm: HsmIdentity {
+                id: HsmId::parse(&self.hsm_id).map_err(bad)?,
+                serial_number: self.serial_number,
+                vendor: self.vendor,
+                model: self.model,
+                hardware_version: self.hardware_version,
+                firmware_version: self.firmware_version,
+                firmware_id: self.firmware_id,
+                fips_state: self.fips_state,
+                address: self.address,
+                availability_zone: self.availability_zone,
+                label: self.label,
+                device_id: self.device_id,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StateRecord {
+    active: bool,
+    next_key_ref: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserRecord {
+    role: u8,
+    sealed_hash: Vec<u8>,
+    failed_logins: u32,
+    locked: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyRecord {
+    kind: u8,
+    class: u8,
+    attrs: Attributes,
+    owner: String,
+    shared: Vec<String>,
+    sealed_material: Vec<u8>,
+}
+
+fn role_code(role: Role) -> u8 {
+    match role {
+        Role::UnactivatedAdmin => 0,
+        Role::Admin => 1,
+        Role::CryptoUser => 2,
+        Role::Appliance => 3,
+    }
+}
+
+fn role_from(code: u8) -> Result<Role, String> {
+    Ok(match code {
+        0 => Role::UnactivatedAdmin,
+        1 => Role::Admin,
+        2 => Role::CryptoUser,
+        3 => Role::Appliance,
+        other => return Err(format!("unknown role code {other}")),
+    })
+}
+
+fn kind_code(kind: KeyKind) -> u8 {
+    match kind {
+        KeyKind::Aes => 0,
+        KeyKind::GenericSecret => 1,
+        KeyKind::Rsa => 2,
+        KeyKind::Ed25519 => 3,
+        KeyKind::Ec(Curve::P224) => 10,
+        KeyKind::Ec(Curve::P256) => 11,
+        KeyKind::Ec(Curve::P384) => 12,
+        KeyKind::Ec(Curve::P521) => 13,
+        KeyKind::Ec(Curve::Secp256k1) => 14,
+    }
+}
+
+fn kind_from(code: u8) -> Result<KeyKind, String> {
+    Ok(match code {
+        0 => KeyKind::Aes,
+        1 => KeyKind::GenericSecret,
+        2 => KeyKind::Rsa,
+        3 => KeyKind::Ed25519,
+        10 => KeyKind::Ec(Curve::P224),
+        11 => KeyKind::Ec(Curve::P256),
+        12 => KeyKind::Ec(Curve::P384),
+        13 => KeyKind::Ec(Curve::P521),
+        14 => KeyKind::Ec(Curve::Secp256k1),
+        other => return Err(format!("unknown key type code {other}")),
+    })
+}
+
+fn class_code(class: KeyClass) -> u8 {
+    match class {
+        KeyClass::Secret => 0,
+        KeyClass::Public => 1,
+        KeyClass::Private => 2,
+    }
+}
+
+fn class_from(code: u8) -> Result<KeyClass, String> {
+    Ok(match code {
+        0 => KeyClass::Secret,
+        1 => KeyClass::Public,
+        2 => KeyClass::Private,
+        other => return Err(format!("unknown key class code {other}")),
+    })
+}
+
+fn user_slot(name: &str) -> String {
+    format!("users/{name}")
+}
+
+fn key_slot(reference: u64) -> String {
+    format!("keys/{reference:016x}")
+}
+
+/// Writes model changes into the open transaction.
+pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) -> Result<(), WriteError> {
+    let mut users = txn.open_table(USERS)?;
+    for (name, user) in &changes.users {
+        match user {
+            None => {
+                users.remove(name.as_str())?;
+            }
+            Some(u) => {
+                let record = UserRecord {
+                    role: role_code(u.role),
+                    sealed_hash: sealer.seal(u.hash.as_phc().as_bytes(), &user_slot(name.as_str()))?,
+                    failed_logins: u.failed_logins,
+                    locked: u.locked,
+                };
+                users.insert(name.as_str(), encode(&record).as_slice())?;
+            }
+        }
+    }
+    drop(users);
+    let mut keys = txn.open_table(KEYS)?;
+    for (reference, key) in &changes.keys {
+        match key {
+            None => {
+                keys.remove(reference.value())?;
+            }
+            Some(k) => {
+                let material = k.material.to_wrappable().map_err(|e| e.to_string())?;
+                let record = KeyRecord {
+                    kind: kind_code(k.material.kind()),
+                    class: class_code(k.material.class()),
+                    attrs: k.attrs.clone(),
+                    owner: k.owner.to_string(),
+                    shared: k.shared.iter().map(ToString::to_string).collect(),
+                    sealed_material: sealer.seal(&material, &key_slot(reference.value()))?,
+                };
+                keys.insert(reference.value(), encode(&record).as_slice())?;
+            }
+        }
+    }
+    drop(keys);
+    if let Some(meta) = changes.meta {
+        let mut table = txn.open_table(META)?;
+        let record = StateRecord { active: meta.state == ClusterState::Active, next_key_ref: meta.next_key_ref };
+        table.insert("state", encode(&record).as_slice())?;
+    }
+    Ok(())
+}
+
+/// The `meta` rows, or `None` for a store that was never initialised.
+pub(crate) fn read_meta(txn: &ReadTransaction) -> Result<Option<Meta>, String> {
+    let table = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let get = |name: &str| -> Result<Vec<u8>, String> {
+        table
+            .get(name)
+            .map_err(|e| e.to_string())?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| format!("meta row {name} is missing"))
+    };
+    let format_bytes = get("format")?;
+    let format = u32::from_le_bytes(format_bytes.as_slice().try_into().map_err(|_| "meta row format is malformed")?);
+    let identity = decode::<StoredIdentity>(&get("identity")?, "the stored identity")?.into_model()?;
+    Ok(Some(Meta { format, identity, check: get("check")? }))
+}
+
+/// Every stored user and key, unsealed.
+pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedState, String> {
+    let meta_table = txn.open_table(META).map_err(|e| e.to_string())?;
+    let state: StateRecord = match meta_table.get("state").map_err(|e| e.to_string())? {
+        Some(v) => decode(v.value(), "the cluster state")?,
+        None => return Err("meta row state is missing".into()),
+    };
+    let mut users = Vec::new();
+    let table = txn.open_table(USERS).map_err(|e| e.to_string())?;
+    for row in table.iter().map_err(|e| e.to_string())? {
+        let (name, value) = row.map_err(|e| e.to_string())?;
+        let name = name.value().to_owned();
+        let record: UserRecord = decode(value.value(), &format!("user {name}"))?;
+        let phc = sealer.open(&record.sealed_hash, &user_slot(&name)).map_err(|e| format!("user {name}: {e}"))?;
+        let phc = String::from_utf8(phc.to_vec()).map_err(|_| format!("user {name}: password hash is not text"))?;
+        users.push(PersistedUser {
+            username: Username::parse("username", &name).map_err(|e| format!("user {name}: {e}"))?,
+            role: role_from(record.role)?,
+            hash: PasswordHash::from_phc(phc).map_err(|e| format!("user {name}: {e}"))?,
+            failed_logins: record.failed_logins,
+            locked: record.locked,
+        });
+    }
+    let mut keys = Vec::new();
+    let table = txn.open_table(KEYS).map_err(|e| e.to_string())?;
+    for row in table.iter().map_err(|e| e.to_string())? {
+        let (reference, value) = row.map_err(|e| e.to_string())?;
+        let reference = reference.value();
+        let what = format!("key {}", KeyRef::new(reference));
+        let record: KeyRecord = decode(value.value(), &what)?;
+        let bytes = sealer.open(&record.sealed_material, &key_slot(reference)).map_err(|e| format!("{what}: {e}"))?;
+        let material = KeyMaterial::from_wrappable(kind_from(record.kind)?, class_from(record.class)?, &bytes)
+            .map_err(|e| format!("{what}: {e}"))?;
+        let user = |n: &str| Username::parse("username", n).map_err(|e| format!("{what}: {e}"));
+        keys.push(PersistedKey {
+            reference: KeyRef::new(reference),
+            material: Arc::new(material),
+            attrs: record.attrs,
+            owner: user(&record.owner)?,
+            shared: record.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
+        });
+    }
+    let meta = PersistedMeta {
+        state: if state.active { ClusterState::Active } else { ClusterState::Uninitialized },
+        next_key_ref: state.next_key_ref,
+    };
+    Ok(PersistedState { meta, users, keys })
+}

@@ -1,0 +1,182 @@
+//! The store: round trips, refusals, and what the raw file reveals.
+
+use std::{sync::Arc, time::Instant};
+
+use rand::{SeedableRng, rngs::StdRng};
+
+use super::*;
+use crate::{
+    crypto::KeyMaterial,
+    model::{
+        AdminSetup, ClusterId, ClusterMode, Hsm, HsmId, HsmSetup, HsmType, KdfParams, KeyQuery, Limits, NewKey,
+        Operation, Password, Role, Template, Username,
+    },
+};
+
+struct World {
+    rng: StdRng,
+    cluster: ClusterIdentity,
+    hsm: HsmIdentity,
+}
+
+impl World {
+    fn new() -> Self {
+        let mut rng = StdRng::seed_from_u64(11);
+        let cluster = ClusterIdentity {
+            id: ClusterId::generate(&mut rng),
+            hsm_type: HsmType::Hsm2mMedium,
+            mode: ClusterMode::Fips,
+        };
+        let hsm = HsmIdentity::generate(&mut rng, "127.0.0.1:1".into(), ClusterMode::Fips);
+        World { rng, cluster, hsm }
+    }
+
+    fn setup(&mut self) -> HsmSetup {
+        let k = KdfParams::TESTING;
+        let pw = |s: &str| Password::parse("p", s).unwrap();
+        HsmSetup {
+            cluster: self.cluster.clone(),
+            hsm: self.hsm.clone(),
+            limits: Limits::for_type(HsmType::Hsm2mMedium),
+            admin: AdminSetup::Activated(pw("admin-pass").hash(&k, &mut self.rng).unwrap()),
+            appliance: pw("appliance-pass").hash(&k, &mut self.rng).unwrap(),
+            decoy: pw("decoy-pass").hash(&k, &mut self.rng).unwrap(),
+        }
+    }
+
+    fn open(&self, backing: &Backing, master: &MasterKey) -> Result<Opened, StoreError> {
+        Store::open(backing, master, self.cluster.id.as_str(), self.hsm.id.as_str())
+    }
+}
+
+/// A new HSM with a crypto user owning an imported EC key and an AES key,
+/// written to a fresh store in `dir`. Returns the store, the HSM, and the raw
+/// secret bytes (AES key, EC private key DER).
+fn populated(w: &mut World, dir: &Path, master: &MasterKey) -> (Store, Hsm, Vec<u8>, Vec<u8>) {
+    let Opened::New(store) = w.open(&Backing::Dir(dir.to_owned()), master).unwrap() else { panic!("not new") };
+    let setup = w.setup();
+    let mut hsm = Hsm::new(setup);
+    store.initialize(&w.cluster, &w.hsm, &hsm.take_changes()).unwrap();
+    let k = KdfParams::TESTING;
+    let hash = Password::parse("p", "alice-pass").unwrap().hash(&k, &mut w.rng).unwrap();
+    hsm.create_user(Username::parse("u", "alice").unwrap(), Role::CryptoUser, hash).unwrap();
+    let attempt = hsm.login_attempt(&Username::parse("u", "alice").unwrap(), Role::CryptoUser).unwrap();
+    let (token, _) = hsm.finish_login(attempt, true, Instant::now(), &mut w.rng).unwrap();
+    let alice = hsm.admit(Operation::ListKeys, Some(token.expose()), Instant::now()).unwrap();
+    let aes_bytes = vec![0x5au8; 32];
+    let aes = KeyMaterial::from_raw_secret(crate::crypto::KeyKind::Aes, &aes_bytes).unwrap();
+    let (ec, _) = KeyMaterial::generate_ec(crate::crypto::Curve::P256, &mut w.rng).unwrap();
+    let ec_der = ec.to_wrappable().unwrap().to_vec();
+    let template = Template::parse(&[("label".into(), "kept".into()), ("sign".into(), "true".into())]).unwrap();
+    let new = vec![
+        NewKey { material: Arc::new(aes), template: Template::default(), local: false },
+        NewKey { material: Arc::new(ec), template, local: false },
+    ];
+    hsm.store_keys(&alice, false, new, &[]).unwrap();
+    let session_key = KeyMaterial::generate_aes(128, &mut w.rng).unwrap();
+    hsm.store_keys(
+        &alice,
+        true,
+        vec![NewKey { material: Arc::new(session_key), template: Template::default(), local: true }],
+        &[],
+    )
+    .unwrap();
+    store.apply(&hsm.take_changes()).unwrap();
+    (store, hsm, aes_bytes, ec_der)
+}
+
+#[test]
+fn state_survives_reopening_and_session_keys_do_not() {
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let (store, _hsm, ..) = populated(&mut w, dir.path(), &master);
+    drop(store);
+    let Opened::Existing(_, identity, state) = w.open(&Backing::Dir(dir.path().to_owned()), &master).unwrap() else {
+        panic!("not existing")
+    };
+    assert_eq!(identity.1.serial_number, w.hsm.serial_number);
+    assert_eq!(state.users.len(), 3);
+    assert_eq!(state.keys.len(), 2, "the session key is not stored");
+    let hsm = Hsm::restore(w.setup(), state);
+    let admin = crate::model::Caller {
+        identity: crate::model::Identity::CryptoOfficer,
+        session: Some((dummy_session(), Username::parse("u", "admin").unwrap())),
+    };
+    let listed = hsm.list_keys(&admin, &KeyQuery::default()).unwrap();
+    assert_eq!(listed.keys.len(), 2);
+    assert!(listed.keys.iter().any(|k| k.attrs.label == "kept" && k.attrs.sign && k.owner.as_str() == "alice"));
+}
+
+fn dummy_session() -> crate::model::SessionId {
+    let mut s = crate::model::Sessions::new(std::time::Duration::from_secs(1), 1);
+    s.open(Username::parse("u", "admin").unwrap(), Instant::now(), &mut StdRng::seed_from_u64(1)).unwrap().0
+}
+
+#[test]
+fn the_raw_file_holds_no_key_material_or_password_hash() {
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let (store, _, aes, ec_der) = populated(&mut w, dir.path(), &master);
+    drop(store);
+    let raw = std::fs::read(dir.path().join(STORE_FILE)).unwrap();
+    let contains = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    assert!(!contains(&aes), "AES key bytes in the clear");
+    assert!(!contains(&ec_der), "private key DER in the clear");
+    assert!(!contains(&ec_der[ec_der.len() - 32..]), "a tail of the private key in the clear");
+    assert!(!contains(b"$argon2id$"), "a password hash in the clear");
+    assert!(contains(b"alice"), "the scan does look at the data");
+}
+
+#[test]
+fn refusals_say_what_is_wrong_and_change_nothing() {
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let backing = Backing::Dir(dir.path().to_owned());
+    let (store, ..) = populated(&mut w, dir.path(), &master);
+
+    // In use.
+    let err = w.open(&backing, &master).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("another hsm-daemon is already using"), "{err}");
+    drop(store);
+    let before = std::fs::read(dir.path().join(STORE_FILE)).unwrap();
+
+    // Wrong master key.
+    let err = w.open(&backing, &MasterKey::generate().unwrap()).unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey { .. }), "{err}");
+    // Another HSM or cluster.
+    let other = HsmId::generate(&mut w.rng);
+    let err = Store::open(&backing, &master, w.cluster.id.as_str(), other.as_str()).unwrap_err();
+    assert!(matches!(err, StoreError::WrongHsm { .. }), "{err}");
+    let err = Store::open(&backing, &master, "cluster-elsewhere", w.hsm.id.as_str()).unwrap_err();
+    assert!(err.to_string().contains("belongs to"), "{err}");
+    assert!(std::fs::read(dir.path().join(STORE_FILE)).unwrap() == before, "nothing was written");
+
+    // A newer format.
+    {
+        let db = Database::create(dir.path().join(STORE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().insert("format", 2u32.to_le_bytes().as_slice()).unwrap();
+        txn.commit().unwrap();
+    }
+    let err = w.open(&backing, &master).unwrap_err();
+    assert!(matches!(err, StoreError::NewerFormat { found: 2, supported: 1, .. }), "{err}");
+
+    // A truncated file.
+    let path = dir.path().join(STORE_FILE);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = w.open(&backing, &master).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("damaged"), "{err}");
+}
+
+#[test]
+fn an_in_memory_store_starts_new_every_time() {
+    let w = World::new();
+    let master = MasterKey::generate().unwrap();
+    assert!(matches!(w.open(&Backing::Memory, &master).unwrap(), Opened::New(_)));
+}
