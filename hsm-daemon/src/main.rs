@@ -15,13 +15,18 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use hsm_daemon::{
-    DaemonConfig, Transport,
+    DaemonConfig, Prepared, Transport,
     material::ClusterMaterial,
     model::{ClusterId, HsmType, Password},
+    service::control::{request_backup, serve_control},
     settings::Settings,
+    store::{Opened, Store, restore_backup},
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tracing_subscriber::EnvFilter;
+
+/// The control socket's name inside a data directory.
+const CONTROL_SOCKET: &str = "control.sock";
 
 #[derive(Debug, Parser)]
 #[command(name = "hsm-daemon", version, about = "An emulated AWS CloudHSM HSM, served over gRPC and TLS")]
@@ -44,6 +49,36 @@ enum Command {
     /// Serve one HSM from its config file (and flags or environment
     /// variables, which take precedence), until interrupted.
     Run(RunArgs),
+    /// Write an encrypted, integrity-protected backup of an HSM (through the
+    /// running daemon's control socket, or from its store if it is stopped).
+    Backup(BackupArgs),
+    /// Create an HSM's state from a backup of its cluster, into an empty data
+    /// directory.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The HSM's config file.
+    #[arg(long, env = "HSM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where to write the backup.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// The config file of the HSM to create.
+    #[arg(long, env = "HSM_CONFIG")]
+    config: Option<PathBuf>,
+    /// The backup to restore.
+    #[arg(long)]
+    from: PathBuf,
+    #[command(flatten)]
+    settings: Settings,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +138,8 @@ async fn main() -> ExitCode {
         Command::Dev(args) => dev(args).await,
         Command::Init(args) => init(&args).map(drop),
         Command::Run(args) => run(args).await,
+        Command::Backup(args) => backup(args).await,
+        Command::Restore(args) => restore(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,12 +187,83 @@ fn free_local_port() -> std::io::Result<SocketAddr> {
     std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let file = match &args.config {
+/// Flags and environment over the config file, if any.
+fn settings(config: Option<&PathBuf>, flags: Settings) -> anyhow::Result<Settings> {
+    let file = match config {
         Some(path) => Settings::from_file(path)?,
         None => Settings::default(),
     };
-    let settings = args.settings.over(file);
+    Ok(flags.over(file))
+}
+
+async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let settings = settings(args.config.as_ref(), args.settings)?;
+    let out = std::path::absolute(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+    let data_dir = settings.data_dir.clone().context("data_dir is not set (--data-dir)")?;
+    match request_backup(&data_dir.join(CONTROL_SOCKET), &out).await.map_err(|e| anyhow::anyhow!(e))? {
+        Some(()) => println!("backup written by the running daemon: {}", out.display()),
+        None => {
+            if !data_dir.join(hsm_daemon::store::STORE_FILE).exists() {
+                bail!("{}: no HSM state to back up", data_dir.display());
+            }
+            let config = settings.resolve(settings.listen_addr(), None, &mut StdRng::from_os_rng())?;
+            let store = match Store::open(
+                &config.storage.backing,
+                &config.storage.master_key,
+                config.cluster.id.as_str(),
+                config.hsm.id.as_str(),
+            )? {
+                Opened::Existing(store, ..) => store,
+                Opened::New(_) => bail!("{}: no HSM state to back up", data_dir.display()),
+            };
+            store.write_backup(&settings.cluster_key()?, config.cluster.id.as_str(), config.hsm.id.as_str(), &out)?;
+            println!("backup written from the store: {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let settings = settings(args.config.as_ref(), args.settings)?;
+    let config = settings.resolve(settings.listen_addr(), None, &mut StdRng::from_os_rng())?;
+    restore_backup(
+        &args.from,
+        &settings.cluster_key()?,
+        &config.storage.backing,
+        &config.storage.master_key,
+        &config.cluster,
+        &config.hsm,
+    )?;
+    println!("{} of {} restored from {}", config.hsm.id, config.cluster.id, args.from.display());
+    Ok(())
+}
+
+/// Serves the control socket (backups) beside the store, when there is one.
+fn spawn_control(prepared: &Prepared, settings: &Settings) -> anyhow::Result<()> {
+    // Kept fallible for callers' `?`; every failure here only disables backups.
+    if settings.ephemeral.unwrap_or(false) {
+        return Ok(());
+    }
+    let Some(dir) = &settings.data_dir else { return Ok(()) };
+    let cluster_key = match settings.cluster_key() {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::warn!(error = %e, "no cluster key: the control socket (online backups) is off");
+            return Ok(());
+        }
+    };
+    let handle = prepared.backup_handle(cluster_key);
+    let path = dir.join(CONTROL_SOCKET);
+    tokio::spawn(async move {
+        if let Err(e) = serve_control(path.clone(), handle).await {
+            tracing::warn!(path = %path.display(), error = %e, "control socket unavailable; backups need the daemon stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let settings = settings(args.config.as_ref(), args.settings)?;
     let listener = bind(settings.listen_addr()).await?;
     let address = listener.local_addr().context("reading the bound address")?;
     let config = settings.resolve(address, None, &mut StdRng::from_os_rng())?;
@@ -166,6 +274,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         scheme(&config)
     );
     let prepared = hsm_daemon::Prepared::new(config).await?;
+    spawn_control(&prepared, &settings)?;
     println!("{banner}");
     prepared.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
@@ -207,6 +316,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let hsm_id = config.hsm.id.clone();
     let scheme = scheme(&config);
     let prepared = hsm_daemon::Prepared::new(config).await?;
+    spawn_control(&prepared, &settings)?;
     let env_path = material.write_client_env(&[address.to_string()]).context("writing client.env")?;
 
     println!("hsm-daemon dev: cluster {} with 1 HSM ({scheme})", material.cluster_id);

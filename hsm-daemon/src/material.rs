@@ -6,6 +6,8 @@
 //! - `D/ca.pem`, `D/ca.key`: the cluster CA (`customerCA.crt`); the key is
 //!   owner-only.
 //! - `D/appliance-password`: the appliance user's password, owner-only.
+//! - `D/cluster.key`: the cluster-wide key that seals backups (64 hex
+//!   digits), owner-only.
 //! - `D/hsm-K.pem`, `D/hsm-K.key`: HSM K's server certificate and key.
 //! - `D/client.env`: `HSM_ENDPOINTS` and `HSM_CA_CERT`, for `hsm-cli` and
 //!   applications.
@@ -77,6 +79,7 @@ impl ClusterMaterial {
         write_file(&dir.join("ca.key"), ca.key_pem.as_bytes(), true)?;
         write_file(&dir.join("ca.pem"), ca.cert_pem.as_bytes(), false)?;
         write_file(&dir.join("appliance-password"), appliance_password.expose().as_bytes(), true)?;
+        write_cluster_key(&dir)?;
         // Written last: its presence marks complete material.
         write_file(&dir.join("cluster-id"), cluster_id.as_str().as_bytes(), false)?;
         Ok(ClusterMaterial { dir, cluster_id, ca, appliance_password })
@@ -97,6 +100,10 @@ impl ClusterMaterial {
         let ca = CertifiedKey { cert_pem: read_pem("ca.pem")?, key_pem: read_pem("ca.key")?.into() };
         let appliance_password = Password::parse("appliance-password", &read("appliance-password")?)
             .map_err(|e| invalid("appliance-password", e))?;
+        if !dir.join("cluster.key").exists() {
+            // Material made before backups existed.
+            write_cluster_key(dir)?;
+        }
         Ok(ClusterMaterial { dir: dir.to_owned(), cluster_id, ca, appliance_password })
     }
 
@@ -151,6 +158,7 @@ impl ClusterMaterial {
              tls_cert = \"{d}/hsm-{index}.pem\"\n\
              tls_key = \"{d}/hsm-{index}.key\"\n\
              appliance_password_file = \"{d}/appliance-password\"\n\
+             cluster_key_file = \"{d}/cluster.key\"\n\
              hsm_type = \"{hsm_type}\"\n",
             cluster = self.cluster_id,
         );
@@ -169,6 +177,12 @@ impl ClusterMaterial {
         fs::rename(&tmp, &path).map_err(io_at(&path))?;
         Ok(path)
     }
+}
+
+fn write_cluster_key(dir: &Path) -> Result<(), MaterialError> {
+    let key = crate::store::MasterKey::generate()
+        .map_err(|reason| MaterialError::Invalid { path: dir.to_owned(), reason })?;
+    write_file(&dir.join("cluster.key"), format!("{}\n", key.to_hex().as_str()).as_bytes(), true)
 }
 
 /// Writes a file whole, owner-only when `secret`.

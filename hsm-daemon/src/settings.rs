@@ -18,6 +18,7 @@
 //! tls_cert = "/etc/hsm/hsm-1.pem"           # --tls-cert, HSM_TLS_CERT
 //! tls_key = "/etc/hsm/hsm-1.key"            # --tls-key, HSM_TLS_KEY
 //! appliance_password_file = "/etc/hsm/appliance-password"  # HSM_APPLIANCE_PASSWORD_FILE
+//! cluster_key_file = "/etc/hsm/cluster.key" # HSM_CLUSTER_KEY_FILE (seals backups)
 //! hsm_type = "hsm2m.medium"                 # --hsm-type, HSM_TYPE
 //! session_idle_timeout_secs = 1800          # HSM_SESSION_IDLE_TIMEOUT_SECS
 //! max_sessions = 4096                       # HSM_MAX_SESSIONS
@@ -81,6 +82,9 @@ pub struct Settings {
     /// File holding the appliance user's password (a cluster secret).
     #[arg(long, env = "HSM_APPLIANCE_PASSWORD_FILE")]
     pub appliance_password_file: Option<PathBuf>,
+    /// File holding the cluster key (64 hex digits) that seals backups.
+    #[arg(long, env = "HSM_CLUSTER_KEY_FILE")]
+    pub cluster_key_file: Option<PathBuf>,
     /// hsm1.medium (250 users, 3,300 keys) or hsm2m.medium (1,024 users,
     /// 16,666 keys); default hsm2m.medium.
     #[arg(long, env = "HSM_TYPE")]
@@ -147,6 +151,7 @@ impl Settings {
             tls_cert,
             tls_key,
             appliance_password_file,
+            cluster_key_file,
             hsm_type,
             session_idle_timeout_secs,
             max_sessions,
@@ -157,6 +162,13 @@ impl Settings {
             require_client_cert,
             insecure_plaintext_no_tls
         )
+    }
+
+    /// The cluster key that seals backups.
+    pub fn cluster_key(&self) -> Result<MasterKey, SettingsError> {
+        let path =
+            self.cluster_key_file.as_ref().ok_or_else(|| err("cluster_key_file is not set (--cluster-key-file)"))?;
+        read_master_key_file(path).map_err(|e| err(e.to_string()))
     }
 
     /// The listen address (default 127.0.0.1:0).

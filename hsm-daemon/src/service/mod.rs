@@ -11,6 +11,7 @@
 //! - `status`: the one `ModelError` to `Status` mapping.
 
 mod cluster;
+pub mod control;
 mod convert;
 mod crypto;
 mod gate;

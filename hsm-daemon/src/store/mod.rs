@@ -25,6 +25,7 @@
 //! - this file: [`Store`], opening with its refusals, loading, applying
 //!   changes.
 
+mod backup;
 mod records;
 mod seal;
 
@@ -36,7 +37,7 @@ use std::{
 use redb::{Database, ReadableDatabase as _, TableDefinition, backends::InMemoryBackend};
 use zeroize::Zeroizing;
 
-pub use self::seal::MasterKey;
+pub use self::{backup::restore_backup, seal::MasterKey};
 use self::{records::StoredIdentity, seal::Sealer};
 use crate::model::{Changes, ClusterIdentity, HsmIdentity, PersistedState};
 
@@ -73,6 +74,10 @@ pub enum StoreError {
     Io { path: PathBuf, detail: String },
     #[error("master key: {0}")]
     MasterKey(String),
+    #[error("{path}: a backup of {found}; backups restore only into HSMs of their own cluster ({expected})")]
+    BackupOfAnotherCluster { path: PathBuf, found: String, expected: String },
+    #[error("{path}: not a usable backup: {detail}")]
+    BadBackup { path: PathBuf, detail: String },
 }
 
 /// Where the store lives.

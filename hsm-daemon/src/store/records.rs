@@ -151,7 +151,7 @@ struct KeyRecord {
     sealed_material: Vec<u8>,
 }
 
-fn role_code(role: Role) -> u8 {
+pub(crate) fn role_code(role: Role) -> u8 {
     match role {
         Role::UnactivatedAdmin => 0,
         Role::Admin => 1,
@@ -160,7 +160,7 @@ fn role_code(role: Role) -> u8 {
     }
 }
 
-fn role_from(code: u8) -> Result<Role, String> {
+pub(crate) fn role_from(code: u8) -> Result<Role, String> {
     Ok(match code {
         0 => Role::UnactivatedAdmin,
         1 => Role::Admin,
@@ -170,7 +170,7 @@ fn role_from(code: u8) -> Result<Role, String> {
     })
 }
 
-fn kind_code(kind: KeyKind) -> u8 {
+pub(crate) fn kind_code(kind: KeyKind) -> u8 {
     match kind {
         KeyKind::Aes => 0,
         KeyKind::GenericSecret => 1,
@@ -184,7 +184,7 @@ fn kind_code(kind: KeyKind) -> u8 {
     }
 }
 
-fn kind_from(code: u8) -> Result<KeyKind, String> {
+pub(crate) fn kind_from(code: u8) -> Result<KeyKind, String> {
     Ok(match code {
         0 => KeyKind::Aes,
         1 => KeyKind::GenericSecret,
@@ -199,7 +199,7 @@ fn kind_from(code: u8) -> Result<KeyKind, String> {
     })
 }
 
-fn class_code(class: KeyClass) -> u8 {
+pub(crate) fn class_code(class: KeyClass) -> u8 {
     match class {
         KeyClass::Secret => 0,
         KeyClass::Public => 1,
@@ -207,7 +207,7 @@ fn class_code(class: KeyClass) -> u8 {
     }
 }
 
-fn class_from(code: u8) -> Result<KeyClass, String> {
+pub(crate) fn class_from(code: u8) -> Result<KeyClass, String> {
     Ok(match code {
         0 => KeyClass::Secret,
         1 => KeyClass::Public,

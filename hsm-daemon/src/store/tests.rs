@@ -180,3 +180,54 @@ fn an_in_memory_store_starts_new_every_time() {
     let master = MasterKey::generate().unwrap();
     assert!(matches!(w.open(&Backing::Memory, &master).unwrap(), Opened::New(_)));
 }
+
+#[test]
+fn backups_restore_into_their_cluster_only_and_never_over_a_store() {
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let cluster_key = MasterKey::generate().unwrap();
+    let (store, _, aes, ec_der) = populated(&mut w, &dir.path().join("a"), &master);
+    let out = dir.path().join("hsm.backup");
+    store.write_backup(&cluster_key, w.cluster.id.as_str(), w.hsm.id.as_str(), &out).unwrap();
+    let raw = std::fs::read(&out).unwrap();
+    assert!(
+        !raw.windows(aes.len()).any(|x| x == aes.as_slice())
+            && !raw.windows(32).any(|x| x == &ec_der[ec_der.len() - 32..])
+    );
+
+    // Into a new HSM of the same cluster, under its own master key.
+    let mut other_hsm = w.hsm.clone();
+    other_hsm.id = HsmId::generate(&mut w.rng);
+    let target = Backing::Dir(dir.path().join("b"));
+    let master_b = MasterKey::generate().unwrap();
+    restore_backup(&out, &cluster_key, &target, &master_b, &w.cluster, &other_hsm).unwrap();
+    let Opened::Existing(_, identity, state) =
+        Store::open(&target, &master_b, w.cluster.id.as_str(), other_hsm.id.as_str()).unwrap()
+    else {
+        panic!("restored store is not there")
+    };
+    assert_eq!(identity.1.id, other_hsm.id);
+    assert_eq!((state.users.len(), state.keys.len()), (3, 2));
+    assert!(state.keys.iter().any(|k| k.material.to_wrappable().unwrap().as_slice() == aes.as_slice()));
+
+    // Never over an existing store.
+    let err = restore_backup(&out, &cluster_key, &target, &master_b, &w.cluster, &other_hsm).unwrap_err();
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    // Not into another cluster; not with another cluster key; not tampered.
+    let mut elsewhere = w.cluster.clone();
+    elsewhere.id = ClusterId::generate(&mut w.rng);
+    let fresh = Backing::Dir(dir.path().join("c"));
+    let err = restore_backup(&out, &cluster_key, &fresh, &master_b, &elsewhere, &other_hsm).unwrap_err();
+    assert!(matches!(err, StoreError::BackupOfAnotherCluster { .. }), "{err}");
+    let err =
+        restore_backup(&out, &MasterKey::generate().unwrap(), &fresh, &master_b, &w.cluster, &other_hsm).unwrap_err();
+    assert!(matches!(err, StoreError::BadBackup { .. }), "{err}");
+    let mut tampered = raw.clone();
+    let last = tampered.len() - 3;
+    tampered[last] ^= 1;
+    std::fs::write(&out, &tampered).unwrap();
+    let err = restore_backup(&out, &cluster_key, &fresh, &master_b, &w.cluster, &other_hsm).unwrap_err();
+    assert!(err.to_string().contains("damaged or was altered"), "{err}");
+    assert!(!dir.path().join("c").join(STORE_FILE).exists(), "a refused restore creates nothing");
+}

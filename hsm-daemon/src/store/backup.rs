@@ -1,0 +1,218 @@
+//! Backups: an HSM's users, keys and state, sealed under the cluster key, so
+//! that a backup restores into any HSM of its cluster and into no other.
+//!
+//! A backup file is postcard of [`BackupFile`]: a magic string, the format
+//! version, the cluster and source HSM ids in clear (for messages), and the
+//! payload sealed with AES-256-GCM under a key derived from the cluster key,
+//! with the cluster id as associated data. A changed byte anywhere in the
+//! payload fails authentication.
+
+use std::{path::Path, sync::Arc};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Backing, MasterKey, Opened, Store, StoreError, records, seal::Sealer};
+use crate::{
+    crypto::KeyMaterial,
+    model::{
+        Changes, ClusterIdentity, ClusterState, HsmIdentity, KeyRef, PasswordHash, PersistedKey, PersistedMeta,
+        PersistedState, PersistedUser, Username, keys::Attributes,
+    },
+};
+
+const MAGIC: &str = "hsm-emulator backup";
+const VERSION: u32 = 1;
+const LABEL: &[u8] = b"hsm-emulator backup key v1";
+
+#[derive(Serialize, Deserialize)]
+struct BackupFile {
+    magic: String,
+    version: u32,
+    cluster_id: String,
+    hsm_id: String,
+    sealed: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    active: bool,
+    next_key_ref: u64,
+    users: Vec<UserEntry>,
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserEntry {
+    username: String,
+    role: u8,
+    phc: String,
+    failed_logins: u32,
+    locked: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyEntry {
+    reference: u64,
+    kind: u8,
+    class: u8,
+    attrs: Attributes,
+    owner: String,
+    shared: Vec<String>,
+    material: Vec<u8>,
+}
+
+impl Drop for KeyEntry {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.material);
+    }
+}
+
+impl Store {
+    /// Writes a backup of the committed state (one read transaction, so it
+    /// is consistent while the HSM serves) to `out`, atomically and
+    /// owner-only.
+    pub fn write_backup(
+        &self,
+        cluster_key: &MasterKey,
+        cluster_id: &str,
+        hsm_id: &str,
+        out: &Path,
+    ) -> Result<(), StoreError> {
+        let state = self.load()?;
+        let fail = |detail: String| StoreError::Io { path: out.to_owned(), detail };
+        let mut users = Vec::new();
+        for u in state.users {
+            users.push(UserEntry {
+                username: u.username.to_string(),
+                role: records::role_code(u.role),
+                phc: u.hash.as_phc().to_owned(),
+                failed_logins: u.failed_logins,
+                locked: u.locked,
+            });
+        }
+        let mut keys = Vec::new();
+        for k in state.keys {
+            keys.push(KeyEntry {
+                reference: k.reference.value(),
+                kind: records::kind_code(k.material.kind()),
+                class: records::class_code(k.material.class()),
+                attrs: k.attrs,
+                owner: k.owner.to_string(),
+                shared: k.shared.iter().map(ToString::to_string).collect(),
+                material: k.material.to_wrappable().map_err(|e| fail(e.to_string()))?.to_vec(),
+            });
+        }
+        let payload = Payload {
+            active: state.meta.state == ClusterState::Active,
+            next_key_ref: state.meta.next_key_ref,
+            users,
+            keys,
+        };
+        let plain = zeroize::Zeroizing::new(records::encode(&payload));
+        let sealer = Sealer::derive_with(cluster_key, LABEL, cluster_id);
+        let sealed = sealer.seal(&plain, cluster_id).map_err(fail)?;
+        let file = BackupFile {
+            magic: MAGIC.into(),
+            version: VERSION,
+            cluster_id: cluster_id.into(),
+            hsm_id: hsm_id.into(),
+            sealed,
+        };
+        write_atomically(out, &records::encode(&file)).map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// Creates the store of a new HSM (`cluster`, `hsm`) from a backup of its
+/// cluster. Refuses a backing that already holds a store, a backup of another
+/// cluster, and a damaged backup.
+pub fn restore_backup(
+    from: &Path,
+    cluster_key: &MasterKey,
+    backing: &Backing,
+    master: &MasterKey,
+    cluster: &ClusterIdentity,
+    hsm: &HsmIdentity,
+) -> Result<(), StoreError> {
+    let bad = |detail: String| StoreError::BadBackup { path: from.to_owned(), detail };
+    let bytes = std::fs::read(from).map_err(|e| StoreError::Io { path: from.to_owned(), detail: e.to_string() })?;
+    let file: BackupFile = postcard::from_bytes(&bytes).map_err(|_| bad("not an hsm-emulator backup".into()))?;
+    if file.magic != MAGIC {
+        return Err(bad("not an hsm-emulator backup".into()));
+    }
+    if file.version > VERSION {
+        return Err(StoreError::NewerFormat { path: from.to_owned(), found: file.version, supported: VERSION });
+    }
+    if file.cluster_id != cluster.id.as_str() {
+        return Err(StoreError::BackupOfAnotherCluster {
+            path: from.to_owned(),
+            found: format!("{} (from {})", file.cluster_id, file.hsm_id),
+            expected: format!("this HSM is in {}", cluster.id),
+        });
+    }
+    let sealer = Sealer::derive_with(cluster_key, LABEL, cluster.id.as_str());
+    let plain = sealer
+        .open(&file.sealed, cluster.id.as_str())
+        .map_err(|_| bad("it does not open with this cluster's key: it is damaged or was altered".into()))?;
+    let payload: Payload = postcard::from_bytes(&plain).map_err(|e| bad(format!("backup payload: {e}")))?;
+    let state = into_state(payload).map_err(bad)?;
+
+    let store = match Store::open(backing, master, cluster.id.as_str(), hsm.id.as_str())? {
+        Opened::New(store) => store,
+        Opened::Existing(store, ..) => {
+            return Err(StoreError::Io {
+                path: store.path.clone(),
+                detail: "already holds an HSM's state; restore only into an empty data directory (nothing was changed)"
+                    .into(),
+            });
+        }
+    };
+    let changes = Changes {
+        users: state.users.into_iter().map(|u| (u.username.clone(), Some(u))).collect(),
+        keys: state.keys.into_iter().map(|k| (k.reference, Some(k))).collect(),
+        meta: Some(state.meta),
+    };
+    store.initialize(cluster, hsm, &changes)
+}
+
+fn into_state(payload: Payload) -> Result<PersistedState, String> {
+    let mut users = Vec::new();
+    for u in &payload.users {
+        let what = format!("user {}", u.username);
+        users.push(PersistedUser {
+            username: Username::parse("username", &u.username).map_err(|e| format!("{what}: {e}"))?,
+            role: records::role_from(u.role)?,
+            hash: PasswordHash::from_phc(u.phc.clone()).map_err(|e| format!("{what}: {e}"))?,
+            failed_logins: u.failed_logins,
+            locked: u.locked,
+        });
+    }
+    let mut keys = Vec::new();
+    for k in &payload.keys {
+        let what = format!("key {}", KeyRef::new(k.reference));
+        let material =
+            KeyMaterial::from_wrappable(records::kind_from(k.kind)?, records::class_from(k.class)?, &k.material)
+                .map_err(|e| format!("{what}: {e}"))?;
+        let user = |n: &str| Username::parse("username", n).map_err(|e| format!("{what}: {e}"));
+        keys.push(PersistedKey {
+            reference: KeyRef::new(k.reference),
+            material: Arc::new(material),
+            attrs: k.attrs.clone(),
+            owner: user(&k.owner)?,
+            shared: k.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
+        });
+    }
+    let meta = PersistedMeta {
+        state: if payload.active { ClusterState::Active } else { ClusterState::Uninitialized },
+        next_key_ref: payload.next_key_ref,
+    };
+    Ok(PersistedState { meta, users, keys })
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let tmp = path.with_extension("partial");
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
