@@ -7,18 +7,12 @@
 //! with the cluster id as associated data. A changed byte anywhere in the
 //! payload fails authentication.
 
-use std::{path::Path, sync::Arc};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Backing, MasterKey, Opened, Store, StoreError, records, seal::Sealer};
-use crate::{
-    crypto::KeyMaterial,
-    model::{
-        Changes, ClusterIdentity, ClusterState, HsmIdentity, KeyRef, PasswordHash, PersistedKey, PersistedMeta,
-        PersistedState, PersistedUser, Username, keys::Attributes,
-    },
-};
+use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, PersistedState, keys::Attributes};
 
 const MAGIC: &str = "hsm-emulator backup";
 const VERSION: u32 = 1;
@@ -175,37 +169,27 @@ pub fn restore_backup(
 }
 
 fn into_state(payload: Payload) -> Result<PersistedState, String> {
-    let mut users = Vec::new();
-    for u in &payload.users {
-        let what = format!("user {}", u.username);
-        users.push(PersistedUser {
-            username: Username::parse("username", &u.username).map_err(|e| format!("{what}: {e}"))?,
-            role: records::role_from(u.role)?,
-            hash: PasswordHash::from_phc(u.phc.clone()).map_err(|e| format!("{what}: {e}"))?,
-            failed_logins: u.failed_logins,
-            locked: u.locked,
-        });
-    }
-    let mut keys = Vec::new();
-    for k in &payload.keys {
-        let what = format!("key {}", KeyRef::new(k.reference));
-        let material =
-            KeyMaterial::from_wrappable(records::kind_from(k.kind)?, records::class_from(k.class)?, &k.material)
-                .map_err(|e| format!("{what}: {e}"))?;
-        let user = |n: &str| Username::parse("username", n).map_err(|e| format!("{what}: {e}"));
-        keys.push(PersistedKey {
-            reference: KeyRef::new(k.reference),
-            material: Arc::new(material),
-            attrs: k.attrs.clone(),
-            owner: user(&k.owner)?,
-            shared: k.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
-        });
-    }
-    let meta = PersistedMeta {
-        state: if payload.active { ClusterState::Active } else { ClusterState::Uninitialized },
-        next_key_ref: payload.next_key_ref,
-    };
-    Ok(PersistedState { meta, users, keys })
+    let users = payload
+        .users
+        .iter()
+        .map(|u| records::persisted_user(&u.username, u.role, u.phc.clone(), u.failed_logins, u.locked))
+        .collect::<Result<_, _>>()?;
+    let keys = payload
+        .keys
+        .iter()
+        .map(|k| {
+            let stored = records::StoredKey {
+                kind: k.kind,
+                class: k.class,
+                attrs: k.attrs.clone(),
+                owner: &k.owner,
+                shared: &k.shared,
+                material: &k.material,
+            };
+            records::persisted_key(k.reference, stored)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(PersistedState { meta: records::persisted_meta(payload.active, payload.next_key_ref), users, keys })
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -308,13 +308,7 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         let record: UserRecord = decode(value.value(), &format!("user {name}"))?;
         let phc = sealer.open(&record.sealed_hash, &user_slot(&name)).map_err(|e| format!("user {name}: {e}"))?;
         let phc = String::from_utf8(phc.to_vec()).map_err(|_| format!("user {name}: password hash is not text"))?;
-        users.push(PersistedUser {
-            username: Username::parse("username", &name).map_err(|e| format!("user {name}: {e}"))?,
-            role: role_from(record.role)?,
-            hash: PasswordHash::from_phc(phc).map_err(|e| format!("user {name}: {e}"))?,
-            failed_logins: record.failed_logins,
-            locked: record.locked,
-        });
+        users.push(persisted_user(&name, record.role, phc, record.failed_logins, record.locked)?);
     }
     let mut keys = Vec::new();
     let table = txn.open_table(KEYS).map_err(|e| e.to_string())?;
@@ -324,20 +318,61 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         let what = format!("key {}", KeyRef::new(reference));
         let record: KeyRecord = decode(value.value(), &what)?;
         let bytes = sealer.open(&record.sealed_material, &key_slot(reference)).map_err(|e| format!("{what}: {e}"))?;
-        let material = KeyMaterial::from_wrappable(kind_from(record.kind)?, class_from(record.class)?, &bytes)
-            .map_err(|e| format!("{what}: {e}"))?;
-        let user = |n: &str| Username::parse("username", n).map_err(|e| format!("{what}: {e}"));
-        keys.push(PersistedKey {
-            reference: KeyRef::new(reference),
-            material: Arc::new(material),
+        let stored = StoredKey {
+            kind: record.kind,
+            class: record.class,
             attrs: record.attrs,
-            owner: user(&record.owner)?,
-            shared: record.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
-        });
+            owner: &record.owner,
+            shared: &record.shared,
+            material: &bytes,
+        };
+        keys.push(persisted_key(reference, stored)?);
     }
-    let meta = PersistedMeta {
-        state: if state.active { ClusterState::Active } else { ClusterState::Uninitialized },
-        next_key_ref: state.next_key_ref,
-    };
-    Ok(PersistedState { meta, users, keys })
+    Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys })
+}
+
+/// A user from its stored parts (store or backup).
+pub(crate) fn persisted_user(
+    name: &str,
+    role: u8,
+    phc: String,
+    failed_logins: u32,
+    locked: bool,
+) -> Result<PersistedUser, String> {
+    Ok(PersistedUser {
+        username: Username::parse("username", name).map_err(|e| format!("user {name}: {e}"))?,
+        role: role_from(role)?,
+        hash: PasswordHash::from_phc(phc).map_err(|e| format!("user {name}: {e}"))?,
+        failed_logins,
+        locked,
+    })
+}
+
+/// A key's stored parts, its material already unsealed.
+pub(crate) struct StoredKey<'a> {
+    pub(crate) kind: u8,
+    pub(crate) class: u8,
+    pub(crate) attrs: Attributes,
+    pub(crate) owner: &'a str,
+    pub(crate) shared: &'a [String],
+    pub(crate) material: &'a [u8],
+}
+
+/// A key from its stored parts (store or backup), parsed once.
+pub(crate) fn persisted_key(reference: u64, k: StoredKey<'_>) -> Result<PersistedKey, String> {
+    let what = format!("key {}", KeyRef::new(reference));
+    let material = KeyMaterial::from_wrappable(kind_from(k.kind)?, class_from(k.class)?, k.material)
+        .map_err(|e| format!("{what}: {e}"))?;
+    let user = |n: &str| Username::parse("username", n).map_err(|e| format!("{what}: {e}"));
+    Ok(PersistedKey {
+        reference: KeyRef::new(reference),
+        material: Arc::new(material),
+        attrs: k.attrs,
+        owner: user(k.owner)?,
+        shared: k.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
+    })
+}
+
+pub(crate) fn persisted_meta(active: bool, next_key_ref: u64) -> PersistedMeta {
+    PersistedMeta { state: if active { ClusterState::Active } else { ClusterState::Uninitialized }, next_key_ref }
 }
