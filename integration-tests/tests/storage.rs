@@ -1,0 +1,847 @@
+//! Durable storage, with `hsm-daemon init` and `hsm-daemon run` as processes
+//! and the typed client over TLS: what survives a restart (after SIGKILL and
+//! after SIGTERM), acknowledged writes under `kill -9` while more are in
+//! flight, the refusals of a store that is in use, of another HSM, sealed
+//! under another master key or damaged, and that no key material is kept in
+//! the clear under the data directory.
+//!
+//! Every daemon is started with `--listen 127.0.0.1:0` (the port is read from
+//! its "listening on" line) unless a test needs the config's own port, with a
+//! cheap KDF, and is killed and reaped when its guard drops.
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly on the first unexpected error")]
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+    time::Duration,
+};
+
+use hsm_client::{
+    ClientConfig, ClientError, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, Role, Session, User,
+    keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
+};
+use integration_tests::bin_dir;
+use ring::{
+    rand::{SecureRandom as _, SystemRandom},
+    signature::{self, KeyPair as _},
+};
+use tokio::sync::Notify;
+
+const ADMIN_PASSWORD: &str = "admin-pass";
+const ALICE_PASSWORD: &str = "alice-pass";
+const BOB_PASSWORD: &str = "bob-pass1";
+const CAROL_PASSWORD: &str = "carol-pass";
+const DAVE_PASSWORD: &str = "dave-pass";
+
+/// Only a guard against a hung daemon or test, never a timing assertion.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Wrong logins that lock a user.
+const LOCKOUT: usize = 6;
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+/// A cluster prepared by `hsm-daemon init --dir D --hsms 1` in a temporary
+/// directory; daemons' standard error goes to files beside `D`, not in it.
+struct Cluster {
+    root: tempfile::TempDir,
+    launches: AtomicUsize,
+}
+
+/// How a `hsm-daemon run` ended up.
+enum Launch {
+    Started(Daemon),
+    Refused(Refusal),
+}
+
+/// A `run` that exited without saying it was listening.
+#[derive(Debug)]
+struct Refusal {
+    status: ExitStatus,
+    stderr: String,
+}
+
+/// A running `hsm-daemon run`; killed (SIGKILL) and reaped on drop.
+struct Daemon {
+    child: Option<Child>,
+    address: String,
+    ca: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Cluster {
+    fn init() -> Cluster {
+        let root = tempfile::tempdir().unwrap();
+        let cluster = Cluster { root, launches: AtomicUsize::new(0) };
+        fs::create_dir(cluster.logs()).unwrap();
+        let out = cluster.command().args(["init", "--dir"]).arg(cluster.dir()).args(["--hsms", "1"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "hsm-daemon init failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(cluster.config().is_file() && cluster.data_dir().is_dir(), "init wrote no config or data dir");
+        cluster
+    }
+
+    /// `D`.
+    fn dir(&self) -> PathBuf {
+        self.root.path().join("cluster")
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.root.path().join("logs")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir().join("hsm-1.toml")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir().join("hsm-1-data")
+    }
+
+    fn store(&self) -> PathBuf {
+        self.data_dir().join("hsm.redb")
+    }
+
+    fn client_env(&self, key: &str) -> String {
+        let env = fs::read_to_string(self.dir().join("client.env")).unwrap();
+        env.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+            .unwrap_or_else(|| panic!("{key} missing from client.env: {env}"))
+            .to_owned()
+    }
+
+    /// `hsm-daemon` with none of the caller's `HSM_*` settings and a cheap
+    /// KDF.
+    fn command(&self) -> Command {
+        let mut command = Command::new(bin_dir().join("hsm-daemon"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("HSM_") {
+                command.env_remove(name);
+            }
+        }
+        command.env("HSM_KDF_MEMORY_KIB", "8").env("HSM_KDF_ITERATIONS", "1").stdin(Stdio::null());
+        command
+    }
+
+    /// `hsm-daemon run --config D/hsm-1.toml <args>`, until it says it is
+    /// listening or exits.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Launch {
+        let n = self.launches.fetch_add(1, Ordering::Relaxed);
+        let stderr = self.logs().join(format!("run-{n}.stderr"));
+        let mut child = self
+            .command()
+            .arg("run")
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (lines, received) = mpsc::channel();
+        // Reads standard output to its end, so that the daemon never blocks
+        // on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines.send(line);
+            }
+        });
+        let mut daemon = Daemon {
+            child: Some(child),
+            address: String::new(),
+            ca: PathBuf::from(self.client_env("HSM_CA_CERT")),
+            stderr,
+        };
+        loop {
+            match received.recv_timeout(HANG_GUARD) {
+                Ok(line) => {
+                    if let Some(address) = banner_address(&line) {
+                        assert!(address.starts_with("127.0.0.1:"), "listening beyond 127.0.0.1: {line}");
+                        daemon.address = address;
+                        return Launch::Started(daemon);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = daemon.child.take().unwrap().wait().unwrap();
+                    return Launch::Refused(Refusal { status, stderr: fs::read_to_string(&daemon.stderr).unwrap() });
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("hsm-daemon run neither listened nor exited: {}", daemon.stderr_text())
+                }
+            }
+        }
+    }
+
+    /// Starts the HSM on a free port; fails the test if it refuses.
+    fn start(&self) -> Daemon {
+        self.start_with(&["--listen", "127.0.0.1:0"], &[])
+    }
+
+    fn start_with(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        match self.run(args, env) {
+            Launch::Started(daemon) => daemon,
+            Launch::Refused(r) => panic!("hsm-daemon run refused to start ({}): {}", r.status, r.stderr),
+        }
+    }
+
+    /// Runs the HSM expecting a refusal; returns its standard error.
+    fn refused(&self, args: &[&str], env: &[(&str, &str)]) -> Refusal {
+        match self.run(args, env) {
+            Launch::Started(daemon) => panic!("hsm-daemon run {args:?} started on {}", daemon.address),
+            Launch::Refused(r) => {
+                assert_eq!(r.status.code(), Some(1), "{}", r.stderr);
+                assert!(r.stderr.contains("hsm-daemon: error: "), "{}", r.stderr);
+                r
+            }
+        }
+    }
+}
+
+/// The address in `hsm-daemon: <hsm> of cluster <id> listening on <addr> (TLS)`.
+fn banner_address(line: &str) -> Option<String> {
+    let rest = line.strip_prefix("hsm-daemon: ")?;
+    let (_, after) = rest.split_once(" listening on ")?;
+    Some(after.split_once(' ').map_or(after, |(address, _)| address).to_owned())
+}
+
+impl Daemon {
+    async fn client(&self) -> HsmClient {
+        let config = ClientConfig::from_parts(&self.address, &self.ca).unwrap();
+        HsmClient::connect(&config).await.unwrap()
+    }
+
+    fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGKILL, and reap.
+    fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{status}");
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    fn terminate(mut self) {
+        let child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        let (done, exited) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = done.send(child.wait());
+        });
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        match exited.recv_timeout(HANG_GUARD) {
+            Ok(status) => {
+                let status = status.unwrap();
+                assert!(status.success(), "hsm-daemon exited with {status} on SIGTERM: {}", self.stderr_text());
+            }
+            Err(_) => {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                panic!("hsm-daemon did not stop on SIGTERM: {}", self.stderr_text());
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How a test stops the daemon before restarting it.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Kill,
+    Terminate,
+}
+
+impl Stop {
+    fn stop(self, daemon: Daemon) {
+        match self {
+            Stop::Kill => daemon.kill(),
+            Stop::Terminate => daemon.terminate(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Keys and helpers
+// ---------------------------------------------------------------------------
+
+fn opts(pairs: &[(&str, &str)]) -> KeyOptions {
+    KeyOptions {
+        attributes: pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+        ..KeyOptions::default()
+    }
+}
+
+/// A P-256 private key made here: its PKCS#8 DER, that DER as PEM, its
+/// 32-byte private scalar and its public point (uncompressed SEC1).
+struct P256Key {
+    pkcs8: Vec<u8>,
+    pem: String,
+    scalar: Vec<u8>,
+    public: Vec<u8>,
+}
+
+fn p256_key() -> P256Key {
+    let rng = SystemRandom::new();
+    let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap().as_ref().to_vec();
+    let public = signature::EcdsaKeyPair::from_pkcs8(alg, &pkcs8, &rng).unwrap().public_key().as_ref().to_vec();
+    // ECPrivateKey inside the PKCS#8: version INTEGER 1, then the scalar as
+    // an OCTET STRING of 32 bytes.
+    let marker = [0x02, 0x01, 0x01, 0x04, 0x20];
+    let at = pkcs8.windows(marker.len()).position(|w| w == marker).unwrap() + marker.len();
+    let scalar = pkcs8[at..at + 32].to_vec();
+    let pem = pem("PRIVATE KEY", &pkcs8);
+    P256Key { pkcs8, pem, scalar, public }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = base64(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    SystemRandom::new().fill(&mut bytes).unwrap();
+    bytes
+}
+
+async fn all_keys(session: &Session) -> Vec<KeyInfo> {
+    let page = session.list_keys(&[], 0, None).await.unwrap();
+    assert_eq!(page.next_token, None);
+    page.keys
+}
+
+async fn users(session: &Session) -> Vec<User> {
+    let mut users = session.list_users().await.unwrap();
+    users.sort_by(|a, b| a.username.cmp(&b.username));
+    users
+}
+
+fn is_locked(result: Result<Session, ClientError>) -> bool {
+    matches!(result, Err(ClientError::FailedPrecondition(m)) if m.contains("locked"))
+}
+
+async fn wrong_logins(client: &HsmClient, username: &str, times: usize) {
+    for attempt in 1..=times {
+        let err = client.login(username, Role::CryptoUser, "wrong-pass").await.unwrap_err();
+        assert!(matches!(err, ClientError::Unauthenticated(_)), "{username} attempt {attempt}: {err:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. A restart keeps everything
+// ---------------------------------------------------------------------------
+
+/// What a populated HSM showed before it was stopped.
+struct Before {
+    users: Vec<User>,
+    admin_keys: Vec<KeyInfo>,
+    alice_keys: Vec<KeyInfo>,
+    bob_keys: Vec<KeyInfo>,
+    /// Every reference handed out, including deleted keys'.
+    references: BTreeSet<String>,
+    imported: String,
+    aes: String,
+    p256: P256Key,
+    /// AES-GCM under `aes`: (iv, ciphertext).
+    sealed: (Vec<u8>, Vec<u8>),
+}
+
+const MESSAGE: &[u8] = b"signed after the restart";
+const SECRET: &[u8] = b"encrypted before the restart";
+
+/// Activates, creates users (one locked, one with failed logins short of
+/// the lockout), imports, generates, shares, labels, deletes; records what
+/// the HSM shows.
+async fn populate(client: &HsmClient) -> Before {
+    client.activate(ADMIN_PASSWORD).await.unwrap();
+    let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    for (name, password) in
+        [("alice", ALICE_PASSWORD), ("bob", BOB_PASSWORD), ("carol", CAROL_PASSWORD), ("dave", DAVE_PASSWORD)]
+    {
+        admin.create_user(name, Role::CryptoUser, password).await.unwrap();
+    }
+    wrong_logins(client, "carol", LOCKOUT).await;
+    assert!(is_locked(client.login("carol", Role::CryptoUser, CAROL_PASSWORD).await), "carol is not locked");
+    wrong_logins(client, "dave", LOCKOUT - 1).await;
+
+    let alice = client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    let p256 = p256_key();
+    let import_options = opts(&[("label", "imported-p256"), ("sign", "true"), ("id", "0x0102")]);
+    let imported = alice.import_pem(&p256.pem, &import_options).await.unwrap();
+    let aes = alice
+        .generate_symmetric_key(
+            SymmetricKeyType::Aes,
+            32,
+            &opts(&[("label", "aes-256"), ("encrypt", "true"), ("decrypt", "true"), ("extractable", "false")]),
+        )
+        .await
+        .unwrap();
+    alice.share_key(&aes.reference, "bob").await.unwrap();
+    alice.set_key_attribute(&imported.reference, "label", "renamed-p256").await.unwrap();
+    let (public, _private) = alice
+        .generate_key_pair(
+            &KeyPairSpec::Ec { curve: "secp256r1".into() },
+            &opts(&[("label", "pair-pub"), ("verify", "true")]),
+            &opts(&[("label", "pair-priv"), ("sign", "true")]),
+        )
+        .await
+        .unwrap();
+    admin.set_key_attribute(&public.reference, "trusted", "true").await.unwrap();
+    let doomed = alice.generate_symmetric_key(SymmetricKeyType::Aes, 16, &opts(&[("label", "doomed")])).await.unwrap();
+    alice.delete_key(&doomed.reference).await.unwrap();
+    let sealed = alice.encrypt(&aes.reference, Cipher::AesGcm, None, &[], &[], SECRET).await.unwrap();
+
+    let bob = client.login("bob", Role::CryptoUser, BOB_PASSWORD).await.unwrap();
+    let admin_keys = all_keys(&admin).await;
+    let mut references: BTreeSet<String> = admin_keys.iter().map(|k| k.reference.clone()).collect();
+    assert_eq!(references.len(), 4, "{admin_keys:#?}");
+    references.insert(doomed.reference);
+    let before = Before {
+        users: users(&admin).await,
+        alice_keys: all_keys(&alice).await,
+        bob_keys: all_keys(&bob).await,
+        admin_keys,
+        references,
+        imported: imported.reference,
+        aes: aes.reference,
+        p256,
+        sealed,
+    };
+    let shared = before.admin_keys.iter().find(|k| k.reference == before.aes).unwrap();
+    assert_eq!(shared.shared_users, ["bob"], "{shared:?}");
+    before
+}
+
+/// Checks that the restarted HSM shows and does exactly what it did.
+async fn check_after_restart(client: &HsmClient, before: &Before) {
+    let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(users(&admin).await, before.users, "users (and their locked state) changed");
+    assert_eq!(all_keys(&admin).await, before.admin_keys, "the admin's key listing changed");
+
+    // Lockout: carol stays locked; dave's failed logins were kept, so one
+    // more locks him.
+    assert!(is_locked(client.login("carol", Role::CryptoUser, CAROL_PASSWORD).await), "carol was unlocked");
+    wrong_logins(client, "dave", 1).await;
+    assert!(
+        is_locked(client.login("dave", Role::CryptoUser, DAVE_PASSWORD).await),
+        "dave's {} failed logins before the restart were forgotten",
+        LOCKOUT - 1
+    );
+
+    let alice = client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    let bob = client.login("bob", Role::CryptoUser, BOB_PASSWORD).await.unwrap();
+    assert_eq!(all_keys(&alice).await, before.alice_keys, "alice's key listing changed");
+    assert_eq!(all_keys(&bob).await, before.bob_keys, "bob's key listing changed");
+
+    // The imported key signs, and the signature verifies under the public
+    // key made in this test, not one the HSM reports.
+    let sha256 = Some(HashAlgorithm::Sha256);
+    let sig = alice.sign(&before.imported, SignMechanism::Ecdsa, sha256, MESSAGE, false).await.unwrap();
+    signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &before.p256.public)
+        .verify(MESSAGE, &sig)
+        .expect("the imported key's signature does not verify under the original public key");
+
+    // The shared AES key is the same key: bob decrypts what alice sealed.
+    let (iv, ciphertext) = &before.sealed;
+    let plain = bob.decrypt(&before.aes, Cipher::AesGcm, None, iv, &[], ciphertext).await.unwrap();
+    assert_eq!(plain, SECRET);
+
+    // A new key gets a reference never handed out before.
+    let new = alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &KeyOptions::default()).await.unwrap();
+    assert!(
+        !before.references.contains(&new.reference),
+        "new key {} reuses a reference of {:?}",
+        new.reference,
+        before.references
+    );
+}
+
+async fn restart_keeps_everything(stop: Stop) {
+    let cluster = Cluster::init();
+    let daemon = cluster.start();
+    let before = populate(&daemon.client().await).await;
+    stop.stop(daemon);
+
+    let daemon = cluster.start();
+    check_after_restart(&daemon.client().await, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_sigkill_keeps_users_lockouts_keys_and_references() {
+    restart_keeps_everything(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_sigterm_keeps_users_lockouts_keys_and_references() {
+    restart_keeps_everything(Stop::Terminate).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_of_session_keys_are_not_handed_out_again_after_a_restart() {
+    let cluster = Cluster::init();
+    let daemon = cluster.start();
+    let client = daemon.client().await;
+    client.activate(ADMIN_PASSWORD).await.unwrap();
+    let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    let alice = client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    let token = alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &KeyOptions::default()).await.unwrap();
+    let session_options = KeyOptions { session: true, ..KeyOptions::default() };
+    let session = alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &session_options).await.unwrap();
+    assert!(session.session);
+    daemon.terminate();
+
+    let daemon = cluster.start();
+    let client = daemon.client().await;
+    let alice = client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    let listed: Vec<String> = all_keys(&alice).await.into_iter().map(|k| k.reference).collect();
+    assert_eq!(listed, std::slice::from_ref(&token.reference), "only the token key survives");
+    let new = alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &KeyOptions::default()).await.unwrap();
+    assert!(
+        new.reference != token.reference && new.reference != session.reference,
+        "the new key got reference {}, already handed out before the restart (token key {}, session key {})",
+        new.reference,
+        token.reference,
+        session.reference
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. kill -9 under concurrent writes
+// ---------------------------------------------------------------------------
+
+const WRITERS: usize = 4;
+const CYCLES: usize = 3;
+/// Acknowledged writes (over all writers) after which the daemon is killed.
+const ACKS_BEFORE_KILL: usize = 40;
+/// Bounds each writer's loop; far more than it gets through before the kill.
+const MAX_WRITES_PER_WRITER: usize = 400;
+
+/// What one writer had acknowledged, and how it ended.
+#[derive(Debug, Default)]
+struct Written {
+    users: Vec<String>,
+    /// (reference, label)
+    keys: Vec<(String, String)>,
+    /// The error that ended it: the daemon went away mid-run.
+    ended_by: Option<ClientError>,
+}
+
+/// Creates users (as the admin) and AES keys (as its own crypto user),
+/// alternately, until a call fails or the bound is reached.
+async fn write(admin: Session, user: Session, tag: String, acked: Arc<AtomicUsize>, wake: Arc<Notify>) -> Written {
+    let mut written = Written::default();
+    for i in 0..MAX_WRITES_PER_WRITER {
+        let name = format!("{tag}n{i}");
+        let outcome = if i % 2 == 0 {
+            admin.create_user(&name, Role::CryptoUser, "writer-pass").await.map(|u| written.users.push(u.username))
+        } else {
+            user.generate_symmetric_key(SymmetricKeyType::Aes, 32, &opts(&[("label", &name)]))
+                .await
+                .map(|k| written.keys.push((k.reference, name)))
+        };
+        if let Err(e) = outcome {
+            written.ended_by = Some(e);
+            break;
+        }
+        acked.fetch_add(1, Ordering::SeqCst);
+        wake.notify_one();
+    }
+    written
+}
+
+fn writer_name(w: usize) -> String {
+    format!("writer{w}")
+}
+
+/// Every acknowledged user and key is there, keys with their label and owner.
+async fn check_acknowledged(client: &HsmClient, users: &BTreeSet<String>, keys: &BTreeMap<String, (String, String)>) {
+    let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    let present: BTreeSet<String> = admin.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
+    let missing: Vec<&String> = users.difference(&present).collect();
+    assert!(missing.is_empty(), "acknowledged users missing after the restart: {missing:?}");
+    let stored: BTreeMap<String, KeyInfo> =
+        all_keys(&admin).await.into_iter().map(|k| (k.reference.clone(), k)).collect();
+    for (reference, (label, owner)) in keys {
+        let key = stored.get(reference).unwrap_or_else(|| panic!("acknowledged key {reference} ({label}) missing"));
+        assert_eq!(key.attribute("label"), Some(label.as_str()), "{key:?}");
+        assert_eq!(&key.owner, owner, "{key:?}");
+    }
+    admin.logout().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_kill_9_under_concurrent_writes_three_times() {
+    let cluster = Cluster::init();
+    let mut daemon = cluster.start();
+    {
+        let client = daemon.client().await;
+        client.activate(ADMIN_PASSWORD).await.unwrap();
+        let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+        for w in 0..WRITERS {
+            admin.create_user(&writer_name(w), Role::CryptoUser, "writer-pass").await.unwrap();
+        }
+    }
+    let mut users = BTreeSet::new();
+    let mut keys = BTreeMap::new();
+    for cycle in 0..CYCLES {
+        let acked = Arc::new(AtomicUsize::new(0));
+        let wake = Arc::new(Notify::new());
+        let mut writers = Vec::new();
+        for w in 0..WRITERS {
+            // One connection per writer, logged in before any writing starts.
+            let client = daemon.client().await;
+            let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+            let user = client.login(&writer_name(w), Role::CryptoUser, "writer-pass").await.unwrap();
+            let (acked, wake) = (Arc::clone(&acked), Arc::clone(&wake));
+            let tag = format!("c{cycle}w{w}");
+            writers.push(tokio::spawn(async move {
+                let written = write(admin, user, tag, acked, Arc::clone(&wake)).await;
+                wake.notify_one();
+                written
+            }));
+        }
+        let enough = async {
+            while acked.load(Ordering::SeqCst) < ACKS_BEFORE_KILL && !writers.iter().all(|w| w.is_finished()) {
+                wake.notified().await;
+            }
+        };
+        tokio::time::timeout(HANG_GUARD, enough).await.expect("the writers stalled");
+        // The writers are still writing: kill -9 lands among calls in flight.
+        daemon.kill();
+
+        for (w, writer) in writers.into_iter().enumerate() {
+            let written = writer.await.unwrap();
+            assert!(
+                written.ended_by.is_some(),
+                "cycle {cycle}: writer {w} finished all its writes before the kill; raise MAX_WRITES_PER_WRITER"
+            );
+            users.extend(written.users);
+            keys.extend(written.keys.into_iter().map(|(r, label)| (r, (label, writer_name(w)))));
+        }
+        assert!(acked.load(Ordering::SeqCst) >= ACKS_BEFORE_KILL, "cycle {cycle}: the writers failed early");
+
+        // The store opens (the daemon says it is listening) and holds every
+        // acknowledged write of every cycle so far.
+        daemon = cluster.start();
+        check_acknowledged(&daemon.client().await, &users, &keys).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. Refusals
+// ---------------------------------------------------------------------------
+
+/// Every file under `dir`, by path, with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_in_use_of_another_hsm_under_another_key_or_damaged_are_refused_unchanged() {
+    let cluster = Cluster::init();
+
+    // The first daemon serves on the config's own port.
+    let first = cluster.start_with(&[], &[]);
+    let client = first.client().await;
+    client.activate(ADMIN_PASSWORD).await.unwrap();
+    let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+
+    // A second daemon on the same config: refused. With the very same
+    // settings its port is taken too, and either refusal may come first.
+    let same = cluster.refused(&[], &[]);
+    assert!(
+        same.stderr.contains("another hsm-daemon is already using this data directory")
+            || same.stderr.contains("Address already in use"),
+        "{}",
+        same.stderr
+    );
+    // On another port it reaches the store, which is locked.
+    let other_port = cluster.refused(&["--listen", "127.0.0.1:0"], &[]);
+    assert!(
+        other_port.stderr.contains("another hsm-daemon is already using this data directory"),
+        "{}",
+        other_port.stderr
+    );
+    // The first keeps serving, reads and writes.
+    let admin = first.client().await.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    admin.create_user("bob", Role::CryptoUser, BOB_PASSWORD).await.unwrap();
+    let names: Vec<String> = users(&admin).await.into_iter().map(|u| u.username).collect();
+    assert!(names.contains(&"alice".to_owned()) && names.contains(&"bob".to_owned()), "{names:?}");
+    drop((admin, client));
+    first.terminate();
+
+    let store = cluster.store();
+    let original = fs::read(&store).unwrap();
+    let unchanged = |what: &str| assert!(fs::read(&store).unwrap() == original, "{what}: the store was changed");
+
+    // Another master key.
+    let actual = fs::read_to_string(cluster.dir().join("hsm-1.master-key")).unwrap();
+    let other_key = if actual.trim() == "11".repeat(32) { "22".repeat(32) } else { "11".repeat(32) };
+    let wrong_key = cluster.refused(&["--listen", "127.0.0.1:0"], &[("HSM_MASTER_KEY", &other_key)]);
+    assert!(wrong_key.stderr.contains("the master key does not open this store"), "{}", wrong_key.stderr);
+    unchanged("another master key");
+
+    // Another HSM, and another cluster.
+    let other_hsm = cluster.refused(&["--listen", "127.0.0.1:0", "--hsm-id", "hsm-someoneelse"], &[]);
+    assert!(other_hsm.stderr.contains("the store belongs to"), "{}", other_hsm.stderr);
+    assert!(other_hsm.stderr.contains("hsm-someoneelse"), "{}", other_hsm.stderr);
+    unchanged("another HSM id");
+    let other_cluster = cluster.refused(&["--listen", "127.0.0.1:0", "--cluster-id", "cluster-someoneelse"], &[]);
+    assert!(other_cluster.stderr.contains("the store belongs to"), "{}", other_cluster.stderr);
+    assert!(other_cluster.stderr.contains("cluster-someoneelse"), "{}", other_cluster.stderr);
+    unchanged("another cluster id");
+
+    // None of that harmed the store.
+    let daemon = cluster.start();
+    let admin = daemon.client().await.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(users(&admin).await.len(), 4, "admin, appliance user, alice, bob");
+    drop(admin);
+    daemon.terminate();
+    let original = fs::read(&store).unwrap();
+
+    // A truncated store, cut inside the header, inside the first page, in
+    // the middle and by one byte: each is refused as damaged, and left as
+    // it was.
+    let len = original.len();
+    let mut wrong = Vec::new();
+    for cut in [100, 4096, len / 2, len - 1] {
+        fs::write(&store, &original[..cut]).unwrap();
+        let refusal = cluster.refused(&["--listen", "127.0.0.1:0"], &[]);
+        if !refusal.stderr.contains("the store is damaged") {
+            wrong.push(format!("cut to {cut} of {len} bytes: {}", refusal.stderr.trim()));
+        }
+        assert_eq!(fs::read(&store).unwrap(), &original[..cut], "the refused truncated store was changed");
+    }
+    fs::write(&store, &original).unwrap();
+    assert!(wrong.is_empty(), "truncated stores not reported as damaged:\n{}", wrong.join("\n"));
+
+    // `init` on an initialised directory refuses and changes nothing.
+    let before = snapshot(&cluster.dir());
+    let out = cluster.command().args(["init", "--dir"]).arg(cluster.dir()).args(["--hsms", "1"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("already holds a cluster"), "{stderr}");
+    assert!(snapshot(&cluster.dir()) == before, "init on an initialised directory changed files");
+}
+
+// ---------------------------------------------------------------------------
+// 4. Nothing in the clear
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_material_or_password_is_stored_in_the_clear() {
+    let cluster = Cluster::init();
+    let daemon = cluster.start();
+    let client = daemon.client().await;
+    client.activate(ADMIN_PASSWORD).await.unwrap();
+    let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    let alice = client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+
+    let p256 = p256_key();
+    let aes: [u8; 32] = random_bytes();
+    // A label is stored in the clear: it shows the scan reads the store.
+    const MARKER: &str = "clear-label-marker-7f3a";
+    alice.import_pem(&p256.pem, &opts(&[("label", MARKER), ("sign", "true")])).await.unwrap();
+    alice.import_secret(SymmetricKeyType::Aes, &aes, &opts(&[("label", "imported-aes")])).await.unwrap();
+    // The same key again, changed, so that older copies of its row exist.
+    let again = alice.import_secret(SymmetricKeyType::Aes, &aes, &KeyOptions::default()).await.unwrap();
+    alice.set_key_attribute(&again.reference, "label", "relabelled").await.unwrap();
+    drop((alice, admin, client));
+    daemon.terminate();
+
+    let master_hex = fs::read_to_string(cluster.dir().join("hsm-1.master-key")).unwrap().trim().to_owned();
+    let master = hex::decode(&master_hex).unwrap();
+    let pem_body = p256.pem.lines().nth(1).unwrap().to_owned();
+    let aes_hex = hex::encode(aes);
+    let needles: [(&str, &[u8]); 9] = [
+        ("the private key's PKCS#8 DER", &p256.pkcs8),
+        ("the private key's scalar", &p256.scalar),
+        ("the private key's PEM", pem_body.as_bytes()),
+        ("the AES key", &aes),
+        ("the AES key in hex", aes_hex.as_bytes()),
+        ("alice's password", ALICE_PASSWORD.as_bytes()),
+        ("the admin password", ADMIN_PASSWORD.as_bytes()),
+        ("the master key", &master),
+        ("the master key in hex", master_hex.as_bytes()),
+    ];
+    let files = snapshot(&cluster.data_dir());
+    assert!(files.contains_key(&cluster.store()), "no store in {}: {:?}", cluster.data_dir().display(), files.keys());
+    let marker_seen = files.values().any(|bytes| bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()));
+    assert!(marker_seen, "the scan did not find the label stored in the clear; it proves nothing");
+    let mut found = Vec::new();
+    for (path, bytes) in &files {
+        for (what, needle) in &needles {
+            if bytes.windows(needle.len()).any(|w| w == *needle) {
+                found.push(format!("{what} in {}", path.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "secrets in the clear under the data directory:\n{}", found.join("\n"));
+}
