@@ -262,6 +262,14 @@ fn spawn_control(prepared: &Prepared, settings: &Settings) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Removes the control socket after a clean shutdown (a crash leaves it; the
+/// next start replaces it).
+fn remove_control(settings: &Settings) {
+    if let Some(dir) = &settings.data_dir {
+        let _ = std::fs::remove_file(dir.join(CONTROL_SOCKET));
+    }
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = settings(args.config.as_ref(), args.settings)?;
     let listener = bind(settings.listen_addr()).await?;
@@ -277,6 +285,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     spawn_control(&prepared, &settings)?;
     println!("{banner}");
     prepared.serve(listener, shutdown_signal()).await?;
+    remove_control(&settings);
     tracing::info!("stopped");
     Ok(())
 }
@@ -310,12 +319,13 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let file = Settings::from_file(&material.hsm_config_path(1))?;
     // A fresh free port each start unless --listen says otherwise.
     let settings = Settings { listen: Some(args.settings.listen_addr()), ..args.settings }.over(file);
-    let listener = bind(settings.listen_addr()).await?;
-    let address = listener.local_addr().context("reading the bound address")?;
-    let config = settings.resolve(address, admin_password, &mut StdRng::from_os_rng())?;
+    let config = settings.resolve(settings.listen_addr(), admin_password, &mut StdRng::from_os_rng())?;
     let hsm_id = config.hsm.id.clone();
     let scheme = scheme(&config);
-    let prepared = hsm_daemon::Prepared::new(config).await?;
+    let mut prepared = hsm_daemon::Prepared::new(config).await?;
+    let listener = bind(settings.listen_addr()).await?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    prepared.set_address(address);
     spawn_control(&prepared, &settings)?;
     let env_path = material.write_client_env(&[address.to_string()]).context("writing client.env")?;
 
@@ -329,6 +339,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     println!("Press Ctrl-C to stop.");
 
     prepared.serve(listener, shutdown_signal()).await?;
+    remove_control(&settings);
     tracing::info!("stopped");
     Ok(())
 }

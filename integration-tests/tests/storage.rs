@@ -693,7 +693,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 pending.push(path);
-            } else {
+            } else if path.is_file() {
+                // Regular files only: the daemon's control socket is not data.
                 files.insert(path.clone(), fs::read(&path).unwrap());
             }
         }

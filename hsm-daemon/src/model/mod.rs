@@ -167,8 +167,12 @@ pub struct Hsm {
     decoy: PasswordHash,
     /// Users changed since the last `take_changes`.
     dirty_users: BTreeSet<Username>,
-    /// Cluster state or key-reference counter changed.
+    /// Cluster state changed.
     dirty_meta: bool,
+    /// The key-reference counter as last handed to the store: it moves for
+    /// session keys too, which are not stored, and must still be saved so
+    /// that no reference is handed out twice.
+    stored_next_key_ref: u64,
 }
 
 /// A user as the store keeps it.
@@ -233,6 +237,7 @@ impl Hsm {
             decoy: setup.decoy,
             dirty_users,
             dirty_meta: true,
+            stored_next_key_ref: 0,
         }
     }
 
@@ -257,6 +262,7 @@ impl Hsm {
             decoy: setup.decoy,
             dirty_users: BTreeSet::new(),
             dirty_meta: false,
+            stored_next_key_ref: stored.meta.next_key_ref,
         }
     }
 
@@ -276,14 +282,20 @@ impl Hsm {
             })
             .collect();
         let keys = self.keys.take_dirty();
-        // Handing out a key reference moves the counter: store it with the key.
-        let meta = (std::mem::take(&mut self.dirty_meta) || !keys.is_empty())
-            .then(|| PersistedMeta { state: self.state, next_key_ref: self.keys.next_ref() });
+        let next_key_ref = self.keys.next_ref();
+        let meta = (std::mem::take(&mut self.dirty_meta) || next_key_ref != self.stored_next_key_ref)
+            .then_some(PersistedMeta { state: self.state, next_key_ref });
+        self.stored_next_key_ref = next_key_ref;
         Changes { users, keys, meta }
     }
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Where clients reach this HSM, known once its listener is bound.
+    pub fn set_address(&mut self, address: String) {
+        self.hsm.address = address;
     }
 
     pub fn cluster_info(&self) -> ClusterInfo {

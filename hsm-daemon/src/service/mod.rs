@@ -114,6 +114,14 @@ impl Prepared {
         Ok(Prepared { state, config })
     }
 
+    /// Records where clients reach the HSM, once its listener is bound (the
+    /// store is opened first, so that a second daemon on the same data
+    /// directory is refused for that reason, not for a busy port).
+    pub fn set_address(&mut self, address: std::net::SocketAddr) {
+        self.config.hsm.address = address.to_string();
+        self.state.hsm().set_address(address.to_string());
+    }
+
     /// Serves until `shutdown` resolves.
     pub async fn serve(
         self,

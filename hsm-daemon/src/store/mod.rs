@@ -129,21 +129,33 @@ impl Store {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::Io { path: dir.clone(), detail: e.to_string() })?;
                 let path = dir.join(STORE_FILE);
-                let existing = std::fs::metadata(&path).map(|m| m.len() > 0).unwrap_or(false);
-                if existing {
+                let len = std::fs::metadata(&path).map(|m| m.len()).ok();
+                if len == Some(0) {
+                    return Err(corrupt(&path, "the store file is empty (delete it only if this HSM never served)"));
+                }
+                if len.is_some() {
                     // Every check runs on a read-only open first, so that a
-                    // refused store is left exactly as it was.
-                    let ro = Database::builder()
-                        .set_check_integrity_on_open(true)
-                        .open_read_only(&path)
-                        .map_err(|e| db_error(&path, e))?;
-                    let txn = ro.begin_read().map_err(|e| corrupt(&path, e))?;
-                    let meta = records::read_meta(&txn)
-                        .map_err(|detail| StoreError::Corrupt { path: path.clone(), detail })?;
-                    // No meta: a store created by a start that died before
-                    // its first commit; nothing in it was ever acknowledged.
-                    if let Some(meta) = meta {
-                        check(&path, &meta, &sealer, cluster_id, hsm_id)?;
+                    // refused store is left exactly as it was. A store that
+                    // was not shut down cleanly (a crash, kill -9) cannot be
+                    // opened read-only: redb must repair it first, which only
+                    // rebuilds its allocator state; the checks then run below,
+                    // after the writable open.
+                    match Database::builder().set_check_integrity_on_open(true).open_read_only(&path) {
+                        Ok(ro) => {
+                            let txn = ro.begin_read().map_err(|e| corrupt(&path, e))?;
+                            let meta = records::read_meta(&txn)
+                                .map_err(|detail| StoreError::Corrupt { path: path.clone(), detail })?;
+                            // No meta: a store created by a start that died
+                            // before its first commit; nothing in it was ever
+                            // acknowledged.
+                            if let Some(meta) = meta {
+                                check(&path, &meta, &sealer, cluster_id, hsm_id)?;
+                            }
+                        }
+                        Err(redb::DatabaseError::RepairAborted) => {
+                            tracing::info!(path = %path.display(), "the store was not shut down cleanly; repairing");
+                        }
+                        Err(e) => return Err(db_error(&path, e)),
                     }
                 }
                 let db = Database::builder()
@@ -252,6 +264,11 @@ fn db_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
             StoreError::Locked { path }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData) =>
+        {
+            StoreError::Corrupt { path, detail: io.to_string() }
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => StoreError::Io { path, detail: io.to_string() },
         other => StoreError::Corrupt { path, detail: other.to_string() },
