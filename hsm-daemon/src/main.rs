@@ -272,16 +272,15 @@ fn remove_control(settings: &Settings) {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = settings(args.config.as_ref(), args.settings)?;
+    let config = settings.resolve(settings.listen_addr(), None, &mut StdRng::from_os_rng())?;
+    let (hsm_id, cluster_id, scheme) = (config.hsm.id.clone(), config.cluster.id.clone(), scheme(&config));
+    // The store first: a second daemon on this data directory is refused for
+    // that reason, not for a busy port.
+    let mut prepared = hsm_daemon::Prepared::new(config).await?;
     let listener = bind(settings.listen_addr()).await?;
     let address = listener.local_addr().context("reading the bound address")?;
-    let config = settings.resolve(address, None, &mut StdRng::from_os_rng())?;
-    let banner = format!(
-        "hsm-daemon: {} of cluster {} listening on {address} ({})",
-        config.hsm.id,
-        config.cluster.id,
-        scheme(&config)
-    );
-    let prepared = hsm_daemon::Prepared::new(config).await?;
+    prepared.set_address(address);
+    let banner = format!("hsm-daemon: {hsm_id} of cluster {cluster_id} listening on {address} ({scheme})");
     spawn_control(&prepared, &settings)?;
     println!("{banner}");
     prepared.serve(listener, shutdown_signal()).await?;
