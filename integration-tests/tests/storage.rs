@@ -841,3 +841,73 @@ async fn no_key_material_or_password_is_stored_in_the_clear() {
     }
     assert!(found.is_empty(), "secrets in the clear under the data directory:\n{}", found.join("\n"));
 }
+
+// ---------------------------------------------------------------------------
+// 5. Backup and restore
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_serving_restores_everything_into_its_cluster_only() {
+    let cluster = Cluster::init();
+    let daemon = cluster.start();
+    let before = populate(&daemon.client().await).await;
+
+    // Online: the running daemon writes it through its control socket.
+    let backup = cluster.root.path().join("hsm-1.backup");
+    let out = cluster
+        .command()
+        .arg("backup")
+        .arg("--config")
+        .arg(cluster.config())
+        .arg("--out")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("by the running daemon"));
+    Stop::Kill.stop(daemon);
+
+    // Restoring over an existing store is refused, and changes nothing.
+    let store_before = fs::read(cluster.store()).unwrap();
+    let out = cluster
+        .command()
+        .arg("restore")
+        .arg("--config")
+        .arg(cluster.config())
+        .arg("--from")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing was changed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(fs::read(cluster.store()).unwrap() == store_before);
+
+    // Into an empty data directory: the HSM comes back whole.
+    fs::rename(cluster.data_dir(), cluster.root.path().join("lost-data")).unwrap();
+    let out = cluster
+        .command()
+        .arg("restore")
+        .arg("--config")
+        .arg(cluster.config())
+        .arg("--from")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let daemon = cluster.start();
+    check_after_restart(&daemon.client().await, &before).await;
+    drop(daemon);
+
+    // Another cluster's HSM refuses it.
+    let other = Cluster::init();
+    let out =
+        other.command().arg("restore").arg("--config").arg(other.config()).arg("--from").arg(&backup).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("backups restore only into HSMs of their own cluster"), "{stderr}");
+    assert!(!other.store().exists(), "a refused restore creates no store");
+}

@@ -41,7 +41,7 @@ use tonic::{
 use crate::{
     clock::Clock,
     config::{DaemonConfig, Transport},
-    model::{AdminSetup, Caller, Hsm, HsmSetup, KdfParams, ModelError, Operation, Password, PasswordHash},
+    model::{AdminSetup, Caller, Hsm, HsmSetup, KdfParams, Limits, ModelError, Operation, Password, PasswordHash},
     store::{Opened, Store, StoreError},
 };
 
@@ -234,7 +234,10 @@ impl HsmState {
                 if config.admin_password.is_some() {
                     tracing::info!("the store already exists: its admin password stands, --admin-password is not used");
                 }
-                let setup = HsmSetup { cluster, hsm: hsm_identity, limits: config.limits, admin, appliance, decoy };
+                // Quotas follow the HSM type the store was made for.
+                let quotas = Limits::for_type(cluster.hsm_type);
+                let limits = Limits { max_users: quotas.max_users, keys: quotas.keys, ..config.limits };
+                let setup = HsmSetup { cluster, hsm: hsm_identity, limits, admin, appliance, decoy };
                 tracing::info!(users = stored.users.len(), keys = stored.keys.len(), "state loaded from the store");
                 (Hsm::restore(setup, stored), store)
             }

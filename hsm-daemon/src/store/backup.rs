@@ -127,6 +127,16 @@ pub fn restore_backup(
     cluster: &ClusterIdentity,
     hsm: &HsmIdentity,
 ) -> Result<(), StoreError> {
+    if let Backing::Dir(dir) = backing {
+        let path = dir.join(super::STORE_FILE);
+        if path.exists() {
+            return Err(StoreError::Io {
+                path,
+                detail: "already holds an HSM's state; restore only into an empty data directory (nothing was changed)"
+                    .into(),
+            });
+        }
+    }
     let bad = |detail: String| StoreError::BadBackup { path: from.to_owned(), detail };
     let bytes = std::fs::read(from).map_err(|e| StoreError::Io { path: from.to_owned(), detail: e.to_string() })?;
     let file: BackupFile = postcard::from_bytes(&bytes).map_err(|_| bad("not an hsm-emulator backup".into()))?;
