@@ -22,8 +22,8 @@
 //! - `rng.rs`: generators of the RustCrypto crates' `rand_core`, seeded from
 //!   the caller's.
 //!
-//! CONTRACT (the model and service are written against these signatures; keep
-//! them, add to them if needed, and say what you added).
+//! The model and the service use only the items re-exported here; which
+//! library backs a mechanism is decided in the `match` of each module.
 
 mod cipher;
 mod ec;
