@@ -177,8 +177,10 @@ async fn sweep_sessions(state: Arc<HsmState>) {
 /// The HSM and what its handlers share.
 #[derive(Debug)]
 pub(crate) struct HsmState {
-    /// The model. Held only for the few microseconds an operation takes, never
-    /// across an `.await` or a password hash.
+    /// The model. Held for the microseconds an operation takes and, when the
+    /// operation changed state, for the store's commit (an fsync), so that
+    /// memory and disk change in the same order; never across an `.await` or
+    /// a password hash or an RSA operation.
     hsm: Mutex<Hsm>,
     /// The CSPRNG behind session tokens and salts.
     rng: Mutex<StdRng>,
