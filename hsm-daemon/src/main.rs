@@ -332,6 +332,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     println!("  HSM 1   {hsm_id} listening on {address}");
     println!("  CA      {}", material.ca_path().display());
     println!("  state   {}", dir.join("hsm-1-data").display());
+    println!(
+        "  cluster {}",
+        if prepared.is_activated() { "active" } else { "uninitialized: run `hsm-cli cluster activate`" }
+    );
     println!("Connect with:");
     println!("  set -a; . {}; set +a", env_path.display());
     println!("  hsm-cli cluster hsm-info");

@@ -114,6 +114,11 @@ impl Prepared {
         Ok(Prepared { state, config })
     }
 
+    /// Whether the cluster has been activated (for the binary's banner).
+    pub fn is_activated(&self) -> bool {
+        self.state.hsm().cluster_info().state == crate::model::ClusterState::Active
+    }
+
     /// Records where clients reach the HSM, once its listener is bound (the
     /// store is opened first, so that a second daemon on the same data
     /// directory is refused for that reason, not for a busy port).
