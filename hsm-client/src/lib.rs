@@ -57,7 +57,7 @@ pub use crate::{
     config::ClientConfig,
     error::ClientError,
     keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec},
-    types::{ClusterInfo, ClusterState, HsmInfo, Role, User},
+    types::{ClusterInfo, ClusterState, HsmInfo, Role, SyncStatus, User},
 };
 
 /// The password a new cluster's precrypto officer starts with.
@@ -218,6 +218,15 @@ impl Session {
             .get_cluster_info(self.request(pb::GetClusterInfoRequest {})?)
             .await?;
         Ok(ClusterInfo::from(reply.into_inner()))
+    }
+
+    /// The HSM's sync status (admins, crypto users and the appliance user).
+    pub async fn sync_status(&self) -> Result<SyncStatus, ClientError> {
+        let reply = ClusterServiceClient::new(self.client.channel())
+            .get_sync_status(self.request(pb::GetSyncStatusRequest {})?)
+            .await?
+            .into_inner();
+        Ok(SyncStatus { hsm_id: reply.hsm_id, digest: reply.digest, users: reply.user_count, keys: reply.key_count })
     }
 
     pub async fn create_user(&self, username: &str, role: Role, password: &str) -> Result<User, ClientError> {

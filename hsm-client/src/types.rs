@@ -127,3 +127,13 @@ impl From<pb::GetClusterInfoResponse> for ClusterInfo {
         ClusterInfo { cluster_id: r.cluster_id, state, hsm_type: r.hsm_type, mode: r.mode, hsms: r.hsms }
     }
 }
+
+/// One HSM's sync status: HSMs in step report equal digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub hsm_id: String,
+    /// SHA-256 over the HSM's users and token keys.
+    pub digest: Vec<u8>,
+    pub users: u64,
+    pub keys: u64,
+}

@@ -137,3 +137,20 @@ fn interactive_mode_keeps_a_session_between_login_and_logout() {
     assert_eq!(replies[2], json!({"error_code": 0, "data": "Logout successful"}));
     assert_eq!(replies[3]["error_code"], 1, "logged out again: {}", replies[3]);
 }
+
+#[test]
+fn cluster_sync_status_shows_a_digest_that_follows_the_state() {
+    let dev = DevProcess::start(&["--admin-password", "admin-pass"]);
+    let refused = dev.cli(&[], &["cluster", "sync-status"]).err();
+    assert!(refused.contains("cluster sync-status") && refused.contains("unauthenticated"), "{refused}");
+    let first = dev.cli(&ADMIN, &["cluster", "sync-status"]).ok();
+    let row = &first["hsms"][0];
+    assert_eq!(row["digest"].as_str().unwrap().len(), 64, "{first}");
+    assert_eq!((row["users"].as_u64(), row["keys"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(dev.cli(&ADMIN, &["cluster", "sync-status"]).ok(), first, "stable while nothing changes");
+    dev.cli(&ADMIN, &["user", "create", "--username", "carol", "--role", "crypto-user", "--password", "carol-pass"])
+        .ok();
+    let after = dev.cli(&ADMIN, &["cluster", "sync-status"]).ok();
+    assert_ne!(after["hsms"][0]["digest"], row["digest"]);
+    assert_eq!(after["hsms"][0]["users"], 3);
+}

@@ -32,6 +32,8 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
     match rpc {
         // "Get basic cluster info": everyone, logged in or not.
         Rpc::GetClusterInfo => &EVERYONE,
+        // "Get sync status": CO, CU, AU.
+        Rpc::GetSyncStatus => &[Who::Co, Who::Cu, Who::Au],
         // The PRECO's one job.
         Rpc::Activate => &[Who::Preco],
         // Anyone may open a session.
@@ -66,6 +68,7 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
 fn operation_words(rpc: Rpc) -> &'static str {
     match rpc {
         Rpc::GetClusterInfo => "cluster hsm-info",
+        Rpc::GetSyncStatus => "cluster sync-status",
         Rpc::Activate => "cluster activate",
         Rpc::Login => "login",
         Rpc::Logout => "logout",
@@ -220,6 +223,9 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             .get_cluster_info(r(session, pb::GetClusterInfoRequest {}))
             .await
             .map(drop),
+        Rpc::GetSyncStatus => {
+            ClusterServiceClient::new(channel).get_sync_status(r(session, pb::GetSyncStatusRequest {})).await.map(drop)
+        }
         Rpc::Activate => ClusterServiceClient::new(channel)
             .activate(session.request(pb::ActivateRequest { new_password: "activated-pass".into() }).expect("request"))
             .await

@@ -925,6 +925,11 @@ impl Keys {
         Ok(KeyPage { keys, total, next_token })
     }
 
+    /// Every token key (session keys are never synchronised), by reference.
+    pub fn token_views(&self) -> impl Iterator<Item = KeyView> + '_ {
+        self.keys.iter().filter(|(_, k)| k.session.is_none()).map(|(r, k)| view(*r, k))
+    }
+
     /// How many keys `user` owns.
     pub fn owned_by(&self, user: &Username) -> usize {
         self.keys.values().filter(|k| &k.owner == user).count()

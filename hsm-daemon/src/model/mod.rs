@@ -138,6 +138,14 @@ impl LoginAttempt {
     }
 }
 
+/// An HSM's sync status: HSMs in step have equal digests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncStatus {
+    pub digest: [u8; 32],
+    pub users: usize,
+    pub keys: usize,
+}
+
 /// Everything `cluster hsm-info` shows.
 #[derive(Debug, Clone)]
 pub struct ClusterInfo {
@@ -300,6 +308,42 @@ impl Hsm {
 
     pub fn cluster_info(&self) -> ClusterInfo {
         ClusterInfo { cluster: self.cluster.clone(), state: self.state, hsms: vec![self.hsm.clone()] }
+    }
+
+    /// A digest over the users (name and role: password hashes are salted per
+    /// HSM and lockouts are counted per HSM, so neither is compared) and the
+    /// token keys (reference, every attribute including the check value,
+    /// owner, shared users), in a length-prefixed canonical order.
+    pub fn sync_status(&self) -> SyncStatus {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut put = |bytes: &[u8]| {
+            ctx.update(&(bytes.len() as u64).to_be_bytes());
+            ctx.update(bytes);
+        };
+        put(b"hsm-emulator sync status v1");
+        put(&(self.users.len() as u64).to_be_bytes());
+        for (name, user) in &self.users {
+            put(name.as_str().as_bytes());
+            put(user.role.to_string().as_bytes());
+        }
+        let mut keys = 0;
+        for key in self.keys.token_views() {
+            keys += 1;
+            put(key.reference.to_string().as_bytes());
+            for (name, value) in key.attribute_values() {
+                put(name.as_str().as_bytes());
+                put(value.as_bytes());
+            }
+            put(key.owner.as_str().as_bytes());
+            put(&(key.shared.len() as u64).to_be_bytes());
+            for user in &key.shared {
+                put(user.as_str().as_bytes());
+            }
+        }
+        put(&(keys as u64).to_be_bytes());
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ctx.finish().as_ref());
+        SyncStatus { digest, users: self.users.len(), keys }
     }
 
     /// Establishes who presents `token` and checks the permission table for

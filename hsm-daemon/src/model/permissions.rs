@@ -16,6 +16,8 @@ use crate::model::{Identity, ModelError};
 pub enum Operation {
     /// Seed row "Get basic cluster info".
     GetClusterInfo,
+    /// Seed row "Get sync status".
+    GetSyncStatus,
     /// Activation: only the precrypto officer (the seed's PRECO section).
     ActivateCluster,
     /// Opening a session: open to anyone.
@@ -60,8 +62,9 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 25] = [
+    pub const ALL: [Operation; 26] = [
         Operation::GetClusterInfo,
+        Operation::GetSyncStatus,
         Operation::ActivateCluster,
         Operation::Login,
         Operation::Logout,
@@ -94,6 +97,7 @@ impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Operation::GetClusterInfo => "cluster hsm-info",
+            Operation::GetSyncStatus => "cluster sync-status",
             Operation::ActivateCluster => "cluster activate",
             Operation::Login => "login",
             Operation::Logout => "logout",
@@ -128,6 +132,7 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
     const ANYONE: &[Identity] = &Identity::ALL;
     match operation {
         Operation::GetClusterInfo => ANYONE,
+        Operation::GetSyncStatus => &[CO, CU, AU],
         Operation::ActivateCluster => &[PRECO],
         Operation::Login => ANYONE,
         Operation::Logout => &[PRECO, CO, CU, AU],
@@ -169,6 +174,7 @@ mod tests {
     /// in the column order CO, CU, AU, unauthenticated, PRECO.
     const EXPECTED: &[(Operation, [bool; 5])] = &[
         (Operation::GetClusterInfo, [true, true, true, true, true]),
+        (Operation::GetSyncStatus, [true, true, true, false, false]),
         (Operation::ChangeOwnPassword, [true, true, true, false, false]),
         (Operation::ChangeAnyPassword, [true, false, false, false, false]),
         (Operation::CreateUser, [true, false, false, false, false]),

@@ -534,4 +534,40 @@ mod keys {
         let err = f.hsm.list_keys(&alice, &q(&[], 2, Some("page-two".into()))).unwrap_err();
         assert!(err.to_string().starts_with("invalid starting_token"), "{err}");
     }
+
+    #[test]
+    fn hsms_in_step_have_equal_sync_digests_and_any_difference_shows() {
+        let (mut a, alice_a, ..) = Fixture::with_crypto_users();
+        let (mut b, alice_b, ..) = Fixture::with_crypto_users();
+        // Password hashes are salted per HSM: they are not compared.
+        let h = b.hash("another-pass");
+        b.hsm.change_user_password(&name("bob"), Role::CryptoUser, h).unwrap();
+        let same_key = |f: &mut Fixture, who: &Caller| {
+            let material = KeyMaterial::from_raw_secret(crate::crypto::KeyKind::Aes, &[7u8; 32]).unwrap();
+            let new = vec![NewKey { material: Arc::new(material), template: template(&[("label", "k")]), local: true }];
+            f.hsm.store_keys(who, false, new, &[]).unwrap()[0].reference
+        };
+        let ka = same_key(&mut a, &alice_a);
+        let kb = same_key(&mut b, &alice_b);
+        assert_eq!(ka, kb);
+        assert_eq!(a.hsm.sync_status(), b.hsm.sync_status());
+        assert_eq!((a.hsm.sync_status().users, a.hsm.sync_status().keys), (5, 1));
+
+        a.hsm.share_key(&alice_a, ka, name("carol")).unwrap();
+        assert_ne!(a.hsm.sync_status().digest, b.hsm.sync_status().digest, "a share shows");
+        b.hsm.share_key(&alice_b, kb, name("carol")).unwrap();
+        assert_eq!(a.hsm.sync_status(), b.hsm.sync_status());
+
+        a.hsm.set_key_attribute(&alice_a, ka, AttrName::Label, "renamed").unwrap();
+        assert_ne!(a.hsm.sync_status().digest, b.hsm.sync_status().digest, "an attribute shows");
+        b.hsm.set_key_attribute(&alice_b, kb, AttrName::Label, "renamed").unwrap();
+        assert_eq!(a.hsm.sync_status(), b.hsm.sync_status());
+
+        // Session keys are never synchronised; users are.
+        a.aes(&alice_a, &[], true);
+        assert_eq!(a.hsm.sync_status(), b.hsm.sync_status());
+        let h = a.hash("dave-pass1");
+        a.hsm.create_user(name("dave"), Role::CryptoUser, h).unwrap();
+        assert_ne!(a.hsm.sync_status().digest, b.hsm.sync_status().digest, "a user shows");
+    }
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use hsm_proto::v1::{
-    ActivateRequest, ActivateResponse, GetClusterInfoRequest, GetClusterInfoResponse,
-    cluster_service_server::ClusterService,
+    ActivateRequest, ActivateResponse, GetClusterInfoRequest, GetClusterInfoResponse, GetSyncStatusRequest,
+    GetSyncStatusResponse, cluster_service_server::ClusterService,
 };
 use tonic::{Request, Response, Status};
 
@@ -30,6 +30,21 @@ impl ClusterService for ClusterApi {
     ) -> Result<Response<GetClusterInfoResponse>, Status> {
         let info = self.state.hsm().cluster_info();
         Ok(Response::new(convert::cluster_info(info)))
+    }
+
+    async fn get_sync_status(
+        &self,
+        _request: Request<GetSyncStatusRequest>,
+    ) -> Result<Response<GetSyncStatusResponse>, Status> {
+        let hsm = self.state.hsm();
+        let status = hsm.sync_status();
+        let hsm_id = hsm.cluster_info().hsms.first().map(|h| h.id.to_string()).unwrap_or_default();
+        Ok(Response::new(GetSyncStatusResponse {
+            hsm_id,
+            digest: status.digest.to_vec(),
+            user_count: status.users as u64,
+            key_count: status.keys as u64,
+        }))
     }
 
     async fn activate(&self, request: Request<ActivateRequest>) -> Result<Response<ActivateResponse>, Status> {

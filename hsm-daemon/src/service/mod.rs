@@ -63,6 +63,7 @@ pub enum ServeError {
 pub fn operation(rpc: Rpc) -> Operation {
     match rpc {
         Rpc::GetClusterInfo => Operation::GetClusterInfo,
+        Rpc::GetSyncStatus => Operation::GetSyncStatus,
         Rpc::Activate => Operation::ActivateCluster,
         Rpc::Login => Operation::Login,
         Rpc::Logout => Operation::Logout,

@@ -109,6 +109,9 @@ pub(crate) enum ClusterCommand {
     },
     /// List the HSMs of the cluster (no login needed).
     HsmInfo,
+    /// Each HSM's sync status digest (an emulator extension; admins, crypto
+    /// users). HSMs in step show equal digests.
+    SyncStatus,
 }
 
 /// A user and a password, as `login`, `user create` and

@@ -4,7 +4,7 @@
 //! Data shapes are serde structs so that fields keep the CLI's order; the
 //! shapes of the key and crypto commands follow the CloudHSM CLI's examples.
 
-use hsm_client::{ClusterInfo, HsmInfo, KeyInfo, KeyPage, Role, User};
+use hsm_client::{ClusterInfo, HsmInfo, KeyInfo, KeyPage, Role, SyncStatus, User};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -370,6 +370,27 @@ pub(crate) fn digest(hash_function: &str, digest: &str) -> Value {
 
 fn to_value(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// `cluster sync-status`'s data: one row per HSM.
+pub(crate) fn sync_status(statuses: &[SyncStatus]) -> Value {
+    #[derive(Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct Row<'a> {
+        hsm_id: &'a str,
+        digest: String,
+        users: u64,
+        keys: u64,
+    }
+    #[derive(Serialize)]
+    struct Hsms<'a> {
+        hsms: Vec<Row<'a>>,
+    }
+    let rows = statuses
+        .iter()
+        .map(|s| Row { hsm_id: &s.hsm_id, digest: hex::encode(&s.digest), users: s.users, keys: s.keys })
+        .collect();
+    to_value(Hsms { hsms: rows })
 }
 
 #[cfg(test)]

@@ -110,6 +110,9 @@ impl Shell {
                 let info = self.client().await?.cluster_info().await.map_err(message)?;
                 Ok(output::hsm_info(&info))
             }
+            Command::Cluster { command: ClusterCommand::SyncStatus } => {
+                self.with_session(async |s| Ok(output::sync_status(&[s.sync_status().await.map_err(message)?]))).await
+            }
             Command::Cluster { command: ClusterCommand::Activate { password } } => {
                 let password = password_or_prompt(password, true)?;
                 self.client().await?.activate(&password).await.map_err(message)?;
