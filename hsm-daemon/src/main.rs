@@ -272,21 +272,46 @@ fn remove_control(settings: &Settings) {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = settings(args.config.as_ref(), args.settings)?;
-    let config = settings.resolve(settings.listen_addr(), None, &mut StdRng::from_os_rng())?;
-    let (hsm_id, cluster_id, scheme) = (config.hsm.id.clone(), config.cluster.id.clone(), scheme(&config));
-    // The store first: a second daemon on this data directory is refused for
-    // that reason, not for a busy port.
-    let mut prepared = hsm_daemon::Prepared::new(config).await?;
+    let started = start(&settings, None).await?;
+    println!(
+        "hsm-daemon: {} of cluster {} listening on {} ({})",
+        started.hsm_id, started.cluster_id, started.address, started.scheme
+    );
+    started.serve(&settings).await
+}
+
+/// An HSM whose store is open and whose port is bound.
+struct Started {
+    prepared: Prepared,
+    listener: tokio::net::TcpListener,
+    address: SocketAddr,
+    hsm_id: String,
+    cluster_id: String,
+    scheme: &'static str,
+}
+
+/// Opens the store, then binds the port (so that a second daemon on the same
+/// data directory is refused for that reason, not for a busy port), and opens
+/// the control socket.
+async fn start(settings: &Settings, admin_password: Option<Password>) -> anyhow::Result<Started> {
+    let config = settings.resolve(settings.listen_addr(), admin_password, &mut StdRng::from_os_rng())?;
+    let (hsm_id, cluster_id, scheme) = (config.hsm.id.to_string(), config.cluster.id.to_string(), scheme(&config));
+    let mut prepared = Prepared::new(config).await?;
     let listener = bind(settings.listen_addr()).await?;
     let address = listener.local_addr().context("reading the bound address")?;
     prepared.set_address(address);
-    let banner = format!("hsm-daemon: {hsm_id} of cluster {cluster_id} listening on {address} ({scheme})");
-    spawn_control(&prepared, &settings)?;
-    println!("{banner}");
-    prepared.serve(listener, shutdown_signal()).await?;
-    remove_control(&settings);
-    tracing::info!("stopped");
-    Ok(())
+    spawn_control(&prepared, settings)?;
+    Ok(Started { prepared, listener, address, hsm_id, cluster_id, scheme })
+}
+
+impl Started {
+    /// Serves until Ctrl-C or SIGTERM, then removes the control socket.
+    async fn serve(self, settings: &Settings) -> anyhow::Result<()> {
+        self.prepared.serve(self.listener, shutdown_signal()).await?;
+        remove_control(settings);
+        tracing::info!("stopped");
+        Ok(())
+    }
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
@@ -318,33 +343,24 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let file = Settings::from_file(&material.hsm_config_path(1))?;
     // A fresh free port each start unless --listen says otherwise.
     let settings = Settings { listen: Some(args.settings.listen_addr()), ..args.settings }.over(file);
-    let config = settings.resolve(settings.listen_addr(), admin_password, &mut StdRng::from_os_rng())?;
-    let hsm_id = config.hsm.id.clone();
-    let scheme = scheme(&config);
-    let mut prepared = hsm_daemon::Prepared::new(config).await?;
-    let listener = bind(settings.listen_addr()).await?;
-    let address = listener.local_addr().context("reading the bound address")?;
-    prepared.set_address(address);
-    spawn_control(&prepared, &settings)?;
+    let started = start(&settings, admin_password).await?;
+    let address = started.address;
     let env_path = material.write_client_env(&[address.to_string()]).context("writing client.env")?;
 
-    println!("hsm-daemon dev: cluster {} with 1 HSM ({scheme})", material.cluster_id);
-    println!("  HSM 1   {hsm_id} listening on {address}");
+    println!("hsm-daemon dev: cluster {} with 1 HSM ({})", material.cluster_id, started.scheme);
+    println!("  HSM 1   {} listening on {address}", started.hsm_id);
     println!("  CA      {}", material.ca_path().display());
     println!("  state   {}", dir.join("hsm-1-data").display());
     println!(
         "  cluster {}",
-        if prepared.is_activated() { "active" } else { "uninitialized: run `hsm-cli cluster activate`" }
+        if started.prepared.is_activated() { "active" } else { "uninitialized: run `hsm-cli cluster activate`" }
     );
     println!("Connect with:");
     println!("  set -a; . {}; set +a", env_path.display());
     println!("  hsm-cli cluster hsm-info");
     println!("Press Ctrl-C to stop.");
 
-    prepared.serve(listener, shutdown_signal()).await?;
-    remove_control(&settings);
-    tracing::info!("stopped");
-    Ok(())
+    started.serve(&settings).await
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

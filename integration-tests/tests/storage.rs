@@ -189,6 +189,12 @@ impl Cluster {
         }
     }
 
+    /// `hsm-daemon <subcommand> --config D/hsm-1.toml <flag> <path>`, as
+    /// `backup` and `restore` take them.
+    fn tool(&self, subcommand: &str, flag: &str, path: &Path) -> std::process::Output {
+        self.command().arg(subcommand).arg("--config").arg(self.config()).arg(flag).arg(path).output().unwrap()
+    }
+
     /// Starts the HSM on a free port; fails the test if it refuses.
     fn start(&self) -> Daemon {
         self.start_with(&["--listen", "127.0.0.1:0"], &[])
@@ -854,30 +860,14 @@ async fn a_backup_taken_while_serving_restores_everything_into_its_cluster_only(
 
     // Online: the running daemon writes it through its control socket.
     let backup = cluster.root.path().join("hsm-1.backup");
-    let out = cluster
-        .command()
-        .arg("backup")
-        .arg("--config")
-        .arg(cluster.config())
-        .arg("--out")
-        .arg(&backup)
-        .output()
-        .unwrap();
+    let out = cluster.tool("backup", "--out", &backup);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("by the running daemon"));
     Stop::Kill.stop(daemon);
 
     // Restoring over an existing store is refused, and changes nothing.
     let store_before = fs::read(cluster.store()).unwrap();
-    let out = cluster
-        .command()
-        .arg("restore")
-        .arg("--config")
-        .arg(cluster.config())
-        .arg("--from")
-        .arg(&backup)
-        .output()
-        .unwrap();
+    let out = cluster.tool("restore", "--from", &backup);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("nothing was changed"),
@@ -888,15 +878,7 @@ async fn a_backup_taken_while_serving_restores_everything_into_its_cluster_only(
 
     // Into an empty data directory: the HSM comes back whole.
     fs::rename(cluster.data_dir(), cluster.root.path().join("lost-data")).unwrap();
-    let out = cluster
-        .command()
-        .arg("restore")
-        .arg("--config")
-        .arg(cluster.config())
-        .arg("--from")
-        .arg(&backup)
-        .output()
-        .unwrap();
+    let out = cluster.tool("restore", "--from", &backup);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let daemon = cluster.start();
     check_after_restart(&daemon.client().await, &before).await;
@@ -904,8 +886,7 @@ async fn a_backup_taken_while_serving_restores_everything_into_its_cluster_only(
 
     // Another cluster's HSM refuses it.
     let other = Cluster::init();
-    let out =
-        other.command().arg("restore").arg("--config").arg(other.config()).arg("--from").arg(&backup).output().unwrap();
+    let out = other.tool("restore", "--from", &backup);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("backups restore only into HSMs of their own cluster"), "{stderr}");

@@ -306,6 +306,10 @@ impl Hsm {
         self.hsm.address = address;
     }
 
+    pub fn hsm_id(&self) -> &HsmId {
+        &self.hsm.id
+    }
+
     pub fn cluster_info(&self) -> ClusterInfo {
         ClusterInfo { cluster: self.cluster.clone(), state: self.state, hsms: vec![self.hsm.clone()] }
     }

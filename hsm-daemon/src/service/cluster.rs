@@ -36,9 +36,10 @@ impl ClusterService for ClusterApi {
         &self,
         _request: Request<GetSyncStatusRequest>,
     ) -> Result<Response<GetSyncStatusResponse>, Status> {
-        let hsm = self.state.hsm();
-        let status = hsm.sync_status();
-        let hsm_id = hsm.cluster_info().hsms.first().map(|h| h.id.to_string()).unwrap_or_default();
+        let (status, hsm_id) = {
+            let hsm = self.state.hsm();
+            (hsm.sync_status(), hsm.hsm_id().to_string())
+        };
         Ok(Response::new(GetSyncStatusResponse {
             hsm_id,
             digest: status.digest.to_vec(),

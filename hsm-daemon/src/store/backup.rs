@@ -130,11 +130,7 @@ pub fn restore_backup(
     if let Backing::Dir(dir) = backing {
         let path = dir.join(super::STORE_FILE);
         if path.exists() {
-            return Err(StoreError::Io {
-                path,
-                detail: "already holds an HSM's state; restore only into an empty data directory (nothing was changed)"
-                    .into(),
-            });
+            return Err(occupied(path));
         }
     }
     let bad = |detail: String| StoreError::BadBackup { path: from.to_owned(), detail };
@@ -162,13 +158,7 @@ pub fn restore_backup(
 
     let store = match Store::open(backing, master, cluster.id.as_str(), hsm.id.as_str())? {
         Opened::New(store) => store,
-        Opened::Existing(store, ..) => {
-            return Err(StoreError::Io {
-                path: store.path.clone(),
-                detail: "already holds an HSM's state; restore only into an empty data directory (nothing was changed)"
-                    .into(),
-            });
-        }
+        Opened::Existing(store, ..) => return Err(occupied(store.path.clone())),
     };
     let changes = Changes {
         users: state.users.into_iter().map(|u| (u.username.clone(), Some(u))).collect(),
@@ -176,6 +166,14 @@ pub fn restore_backup(
         meta: Some(state.meta),
     };
     store.initialize(cluster, hsm, &changes)
+}
+
+/// Restore never writes over a store.
+fn occupied(path: std::path::PathBuf) -> StoreError {
+    StoreError::Io {
+        path,
+        detail: "already holds an HSM's state; restore only into an empty data directory (nothing was changed)".into(),
+    }
 }
 
 fn into_state(payload: Payload) -> Result<PersistedState, String> {
