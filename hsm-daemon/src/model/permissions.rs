@@ -18,6 +18,10 @@ pub enum Operation {
     GetClusterInfo,
     /// Seed row "Get sync status".
     GetSyncStatus,
+    /// Seed row "Extract, insert masked objects": how HSMs of a cluster copy
+    /// keys (and, for cloning, users) to each other.
+    ExtractMaskedObject,
+    InsertMaskedObject,
     /// Activation: only the precrypto officer (the seed's PRECO section).
     ActivateCluster,
     /// Opening a session: open to anyone.
@@ -62,9 +66,11 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 26] = [
+    pub const ALL: [Operation; 28] = [
         Operation::GetClusterInfo,
         Operation::GetSyncStatus,
+        Operation::ExtractMaskedObject,
+        Operation::InsertMaskedObject,
         Operation::ActivateCluster,
         Operation::Login,
         Operation::Logout,
@@ -98,6 +104,8 @@ impl fmt::Display for Operation {
         f.write_str(match self {
             Operation::GetClusterInfo => "cluster hsm-info",
             Operation::GetSyncStatus => "cluster sync-status",
+            Operation::ExtractMaskedObject => "extract masked object",
+            Operation::InsertMaskedObject => "insert masked object",
             Operation::ActivateCluster => "cluster activate",
             Operation::Login => "login",
             Operation::Logout => "logout",
@@ -132,7 +140,7 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
     const ANYONE: &[Identity] = &Identity::ALL;
     match operation {
         Operation::GetClusterInfo => ANYONE,
-        Operation::GetSyncStatus => &[CO, CU, AU],
+        Operation::GetSyncStatus | Operation::ExtractMaskedObject | Operation::InsertMaskedObject => &[CO, CU, AU],
         Operation::ActivateCluster => &[PRECO],
         Operation::Login => ANYONE,
         Operation::Logout => &[PRECO, CO, CU, AU],
@@ -175,6 +183,8 @@ mod tests {
     const EXPECTED: &[(Operation, [bool; 5])] = &[
         (Operation::GetClusterInfo, [true, true, true, true, true]),
         (Operation::GetSyncStatus, [true, true, true, false, false]),
+        (Operation::ExtractMaskedObject, [true, true, true, false, false]),
+        (Operation::InsertMaskedObject, [true, true, true, false, false]),
         (Operation::ChangeOwnPassword, [true, true, true, false, false]),
         (Operation::ChangeAnyPassword, [true, false, false, false, false]),
         (Operation::CreateUser, [true, false, false, false, false]),

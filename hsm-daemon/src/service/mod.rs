@@ -64,6 +64,8 @@ pub fn operation(rpc: Rpc) -> Operation {
     match rpc {
         Rpc::GetClusterInfo => Operation::GetClusterInfo,
         Rpc::GetSyncStatus => Operation::GetSyncStatus,
+        Rpc::ExtractMaskedObject => Operation::ExtractMaskedObject,
+        Rpc::InsertMaskedObject => Operation::InsertMaskedObject,
         Rpc::Activate => Operation::ActivateCluster,
         Rpc::Login => Operation::Login,
         Rpc::Logout => Operation::Logout,
