@@ -223,7 +223,7 @@ impl Session {
     /// The HSM's sync status (admins, crypto users and the appliance user).
     pub async fn sync_status(&self) -> Result<SyncStatus, ClientError> {
         let reply = ClusterServiceClient::new(self.client.channel())
-            .get_sync_status(self.request(pb::GetSyncStatusRequest {})?)
+            .get_sync_status(self.request(pb::GetSyncStatusRequest { include_keys: false })?)
             .await?
             .into_inner();
         Ok(SyncStatus { hsm_id: reply.hsm_id, digest: reply.digest, users: reply.user_count, keys: reply.key_count })

@@ -37,6 +37,7 @@ impl Fixture {
                 session_idle_timeout: Duration::from_secs(600),
                 keys: KeyQuotas { max_keys: 8, max_asymmetric: 4 },
             },
+            key_range: KeyRange::for_index(1).unwrap(),
             admin: AdminSetup::Unactivated(Password::default_preco().hash(&k, &mut rng).unwrap()),
             appliance: pw("appliance-secret").hash(&k, &mut rng).unwrap(),
             decoy: pw("decoy-secret").hash(&k, &mut rng).unwrap(),

@@ -38,6 +38,7 @@ impl World {
             cluster: self.cluster.clone(),
             hsm: self.hsm.clone(),
             limits: Limits::for_type(HsmType::Hsm2mMedium),
+            key_range: crate::model::KeyRange::for_index(1).unwrap(),
             admin: AdminSetup::Activated(pw("admin-pass").hash(&k, &mut self.rng).unwrap()),
             appliance: pw("appliance-pass").hash(&k, &mut self.rng).unwrap(),
             decoy: pw("decoy-pass").hash(&k, &mut self.rng).unwrap(),
