@@ -509,6 +509,9 @@ struct Key {
     session: Option<SessionId>,
     /// Rises with every change, so that HSMs agree which copy is newer.
     version: u64,
+    /// The sync digest, recomputed on every change (sync status reads it
+    /// for every key, often).
+    digest: [u8; 32],
 }
 
 /// A key as listings and replies show it.
@@ -800,13 +803,15 @@ impl Keys {
                 shared: BTreeSet::new(),
                 session,
                 version: 1,
+                digest: [0; 32],
             });
         }
         let adding_asym = prepared.iter().filter(|k| k.facts.asymmetric()).count();
         self.check_quota(prepared.len(), adding_asym)?;
         let mut views = Vec::with_capacity(prepared.len());
-        for key in prepared {
+        for mut key in prepared {
             let reference = KeyRef(self.next_ref);
+            key.digest = key.compute_digest(reference);
             self.next_ref += 1;
             views.push(view(reference, &key));
             self.dirty.insert(reference);
@@ -917,7 +922,7 @@ impl Keys {
             return Err(ModelError::KeyQuota { what: "users a key is shared with", max: MAX_SHARED_USERS });
         }
         key.shared.insert(with);
-        key.version += 1;
+        key.changed(reference);
         let shown = view(reference, key);
         self.dirty.insert(reference);
         Ok(shown)
@@ -931,7 +936,7 @@ impl Keys {
                 rule: format!("{reference} is not shared with '{with}'"),
             });
         }
-        key.version += 1;
+        key.changed(reference);
         let shown = view(reference, key);
         self.dirty.insert(reference);
         Ok(shown)
@@ -992,7 +997,7 @@ impl Keys {
             next.always_sensitive = false;
         }
         key.attrs = next;
-        key.version += 1;
+        key.changed(reference);
         let shown = view(reference, key);
         self.dirty.insert(reference);
         Ok(shown)
@@ -1050,7 +1055,7 @@ impl Keys {
     pub fn forget_user(&mut self, user: &Username) {
         for (reference, key) in &mut self.keys {
             if key.shared.remove(user) {
-                key.version += 1;
+                key.changed(*reference);
                 self.dirty.insert(*reference);
             }
         }
@@ -1062,7 +1067,7 @@ impl Keys {
             .keys
             .iter()
             .filter(|(_, k)| k.session.is_none())
-            .map(|(r, k)| KeyDigest { reference: *r, stamp: Stamp { version: k.version, digest: Some(k.digest(*r)) } });
+            .map(|(r, k)| KeyDigest { reference: *r, stamp: Stamp { version: k.version, digest: Some(k.digest) } });
         let dead = self
             .tombstones
             .iter()
@@ -1074,7 +1079,7 @@ impl Keys {
 
     /// The digest of one token key, for the HSM-wide sync status.
     pub fn token_digests(&self) -> impl Iterator<Item = (KeyRef, [u8; 32])> + '_ {
-        self.keys.iter().filter(|(_, k)| k.session.is_none()).map(|(r, k)| (*r, k.digest(*r)))
+        self.keys.iter().filter(|(_, k)| k.session.is_none()).map(|(r, k)| (*r, k.digest))
     }
 
     /// A token key or its tombstone, for a masked object. `owner`: the only
@@ -1152,7 +1157,7 @@ impl Keys {
     /// The stamp of a token key or tombstone this HSM holds.
     fn stamp(&self, reference: KeyRef) -> Option<Stamp> {
         match (self.keys.get(&reference), self.tombstones.get(&reference)) {
-            (Some(k), _) => Some(Stamp { version: k.version, digest: Some(k.digest(reference)) }),
+            (Some(k), _) => Some(Stamp { version: k.version, digest: Some(k.digest) }),
             (None, Some(t)) => Some(Stamp { version: t.version, digest: None }),
             (None, None) => None,
         }
@@ -1228,9 +1233,7 @@ impl Replica {
 
     fn stamp(&self) -> Stamp {
         match self {
-            Replica::Key(k) => {
-                Stamp { version: k.version, digest: Some(Key::from_persisted(k.clone()).digest(k.reference)) }
-            }
+            Replica::Key(k) => Stamp { version: k.version, digest: Some(Key::from_persisted(k.clone()).digest) },
             Replica::Tombstone(t) => Stamp { version: t.version, digest: None },
         }
     }
@@ -1239,7 +1242,7 @@ impl Replica {
 impl Key {
     fn from_persisted(k: PersistedKey) -> Self {
         let facts = Facts::of(&k.material);
-        Key {
+        let mut key = Key {
             material: k.material,
             facts,
             attrs: k.attrs,
@@ -1247,7 +1250,16 @@ impl Key {
             shared: k.shared.into_iter().collect(),
             session: None,
             version: k.version,
-        }
+            digest: [0; 32],
+        };
+        key.digest = key.compute_digest(k.reference);
+        key
+    }
+
+    /// Records a change: a new version and digest.
+    fn changed(&mut self, reference: KeyRef) {
+        self.version += 1;
+        self.digest = self.compute_digest(reference);
     }
 
     fn persisted(&self, reference: KeyRef) -> PersistedKey {
@@ -1264,7 +1276,7 @@ impl Key {
     /// SHA-256 over what HSMs in step agree on: the reference, every
     /// attribute as the CLI shows it (type, class and check value included),
     /// the owner and the shared users, length-prefixed.
-    fn digest(&self, reference: KeyRef) -> [u8; 32] {
+    fn compute_digest(&self, reference: KeyRef) -> [u8; 32] {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         let mut put = |bytes: &[u8]| {
             ctx.update(&(bytes.len() as u64).to_be_bytes());
