@@ -62,6 +62,26 @@ impl From<Status> for ClientError {
     }
 }
 
+impl ClientError {
+    /// The same kind of error with its message rewritten (to add which HSM
+    /// it came from, say).
+    pub(crate) fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            ClientError::Config(m) => ClientError::Config(f(m)),
+            ClientError::Unavailable(m) => ClientError::Unavailable(f(m)),
+            ClientError::Unauthenticated(m) => ClientError::Unauthenticated(f(m)),
+            ClientError::PermissionDenied(m) => ClientError::PermissionDenied(f(m)),
+            ClientError::InvalidArgument(m) => ClientError::InvalidArgument(f(m)),
+            ClientError::NotFound(m) => ClientError::NotFound(f(m)),
+            ClientError::AlreadyExists(m) => ClientError::AlreadyExists(f(m)),
+            ClientError::FailedPrecondition(m) => ClientError::FailedPrecondition(f(m)),
+            ClientError::ResourceExhausted(m) => ClientError::ResourceExhausted(f(m)),
+            ClientError::Protocol(m) => ClientError::Protocol(f(m)),
+            ClientError::Other { code, message } => ClientError::Other { code, message: f(message) },
+        }
+    }
+}
+
 /// An error and its causes on one line: transport errors hide the useful
 /// part (refused connection, bad certificate) in their sources.
 pub(crate) fn chain(err: &dyn std::error::Error) -> String {
