@@ -2,7 +2,7 @@
 //! how it serves TLS. `main.rs` builds this from flags and environment;
 //! tests build it directly.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
     clock::Clock,
@@ -30,6 +30,43 @@ pub struct DaemonConfig {
     pub clock: Arc<dyn Clock>,
     /// Where the HSM's state is kept, and the key that seals it.
     pub storage: Storage,
+    /// Its place in the cluster: index, masking key, peers.
+    pub membership: Membership,
+}
+
+/// How an HSM belongs to its cluster.
+#[derive(Debug)]
+pub struct Membership {
+    /// This HSM's index in the cluster (1-based); it picks the range its key
+    /// references come from, so that HSMs never hand out the same one.
+    pub hsm_index: u32,
+    /// The cluster's masking key; without it masked objects are refused (and
+    /// the HSM cannot take part in synchronisation).
+    pub masking_key: Option<MasterKey>,
+    /// The other HSMs of the cluster (`host:port`), which background sync
+    /// copies newer token keys from.
+    pub peers: Vec<String>,
+    /// A peer to copy users and keys from before serving (a new HSM joining
+    /// the cluster).
+    pub clone_from: Option<String>,
+    /// The cluster CA (PEM) that peers' certificates chain to.
+    pub ca_pem: Option<String>,
+    /// How long background sync waits between rounds.
+    pub sync_interval: Duration,
+}
+
+impl Membership {
+    /// A lone HSM: index 1, no peers; masked objects only with a key.
+    pub fn single(masking_key: Option<MasterKey>) -> Self {
+        Membership {
+            hsm_index: 1,
+            masking_key,
+            peers: Vec::new(),
+            clone_from: None,
+            ca_pem: None,
+            sync_interval: Duration::from_secs(2),
+        }
+    }
 }
 
 /// The HSM's store and its master key.

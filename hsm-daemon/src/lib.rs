@@ -40,5 +40,5 @@ pub mod service;
 pub mod settings;
 pub mod store;
 
-pub use config::{DaemonConfig, TlsSettings, Transport};
+pub use config::{DaemonConfig, Membership, TlsSettings, Transport};
 pub use service::{Prepared, ServeError, serve};

@@ -19,6 +19,12 @@
 //! tls_key = "/etc/hsm/hsm-1.key"            # --tls-key, HSM_TLS_KEY
 //! appliance_password_file = "/etc/hsm/appliance-password"  # HSM_APPLIANCE_PASSWORD_FILE
 //! cluster_key_file = "/etc/hsm/cluster.key" # HSM_CLUSTER_KEY_FILE (seals backups)
+//! masking_key_file = "/etc/hsm/masking.key" # HSM_MASKING_KEY_FILE (masked objects)
+//! hsm_index = 1                             # --hsm-index, HSM_INDEX (1..255; key reference range)
+//! peers = ["10.0.0.2:2223"]                 # --peers a,b / HSM_PEERS (the cluster's other HSMs)
+//! clone_from = "10.0.0.2:2223"              # --clone-from, HSM_CLONE_FROM (copy users and keys first)
+//! ca_cert = "/etc/hsm/ca.pem"               # --ca-cert, HSM_CA_CERT (verifies peers)
+//! sync_interval_ms = 2000                   # HSM_SYNC_INTERVAL_MS (background sync)
 //! hsm_type = "hsm2m.medium"                 # --hsm-type, HSM_TYPE
 //! session_idle_timeout_secs = 1800          # HSM_SESSION_IDLE_TIMEOUT_SECS
 //! max_sessions = 4096                       # HSM_MAX_SESSIONS
@@ -44,8 +50,10 @@ use serde::Deserialize;
 use crate::{
     DaemonConfig, TlsSettings, Transport,
     clock::SystemClock,
-    config::Storage,
-    model::{ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, Limits, Password},
+    config::{Membership, Storage},
+    model::{
+        ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, KeyRange, Limits, Password,
+    },
     pki::CertifiedKey,
     store::{Backing, MasterKey, read_master_key_file},
 };
@@ -85,6 +93,28 @@ pub struct Settings {
     /// File holding the cluster key (64 hex digits) that seals backups.
     #[arg(long, env = "HSM_CLUSTER_KEY_FILE")]
     pub cluster_key_file: Option<PathBuf>,
+    /// File holding the cluster's masking key (64 hex digits), which seals
+    /// masked objects.
+    #[arg(long, env = "HSM_MASKING_KEY_FILE")]
+    pub masking_key_file: Option<PathBuf>,
+    /// This HSM's index in its cluster (1 to 255; default 1): picks the range
+    /// its key references come from.
+    #[arg(long, env = "HSM_INDEX")]
+    pub hsm_index: Option<u32>,
+    /// The cluster's other HSMs (host:port, comma-separated), which
+    /// background sync copies newer token keys from.
+    #[arg(long, env = "HSM_PEERS", value_delimiter = ',')]
+    pub peers: Option<Vec<String>>,
+    /// Before serving, copy users and keys from this HSM of the cluster
+    /// (host:port): how a new HSM joins.
+    #[arg(long, env = "HSM_CLONE_FROM")]
+    pub clone_from: Option<String>,
+    /// The cluster CA (PEM) that the peers' certificates chain to.
+    #[arg(long, env = "HSM_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Milliseconds between background sync rounds (default 2000).
+    #[arg(long, env = "HSM_SYNC_INTERVAL_MS")]
+    pub sync_interval_ms: Option<u64>,
     /// hsm1.medium (250 users, 3,300 keys) or hsm2m.medium (1,024 users,
     /// 16,666 keys); default hsm2m.medium.
     #[arg(long, env = "HSM_TYPE")]
@@ -152,6 +182,12 @@ impl Settings {
             tls_key,
             appliance_password_file,
             cluster_key_file,
+            masking_key_file,
+            hsm_index,
+            peers,
+            clone_from,
+            ca_cert,
+            sync_interval_ms,
             hsm_type,
             session_idle_timeout_secs,
             max_sessions,
@@ -246,6 +282,8 @@ impl Settings {
             },
         };
 
+        let membership = self.membership(&read)?;
+
         let mode = ClusterMode::Fips;
         let mut hsm = HsmIdentity::generate(rng, address.to_string(), mode);
         hsm.id = hsm_id;
@@ -263,6 +301,62 @@ impl Settings {
             transport,
             clock: Arc::new(SystemClock),
             storage: Storage { backing, master_key },
+            membership,
+        })
+    }
+
+    /// The cluster settings: index, masking key, peers, cloning.
+    fn membership(
+        &self,
+        read: &dyn Fn(&str, &Option<PathBuf>) -> Result<String, SettingsError>,
+    ) -> Result<Membership, SettingsError> {
+        let hsm_index = self.hsm_index.unwrap_or(1);
+        KeyRange::for_index(hsm_index).map_err(|e| err(e.to_string()))?;
+        let masking_key = match &self.masking_key_file {
+            Some(path) => Some(read_master_key_file(path).map_err(|e| err(e.to_string()))?),
+            None => None,
+        };
+        let peer = |field: &str, raw: &str| -> Result<String, SettingsError> {
+            let raw = raw.trim();
+            match raw.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) && !raw.contains("://") => {
+                    Ok(raw.to_owned())
+                }
+                _ => Err(err(format!("{field}: {raw:?} must be host:port"))),
+            }
+        };
+        let peers = self
+            .peers
+            .iter()
+            .flatten()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| peer("peers", p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let clone_from = self.clone_from.as_deref().map(|p| peer("clone_from", p)).transpose()?;
+        let ca_pem = match &self.ca_cert {
+            Some(_) => Some(read("ca_cert", &self.ca_cert)?),
+            None => None,
+        };
+        if (clone_from.is_some() || !peers.is_empty()) && masking_key.is_none() {
+            return Err(err("peers and clone_from need the cluster's masking key: set masking_key_file"));
+        }
+        if (clone_from.is_some() || !peers.is_empty())
+            && ca_pem.is_none()
+            && !self.insecure_plaintext_no_tls.unwrap_or(false)
+        {
+            return Err(err("peers and clone_from need the cluster CA to verify them: set ca_cert"));
+        }
+        let interval = self.sync_interval_ms.unwrap_or(2000);
+        if !(10..=3_600_000).contains(&interval) {
+            return Err(err("sync_interval_ms must be 10 to 3600000"));
+        }
+        Ok(Membership {
+            hsm_index,
+            masking_key,
+            peers,
+            clone_from,
+            ca_pem,
+            sync_interval: Duration::from_millis(interval),
         })
     }
 }

@@ -17,7 +17,7 @@ use std::{
 
 use hsm_client::{ClientConfig, HsmClient, Role, Session};
 use hsm_daemon::{
-    DaemonConfig, TlsSettings, Transport,
+    DaemonConfig, Membership, TlsSettings, Transport,
     clock::ManualClock,
     config::Storage,
     model::{ClusterId, ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, KeyQuotas, Limits, Password},
@@ -113,6 +113,7 @@ impl TestHsm {
             }),
             clock: Arc::clone(&clock) as Arc<dyn hsm_daemon::clock::Clock>,
             storage: Storage { backing: Backing::Memory, master_key: MasterKey::generate().expect("master key") },
+            membership: Membership::single(Some(MasterKey::generate().expect("masking key"))),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(hsm_daemon::serve(config, listener, async {

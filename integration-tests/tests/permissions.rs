@@ -8,8 +8,8 @@ use hsm_client::{
 };
 use hsm_proto::v1::{
     self as pb, Rpc, cluster_service_client::ClusterServiceClient, crypto_service_client::CryptoServiceClient,
-    key_service_client::KeyServiceClient, session_service_client::SessionServiceClient,
-    user_service_client::UserServiceClient,
+    key_service_client::KeyServiceClient, masked_object_service_client::MaskedObjectServiceClient,
+    session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
 };
 use integration_tests::{APPLIANCE_PASSWORD, Options, TestHsm};
 use tonic::{Code, Status};
@@ -32,8 +32,8 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
     match rpc {
         // "Get basic cluster info": everyone, logged in or not.
         Rpc::GetClusterInfo => &EVERYONE,
-        // "Get sync status": CO, CU, AU.
-        Rpc::GetSyncStatus => &[Who::Co, Who::Cu, Who::Au],
+        // "Get sync status", "Extract, insert masked objects": CO, CU, AU.
+        Rpc::GetSyncStatus | Rpc::ExtractMaskedObject | Rpc::InsertMaskedObject => &[Who::Co, Who::Cu, Who::Au],
         // The PRECO's one job.
         Rpc::Activate => &[Who::Preco],
         // Anyone may open a session.
@@ -69,6 +69,8 @@ fn operation_words(rpc: Rpc) -> &'static str {
     match rpc {
         Rpc::GetClusterInfo => "cluster hsm-info",
         Rpc::GetSyncStatus => "cluster sync-status",
+        Rpc::ExtractMaskedObject => "extract masked object",
+        Rpc::InsertMaskedObject => "insert masked object",
         Rpc::Activate => "cluster activate",
         Rpc::Login => "login",
         Rpc::Logout => "logout",
@@ -117,6 +119,8 @@ struct Fixture {
     ec_private: String,
     ec_public: String,
     wrapped: Vec<u8>,
+    /// `aes`, extracted by its owner as a masked object.
+    masked: Vec<u8>,
     iv: Vec<u8>,
     ciphertext: Vec<u8>,
     signature: Vec<u8>,
@@ -136,6 +140,7 @@ impl Fixture {
             iv: vec![0; 12],
             ciphertext: vec![0; 32],
             signature: vec![0; 64],
+            masked: vec![0; 16],
         }
     }
 
@@ -168,6 +173,12 @@ impl Fixture {
             .sign(&ec_private.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"hello", false)
             .await
             .expect("sign");
+        let masked = MaskedObjectServiceClient::new(alice.client().channel())
+            .extract_masked_object(r(alice, extract_key(&aes)))
+            .await
+            .expect("extract")
+            .into_inner()
+            .masked_object;
         Fixture {
             aes,
             target,
@@ -177,6 +188,7 @@ impl Fixture {
             iv,
             ciphertext,
             signature,
+            masked,
         }
     }
 }
@@ -224,8 +236,19 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             .await
             .map(drop),
         Rpc::GetSyncStatus => {
-            ClusterServiceClient::new(channel).get_sync_status(r(session, pb::GetSyncStatusRequest {})).await.map(drop)
+            let request = pb::GetSyncStatusRequest { include_keys: true };
+            ClusterServiceClient::new(channel).get_sync_status(r(session, request)).await.map(drop)
         }
+        // Every identity the table allows may take alice's key: admins and
+        // the appliance user any key, alice her own.
+        Rpc::ExtractMaskedObject => {
+            MaskedObjectServiceClient::new(channel).extract_masked_object(r(session, extract_key(&f.aes))).await.map(drop)
+        }
+        // Putting the same version back changes nothing, and succeeds.
+        Rpc::InsertMaskedObject => MaskedObjectServiceClient::new(channel)
+            .insert_masked_object(r(session, pb::InsertMaskedObjectRequest { masked_object: f.masked.clone() }))
+            .await
+            .map(drop),
         Rpc::Activate => ClusterServiceClient::new(channel)
             .activate(session.request(pb::ActivateRequest { new_password: "activated-pass".into() }).expect("request"))
             .await
@@ -433,6 +456,12 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             .digest(r(session, pb::DigestRequest { hash: pb::HashAlgorithm::Sha256.into(), data: b"hello".to_vec() }))
             .await
             .map(drop),
+    }
+}
+
+fn extract_key(reference: &str) -> pb::ExtractMaskedObjectRequest {
+    pb::ExtractMaskedObjectRequest {
+        object: Some(pb::extract_masked_object_request::Object::KeyReference(reference.to_owned())),
     }
 }
 

@@ -75,6 +75,9 @@ pub enum ModelError {
     #[error("key {reference} does not allow this operation: its {attribute} attribute is false")]
     KeyAttribute { reference: KeyRef, attribute: AttrName },
 
+    /// A masked-object rule refuses the caller.
+    #[error("permission denied: {rule}")]
+    ObjectPermission { rule: String },
     #[error("the HSM holds the maximum of {max} {what}")]
     KeyQuota { what: &'static str, max: usize },
 

@@ -53,6 +53,89 @@ impl fmt::Display for KeyRef {
     }
 }
 
+/// The references one HSM hands out: HSM `index` of a cluster allocates from
+/// its own range, so that keys made on different HSMs at the same time never
+/// share a reference when they are copied to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRange {
+    /// The range's number: the HSM's index minus one.
+    slot: u64,
+}
+
+impl KeyRange {
+    /// Bits below the range number: 2^40 references per HSM.
+    const SHIFT: u32 = 40;
+    /// CloudHSM's references are small numbers shown padded; each range
+    /// starts above its base so that 0x0 never names a key.
+    const FIRST: u64 = 0x0010_0001;
+    /// HSM indexes a cluster may use (CloudHSM allows 28 HSMs; clones that
+    /// replace HSMs take new indexes).
+    pub const MAX_INDEX: u32 = 255;
+
+    /// The range of HSM `index` (1-based).
+    pub fn for_index(index: u32) -> Result<Self, ModelError> {
+        if !(1..=Self::MAX_INDEX).contains(&index) {
+            return Err(ModelError::InvalidArgument {
+                field: "hsm_index",
+                rule: format!("must be 1 to {} (got {index})", Self::MAX_INDEX),
+            });
+        }
+        Ok(KeyRange { slot: u64::from(index - 1) })
+    }
+
+    fn first(self) -> u64 {
+        (self.slot << Self::SHIFT) | Self::FIRST
+    }
+
+    fn contains(self, value: u64) -> bool {
+        value >> Self::SHIFT == self.slot
+    }
+}
+
+/// A key's place in the order of changes: the higher version wins; equal
+/// versions (changes made on two HSMs at once) are settled by the digest, and
+/// a deletion wins over any content of the same version, so that every HSM
+/// picks the same winner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub version: u64,
+    /// The key's digest; `None` for a tombstone.
+    pub digest: Option<[u8; 32]>,
+}
+
+impl Stamp {
+    /// Whether a copy stamped `self` replaces one stamped `other`.
+    pub fn supersedes(self, other: Stamp) -> bool {
+        match self.version.cmp(&other.version) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => match (self.digest, other.digest) {
+                (None, Some(_)) => true,
+                (Some(a), Some(b)) => a > b,
+                (_, None) => false,
+            },
+        }
+    }
+}
+
+/// What an HSM remembers of a deleted token key, so that an older copy of it
+/// is never brought back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedTombstone {
+    pub reference: KeyRef,
+    pub version: u64,
+    /// Whose key it was: object rules for masked objects apply to tombstones
+    /// as to keys.
+    pub owner: Username,
+}
+
+/// One entry of the per-key sync status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDigest {
+    pub reference: KeyRef,
+    pub stamp: Stamp,
+}
+
 /// Shortens user input quoted back in an error.
 fn truncate(raw: &str) -> String {
     raw.chars().take(40).collect()
@@ -424,6 +507,8 @@ struct Key {
     shared: BTreeSet<Username>,
     /// `Some` for a session key: it lives only as long as this session.
     session: Option<SessionId>,
+    /// Rises with every change, so that HSMs agree which copy is newer.
+    version: u64,
 }
 
 /// A key as listings and replies show it.
@@ -586,11 +671,26 @@ pub struct KeyPage {
 #[derive(Debug)]
 pub struct Keys {
     keys: BTreeMap<KeyRef, Key>,
+    /// Deleted token keys, kept so that an old copy cannot return.
+    tombstones: BTreeMap<KeyRef, Tombstone>,
+    range: KeyRange,
     next_ref: u64,
     quotas: KeyQuotas,
     /// Token keys changed since the last `take_dirty`, for persistence.
     dirty: BTreeSet<KeyRef>,
+    /// Tombstones changed since the last `take_dirty`.
+    dirty_tombstones: BTreeSet<KeyRef>,
 }
+
+#[derive(Debug, Clone)]
+struct Tombstone {
+    version: u64,
+    owner: Username,
+}
+
+/// Changes to token keys for the store: keys to write (`None`: delete) and
+/// tombstones to write (`None`: delete).
+pub type KeyChanges = (Vec<(KeyRef, Option<PersistedKey>)>, Vec<(KeyRef, Option<PersistedTombstone>)>);
 
 /// A token key as the store keeps it.
 #[derive(Debug, Clone)]
@@ -600,6 +700,7 @@ pub struct PersistedKey {
     pub attrs: Attributes,
     pub owner: Username,
     pub shared: Vec<Username>,
+    pub version: u64,
 }
 
 /// Who asks: the model passes the caller's name and whether it is an admin.
@@ -610,31 +711,42 @@ pub struct Actor<'a> {
 }
 
 impl Keys {
-    pub fn new(quotas: KeyQuotas) -> Self {
-        // CloudHSM's references are small numbers shown padded; start above 0
-        // so that 0x0 never names a key.
-        Keys { keys: BTreeMap::new(), next_ref: 0x0010_0001, quotas, dirty: BTreeSet::new() }
+    pub fn new(quotas: KeyQuotas, range: KeyRange) -> Self {
+        Keys {
+            keys: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            range,
+            next_ref: range.first(),
+            quotas,
+            dirty: BTreeSet::new(),
+            dirty_tombstones: BTreeSet::new(),
+        }
     }
 
-    /// Keys as the store gave them back, and the next reference to hand out.
-    pub fn restore(quotas: KeyQuotas, next_ref: u64, stored: Vec<PersistedKey>) -> Self {
-        let mut keys = BTreeMap::new();
+    /// Keys and tombstones as the store gave them back, and the next
+    /// reference to hand out (moved into `range` if the HSM's index changed).
+    pub fn restore(
+        quotas: KeyQuotas,
+        range: KeyRange,
+        next_ref: u64,
+        stored: Vec<PersistedKey>,
+        tombstones: Vec<PersistedTombstone>,
+    ) -> Self {
+        let mut keys = Keys::new(quotas, range);
         for k in stored {
-            let facts = Facts::of(&k.material);
-            keys.insert(
-                k.reference,
-                Key {
-                    material: k.material,
-                    facts,
-                    attrs: k.attrs,
-                    owner: k.owner,
-                    shared: k.shared.into_iter().collect(),
-                    session: None,
-                },
-            );
+            keys.keys.insert(k.reference, Key::from_persisted(k));
         }
-        let next_ref = keys.keys().next_back().map_or(next_ref, |last| next_ref.max(last.0 + 1));
-        Keys { keys, next_ref, quotas, dirty: BTreeSet::new() }
+        for t in tombstones {
+            keys.tombstones.insert(t.reference, Tombstone { version: t.version, owner: t.owner });
+        }
+        let start = if range.contains(next_ref) { next_ref } else { range.first() };
+        keys.next_ref = keys
+            .keys
+            .keys()
+            .chain(keys.tombstones.keys())
+            .filter(|r| range.contains(r.0))
+            .fold(start, |next, r| next.max(r.0 + 1));
+        keys
     }
 
     /// The next reference to hand out (persisted so that references are
@@ -645,24 +757,20 @@ impl Keys {
 
     /// Token keys changed since the last call: `Some` to store, `None` to
     /// delete. Session keys are never persisted.
-    pub fn take_dirty(&mut self) -> Vec<(KeyRef, Option<PersistedKey>)> {
-        std::mem::take(&mut self.dirty)
+    pub fn take_dirty(&mut self) -> KeyChanges {
+        let keys = std::mem::take(&mut self.dirty)
             .into_iter()
             .filter_map(|reference| match self.keys.get(&reference) {
                 Some(key) if key.session.is_some() => None,
-                Some(key) => Some((
-                    reference,
-                    Some(PersistedKey {
-                        reference,
-                        material: Arc::clone(&key.material),
-                        attrs: key.attrs.clone(),
-                        owner: key.owner.clone(),
-                        shared: key.shared.iter().cloned().collect(),
-                    }),
-                )),
+                Some(key) => Some((reference, Some(key.persisted(reference)))),
                 None => Some((reference, None)),
             })
-            .collect()
+            .collect();
+        let tombstones = std::mem::take(&mut self.dirty_tombstones)
+            .into_iter()
+            .map(|reference| (reference, self.tombstones.get(&reference).map(|t| t.persisted(reference))))
+            .collect();
+        (keys, tombstones)
     }
 
     pub fn quotas(&self) -> KeyQuotas {
@@ -691,16 +799,11 @@ impl Keys {
                 owner: owner.clone(),
                 shared: BTreeSet::new(),
                 session,
+                version: 1,
             });
         }
         let adding_asym = prepared.iter().filter(|k| k.facts.asymmetric()).count();
-        if self.keys.len() + prepared.len() > self.quotas.max_keys {
-            return Err(ModelError::KeyQuota { what: "keys", max: self.quotas.max_keys });
-        }
-        let asym = self.keys.values().filter(|k| k.facts.asymmetric()).count();
-        if asym + adding_asym > self.quotas.max_asymmetric {
-            return Err(ModelError::KeyQuota { what: "asymmetric keys", max: self.quotas.max_asymmetric });
-        }
+        self.check_quota(prepared.len(), adding_asym)?;
         let mut views = Vec::with_capacity(prepared.len());
         for key in prepared {
             let reference = KeyRef(self.next_ref);
@@ -769,6 +872,11 @@ impl Keys {
             return Err(ModelError::KeyAttribute { reference, attribute: AttrName::Destroyable });
         }
         let shown = view(reference, key);
+        if key.session.is_none() {
+            let tombstone = Tombstone { version: key.version + 1, owner: key.owner.clone() };
+            self.tombstones.insert(reference, tombstone);
+            self.dirty_tombstones.insert(reference);
+        }
         self.keys.remove(&reference);
         self.dirty.insert(reference);
         Ok(shown)
@@ -809,6 +917,7 @@ impl Keys {
             return Err(ModelError::KeyQuota { what: "users a key is shared with", max: MAX_SHARED_USERS });
         }
         key.shared.insert(with);
+        key.version += 1;
         let shown = view(reference, key);
         self.dirty.insert(reference);
         Ok(shown)
@@ -822,6 +931,7 @@ impl Keys {
                 rule: format!("{reference} is not shared with '{with}'"),
             });
         }
+        key.version += 1;
         let shown = view(reference, key);
         self.dirty.insert(reference);
         Ok(shown)
@@ -882,6 +992,7 @@ impl Keys {
             next.always_sensitive = false;
         }
         key.attrs = next;
+        key.version += 1;
         let shown = view(reference, key);
         self.dirty.insert(reference);
         Ok(shown)
@@ -939,9 +1050,121 @@ impl Keys {
     pub fn forget_user(&mut self, user: &Username) {
         for (reference, key) in &mut self.keys {
             if key.shared.remove(user) {
+                key.version += 1;
                 self.dirty.insert(*reference);
             }
         }
+    }
+
+    /// Every token key and tombstone with its stamp, by reference.
+    pub fn digests(&self) -> Vec<KeyDigest> {
+        let live = self
+            .keys
+            .iter()
+            .filter(|(_, k)| k.session.is_none())
+            .map(|(r, k)| KeyDigest { reference: *r, stamp: Stamp { version: k.version, digest: Some(k.digest(*r)) } });
+        let dead =
+            self.tombstones.iter().map(|(r, t)| KeyDigest { reference: *r, stamp: Stamp { version: t.version, digest: None } });
+        let mut all: Vec<KeyDigest> = live.chain(dead).collect();
+        all.sort_by_key(|d| d.reference);
+        all
+    }
+
+    /// The digest of one token key, for the HSM-wide sync status.
+    pub fn token_digests(&self) -> impl Iterator<Item = (KeyRef, [u8; 32])> + '_ {
+        self.keys.iter().filter(|(_, k)| k.session.is_none()).map(|(r, k)| (*r, k.digest(*r)))
+    }
+
+    /// A token key or its tombstone, for a masked object. `owner`: the only
+    /// user whose objects may be taken (a crypto user's own), or `None` for
+    /// any (admins and the appliance user).
+    pub fn extract(&self, reference: KeyRef, owner: Option<&Username>) -> Result<Replica, ModelError> {
+        let replica = match (self.keys.get(&reference), self.tombstones.get(&reference)) {
+            (Some(key), _) if key.session.is_some() => {
+                return Err(ModelError::InvalidArgument {
+                    field: "key_reference",
+                    rule: format!("{reference} is a session key; session keys stay on their HSM and are never masked"),
+                });
+            }
+            (Some(key), _) => Replica::Key(key.persisted(reference)),
+            (None, Some(t)) => Replica::Tombstone(t.persisted(reference)),
+            (None, None) => return Err(ModelError::KeyNotFound { reference }),
+        };
+        if let Some(user) = owner
+            && replica.owner() != user
+        {
+            // As for keys it cannot see: a crypto user learns nothing of
+            // other users' keys.
+            return match replica {
+                Replica::Key(_) if self.keys.get(&reference).is_some_and(|k| sees(user, k)) => {
+                    Err(key_denied(reference, "a crypto user extracts only keys it owns"))
+                }
+                _ => Err(ModelError::KeyNotFound { reference }),
+            };
+        }
+        Ok(replica)
+    }
+
+    /// Takes a copy made on another HSM if it is newer than what this HSM
+    /// holds; returns whether it did. Owner rules and user checks are the
+    /// caller's (`Hsm::insert_masked`).
+    pub fn insert_replica(&mut self, replica: Replica) -> Result<bool, ModelError> {
+        let reference = replica.reference();
+        let incoming = replica.stamp();
+        if let Some(local) = self.stamp(reference)
+            && !incoming.supersedes(local)
+        {
+            return Ok(false);
+        }
+        if let Some(existing) = self.keys.get(&reference)
+            && existing.session.is_some()
+        {
+            return Err(internal_clash(reference));
+        }
+        match replica {
+            Replica::Key(k) => {
+                if !self.keys.contains_key(&reference) {
+                    let asymmetric = k.material.class() != KeyClass::Secret;
+                    self.check_quota(1, usize::from(asymmetric))?;
+                }
+                self.keys.insert(reference, Key::from_persisted(k));
+                if self.tombstones.remove(&reference).is_some() {
+                    self.dirty_tombstones.insert(reference);
+                }
+            }
+            Replica::Tombstone(t) => {
+                self.keys.remove(&reference);
+                self.tombstones.insert(reference, Tombstone { version: t.version, owner: t.owner });
+                self.dirty_tombstones.insert(reference);
+            }
+        }
+        self.dirty.insert(reference);
+        if self.range.contains(reference.0) {
+            // A key this HSM made before it lost its state (restored from an
+            // older backup) comes back: never hand its reference out again.
+            self.next_ref = self.next_ref.max(reference.0 + 1);
+        }
+        Ok(true)
+    }
+
+    /// The stamp of a token key or tombstone this HSM holds.
+    fn stamp(&self, reference: KeyRef) -> Option<Stamp> {
+        match (self.keys.get(&reference), self.tombstones.get(&reference)) {
+            (Some(k), _) => Some(Stamp { version: k.version, digest: Some(k.digest(reference)) }),
+            (None, Some(t)) => Some(Stamp { version: t.version, digest: None }),
+            (None, None) => None,
+        }
+    }
+
+    fn check_quota(&self, adding: usize, adding_asymmetric: usize) -> Result<(), ModelError> {
+        if self.keys.len() + adding > self.quotas.max_keys {
+            return Err(ModelError::KeyQuota { what: "keys", max: self.quotas.max_keys });
+        }
+        let asym = self.keys.values().filter(|k| k.facts.asymmetric()).count();
+        if asym + adding_asymmetric > self.quotas.max_asymmetric {
+            return Err(ModelError::KeyQuota { what: "asymmetric keys", max: self.quotas.max_asymmetric });
+        }
+        Ok(())
     }
 
     /// Drops the session keys of ended sessions.
@@ -970,6 +1193,103 @@ impl Keys {
         self.owned(actor, reference, what)?;
         self.keys.get_mut(&reference).ok_or(ModelError::KeyNotFound { reference })
     }
+}
+
+/// A token key or a tombstone as it travels between HSMs in a masked object.
+#[derive(Debug, Clone)]
+pub enum Replica {
+    Key(PersistedKey),
+    Tombstone(PersistedTombstone),
+}
+
+impl Replica {
+    pub fn reference(&self) -> KeyRef {
+        match self {
+            Replica::Key(k) => k.reference,
+            Replica::Tombstone(t) => t.reference,
+        }
+    }
+
+    pub fn owner(&self) -> &Username {
+        match self {
+            Replica::Key(k) => &k.owner,
+            Replica::Tombstone(t) => &t.owner,
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        match self {
+            Replica::Key(k) => k.version,
+            Replica::Tombstone(t) => t.version,
+        }
+    }
+
+    fn stamp(&self) -> Stamp {
+        match self {
+            Replica::Key(k) => Stamp { version: k.version, digest: Some(Key::from_persisted(k.clone()).digest(k.reference)) },
+            Replica::Tombstone(t) => Stamp { version: t.version, digest: None },
+        }
+    }
+}
+
+impl Key {
+    fn from_persisted(k: PersistedKey) -> Self {
+        let facts = Facts::of(&k.material);
+        Key {
+            material: k.material,
+            facts,
+            attrs: k.attrs,
+            owner: k.owner,
+            shared: k.shared.into_iter().collect(),
+            session: None,
+            version: k.version,
+        }
+    }
+
+    fn persisted(&self, reference: KeyRef) -> PersistedKey {
+        PersistedKey {
+            reference,
+            material: Arc::clone(&self.material),
+            attrs: self.attrs.clone(),
+            owner: self.owner.clone(),
+            shared: self.shared.iter().cloned().collect(),
+            version: self.version,
+        }
+    }
+
+    /// SHA-256 over what HSMs in step agree on: the reference, every
+    /// attribute as the CLI shows it (type, class and check value included),
+    /// the owner and the shared users, length-prefixed.
+    fn digest(&self, reference: KeyRef) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut put = |bytes: &[u8]| {
+            ctx.update(&(bytes.len() as u64).to_be_bytes());
+            ctx.update(bytes);
+        };
+        put(reference.to_string().as_bytes());
+        for (name, value) in view(reference, self).attribute_values() {
+            put(name.as_str().as_bytes());
+            put(value.as_bytes());
+        }
+        put(self.owner.as_str().as_bytes());
+        put(&(self.shared.len() as u64).to_be_bytes());
+        for user in &self.shared {
+            put(user.as_str().as_bytes());
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ctx.finish().as_ref());
+        digest
+    }
+}
+
+impl Tombstone {
+    fn persisted(&self, reference: KeyRef) -> PersistedTombstone {
+        PersistedTombstone { reference, version: self.version, owner: self.owner.clone() }
+    }
+}
+
+fn internal_clash(reference: KeyRef) -> ModelError {
+    ModelError::Internal(format!("{reference} names a session key here and a token key elsewhere"))
 }
 
 /// Whether a crypto user can see a key.

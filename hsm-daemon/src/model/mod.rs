@@ -38,7 +38,8 @@ pub use self::{
     error::ModelError,
     identity::{ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType},
     keys::{
-        AttrName, Attributes, KeyPage, KeyQuery, KeyQuotas, KeyRef, KeyView, NewKey, PersistedKey, Template, Usage,
+        AttrName, Attributes, KeyDigest, KeyPage, KeyQuery, KeyQuotas, KeyRange, KeyRef, KeyView, NewKey,
+        PersistedKey, PersistedTombstone, Replica, Stamp, Template, Usage,
     },
     permissions::{Operation, authorize},
     role::{Identity, Role},
@@ -85,6 +86,8 @@ pub struct HsmSetup {
     pub cluster: ClusterIdentity,
     pub hsm: HsmIdentity,
     pub limits: Limits,
+    /// The key references this HSM hands out (from its index in the cluster).
+    pub key_range: KeyRange,
     /// `None`: a new, unactivated cluster whose precrypto officer `admin` has
     /// the hash of `password`; `Some`: an activated cluster whose admin has this
     /// password hash.
@@ -207,12 +210,37 @@ pub struct Changes {
     /// `Some` to store, `None` to delete.
     pub users: Vec<(Username, Option<PersistedUser>)>,
     pub keys: Vec<(KeyRef, Option<PersistedKey>)>,
+    /// `Some` to store, `None` to delete.
+    pub tombstones: Vec<(KeyRef, Option<PersistedTombstone>)>,
     pub meta: Option<PersistedMeta>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.keys.is_empty() && self.meta.is_none()
+        self.users.is_empty() && self.keys.is_empty() && self.tombstones.is_empty() && self.meta.is_none()
+    }
+}
+
+/// What a masked object names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MaskTarget {
+    Key(KeyRef),
+    User(Username),
+}
+
+/// What travels inside a masked object.
+#[derive(Debug, Clone)]
+pub enum Masked {
+    Key(Replica),
+    User(PersistedUser),
+}
+
+impl Masked {
+    pub fn target(&self) -> MaskTarget {
+        match self {
+            Masked::Key(r) => MaskTarget::Key(r.reference()),
+            Masked::User(u) => MaskTarget::User(u.username.clone()),
+        }
     }
 }
 
@@ -222,6 +250,7 @@ pub struct PersistedState {
     pub meta: PersistedMeta,
     pub users: Vec<PersistedUser>,
     pub keys: Vec<PersistedKey>,
+    pub tombstones: Vec<PersistedTombstone>,
 }
 
 impl Hsm {
@@ -241,7 +270,7 @@ impl Hsm {
             state,
             users,
             sessions: Sessions::new(setup.limits.session_idle_timeout, setup.limits.max_sessions),
-            keys: Keys::new(setup.limits.keys),
+            keys: Keys::new(setup.limits.keys, setup.key_range),
             decoy: setup.decoy,
             dirty_users,
             dirty_meta: true,
@@ -266,7 +295,13 @@ impl Hsm {
             state: stored.meta.state,
             users,
             sessions: Sessions::new(setup.limits.session_idle_timeout, setup.limits.max_sessions),
-            keys: Keys::restore(setup.limits.keys, stored.meta.next_key_ref, stored.keys),
+            keys: Keys::restore(
+                setup.limits.keys,
+                setup.key_range,
+                stored.meta.next_key_ref,
+                stored.keys,
+                stored.tombstones,
+            ),
             decoy: setup.decoy,
             dirty_users: BTreeSet::new(),
             dirty_meta: false,
@@ -289,12 +324,12 @@ impl Hsm {
                 (name, stored)
             })
             .collect();
-        let keys = self.keys.take_dirty();
+        let (keys, tombstones) = self.keys.take_dirty();
         let next_key_ref = self.keys.next_ref();
         let meta = (std::mem::take(&mut self.dirty_meta) || next_key_ref != self.stored_next_key_ref)
             .then_some(PersistedMeta { state: self.state, next_key_ref });
         self.stored_next_key_ref = next_key_ref;
-        Changes { users, keys, meta }
+        Changes { users, keys, tombstones, meta }
     }
 
     pub fn limits(&self) -> Limits {
@@ -331,23 +366,114 @@ impl Hsm {
             put(user.role.to_string().as_bytes());
         }
         let mut keys = 0;
-        for key in self.keys.token_views() {
+        for (reference, digest) in self.keys.token_digests() {
             keys += 1;
-            put(key.reference.to_string().as_bytes());
-            for (name, value) in key.attribute_values() {
-                put(name.as_str().as_bytes());
-                put(value.as_bytes());
-            }
-            put(key.owner.as_str().as_bytes());
-            put(&(key.shared.len() as u64).to_be_bytes());
-            for user in &key.shared {
-                put(user.as_str().as_bytes());
-            }
+            put(reference.to_string().as_bytes());
+            put(&digest);
         }
         put(&(keys as u64).to_be_bytes());
         let mut digest = [0u8; 32];
         digest.copy_from_slice(ctx.finish().as_ref());
         SyncStatus { digest, users: self.users.len(), keys }
+    }
+
+    /// The set of per-key digests behind the sync status: every token key
+    /// and every tombstone, with the stamps that say which copy is newer.
+    pub fn key_digests(&self) -> Vec<KeyDigest> {
+        self.keys.digests()
+    }
+
+    /// A token key (or its tombstone) or, for the appliance user, a user, to
+    /// be masked and copied to another HSM of the cluster. Crypto users take
+    /// only keys they own.
+    pub fn extract_masked(&self, caller: &Caller, target: &MaskTarget) -> Result<Masked, ModelError> {
+        let username = caller_username(caller)?;
+        match target {
+            MaskTarget::Key(reference) => {
+                let owner = (caller.identity == Identity::CryptoUser).then_some(username);
+                Ok(Masked::Key(self.keys.extract(*reference, owner)?))
+            }
+            MaskTarget::User(name) => {
+                only_appliance(caller)?;
+                let user = self.users.get(name).ok_or(ModelError::UserNotFound {
+                    username: name.clone(),
+                    role: Role::CryptoUser,
+                })?;
+                Ok(Masked::User(PersistedUser {
+                    username: name.clone(),
+                    role: user.role,
+                    hash: user.hash.clone(),
+                    failed_logins: 0,
+                    locked: user.locked,
+                }))
+            }
+        }
+    }
+
+    /// Takes a masked object's content (already opened and checked to come
+    /// from this cluster) if it is new here; returns whether anything
+    /// changed. Keys: only when newer than this HSM's copy, owned by the
+    /// caller if it is a crypto user, and owned and shared by crypto users
+    /// this HSM knows. Users (appliance user only): only where no user of
+    /// that name exists, except that a new, unactivated HSM takes the
+    /// cluster's admin in place of its precrypto officer and becomes active.
+    pub fn insert_masked(&mut self, caller: &Caller, object: Masked) -> Result<bool, ModelError> {
+        let username = caller_username(caller)?;
+        match object {
+            Masked::Key(replica) => {
+                let reference = replica.reference();
+                if caller.identity == Identity::CryptoUser && replica.owner() != username {
+                    return Err(ModelError::KeyPermission {
+                        reference,
+                        rule: "a crypto user inserts only keys it owns".into(),
+                    });
+                }
+                if let Replica::Key(key) = &replica {
+                    for user in std::iter::once(&key.owner).chain(&key.shared) {
+                        if !self.is_crypto_user(user) {
+                            return Err(ModelError::InvalidArgument {
+                                field: "masked_object",
+                                rule: format!(
+                                    "{reference} belongs to or is shared with '{user}', who is not a crypto user \
+                                     on this HSM; create the user here first (user list shows it as inconsistent)"
+                                ),
+                            });
+                        }
+                    }
+                }
+                self.keys.insert_replica(replica)
+            }
+            Masked::User(user) => {
+                only_appliance(caller)?;
+                let activating = user.role == Role::Admin
+                    && self.state == ClusterState::Uninitialized
+                    && self.users.get(&user.username).is_some_and(|u| u.role == Role::UnactivatedAdmin);
+                if self.users.contains_key(&user.username) && !activating {
+                    return Ok(false);
+                }
+                if !matches!(user.role, Role::Admin | Role::CryptoUser) {
+                    return Err(ModelError::InvalidArgument {
+                        field: "masked_object",
+                        rule: format!("user '{}' has role {}; only admins and crypto users are copied", user.username, user.role),
+                    });
+                }
+                if !activating && self.users.len() >= self.limits.max_users {
+                    return Err(ModelError::TooManyUsers { max: self.limits.max_users });
+                }
+                if activating {
+                    // The precrypto officer's sessions end with it.
+                    self.sessions.close_user(&user.username);
+                    self.reap();
+                    self.state = ClusterState::Active;
+                    self.dirty_meta = true;
+                }
+                let mut copied = User::new(user.role, user.hash);
+                copied.locked = user.locked;
+                self.dirty_users.insert(user.username.clone());
+                self.users.insert(user.username, copied);
+                Ok(true)
+            }
+        }
     }
 
     /// Establishes who presents `token` and checks the permission table for
@@ -652,6 +778,16 @@ fn view(username: &Username, user: &User) -> UserView {
 fn actor(caller: &Caller) -> Result<Actor<'_>, ModelError> {
     let user = caller_username(caller)?;
     Ok(Actor { user, admin: caller.identity == Identity::CryptoOfficer })
+}
+
+fn only_appliance(caller: &Caller) -> Result<(), ModelError> {
+    if caller.identity == Identity::ApplianceUser {
+        Ok(())
+    } else {
+        Err(ModelError::ObjectPermission {
+            rule: "users are copied between HSMs only by the appliance user (cloning); use user create".into(),
+        })
+    }
 }
 
 fn caller_username(caller: &Caller) -> Result<&Username, ModelError> {

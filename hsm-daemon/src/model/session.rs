@@ -153,6 +153,18 @@ impl Sessions {
         closed
     }
 
+    /// Closes every session of `user` (whose credentials were replaced).
+    pub fn close_user(&mut self, user: &Username) {
+        let ended = &mut self.ended;
+        self.open.retain(|id, s| {
+            let keep = &s.user != user;
+            if !keep {
+                ended.push(*id);
+            }
+            keep
+        });
+    }
+
     /// The sessions closed (logged out or expired) since the last call.
     pub fn drain_ended(&mut self) -> Vec<SessionId> {
         std::mem::take(&mut self.ended)

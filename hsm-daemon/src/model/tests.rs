@@ -22,6 +22,11 @@ fn name(raw: &str) -> Username {
 
 impl Fixture {
     fn new(max_users: usize) -> Self {
+        Self::at(max_users, 1)
+    }
+
+    /// HSM `index` of the same cluster (every fixture shares the cluster id).
+    fn at(max_users: usize, index: u32) -> Self {
         let mut rng = StdRng::seed_from_u64(42);
         let k = KdfParams::TESTING;
         let setup = HsmSetup {
@@ -37,6 +42,7 @@ impl Fixture {
                 session_idle_timeout: Duration::from_secs(600),
                 keys: KeyQuotas { max_keys: 8, max_asymmetric: 4 },
             },
+            key_range: KeyRange::for_index(index).unwrap(),
             admin: AdminSetup::Unactivated(Password::default_preco().hash(&k, &mut rng).unwrap()),
             appliance: pw("appliance-secret").hash(&k, &mut rng).unwrap(),
             decoy: pw("decoy-secret").hash(&k, &mut rng).unwrap(),
@@ -61,7 +67,11 @@ impl Fixture {
     /// An activated HSM with admin password `admin-pass` and a crypto user
     /// `alice` / `alice-pass`.
     fn activated() -> Self {
-        let mut f = Fixture::new(1_024);
+        Self::activated_at(1)
+    }
+
+    fn activated_at(index: u32) -> Self {
+        let mut f = Fixture::at(1_024, index);
         let t = f.login("admin", Role::Admin, "password").unwrap();
         let preco = f.caller(Operation::ActivateCluster, &t).unwrap();
         let h = f.hash("admin-pass");
@@ -273,7 +283,11 @@ mod keys {
         /// An activated HSM with crypto users alice, bob and carol, each
         /// logged in; returns their callers and the admin's.
         fn with_crypto_users() -> (Self, Caller, Caller, Caller, Caller) {
-            let mut f = Fixture::activated();
+            Self::with_crypto_users_at(1)
+        }
+
+        fn with_crypto_users_at(index: u32) -> (Self, Caller, Caller, Caller, Caller) {
+            let mut f = Fixture::activated_at(index);
             for n in ["bob", "carol"] {
                 let h = f.hash("user-pass");
                 f.hsm.create_user(name(n), Role::CryptoUser, h).unwrap();
@@ -287,6 +301,12 @@ mod keys {
             let carol = caller(&mut f, "carol", Role::CryptoUser, "user-pass");
             let admin = caller(&mut f, "admin", Role::Admin, "admin-pass");
             (f, alice, bob, carol, admin)
+        }
+
+        /// A session of the appliance user.
+        fn appliance(&mut self) -> Caller {
+            let t = self.login("app_user", Role::Appliance, "appliance-secret").unwrap();
+            self.caller(Operation::InsertMaskedObject, &t).unwrap()
         }
 
         fn aes(&mut self, owner: &Caller, attrs: &[(&str, &str)], session: bool) -> KeyRef {
@@ -569,5 +589,157 @@ mod keys {
         let h = a.hash("dave-pass1");
         a.hsm.create_user(name("dave"), Role::CryptoUser, h).unwrap();
         assert_ne!(a.hsm.sync_status().digest, b.hsm.sync_status().digest, "a user shows");
+    }
+
+    /// Copies key `reference` from `from` to `to` as `who` on each side;
+    /// returns whether `to` took it.
+    fn copy(from: &Fixture, from_who: &Caller, to: &mut Fixture, to_who: &Caller, reference: KeyRef) -> bool {
+        let object = from.hsm.extract_masked(from_who, &MaskTarget::Key(reference)).unwrap();
+        to.hsm.insert_masked(to_who, object).unwrap()
+    }
+
+    #[test]
+    fn hsms_of_a_cluster_hand_out_disjoint_references_and_copies_keep_them() {
+        let (mut a, alice_a, ..) = Fixture::with_crypto_users_at(1);
+        let (mut b, alice_b, ..) = Fixture::with_crypto_users_at(2);
+        let ka = a.aes(&alice_a, &[("label", "made-on-a"), ("encrypt", "true")], false);
+        let kb = b.aes(&alice_b, &[("label", "made-on-b")], false);
+        assert_eq!(ka.to_string(), "0x0000000000100001", "HSM 1 keeps the references a lone HSM hands out");
+        assert_eq!(kb.to_string(), "0x0000010000100001");
+        assert!(copy(&a, &alice_a, &mut b, &alice_b, ka));
+        assert!(copy(&b, &alice_b, &mut a, &alice_a, kb));
+        assert_eq!(a.hsm.sync_status(), b.hsm.sync_status());
+        // The copy is the same key: same attributes, usable on the other HSM.
+        let page = b.hsm.list_keys(&alice_b, &KeyQuery::default()).unwrap();
+        assert_eq!(page.keys.iter().map(|k| k.attrs.label.as_str()).collect::<Vec<_>>(), ["made-on-a", "made-on-b"]);
+        assert!(b.hsm.key_for_use(&alice_b, ka, Usage::Encrypt).is_ok());
+        // New keys on either HSM still come from its own range.
+        assert_eq!(b.aes(&alice_b, &[], false).to_string(), "0x0000010000100002");
+        assert_eq!(a.aes(&alice_a, &[], false).to_string(), "0x0000000000100002");
+        // Copying again changes nothing.
+        assert!(!copy(&a, &alice_a, &mut b, &alice_b, ka));
+    }
+
+    #[test]
+    fn newer_versions_win_and_older_copies_and_deleted_keys_do_not_return() {
+        let (mut a, alice_a, _, _, admin_a) = Fixture::with_crypto_users_at(1);
+        let (mut b, alice_b, ..) = Fixture::with_crypto_users_at(2);
+        let k = a.aes(&alice_a, &[], false);
+        let v1 = a.hsm.extract_masked(&alice_a, &MaskTarget::Key(k)).unwrap();
+        assert!(b.hsm.insert_masked(&alice_b, v1.clone()).unwrap());
+
+        a.hsm.share_key(&alice_a, k, name("carol")).unwrap();
+        assert_ne!(a.hsm.sync_status(), b.hsm.sync_status());
+        assert!(copy(&a, &admin_a, &mut b, &alice_b, k), "a share is a newer version");
+        assert_eq!(a.hsm.sync_status(), b.hsm.sync_status());
+        assert!(!b.hsm.insert_masked(&alice_b, v1.clone()).unwrap(), "an old copy does not roll the share back");
+
+        a.hsm.delete_key(&alice_a, k).unwrap();
+        let digests = a.hsm.key_digests();
+        assert_eq!(digests.len(), 1);
+        assert_eq!(digests[0].stamp, Stamp { version: 3, digest: None }, "a tombstone at the next version");
+        assert!(copy(&a, &alice_a, &mut b, &alice_b, k), "the tombstone deletes the copy");
+        assert_eq!(b.hsm.list_keys(&alice_b, &KeyQuery::default()).unwrap().total, 0);
+        assert_eq!(a.hsm.sync_status(), b.hsm.sync_status());
+        assert!(!b.hsm.insert_masked(&alice_b, v1).unwrap(), "a deleted key does not come back");
+        assert_eq!(b.hsm.list_keys(&alice_b, &KeyQuery::default()).unwrap().total, 0);
+    }
+
+    #[test]
+    fn equal_versions_made_on_two_hsms_settle_the_same_way_on_both() {
+        let (mut a, alice_a, ..) = Fixture::with_crypto_users_at(1);
+        let (mut b, alice_b, ..) = Fixture::with_crypto_users_at(2);
+        let k = a.aes(&alice_a, &[], false);
+        assert!(copy(&a, &alice_a, &mut b, &alice_b, k));
+        a.hsm.set_key_attribute(&alice_a, k, AttrName::Label, "from-a").unwrap();
+        b.hsm.set_key_attribute(&alice_b, k, AttrName::Label, "from-b").unwrap();
+        let from_a = a.hsm.extract_masked(&alice_a, &MaskTarget::Key(k)).unwrap();
+        let from_b = b.hsm.extract_masked(&alice_b, &MaskTarget::Key(k)).unwrap();
+        let took_b = a.hsm.insert_masked(&alice_a, from_b).unwrap();
+        let took_a = b.hsm.insert_masked(&alice_b, from_a).unwrap();
+        assert!(took_a != took_b, "exactly one side gives way");
+        assert_eq!(a.hsm.sync_status(), b.hsm.sync_status());
+    }
+
+    #[test]
+    fn masked_object_rules_follow_owners_and_the_appliance_user() {
+        let (mut a, alice_a, bob_a, _, admin_a) = Fixture::with_crypto_users_at(1);
+        let (mut b, alice_b, bob_b, _, admin_b) = Fixture::with_crypto_users_at(2);
+        let k = a.aes(&alice_a, &[], false);
+        a.hsm.share_key(&alice_a, k, name("bob")).unwrap();
+        let session_key = a.aes(&alice_a, &[], true);
+        // bob uses the key but may not take it; alice, admins and the
+        // appliance user may.
+        assert!(denied(a.hsm.extract_masked(&bob_a, &MaskTarget::Key(k))).contains("extracts only keys it owns"));
+        let au_a = a.appliance();
+        for who in [&alice_a, &admin_a, &au_a] {
+            assert!(a.hsm.extract_masked(who, &MaskTarget::Key(k)).is_ok());
+        }
+        let err = a.hsm.extract_masked(&alice_a, &MaskTarget::Key(session_key)).unwrap_err();
+        assert!(err.to_string().contains("session key"), "{err}");
+        // Someone else's key cannot be inserted by a crypto user.
+        let object = a.hsm.extract_masked(&admin_a, &MaskTarget::Key(k)).unwrap();
+        assert!(denied(b.hsm.insert_masked(&bob_b, object.clone())).contains("inserts only keys it owns"));
+        assert!(b.hsm.insert_masked(&admin_b, object).unwrap());
+        // Users: only the appliance user copies them.
+        assert!(matches!(
+            a.hsm.extract_masked(&admin_a, &MaskTarget::User(name("alice"))),
+            Err(ModelError::ObjectPermission { .. })
+        ));
+        let h = a.hash("dave-pass1");
+        a.hsm.create_user(name("dave"), Role::CryptoUser, h).unwrap();
+        let dave = a.hsm.extract_masked(&au_a, &MaskTarget::User(name("dave"))).unwrap();
+        assert!(matches!(b.hsm.insert_masked(&admin_b, dave.clone()), Err(ModelError::ObjectPermission { .. })));
+        let au_b = b.appliance();
+        assert!(b.hsm.insert_masked(&au_b, dave.clone()).unwrap());
+        assert!(!b.hsm.insert_masked(&au_b, dave).unwrap(), "an existing user is never replaced");
+        assert!(b.login("dave", Role::CryptoUser, "dave-pass1").is_ok(), "the password hash travels");
+        let _ = alice_b;
+    }
+
+    #[test]
+    fn a_key_of_a_user_this_hsm_lacks_is_refused_until_the_user_exists() {
+        let (mut a, alice_a, ..) = Fixture::with_crypto_users_at(1);
+        let mut b = Fixture::activated_at(2);
+        let t = b.login("admin", Role::Admin, "admin-pass").unwrap();
+        let admin_b = b.caller(Operation::InsertMaskedObject, &t).unwrap();
+        let k = a.aes(&alice_a, &[], false);
+        a.hsm.share_key(&alice_a, k, name("bob")).unwrap();
+        let object = a.hsm.extract_masked(&alice_a, &MaskTarget::Key(k)).unwrap();
+        let err = b.hsm.insert_masked(&admin_b, object.clone()).unwrap_err().to_string();
+        assert!(err.contains("'bob'") && err.contains("not a crypto user on this HSM"), "{err}");
+        let h = b.hash("bob-pass-1");
+        b.hsm.create_user(name("bob"), Role::CryptoUser, h).unwrap();
+        assert!(b.hsm.insert_masked(&admin_b, object).unwrap());
+    }
+
+    #[test]
+    fn a_new_hsm_takes_the_clusters_admin_and_becomes_active() {
+        let mut a = Fixture::activated_at(1);
+        let au_a = {
+            let t = a.login("app_user", Role::Appliance, "appliance-secret").unwrap();
+            a.caller(Operation::ExtractMaskedObject, &t).unwrap()
+        };
+        let admin = a.hsm.extract_masked(&au_a, &MaskTarget::User(name("admin"))).unwrap();
+        let mut b = Fixture::at(1_024, 2);
+        let preco = b.login("admin", Role::Admin, "password").unwrap();
+        let t = b.login("app_user", Role::Appliance, "appliance-secret").unwrap();
+        let au_b = b.caller(Operation::InsertMaskedObject, &t).unwrap();
+        assert!(b.hsm.insert_masked(&au_b, admin).unwrap());
+        assert_eq!(b.hsm.cluster_info().state, ClusterState::Active);
+        assert!(b.login("admin", Role::Admin, "admin-pass").is_ok());
+        assert!(b.caller(Operation::GetClusterInfo, &preco).is_err(), "the precrypto officer's session ended");
+    }
+
+    #[test]
+    fn references_restored_from_the_store_stay_in_the_hsms_range() {
+        let (mut a, alice_a, ..) = Fixture::with_crypto_users_at(1);
+        let (mut b, alice_b, ..) = Fixture::with_crypto_users_at(3);
+        let k = b.aes(&alice_b, &[], false);
+        assert!(copy(&b, &alice_b, &mut a, &alice_a, k));
+        let changes = a.hsm.take_changes();
+        let keys: Vec<PersistedKey> = changes.keys.into_iter().filter_map(|(_, k)| k).collect();
+        let restored = Keys::restore(KeyQuotas::HSM2M, KeyRange::for_index(1).unwrap(), 0x0010_0001, keys, vec![]);
+        assert_eq!(restored.next_ref(), 0x0010_0001, "a copy from HSM 3's range does not move HSM 1's counter");
     }
 }

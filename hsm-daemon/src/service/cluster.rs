@@ -34,17 +34,19 @@ impl ClusterService for ClusterApi {
 
     async fn get_sync_status(
         &self,
-        _request: Request<GetSyncStatusRequest>,
+        request: Request<GetSyncStatusRequest>,
     ) -> Result<Response<GetSyncStatusResponse>, Status> {
-        let (status, hsm_id) = {
+        let include_keys = request.get_ref().include_keys;
+        let (status, hsm_id, keys) = {
             let hsm = self.state.hsm();
-            (hsm.sync_status(), hsm.hsm_id().to_string())
+            (hsm.sync_status(), hsm.hsm_id().to_string(), if include_keys { hsm.key_digests() } else { Vec::new() })
         };
         Ok(Response::new(GetSyncStatusResponse {
             hsm_id,
             digest: status.digest.to_vec(),
             user_count: status.users as u64,
             key_count: status.keys as u64,
+            keys: keys.into_iter().map(convert::key_digest).collect(),
         }))
     }
 

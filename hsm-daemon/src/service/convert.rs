@@ -5,7 +5,9 @@ use hsm_proto::v1 as pb;
 
 use crate::{
     crypto::{Cipher, HashAlg, KeyClass, KeyKind, SignMech, WrapMech},
-    model::{ClusterInfo, ClusterState, HsmIdentity, KeyView, ModelError, Role, UserView, keys::parse_curve},
+    model::{
+        ClusterInfo, ClusterState, HsmIdentity, KeyDigest, KeyView, ModelError, Role, UserView, keys::parse_curve,
+    },
 };
 
 /// Parses a role field. `field` is the proto field name.
@@ -70,6 +72,15 @@ fn hsm(h: HsmIdentity) -> pb::HsmInfo {
 }
 
 /// Attribute messages as name/value pairs.
+pub(super) fn key_digest(d: KeyDigest) -> pb::KeyDigest {
+    pb::KeyDigest {
+        key_reference: d.reference.to_string(),
+        version: d.stamp.version,
+        digest: d.stamp.digest.map(|d| d.to_vec()).unwrap_or_default(),
+        deleted: d.stamp.digest.is_none(),
+    }
+}
+
 pub(super) fn pairs(attributes: &[pb::Attribute]) -> Vec<(String, String)> {
     attributes.iter().map(|a| (a.name.clone(), a.value.clone())).collect()
 }

@@ -16,6 +16,7 @@ mod convert;
 mod crypto;
 mod gate;
 mod key;
+mod masked;
 mod session;
 mod status;
 mod user;
@@ -28,7 +29,8 @@ use std::{
 
 use hsm_proto::v1::{
     Rpc, cluster_service_server::ClusterServiceServer, crypto_service_server::CryptoServiceServer,
-    key_service_server::KeyServiceServer, session_service_server::SessionServiceServer,
+    key_service_server::KeyServiceServer, masked_object_service_server::MaskedObjectServiceServer,
+    session_service_server::SessionServiceServer,
     user_service_server::UserServiceServer,
 };
 use rand::{SeedableRng, rngs::StdRng};
@@ -41,8 +43,10 @@ use tonic::{
 use crate::{
     clock::Clock,
     config::{DaemonConfig, Transport},
-    model::{AdminSetup, Caller, Hsm, HsmSetup, KdfParams, Limits, ModelError, Operation, Password, PasswordHash},
-    store::{Opened, Store, StoreError},
+    model::{
+        AdminSetup, Caller, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password, PasswordHash,
+    },
+    store::{Masker, Opened, Store, StoreError},
 };
 
 /// Why the server could not start or stopped with an error.
@@ -161,6 +165,7 @@ impl Prepared {
             .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))))
             .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))))
             .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))))
+            .add_service(MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(&state))))
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
             .await
             .map_err(ServeError::Transport);
@@ -199,6 +204,8 @@ pub(crate) struct HsmState {
     /// Set when a write to the store failed: the HSM then stops serving
     /// (fail-stop), since memory may hold a change the disk does not.
     failed: OnceLock<String>,
+    /// Seals and opens masked objects; `None` without a masking key.
+    masker: Option<Masker>,
 }
 
 impl HsmState {
@@ -217,6 +224,7 @@ impl HsmState {
             Ok((admin, appliance_password.hash(&kdf, &mut hash_rng)?, decoy.hash(&kdf, &mut hash_rng)?))
         })
         .await?;
+        let key_range = KeyRange::for_index(config.membership.hsm_index)?;
         let opened = Store::open(
             &config.storage.backing,
             &config.storage.master_key,
@@ -229,6 +237,7 @@ impl HsmState {
                     cluster: config.cluster.clone(),
                     hsm: config.hsm.clone(),
                     limits: config.limits,
+                    key_range,
                     admin,
                     appliance,
                     decoy,
@@ -247,7 +256,7 @@ impl HsmState {
                 // Quotas follow the HSM type the store was made for.
                 let quotas = Limits::for_type(cluster.hsm_type);
                 let limits = Limits { max_users: quotas.max_users, keys: quotas.keys, ..config.limits };
-                let setup = HsmSetup { cluster, hsm: hsm_identity, limits, admin, appliance, decoy };
+                let setup = HsmSetup { cluster, hsm: hsm_identity, limits, key_range, admin, appliance, decoy };
                 tracing::info!(users = stored.users.len(), keys = stored.keys.len(), "state loaded from the store");
                 (Hsm::restore(setup, stored), store)
             }
@@ -259,6 +268,7 @@ impl HsmState {
             clock: Arc::clone(&config.clock),
             store,
             failed: OnceLock::new(),
+            masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
         })
     }
 

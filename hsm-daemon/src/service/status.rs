@@ -10,7 +10,9 @@ impl From<ModelError> for Status {
             ModelError::NotLoggedIn { .. } | ModelError::InvalidSession { .. } | ModelError::LoginFailed => {
                 Code::Unauthenticated
             }
-            ModelError::PermissionDenied { .. } | ModelError::KeyPermission { .. } => Code::PermissionDenied,
+            ModelError::PermissionDenied { .. }
+            | ModelError::KeyPermission { .. }
+            | ModelError::ObjectPermission { .. } => Code::PermissionDenied,
             ModelError::InvalidArgument { .. } | ModelError::Crypto(_) => Code::InvalidArgument,
             ModelError::UserNotFound { .. } | ModelError::KeyNotFound { .. } => Code::NotFound,
             ModelError::UserExists { .. } => Code::AlreadyExists,

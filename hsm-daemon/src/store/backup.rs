@@ -11,11 +11,17 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backing, MasterKey, Opened, Store, StoreError, records, seal::Sealer};
-use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, PersistedState, keys::Attributes};
+use super::{
+    Backing, MasterKey, Opened, Store, StoreError,
+    records::{self, KeyEntry, UserEntry},
+    seal::Sealer,
+};
+use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, PersistedState};
 
 const MAGIC: &str = "hsm-emulator backup";
-const VERSION: u32 = 1;
+/// 2 added key versions and tombstones; version 1 backups still restore
+/// (their keys at version 1, with no tombstones).
+const VERSION: u32 = 2;
 const LABEL: &[u8] = b"hsm-emulator backup key v1";
 
 #[derive(Serialize, Deserialize)]
@@ -27,39 +33,25 @@ struct BackupFile {
     sealed: Vec<u8>,
 }
 
+/// Version 2's payload: version 1's fields, then what clusters added
+/// (postcard writes fields in order, so the first part reads as version 1).
 #[derive(Serialize, Deserialize)]
 struct Payload {
+    base: PayloadV1,
+    /// (reference, version) of every key in `base.keys`.
+    key_versions: Vec<(u64, u64)>,
+    /// (reference, version, owner) of deleted token keys.
+    tombstones: Vec<(u64, u64, String)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PayloadV1 {
     active: bool,
     next_key_ref: u64,
     users: Vec<UserEntry>,
     keys: Vec<KeyEntry>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct UserEntry {
-    username: String,
-    role: u8,
-    phc: String,
-    failed_logins: u32,
-    locked: bool,
-}
-
-#[derive(Serialize, Deserialize)]
-struct KeyEntry {
-    reference: u64,
-    kind: u8,
-    class: u8,
-    attrs: Attributes,
-    owner: String,
-    shared: Vec<String>,
-    material: Vec<u8>,
-}
-
-impl Drop for KeyEntry {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.material);
-    }
-}
 
 impl Store {
     /// Writes a backup of the committed state (one read transaction, so it
@@ -74,33 +66,26 @@ impl Store {
     ) -> Result<(), StoreError> {
         let state = self.load()?;
         let fail = |detail: String| StoreError::Io { path: out.to_owned(), detail };
-        let mut users = Vec::new();
-        for u in state.users {
-            users.push(UserEntry {
-                username: u.username.to_string(),
-                role: records::role_code(u.role),
-                phc: u.hash.as_phc().to_owned(),
-                failed_logins: u.failed_logins,
-                locked: u.locked,
-            });
-        }
+        let users = state.users.iter().map(UserEntry::from_model).collect();
         let mut keys = Vec::new();
-        for k in state.keys {
-            keys.push(KeyEntry {
-                reference: k.reference.value(),
-                kind: records::kind_code(k.material.kind()),
-                class: records::class_code(k.material.class()),
-                attrs: k.attrs,
-                owner: k.owner.to_string(),
-                shared: k.shared.iter().map(ToString::to_string).collect(),
-                material: k.material.to_wrappable().map_err(|e| fail(e.to_string()))?.to_vec(),
-            });
+        let mut key_versions = Vec::new();
+        for k in &state.keys {
+            key_versions.push((k.reference.value(), k.version));
+            keys.push(KeyEntry::from_model(k).map_err(fail)?);
         }
         let payload = Payload {
-            active: state.meta.state == ClusterState::Active,
-            next_key_ref: state.meta.next_key_ref,
-            users,
-            keys,
+            base: PayloadV1 {
+                active: state.meta.state == ClusterState::Active,
+                next_key_ref: state.meta.next_key_ref,
+                users,
+                keys,
+            },
+            key_versions,
+            tombstones: state
+                .tombstones
+                .iter()
+                .map(|t| (t.reference.value(), t.version, t.owner.to_string()))
+                .collect(),
         };
         let plain = zeroize::Zeroizing::new(records::encode(&payload));
         let sealer = Sealer::derive_with(cluster_key, LABEL, cluster_id);
@@ -153,7 +138,12 @@ pub fn restore_backup(
     let plain = sealer
         .open(&file.sealed, cluster.id.as_str())
         .map_err(|_| bad("it does not open with this cluster's key: it is damaged or was altered".into()))?;
-    let payload: Payload = postcard::from_bytes(&plain).map_err(|e| bad(format!("backup payload: {e}")))?;
+    let payload: Payload = if file.version == 1 {
+        let base = postcard::from_bytes(&plain).map_err(|e| bad(format!("backup payload: {e}")))?;
+        Payload { base, key_versions: Vec::new(), tombstones: Vec::new() }
+    } else {
+        postcard::from_bytes(&plain).map_err(|e| bad(format!("backup payload: {e}")))?
+    };
     let state = into_state(payload).map_err(bad)?;
 
     let store = match Store::open(backing, master, cluster.id.as_str(), hsm.id.as_str())? {
@@ -163,6 +153,7 @@ pub fn restore_backup(
     let changes = Changes {
         users: state.users.into_iter().map(|u| (u.username.clone(), Some(u))).collect(),
         keys: state.keys.into_iter().map(|k| (k.reference, Some(k))).collect(),
+        tombstones: state.tombstones.into_iter().map(|t| (t.reference, Some(t))).collect(),
         meta: Some(state.meta),
     };
     store.initialize(cluster, hsm, &changes)
@@ -177,27 +168,25 @@ fn occupied(path: std::path::PathBuf) -> StoreError {
 }
 
 fn into_state(payload: Payload) -> Result<PersistedState, String> {
-    let users = payload
-        .users
+    let versions: std::collections::BTreeMap<u64, u64> = payload.key_versions.into_iter().collect();
+    let tombstones = payload
+        .tombstones
         .iter()
-        .map(|u| records::persisted_user(&u.username, u.role, u.phc.clone(), u.failed_logins, u.locked))
+        .map(|(reference, version, owner)| records::persisted_tombstone(*reference, *version, owner))
         .collect::<Result<_, _>>()?;
+    let payload = payload.base;
+    let users = payload.users.iter().map(UserEntry::to_model).collect::<Result<_, _>>()?;
     let keys = payload
         .keys
         .iter()
-        .map(|k| {
-            let stored = records::StoredKey {
-                kind: k.kind,
-                class: k.class,
-                attrs: k.attrs.clone(),
-                owner: &k.owner,
-                shared: &k.shared,
-                material: &k.material,
-            };
-            records::persisted_key(k.reference, stored)
-        })
+        .map(|k| k.to_model(versions.get(&k.reference).copied().unwrap_or(1)))
         .collect::<Result<_, _>>()?;
-    Ok(PersistedState { meta: records::persisted_meta(payload.active, payload.next_key_ref), users, keys })
+    Ok(PersistedState {
+        meta: records::persisted_meta(payload.active, payload.next_key_ref),
+        users,
+        keys,
+        tombstones,
+    })
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -10,6 +10,10 @@
 //!   sealed password hash).
 //! - table `keys`: reference -> key record (type, class, attributes, owner,
 //!   shares, the sealed key material).
+//! - table `key_versions`: reference -> the token key's version (a key with
+//!   no row, from a store written before clusters, is at version 1).
+//! - table `tombstones`: reference -> version and owner of a deleted token
+//!   key, so that an older copy from another HSM never brings it back.
 //!
 //! Records are postcard-encoded. Every sealed field is AES-256-GCM with a
 //! random nonce, and its table and row as associated data, so a sealed value
@@ -22,10 +26,13 @@
 //! - [`MasterKey`]: the operator's 32-byte master key (file or environment).
 //! - `seal`: the storage-key derivation and AEAD.
 //! - `records`: the stored forms of users, keys and identity.
+//! - `masked`: [`Masker`], masked objects (keys and users sealed under the
+//!   cluster's masking key) for copying between HSMs.
 //! - this file: [`Store`], opening with its refusals, loading, applying
 //!   changes.
 
 mod backup;
+mod masked;
 mod records;
 mod seal;
 
@@ -37,7 +44,7 @@ use std::{
 use redb::{Database, ReadableDatabase as _, TableDefinition, backends::InMemoryBackend};
 use zeroize::Zeroizing;
 
-pub use self::{backup::restore_backup, seal::MasterKey};
+pub use self::{backup::restore_backup, masked::Masker, seal::MasterKey};
 use self::{records::StoredIdentity, seal::Sealer};
 use crate::model::{Changes, ClusterIdentity, HsmIdentity, PersistedState};
 
@@ -51,6 +58,8 @@ pub const STORE_FILE: &str = "hsm.redb";
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("keys");
+const KEY_VERSIONS: TableDefinition<u64, u64> = TableDefinition::new("key_versions");
+const TOMBSTONES: TableDefinition<u64, &[u8]> = TableDefinition::new("tombstones");
 
 const CHECK_PLAINTEXT: &[u8] = b"hsm-emulator storage key check v1";
 

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use redb::{ReadTransaction, ReadableTable as _, WriteTransaction};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::{KEYS, META, USERS, seal::Sealer};
+use super::{KEY_VERSIONS, KEYS, META, TOMBSTONES, USERS, seal::Sealer};
 use crate::{
     crypto::{Curve, KeyClass, KeyKind, KeyMaterial},
     model::{
         Changes, ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType, KeyRef,
-        PasswordHash, PersistedKey, PersistedMeta, PersistedState, PersistedUser, Role, Username, keys::Attributes,
+        PasswordHash, PersistedKey, PersistedMeta, PersistedState, PersistedTombstone, PersistedUser, Role, Username,
+        keys::Attributes,
     },
 };
 
@@ -142,6 +143,12 @@ struct UserRecord {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TombstoneRecord {
+    pub(crate) version: u64,
+    pub(crate) owner: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 struct KeyRecord {
     kind: u8,
     class: u8,
@@ -245,10 +252,12 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) 
     }
     drop(users);
     let mut keys = txn.open_table(KEYS)?;
+    let mut versions = txn.open_table(KEY_VERSIONS)?;
     for (reference, key) in &changes.keys {
         match key {
             None => {
                 keys.remove(reference.value())?;
+                versions.remove(reference.value())?;
             }
             Some(k) => {
                 let material = k.material.to_wrappable().map_err(|e| e.to_string())?;
@@ -261,10 +270,24 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) 
                     sealed_material: sealer.seal(&material, &key_slot(reference.value()))?,
                 };
                 keys.insert(reference.value(), encode(&record).as_slice())?;
+                versions.insert(reference.value(), k.version)?;
             }
         }
     }
-    drop(keys);
+    drop((keys, versions));
+    let mut tombstones = txn.open_table(TOMBSTONES)?;
+    for (reference, tombstone) in &changes.tombstones {
+        match tombstone {
+            None => {
+                tombstones.remove(reference.value())?;
+            }
+            Some(t) => {
+                let record = TombstoneRecord { version: t.version, owner: t.owner.to_string() };
+                tombstones.insert(reference.value(), encode(&record).as_slice())?;
+            }
+        }
+    }
+    drop(tombstones);
     if let Some(meta) = changes.meta {
         let mut table = txn.open_table(META)?;
         let record = StateRecord { active: meta.state == ClusterState::Active, next_key_ref: meta.next_key_ref };
@@ -310,6 +333,13 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         let phc = String::from_utf8(phc.to_vec()).map_err(|_| format!("user {name}: password hash is not text"))?;
         users.push(persisted_user(&name, record.role, phc, record.failed_logins, record.locked)?);
     }
+    let versions = optional_table(txn.open_table(KEY_VERSIONS))?;
+    let version_of = |reference: u64| -> Result<u64, String> {
+        match &versions {
+            None => Ok(1),
+            Some(t) => Ok(t.get(reference).map_err(|e| e.to_string())?.map_or(1, |v| v.value())),
+        }
+    };
     let mut keys = Vec::new();
     let table = txn.open_table(KEYS).map_err(|e| e.to_string())?;
     for row in table.iter().map_err(|e| e.to_string())? {
@@ -325,10 +355,35 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
             owner: &record.owner,
             shared: &record.shared,
             material: &bytes,
+            version: version_of(reference)?,
         };
         keys.push(persisted_key(reference, stored)?);
     }
-    Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys })
+    let mut tombstones = Vec::new();
+    if let Some(table) = optional_table(txn.open_table(TOMBSTONES))? {
+        for row in table.iter().map_err(|e| e.to_string())? {
+            let (reference, value) = row.map_err(|e| e.to_string())?;
+            let reference = reference.value();
+            let record: TombstoneRecord = decode(value.value(), &format!("tombstone {}", KeyRef::new(reference)))?;
+            tombstones.push(persisted_tombstone(reference, record.version, &record.owner)?);
+        }
+    }
+    Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones })
+}
+
+/// A table that stores written before it existed do not have.
+fn optional_table<T>(opened: Result<T, redb::TableError>) -> Result<Option<T>, String> {
+    match opened {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A tombstone from its stored parts (store or backup).
+pub(crate) fn persisted_tombstone(reference: u64, version: u64, owner: &str) -> Result<PersistedTombstone, String> {
+    let owner = Username::parse("owner", owner).map_err(|e| format!("tombstone {}: {e}", KeyRef::new(reference)))?;
+    Ok(PersistedTombstone { reference: KeyRef::new(reference), version, owner })
 }
 
 /// A user from its stored parts (store or backup).
@@ -348,6 +403,79 @@ pub(crate) fn persisted_user(
     })
 }
 
+/// A user as it travels out of the store (backups, masked objects): the
+/// password hash in its PHC string form, to be sealed as a whole.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct UserEntry {
+    username: String,
+    role: u8,
+    phc: String,
+    failed_logins: u32,
+    locked: bool,
+}
+
+impl UserEntry {
+    pub(crate) fn from_model(u: &PersistedUser) -> Self {
+        UserEntry {
+            username: u.username.to_string(),
+            role: role_code(u.role),
+            phc: u.hash.as_phc().to_owned(),
+            failed_logins: u.failed_logins,
+            locked: u.locked,
+        }
+    }
+
+    pub(crate) fn to_model(&self) -> Result<PersistedUser, String> {
+        persisted_user(&self.username, self.role, self.phc.clone(), self.failed_logins, self.locked)
+    }
+}
+
+/// A key as it travels out of the store (backups, masked objects): the
+/// material in clear, to be sealed as a whole; zeroized on drop.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct KeyEntry {
+    pub(crate) reference: u64,
+    kind: u8,
+    class: u8,
+    attrs: Attributes,
+    owner: String,
+    shared: Vec<String>,
+    material: Vec<u8>,
+}
+
+impl Drop for KeyEntry {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.material);
+    }
+}
+
+impl KeyEntry {
+    pub(crate) fn from_model(k: &PersistedKey) -> Result<Self, String> {
+        Ok(KeyEntry {
+            reference: k.reference.value(),
+            kind: kind_code(k.material.kind()),
+            class: class_code(k.material.class()),
+            attrs: k.attrs.clone(),
+            owner: k.owner.to_string(),
+            shared: k.shared.iter().map(ToString::to_string).collect(),
+            material: k.material.to_wrappable().map_err(|e| e.to_string())?.to_vec(),
+        })
+    }
+
+    pub(crate) fn to_model(&self, version: u64) -> Result<PersistedKey, String> {
+        let stored = StoredKey {
+            kind: self.kind,
+            class: self.class,
+            attrs: self.attrs.clone(),
+            owner: &self.owner,
+            shared: &self.shared,
+            material: &self.material,
+            version,
+        };
+        persisted_key(self.reference, stored)
+    }
+}
+
 /// A key's stored parts, its material already unsealed.
 pub(crate) struct StoredKey<'a> {
     pub(crate) kind: u8,
@@ -356,6 +484,7 @@ pub(crate) struct StoredKey<'a> {
     pub(crate) owner: &'a str,
     pub(crate) shared: &'a [String],
     pub(crate) material: &'a [u8],
+    pub(crate) version: u64,
 }
 
 /// A key from its stored parts (store or backup), parsed once.
@@ -370,6 +499,7 @@ pub(crate) fn persisted_key(reference: u64, k: StoredKey<'_>) -> Result<Persiste
         attrs: k.attrs,
         owner: user(k.owner)?,
         shared: k.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
+        version: k.version,
     })
 }
 

@@ -38,6 +38,7 @@ impl World {
             cluster: self.cluster.clone(),
             hsm: self.hsm.clone(),
             limits: Limits::for_type(HsmType::Hsm2mMedium),
+            key_range: crate::model::KeyRange::for_index(1).unwrap(),
             admin: AdminSetup::Activated(pw("admin-pass").hash(&k, &mut self.rng).unwrap()),
             appliance: pw("appliance-pass").hash(&k, &mut self.rng).unwrap(),
             decoy: pw("decoy-pass").hash(&k, &mut self.rng).unwrap(),
@@ -230,4 +231,73 @@ fn backups_restore_into_their_cluster_only_and_never_over_a_store() {
     let err = restore_backup(&out, &cluster_key, &fresh, &master_b, &w.cluster, &other_hsm).unwrap_err();
     assert!(err.to_string().contains("damaged or was altered"), "{err}");
     assert!(!dir.path().join("c").join(STORE_FILE).exists(), "a refused restore creates nothing");
+}
+
+#[test]
+fn versions_and_tombstones_survive_reopening_and_backups() {
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let (store, mut hsm, ..) = populated(&mut w, dir.path(), &master);
+    let alice = alice_caller(&mut hsm, &mut w.rng);
+    let keys = hsm.list_keys(&alice, &KeyQuery::default()).unwrap().keys;
+    let (first, second) = (keys[0].reference, keys[1].reference);
+    hsm.set_key_attribute(&alice, second, crate::model::AttrName::Label, "renamed").unwrap();
+    hsm.delete_key(&alice, first).unwrap();
+    store.apply(&hsm.take_changes()).unwrap();
+    let before = hsm.key_digests();
+    assert_eq!(before.iter().map(|d| (d.stamp.version, d.stamp.digest.is_none())).collect::<Vec<_>>(), [
+        (2, true),
+        (2, false)
+    ]);
+    let backup = dir.path().join("b.backup");
+    let cluster_key = MasterKey::generate().unwrap();
+    store.write_backup(&cluster_key, w.cluster.id.as_str(), w.hsm.id.as_str(), &backup).unwrap();
+    drop(store);
+    let Opened::Existing(_, _, state) = w.open(&Backing::Dir(dir.path().to_owned()), &master).unwrap() else {
+        panic!("not existing")
+    };
+    assert_eq!(Hsm::restore(w.setup(), state).key_digests(), before);
+
+    let other = tempfile::tempdir().unwrap();
+    restore_backup(&backup, &cluster_key, &Backing::Dir(other.path().to_owned()), &master, &w.cluster, &w.hsm)
+        .unwrap();
+    let Opened::Existing(_, _, state) = w.open(&Backing::Dir(other.path().to_owned()), &master).unwrap() else {
+        panic!("not existing")
+    };
+    assert_eq!(Hsm::restore(w.setup(), state).key_digests(), before, "a backup keeps versions and tombstones");
+}
+
+#[test]
+fn masked_objects_open_only_in_their_cluster_and_unaltered() {
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let (_store, mut hsm, aes_bytes, _) = populated(&mut w, dir.path(), &master);
+    let alice = alice_caller(&mut hsm, &mut w.rng);
+    let reference = hsm.list_keys(&alice, &KeyQuery::default()).unwrap().keys[0].reference;
+    let object = hsm.extract_masked(&alice, &crate::model::MaskTarget::Key(reference)).unwrap();
+    let masking_key = MasterKey::generate().unwrap();
+    let masker = Masker::new(&masking_key, &w.cluster.id);
+    let bytes = masker.mask(&object).unwrap();
+    assert!(!bytes.windows(aes_bytes.len()).any(|w| w == aes_bytes), "key bytes in the clear");
+    assert!(matches!(masker.unmask(&bytes).unwrap(), crate::model::Masked::Key(r) if r.reference() == reference));
+
+    let other_id = ClusterId::generate(&mut w.rng);
+    let err = Masker::new(&masking_key, &other_id).unmask(&bytes).unwrap_err().to_string();
+    assert!(err.contains("masked objects move only within their cluster") && err.contains(w.cluster.id.as_str()), "{err}");
+    let err = Masker::new(&MasterKey::generate().unwrap(), &w.cluster.id).unmask(&bytes).unwrap_err().to_string();
+    assert!(err.contains("does not open under this cluster's masking key"), "{err}");
+    let mut tampered = bytes.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let err = masker.unmask(&tampered).unwrap_err().to_string();
+    assert!(err.contains("altered"), "{err}");
+    assert!(masker.unmask(b"garbage").unwrap_err().to_string().contains("not a masked object"));
+}
+
+fn alice_caller(hsm: &mut Hsm, rng: &mut StdRng) -> crate::model::Caller {
+    let attempt = hsm.login_attempt(&Username::parse("u", "alice").unwrap(), Role::CryptoUser).unwrap();
+    let (token, _) = hsm.finish_login(attempt, true, Instant::now(), rng).unwrap();
+    hsm.admit(Operation::ListKeys, Some(token.expose()), Instant::now()).unwrap()
 }

@@ -1,0 +1,113 @@
+//! Masked objects: a token key, a tombstone or a user, sealed under the
+//! cluster's masking key so that it opens only inside an HSM of the same
+//! cluster.
+//!
+//! An object is postcard of [`MaskedFile`]: a magic string, the format
+//! version and the cluster id in clear (so that an object of another cluster
+//! is refused by name), and the payload sealed with AES-256-GCM under a key
+//! derived (HKDF-SHA256) from the masking key, with the cluster id as
+//! associated data. A changed byte anywhere fails authentication.
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{
+    MasterKey,
+    records::{self, KeyEntry, UserEntry},
+    seal::Sealer,
+};
+use crate::model::{ClusterId, Masked, ModelError, Replica};
+
+const MAGIC: &str = "hsm-emulator masked object";
+const VERSION: u32 = 1;
+const LABEL: &[u8] = b"hsm-emulator masking key v1";
+
+#[derive(Serialize, Deserialize)]
+struct MaskedFile {
+    magic: String,
+    version: u32,
+    cluster_id: String,
+    sealed: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Payload {
+    Key { entry: KeyEntry, version: u64 },
+    Tombstone { reference: u64, version: u64, owner: String },
+    User(UserEntry),
+}
+
+/// Masks and unmasks objects for one cluster.
+pub struct Masker {
+    sealer: Sealer,
+    cluster_id: ClusterId,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker").field("cluster_id", &self.cluster_id).finish_non_exhaustive()
+    }
+}
+
+impl Masker {
+    pub fn new(masking_key: &MasterKey, cluster_id: &ClusterId) -> Self {
+        Masker { sealer: Sealer::derive_with(masking_key, LABEL, cluster_id.as_str()), cluster_id: cluster_id.clone() }
+    }
+
+    pub fn mask(&self, object: &Masked) -> Result<Vec<u8>, ModelError> {
+        let payload = match object {
+            Masked::Key(Replica::Key(k)) => {
+                Payload::Key { entry: KeyEntry::from_model(k).map_err(ModelError::Internal)?, version: k.version }
+            }
+            Masked::Key(Replica::Tombstone(t)) => {
+                Payload::Tombstone { reference: t.reference.value(), version: t.version, owner: t.owner.to_string() }
+            }
+            Masked::User(u) => Payload::User(UserEntry::from_model(u)),
+        };
+        let plain = Zeroizing::new(records::encode(&payload));
+        let sealed = self.sealer.seal(&plain, self.cluster_id.as_str()).map_err(ModelError::Internal)?;
+        let file =
+            MaskedFile { magic: MAGIC.into(), version: VERSION, cluster_id: self.cluster_id.to_string(), sealed };
+        Ok(records::encode(&file))
+    }
+
+    /// Opens an object, refusing one of another cluster, a damaged or
+    /// altered one, and one of a newer format, each with its reason.
+    pub fn unmask(&self, bytes: &[u8]) -> Result<Masked, ModelError> {
+        let bad = |rule: String| ModelError::InvalidArgument { field: "masked_object", rule };
+        let file: MaskedFile = match postcard::from_bytes(bytes) {
+            Ok(file @ MaskedFile { .. }) if file.magic == MAGIC => file,
+            _ => return Err(bad("not a masked object".into())),
+        };
+        if file.version > VERSION {
+            return Err(bad(format!("format {} is newer than this HSM reads ({VERSION})", file.version)));
+        }
+        if file.cluster_id != self.cluster_id.as_str() {
+            return Err(bad(format!(
+                "it was extracted from an HSM of {}, and this HSM belongs to {}; masked objects move only within \
+                 their cluster",
+                truncate(&file.cluster_id),
+                self.cluster_id
+            )));
+        }
+        let plain = self.sealer.open(&file.sealed, self.cluster_id.as_str()).map_err(|_| {
+            bad("it does not open under this cluster's masking key: it was altered, damaged, or masked by \
+                 another cluster that uses the same id"
+                .into())
+        })?;
+        let payload: Payload =
+            postcard::from_bytes(&plain).map_err(|e| bad(format!("its content does not decode: {e}")))?;
+        let inner = |e: String| bad(e);
+        Ok(match payload {
+            Payload::Key { entry, version } => Masked::Key(Replica::Key(entry.to_model(version).map_err(inner)?)),
+            Payload::Tombstone { reference, version, owner } => {
+                Masked::Key(Replica::Tombstone(records::persisted_tombstone(reference, version, &owner).map_err(inner)?))
+            }
+            Payload::User(entry) => Masked::User(entry.to_model().map_err(inner)?),
+        })
+    }
+}
+
+fn truncate(raw: &str) -> String {
+    raw.chars().take(48).collect()
+}
