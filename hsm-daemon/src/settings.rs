@@ -319,7 +319,9 @@ impl Settings {
         let peer = |field: &str, raw: &str| -> Result<String, SettingsError> {
             let raw = raw.trim();
             match raw.rsplit_once(':') {
-                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) && !raw.contains("://") => {
+                Some((host, port))
+                    if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) && !raw.contains("://") =>
+                {
                     Ok(raw.to_owned())
                 }
                 _ => Err(err(format!("{field}: {raw:?} must be host:port"))),

@@ -241,9 +241,10 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
         }
         // Every identity the table allows may take alice's key: admins and
         // the appliance user any key, alice her own.
-        Rpc::ExtractMaskedObject => {
-            MaskedObjectServiceClient::new(channel).extract_masked_object(r(session, extract_key(&f.aes))).await.map(drop)
-        }
+        Rpc::ExtractMaskedObject => MaskedObjectServiceClient::new(channel)
+            .extract_masked_object(r(session, extract_key(&f.aes)))
+            .await
+            .map(drop),
         // Putting the same version back changes nothing, and succeeds.
         Rpc::InsertMaskedObject => MaskedObjectServiceClient::new(channel)
             .insert_masked_object(r(session, pb::InsertMaskedObjectRequest { masked_object: f.masked.clone() }))

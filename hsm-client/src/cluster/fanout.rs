@@ -53,8 +53,9 @@ impl<T> FanOut<T> {
         self.succeeded().next().map(|(_, v)| v)
     }
 
-    /// `Err` when no HSM succeeded: the operation failed as a whole.
-    pub(crate) fn into_result(self) -> Result<Self, ClientError> {
+    /// `Err` when no HSM succeeded: the operation failed as a whole, and the
+    /// error says how (one refusal shared by every HSM comes back unchanged).
+    pub fn into_result(self) -> Result<Self, ClientError> {
         if self.completion() == Completion::Failed {
             let failures = self.hsms.into_iter().filter_map(|h| h.outcome.err().map(|e| (h.endpoint, e))).collect();
             return Err(combine(failures));

@@ -1063,8 +1063,10 @@ impl Keys {
             .iter()
             .filter(|(_, k)| k.session.is_none())
             .map(|(r, k)| KeyDigest { reference: *r, stamp: Stamp { version: k.version, digest: Some(k.digest(*r)) } });
-        let dead =
-            self.tombstones.iter().map(|(r, t)| KeyDigest { reference: *r, stamp: Stamp { version: t.version, digest: None } });
+        let dead = self
+            .tombstones
+            .iter()
+            .map(|(r, t)| KeyDigest { reference: *r, stamp: Stamp { version: t.version, digest: None } });
         let mut all: Vec<KeyDigest> = live.chain(dead).collect();
         all.sort_by_key(|d| d.reference);
         all
@@ -1226,7 +1228,9 @@ impl Replica {
 
     fn stamp(&self) -> Stamp {
         match self {
-            Replica::Key(k) => Stamp { version: k.version, digest: Some(Key::from_persisted(k.clone()).digest(k.reference)) },
+            Replica::Key(k) => {
+                Stamp { version: k.version, digest: Some(Key::from_persisted(k.clone()).digest(k.reference)) }
+            }
             Replica::Tombstone(t) => Stamp { version: t.version, digest: None },
         }
     }

@@ -38,8 +38,8 @@ pub use self::{
     error::ModelError,
     identity::{ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType},
     keys::{
-        AttrName, Attributes, KeyDigest, KeyPage, KeyQuery, KeyQuotas, KeyRange, KeyRef, KeyView, NewKey,
-        PersistedKey, PersistedTombstone, Replica, Stamp, Template, Usage,
+        AttrName, Attributes, KeyDigest, KeyPage, KeyQuery, KeyQuotas, KeyRange, KeyRef, KeyView, NewKey, PersistedKey,
+        PersistedTombstone, Replica, Stamp, Template, Usage,
     },
     permissions::{Operation, authorize},
     role::{Identity, Role},
@@ -395,10 +395,10 @@ impl Hsm {
             }
             MaskTarget::User(name) => {
                 only_appliance(caller)?;
-                let user = self.users.get(name).ok_or(ModelError::UserNotFound {
-                    username: name.clone(),
-                    role: Role::CryptoUser,
-                })?;
+                let user = self
+                    .users
+                    .get(name)
+                    .ok_or(ModelError::UserNotFound { username: name.clone(), role: Role::CryptoUser })?;
                 Ok(Masked::User(PersistedUser {
                     username: name.clone(),
                     role: user.role,
@@ -454,7 +454,10 @@ impl Hsm {
                 if !matches!(user.role, Role::Admin | Role::CryptoUser) {
                     return Err(ModelError::InvalidArgument {
                         field: "masked_object",
-                        rule: format!("user '{}' has role {}; only admins and crypto users are copied", user.username, user.role),
+                        rule: format!(
+                            "user '{}' has role {}; only admins and crypto users are copied",
+                            user.username, user.role
+                        ),
                     });
                 }
                 if !activating && self.users.len() >= self.limits.max_users {

@@ -30,8 +30,7 @@ use std::{
 use hsm_proto::v1::{
     Rpc, cluster_service_server::ClusterServiceServer, crypto_service_server::CryptoServiceServer,
     key_service_server::KeyServiceServer, masked_object_service_server::MaskedObjectServiceServer,
-    session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer,
+    session_service_server::SessionServiceServer, user_service_server::UserServiceServer,
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tokio::net::TcpListener;

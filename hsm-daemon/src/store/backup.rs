@@ -52,7 +52,6 @@ struct PayloadV1 {
     keys: Vec<KeyEntry>,
 }
 
-
 impl Store {
     /// Writes a backup of the committed state (one read transaction, so it
     /// is consistent while the HSM serves) to `out`, atomically and
@@ -181,12 +180,7 @@ fn into_state(payload: Payload) -> Result<PersistedState, String> {
         .iter()
         .map(|k| k.to_model(versions.get(&k.reference).copied().unwrap_or(1)))
         .collect::<Result<_, _>>()?;
-    Ok(PersistedState {
-        meta: records::persisted_meta(payload.active, payload.next_key_ref),
-        users,
-        keys,
-        tombstones,
-    })
+    Ok(PersistedState { meta: records::persisted_meta(payload.active, payload.next_key_ref), users, keys, tombstones })
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -100,9 +100,9 @@ impl Masker {
         let inner = |e: String| bad(e);
         Ok(match payload {
             Payload::Key { entry, version } => Masked::Key(Replica::Key(entry.to_model(version).map_err(inner)?)),
-            Payload::Tombstone { reference, version, owner } => {
-                Masked::Key(Replica::Tombstone(records::persisted_tombstone(reference, version, &owner).map_err(inner)?))
-            }
+            Payload::Tombstone { reference, version, owner } => Masked::Key(Replica::Tombstone(
+                records::persisted_tombstone(reference, version, &owner).map_err(inner)?,
+            )),
             Payload::User(entry) => Masked::User(entry.to_model().map_err(inner)?),
         })
     }

@@ -246,10 +246,10 @@ fn versions_and_tombstones_survive_reopening_and_backups() {
     hsm.delete_key(&alice, first).unwrap();
     store.apply(&hsm.take_changes()).unwrap();
     let before = hsm.key_digests();
-    assert_eq!(before.iter().map(|d| (d.stamp.version, d.stamp.digest.is_none())).collect::<Vec<_>>(), [
-        (2, true),
-        (2, false)
-    ]);
+    assert_eq!(
+        before.iter().map(|d| (d.stamp.version, d.stamp.digest.is_none())).collect::<Vec<_>>(),
+        [(2, true), (2, false)]
+    );
     let backup = dir.path().join("b.backup");
     let cluster_key = MasterKey::generate().unwrap();
     store.write_backup(&cluster_key, w.cluster.id.as_str(), w.hsm.id.as_str(), &backup).unwrap();
@@ -260,8 +260,7 @@ fn versions_and_tombstones_survive_reopening_and_backups() {
     assert_eq!(Hsm::restore(w.setup(), state).key_digests(), before);
 
     let other = tempfile::tempdir().unwrap();
-    restore_backup(&backup, &cluster_key, &Backing::Dir(other.path().to_owned()), &master, &w.cluster, &w.hsm)
-        .unwrap();
+    restore_backup(&backup, &cluster_key, &Backing::Dir(other.path().to_owned()), &master, &w.cluster, &w.hsm).unwrap();
     let Opened::Existing(_, _, state) = w.open(&Backing::Dir(other.path().to_owned()), &master).unwrap() else {
         panic!("not existing")
     };
@@ -285,7 +284,10 @@ fn masked_objects_open_only_in_their_cluster_and_unaltered() {
 
     let other_id = ClusterId::generate(&mut w.rng);
     let err = Masker::new(&masking_key, &other_id).unmask(&bytes).unwrap_err().to_string();
-    assert!(err.contains("masked objects move only within their cluster") && err.contains(w.cluster.id.as_str()), "{err}");
+    assert!(
+        err.contains("masked objects move only within their cluster") && err.contains(w.cluster.id.as_str()),
+        "{err}"
+    );
     let err = Masker::new(&MasterKey::generate().unwrap(), &w.cluster.id).unmask(&bytes).unwrap_err().to_string();
     assert!(err.contains("does not open under this cluster's masking key"), "{err}");
     let mut tampered = bytes.clone();
