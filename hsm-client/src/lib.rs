@@ -27,7 +27,7 @@
 //! use hsm_client::{ClientConfig, Cluster, Completion, Role};
 //!
 //! # async fn example() -> Result<(), hsm_client::ClientError> {
-//! let cluster = Cluster::connect(&ClientConfig::from_env()?)?;
+//! let cluster = Cluster::connect(&ClientConfig::from_env()?).await?;
 //! let info = cluster.cluster_info().await?;
 //! println!("{} has {} HSM(s)", info.cluster_id, info.hsms.len());
 //! let admin = cluster.login("admin", Role::Admin, "admin-password").await?;
@@ -102,7 +102,8 @@ impl HsmClient {
 
     /// A client for `endpoint` that connects on its first call and again
     /// after the connection breaks, so that an HSM that is down now can serve
-    /// later calls. Fails only on settings, never on the network.
+    /// later calls. Fails only on settings, never on the network. Call it
+    /// within a Tokio runtime: the connection's background task starts on it.
     pub fn connect_lazy(config: &ClientConfig, endpoint: &str) -> Result<Self, ClientError> {
         let channel = Self::builder(config, endpoint)?.connect_lazy();
         Ok(HsmClient { channel, endpoint: endpoint.to_owned() })

@@ -355,7 +355,8 @@ impl ClusterSession {
     /// Copies key `reference` from HSM `from` to every other logged-in HSM.
     async fn replicate(&self, from: usize, reference: &str) -> Coverage {
         let others: Vec<usize> = self.logged_in().into_iter().filter(|at| *at != from).collect();
-        let mut failed: Vec<(String, ClientError)> = Vec::new();
+        let mut failed: Vec<(String, ClientError)> =
+            self.unavailable().into_iter().map(|(endpoint, why)| (endpoint.to_owned(), why.clone())).collect();
         let mut holding = vec![from];
         match self.run_at(from, |s| s.extract_masked_key(reference)).await {
             Ok(object) => {
@@ -375,6 +376,7 @@ impl ClusterSession {
             }
         }
         holding.sort_unstable();
+        failed.sort_by_key(|(endpoint, _)| self.endpoints().position(|e| e == endpoint));
         lock(&self.holders).insert(reference.to_owned(), holding.clone());
         self.coverage(&holding, false, failed)
     }

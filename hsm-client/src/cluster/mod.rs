@@ -63,7 +63,9 @@ impl Cluster {
     /// made on first use (all HSMs at once, as every fanned-out call goes to
     /// all of them), so an HSM that is down fails only the calls sent to it,
     /// and one that comes back is used again. Fails only on bad settings.
-    pub fn connect(config: &ClientConfig) -> Result<Self, ClientError> {
+    /// (Async because the connections' background tasks need a Tokio
+    /// runtime.)
+    pub async fn connect(config: &ClientConfig) -> Result<Self, ClientError> {
         let hsms = config
             .endpoints()
             .iter()

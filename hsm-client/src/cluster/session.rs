@@ -208,7 +208,7 @@ mod tests {
         let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_owned();
         let config =
             ClientConfig::new(vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()], pem).unwrap().insecure_plaintext();
-        let cluster = Cluster::connect(&config).unwrap();
+        let cluster = Cluster::connect(&config).await.unwrap();
         let session = cluster.anonymous();
         assert!(session.unavailable().is_empty(), "an anonymous session is 'logged in' everywhere");
         is_send(cluster.login("cu", Role::CryptoUser, "password"));

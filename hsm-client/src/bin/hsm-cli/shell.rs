@@ -219,7 +219,7 @@ impl Shell {
         let config = ClientConfig::from_parts(endpoints, ca)
             .map_err(message)?
             .with_key_availability_check(!self.connection.disable_key_availability_check);
-        let client = Cluster::connect(&config).map_err(message)?;
+        let client = Cluster::connect(&config).await.map_err(message)?;
         self.client = Some(client.clone());
         Ok(client)
     }
