@@ -13,6 +13,10 @@
 //! SDK refuses it; which HSMs hold a key is asked of every HSM and cached,
 //! and a key below the threshold is asked about again on its next use (the
 //! HSMs' own background sync may have copied it meanwhile).
+//!
+//! Creation is retried on another HSM like any call when an HSM cannot take
+//! it; if a connection broke after the HSM made the key (tonic's `Unknown`),
+//! that HSM keeps an orphan copy that no caller was told about.
 
 use std::{collections::BTreeMap, fmt, future::Future};
 

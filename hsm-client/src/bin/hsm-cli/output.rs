@@ -329,7 +329,14 @@ pub(crate) fn key_pair(public: &ClusterKey, private: &ClusterKey) -> Value {
         private_key: FullKey<'a>,
     }
     let data = to_value(Pair { public_key: full_key(public), private_key: full_key(private) });
-    key_change(key_change(data, public), private)
+    // Both halves travel together; an HSM that missed either is named once.
+    let mut failed: Vec<(&str, &ClientError)> = Vec::new();
+    for (hsm, e) in public.coverage.failures.iter().chain(&private.coverage.failures) {
+        if !failed.iter().any(|(seen, _)| *seen == hsm.as_str()) {
+            failed.push((hsm.as_str(), e));
+        }
+    }
+    with_failures(data, failed)
 }
 
 /// A key command's data, with the HSMs the key (or its change) could not be
