@@ -192,7 +192,7 @@ impl ClientConfig {
 
 /// Whether an environment flag's value means "on".
 pub(crate) fn truthy(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "y" | "yes" | "t" | "true" | "on")
 }
 
 #[cfg(test)]

@@ -45,6 +45,16 @@ impl<T: fmt::Display> fmt::Display for Merged<T> {
     }
 }
 
+impl<T> Merged<T> {
+    /// The value, converted, if consistent.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Merged<U> {
+        match self {
+            Merged::Consistent(value) => Merged::Consistent(f(value)),
+            Merged::Inconsistent => Merged::Inconsistent,
+        }
+    }
+}
+
 impl<T: PartialEq + Copy> Merged<T> {
     /// The common value of `values`, or `Inconsistent` if any differs.
     fn of(mut values: impl Iterator<Item = T>) -> Option<Self> {

@@ -12,7 +12,7 @@ pub(crate) mod key;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 use hsm_client::Role;
 
 use self::{crypto::CryptoCommand, key::KeyCommand};
@@ -45,7 +45,14 @@ pub(crate) struct Connection {
     pub(crate) ca_cert: Option<PathBuf>,
     /// Use token keys held by fewer than two HSMs (by default refused in a
     /// cluster of two or more HSMs, as CloudHSM's key availability check).
-    #[arg(long, global = true, env = "HSM_DISABLE_KEY_AVAILABILITY_CHECK")]
+    /// (The variable takes 1/0, true/false, yes/no, on/off.)
+    #[arg(
+        long,
+        global = true,
+        env = "HSM_DISABLE_KEY_AVAILABILITY_CHECK",
+        action = ArgAction::SetTrue,
+        value_parser = BoolishValueParser::new()
+    )]
     pub(crate) disable_key_availability_check: bool,
 }
 

@@ -21,8 +21,8 @@
 //! command that failed everywhere prints `error_code` 1.
 
 use hsm_client::{
-    ClientError, ClusterInfo, ClusterKey, ClusterKeyPage, ClusterUser, CoverageLabel, FanOut, HsmInfo, KeyInfo, Merged,
-    Role, SyncStatus, UserList,
+    ClientError, ClusterInfo, ClusterKey, ClusterKeyPage, ClusterUser, CoverageLabel, FanOut, HsmInfo, KeyInfo, Role,
+    SyncStatus, UserList,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -119,10 +119,7 @@ pub(crate) fn users(list: &UserList) -> Value {
         Row {
             username: &u.username,
             role: u.role.to_string(),
-            locked: match u.locked {
-                Merged::Consistent(locked) => flag(locked).to_owned(),
-                Merged::Inconsistent => Merged::<bool>::Inconsistent.to_string(),
-            },
+            locked: u.locked.map(flag).to_string(),
             mfa: [],
             quorum: [],
             cluster_coverage: if u.on_every_hsm() { "full" } else { "inconsistent" },
@@ -513,7 +510,7 @@ pub(crate) fn sync_status(statuses: &FanOut<SyncStatus>) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use hsm_client::{Coverage, HsmResult, User};
+    use hsm_client::{Coverage, HsmResult, Merged, User};
     use serde_json::json;
 
     use super::*;
