@@ -1,10 +1,12 @@
 //! The `hsm-daemon` binary.
 //!
 //! - `hsm-daemon dev`: the one-command emulator: prepares (or reuses) a
-//!   cluster in a directory, serves one HSM over TLS on 127.0.0.1, writes
-//!   `client.env` and runs until interrupted; state persists in the directory.
+//!   cluster in a directory, serves its HSMs (one by default) over TLS on
+//!   127.0.0.1 in this process, writes `client.env` and runs until
+//!   interrupted; state persists in the directory.
 //! - `hsm-daemon init`: prepares a cluster's material and one config file per
-//!   HSM, for production.
+//!   HSM (each naming its peers), for production; `--add` adds HSMs that
+//!   clone from the cluster when they first start.
 //! - `hsm-daemon run --config D/hsm-K.toml`: serves HSM K.
 //!
 //! Every setting can also be a flag or the environment variable named in
@@ -89,9 +91,10 @@ struct DevArgs {
     #[arg(long, env = "HSM_DEV_DIR")]
     dir: Option<PathBuf>,
 
-    /// Number of HSMs in the cluster (this version serves one).
-    #[arg(long, env = "HSM_DEV_HSMS", default_value_t = 1)]
-    hsms: usize,
+    /// Number of HSMs in the cluster (1 to 28), each on its own port, all
+    /// in this process (default: as many as DIR holds, or 1).
+    #[arg(long, env = "HSM_DEV_HSMS", value_parser = clap::value_parser!(u8).range(1..=28))]
+    hsms: Option<u8>,
 
     /// Start a new cluster activated with this admin password. Without it the
     /// cluster starts unactivated, as a new CloudHSM cluster does: admin /
@@ -111,6 +114,11 @@ struct InitArgs {
     /// Number of HSMs (1 to 28).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=28))]
     hsms: u8,
+    /// Add this many HSMs to the cluster already in DIR: each clones users
+    /// and keys from HSM 1 when it first starts, and every HSM's config
+    /// names the new ones as peers (restart running HSMs to pick that up).
+    #[arg(long, conflicts_with_all = ["hsms", "cluster_id", "hsm_type"], value_parser = clap::value_parser!(u8).range(1..=27))]
+    add: Option<u8>,
     /// The cluster id (default: a new random `cluster-...`).
     #[arg(long)]
     cluster_id: Option<String>,
@@ -153,6 +161,9 @@ async fn main() -> ExitCode {
 }
 
 fn init(args: &InitArgs) -> anyhow::Result<ClusterMaterial> {
+    if let Some(count) = args.add {
+        return add_hsms(&args.dir, usize::from(count));
+    }
     let cluster_id = args
         .cluster_id
         .as_deref()
@@ -166,18 +177,69 @@ fn init(args: &InitArgs) -> anyhow::Result<ClusterMaterial> {
     let mut rng = StdRng::from_os_rng();
     let material = ClusterMaterial::load_or_create(&args.dir, cluster_id.as_ref(), &mut rng)
         .context("preparing the cluster material")?;
-    let mut endpoints = Vec::new();
-    for index in 1..=usize::from(args.hsms) {
-        let listen = free_local_port().context("finding a free port")?;
-        let path = material
-            .init_hsm(index, listen, &args.hsm_type, &mut rng)
-            .with_context(|| format!("preparing HSM {index}"))?;
-        println!("HSM {index}: {}", path.display());
-        endpoints.push(listen.to_string());
-    }
+    let endpoints = prepare_hsms(&material, 1, usize::from(args.hsms), &args.hsm_type, &mut rng)?;
+    link_peers(&material, &endpoints)?;
     let env = material.write_client_env(&endpoints).context("writing client.env")?;
     println!("cluster {} prepared in {}", material.cluster_id, material.dir.display());
     println!("  start HSM K with: hsm-daemon run --config {}/hsm-K.toml", material.dir.display());
+    println!("  clients: {}", env.display());
+    Ok(material)
+}
+
+/// Prepares HSMs `first..first + count` on free local ports; returns their
+/// addresses.
+fn prepare_hsms(
+    material: &ClusterMaterial,
+    first: usize,
+    count: usize,
+    hsm_type: &str,
+    rng: &mut StdRng,
+) -> anyhow::Result<Vec<String>> {
+    let mut endpoints = Vec::new();
+    for index in first..first + count {
+        let listen = free_local_port().context("finding a free port")?;
+        let path = material.init_hsm(index, listen, hsm_type, rng).with_context(|| format!("preparing HSM {index}"))?;
+        println!("HSM {index}: {}", path.display());
+        endpoints.push(listen.to_string());
+    }
+    Ok(endpoints)
+}
+
+/// Names every HSM's peers (all the others) in its config file.
+fn link_peers(material: &ClusterMaterial, endpoints: &[String]) -> anyhow::Result<()> {
+    for (i, _) in endpoints.iter().enumerate() {
+        let others: Vec<String> =
+            endpoints.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, e)| e.clone()).collect();
+        material.set_peers(i + 1, &others).with_context(|| format!("naming the peers of HSM {}", i + 1))?;
+    }
+    Ok(())
+}
+
+/// `init --add`: new HSMs for the cluster in `dir`, cloning from HSM 1.
+fn add_hsms(dir: &std::path::Path, count: usize) -> anyhow::Result<ClusterMaterial> {
+    if !dir.join("hsm-1.toml").exists() {
+        bail!("{} holds no cluster (no hsm-1.toml); prepare one with `hsm-daemon init --dir`", dir.display());
+    }
+    let mut rng = StdRng::from_os_rng();
+    let material = ClusterMaterial::load_or_create(dir, None, &mut rng).context("reading the cluster material")?;
+    let existing = material.hsms().context("reading the HSMs' config files")?;
+    if existing.len() + count > 28 {
+        bail!("--add {count}: the cluster has {} HSMs and a cluster holds at most 28", existing.len());
+    }
+    let hsm_type = hsm_daemon::settings::Settings::from_file(&material.hsm_config_path(1))?
+        .hsm_type
+        .unwrap_or_else(|| "hsm2m.medium".into());
+    let mut endpoints: Vec<String> = existing.iter().map(|(_, address)| address.clone()).collect();
+    let added = prepare_hsms(&material, existing.len() + 1, count, &hsm_type, &mut rng)?;
+    for index in existing.len() + 1..=existing.len() + count {
+        material.set_clone_from(index, &endpoints[0]).with_context(|| format!("HSM {index}"))?;
+    }
+    endpoints.extend(added);
+    link_peers(&material, &endpoints)?;
+    let env = material.write_client_env(&endpoints).context("writing client.env")?;
+    println!("cluster {} now has {} HSMs", material.cluster_id, endpoints.len());
+    println!("  start each new HSM with: hsm-daemon run --config {}/hsm-K.toml", material.dir.display());
+    println!("  (it copies users and keys from HSM 1 first); restart the others to sync with it too");
     println!("  clients: {}", env.display());
     Ok(material)
 }
@@ -277,7 +339,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "hsm-daemon: {} of cluster {} listening on {} ({})",
         started.hsm_id, started.cluster_id, started.address, started.scheme
     );
-    started.serve(&settings).await
+    started.serve(&settings, shutdown_signal()).await
 }
 
 /// An HSM whose store is open and whose port is bound.
@@ -305,19 +367,21 @@ async fn start(settings: &Settings, admin_password: Option<Password>) -> anyhow:
 }
 
 impl Started {
-    /// Serves until Ctrl-C or SIGTERM, then removes the control socket.
-    async fn serve(self, settings: &Settings) -> anyhow::Result<()> {
-        self.prepared.serve(self.listener, shutdown_signal()).await?;
+    /// Serves until `shutdown` resolves, then removes the control socket.
+    async fn serve(
+        self,
+        settings: &Settings,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let hsm_id = self.hsm_id.clone();
+        self.prepared.serve(self.listener, shutdown).await?;
         remove_control(settings);
-        tracing::info!("stopped");
+        tracing::info!(hsm = %hsm_id, "stopped");
         Ok(())
     }
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    if args.hsms != 1 {
-        bail!("--hsms {}: this version serves exactly one HSM per cluster (use --hsms 1)", args.hsms);
-    }
     let admin_password = args
         .admin_password
         .as_deref()
@@ -335,32 +399,81 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         }
     };
     let material = if dir.join("hsm-1.toml").exists() {
-        ClusterMaterial::load_or_create(&dir, None, &mut StdRng::from_os_rng())
-            .context("reading the cluster material")?
+        let material = ClusterMaterial::load_or_create(&dir, None, &mut StdRng::from_os_rng())
+            .context("reading the cluster material")?;
+        let held = material.hsms().context("reading the HSMs' config files")?.len();
+        if let Some(wanted) = args.hsms
+            && usize::from(wanted) != held
+        {
+            bail!(
+                "--hsms {wanted}: {} holds a cluster of {held} HSM(s); use --hsms {held}, another --dir, or add \
+                 HSMs with `hsm-daemon init --dir {} --add N` and `hsm-daemon run`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        material
     } else {
-        init(&InitArgs { dir: dir.clone(), hsms: 1, cluster_id: None, hsm_type: "hsm2m.medium".into() })?
+        let hsms = args.hsms.unwrap_or(1);
+        init(&InitArgs { dir: dir.clone(), hsms, add: None, cluster_id: None, hsm_type: "hsm2m.medium".into() })?
     };
-    let file = Settings::from_file(&material.hsm_config_path(1))?;
-    // A fresh free port each start unless --listen says otherwise.
-    let settings = Settings { listen: Some(args.settings.listen_addr()), ..args.settings }.over(file);
-    let started = start(&settings, admin_password).await?;
-    let address = started.address;
-    let env_path = material.write_client_env(&[address.to_string()]).context("writing client.env")?;
+    let count = material.hsms()?.len();
 
-    println!("hsm-daemon dev: cluster {} with 1 HSM ({})", material.cluster_id, started.scheme);
-    println!("  HSM 1   {} listening on {address}", started.hsm_id);
+    // Open every store and bind every port first: peers are known only once
+    // all are bound. A fresh free port each start unless --listen says
+    // otherwise (one HSM only).
+    if count > 1 && args.settings.listen.is_some() {
+        bail!("--listen: with more than one HSM each takes a free port; leave --listen out");
+    }
+    let mut hsms = Vec::new();
+    for index in 1..=count {
+        let file = Settings::from_file(&material.hsm_config_path(index))?;
+        let settings = Settings { listen: Some(args.settings.listen_addr()), ..args.settings.clone() }.over(file);
+        let started =
+            start(&settings, admin_password.clone()).await.with_context(|| format!("starting HSM {index}"))?;
+        hsms.push((settings, started));
+    }
+    let addresses: Vec<String> = hsms.iter().map(|(_, s)| s.address.to_string()).collect();
+    for (i, (_, started)) in hsms.iter_mut().enumerate() {
+        let peers = addresses.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect();
+        started.prepared.set_peers(peers);
+    }
+    let env_path = material.write_client_env(&addresses).context("writing client.env")?;
+
+    let scheme = hsms[0].1.scheme;
+    println!("hsm-daemon dev: cluster {} with {count} HSM(s) ({scheme})", material.cluster_id);
+    for (i, (_, started)) in hsms.iter().enumerate() {
+        println!("  HSM {}   {} listening on {}", i + 1, started.hsm_id, started.address);
+    }
     println!("  CA      {}", material.ca_path().display());
-    println!("  state   {}", dir.join("hsm-1-data").display());
-    println!(
-        "  cluster {}",
-        if started.prepared.is_activated() { "active" } else { "uninitialized: run `hsm-cli cluster activate`" }
-    );
+    println!("  state   {}", dir.join("hsm-K-data").display());
+    let all_active = hsms.iter().all(|(_, s)| s.prepared.is_activated());
+    println!("  cluster {}", if all_active { "active" } else { "uninitialized: run `hsm-cli cluster activate`" });
     println!("Connect with:");
     println!("  set -a; . {}; set +a", env_path.display());
     println!("  hsm-cli cluster hsm-info");
     println!("Press Ctrl-C to stop.");
 
-    started.serve(&settings).await
+    // One signal stops every HSM.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let mut running = tokio::task::JoinSet::new();
+    for (settings, started) in hsms {
+        let mut stopped = stopped.clone();
+        running.spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            started.serve(&settings, shutdown).await
+        });
+    }
+    while let Some(joined) = running.join_next().await {
+        joined.context("an HSM task failed")??;
+    }
+    Ok(())
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

@@ -8,6 +8,8 @@
 //! - `D/appliance-password`: the appliance user's password, owner-only.
 //! - `D/cluster.key`: the cluster-wide key that seals backups (64 hex
 //!   digits), owner-only.
+//! - `D/masking.key`: the cluster's masking key, which seals the masked
+//!   objects HSMs copy keys and users with (64 hex digits), owner-only.
 //! - `D/hsm-K.pem`, `D/hsm-K.key`: HSM K's server certificate and key.
 //! - `D/client.env`: `HSM_ENDPOINTS` and `HSM_CA_CERT`, for `hsm-cli` and
 //!   applications.
@@ -79,7 +81,8 @@ impl ClusterMaterial {
         write_file(&dir.join("ca.key"), ca.key_pem.as_bytes(), true)?;
         write_file(&dir.join("ca.pem"), ca.cert_pem.as_bytes(), false)?;
         write_file(&dir.join("appliance-password"), appliance_password.expose().as_bytes(), true)?;
-        write_cluster_key(&dir)?;
+        write_secret_key(&dir, CLUSTER_KEY)?;
+        write_secret_key(&dir, MASKING_KEY)?;
         // Written last: its presence marks complete material.
         write_file(&dir.join("cluster-id"), cluster_id.as_str().as_bytes(), false)?;
         Ok(ClusterMaterial { dir, cluster_id, ca, appliance_password })
@@ -100,9 +103,11 @@ impl ClusterMaterial {
         let ca = CertifiedKey { cert_pem: read_pem("ca.pem")?, key_pem: read_pem("ca.key")?.into() };
         let appliance_password = Password::parse("appliance-password", &read("appliance-password")?)
             .map_err(|e| invalid("appliance-password", e))?;
-        if !dir.join("cluster.key").exists() {
-            // Material made before backups existed.
-            write_cluster_key(dir)?;
+        for name in [CLUSTER_KEY, MASKING_KEY] {
+            if !dir.join(name).exists() {
+                // Material made before backups (or clusters) existed.
+                write_secret_key(dir, name)?;
+            }
         }
         Ok(ClusterMaterial { dir: dir.to_owned(), cluster_id, ca, appliance_password })
     }
@@ -158,13 +163,71 @@ impl ClusterMaterial {
              tls_cert = \"{d}/hsm-{index}.pem\"\n\
              tls_key = \"{d}/hsm-{index}.key\"\n\
              appliance_password_file = \"{d}/appliance-password\"\n\
-             cluster_key_file = \"{d}/cluster.key\"\n\
-             hsm_type = \"{hsm_type}\"\n",
+             cluster_key_file = \"{d}/{CLUSTER_KEY}\"\n\
+             masking_key_file = \"{d}/{MASKING_KEY}\"\n\
+             ca_cert = \"{d}/ca.pem\"\n\
+             hsm_type = \"{hsm_type}\"\n\
+             hsm_index = {index}\n\
+             # The cluster's other HSMs, which background sync copies newer keys from.\n\
+             peers = []\n",
             cluster = self.cluster_id,
         );
         let path = self.hsm_config_path(index);
         write_file(&path, config.as_bytes(), false)?;
         Ok(path)
+    }
+
+    /// The HSMs prepared in this directory, by index (1, 2, ...), with the
+    /// address each config file says it listens on.
+    pub fn hsms(&self) -> Result<Vec<(usize, String)>, MaterialError> {
+        let mut found = Vec::new();
+        for index in 1.. {
+            let path = self.hsm_config_path(index);
+            if !path.exists() {
+                break;
+            }
+            let settings = crate::settings::Settings::from_file(&path)
+                .map_err(|e| MaterialError::Invalid { path: path.clone(), reason: e.to_string() })?;
+            let listen = settings
+                .listen
+                .ok_or_else(|| MaterialError::Invalid { path: path.clone(), reason: "has no listen address".into() })?;
+            found.push((index, listen.to_string()));
+        }
+        Ok(found)
+    }
+
+    /// Sets the `peers` line of HSM `index`'s config file (adding one if the
+    /// file has none), leaving the rest of the file as it is.
+    pub fn set_peers(&self, index: usize, peers: &[String]) -> Result<(), MaterialError> {
+        self.set_line(index, "peers", &toml_list(peers))
+    }
+
+    /// Sets the `clone_from` line of HSM `index`'s config file.
+    pub fn set_clone_from(&self, index: usize, peer: &str) -> Result<(), MaterialError> {
+        self.set_line(index, "clone_from", &toml_list(&[peer.to_owned()]).replace(['[', ']'], ""))
+    }
+
+    fn set_line(&self, index: usize, key: &str, value: &str) -> Result<(), MaterialError> {
+        let path = self.hsm_config_path(index);
+        let text = fs::read_to_string(&path).map_err(io_at(&path))?;
+        let prefix = format!("{key} =");
+        let line = format!("{key} = {value}");
+        let mut replaced = false;
+        let mut lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with(&prefix) {
+                    replaced = true;
+                    line.clone()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        if !replaced {
+            lines.push(line);
+        }
+        write_file(&path, format!("{}\n", lines.join("\n")).as_bytes(), false)
     }
 
     /// Writes `client.env` for these endpoints (atomically: readers never see
@@ -179,10 +242,21 @@ impl ClusterMaterial {
     }
 }
 
-fn write_cluster_key(dir: &Path) -> Result<(), MaterialError> {
+/// The cluster key's file: it seals backups.
+const CLUSTER_KEY: &str = "cluster.key";
+/// The masking key's file: it seals masked objects.
+const MASKING_KEY: &str = "masking.key";
+
+fn write_secret_key(dir: &Path, name: &str) -> Result<(), MaterialError> {
     let key = crate::store::MasterKey::generate()
         .map_err(|reason| MaterialError::Invalid { path: dir.to_owned(), reason })?;
-    write_file(&dir.join("cluster.key"), format!("{}\n", key.to_hex().as_str()).as_bytes(), true)
+    write_file(&dir.join(name), format!("{}\n", key.to_hex().as_str()).as_bytes(), true)
+}
+
+/// A TOML list of strings (addresses need no escaping beyond quotes).
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{:?}", i)).collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 /// Writes a file whole, owner-only when `secret`.

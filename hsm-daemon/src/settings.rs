@@ -242,10 +242,7 @@ impl Settings {
         if !(1..=1_000_000).contains(&max_sessions) {
             return Err(err("max_sessions must be 1 to 1000000"));
         }
-        let read = |what: &str, path: &Option<PathBuf>| -> Result<String, SettingsError> {
-            let path = path.as_ref().ok_or_else(|| err(format!("{what} is not set (--{})", what.replace('_', "-"))))?;
-            std::fs::read_to_string(path).map_err(|e| err(format!("{what} {}: {e}", path.display())))
-        };
+        let read = read_setting;
         let appliance = read("appliance_password_file", &self.appliance_password_file)?;
         let appliance_password =
             Password::parse("appliance_password_file", appliance.trim()).map_err(|e| err(e.to_string()))?;
@@ -282,7 +279,7 @@ impl Settings {
             },
         };
 
-        let membership = self.membership(&read)?;
+        let membership = self.membership()?;
 
         let mode = ClusterMode::Fips;
         let mut hsm = HsmIdentity::generate(rng, address.to_string(), mode);
@@ -306,10 +303,7 @@ impl Settings {
     }
 
     /// The cluster settings: index, masking key, peers, cloning.
-    fn membership(
-        &self,
-        read: &dyn Fn(&str, &Option<PathBuf>) -> Result<String, SettingsError>,
-    ) -> Result<Membership, SettingsError> {
+    fn membership(&self) -> Result<Membership, SettingsError> {
         let hsm_index = self.hsm_index.unwrap_or(1);
         KeyRange::for_index(hsm_index).map_err(|e| err(e.to_string()))?;
         let masking_key = match &self.masking_key_file {
@@ -336,7 +330,7 @@ impl Settings {
             .collect::<Result<Vec<_>, _>>()?;
         let clone_from = self.clone_from.as_deref().map(|p| peer("clone_from", p)).transpose()?;
         let ca_pem = match &self.ca_cert {
-            Some(_) => Some(read("ca_cert", &self.ca_cert)?),
+            Some(_) => Some(read_setting("ca_cert", &self.ca_cert)?),
             None => None,
         };
         if (clone_from.is_some() || !peers.is_empty()) && masking_key.is_none() {
@@ -361,6 +355,12 @@ impl Settings {
             sync_interval: Duration::from_millis(interval),
         })
     }
+}
+
+/// Reads the file a setting names, or says which setting is missing.
+fn read_setting(what: &str, path: &Option<PathBuf>) -> Result<String, SettingsError> {
+    let path = path.as_ref().ok_or_else(|| err(format!("{what} is not set (--{})", what.replace('_', "-"))))?;
+    std::fs::read_to_string(path).map_err(|e| err(format!("{what} {}: {e}", path.display())))
 }
 
 #[cfg(test)]

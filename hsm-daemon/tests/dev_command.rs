@@ -16,8 +16,10 @@ fn refused_with(args: &[&str], message: &str) {
 }
 
 #[test]
-fn more_than_one_hsm_is_refused_until_clusters_exist() {
-    refused_with(&["--hsms", "2"], "--hsms 2: this version serves exactly one HSM");
+fn cluster_sizes_outside_1_to_28_and_a_fixed_port_for_several_hsms_are_refused() {
+    refused_with(&["--hsms", "29"], "29 is not in 1..=28");
+    refused_with(&["--hsms", "0"], "0 is not in 1..=28");
+    refused_with(&["--hsms", "2", "--listen", "127.0.0.1:0"], "--listen: with more than one HSM");
 }
 
 #[test]

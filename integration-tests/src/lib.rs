@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`TestHsm`]: one HSM served in-process over real TLS on a free
 //!   127.0.0.1 port, with a connected client; dropping it stops the HSM.
+//! - [`TestCluster`]: several HSMs of one cluster, in-process, syncing with
+//!   each other; stop and restart any of them.
 //! - [`DevProcess`]: `hsm-daemon dev` as a child process, with `hsm-cli`
 //!   runs against it.
 //! - `tests/`: one file per area (permissions, users, tls, cli).
@@ -20,7 +22,9 @@ use hsm_daemon::{
     DaemonConfig, Membership, TlsSettings, Transport,
     clock::ManualClock,
     config::Storage,
-    model::{ClusterId, ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, KeyQuotas, Limits, Password},
+    model::{
+        ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, KeyQuotas, Limits, Password,
+    },
     pki::{self, CertifiedKey},
     store::{Backing, MasterKey},
 };
@@ -44,6 +48,8 @@ pub struct Options {
     /// `require_client_cert`, refuse connections without one.
     pub mtls: bool,
     pub require_client_cert: bool,
+    /// How often the HSMs of a [`TestCluster`] sync in the background.
+    pub sync_interval: Duration,
 }
 
 impl Default for Options {
@@ -55,6 +61,7 @@ impl Default for Options {
             key_quotas: KeyQuotas::HSM2M,
             mtls: false,
             require_client_cert: false,
+            sync_interval: Duration::from_millis(100),
         }
     }
 }
@@ -85,17 +92,40 @@ impl TestHsm {
     /// Starts an HSM and connects a client to it.
     pub async fn start(options: Options) -> TestHsm {
         let mut rng = StdRng::from_os_rng();
-        let cluster_id = ClusterId::generate(&mut rng);
-        let ca = pki::generate_ca(cluster_id.as_str()).expect("CA");
+        let cluster = Shared::new(&mut rng);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let member = Member {
+            index: 1,
+            hsm_id: HsmId::generate(&mut rng),
+            backing: Backing::Memory,
+            master_key: MasterKey::generate().expect("key").to_hex(),
+        };
+        TestHsm::serve(&cluster, &member, listener, Vec::new(), &options).await
+    }
+
+    /// Serves one HSM of `cluster` on `listener`, with `peers` to sync with.
+    async fn serve(
+        cluster: &Shared,
+        member: &Member,
+        listener: TcpListener,
+        peers: Vec<String>,
+        options: &Options,
+    ) -> TestHsm {
+        let mut rng = StdRng::from_os_rng();
         let address = listener.local_addr().expect("address").to_string();
-        let hsm = HsmIdentity::generate(&mut rng, address.clone(), ClusterMode::Fips);
+        let mut hsm = HsmIdentity::generate(&mut rng, address.clone(), ClusterMode::Fips);
+        hsm.id = member.hsm_id.clone();
+        let ca = cluster.ca.clone();
         let server_cert =
             pki::issue_server(&ca, hsm.id.as_str(), &["localhost".into(), "127.0.0.1".into()]).expect("server cert");
         let clock = Arc::new(ManualClock::new());
         let client_ca = options.mtls.then(|| pki::generate_ca("cluster-clients").expect("client CA"));
         let config = DaemonConfig {
-            cluster: ClusterIdentity { id: cluster_id, hsm_type: HsmType::Hsm2mMedium, mode: ClusterMode::Fips },
+            cluster: ClusterIdentity {
+                id: cluster.id.clone(),
+                hsm_type: HsmType::Hsm2mMedium,
+                mode: ClusterMode::Fips,
+            },
             hsm,
             limits: Limits {
                 max_users: options.max_users,
@@ -112,8 +142,18 @@ impl TestHsm {
                 require_client_cert: options.require_client_cert,
             }),
             clock: Arc::clone(&clock) as Arc<dyn hsm_daemon::clock::Clock>,
-            storage: Storage { backing: Backing::Memory, master_key: MasterKey::generate().expect("master key") },
-            membership: Membership::single(Some(MasterKey::generate().expect("masking key"))),
+            storage: Storage {
+                backing: member.backing.clone(),
+                master_key: MasterKey::from_hex(&member.master_key).expect("master key"),
+            },
+            membership: Membership {
+                hsm_index: member.index,
+                masking_key: Some(MasterKey::from_hex(&cluster.masking_key).expect("masking key")),
+                peers,
+                clone_from: None,
+                ca_pem: Some(ca.cert_pem.clone()),
+                sync_interval: options.sync_interval,
+            },
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(hsm_daemon::serve(config, listener, async {
@@ -126,7 +166,11 @@ impl TestHsm {
             let cert = pki::issue_client(client_ca, "test-client").expect("client cert");
             client_config = client_config.with_client_identity(cert.cert_pem, cert.key_pem.to_string());
         }
-        let client = HsmClient::connect(&client_config).await.expect("connect");
+        let client = match HsmClient::connect(&client_config).await {
+            Ok(client) => client,
+            Err(e) if server.is_finished() => panic!("the HSM did not start: {:?} ({e})", server.await),
+            Err(e) => panic!("connect: {e}"),
+        };
         let config = ClientConfig::new(vec![address.clone()], ca.cert_pem.clone()).expect("client config");
         TestHsm { client, config, ca, client_ca, address, clock, stop: Some(stop), server: Some(server) }
     }
@@ -163,6 +207,129 @@ impl Drop for TestHsm {
         if let Some(stop) = self.stop.take() {
             stop.send(()).ok();
         }
+    }
+}
+
+/// What the HSMs of one cluster share.
+#[derive(Debug, Clone)]
+struct Shared {
+    id: ClusterId,
+    ca: CertifiedKey,
+    /// Hex, so that each HSM start gets its own copy of the key.
+    masking_key: String,
+}
+
+impl Shared {
+    fn new(rng: &mut StdRng) -> Self {
+        let id = ClusterId::generate(rng);
+        let ca = pki::generate_ca(id.as_str()).expect("CA");
+        let masking_key = MasterKey::generate().expect("masking key").to_hex().to_string();
+        Shared { id, ca, masking_key }
+    }
+}
+
+/// What one HSM of a cluster keeps across restarts.
+#[derive(Debug)]
+struct Member {
+    index: u32,
+    /// The store belongs to this HSM id.
+    hsm_id: HsmId,
+    backing: Backing,
+    master_key: zeroize::Zeroizing<String>,
+}
+
+/// Several HSMs of one cluster, in-process over real TLS on 127.0.0.1,
+/// each with its own store (in a temporary directory, so that a restarted
+/// HSM keeps its state) and every other HSM as a peer for background sync.
+#[derive(Debug)]
+pub struct TestCluster {
+    shared: Shared,
+    options: Options,
+    members: Vec<Member>,
+    addresses: Vec<String>,
+    hsms: Vec<Option<TestHsm>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts `n` HSMs (activated with [`ADMIN_PASSWORD`] unless
+    /// `options.activated` is false).
+    pub async fn start(n: usize, options: Options) -> TestCluster {
+        let mut rng = StdRng::from_os_rng();
+        let shared = Shared::new(&mut rng);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut listeners = Vec::new();
+        let mut members = Vec::new();
+        for i in 0..n {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+            let data = dir.path().join(format!("hsm-{}", i + 1));
+            std::fs::create_dir_all(&data).expect("data dir");
+            members.push(Member {
+                index: u32::try_from(i + 1).expect("index"),
+                hsm_id: HsmId::generate(&mut rng),
+                backing: Backing::Dir(data),
+                master_key: MasterKey::generate().expect("master key").to_hex(),
+            });
+        }
+        let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().expect("address").to_string()).collect();
+        let mut cluster = TestCluster { shared, options, members, addresses, hsms: Vec::new(), _dir: dir };
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let hsm = cluster.serve(i, listener).await;
+            cluster.hsms.push(Some(hsm));
+        }
+        cluster
+    }
+
+    async fn serve(&self, i: usize, listener: TcpListener) -> TestHsm {
+        let peers = self.addresses.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect();
+        TestHsm::serve(&self.shared, &self.members[i], listener, peers, &self.options).await
+    }
+
+    /// A client config listing every HSM.
+    pub fn config(&self) -> ClientConfig {
+        ClientConfig::new(self.addresses.clone(), self.shared.ca.cert_pem.clone()).expect("client config")
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.addresses.clone()
+    }
+
+    /// HSM `i` (0-based); panics if it is stopped.
+    pub fn hsm(&self, i: usize) -> &TestHsm {
+        self.hsms[i].as_ref().unwrap_or_else(|| panic!("HSM {i} is stopped"))
+    }
+
+    /// Stops HSM `i` and waits until it has shut down: its port then refuses
+    /// connections.
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(hsm) = self.hsms[i].take() {
+            hsm.shutdown().await;
+        }
+    }
+
+    /// Starts HSM `i` again on its port, with the state it had.
+    pub async fn restart(&mut self, i: usize) {
+        self.stop(i).await;
+        let listener = TcpListener::bind(&self.addresses[i]).await.expect("rebind the HSM's port");
+        let hsm = self.serve(i, listener).await;
+        self.hsms[i] = Some(hsm);
+    }
+
+    /// Each running HSM's sync digest, in order (`None` for a stopped one),
+    /// read as the appliance user.
+    pub async fn digests(&self) -> Vec<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        for hsm in &self.hsms {
+            match hsm {
+                None => out.push(None),
+                Some(hsm) => {
+                    let au = hsm.login("app_user", Role::Appliance, APPLIANCE_PASSWORD).await;
+                    out.push(Some(au.sync_status().await.expect("sync status").digest));
+                    au.logout().await.expect("logout");
+                }
+            }
+        }
+        out
     }
 }
 

@@ -125,6 +125,14 @@ pub struct Caller {
     pub session: Option<(SessionId, Username)>,
 }
 
+impl Caller {
+    /// The HSM's own background sync, which acts with the appliance user's
+    /// rights and no session.
+    pub fn this_hsm() -> Self {
+        Caller { identity: Identity::ApplianceUser, session: None }
+    }
+}
+
 /// What `login_attempt` hands back for the password check, which the caller
 /// runs outside any lock.
 #[derive(Debug)]
@@ -387,10 +395,9 @@ impl Hsm {
     /// be masked and copied to another HSM of the cluster. Crypto users take
     /// only keys they own.
     pub fn extract_masked(&self, caller: &Caller, target: &MaskTarget) -> Result<Masked, ModelError> {
-        let username = caller_username(caller)?;
         match target {
             MaskTarget::Key(reference) => {
-                let owner = (caller.identity == Identity::CryptoUser).then_some(username);
+                let owner = if caller.identity == Identity::CryptoUser { Some(caller_username(caller)?) } else { None };
                 Ok(Masked::Key(self.keys.extract(*reference, owner)?))
             }
             MaskTarget::User(name) => {
@@ -418,11 +425,10 @@ impl Hsm {
     /// that name exists, except that a new, unactivated HSM takes the
     /// cluster's admin in place of its precrypto officer and becomes active.
     pub fn insert_masked(&mut self, caller: &Caller, object: Masked) -> Result<bool, ModelError> {
-        let username = caller_username(caller)?;
         match object {
             Masked::Key(replica) => {
                 let reference = replica.reference();
-                if caller.identity == Identity::CryptoUser && replica.owner() != username {
+                if caller.identity == Identity::CryptoUser && replica.owner() != caller_username(caller)? {
                     return Err(ModelError::KeyPermission {
                         reference,
                         rule: "a crypto user inserts only keys it owns".into(),

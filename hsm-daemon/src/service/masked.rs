@@ -73,7 +73,7 @@ impl MaskedObjectService for MaskedApi {
 }
 
 impl HsmState {
-    fn masker(&self) -> Result<&Masker, Status> {
+    pub(super) fn masker(&self) -> Result<&Masker, Status> {
         self.masker.as_ref().ok_or_else(|| {
             Status::failed_precondition(
                 "this HSM has no masking key (masking_key_file), so it cannot extract or insert masked objects",

@@ -8,6 +8,8 @@
 //!   permission table (`Hsm::admit`).
 //! - `cluster`, `session`, `user`, `key`, `crypto`: one file per service.
 //! - `convert`: proto fields into model types (`TryFrom`-style parsing).
+//! - `masked`: masked objects (copying keys and users between HSMs).
+//! - `sync`: background sync with the cluster's other HSMs, and cloning.
 //! - `status`: the one `ModelError` to `Status` mapping.
 
 mod cluster;
@@ -19,6 +21,7 @@ mod key;
 mod masked;
 mod session;
 mod status;
+mod sync;
 mod user;
 
 use std::{
@@ -59,6 +62,8 @@ pub enum ServeError {
     Setup(#[from] ModelError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cloning from {peer}: {reason}")]
+    Clone { peer: String, reason: String },
 }
 
 /// Classifies every RPC as an operation of the permission table. Exhaustive:
@@ -116,7 +121,17 @@ pub struct Prepared {
 
 impl Prepared {
     pub async fn new(config: DaemonConfig) -> Result<Self, ServeError> {
-        let state = Arc::new(HsmState::build(&config).await?);
+        let (state, fresh) = HsmState::build(&config).await?;
+        let state = Arc::new(state);
+        if let Some(peer) = &config.membership.clone_from {
+            match sync::clone_from(&state, &sync::PeerAccess::new(&config), peer).await {
+                Ok(copied) => tracing::info!(%peer, users = copied.users, keys = copied.keys, "cloned from the peer"),
+                // A new HSM must not serve half a cluster; one with state
+                // of its own catches up in the background instead.
+                Err(reason) if fresh => return Err(ServeError::Clone { peer: peer.clone(), reason }),
+                Err(reason) => tracing::warn!(%peer, %reason, "cloning failed; background sync will catch up"),
+            }
+        }
         Ok(Prepared { state, config })
     }
 
@@ -131,6 +146,12 @@ impl Prepared {
     pub fn set_address(&mut self, address: std::net::SocketAddr) {
         self.config.hsm.address = address.to_string();
         self.state.hsm().set_address(address.to_string());
+    }
+
+    /// Replaces the peers background sync talks to (for `dev`, which knows
+    /// them only once every HSM's port is bound).
+    pub fn set_peers(&mut self, peers: Vec<String>) {
+        self.config.membership.peers = peers;
     }
 
     /// Serves until `shutdown` resolves.
@@ -157,6 +178,11 @@ impl Prepared {
         }
 
         let sweeper = tokio::spawn(sweep_sessions(Arc::clone(&state)));
+        let membership = &config.membership;
+        let syncer = (!membership.peers.is_empty()).then(|| {
+            let access = sync::PeerAccess::new(&config);
+            tokio::spawn(sync::run(Arc::clone(&state), access, membership.peers.clone(), membership.sync_interval))
+        });
         let result = builder
             .layer(gate::Gate::new(Arc::clone(&state)))
             .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
@@ -168,7 +194,14 @@ impl Prepared {
             .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
             .await
             .map_err(ServeError::Transport);
+        // Wait for the background tasks to end: they hold the state, and
+        // with it the store, which a restart in the same process reopens.
         sweeper.abort();
+        let _ = sweeper.await;
+        if let Some(syncer) = syncer {
+            syncer.abort();
+            let _ = syncer.await;
+        }
         result
     }
 }
@@ -208,7 +241,8 @@ pub(crate) struct HsmState {
 }
 
 impl HsmState {
-    async fn build(config: &DaemonConfig) -> Result<Self, ServeError> {
+    /// The HSM's state from its store, and whether the store was new.
+    async fn build(config: &DaemonConfig) -> Result<(Self, bool), ServeError> {
         let mut rng = StdRng::from_os_rng();
         let kdf = config.kdf;
         let admin_password = config.admin_password.clone();
@@ -230,6 +264,7 @@ impl HsmState {
             config.cluster.id.as_str(),
             config.hsm.id.as_str(),
         )?;
+        let fresh = matches!(opened, Opened::New(_));
         let (hsm, store) = match opened {
             Opened::New(store) => {
                 let setup = HsmSetup {
@@ -260,7 +295,7 @@ impl HsmState {
                 (Hsm::restore(setup, stored), store)
             }
         };
-        Ok(HsmState {
+        let state = HsmState {
             hsm: Mutex::new(hsm),
             rng: Mutex::new(rng),
             kdf,
@@ -268,7 +303,8 @@ impl HsmState {
             store,
             failed: OnceLock::new(),
             masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
-        })
+        };
+        Ok((state, fresh))
     }
 
     /// Runs a model operation and, before returning, writes what it changed
