@@ -8,8 +8,8 @@
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use hsm_client::{
-    ClientError, Cluster, ClusterSession, ClusterState, Completion, CoverageLabel, KeyOptions, KeyPairSpec, Merged,
-    RetryPolicy, Role, UserEffect,
+    ClientError, Cluster, ClusterKey, ClusterSession, ClusterState, Completion, CoverageLabel, KeyOptions, KeyPairSpec,
+    Merged, RetryPolicy, Role, UserEffect,
     cluster::{Activation, UNAVAILABLE_STATE},
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
@@ -53,6 +53,13 @@ async fn crypto_user(cluster: &Cluster) -> ClusterSession {
     assert_eq!(admin.create_user("cu", Role::CryptoUser, CU_PASSWORD).await.unwrap().completion(), Completion::Full);
     admin.logout().await.unwrap();
     cluster.login("cu", Role::CryptoUser, CU_PASSWORD).await.unwrap()
+}
+
+/// A P-256 signing pair, (public, private), through the cluster layer.
+async fn p256_pair(session: &ClusterSession) -> (ClusterKey, ClusterKey) {
+    let public = opts(&[("label", "pub"), ("verify", "true")]);
+    let private = opts(&[("label", "priv"), ("sign", "true")]);
+    session.generate_key_pair(&KeyPairSpec::Ec { curve: "secp256r1".into() }, &public, &private).await.unwrap()
 }
 
 /// Every HSM's sync digest, hex; panics if one cannot be read.
@@ -203,14 +210,7 @@ async fn token_keys_are_on_every_hsm_when_creation_returns_and_usable_through_ea
     }
 
     // A key pair: signed through the cluster, verified on every HSM and by ring.
-    let (public, private) = cu
-        .generate_key_pair(
-            &KeyPairSpec::Ec { curve: "secp256r1".into() },
-            &opts(&[("label", "pub"), ("verify", "true")]),
-            &opts(&[("label", "priv"), ("sign", "true")]),
-        )
-        .await
-        .unwrap();
+    let (public, private) = p256_pair(&cu).await;
     assert_eq!((public.coverage.label(), private.coverage.label()), (CoverageLabel::Full, CoverageLabel::Full));
     let message = b"signed across the cluster";
     let sig = cu
@@ -294,14 +294,7 @@ async fn with_one_hsm_down_logins_keys_and_users_work_and_say_what_was_missed() 
     assert_eq!(created.failed().map(|(e, _)| e).collect::<Vec<_>>(), [down.as_str()]);
 
     let cu2 = client.login("cu", Role::CryptoUser, CU_PASSWORD).await.unwrap();
-    let (_, private) = cu2
-        .generate_key_pair(
-            &KeyPairSpec::Ec { curve: "secp256r1".into() },
-            &opts(&[("label", "pub"), ("verify", "true")]),
-            &opts(&[("label", "priv"), ("sign", "true")]),
-        )
-        .await
-        .unwrap();
+    let (_, private) = p256_pair(&cu2).await;
     assert_eq!((private.coverage.label(), private.coverage.holding.len()), (CoverageLabel::Partial, 2));
     assert_eq!(private.coverage.failures.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(), [down.as_str()]);
     for _ in 0..3 {
