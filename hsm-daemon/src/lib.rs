@@ -9,13 +9,18 @@
 //! - [`model`]: the HSM itself, pure (no I/O; time and randomness passed in):
 //!   roles, the permission table, users, sessions, cluster identity.
 //! - [`service`]: the gRPC services and [`serve`], the entry point that runs an
-//!   HSM on a listener until a shutdown future resolves.
+//!   HSM on a listener until a shutdown future resolves; background sync with
+//!   the cluster's other HSMs and cloning from one.
 //! - [`config`]: what one HSM process needs ([`DaemonConfig`]).
 //! - [`clock`]: the HSM's time source; tests move a [`clock::ManualClock`].
 //! - [`crypto`]: the mechanisms (keys, encrypt, sign, wrap) over ring and RustCrypto.
 //! - [`pki`]: the cluster CA and the certificates it issues.
 //! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
-//! - `main.rs`: the `hsm-daemon` binary (`dev`).
+//! - [`store`]: the durable, sealed store, backups, and masked objects.
+//! - [`settings`]: the config file, flags and environment, resolved into a
+//!   [`DaemonConfig`].
+//! - `main.rs`: the `hsm-daemon` binary (`dev`, `init`, `run`, `backup`,
+//!   `restore`).
 //!
 //! # Example
 //! Tests start an HSM in-process on a free port:

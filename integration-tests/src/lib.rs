@@ -5,6 +5,7 @@
 //!   127.0.0.1 port, with a connected client; dropping it stops the HSM.
 //! - [`TestCluster`]: several HSMs of one cluster, in-process, syncing with
 //!   each other; stop and restart any of them.
+//! - [`process`]: `hsm-daemon init` and `hsm-daemon run` as child processes.
 //! - [`DevProcess`]: `hsm-daemon dev` as a child process, with `hsm-cli`
 //!   runs against it.
 //! - `tests/`: one file per area (permissions, users, tls, cli).
@@ -16,6 +17,8 @@ use std::{
     sync::{Arc, OnceLock},
     time::Duration,
 };
+
+pub mod process;
 
 use hsm_client::{ClientConfig, HsmClient, Role, Session};
 use hsm_daemon::{

@@ -13,22 +13,18 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
-        mpsc,
     },
-    time::Duration,
 };
 
 use hsm_client::{
-    ClientConfig, ClientError, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, Role, Session, User,
+    ClientError, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, Role, Session, User,
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
-use integration_tests::bin_dir;
+use integration_tests::process::{ClusterDir as Cluster, HANG_GUARD, Stop};
 use ring::{
     rand::{SecureRandom as _, SystemRandom},
     signature::{self, KeyPair as _},
@@ -41,258 +37,8 @@ const BOB_PASSWORD: &str = "bob-pass1";
 const CAROL_PASSWORD: &str = "carol-pass";
 const DAVE_PASSWORD: &str = "dave-pass";
 
-/// Only a guard against a hung daemon or test, never a timing assertion.
-const HANG_GUARD: Duration = Duration::from_secs(60);
-
 /// Wrong logins that lock a user.
 const LOCKOUT: usize = 6;
-
-// ---------------------------------------------------------------------------
-// Processes
-// ---------------------------------------------------------------------------
-
-/// A cluster prepared by `hsm-daemon init --dir D --hsms 1` in a temporary
-/// directory; daemons' standard error goes to files beside `D`, not in it.
-struct Cluster {
-    root: tempfile::TempDir,
-    launches: AtomicUsize,
-}
-
-/// How a `hsm-daemon run` ended up.
-enum Launch {
-    Started(Daemon),
-    Refused(Refusal),
-}
-
-/// A `run` that exited without saying it was listening.
-#[derive(Debug)]
-struct Refusal {
-    status: ExitStatus,
-    stderr: String,
-}
-
-/// A running `hsm-daemon run`; killed (SIGKILL) and reaped on drop.
-struct Daemon {
-    child: Option<Child>,
-    address: String,
-    ca: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Cluster {
-    fn init() -> Cluster {
-        let root = tempfile::tempdir().unwrap();
-        let cluster = Cluster { root, launches: AtomicUsize::new(0) };
-        fs::create_dir(cluster.logs()).unwrap();
-        let out = cluster.command().args(["init", "--dir"]).arg(cluster.dir()).args(["--hsms", "1"]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "hsm-daemon init failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(cluster.config().is_file() && cluster.data_dir().is_dir(), "init wrote no config or data dir");
-        cluster
-    }
-
-    /// `D`.
-    fn dir(&self) -> PathBuf {
-        self.root.path().join("cluster")
-    }
-
-    fn logs(&self) -> PathBuf {
-        self.root.path().join("logs")
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir().join("hsm-1.toml")
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir().join("hsm-1-data")
-    }
-
-    fn store(&self) -> PathBuf {
-        self.data_dir().join("hsm.redb")
-    }
-
-    fn client_env(&self, key: &str) -> String {
-        let env = fs::read_to_string(self.dir().join("client.env")).unwrap();
-        env.lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
-            .unwrap_or_else(|| panic!("{key} missing from client.env: {env}"))
-            .to_owned()
-    }
-
-    /// `hsm-daemon` with none of the caller's `HSM_*` settings and a cheap
-    /// KDF.
-    fn command(&self) -> Command {
-        let mut command = Command::new(bin_dir().join("hsm-daemon"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("HSM_") {
-                command.env_remove(name);
-            }
-        }
-        command.env("HSM_KDF_MEMORY_KIB", "8").env("HSM_KDF_ITERATIONS", "1").stdin(Stdio::null());
-        command
-    }
-
-    /// `hsm-daemon run --config D/hsm-1.toml <args>`, until it says it is
-    /// listening or exits.
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Launch {
-        let n = self.launches.fetch_add(1, Ordering::Relaxed);
-        let stderr = self.logs().join(format!("run-{n}.stderr"));
-        let mut child = self
-            .command()
-            .arg("run")
-            .arg("--config")
-            .arg(self.config())
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (lines, received) = mpsc::channel();
-        // Reads standard output to its end, so that the daemon never blocks
-        // on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = lines.send(line);
-            }
-        });
-        let mut daemon = Daemon {
-            child: Some(child),
-            address: String::new(),
-            ca: PathBuf::from(self.client_env("HSM_CA_CERT")),
-            stderr,
-        };
-        loop {
-            match received.recv_timeout(HANG_GUARD) {
-                Ok(line) => {
-                    if let Some(address) = banner_address(&line) {
-                        assert!(address.starts_with("127.0.0.1:"), "listening beyond 127.0.0.1: {line}");
-                        daemon.address = address;
-                        return Launch::Started(daemon);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = daemon.child.take().unwrap().wait().unwrap();
-                    return Launch::Refused(Refusal { status, stderr: fs::read_to_string(&daemon.stderr).unwrap() });
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("hsm-daemon run neither listened nor exited: {}", daemon.stderr_text())
-                }
-            }
-        }
-    }
-
-    /// `hsm-daemon <subcommand> --config D/hsm-1.toml <flag> <path>`, as
-    /// `backup` and `restore` take them.
-    fn tool(&self, subcommand: &str, flag: &str, path: &Path) -> std::process::Output {
-        self.command().arg(subcommand).arg("--config").arg(self.config()).arg(flag).arg(path).output().unwrap()
-    }
-
-    /// Starts the HSM on a free port; fails the test if it refuses.
-    fn start(&self) -> Daemon {
-        self.start_with(&["--listen", "127.0.0.1:0"], &[])
-    }
-
-    fn start_with(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        match self.run(args, env) {
-            Launch::Started(daemon) => daemon,
-            Launch::Refused(r) => panic!("hsm-daemon run refused to start ({}): {}", r.status, r.stderr),
-        }
-    }
-
-    /// Runs the HSM expecting a refusal; returns its standard error.
-    fn refused(&self, args: &[&str], env: &[(&str, &str)]) -> Refusal {
-        match self.run(args, env) {
-            Launch::Started(daemon) => panic!("hsm-daemon run {args:?} started on {}", daemon.address),
-            Launch::Refused(r) => {
-                assert_eq!(r.status.code(), Some(1), "{}", r.stderr);
-                assert!(r.stderr.contains("hsm-daemon: error: "), "{}", r.stderr);
-                r
-            }
-        }
-    }
-}
-
-/// The address in `hsm-daemon: <hsm> of cluster <id> listening on <addr> (TLS)`.
-fn banner_address(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("hsm-daemon: ")?;
-    let (_, after) = rest.split_once(" listening on ")?;
-    Some(after.split_once(' ').map_or(after, |(address, _)| address).to_owned())
-}
-
-impl Daemon {
-    async fn client(&self) -> HsmClient {
-        let config = ClientConfig::from_parts(&self.address, &self.ca).unwrap();
-        HsmClient::connect(&config).await.unwrap()
-    }
-
-    fn stderr_text(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// SIGKILL, and reap.
-    fn kill(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "{status}");
-    }
-
-    /// SIGTERM, and wait for a clean exit.
-    fn terminate(mut self) {
-        let child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        let (done, exited) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut child = child;
-            let _ = done.send(child.wait());
-        });
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success(), "kill -TERM {pid}");
-        match exited.recv_timeout(HANG_GUARD) {
-            Ok(status) => {
-                let status = status.unwrap();
-                assert!(status.success(), "hsm-daemon exited with {status} on SIGTERM: {}", self.stderr_text());
-            }
-            Err(_) => {
-                let _ = Command::new("kill").args(["-KILL", &pid]).status();
-                panic!("hsm-daemon did not stop on SIGTERM: {}", self.stderr_text());
-            }
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// How a test stops the daemon before restarting it.
-#[derive(Debug, Clone, Copy)]
-enum Stop {
-    Kill,
-    Terminate,
-}
-
-impl Stop {
-    fn stop(self, daemon: Daemon) {
-        match self {
-            Stop::Kill => daemon.kill(),
-            Stop::Terminate => daemon.terminate(),
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Keys and helpers
@@ -515,7 +261,7 @@ async fn check_after_restart(client: &HsmClient, before: &Before) {
 }
 
 async fn restart_keeps_everything(stop: Stop) {
-    let cluster = Cluster::init();
+    let cluster = Cluster::init(1);
     let daemon = cluster.start();
     let before = populate(&daemon.client().await).await;
     stop.stop(daemon);
@@ -536,7 +282,7 @@ async fn a_restart_after_sigterm_keeps_users_lockouts_keys_and_references() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_of_session_keys_are_not_handed_out_again_after_a_restart() {
-    let cluster = Cluster::init();
+    let cluster = Cluster::init(1);
     let daemon = cluster.start();
     let client = daemon.client().await;
     client.activate(ADMIN_PASSWORD).await.unwrap();
@@ -630,7 +376,7 @@ async fn check_acknowledged(client: &HsmClient, users: &BTreeSet<String>, keys: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_kill_9_under_concurrent_writes_three_times() {
-    let cluster = Cluster::init();
+    let cluster = Cluster::init(1);
     let mut daemon = cluster.start();
     {
         let client = daemon.client().await;
@@ -710,7 +456,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_in_use_of_another_hsm_under_another_key_or_damaged_are_refused_unchanged() {
-    let cluster = Cluster::init();
+    let cluster = Cluster::init(1);
 
     // The first daemon serves on the config's own port.
     let first = cluster.start_with(&[], &[]);
@@ -798,7 +544,7 @@ async fn stores_in_use_of_another_hsm_under_another_key_or_damaged_are_refused_u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_material_or_password_is_stored_in_the_clear() {
-    let cluster = Cluster::init();
+    let cluster = Cluster::init(1);
     let daemon = cluster.start();
     let client = daemon.client().await;
     client.activate(ADMIN_PASSWORD).await.unwrap();
@@ -854,12 +600,12 @@ async fn no_key_material_or_password_is_stored_in_the_clear() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_serving_restores_everything_into_its_cluster_only() {
-    let cluster = Cluster::init();
+    let cluster = Cluster::init(1);
     let daemon = cluster.start();
     let before = populate(&daemon.client().await).await;
 
     // Online: the running daemon writes it through its control socket.
-    let backup = cluster.root.path().join("hsm-1.backup");
+    let backup = cluster.scratch().join("hsm-1.backup");
     let out = cluster.tool("backup", "--out", &backup);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("by the running daemon"));
@@ -877,7 +623,7 @@ async fn a_backup_taken_while_serving_restores_everything_into_its_cluster_only(
     assert!(fs::read(cluster.store()).unwrap() == store_before);
 
     // Into an empty data directory: the HSM comes back whole.
-    fs::rename(cluster.data_dir(), cluster.root.path().join("lost-data")).unwrap();
+    fs::rename(cluster.data_dir(), cluster.scratch().join("lost-data")).unwrap();
     let out = cluster.tool("restore", "--from", &backup);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let daemon = cluster.start();
@@ -885,7 +631,7 @@ async fn a_backup_taken_while_serving_restores_everything_into_its_cluster_only(
     drop(daemon);
 
     // Another cluster's HSM refuses it.
-    let other = Cluster::init();
+    let other = Cluster::init(1);
     let out = other.tool("restore", "--from", &backup);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
