@@ -1,6 +1,7 @@
-//! Where the HSMs are and how to trust them.
+//! Where the HSMs are, how to trust them, and how the cluster layer treats
+//! them (key availability check, retries).
 
-use std::{fmt, path::Path};
+use std::{fmt, path::Path, time::Duration};
 
 use zeroize::Zeroizing;
 
@@ -14,6 +15,40 @@ pub struct ClientConfig {
     client_identity: Option<(String, Zeroizing<String>)>,
     server_name: Option<String>,
     plaintext: bool,
+    /// Whether the cluster layer refuses token keys held by fewer than two
+    /// HSMs, as the CloudHSM client SDK does by default.
+    key_availability_check: bool,
+    retry: RetryPolicy,
+    connect_timeout: Duration,
+}
+
+/// The environment variable that turns the key availability check off
+/// (`1`, `true` or `yes`), as CloudHSM's `--disable-key-availability-check`.
+pub const DISABLE_KEY_AVAILABILITY_CHECK_ENV: &str = "HSM_DISABLE_KEY_AVAILABILITY_CHECK";
+
+/// How the cluster layer retries an operation that met an unavailable or
+/// busy HSM: up to `attempts` tries in all, on other HSMs where there are
+/// any, waiting `first_backoff`, then twice as long, and so on, between tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included; at least 1.
+    pub attempts: u32,
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// The CloudHSM client SDK's: 3 tries, 25 ms then 50 ms apart.
+    fn default() -> Self {
+        RetryPolicy { attempts: 3, first_backoff: Duration::from_millis(25) }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before try `next` (1-based: the wait before the second try is
+    /// `backoff(1)`).
+    pub fn backoff(&self, next: u32) -> Duration {
+        self.first_backoff.saturating_mul(1u32 << next.saturating_sub(1).min(16))
+    }
 }
 
 impl fmt::Debug for ClientConfig {
@@ -44,7 +79,16 @@ impl ClientConfig {
         if !ca_pem.contains("-----BEGIN CERTIFICATE-----") {
             return Err(ClientError::Config("CA certificate: expected a PEM certificate".into()));
         }
-        Ok(ClientConfig { endpoints, ca_pem, client_identity: None, server_name: None, plaintext: false })
+        Ok(ClientConfig {
+            endpoints,
+            ca_pem,
+            client_identity: None,
+            server_name: None,
+            plaintext: false,
+            key_availability_check: true,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(5),
+        })
     }
 
     /// Comma-separated endpoints and a CA file path, as `HSM_ENDPOINTS` and
@@ -56,7 +100,8 @@ impl ClientConfig {
     }
 
     /// Reads `HSM_ENDPOINTS` (comma-separated `host:port`) and `HSM_CA_CERT`
-    /// (a path), as written to `client.env` by `hsm-daemon dev`.
+    /// (a path), as written to `client.env` by `hsm-daemon dev`, and
+    /// [`DISABLE_KEY_AVAILABILITY_CHECK_ENV`].
     pub fn from_env() -> Result<Self, ClientError> {
         let endpoints = std::env::var("HSM_ENDPOINTS").map_err(|_| {
             ClientError::Config("HSM_ENDPOINTS is not set (load the client.env that hsm-daemon wrote)".into())
@@ -64,7 +109,9 @@ impl ClientConfig {
         let ca = std::env::var("HSM_CA_CERT").map_err(|_| {
             ClientError::Config("HSM_CA_CERT is not set (load the client.env that hsm-daemon wrote)".into())
         })?;
-        Self::from_parts(&endpoints, Path::new(&ca))
+        let config = Self::from_parts(&endpoints, Path::new(&ca))?;
+        let disable = std::env::var(DISABLE_KEY_AVAILABILITY_CHECK_ENV).is_ok_and(|v| truthy(&v));
+        Ok(config.with_key_availability_check(!disable))
     }
 
     /// Presents a client certificate (mutual TLS).
@@ -85,6 +132,41 @@ impl ClientConfig {
     pub fn insecure_plaintext(mut self) -> Self {
         self.plaintext = true;
         self
+    }
+
+    /// Turns the key availability check on (the default) or off. With it, in
+    /// a cluster of two or more endpoints, a token key held by fewer than two
+    /// HSMs is refused; one-endpoint clusters and session keys are never
+    /// checked.
+    pub fn with_key_availability_check(mut self, on: bool) -> Self {
+        self.key_availability_check = on;
+        self
+    }
+
+    /// How the cluster layer retries on unavailable or busy HSMs.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = RetryPolicy { attempts: retry.attempts.max(1), ..retry };
+        self
+    }
+
+    /// How long to wait for one HSM's TCP and TLS handshake (5 s unless
+    /// set): a silent HSM holds a call up this long before it is retried
+    /// elsewhere.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    pub fn key_availability_check(&self) -> bool {
+        self.key_availability_check
+    }
+
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
     }
 
     pub fn endpoints(&self) -> &[String] {
@@ -108,6 +190,11 @@ impl ClientConfig {
     }
 }
 
+/// Whether an environment flag's value means "on".
+pub(crate) fn truthy(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "y" | "yes" | "t" | "true" | "on")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +210,30 @@ mod tests {
             assert!(err.to_string().contains("endpoint"), "{bad:?}: {err}");
         }
         assert!(ClientConfig::new(vec!["a:1".into()], "garbage".into()).unwrap_err().to_string().contains("PEM"));
+    }
+
+    #[test]
+    fn the_key_availability_check_is_on_unless_turned_off() {
+        let c = ClientConfig::new(vec!["a:1".into()], PEM.into()).unwrap();
+        assert!(c.key_availability_check());
+        assert!(!c.with_key_availability_check(false).key_availability_check());
+        for on in ["1", "true", " YES ", "on"] {
+            assert!(truthy(on), "{on}");
+        }
+        for off in ["0", "", "false", "no", "2"] {
+            assert!(!truthy(off), "{off}");
+        }
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_and_always_try_once() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.attempts, 3);
+        let waits: Vec<Duration> = (1..=3).map(|n| policy.backoff(n)).collect();
+        assert_eq!(waits, [Duration::from_millis(25), Duration::from_millis(50), Duration::from_millis(100)]);
+        let c = ClientConfig::new(vec!["a:1".into()], PEM.into())
+            .unwrap()
+            .with_retry(RetryPolicy { attempts: 0, first_backoff: Duration::ZERO });
+        assert_eq!(c.retry().attempts, 1);
     }
 }

@@ -53,11 +53,30 @@ impl From<Status> for ClientError {
             Code::AlreadyExists => ClientError::AlreadyExists(message),
             Code::FailedPrecondition => ClientError::FailedPrecondition(message),
             Code::ResourceExhausted => ClientError::ResourceExhausted(message),
-            Code::Unavailable => ClientError::Unavailable(match status.source() {
-                Some(source) => format!("{message}: {source}"),
-                None => message,
-            }),
+            // A transport failure keeps its cause (refused connection, bad
+            // certificate) in the sources.
+            Code::Unavailable => ClientError::Unavailable(with_causes(message, status.source())),
             code => ClientError::Other { code, message },
+        }
+    }
+}
+
+impl ClientError {
+    /// The same kind of error with its message rewritten (to add which HSM
+    /// it came from, say).
+    pub(crate) fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            ClientError::Config(m) => ClientError::Config(f(m)),
+            ClientError::Unavailable(m) => ClientError::Unavailable(f(m)),
+            ClientError::Unauthenticated(m) => ClientError::Unauthenticated(f(m)),
+            ClientError::PermissionDenied(m) => ClientError::PermissionDenied(f(m)),
+            ClientError::InvalidArgument(m) => ClientError::InvalidArgument(f(m)),
+            ClientError::NotFound(m) => ClientError::NotFound(f(m)),
+            ClientError::AlreadyExists(m) => ClientError::AlreadyExists(f(m)),
+            ClientError::FailedPrecondition(m) => ClientError::FailedPrecondition(f(m)),
+            ClientError::ResourceExhausted(m) => ClientError::ResourceExhausted(f(m)),
+            ClientError::Protocol(m) => ClientError::Protocol(f(m)),
+            ClientError::Other { code, message } => ClientError::Other { code, message: f(message) },
         }
     }
 }
@@ -65,12 +84,19 @@ impl From<Status> for ClientError {
 /// An error and its causes on one line: transport errors hide the useful
 /// part (refused connection, bad certificate) in their sources.
 pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+    with_causes(err.to_string(), err.source())
+}
+
+/// `text` followed by each cause not already said (transport errors repeat
+/// themselves down the chain).
+fn with_causes(mut text: String, mut cause: Option<&dyn std::error::Error>) -> String {
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
     }
-    out
+    text
 }

@@ -1,43 +1,55 @@
 //! `hsm-client`: the typed async client of the CloudHSM emulator.
 //!
-//! Connect to an HSM with [`HsmClient::connect`], read basic cluster
-//! information without logging in, or [`HsmClient::login`] to get a
-//! [`Session`] whose methods are the operations the user's role allows. Every
-//! failure is a [`ClientError`] whose variant says what kind of refusal it was
-//! and whose message is the HSM's own.
+//! Two layers. The single-HSM layer talks to one HSM: connect with
+//! [`HsmClient::connect`], read basic cluster information without logging
+//! in, or [`HsmClient::login`] to get a [`Session`] whose methods are the
+//! operations the user's role allows. The cluster layer, [`Cluster`] and
+//! [`ClusterSession`], does what the CloudHSM client SDK does on top of it:
+//! it logs in to every HSM of the cluster, writes users and token keys to
+//! all of them (reporting per HSM what happened), spreads crypto over them
+//! with retries, and refuses keys held by too few HSMs. Every failure is a
+//! [`ClientError`] whose variant says what kind of refusal it was and whose
+//! message is the HSM's own.
 //!
 //! # Layout
-//! - [`config`]: endpoints and trust ([`ClientConfig`], also from
-//!   `HSM_ENDPOINTS` / `HSM_CA_CERT`).
+//! - [`config`]: endpoints, trust and cluster settings ([`ClientConfig`],
+//!   also from `HSM_ENDPOINTS` / `HSM_CA_CERT`).
 //! - [`error`]: the error type, [`ClientError`].
 //! - [`types`]: roles, users and cluster info as plain Rust types.
 //! - [`keys`]: key management and cryptography methods of [`Session`].
+//! - [`masked`]: extracting and inserting masked objects on one HSM.
+//! - [`cluster`]: the cluster layer.
 //! - This file: [`HsmClient`] and [`Session`].
-//! - `src/bin/hsm-cli`: the `hsm-cli` binary.
+//! - `src/bin/hsm-cli`: the `hsm-cli` binary (cluster layer).
 //!
 //! # Example
 //! ```no_run
-//! use hsm_client::{ClientConfig, HsmClient, Role};
+//! use hsm_client::{ClientConfig, Cluster, Completion, Role};
 //!
 //! # async fn example() -> Result<(), hsm_client::ClientError> {
-//! let client = HsmClient::connect(&ClientConfig::from_env()?).await?;
-//! let info = client.cluster_info().await?;
+//! let cluster = Cluster::connect(&ClientConfig::from_env()?).await?;
+//! let info = cluster.cluster_info().await?;
 //! println!("{} has {} HSM(s)", info.cluster_id, info.hsms.len());
-//! let admin = client.login("admin", Role::Admin, "admin-password").await?;
-//! admin.create_user("alice", Role::CryptoUser, "alice-password").await?;
+//! let admin = cluster.login("admin", Role::Admin, "admin-password").await?;
+//! for (endpoint, why) in admin.unavailable() {
+//!     eprintln!("not logged in on {endpoint}: {why}");
+//! }
+//! let created = admin.create_user("alice", Role::CryptoUser, "alice-password").await?;
+//! if created.completion() == Completion::Partial {
+//!     eprintln!("alice is missing on some HSMs; run the command again to repair");
+//! }
 //! admin.logout().await?;
 //! # Ok(()) }
 //! ```
-//!
-//! This version talks to the first endpoint it is given; spreading work over
-//! the HSMs of a cluster comes with cluster support.
 
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod masked;
 pub mod types;
 
-use std::{fmt, time::Duration};
+use std::fmt;
 
 use hsm_proto::{
     SESSION_METADATA_KEY,
@@ -54,9 +66,14 @@ use tonic::{
 use zeroize::Zeroizing;
 
 pub use crate::{
-    config::ClientConfig,
+    cluster::{
+        Cluster, ClusterKey, ClusterKeyPage, ClusterSession, ClusterUser, Completion, Coverage, CoverageLabel, FanOut,
+        HsmResult, Merged, UserChange, UserEffect, UserList,
+    },
+    config::{ClientConfig, DISABLE_KEY_AVAILABILITY_CHECK_ENV, RetryPolicy},
     error::ClientError,
     keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec},
+    masked::MaskedObject,
     types::{ClusterInfo, ClusterState, HsmInfo, Role, SyncStatus, User},
 };
 
@@ -76,10 +93,27 @@ impl HsmClient {
     pub async fn connect(config: &ClientConfig) -> Result<Self, ClientError> {
         let endpoint =
             config.endpoints().first().cloned().ok_or_else(|| ClientError::Config("no HSM endpoint given".into()))?;
+        let channel = Self::builder(config, &endpoint)?
+            .connect()
+            .await
+            .map_err(|e| ClientError::Unavailable(format!("cannot connect to {endpoint}: {}", error::chain(&e))))?;
+        Ok(HsmClient { channel, endpoint })
+    }
+
+    /// A client for `endpoint` that connects on its first call and again
+    /// after the connection breaks, so that an HSM that is down now can serve
+    /// later calls. Fails only on settings, never on the network. Call it
+    /// within a Tokio runtime: the connection's background task starts on it.
+    pub fn connect_lazy(config: &ClientConfig, endpoint: &str) -> Result<Self, ClientError> {
+        let channel = Self::builder(config, endpoint)?.connect_lazy();
+        Ok(HsmClient { channel, endpoint: endpoint.to_owned() })
+    }
+
+    fn builder(config: &ClientConfig, endpoint: &str) -> Result<Endpoint, ClientError> {
         let scheme = if config.plaintext() { "http" } else { "https" };
         let mut builder = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
             .map_err(|e| ClientError::Config(format!("endpoint '{endpoint}': {e}")))?
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(config.connect_timeout())
             .tcp_nodelay(true);
         if !config.plaintext() {
             let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(config.ca_pem()));
@@ -91,11 +125,7 @@ impl HsmClient {
             }
             builder = builder.tls_config(tls).map_err(|e| ClientError::Config(format!("TLS settings: {e}")))?;
         }
-        let channel = builder
-            .connect()
-            .await
-            .map_err(|e| ClientError::Unavailable(format!("cannot connect to {endpoint}: {}", error::chain(&e))))?;
-        Ok(HsmClient { channel, endpoint })
+        Ok(builder)
     }
 
     /// The endpoint this client talks to.

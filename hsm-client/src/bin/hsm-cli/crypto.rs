@@ -1,7 +1,7 @@
-//! Runs the `crypto ...` commands against a session.
+//! Runs the `crypto ...` commands against a cluster session.
 
 use hsm_client::{
-    ClientError, Session,
+    ClientError, ClusterSession,
     keys::{Cipher, HashAlgorithm, SignMechanism as Mechanism},
 };
 use serde_json::Value;
@@ -20,7 +20,7 @@ use crate::{
 
 const FILTER: &str = "--key-filter";
 
-pub(crate) async fn run(session: &Session, command: CryptoCommand) -> Result<Value, String> {
+pub(crate) async fn run(session: &ClusterSession, command: CryptoCommand) -> Result<Value, String> {
     match command {
         CryptoCommand::Sign { mechanism } => sign(session, mechanism).await,
         CryptoCommand::Verify { mechanism } => verify(session, mechanism).await,
@@ -106,12 +106,12 @@ fn sign_request(mechanism: &SignMechanism) -> Result<Request<'_>, String> {
     })
 }
 
-async fn sign(session: &Session, mechanism: SignMechanism) -> Result<Value, String> {
+async fn sign(session: &ClusterSession, mechanism: SignMechanism) -> Result<Value, String> {
     let request = sign_request(&mechanism)?;
     run_sign(session, &request).await
 }
 
-async fn run_sign(session: &Session, request: &Request<'_>) -> Result<Value, String> {
+async fn run_sign(session: &ClusterSession, request: &Request<'_>) -> Result<Value, String> {
     let data = request.data.read()?;
     let key = resolve(session, FILTER, &request.key.key_filter).await?;
     let signature =
@@ -131,12 +131,16 @@ fn verify_request(mechanism: &VerifyMechanism) -> Result<(Request<'_>, &Signatur
     })
 }
 
-async fn verify(session: &Session, mechanism: VerifyMechanism) -> Result<Value, String> {
+async fn verify(session: &ClusterSession, mechanism: VerifyMechanism) -> Result<Value, String> {
     let (request, signature) = verify_request(&mechanism)?;
     run_verify(session, &request, signature).await
 }
 
-async fn run_verify(session: &Session, request: &Request<'_>, signature: &SignatureSource) -> Result<Value, String> {
+async fn run_verify(
+    session: &ClusterSession,
+    request: &Request<'_>,
+    signature: &SignatureSource,
+) -> Result<Value, String> {
     let data = request.data.read()?;
     let signature = signature.read()?;
     let key = resolve(session, FILTER, &request.key.key_filter).await?;
@@ -151,7 +155,7 @@ async fn run_verify(session: &Session, request: &Request<'_>, signature: &Signat
     }
 }
 
-async fn hmac(session: &Session, operation: HmacOperation) -> Result<Value, String> {
+async fn hmac(session: &ClusterSession, operation: HmacOperation) -> Result<Value, String> {
     match operation {
         HmacOperation::Sign(args) => {
             let request = Request {
@@ -176,7 +180,7 @@ fn optional_base64(flag: &str, value: Option<&String>) -> Result<Vec<u8>, String
     value.map_or(Ok(Vec::new()), |v| input::base64_flag(flag, v))
 }
 
-async fn encrypt(session: &Session, cipher: EncryptCipher) -> Result<Value, String> {
+async fn encrypt(session: &ClusterSession, cipher: EncryptCipher) -> Result<Value, String> {
     let (plain, cipher, hash, iv, aad) = match &cipher {
         EncryptCipher::AesGcm(args) => {
             (&args.plain, Cipher::AesGcm, None, Vec::new(), optional_base64("--aad", args.aad.as_ref())?)
@@ -200,7 +204,7 @@ async fn encrypt(session: &Session, cipher: EncryptCipher) -> Result<Value, Stri
     Ok(output::encrypted(&key.reference, iv.as_deref(), &input::base64(&ciphertext)))
 }
 
-async fn decrypt(session: &Session, cipher: DecryptCipher) -> Result<Value, String> {
+async fn decrypt(session: &ClusterSession, cipher: DecryptCipher) -> Result<Value, String> {
     let (sealed, cipher, hash, iv, aad) = match &cipher {
         DecryptCipher::AesGcm(args) => (
             &args.sealed,

@@ -12,7 +12,7 @@ pub(crate) mod key;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 use hsm_client::Role;
 
 use self::{crypto::CryptoCommand, key::KeyCommand};
@@ -36,12 +36,24 @@ pub(crate) struct Cli {
 /// Where the cluster is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Connection {
-    /// An HSM to talk to, host:port (comma-separated for several).
+    /// The cluster's HSMs, host:port, comma-separated; every command works
+    /// against all of them.
     #[arg(long, global = true, env = "HSM_ENDPOINTS")]
     pub(crate) endpoint: Option<String>,
     /// The cluster CA certificate (PEM) that the HSMs' certificates chain to.
     #[arg(long, global = true, env = "HSM_CA_CERT")]
     pub(crate) ca_cert: Option<PathBuf>,
+    /// Use token keys held by fewer than two HSMs (by default refused in a
+    /// cluster of two or more HSMs, as CloudHSM's key availability check).
+    /// (The variable takes 1/0, true/false, yes/no, on/off.)
+    #[arg(
+        long,
+        global = true,
+        env = "HSM_DISABLE_KEY_AVAILABILITY_CHECK",
+        action = ArgAction::SetTrue,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub(crate) disable_key_availability_check: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,10 +119,12 @@ pub(crate) enum ClusterCommand {
         #[arg(long)]
         password: Option<String>,
     },
-    /// List the HSMs of the cluster (no login needed).
+    /// List the HSMs of the cluster, an unreachable one included (no login
+    /// needed).
     HsmInfo,
-    /// Each HSM's sync status digest (an emulator extension; admins, crypto
-    /// users). HSMs in step show equal digests.
+    /// Every HSM's sync status digest and whether they are all equal (an
+    /// emulator extension; admins, crypto users). HSMs in step show equal
+    /// digests.
     SyncStatus,
 }
 

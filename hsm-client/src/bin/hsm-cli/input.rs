@@ -11,7 +11,7 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
-use hsm_client::{ClientError, KeyInfo, Session};
+use hsm_client::{ClientError, ClusterSession, KeyInfo};
 
 use crate::grammar::common::{CiphertextSource, DataSource, Pair, SignatureSource, tuples};
 
@@ -85,11 +85,11 @@ pub(crate) fn shown_filter(terms: &[Pair]) -> String {
 }
 
 /// The one key that `terms` (given to `flag`) select among the keys the
-/// session can see.
-pub(crate) async fn resolve(session: &Session, flag: &str, terms: &[Pair]) -> Result<KeyInfo, String> {
+/// session can see on any HSM of the cluster.
+pub(crate) async fn resolve(session: &ClusterSession, flag: &str, terms: &[Pair]) -> Result<KeyInfo, String> {
     let page = session.list_keys(&tuples(terms), 2, None).await.map_err(|e| filter_error(flag, &e))?;
     match (page.total, page.keys.into_iter().next()) {
-        (1, Some(key)) => Ok(key),
+        (1, Some(key)) => Ok(key.info),
         (0, _) | (_, None) => Err(format!("no key matches the filter {flag} {}", shown_filter(terms))),
         (n, Some(_)) => Err(format!(
             "multiple keys match the filter {flag} {} ({n} keys); refine it to select a single key",

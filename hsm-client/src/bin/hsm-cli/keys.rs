@@ -1,7 +1,7 @@
-//! Runs the `key ...` commands against a session.
+//! Runs the `key ...` commands against a cluster session.
 
 use hsm_client::{
-    ClientError, KeyInfo, KeyOptions, KeyPairSpec, Session,
+    ClientError, ClusterKey, ClusterSession, KeyOptions, KeyPairSpec,
     keys::{HashAlgorithm, KeyClass, KeyType, SymmetricKeyType, WrapMechanism as Mechanism},
 };
 use serde_json::Value;
@@ -23,7 +23,7 @@ use crate::{
 /// The IV that AES-GCM key wrapping puts before the ciphertext.
 const GCM_IV_LEN: usize = 12;
 
-pub(crate) async fn run(session: &Session, command: KeyCommand) -> Result<Value, String> {
+pub(crate) async fn run(session: &ClusterSession, command: KeyCommand) -> Result<Value, String> {
     match command {
         KeyCommand::GenerateSymmetric { kind } => generate_symmetric(session, kind).await,
         KeyCommand::GenerateAsymmetricPair { kind } => generate_pair(session, kind).await,
@@ -32,15 +32,15 @@ pub(crate) async fn run(session: &Session, command: KeyCommand) -> Result<Value,
         KeyCommand::List(args) => list(session, args).await,
         KeyCommand::Delete { filter } => {
             let key = resolve(session, "--filter", &filter.filter).await?;
-            session.delete_key(&key.reference).await.map_err(hsm)?;
-            Ok(output::message("Key deleted successfully"))
+            let deleted = session.delete_key(&key.reference).await.map_err(hsm)?;
+            Ok(output::key_change(output::message("Key deleted successfully"), &deleted))
         }
         KeyCommand::Share(args) => share(session, args, true).await,
         KeyCommand::Unshare(args) => share(session, args, false).await,
         KeyCommand::SetAttribute(SetAttribute { filter, name, value }) => {
             let key = resolve(session, "--filter", &filter.filter).await?;
-            session.set_key_attribute(&key.reference, &name, &value).await.map_err(hsm)?;
-            Ok(output::message("Attribute set successfully"))
+            let changed = session.set_key_attribute(&key.reference, &name, &value).await.map_err(hsm)?;
+            Ok(output::key_change(output::message("Attribute set successfully"), &changed))
         }
         KeyCommand::Wrap { mechanism } => wrap(session, mechanism).await,
         KeyCommand::Unwrap { mechanism } => unwrap(session, mechanism).await,
@@ -82,7 +82,7 @@ fn options(
     })
 }
 
-async fn generate_symmetric(session: &Session, kind: SymmetricKind) -> Result<Value, String> {
+async fn generate_symmetric(session: &ClusterSession, kind: SymmetricKind) -> Result<Value, String> {
     let (key_type, args) = match kind {
         SymmetricKind::Aes(args) => (SymmetricKeyType::Aes, args),
         SymmetricKind::GenericSecret(args) => (SymmetricKeyType::GenericSecret, args),
@@ -92,7 +92,7 @@ async fn generate_symmetric(session: &Session, kind: SymmetricKind) -> Result<Va
     Ok(output::key(&key))
 }
 
-async fn generate_pair(session: &Session, kind: PairKind) -> Result<Value, String> {
+async fn generate_pair(session: &ClusterSession, kind: PairKind) -> Result<Value, String> {
     let (spec, halves) = match kind {
         PairKind::Rsa(rsa) => (
             KeyPairSpec::Rsa { modulus_size_bits: rsa.modulus_size_bits, public_exponent: rsa.public_exponent },
@@ -113,7 +113,7 @@ async fn generate_pair(session: &Session, kind: PairKind) -> Result<Value, Strin
     Ok(output::key_pair(&public, &private))
 }
 
-async fn import_pem(session: &Session, args: ImportPem) -> Result<Value, String> {
+async fn import_pem(session: &ClusterSession, args: ImportPem) -> Result<Value, String> {
     let text = input::read_file("--path", &args.path)?;
     let text =
         String::from_utf8(text).map_err(|_| format!("--path {}: not a PEM file (not text)", args.path.display()))?;
@@ -134,11 +134,12 @@ async fn import_pem(session: &Session, args: ImportPem) -> Result<Value, String>
     let key = session.import_pem(&block.text, &options).await.map_err(hsm)?;
     // The HSM decides what the PEM holds; a kind the local check could not
     // read is compared afterwards, and a mismatching copy is not kept.
-    let (got_type, got_class) = (key.attribute("key-type").unwrap_or(""), key.attribute("class").unwrap_or(""));
+    let (got_type, got_class) =
+        (key.info.attribute("key-type").unwrap_or(""), key.info.attribute("class").unwrap_or(""));
     if (got_type, got_class) != (want_type, want_class) {
-        let cleanup = match session.delete_key(&key.reference).await {
+        let cleanup = match session.delete_key(&key.info.reference).await {
             Ok(_) => "the imported copy was deleted".to_owned(),
-            Err(e) => format!("deleting the imported copy {} failed: {e}", key.reference),
+            Err(e) => format!("deleting the imported copy {} failed: {e}", key.info.reference),
         };
         return Err(format!(
             "--key-type-class {} does not match {}, which holds {} {} ({cleanup})",
@@ -151,7 +152,7 @@ async fn import_pem(session: &Session, args: ImportPem) -> Result<Value, String>
     Ok(output::imported_key(&key))
 }
 
-async fn generate_file(session: &Session, args: GenerateFile) -> Result<Value, String> {
+async fn generate_file(session: &ClusterSession, args: GenerateFile) -> Result<Value, String> {
     let key = resolve(session, "--filter", &args.filter.filter).await?;
     let class = key.attribute("class").unwrap_or("");
     let (contents, private) = match args.encoding {
@@ -181,7 +182,7 @@ async fn generate_file(session: &Session, args: GenerateFile) -> Result<Value, S
     Ok(output::message("Successfully generated key file"))
 }
 
-async fn list(session: &Session, args: List) -> Result<Value, String> {
+async fn list(session: &ClusterSession, args: List) -> Result<Value, String> {
     let page = session
         .list_keys(&tuples(&args.filter), args.max_items, args.starting_token.as_deref())
         .await
@@ -206,15 +207,15 @@ fn share_role(args: &ShareArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn share(session: &Session, args: ShareArgs, share: bool) -> Result<Value, String> {
+async fn share(session: &ClusterSession, args: ShareArgs, share: bool) -> Result<Value, String> {
     share_role(&args)?;
     let key = resolve(session, "--filter", &args.filter.filter).await?;
     if share {
-        session.share_key(&key.reference, &args.username).await.map_err(hsm)?;
-        Ok(output::message("Key shared successfully"))
+        let changed = session.share_key(&key.reference, &args.username).await.map_err(hsm)?;
+        Ok(output::key_change(output::message("Key shared successfully"), &changed))
     } else {
-        session.unshare_key(&key.reference, &args.username).await.map_err(hsm)?;
-        Ok(output::message("Key unshared successfully"))
+        let changed = session.unshare_key(&key.reference, &args.username).await.map_err(hsm)?;
+        Ok(output::key_change(output::message("Key unshared successfully"), &changed))
     }
 }
 
@@ -281,7 +282,7 @@ fn wrap_plan(mechanism: &WrapMechanism) -> Result<WrapPlan<'_>, String> {
 const AES_INSTEAD: &str = "aes-no-pad (RFC 3394) or aes-pkcs5-pad (RFC 5649)";
 const RSA_INSTEAD: &str = "rsa-oaep or rsa-aes";
 
-async fn wrap(session: &Session, mechanism: WrapMechanism) -> Result<Value, String> {
+async fn wrap(session: &ClusterSession, mechanism: WrapMechanism) -> Result<Value, String> {
     let WrapPlan { keys, mechanism, hash, split_iv } = wrap_plan(&mechanism)?;
     let payload = resolve(session, "--payload-filter", &keys.payload_filter).await?;
     let wrapping = resolve(session, "--wrapping-filter", &keys.wrapping_filter).await?;
@@ -346,7 +347,7 @@ fn unwrap_plan(mechanism: &UnwrapMechanism) -> Result<UnwrapPlan<'_>, String> {
     Ok(UnwrapPlan { args, mechanism, hash, iv, key_type, key_class, curve })
 }
 
-async fn unwrap(session: &Session, mechanism: UnwrapMechanism) -> Result<Value, String> {
+async fn unwrap(session: &ClusterSession, mechanism: UnwrapMechanism) -> Result<Value, String> {
     let UnwrapPlan { args, mechanism, hash, mut iv, key_type, key_class, curve } = unwrap_plan(&mechanism)?;
     iv.extend(args.data.read()?);
     let wrapped = iv;
@@ -386,10 +387,14 @@ fn unwrap_kind(args: &UnwrapArgs) -> Result<(KeyType, KeyClass, Option<&'static 
 }
 
 /// Shares a freshly unwrapped key (the HSM's unwrap takes no share list).
-async fn share_unwrapped(session: &Session, mut key: KeyInfo, users: &[String]) -> Result<KeyInfo, String> {
+async fn share_unwrapped(
+    session: &ClusterSession,
+    mut key: ClusterKey,
+    users: &[String],
+) -> Result<ClusterKey, String> {
     for user in users {
-        key = session.share_key(&key.reference, user).await.map_err(|e| {
-            format!("the key was unwrapped as {}, but sharing it with '{user}' failed: {e}", key.reference)
+        key = session.share_key(&key.info.reference, user).await.map_err(|e| {
+            format!("the key was unwrapped as {}, but sharing it with '{user}' failed: {e}", key.info.reference)
         })?;
     }
     Ok(key)

@@ -1,9 +1,11 @@
 //! `hsm-cli`: the CloudHSM CLI's grammar and JSON output, against the
-//! emulator.
+//! emulator. Every command works against all HSMs in `HSM_ENDPOINTS`
+//! through `hsm_client`'s cluster layer (see `output` for how partial
+//! results print).
 //!
 //! # Layout
 //! - `grammar`: the commands and flags (clap), per area.
-//! - `shell`: runs commands, holds the connection and the session.
+//! - `shell`: runs commands, holds the cluster's connections and session.
 //! - `keys`, `crypto`: run the `key ...` and `crypto ...` commands.
 //! - `input`: base64/hex flags, data files, and filters that select one key.
 //! - `pem`: PEM files read by `key import pem` and written by

@@ -3,8 +3,27 @@
 //!
 //! Data shapes are serde structs so that fields keep the CLI's order; the
 //! shapes of the key and crypto commands follow the CloudHSM CLI's examples.
+//!
+//! # Across the cluster
+//! Every command runs against all HSMs in `HSM_ENDPOINTS`. Where the
+//! CloudHSM CLI has a word for the cluster's state, this CLI uses it:
+//! `"cluster-coverage"` of a key is `"full"` (on every HSM), `"session"` (a
+//! session key, on its one HSM) or `"partial"` (on some HSMs; then
+//! `"hsms-holding"` lists them); a user's `"role"`, `"locked"` and
+//! `"cluster-coverage"` read `"inconsistent"` where HSMs disagree (then
+//! `"hsms"` shows each HSM's view). A command that took effect on some HSMs
+//! but not all still prints `error_code` 0, and its data gains
+//! `"failed-hsms": [{"hsm": "host:port", "error": "..."}]` naming each HSM
+//! it did not reach and why (data that is a bare string, such as
+//! activation's, becomes `{"message": ..., "failed-hsms": ...}`); running
+//! it again repairs them. Fully
+//! successful commands print exactly what the CloudHSM CLI prints, and a
+//! command that failed everywhere prints `error_code` 1.
 
-use hsm_client::{ClusterInfo, HsmInfo, KeyInfo, KeyPage, Role, SyncStatus, User};
+use hsm_client::{
+    ClientError, ClusterInfo, ClusterKey, ClusterKeyPage, ClusterUser, CoverageLabel, FanOut, HsmInfo, KeyInfo, Role,
+    SyncStatus, UserList,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -36,34 +55,83 @@ pub(crate) fn user_ref(username: &str, role: Role) -> Value {
     to_value(UserRef { username, role: role.to_string() })
 }
 
-/// `user list`'s data.
-pub(crate) fn users(users: &[User]) -> Value {
+/// Adds `"failed-hsms"` to `data` (an object) when some HSMs were not
+/// reached.
+pub(crate) fn with_failures<'a>(
+    mut data: Value,
+    failures: impl IntoIterator<Item = (&'a str, &'a ClientError)>,
+) -> Value {
+    #[derive(Serialize)]
+    struct Failed<'a> {
+        hsm: &'a str,
+        error: String,
+    }
+    let failed: Vec<Failed<'_>> = failures.into_iter().map(|(hsm, e)| Failed { hsm, error: e.to_string() }).collect();
+    if let (false, Value::Object(map)) = (failed.is_empty(), &mut data) {
+        map.insert("failed-hsms".into(), to_value(failed));
+    }
+    data
+}
+
+/// What the user commands print: the user, and the HSMs the change missed.
+pub(crate) fn user_change(change: &FanOut<hsm_client::UserChange>, username: &str, role: Role) -> Value {
+    let (name, role) = change.first().map_or((username, role), |c| (c.user.username.as_str(), c.user.role));
+    with_failures(user_ref(name, role), change.failed())
+}
+
+/// `user list`'s data: one row per user across the cluster.
+pub(crate) fn users(list: &UserList) -> Value {
     #[derive(Serialize)]
     struct Row<'a> {
         username: &'a str,
         role: String,
-        locked: &'static str,
+        locked: String,
         mfa: [(); 0],
         quorum: [(); 0],
         #[serde(rename = "cluster-coverage")]
         cluster_coverage: &'static str,
+        /// Only for an inconsistent user: what each HSM holds.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        hsms: Vec<PerHsm<'a>>,
+    }
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum PerHsm<'a> {
+        Present { hsm: &'a str, role: String, locked: &'static str },
+        Absent { hsm: &'a str, present: bool },
     }
     #[derive(Serialize)]
     struct Users<'a> {
         users: Vec<Row<'a>>,
     }
-    let rows = users
-        .iter()
-        .map(|u| Row {
+    fn row(u: &ClusterUser) -> Row<'_> {
+        let hsms = if u.is_consistent() {
+            Vec::new()
+        } else {
+            u.per_hsm
+                .iter()
+                .map(|(hsm, user)| match user {
+                    Some(user) => PerHsm::Present { hsm, role: user.role.to_string(), locked: flag(user.locked) },
+                    None => PerHsm::Absent { hsm, present: false },
+                })
+                .collect()
+        };
+        Row {
             username: &u.username,
             role: u.role.to_string(),
-            locked: if u.locked { "true" } else { "false" },
+            locked: u.locked.map(flag).to_string(),
             mfa: [],
             quorum: [],
-            cluster_coverage: "full",
-        })
-        .collect();
-    to_value(Users { users: rows })
+            cluster_coverage: if u.on_every_hsm() { "full" } else { "inconsistent" },
+            hsms,
+        }
+    }
+    let data = to_value(Users { users: list.users.iter().map(row).collect() });
+    with_failures(data, list.unanswered.iter().map(|(hsm, e)| (hsm.as_str(), e)))
+}
+
+fn flag(on: bool) -> &'static str {
+    if on { "true" } else { "false" }
 }
 
 /// `cluster hsm-info`'s data: the fields the CloudHSM CLI prints, as strings.
@@ -81,6 +149,9 @@ pub(crate) fn hsm_info(info: &ClusterInfo) -> Value {
         firmware_build_number: String,
         firmware_id: &'a str,
         fips_state: &'a str,
+        /// Where the HSM is, and whether it answered (`UNAVAILABLE` if not).
+        address: &'a str,
+        state: &'a str,
     }
     #[derive(Serialize)]
     struct Hsms<'a> {
@@ -98,6 +169,8 @@ pub(crate) fn hsm_info(info: &ClusterInfo) -> Value {
             firmware_build_number: h.firmware_build_number.to_string(),
             firmware_id: &h.firmware_id,
             fips_state: &h.fips_state,
+            address: &h.address,
+            state: &h.state,
         }
     }
     to_value(Hsms { hsms: info.hsms.iter().map(row).collect() })
@@ -180,7 +253,10 @@ struct KeyDetails<'a> {
     key_owners: Vec<UserCoverage<'a>>,
     shared_users: Vec<UserCoverage<'a>>,
     key_quorum_values: QuorumValues,
-    cluster_coverage: &'static str,
+    cluster_coverage: String,
+    /// Only when partial: the HSMs that hold the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hsms_holding: Option<&'a [String]>,
 }
 
 /// A key with its information and every attribute (`key list --verbose`, and
@@ -194,14 +270,17 @@ struct FullKey<'a> {
     attributes: Map<String, Value>,
 }
 
-fn full_key(info: &KeyInfo) -> FullKey<'_> {
+fn full_key(key: &ClusterKey) -> FullKey<'_> {
+    let info = &key.info;
+    let label = key.coverage.label();
     FullKey {
         key_reference: &info.reference,
         key_info: KeyDetails {
             key_owners: vec![coverage(&info.owner)],
             shared_users: info.shared_users.iter().map(|u| coverage(u)).collect(),
             key_quorum_values: QuorumValues { manage_key_quorum_value: 0, use_key_quorum_value: 0 },
-            cluster_coverage: "full",
+            cluster_coverage: label.to_string(),
+            hsms_holding: (label == CoverageLabel::Partial).then_some(key.coverage.holding.as_slice()),
         },
         attributes: attributes(info),
     }
@@ -221,36 +300,50 @@ struct BriefAttributes<'a> {
 }
 
 /// `{"key": {...}}`, as `key generate-symmetric` and `key unwrap` print.
-pub(crate) fn key(info: &KeyInfo) -> Value {
+pub(crate) fn key(key: &ClusterKey) -> Value {
     #[derive(Serialize)]
     struct Created<'a> {
         key: FullKey<'a>,
     }
-    to_value(Created { key: full_key(info) })
+    key_change(to_value(Created { key: full_key(key) }), key)
 }
 
 /// `key import pem`'s data: the key and a message.
-pub(crate) fn imported_key(info: &KeyInfo) -> Value {
+pub(crate) fn imported_key(key: &ClusterKey) -> Value {
     #[derive(Serialize)]
     struct Imported<'a> {
         key: FullKey<'a>,
         message: &'static str,
     }
-    to_value(Imported { key: full_key(info), message: "Successfully imported key" })
+    key_change(to_value(Imported { key: full_key(key), message: "Successfully imported key" }), key)
 }
 
 /// `key generate-asymmetric-pair`'s data.
-pub(crate) fn key_pair(public: &KeyInfo, private: &KeyInfo) -> Value {
+pub(crate) fn key_pair(public: &ClusterKey, private: &ClusterKey) -> Value {
     #[derive(Serialize)]
     struct Pair<'a> {
         public_key: FullKey<'a>,
         private_key: FullKey<'a>,
     }
-    to_value(Pair { public_key: full_key(public), private_key: full_key(private) })
+    let data = to_value(Pair { public_key: full_key(public), private_key: full_key(private) });
+    // Both halves travel together; an HSM that missed either is named once.
+    let mut failed: Vec<(&str, &ClientError)> = Vec::new();
+    for (hsm, e) in public.coverage.failures.iter().chain(&private.coverage.failures) {
+        if !failed.iter().any(|(seen, _)| *seen == hsm.as_str()) {
+            failed.push((hsm.as_str(), e));
+        }
+    }
+    with_failures(data, failed)
+}
+
+/// A key command's data, with the HSMs the key (or its change) could not be
+/// copied to.
+pub(crate) fn key_change(data: Value, key: &ClusterKey) -> Value {
+    with_failures(data, key.coverage.failures.iter().map(|(hsm, e)| (hsm.as_str(), e)))
 }
 
 /// `key list`'s data.
-pub(crate) fn key_list(page: &KeyPage, verbose: bool) -> Value {
+pub(crate) fn key_list(page: &ClusterKeyPage, verbose: bool) -> Value {
     #[derive(Serialize)]
     #[serde(untagged)]
     enum Entry<'a> {
@@ -272,17 +365,18 @@ pub(crate) fn key_list(page: &KeyPage, verbose: bool) -> Value {
             if verbose {
                 Entry::Full(full_key(k))
             } else {
-                let label = k.attribute("label").unwrap_or_default();
-                Entry::Brief(BriefKey { key_reference: &k.reference, attributes: BriefAttributes { label } })
+                let label = k.info.attribute("label").unwrap_or_default();
+                Entry::Brief(BriefKey { key_reference: &k.info.reference, attributes: BriefAttributes { label } })
             }
         })
         .collect();
-    to_value(Listing {
+    let data = to_value(Listing {
         matched_keys,
         total_key_count: page.total,
         returned_key_count: page.keys.len(),
         next_token: page.next_token.as_deref(),
-    })
+    });
+    with_failures(data, page.unanswered.iter().map(|(hsm, e)| (hsm.as_str(), e)))
 }
 
 /// Where `key wrap` put the wrapped key.
@@ -372,34 +466,69 @@ fn to_value(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// `cluster sync-status`'s data: one row per HSM.
-pub(crate) fn sync_status(statuses: &[SyncStatus]) -> Value {
+/// `cluster sync-status`'s data: one row per HSM (its digest, or why it
+/// could not be read), and whether all digests are equal.
+pub(crate) fn sync_status(statuses: &FanOut<SyncStatus>) -> Value {
+    #[derive(Serialize)]
+    #[serde(untagged, rename_all = "kebab-case")]
+    enum Row<'a> {
+        #[serde(rename_all = "kebab-case")]
+        Read {
+            hsm_id: &'a str,
+            address: &'a str,
+            digest: String,
+            users: u64,
+            keys: u64,
+        },
+        Unread {
+            address: &'a str,
+            error: String,
+        },
+    }
     #[derive(Serialize)]
     #[serde(rename_all = "kebab-case")]
-    struct Row<'a> {
-        hsm_id: &'a str,
-        digest: String,
-        users: u64,
-        keys: u64,
-    }
-    #[derive(Serialize)]
     struct Hsms<'a> {
         hsms: Vec<Row<'a>>,
+        in_sync: bool,
     }
     let rows = statuses
+        .hsms
         .iter()
-        .map(|s| Row { hsm_id: &s.hsm_id, digest: hex::encode(&s.digest), users: s.users, keys: s.keys })
+        .map(|h| match &h.outcome {
+            Ok(s) => Row::Read {
+                hsm_id: &s.hsm_id,
+                address: &h.endpoint,
+                digest: hex::encode(&s.digest),
+                users: s.users,
+                keys: s.keys,
+            },
+            Err(e) => Row::Unread { address: &h.endpoint, error: e.to_string() },
+        })
         .collect();
-    to_value(Hsms { hsms: rows })
+    to_value(Hsms { hsms: rows, in_sync: statuses.in_sync() })
 }
 
 #[cfg(test)]
 mod tests {
+    use hsm_client::{Coverage, HsmResult, Merged, User};
     use serde_json::json;
 
     use super::*;
 
-    fn aes_key() -> KeyInfo {
+    fn on(holding: &[&str], cluster_size: usize) -> Coverage {
+        Coverage {
+            holding: holding.iter().map(|h| h.to_string()).collect(),
+            cluster_size,
+            session: false,
+            failures: Vec::new(),
+        }
+    }
+
+    fn aes_key() -> ClusterKey {
+        ClusterKey { info: aes_info(), coverage: on(&["a:1", "b:1"], 2) }
+    }
+
+    fn aes_info() -> KeyInfo {
         KeyInfo {
             reference: "0x0000000000100001".into(),
             attributes: vec![
@@ -444,7 +573,12 @@ mod tests {
 
     #[test]
     fn a_listing_is_brief_unless_verbose_and_has_a_token_only_when_there_is_more() {
-        let page = KeyPage { keys: vec![aes_key()], total: 3, next_token: Some("0x0000000000100002".into()) };
+        let page = ClusterKeyPage {
+            keys: vec![aes_key()],
+            total: 3,
+            next_token: Some("0x0000000000100002".into()),
+            unanswered: Vec::new(),
+        };
         assert_eq!(
             key_list(&page, false),
             json!({
@@ -454,7 +588,7 @@ mod tests {
                 "next_token": "0x0000000000100002"
             })
         );
-        let last = KeyPage { next_token: None, ..page };
+        let last = ClusterKeyPage { next_token: None, ..page };
         let verbose = key_list(&last, true);
         assert_eq!(verbose["matched_keys"][0]["key-info"]["key-owners"][0]["username"], "cu1");
         assert!(verbose.get("next_token").is_none(), "{verbose}");
@@ -472,5 +606,79 @@ mod tests {
             filed,
             json!({"payload-key-reference": "0x1", "wrapping-key-reference": "0x2", "wrapped-key-path": "/tmp/k"})
         );
+    }
+
+    #[test]
+    fn a_key_missing_on_some_hsms_is_partial_names_its_holders_and_the_failures() {
+        let mut partial = aes_key();
+        partial.coverage = on(&["a:1", "c:1"], 3);
+        partial.coverage.failures = vec![("b:1".into(), ClientError::Unavailable("connection refused".into()))];
+        let shown = key(&partial);
+        assert_eq!(shown["key"]["key-info"]["cluster-coverage"], "partial");
+        assert_eq!(shown["key"]["key-info"]["hsms-holding"], json!(["a:1", "c:1"]));
+        assert_eq!(shown["failed-hsms"], json!([{"hsm": "b:1", "error": "connection refused"}]));
+
+        let mut session = aes_key();
+        session.coverage = Coverage { session: true, ..on(&["b:1"], 3) };
+        let shown = key(&session);
+        assert_eq!(shown["key"]["key-info"]["cluster-coverage"], "session");
+        assert!(shown["key"]["key-info"].get("hsms-holding").is_none() && shown.get("failed-hsms").is_none());
+    }
+
+    #[test]
+    fn users_that_differ_between_hsms_print_inconsistent_with_each_hsms_view() {
+        let user = |name: &str, role, locked| User { username: name.into(), role, locked };
+        let list = UserList {
+            users: vec![
+                ClusterUser {
+                    username: "admin".into(),
+                    role: Merged::Consistent(Role::Admin),
+                    locked: Merged::Consistent(false),
+                    per_hsm: vec![
+                        ("a:1".into(), Some(user("admin", Role::Admin, false))),
+                        ("b:1".into(), Some(user("admin", Role::Admin, false))),
+                    ],
+                },
+                ClusterUser {
+                    username: "bob".into(),
+                    role: Merged::Consistent(Role::CryptoUser),
+                    locked: Merged::Inconsistent,
+                    per_hsm: vec![("a:1".into(), Some(user("bob", Role::CryptoUser, true))), ("b:1".into(), None)],
+                },
+            ],
+            unanswered: vec![("c:1".into(), ClientError::Unavailable("connection refused".into()))],
+        };
+        assert_eq!(
+            users(&list),
+            json!({
+                "users": [
+                    {"username": "admin", "role": "admin", "locked": "false", "mfa": [], "quorum": [], "cluster-coverage": "full"},
+                    {"username": "bob", "role": "crypto-user", "locked": "inconsistent", "mfa": [], "quorum": [],
+                     "cluster-coverage": "inconsistent",
+                     "hsms": [{"hsm": "a:1", "role": "crypto-user", "locked": "true"}, {"hsm": "b:1", "present": false}]}
+                ],
+                "failed-hsms": [{"hsm": "c:1", "error": "connection refused"}]
+            })
+        );
+    }
+
+    #[test]
+    fn sync_status_shows_every_hsm_and_whether_they_agree() {
+        let status = |id: &str, d: u8| SyncStatus { hsm_id: id.into(), digest: vec![d], users: 2, keys: 1 };
+        let row = |endpoint: &str, outcome| HsmResult { endpoint: endpoint.into(), outcome };
+        let agree = FanOut { hsms: vec![row("a:1", Ok(status("hsm-a", 1))), row("b:1", Ok(status("hsm-b", 1)))] };
+        assert_eq!(
+            sync_status(&agree),
+            json!({"hsms": [
+                {"hsm-id": "hsm-a", "address": "a:1", "digest": "01", "users": 2, "keys": 1},
+                {"hsm-id": "hsm-b", "address": "b:1", "digest": "01", "users": 2, "keys": 1}
+            ], "in-sync": true})
+        );
+        let down = FanOut {
+            hsms: vec![row("a:1", Ok(status("hsm-a", 1))), row("b:1", Err(ClientError::Unavailable("refused".into())))],
+        };
+        let shown = sync_status(&down);
+        assert_eq!(shown["hsms"][1], json!({"address": "b:1", "error": "refused"}));
+        assert_eq!(shown["in-sync"], false);
     }
 }

@@ -1,5 +1,5 @@
-//! Runs commands: holds the connection and, in interactive mode, the session
-//! between commands.
+//! Runs commands: holds the connections to every HSM of the cluster and, in
+//! interactive mode, the cluster session between commands.
 
 use std::{
     io::{BufRead as _, Write as _},
@@ -7,7 +7,7 @@ use std::{
 };
 
 use clap::Parser as _;
-use hsm_client::{ClientConfig, ClientError, HsmClient, Role, Session};
+use hsm_client::{ClientConfig, ClientError, Cluster, ClusterSession, Completion, Role};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -21,8 +21,8 @@ const PROMPT: &str = "aws-cloudhsm > ";
 
 pub(crate) struct Shell {
     connection: Connection,
-    client: Option<HsmClient>,
-    session: Option<Session>,
+    client: Option<Cluster>,
+    session: Option<ClusterSession>,
 }
 
 impl Shell {
@@ -111,12 +111,22 @@ impl Shell {
                 Ok(output::hsm_info(&info))
             }
             Command::Cluster { command: ClusterCommand::SyncStatus } => {
-                self.with_session(async |s| Ok(output::sync_status(&[s.sync_status().await.map_err(message)?]))).await
+                self.with_session(async |s| {
+                    // Every HSM refusing the caller is a refusal, not a status.
+                    let statuses = s.sync_status_all().await;
+                    statuses.clone().into_result().map_err(message)?;
+                    Ok(output::sync_status(&statuses))
+                })
+                .await
             }
             Command::Cluster { command: ClusterCommand::Activate { password } } => {
                 let password = password_or_prompt(password, true)?;
-                self.client().await?.activate(&password).await.map_err(message)?;
-                Ok(Value::String("Cluster activation successful".into()))
+                let activated = self.client().await?.activate(&password).await.map_err(message)?;
+                let done = Value::String("Cluster activation successful".into());
+                Ok(match activated.completion() {
+                    Completion::Full => done,
+                    _ => output::with_failures(output::message("Cluster activation successful"), activated.failed()),
+                })
             }
             Command::Login(args) => self.login(args).await,
             Command::Logout => {
@@ -124,7 +134,7 @@ impl Shell {
                     Some(session) => session.logout().await.map_err(message)?,
                     // Let the HSM refuse it: the message names the role.
                     None => self.client().await?.anonymous().logout().await.map_err(message)?,
-                }
+                };
                 Ok(Value::String("Logout successful".into()))
             }
             Command::User { command } => self.user(command).await,
@@ -140,12 +150,13 @@ impl Shell {
     }
 
     async fn login(&mut self, args: UserPassword) -> Result<Value, String> {
-        if let Some(name) = self.session.as_ref().and_then(Session::username) {
+        if let Some(name) = self.session.as_ref().and_then(ClusterSession::username) {
             return Err(format!("already logged in as '{name}'; log out first"));
         }
         let password = password_or_prompt(args.password, false)?;
         let session = self.client().await?.login(&args.username, args.role.into(), &password).await.map_err(message)?;
         let shown = output::user_ref(session.username().unwrap_or(&args.username), shown_role(&session));
+        let shown = output::with_failures(shown, session.unavailable());
         self.session = Some(session);
         Ok(shown)
     }
@@ -154,7 +165,7 @@ impl Shell {
     /// so that the HSM refuses it (its message names the role).
     async fn with_session(
         &mut self,
-        work: impl AsyncFnOnce(&Session) -> Result<Value, String>,
+        work: impl AsyncFnOnce(&ClusterSession) -> Result<Value, String>,
     ) -> Result<Value, String> {
         let client = self.client().await?;
         match &self.session {
@@ -173,24 +184,25 @@ impl Shell {
                 &anonymous
             }
         };
-        let user = match command {
+        let (change, username, role) = match command {
             UserCommand::List => return Ok(output::users(&session.list_users().await.map_err(message)?)),
             UserCommand::Create(UserPassword { username, role, password }) => {
                 let password = password_or_prompt(password, true)?;
-                session.create_user(&username, role.into(), &password).await
+                (session.create_user(&username, role.into(), &password).await, username, role)
             }
-            UserCommand::Delete { username, role } => session.delete_user(&username, role.into()).await,
+            UserCommand::Delete { username, role } => {
+                (session.delete_user(&username, role.into()).await, username, role)
+            }
             UserCommand::ChangePassword(UserPassword { username, role, password }) => {
                 let password = password_or_prompt(password, true)?;
-                session.change_password(&username, role.into(), &password).await
+                (session.change_password(&username, role.into(), &password).await, username, role)
             }
-        }
-        .map_err(message)?;
-        Ok(output::user_ref(&user.username, user.role))
+        };
+        Ok(output::user_change(&change.map_err(message)?, &username, role.into()))
     }
 
-    /// The connection, made on first use.
-    async fn client(&mut self) -> Result<HsmClient, String> {
+    /// The connections to every HSM, prepared on first use.
+    async fn client(&mut self) -> Result<Cluster, String> {
         if let Some(client) = &self.client {
             return Ok(client.clone());
         }
@@ -204,14 +216,16 @@ impl Shell {
             .ca_cert
             .as_deref()
             .ok_or("no CA certificate: pass --ca-cert PATH or set HSM_CA_CERT (load client.env)")?;
-        let config = ClientConfig::from_parts(endpoints, ca).map_err(message)?;
-        let client = HsmClient::connect(&config).await.map_err(message)?;
+        let config = ClientConfig::from_parts(endpoints, ca)
+            .map_err(message)?
+            .with_key_availability_check(!self.connection.disable_key_availability_check);
+        let client = Cluster::connect(&config).await.map_err(message)?;
         self.client = Some(client.clone());
         Ok(client)
     }
 }
 
-fn shown_role(session: &Session) -> Role {
+fn shown_role(session: &ClusterSession) -> Role {
     session.role().unwrap_or(Role::Admin)
 }
 

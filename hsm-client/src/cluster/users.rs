@@ -1,0 +1,263 @@
+//! Users across the cluster: changes written to every HSM, and one list
+//! merged from all of them.
+//!
+//! HSMs do not copy users to each other, so a change that reached only some
+//! HSMs leaves the cluster inconsistent until it is run again. Running it
+//! again is made safe: creating a user that already exists with the same
+//! role, or deleting one that is already gone, counts as done on that HSM.
+
+use std::{collections::BTreeMap, fmt};
+
+use super::{ClusterSession, FanOut};
+use crate::{ClientError, Role, Session, User};
+
+/// What a user change did on one HSM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChange {
+    pub user: User,
+    pub effect: UserEffect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserEffect {
+    /// The HSM made the change.
+    Applied,
+    /// The HSM was already as asked: the user existed with that role (and,
+    /// for an admin creating it, was given the requested password so that
+    /// every HSM agrees), or was already gone.
+    AlreadyInPlace,
+}
+
+/// A value that should be the same on every HSM, and may not be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merged<T> {
+    Consistent(T),
+    /// The HSMs disagree (CloudHSM CLI shows `"inconsistent"`).
+    Inconsistent,
+}
+
+impl<T: fmt::Display> fmt::Display for Merged<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Merged::Consistent(value) => value.fmt(f),
+            Merged::Inconsistent => f.write_str("inconsistent"),
+        }
+    }
+}
+
+impl<T> Merged<T> {
+    /// The value, converted, if consistent.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Merged<U> {
+        match self {
+            Merged::Consistent(value) => Merged::Consistent(f(value)),
+            Merged::Inconsistent => Merged::Inconsistent,
+        }
+    }
+}
+
+impl<T: PartialEq + Copy> Merged<T> {
+    /// The common value of `values`, or `Inconsistent` if any differs.
+    fn of(mut values: impl Iterator<Item = T>) -> Option<Self> {
+        let first = values.next()?;
+        Some(if values.all(|v| v == first) { Merged::Consistent(first) } else { Merged::Inconsistent })
+    }
+}
+
+/// One user as the cluster shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterUser {
+    pub username: String,
+    /// The same role everywhere it exists, or `Inconsistent`.
+    pub role: Merged<Role>,
+    pub locked: Merged<bool>,
+    /// Every HSM that answered, in endpoint order: the user there, or `None`
+    /// where it does not exist.
+    pub per_hsm: Vec<(String, Option<User>)>,
+}
+
+impl ClusterUser {
+    /// Exists on every HSM that answered.
+    pub fn on_every_hsm(&self) -> bool {
+        self.per_hsm.iter().all(|(_, u)| u.is_some())
+    }
+
+    /// Exists everywhere with one role and one lock state.
+    pub fn is_consistent(&self) -> bool {
+        self.on_every_hsm() && self.role != Merged::Inconsistent && self.locked != Merged::Inconsistent
+    }
+}
+
+/// `user list` across the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserList {
+    /// Sorted by username.
+    pub users: Vec<ClusterUser>,
+    /// HSMs that could not list their users, and why; their users are not
+    /// counted.
+    pub unanswered: Vec<(String, ClientError)>,
+}
+
+impl ClusterSession {
+    /// Creates a user on every HSM. Where it already exists with the same
+    /// role, that HSM counts as done and an admin session sets the given
+    /// password there, so re-running a partly failed creation repairs it.
+    /// `Err` only when no HSM ended up with the user.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<FanOut<UserChange>, ClientError> {
+        self.on_all(|s| async move {
+            match s.create_user(username, role, password).await {
+                Ok(user) => Ok(UserChange { user, effect: UserEffect::Applied }),
+                Err(ClientError::AlreadyExists(why)) => match existing(s, username).await? {
+                    Some(user) if role.same_login_role(user.role) => {
+                        let user = if s.role() == Some(Role::Admin) {
+                            s.change_user_password(username, role, password).await?
+                        } else {
+                            user
+                        };
+                        Ok(UserChange { user, effect: UserEffect::AlreadyInPlace })
+                    }
+                    _ => Err(ClientError::AlreadyExists(why)),
+                },
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .into_result()
+    }
+
+    /// Deletes a user on every HSM; where it is already gone, that HSM
+    /// counts as done. `Err` only when it failed everywhere.
+    pub async fn delete_user(&self, username: &str, role: Role) -> Result<FanOut<UserChange>, ClientError> {
+        self.on_all(|s| async move {
+            match s.delete_user(username, role).await {
+                Ok(user) => Ok(UserChange { user, effect: UserEffect::Applied }),
+                Err(ClientError::NotFound(why)) => match existing(s, username).await? {
+                    None => Ok(UserChange {
+                        user: User { username: username.to_ascii_lowercase(), role, locked: false },
+                        effect: UserEffect::AlreadyInPlace,
+                    }),
+                    Some(_) => Err(ClientError::NotFound(why)),
+                },
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .into_result()
+    }
+
+    /// Changes a password on every HSM, as [`Session::change_password`]
+    /// does on one (the session's own, or, for an admin, anyone's).
+    pub async fn change_password(
+        &self,
+        username: &str,
+        role: Role,
+        new_password: &str,
+    ) -> Result<FanOut<UserChange>, ClientError> {
+        self.on_all(|s| async move {
+            let user = s.change_password(username, role, new_password).await?;
+            Ok(UserChange { user, effect: UserEffect::Applied })
+        })
+        .await
+        .into_result()
+    }
+
+    /// Every HSM's users, merged: one entry per username, marked where the
+    /// HSMs disagree. `Err` only when no HSM could list.
+    pub async fn list_users(&self) -> Result<UserList, ClientError> {
+        let lists = self.on_all(Session::list_users).await.into_result()?;
+        let answered: Vec<(String, Vec<User>)> =
+            lists.succeeded().map(|(endpoint, users)| (endpoint.to_owned(), users.clone())).collect();
+        let unanswered = lists.failed().map(|(endpoint, e)| (endpoint.to_owned(), e.clone())).collect();
+        Ok(UserList { users: merge_users(&answered), unanswered })
+    }
+}
+
+/// The user of that name on one HSM, if any.
+async fn existing(session: &Session, username: &str) -> Result<Option<User>, ClientError> {
+    let users = session.list_users().await?;
+    Ok(users.into_iter().find(|u| u.username.eq_ignore_ascii_case(username)))
+}
+
+/// Merges per-HSM user lists (endpoint, users) into one entry per username,
+/// sorted by name.
+pub(crate) fn merge_users(lists: &[(String, Vec<User>)]) -> Vec<ClusterUser> {
+    let mut names: BTreeMap<String, ()> = BTreeMap::new();
+    for (_, users) in lists {
+        for user in users {
+            names.insert(user.username.to_ascii_lowercase(), ());
+        }
+    }
+    names
+        .into_keys()
+        .map(|username| {
+            let per_hsm: Vec<(String, Option<User>)> = lists
+                .iter()
+                .map(|(endpoint, users)| {
+                    (endpoint.clone(), users.iter().find(|u| u.username.eq_ignore_ascii_case(&username)).cloned())
+                })
+                .collect();
+            let present = || per_hsm.iter().filter_map(|(_, u)| u.as_ref());
+            let role = Merged::of(present().map(|u| u.role)).unwrap_or(Merged::Inconsistent);
+            let locked = Merged::of(present().map(|u| u.locked)).unwrap_or(Merged::Inconsistent);
+            ClusterUser { username, role, locked, per_hsm }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, role: Role, locked: bool) -> User {
+        User { username: name.into(), role, locked }
+    }
+
+    #[test]
+    fn users_that_agree_everywhere_merge_into_one_consistent_entry() {
+        let everywhere = vec![user("admin", Role::Admin, false), user("alice", Role::CryptoUser, false)];
+        let merged = merge_users(&[("a:1".into(), everywhere.clone()), ("b:1".into(), everywhere)]);
+        assert_eq!(merged.len(), 2);
+        assert!(merged.iter().all(ClusterUser::is_consistent));
+        assert_eq!(merged[1].role, Merged::Consistent(Role::CryptoUser));
+        assert_eq!(merged[1].locked, Merged::Consistent(false));
+    }
+
+    #[test]
+    fn a_user_missing_somewhere_or_differing_in_role_or_lock_is_inconsistent() {
+        let a = vec![
+            user("admin", Role::Admin, false),
+            user("bob", Role::CryptoUser, true),
+            user("eve", Role::Admin, false),
+        ];
+        let b = vec![
+            user("admin", Role::Admin, false),
+            user("bob", Role::CryptoUser, false),
+            user("eve", Role::CryptoUser, false),
+        ];
+        let c = vec![
+            user("admin", Role::Admin, false),
+            user("bob", Role::CryptoUser, true),
+            user("eve", Role::Admin, false),
+            user("zed", Role::CryptoUser, false),
+        ];
+        let merged = merge_users(&[("a:1".into(), a), ("b:1".into(), b), ("c:1".into(), c)]);
+        let names: Vec<&str> = merged.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["admin", "bob", "eve", "zed"]);
+
+        let bob = &merged[1];
+        assert_eq!((bob.role, bob.locked), (Merged::Consistent(Role::CryptoUser), Merged::Inconsistent));
+        assert!(bob.on_every_hsm() && !bob.is_consistent());
+        let eve = &merged[2];
+        assert_eq!((eve.role, eve.locked), (Merged::Inconsistent, Merged::Consistent(false)));
+        assert_eq!(eve.role.to_string(), "inconsistent");
+        let zed = &merged[3];
+        assert_eq!(zed.role, Merged::Consistent(Role::CryptoUser), "its one copy agrees with itself");
+        assert!(!zed.on_every_hsm() && !zed.is_consistent());
+        let holders: Vec<(&str, bool)> = zed.per_hsm.iter().map(|(e, u)| (e.as_str(), u.is_some())).collect();
+        assert_eq!(holders, [("a:1", false), ("b:1", false), ("c:1", true)]);
+    }
+}
