@@ -412,26 +412,35 @@ impl DevProcess {
     }
 
     pub fn cli_with_stdin(&self, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> CliOutput {
-        let mut command = Command::new(bin_dir().join("hsm-cli"));
-        command
-            .args(args)
-            .env("HSM_ENDPOINTS", &self.endpoint)
-            .env("HSM_CA_CERT", &self.ca_cert)
-            .env_remove("CLOUDHSM_ROLE")
-            .env_remove("CLOUDHSM_PIN")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("spawn hsm-cli");
-        if let Some(input) = stdin {
-            use std::io::Write as _;
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-        }
-        CliOutput::from(child.wait_with_output().expect("hsm-cli output"))
+        hsm_cli(&self.endpoint, &self.ca_cert, env, args, stdin)
     }
+}
+
+/// Runs `hsm-cli <args>` as a user who loaded a `client.env` with these
+/// endpoints (comma-separated) and CA, with none of the caller's CloudHSM
+/// settings and with extra environment variables. Blocks: from async tests,
+/// call it on a blocking thread so the runtime keeps serving the HSMs.
+pub fn hsm_cli(endpoints: &str, ca: &Path, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> CliOutput {
+    let mut command = Command::new(bin_dir().join("hsm-cli"));
+    command
+        .args(args)
+        .env("HSM_ENDPOINTS", endpoints)
+        .env("HSM_CA_CERT", ca)
+        .env_remove("CLOUDHSM_ROLE")
+        .env_remove("CLOUDHSM_PIN")
+        .env_remove("HSM_DISABLE_KEY_AVAILABILITY_CHECK")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn hsm-cli");
+    if let Some(input) = stdin {
+        use std::io::Write as _;
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    CliOutput::from(child.wait_with_output().expect("hsm-cli output"))
 }
 
 impl Drop for DevProcess {

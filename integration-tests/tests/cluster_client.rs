@@ -5,7 +5,7 @@
 //! availability check, and what hsm-cli prints for all of it.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly on the first unexpected error")]
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use hsm_client::{
     ClientError, Cluster, ClusterKey, ClusterSession, ClusterState, Completion, CoverageLabel, KeyOptions, KeyPairSpec,
@@ -13,7 +13,7 @@ use hsm_client::{
     cluster::{Activation, UNAVAILABLE_STATE},
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
-use integration_tests::{ADMIN_PASSWORD, CliOutput, Options, TestCluster, bin_dir};
+use integration_tests::{ADMIN_PASSWORD, CliOutput, Options, TestCluster, hsm_cli};
 use ring::signature;
 use serde_json::Value;
 
@@ -417,18 +417,16 @@ impl Cli {
 
     /// Runs hsm-cli off the runtime's threads, which serve the HSMs.
     async fn run(&self, env: &[(&str, &str)], args: &[&str]) -> CliOutput {
-        let mut command = Command::new(bin_dir().join("hsm-cli"));
-        command
-            .args(args)
-            .env("HSM_ENDPOINTS", &self.endpoints)
-            .env("HSM_CA_CERT", &self.ca)
-            .env_remove("CLOUDHSM_ROLE")
-            .env_remove("CLOUDHSM_PIN")
-            .env_remove("HSM_DISABLE_KEY_AVAILABILITY_CHECK");
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        tokio::task::spawn_blocking(move || CliOutput::from(command.output().unwrap())).await.unwrap()
+        let (endpoints, ca) = (self.endpoints.clone(), self.ca.clone());
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            hsm_cli(&endpoints, &ca, &env, &args, None)
+        })
+        .await
+        .unwrap()
     }
 }
 
