@@ -10,7 +10,6 @@ use hsm_client::{
     ClientError, KeyOptions, KeyPairSpec, Role, Session,
     keys::{HashAlgorithm, SignMechanism},
 };
-use hsm_proto::v1::{self as pb, masked_object_service_client::MaskedObjectServiceClient};
 use integration_tests::{APPLIANCE_PASSWORD, Options, TestCluster, TestHsm};
 
 fn opts(pairs: &[(&str, &str)]) -> KeyOptions {
@@ -43,20 +42,6 @@ async fn until_in_step(cluster: &TestCluster) -> Vec<u8> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the HSMs did not come into step: {last:?}");
-}
-
-async fn extract(session: &Session, reference: &str) -> Result<Vec<u8>, ClientError> {
-    let request = session.request(pb::ExtractMaskedObjectRequest {
-        object: Some(pb::extract_masked_object_request::Object::KeyReference(reference.to_owned())),
-    })?;
-    let reply = MaskedObjectServiceClient::new(session.client().channel()).extract_masked_object(request).await?;
-    Ok(reply.into_inner().masked_object)
-}
-
-async fn insert(session: &Session, object: Vec<u8>) -> Result<bool, ClientError> {
-    let request = session.request(pb::InsertMaskedObjectRequest { masked_object: object })?;
-    let reply = MaskedObjectServiceClient::new(session.client().channel()).insert_masked_object(request).await?;
-    Ok(reply.into_inner().applied)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,16 +119,16 @@ async fn masked_objects_of_another_cluster_or_altered_are_refused() {
     let mallory = stranger.crypto_user("alice", "alice-pass").await;
     let foreign =
         mallory.generate_symmetric_key(hsm_client::keys::SymmetricKeyType::Aes, 16, &opts(&[])).await.unwrap();
-    let object = extract(&mallory, &foreign.reference).await.unwrap();
-    let err = insert(&alice, object).await.unwrap_err();
+    let object = mallory.extract_masked_key(&foreign.reference).await.unwrap();
+    let err = alice.insert_masked_object(&object).await.unwrap_err();
     assert!(matches!(err, ClientError::InvalidArgument(_)), "{err:?}");
     assert!(err.to_string().contains("masked objects move only within their cluster"), "{err}");
 
     let own = alice.generate_symmetric_key(hsm_client::keys::SymmetricKeyType::Aes, 16, &opts(&[])).await.unwrap();
-    let mut object = extract(&alice, &own.reference).await.unwrap();
-    let middle = object.len() / 2;
-    object[middle] ^= 0x40;
+    let mut object = alice.extract_masked_key(&own.reference).await.unwrap();
+    let middle = object.bytes.len() / 2;
+    object.bytes[middle] ^= 0x40;
     let au = cluster.hsm(1).login("app_user", Role::Appliance, APPLIANCE_PASSWORD).await;
-    let err = insert(&au, object).await.unwrap_err();
+    let err = au.insert_masked_object(&object).await.unwrap_err();
     assert!(err.to_string().contains("altered"), "{err}");
 }

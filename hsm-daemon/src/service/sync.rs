@@ -86,7 +86,7 @@ pub(crate) async fn clone_from(state: &HsmState, access: &PeerAccess, peer: &str
         .users;
     let mut report = CloneReport::default();
     for user in users.iter().filter(|u| u.username != APPLIANCE_USERNAME) {
-        let object = extract(&session, extract_masked_object_request::Object::Username(user.username.clone()))
+        let object = extract_user(&session, &user.username)
             .await
             .map_err(|e| format!("copying user {} from {peer}: {e}", user.username))?;
         if insert(state, &object).map_err(|e| format!("copying user {} from {peer}: {e}", user.username))? {
@@ -156,10 +156,10 @@ impl Link {
             if ours.get(&reference).is_some_and(|mine| !stamp.supersedes(*mine)) {
                 continue;
             }
-            let object = extract(session, extract_masked_object_request::Object::KeyReference(reference.to_string()))
+            let object = within(session.extract_masked_key(&reference.to_string()))
                 .await
-                .map_err(|e| e.during(&format!("extracting {reference}")))?;
-            match insert(state, &object) {
+                .map_err(|e| Failure::from(e).during(&format!("extracting {reference}")))?;
+            match insert(state, &object.bytes) {
                 Ok(true) => copied += 1,
                 Ok(false) => {}
                 // One key this HSM cannot take yet (its owner is missing
@@ -230,8 +230,10 @@ async fn sync_status(session: &Session, include_keys: bool) -> Result<pb::GetSyn
     Ok(within(call).await?.into_inner())
 }
 
-async fn extract(session: &Session, object: extract_masked_object_request::Object) -> Result<Vec<u8>, Failure> {
+/// Extracts a user (keys go through `Session::extract_masked_key`).
+async fn extract_user(session: &Session, username: &str) -> Result<Vec<u8>, Failure> {
     let mut api = MaskedObjectServiceClient::new(session.client().channel());
+    let object = extract_masked_object_request::Object::Username(username.to_owned());
     let call = api.extract_masked_object(request(session, pb::ExtractMaskedObjectRequest { object: Some(object) })?);
     Ok(within(call).await?.into_inner().masked_object)
 }
