@@ -75,6 +75,9 @@ pub enum ModelError {
     #[error("key {reference} does not allow this operation: its {attribute} attribute is false")]
     KeyAttribute { reference: KeyRef, attribute: AttrName },
 
+    /// The HSM was started without the cluster's masking key.
+    #[error("this HSM has no masking key (masking_key_file), so it cannot extract or insert masked objects")]
+    NoMaskingKey,
     /// A masked-object rule refuses the caller.
     #[error("permission denied: {rule}")]
     ObjectPermission { rule: String },

@@ -73,12 +73,8 @@ impl MaskedObjectService for MaskedApi {
 }
 
 impl HsmState {
-    pub(super) fn masker(&self) -> Result<&Masker, Status> {
-        self.masker.as_ref().ok_or_else(|| {
-            Status::failed_precondition(
-                "this HSM has no masking key (masking_key_file), so it cannot extract or insert masked objects",
-            )
-        })
+    pub(super) fn masker(&self) -> Result<&Masker, ModelError> {
+        self.masker.as_ref().ok_or(ModelError::NoMaskingKey)
     }
 }
 

@@ -25,7 +25,8 @@ impl From<ModelError> for Status {
             | ModelError::LastAdmin { .. }
             | ModelError::ApplianceUserFixed { .. }
             | ModelError::UserOwnsKeys { .. }
-            | ModelError::KeyAttribute { .. } => Code::FailedPrecondition,
+            | ModelError::KeyAttribute { .. }
+            | ModelError::NoMaskingKey => Code::FailedPrecondition,
             ModelError::Internal(_) => Code::Internal,
         };
         Status::new(code, err.to_string())

@@ -240,7 +240,7 @@ async fn extract_user(session: &Session, username: &str) -> Result<Vec<u8>, Fail
 
 /// Opens a peer's object and stores it here if it is newer.
 fn insert(state: &HsmState, bytes: &[u8]) -> Result<bool, String> {
-    let masker = state.masker().map_err(|s| s.message().to_owned())?;
+    let masker = state.masker().map_err(|e| e.to_string())?;
     let object: Masked = masker.unmask(bytes).map_err(|e| e.to_string())?;
     state.mutate(|hsm| hsm.insert_masked(&Caller::this_hsm(), object)).map_err(|s| s.message().to_owned())
 }
