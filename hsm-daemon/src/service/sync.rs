@@ -122,15 +122,24 @@ impl Link {
 
     /// One comparison with the peer; returns how many keys were copied.
     async fn round(&mut self, state: &HsmState, access: &PeerAccess) -> Result<usize, String> {
-        let session = match self.session.take() {
-            Some(session) => session,
-            None => access.login(&self.peer).await.map_err(|e| format!("logging in as {APPLIANCE_USERNAME}: {e}"))?,
+        let login =
+            || async { access.login(&self.peer).await.map_err(|e| format!("logging in as {APPLIANCE_USERNAME}: {e}")) };
+        let (session, cached) = match self.session.take() {
+            Some(session) => (session, true),
+            None => (login().await?, false),
         };
-        let result = self.compare(state, &session).await;
-        match &result {
-            // A session that expired or was closed is replaced next round.
-            Err(Failure::Session(_)) => {}
-            _ => self.session = Some(session),
+        let (session, result) = match self.compare(state, &session).await {
+            // The peer restarted or expired the session: log in again now
+            // rather than a round later.
+            Err(Failure::Session(_)) if cached => {
+                let fresh = login().await?;
+                let result = self.compare(state, &fresh).await;
+                (fresh, result)
+            }
+            result => (session, result),
+        };
+        if !matches!(result, Err(Failure::Session(_))) {
+            self.session = Some(session);
         }
         result.map_err(|f| f.to_string())
     }
