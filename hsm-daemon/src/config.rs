@@ -32,6 +32,9 @@ pub struct DaemonConfig {
     pub storage: Storage,
     /// Its place in the cluster: index, masking key, peers.
     pub membership: Membership,
+    /// Deterministic mode (tests only): the HSM's randomness comes from this
+    /// seed, mixed with its index (see [`crate::determinism`]).
+    pub deterministic: Option<u64>,
 }
 
 /// How an HSM belongs to its cluster.

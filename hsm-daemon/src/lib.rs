@@ -17,6 +17,7 @@
 //! - [`pki`]: the cluster CA and the certificates it issues.
 //! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
 //! - [`store`]: the durable, sealed store, backups, and masked objects.
+//! - [`determinism`]: deterministic mode (tests): randomness from a seed.
 //! - [`settings`]: the config file, flags and environment, resolved into a
 //!   [`DaemonConfig`].
 //! - `main.rs`: the `hsm-daemon` binary (`dev`, `init`, `run`, `backup`,
@@ -38,6 +39,7 @@
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod determinism;
 pub mod material;
 pub mod model;
 pub mod pki;

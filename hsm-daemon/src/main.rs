@@ -3,11 +3,14 @@
 //! - `hsm-daemon dev`: the one-command emulator: prepares (or reuses) a
 //!   cluster in a directory, serves its HSMs (one by default) over TLS on
 //!   127.0.0.1 in this process, writes `client.env` and runs until
-//!   interrupted; state persists in the directory.
+//!   interrupted; state persists in the directory. `--deterministic SEED`
+//!   makes ids, keys and session tokens repeat from run to run
+//!   (`hsm_daemon::determinism`).
 //! - `hsm-daemon init`: prepares a cluster's material and one config file per
 //!   HSM (each naming its peers), for production; `--add` adds HSMs that
 //!   clone from the cluster when they first start.
-//! - `hsm-daemon run --config D/hsm-K.toml`: serves HSM K.
+//! - `hsm-daemon run --config D/hsm-K.toml`: serves HSM K (`--deterministic`
+//!   applies here too).
 //!
 //! Every setting can also be a flag or the environment variable named in
 //! `--help` (see `hsm_daemon::settings`).
@@ -18,6 +21,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use hsm_daemon::{
     DaemonConfig, Prepared, Transport,
+    determinism::{self, Stream},
     material::ClusterMaterial,
     model::{ClusterId, HsmType, Password},
     service::control::{request_backup, serve_control},
@@ -125,6 +129,9 @@ struct InitArgs {
     /// hsm1.medium or hsm2m.medium.
     #[arg(long, default_value = "hsm2m.medium")]
     hsm_type: String,
+    /// `dev --deterministic`: the cluster and HSM ids from this seed.
+    #[arg(skip)]
+    deterministic: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -174,7 +181,7 @@ fn init(args: &InitArgs) -> anyhow::Result<ClusterMaterial> {
     if args.dir.join("hsm-1.toml").exists() {
         bail!("{} already holds a cluster (hsm-1.toml exists); nothing was changed", args.dir.display());
     }
-    let mut rng = StdRng::from_os_rng();
+    let mut rng = determinism::rng(args.deterministic, Stream::Cluster, 0);
     let material = ClusterMaterial::load_or_create(&args.dir, cluster_id.as_ref(), &mut rng)
         .context("preparing the cluster material")?;
     let endpoints = prepare_hsms(&material, 1, usize::from(args.hsms), &args.hsm_type, &mut rng)?;
@@ -334,6 +341,9 @@ fn remove_control(settings: &Settings) {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = settings(args.config.as_ref(), args.settings)?;
+    if let Some(seed) = settings.deterministic {
+        println!("hsm-daemon: {} (--deterministic {seed})", determinism::WARNING);
+    }
     let started = start(&settings, None).await?;
     println!(
         "hsm-daemon: {} of cluster {} listening on {} ({})",
@@ -356,7 +366,8 @@ struct Started {
 /// data directory is refused for that reason, not for a busy port), and opens
 /// the control socket.
 async fn start(settings: &Settings, admin_password: Option<Password>) -> anyhow::Result<Started> {
-    let config = settings.resolve(settings.listen_addr(), admin_password, &mut StdRng::from_os_rng())?;
+    let mut identity_rng = determinism::rng(settings.deterministic, Stream::Identity, settings.index());
+    let config = settings.resolve(settings.listen_addr(), admin_password, &mut identity_rng)?;
     let (hsm_id, cluster_id, scheme) = (config.hsm.id.to_string(), config.cluster.id.to_string(), scheme(&config));
     let mut prepared = Prepared::new(config).await?;
     let listener = bind(settings.listen_addr()).await?;
@@ -415,7 +426,14 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         material
     } else {
         let hsms = args.hsms.unwrap_or(1);
-        init(&InitArgs { dir: dir.clone(), hsms, add: None, cluster_id: None, hsm_type: "hsm2m.medium".into() })?
+        init(&InitArgs {
+            dir: dir.clone(),
+            hsms,
+            add: None,
+            cluster_id: None,
+            hsm_type: "hsm2m.medium".into(),
+            deterministic: args.settings.deterministic,
+        })?
     };
     let count = material.hsms()?.len();
 
@@ -447,6 +465,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     println!("  CA      {}", material.ca_path().display());
     println!("  state   {}", dir.join("hsm-K-data").display());
+    if let Some(seed) = args.settings.deterministic {
+        println!("  {} (--deterministic {seed})", determinism::WARNING);
+    }
     let all_active = hsms.iter().all(|(_, s)| s.prepared.is_activated());
     println!("  cluster {}", if all_active { "active" } else { "uninitialized: run `hsm-cli cluster activate`" });
     println!("Connect with:");

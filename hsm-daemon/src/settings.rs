@@ -31,6 +31,7 @@
 //! kdf_memory_kib = 19456                    # HSM_KDF_MEMORY_KIB
 //! kdf_iterations = 2                        # HSM_KDF_ITERATIONS
 //! kdf_parallelism = 1                       # HSM_KDF_PARALLELISM
+//! deterministic = 7                         # --deterministic, HSM_DETERMINISTIC (TESTS ONLY)
 //! client_ca = "/etc/hsm/clients-ca.pem"     # --client-ca, HSM_CLIENT_CA (mTLS)
 //! require_client_cert = false               # HSM_REQUIRE_CLIENT_CERT
 //! insecure_plaintext_no_tls = false         # HSM_INSECURE_PLAINTEXT_NO_TLS
@@ -134,6 +135,10 @@ pub struct Settings {
     /// Argon2id lanes (default 1).
     #[arg(long, env = "HSM_KDF_PARALLELISM")]
     pub kdf_parallelism: Option<u32>,
+    /// TESTS ONLY: take every random choice (ids, serial numbers, generated
+    /// keys, session tokens) from this seed, so that runs repeat.
+    #[arg(long, env = "HSM_DETERMINISTIC")]
+    pub deterministic: Option<u64>,
     /// A PEM CA: clients presenting a certificate from it are accepted (mTLS).
     #[arg(long, env = "HSM_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
@@ -194,6 +199,7 @@ impl Settings {
             kdf_memory_kib,
             kdf_iterations,
             kdf_parallelism,
+            deterministic,
             client_ca,
             require_client_cert,
             insecure_plaintext_no_tls
@@ -205,6 +211,11 @@ impl Settings {
         let path =
             self.cluster_key_file.as_ref().ok_or_else(|| err("cluster_key_file is not set (--cluster-key-file)"))?;
         read_master_key_file(path).map_err(|e| err(e.to_string()))
+    }
+
+    /// This HSM's index in its cluster (default 1).
+    pub fn index(&self) -> u32 {
+        self.hsm_index.unwrap_or(1)
     }
 
     /// The listen address (default 127.0.0.1:0).
@@ -299,6 +310,7 @@ impl Settings {
             clock: Arc::new(SystemClock),
             storage: Storage { backing, master_key },
             membership,
+            deterministic: self.deterministic,
         })
     }
 

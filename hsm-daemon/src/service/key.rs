@@ -60,7 +60,8 @@ impl KeyService for KeyApi {
             KeyKind::Aes => KeySpec::Aes { bits: len.saturating_mul(8) },
             _ => KeySpec::GenericSecret { len: len as usize },
         };
-        let Generated::Secret(material) = spec.generate(&mut self.state.fork_rng()).map_err(ModelError::from)? else {
+        let Generated::Secret(material) = spec.generate(&mut self.state.fork_key_rng()).map_err(ModelError::from)?
+        else {
             return Err(Status::internal("a symmetric key generated as a pair"));
         };
         let new = vec![NewKey { material: Arc::new(material), template, local: true }];
@@ -89,7 +90,7 @@ impl KeyService for KeyApi {
             Parameters::Ec(ec) => KeySpec::Ec(crate::model::keys::parse_curve("curve", &ec.curve)?),
             Parameters::Ed25519(_) => KeySpec::Ed25519,
         };
-        let mut rng = self.state.fork_rng();
+        let mut rng = self.state.fork_key_rng();
         let generated = if matches!(spec, KeySpec::Rsa { .. }) {
             // RSA key generation takes tens to hundreds of milliseconds.
             blocking(move || Ok(spec.generate(&mut rng)?)).await?

@@ -45,6 +45,7 @@ use tonic::{
 use crate::{
     clock::Clock,
     config::{DaemonConfig, Transport},
+    determinism::{self, Stream},
     model::{
         AdminSetup, Caller, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password, PasswordHash,
     },
@@ -229,6 +230,9 @@ pub(crate) struct HsmState {
     hsm: Mutex<Hsm>,
     /// The CSPRNG behind session tokens and salts.
     rng: Mutex<StdRng>,
+    /// The CSPRNG behind generated keys: its own stream, so that in
+    /// deterministic mode logins and other draws do not change the keys.
+    key_rng: Mutex<StdRng>,
     kdf: KdfParams,
     clock: Arc<dyn Clock>,
     /// Every change is written here before it is acknowledged.
@@ -243,7 +247,11 @@ pub(crate) struct HsmState {
 impl HsmState {
     /// The HSM's state from its store, and whether the store was new.
     async fn build(config: &DaemonConfig) -> Result<(Self, bool), ServeError> {
-        let mut rng = StdRng::from_os_rng();
+        let index = config.membership.hsm_index;
+        if let Some(seed) = config.deterministic {
+            tracing::warn!(seed, hsm_index = index, "{}", determinism::WARNING);
+        }
+        let mut rng = determinism::rng(config.deterministic, Stream::Hsm, index);
         let kdf = config.kdf;
         let admin_password = config.admin_password.clone();
         let appliance_password = config.appliance_password.clone();
@@ -295,9 +303,14 @@ impl HsmState {
                 (Hsm::restore(setup, stored), store)
             }
         };
+        // Seeded from the state too, so that in deterministic mode a restarted
+        // HSM does not make again the keys it made before.
+        let key_rng =
+            determinism::rng_with(config.deterministic, Stream::KeyMaterial, index, &hsm.sync_status().digest);
         let state = HsmState {
             hsm: Mutex::new(hsm),
             rng: Mutex::new(rng),
+            key_rng: Mutex::new(key_rng),
             kdf,
             clock: Arc::clone(&config.clock),
             store,
@@ -345,6 +358,11 @@ impl HsmState {
     /// blocking task.
     fn fork_rng(&self) -> StdRng {
         StdRng::from_rng(&mut *self.rng.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// As [`Self::fork_rng`], for generating key material.
+    fn fork_key_rng(&self) -> StdRng {
+        StdRng::from_rng(&mut *self.key_rng.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn now(&self) -> Instant {
