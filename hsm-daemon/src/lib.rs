@@ -17,6 +17,7 @@
 //! - [`pki`]: the cluster CA and the certificates it issues.
 //! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
 //! - [`store`]: the durable, sealed store, backups, and masked objects.
+//! - [`seed`]: seed files, the users and keys a new cluster starts with.
 //! - [`determinism`]: deterministic mode (tests): randomness from a seed.
 //! - [`settings`]: the config file, flags and environment, resolved into a
 //!   [`DaemonConfig`].
@@ -43,6 +44,7 @@ pub mod determinism;
 pub mod material;
 pub mod model;
 pub mod pki;
+pub mod seed;
 pub mod service;
 pub mod settings;
 pub mod store;

@@ -31,6 +31,7 @@
 //! kdf_memory_kib = 19456                    # HSM_KDF_MEMORY_KIB
 //! kdf_iterations = 2                        # HSM_KDF_ITERATIONS
 //! kdf_parallelism = 1                       # HSM_KDF_PARALLELISM
+//! seed = "/etc/hsm/seed.toml"               # --seed, HSM_SEED (users and keys of a new store)
 //! deterministic = 7                         # --deterministic, HSM_DETERMINISTIC (TESTS ONLY)
 //! client_ca = "/etc/hsm/clients-ca.pem"     # --client-ca, HSM_CLIENT_CA (mTLS)
 //! require_client_cert = false               # HSM_REQUIRE_CLIENT_CERT
@@ -135,6 +136,11 @@ pub struct Settings {
     /// Argon2id lanes (default 1).
     #[arg(long, env = "HSM_KDF_PARALLELISM")]
     pub kdf_parallelism: Option<u32>,
+    /// A seed file (TOML): the users and keys a new store starts with; not
+    /// applied to a store that already exists. See
+    /// hsm-daemon/examples/seed.toml.
+    #[arg(long, env = "HSM_SEED")]
+    pub seed: Option<PathBuf>,
     /// TESTS ONLY: take every random choice (ids, serial numbers, generated
     /// keys, session tokens) from this seed, so that runs repeat.
     #[arg(long, env = "HSM_DETERMINISTIC")]
@@ -199,6 +205,7 @@ impl Settings {
             kdf_memory_kib,
             kdf_iterations,
             kdf_parallelism,
+            seed,
             deterministic,
             client_ca,
             require_client_cert,
@@ -211,6 +218,16 @@ impl Settings {
         let path =
             self.cluster_key_file.as_ref().ok_or_else(|| err("cluster_key_file is not set (--cluster-key-file)"))?;
         read_master_key_file(path).map_err(|e| err(e.to_string()))
+    }
+
+    /// The Argon2id cost of password hashes.
+    pub fn kdf(&self) -> Result<KdfParams, SettingsError> {
+        KdfParams::new(
+            self.kdf_memory_kib.unwrap_or(19_456),
+            self.kdf_iterations.unwrap_or(2),
+            self.kdf_parallelism.unwrap_or(1),
+        )
+        .map_err(|e| err(e.to_string()))
     }
 
     /// This HSM's index in its cluster (default 1).
@@ -239,12 +256,7 @@ impl Settings {
             .map_err(|e| err(e.to_string()))?;
         let hsm_type =
             HsmType::parse(self.hsm_type.as_deref().unwrap_or("hsm2m.medium")).map_err(|e| err(e.to_string()))?;
-        let kdf = KdfParams::new(
-            self.kdf_memory_kib.unwrap_or(19_456),
-            self.kdf_iterations.unwrap_or(2),
-            self.kdf_parallelism.unwrap_or(1),
-        )
-        .map_err(|e| err(e.to_string()))?;
+        let kdf = self.kdf()?;
         let idle = self.session_idle_timeout_secs.unwrap_or(1800);
         if idle == 0 {
             return Err(err("session_idle_timeout_secs must be at least 1"));
@@ -310,6 +322,8 @@ impl Settings {
             clock: Arc::new(SystemClock),
             storage: Storage { backing, master_key },
             membership,
+            // The caller plans the seed: it is made once for a whole cluster.
+            seed: None,
             deterministic: self.deterministic,
         })
     }

@@ -157,6 +157,7 @@ impl TestHsm {
                 ca_pem: Some(ca.cert_pem.clone()),
                 sync_interval: options.sync_interval,
             },
+            seed: None,
             deterministic: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -254,13 +254,21 @@ impl HsmState {
         let mut rng = determinism::rng(config.deterministic, Stream::Hsm, index);
         let kdf = config.kdf;
         let admin_password = config.admin_password.clone();
+        let seeded_admin = config.seed.as_ref().and_then(|plan| plan.admin_hash().cloned());
+        if seeded_admin.is_some() && admin_password.is_some() {
+            return Err(ServeError::Setup(ModelError::InvalidArgument {
+                field: "admin_password",
+                rule: "the seed sets the admin password; leave admin_password unset".into(),
+            }));
+        }
         let appliance_password = config.appliance_password.clone();
         let decoy = Password::random(&mut rng, 24);
         let mut hash_rng = StdRng::from_rng(&mut rng);
         let (admin, appliance, decoy) = blocking(move || {
-            let admin = match admin_password {
-                None => AdminSetup::Unactivated(Password::default_preco().hash(&kdf, &mut hash_rng)?),
-                Some(p) => AdminSetup::Activated(p.hash(&kdf, &mut hash_rng)?),
+            let admin = match (seeded_admin, admin_password) {
+                (Some(hash), _) => AdminSetup::Activated(hash),
+                (None, None) => AdminSetup::Unactivated(Password::default_preco().hash(&kdf, &mut hash_rng)?),
+                (None, Some(p)) => AdminSetup::Activated(p.hash(&kdf, &mut hash_rng)?),
             };
             Ok((admin, appliance_password.hash(&kdf, &mut hash_rng)?, decoy.hash(&kdf, &mut hash_rng)?))
         })
@@ -285,6 +293,10 @@ impl HsmState {
                     decoy,
                 };
                 let mut hsm = Hsm::new(setup);
+                if let Some(plan) = &config.seed {
+                    plan.apply(&mut hsm)?;
+                    tracing::info!(users = plan.user_count(), keys = plan.key_count(), "seeded the new store");
+                }
                 store.initialize(&config.cluster, &config.hsm, &hsm.take_changes())?;
                 (hsm, store)
             }
@@ -294,6 +306,9 @@ impl HsmState {
                 hsm_identity.address = config.hsm.address.clone();
                 if config.admin_password.is_some() {
                     tracing::info!("the store already exists: its admin password stands, --admin-password is not used");
+                }
+                if config.seed.is_some() {
+                    tracing::info!("the store already exists: the seed is not applied again");
                 }
                 // Quotas follow the HSM type the store was made for.
                 let quotas = Limits::for_type(cluster.hsm_type);
