@@ -295,7 +295,7 @@ impl HsmState {
                 let mut hsm = Hsm::new(setup);
                 if let Some(plan) = &config.seed {
                     plan.apply(&mut hsm)?;
-                    tracing::info!(users = plan.user_count(), keys = plan.key_count(), "seeded the new store");
+                    tracing::info!(hsm = %config.hsm.id, users = plan.user_count(), keys = plan.key_count(), "seeded the new store");
                 }
                 store.initialize(&config.cluster, &config.hsm, &hsm.take_changes())?;
                 (hsm, store)
