@@ -233,182 +233,79 @@ fn the_base_of_the_bad_seeds_is_good() {
 
 #[test]
 fn each_kind_of_mistake_is_refused_with_its_line_and_reason() {
+    // BASE, then a user from line 13 (its username on line 14).
+    let user = |name: &str, role: &str, password: &str| {
+        format!("{BASE}[[users]]\nusername = \"{name}\"\nrole = \"{role}\"\npassword = \"{password}\"\n")
+    };
+    // BASE, then a key of alice's labelled k (lines 13 to 15), then `rest`.
+    let alices = |rest: &str| format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\n{rest}");
+    // BASE and KEY (lines 13 to 17), then `extra` from line 18.
     let key = |extra: &str| format!("{BASE}{KEY}{extra}");
+    let public = EXAMPLE_IMPORTED_PUBLIC;
+    let aes128 = "00112233445566778899aabbccddeeff";
     let cases: Vec<(String, usize, &str)> = vec![
         // TOML itself.
         (format!("{BASE}[[keys]\n"), 13, "unclosed array table"),
-        (
-            format!(
-                "{BASE}[[users]]\nusername = \"bob\"\nrole = \"crypto-user\"\npassword = \"bob-pass1\"\ncolour = 1\n"
-            ),
-            17,
-            "unknown field `colour`",
-        ),
+        (user("bob", "crypto-user", "bob-pass1") + "colour = 1\n", 17, "unknown field `colour`"),
         (format!("{BASE}[[users]]\nusername = \"bob\"\npassword = \"bob-pass1\"\n"), 13, "missing field `role`"),
         (format!("{BASE}[extras]\n"), 13, "unknown field `extras`"),
         // Users.
-        (
-            format!("{BASE}[[users]]\nusername = \"bob\"\nrole = \"operator\"\npassword = \"bob-pass1\"\n"),
-            15,
-            "unknown variant `operator`",
-        ),
-        (
-            format!("{BASE}[[users]]\nusername = \"Alice\"\nrole = \"crypto-user\"\npassword = \"alice-pass\"\n"),
-            14,
-            "'alice' is already declared on line 4",
-        ),
-        (
-            format!("{BASE}[[users]]\nusername = \"bob\"\nrole = \"crypto-user\"\npassword = \"short\"\n"),
-            16,
-            "must be 7 to 32 characters",
-        ),
-        (
-            format!("{BASE}[[users]]\nusername = \"bob-1\"\nrole = \"crypto-user\"\npassword = \"bob-pass1\"\n"),
-            14,
-            "only letters, digits and '_'",
-        ),
-        (
-            format!("{BASE}[[users]]\nusername = \"admin\"\nrole = \"admin\"\npassword = \"bob-pass1\"\n"),
-            14,
-            "comes with every cluster",
-        ),
-        (
-            "[[users]]\nusername = \"bob\"\nrole = \"crypto-user\"\npassword = \"bob-pass1\"\n".to_owned(),
-            1,
-            "set admin_password in [cluster]",
-        ),
+        (user("bob", "operator", "bob-pass1"), 15, "unknown variant `operator`"),
+        (user("Alice", "crypto-user", "alice-pass"), 14, "'alice' is already declared on line 4"),
+        (user("bob", "crypto-user", "short"), 16, "must be 7 to 32 characters"),
+        (user("bob-1", "crypto-user", "bob-pass1"), 14, "only letters, digits and '_'"),
+        (user("admin", "admin", "bob-pass1"), 14, "comes with every cluster"),
+        (user("bob", "crypto-user", "bob-pass1").replace(BASE, ""), 1, "set admin_password in [cluster]"),
         // The cluster.
         ("[cluster]\nhsms = 29\n".to_owned(), 2, "hsms must be 1 to 28"),
         ("[cluster]\nid = \"my-cluster\"\n".to_owned(), 2, "must be 'cluster-'"),
         ("[cluster]\nhsm_type = \"hsm9.huge\"\n".to_owned(), 2, "hsm1.medium or hsm2m.medium"),
         ("[cluster]\nadmin_password = \"pw\"\n".to_owned(), 2, "invalid admin_password"),
         // Keys: types and parameters.
-        (format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"des\"\n"), 16, "unknown variant `des`"),
+        (alices("type = \"des\"\n"), 16, "unknown variant `des`"),
         (key("curve = \"secp256r1\"\n"), 18, "curve does not apply to generated aes keys"),
+        (alices("type = \"aes\"\nkey_length_bytes = 15\n"), 17, "AES keys are 128, 192 or 256 bits"),
+        (alices("type = \"aes\"\n"), 14, "a generated aes key needs key_length_bytes"),
+        (alices("public_label = \"kp\"\ntype = \"ec\"\n"), 14, "needs curve"),
+        (alices("type = \"ec\"\ncurve = \"secp256r1\"\n"), 13, "name its public key with public_label"),
+        (alices("public_label = \"kp\"\ntype = \"ec\"\ncurve = \"ed25519\"\n"), 18, "type = \"ed25519\""),
         (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"aes\"\nkey_length_bytes = 15\n"),
-            17,
-            "AES keys are 128, 192 or 256 bits",
-        ),
-        (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"aes\"\n"),
-            14,
-            "a generated aes key needs key_length_bytes",
-        ),
-        (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\npublic_label = \"kp\"\nowner = \"alice\"\ntype = \"ec\"\n"),
-            14,
-            "needs curve",
-        ),
-        (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"ec\"\ncurve = \"secp256r1\"\n"),
-            13,
-            "name its public key with public_label",
-        ),
-        (
-            format!(
-                "{BASE}[[keys]]\nlabel = \"k\"\npublic_label = \"kp\"\nowner = \"alice\"\ntype = \"ec\"\ncurve = \"ed25519\"\n"
-            ),
-            18,
-            "type = \"ed25519\"",
-        ),
-        (
-            format!(
-                "{BASE}[[keys]]\nlabel = \"k\"\npublic_label = \"kp\"\nowner = \"alice\"\ntype = \"rsa\"\nmodulus_size_bits = 2048\npublic_exponent = 65536\n"
-            ),
+            alices("public_label = \"kp\"\ntype = \"rsa\"\nmodulus_size_bits = 2048\npublic_exponent = 65536\n"),
             19,
             "public_exponent",
         ),
         (key("public_label = \"kp\"\n"), 18, "public_label names the public key of a generated pair only"),
         // Keys: material.
+        (alices("type = \"aes\"\nhex = \"00112233\"\n"), 17, "AES keys are 16, 24 or 32 bytes"),
+        (alices("type = \"aes\"\nhex = \"zz\"\n"), 17, "even number of hex digits"),
+        (alices("type = \"ec\"\npem = \"not a pem\"\n"), 17, "pem: invalid key: PEM"),
+        (alices(&format!("type = \"rsa\"\npem = '''\n{public}'''\n")), 17, "pem holds an ec secp256r1 key, not rsa"),
+        (alices(&format!("type = \"ec\"\ncurve = \"secp384r1\"\npem = '''\n{public}'''\n")), 18, "not ec secp384r1"),
+        (alices("type = \"ec\"\npem_file = \"no-such.pem\"\n"), 17, "pem_file no-such.pem"),
+        (alices(&format!("type = \"aes\"\nhex = \"{aes128}\"\npem = \"x\"\n")), 18, "give the material once"),
+        (alices("type = \"aes\"\npem = \"x\"\n"), 17, "aes keys are given as hex"),
         (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"aes\"\nhex = \"00112233\"\n"),
-            17,
-            "AES keys are 16, 24 or 32 bytes",
-        ),
-        (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"aes\"\nhex = \"zz\"\n"),
-            17,
-            "even number of hex digits",
-        ),
-        (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"ec\"\npem = \"not a pem\"\n"),
-            17,
-            "pem: invalid key: PEM",
-        ),
-        (
-            format!(
-                "{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"rsa\"\npem = '''\n{EXAMPLE_IMPORTED_PUBLIC}'''\n"
-            ),
-            17,
-            "pem holds an ec secp256r1 key, not rsa",
-        ),
-        (
-            format!(
-                "{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"ec\"\ncurve = \"secp384r1\"\npem = '''\n{EXAMPLE_IMPORTED_PUBLIC}'''\n"
-            ),
-            18,
-            "not ec secp384r1",
-        ),
-        (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"ec\"\npem_file = \"no-such.pem\"\n"),
-            17,
-            "pem_file no-such.pem",
-        ),
-        (
-            format!(
-                "{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"aes\"\nhex = \"00112233445566778899aabbccddeeff\"\npem = \"x\"\n"
-            ),
-            18,
-            "give the material once",
-        ),
-        (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"aes\"\npem = \"x\"\n"),
-            17,
-            "aes keys are given as hex",
-        ),
-        (
-            format!(
-                "{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"aes\"\nhex = \"00112233445566778899aabbccddeeff\"\nkey_length_bytes = 16\n"
-            ),
+            alices(&format!("type = \"aes\"\nhex = \"{aes128}\"\nkey_length_bytes = 16\n")),
             18,
             "key_length_bytes does not apply to aes keys given as pem or hex",
         ),
         // Keys: owners, shares, labels, attributes.
-        (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"auditor\"\ntype = \"aes\"\nkey_length_bytes = 16\n"),
-            15,
-            "owner 'auditor' is not a crypto user of this seed",
-        ),
-        (
-            format!("{BASE}[[keys]]\nlabel = \"k\"\nowner = \"carol\"\ntype = \"aes\"\nkey_length_bytes = 16\n"),
-            15,
-            "owner 'carol' is not a crypto user",
-        ),
+        (format!("{BASE}{}", KEY.replace("alice", "auditor")), 15, "owner 'auditor' is not a crypto user of this seed"),
+        (format!("{BASE}{}", KEY.replace("alice", "carol")), 15, "owner 'carol' is not a crypto user"),
         (key("share_with = [\"auditor\"]\n"), 18, "share_with: 'auditor' is not a crypto user"),
         (key("share_with = [\"alice\"]\n"), 18, "share_with: 'alice' owns the key"),
         (
-            format!(
-                "{BASE}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"ec\"\npem = '''\n{EXAMPLE_IMPORTED_PUBLIC}'''\nshare_with = [\"alice\"]\n"
-            ),
+            alices(&format!("type = \"ec\"\npem = '''\n{public}'''\nshare_with = [\"alice\"]\n")),
             23,
             "a public key is not shared",
         ),
-        (
-            format!("{BASE}{KEY}[[keys]]\nlabel = \"k\"\nowner = \"alice\"\ntype = \"aes\"\nkey_length_bytes = 16\n"),
-            19,
-            "label 'k' is already used on line 14",
-        ),
+        (format!("{BASE}{KEY}{KEY}"), 19, "label 'k' is already used on line 14"),
         (key("attributes = { sign = \"yes\" }\n"), 18, "sign must be true or false"),
         (key("attributes = { token = false }\n"), 18, "token cannot be set when a key is created"),
         (key("attributes = { colour = true }\n"), 18, "unknown attribute \"colour\""),
         (key("attributes = { label = \"x\" }\n"), 18, "set the label with label ="),
         (key("attributes = { encrypt = 1.5 }\n"), 18, "not a float"),
-        (
-            key("public_attributes = { verify = true }\n"),
-            18,
-            "public_attributes apply to the public key of a generated pair only",
-        ),
+        (key("public_attributes = { verify = true }\n"), 18, "public_attributes apply to the public key"),
         (key("session = true\n"), 18, "unknown field `session`"),
     ];
     for (text, line, reason) in cases {

@@ -295,7 +295,8 @@ impl HsmState {
                 let mut hsm = Hsm::new(setup);
                 if let Some(plan) = &config.seed {
                     plan.apply(&mut hsm)?;
-                    tracing::info!(hsm = %config.hsm.id, users = plan.user_count(), keys = plan.key_count(), "seeded the new store");
+                    let (users, keys) = (plan.user_count(), plan.key_count());
+                    tracing::info!(hsm = %config.hsm.id, users, keys, "seeded the new store");
                 }
                 store.initialize(&config.cluster, &config.hsm, &hsm.take_changes())?;
                 (hsm, store)
