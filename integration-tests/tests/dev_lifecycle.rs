@@ -1,7 +1,6 @@
 //! `hsm-daemon dev` as a background process of any test framework: it is
 //! ready when `client.env` appears (never an old one), and SIGTERM stops it
 //! cleanly and removes `client.env`, whose addresses are gone with it.
-#![expect(clippy::unwrap_used, reason = "test helpers fail loudly on the first unexpected error")]
 
 use std::{
     process::{Command, Stdio},
