@@ -21,6 +21,8 @@
 //! - [`determinism`]: deterministic mode (tests): randomness from a seed.
 //! - [`settings`]: the config file, flags and environment, resolved into a
 //!   [`DaemonConfig`].
+//! - [`testing`]: whole clusters inside a test process, for Rust test
+//!   suites ([`testing::TestCluster`]).
 //! - `main.rs`: the `hsm-daemon` binary (`dev`, `init`, `run`, `backup`,
 //!   `restore`).
 //!
@@ -48,6 +50,7 @@ pub mod seed;
 pub mod service;
 pub mod settings;
 pub mod store;
+pub mod testing;
 
 pub use config::{DaemonConfig, Membership, TlsSettings, Transport};
 pub use service::{Prepared, ServeError, serve};
