@@ -275,6 +275,57 @@ async fn two_deterministic_runs_repeat_references_keys_serials_and_tokens() {
     }
 }
 
+/// Starts a three-HSM `dev --deterministic 7` cluster from `seed` and makes
+/// a key pair on HSM 2, while background sync logs in to it from the others
+/// at moments of its own; returns the HSMs' identities and every key's
+/// reference, label and public point as HSM 2 lists them.
+async fn three_hsm_run(seed: &Path) -> (Vec<(String, String)>, Vec<(String, String, Option<String>)>) {
+    let dev = DevProcess::start(&["--seed", seed.to_str().unwrap(), "--deterministic", "7"]);
+    let endpoints: Vec<&str> = dev.endpoint.split(',').collect();
+    let client = connect(endpoints[1], &dev.ca_cert).await;
+    let info = client.cluster_info().await.unwrap();
+    let mut hsms: Vec<(String, String)> =
+        info.hsms.iter().map(|h| (h.hsm_id.clone(), h.serial_number.clone())).collect();
+    for endpoint in [endpoints[0], endpoints[2]] {
+        let info = connect(endpoint, &dev.ca_cert).await.cluster_info().await.unwrap();
+        hsms.extend(info.hsms.iter().map(|h| (h.hsm_id.clone(), h.serial_number.clone())));
+    }
+    let alice = client.login("alice", Role::CryptoUser, "alice-pass").await.unwrap();
+    alice
+        .generate_key_pair(
+            &KeyPairSpec::Ec { curve: "secp256r1".into() },
+            &opts(&[("label", "on-hsm-2-pub")]),
+            &opts(&[("label", "on-hsm-2")]),
+        )
+        .await
+        .unwrap();
+    let keys = all_keys(&alice)
+        .await
+        .into_iter()
+        .map(|k| {
+            let point = k.attribute("ec-point").map(str::to_owned);
+            (k.reference.clone(), k.attribute("label").unwrap().to_owned(), point)
+        })
+        .collect();
+    (hsms, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_deterministic_three_hsm_runs_repeat_keys_whatever_background_sync_does() {
+    let p256 = P256Key::generate();
+    let generated = "\n[[keys]]\nlabel = \"alice-p256\"\npublic_label = \"alice-p256-pub\"\nowner = \"alice\"\n\
+                     type = \"ec\"\ncurve = \"secp256r1\"\n";
+    let (_seed_dir, seed) = write_seed(&(acceptance_seed(3, &p256.pem) + generated));
+    let first = three_hsm_run(&seed).await;
+    let second = three_hsm_run(&seed).await;
+    assert_eq!(first, second);
+    assert_eq!(first.0.len(), 3);
+    let labels: Vec<&str> = first.1.iter().map(|k| k.1.as_str()).collect();
+    assert_eq!(labels, ["alice-aes", "alice-p256-pub", "alice-p256", "on-hsm-2-pub", "on-hsm-2"]);
+    assert!(first.1[3].0.starts_with("0x00000100"), "made on HSM 2, from its range: {:?}", first.1[3]);
+    assert!(first.1[3].2.is_some());
+}
+
 /// Runs `hsm-daemon dev --dir <new dir> <args>`, which must exit with an
 /// error; returns its standard error and whether it left a cluster behind.
 fn dev_refused(args: &[&str]) -> (String, bool) {
