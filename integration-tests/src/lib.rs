@@ -53,6 +53,8 @@ pub struct Options {
     pub require_client_cert: bool,
     /// How often the HSMs of a [`TestCluster`] sync in the background.
     pub sync_interval: Duration,
+    /// Serve fault injection, snapshots and resets (`--faults`).
+    pub faults: bool,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             mtls: false,
             require_client_cert: false,
             sync_interval: Duration::from_millis(100),
+            faults: false,
         }
     }
 }
@@ -157,6 +160,7 @@ impl TestHsm {
                 ca_pem: Some(ca.cert_pem.clone()),
                 sync_interval: options.sync_interval,
             },
+            faults: options.faults,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(hsm_daemon::serve(config, listener, async {
