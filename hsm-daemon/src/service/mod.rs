@@ -181,12 +181,6 @@ impl Prepared {
             );
         }
 
-        if state.faults.is_some() {
-            tracing::warn!(
-                "FAULT INJECTION IS ON (--faults): anyone who reaches this port can make the HSM fail, drop its \
-                 sessions and reset its state, without logging in. For test suites only; never in production"
-            );
-        }
         let sweeper = tokio::spawn(sweep_sessions(Arc::clone(&state)));
         let membership = &config.membership;
         let syncer = (!membership.peers.is_empty()).then(|| {

@@ -323,10 +323,15 @@ fn fires(probability: f64, rng: &mut StdRng) -> bool {
 }
 
 impl HsmState {
-    /// With fault injection, keeps the HSM's present state as its seed
-    /// (`reset --seed`): called once the HSM is prepared to serve.
+    /// With fault injection, says loudly that it is on and keeps the HSM's
+    /// present state as its seed (`reset --seed`): called once the HSM is
+    /// prepared, before it serves.
     pub(crate) fn keep_seed(&self) {
         if let Some(faults) = &self.faults {
+            tracing::warn!(
+                "FAULT INJECTION IS ON (--faults): anyone who reaches this HSM's port can make it fail, drop its \
+                 sessions and reset its state, without logging in. For test suites only; never in production"
+            );
             let hsm = self.hsm();
             faults.set_seed(hsm.snapshot(), hsm.sync_status());
         }
