@@ -19,6 +19,8 @@
 //! - [`store`]: the durable, sealed store, backups, and masked objects.
 //! - [`settings`]: the config file, flags and environment, resolved into a
 //!   [`DaemonConfig`].
+//! - [`testing`]: whole clusters inside a test process, for Rust test
+//!   suites ([`testing::TestCluster`]).
 //! - `main.rs`: the `hsm-daemon` binary (`dev`, `init`, `run`, `backup`,
 //!   `restore`).
 //!
@@ -44,6 +46,7 @@ pub mod pki;
 pub mod service;
 pub mod settings;
 pub mod store;
+pub mod testing;
 
 pub use config::{DaemonConfig, Membership, TlsSettings, Transport};
 pub use service::{Prepared, ServeError, serve};

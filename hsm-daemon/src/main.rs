@@ -144,7 +144,7 @@ async fn main() -> ExitCode {
         .init();
     let outcome = match Cli::parse().command {
         Command::Dev(args) => dev(args).await,
-        Command::Init(args) => init(&args).map(drop),
+        Command::Init(args) => init(&args),
         Command::Run(args) => run(args).await,
         Command::Backup(args) => backup(args).await,
         Command::Restore(args) => restore(args),
@@ -160,10 +160,24 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init(args: &InitArgs) -> anyhow::Result<ClusterMaterial> {
+fn init(args: &InitArgs) -> anyhow::Result<()> {
     if let Some(count) = args.add {
         return add_hsms(&args.dir, usize::from(count));
     }
+    let (material, endpoints) = prepare_cluster(args)?;
+    for index in 1..=endpoints.len() {
+        println!("HSM {index}: {}", material.hsm_config_path(index).display());
+    }
+    let env = material.write_client_env(&endpoints).context("writing client.env")?;
+    println!("cluster {} prepared in {}", material.cluster_id, material.dir.display());
+    println!("  start HSM K with: hsm-daemon run --config {}/hsm-K.toml", material.dir.display());
+    println!("  clients: {}", env.display());
+    Ok(())
+}
+
+/// A new cluster's material and config files (no `client.env`); returns
+/// the HSMs' configured addresses.
+fn prepare_cluster(args: &InitArgs) -> anyhow::Result<(ClusterMaterial, Vec<String>)> {
     let cluster_id = args
         .cluster_id
         .as_deref()
@@ -179,11 +193,7 @@ fn init(args: &InitArgs) -> anyhow::Result<ClusterMaterial> {
         .context("preparing the cluster material")?;
     let endpoints = prepare_hsms(&material, 1, usize::from(args.hsms), &args.hsm_type, &mut rng)?;
     link_peers(&material, &endpoints)?;
-    let env = material.write_client_env(&endpoints).context("writing client.env")?;
-    println!("cluster {} prepared in {}", material.cluster_id, material.dir.display());
-    println!("  start HSM K with: hsm-daemon run --config {}/hsm-K.toml", material.dir.display());
-    println!("  clients: {}", env.display());
-    Ok(material)
+    Ok((material, endpoints))
 }
 
 /// Prepares HSMs `first..first + count` on free local ports; returns their
@@ -198,8 +208,7 @@ fn prepare_hsms(
     let mut endpoints = Vec::new();
     for index in first..first + count {
         let listen = free_local_port().context("finding a free port")?;
-        let path = material.init_hsm(index, listen, hsm_type, rng).with_context(|| format!("preparing HSM {index}"))?;
-        println!("HSM {index}: {}", path.display());
+        material.init_hsm(index, listen, hsm_type, rng).with_context(|| format!("preparing HSM {index}"))?;
         endpoints.push(listen.to_string());
     }
     Ok(endpoints)
@@ -216,7 +225,7 @@ fn link_peers(material: &ClusterMaterial, endpoints: &[String]) -> anyhow::Resul
 }
 
 /// `init --add`: new HSMs for the cluster in `dir`, cloning from HSM 1.
-fn add_hsms(dir: &std::path::Path, count: usize) -> anyhow::Result<ClusterMaterial> {
+fn add_hsms(dir: &std::path::Path, count: usize) -> anyhow::Result<()> {
     if !dir.join("hsm-1.toml").exists() {
         bail!("{} holds no cluster (no hsm-1.toml); prepare one with `hsm-daemon init --dir`", dir.display());
     }
@@ -232,6 +241,9 @@ fn add_hsms(dir: &std::path::Path, count: usize) -> anyhow::Result<ClusterMateri
     let mut endpoints: Vec<String> = existing.iter().map(|(_, address)| address.clone()).collect();
     let added = prepare_hsms(&material, existing.len() + 1, count, &hsm_type, &mut rng)?;
     for index in existing.len() + 1..=existing.len() + count {
+        println!("HSM {index}: {}", material.hsm_config_path(index).display());
+    }
+    for index in existing.len() + 1..=existing.len() + count {
         material.set_clone_from(index, &endpoints[0]).with_context(|| format!("HSM {index}"))?;
     }
     endpoints.extend(added);
@@ -241,7 +253,7 @@ fn add_hsms(dir: &std::path::Path, count: usize) -> anyhow::Result<ClusterMateri
     println!("  start each new HSM with: hsm-daemon run --config {}/hsm-K.toml", material.dir.display());
     println!("  (it copies users and keys from HSM 1 first); restart the others to sync with it too");
     println!("  clients: {}", env.display());
-    Ok(material)
+    Ok(())
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
@@ -398,6 +410,14 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             temp_dir.path().to_owned()
         }
     };
+    // client.env appears when the cluster serves (test harnesses wait for
+    // it), so one left by an earlier run must not be seen first.
+    let env_file = dir.join("client.env");
+    if let Err(e) = std::fs::remove_file(&env_file)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(e).with_context(|| format!("removing the old {}", env_file.display()));
+    }
     let material = if dir.join("hsm-1.toml").exists() {
         let material = ClusterMaterial::load_or_create(&dir, None, &mut StdRng::from_os_rng())
             .context("reading the cluster material")?;
@@ -415,7 +435,14 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         material
     } else {
         let hsms = args.hsms.unwrap_or(1);
-        init(&InitArgs { dir: dir.clone(), hsms, add: None, cluster_id: None, hsm_type: "hsm2m.medium".into() })?
+        prepare_cluster(&InitArgs {
+            dir: dir.clone(),
+            hsms,
+            add: None,
+            cluster_id: None,
+            hsm_type: "hsm2m.medium".into(),
+        })?
+        .0
     };
     let count = material.hsms()?.len();
 
@@ -473,6 +500,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     while let Some(joined) = running.join_next().await {
         joined.context("an HSM task failed")??;
     }
+    // The addresses in it are gone with the HSMs.
+    let _ = std::fs::remove_file(&env_path);
     Ok(())
 }
 

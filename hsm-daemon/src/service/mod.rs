@@ -197,7 +197,9 @@ impl Prepared {
             .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))))
             .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))))
             .add_service(MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(&state))))
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+            // Small request/response pairs: without TCP_NODELAY, Nagle and delayed
+            // ACKs add tens of milliseconds to a reply.
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
             .await
             .map_err(ServeError::Transport);
         // Wait for the background tasks to end: they hold the state, and
