@@ -22,25 +22,12 @@ pub const SESSION_METADATA_KEY: &str = "authorization";
 /// plane is not in it).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hsm_v1_descriptor.bin"));
 
-/// Version 1 of the protocol.
-pub mod v1 {
-    #![allow(
-        missing_docs,
-        unreachable_pub,
-        missing_debug_implementations,
-        clippy::all,
-        clippy::unwrap_used,
-        reason = "generated code"
-    )]
-    include!(concat!(env!("OUT_DIR"), "/hsm.v1.rs"));
-    include!(concat!(env!("OUT_DIR"), "/rpc.rs"));
-}
-
-/// The test-control plane, outside CloudHSM's API (see the crate docs).
-pub mod testing {
-    /// Version 1 of the test-control plane.
-    pub mod v1 {
-        #![allow(
+/// A module of code generated into `OUT_DIR`, exempt from the lints that
+/// generated code cannot meet.
+macro_rules! generated {
+    ($(#[$doc:meta])* $name:ident: $($file:literal),+) => {
+        $(#[$doc])*
+        #[allow(
             missing_docs,
             unreachable_pub,
             missing_debug_implementations,
@@ -48,8 +35,23 @@ pub mod testing {
             clippy::unwrap_used,
             reason = "generated code"
         )]
-        include!(concat!(env!("OUT_DIR"), "/hsm.testing.v1.rs"));
-    }
+        pub mod $name {
+            $(include!(concat!(env!("OUT_DIR"), "/", $file));)+
+        }
+    };
+}
+
+generated!(
+    /// Version 1 of the protocol.
+    v1: "hsm.v1.rs", "rpc.rs"
+);
+
+/// The test-control plane, outside CloudHSM's API (see the crate docs).
+pub mod testing {
+    generated!(
+        /// Version 1 of the test-control plane.
+        v1: "hsm.testing.v1.rs"
+    );
 }
 
 mod redacted {
