@@ -32,6 +32,10 @@ pub struct DaemonConfig {
     pub storage: Storage,
     /// Its place in the cluster: index, masking key, peers.
     pub membership: Membership,
+    /// Serve the test-control plane (`hsm.testing.v1.FaultService`): fault
+    /// injection, snapshots and resets, open to anyone who reaches the port.
+    /// For test suites only; never in production.
+    pub faults: bool,
 }
 
 /// How an HSM belongs to its cluster.
