@@ -1,7 +1,10 @@
-//! Compiles `proto/hsm/v1/*.proto` with protox (no system `protoc`), generates
-//! the tonic/prost code, and generates the `Rpc` catalogue: one enum variant per
-//! RPC method, so that code which must classify every RPC (the permission
-//! table) stops compiling when a new RPC is added.
+//! Compiles `proto/hsm/v1/*.proto` and `proto/hsm/testing/v1/*.proto` with
+//! protox (no system `protoc`), generates the tonic/prost code, and generates
+//! the `Rpc` catalogue: one enum variant per RPC method of `hsm.v1`, so that
+//! code which must classify every RPC (the permission table) stops compiling
+//! when a new RPC is added. The `hsm.testing.v1` test-control plane (fault
+//! injection) is outside CloudHSM's API and its permission table, so it is
+//! not in the catalogue.
 
 use std::{env, fmt::Write as _, fs, path::PathBuf};
 
@@ -18,29 +21,39 @@ const SECRET_MESSAGES: &[&str] = &[
     ".hsm.v1.DecryptResponse",
 ];
 
+/// The package whose RPCs make up the `Rpc` catalogue.
+const API_PACKAGE: &str = "hsm.v1";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("proto");
-    let files: Vec<PathBuf> = {
-        let mut v = Vec::new();
-        for entry in fs::read_dir(root.join("hsm/v1"))? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "proto") {
-                println!("cargo:rerun-if-changed={}", path.display());
-                v.push(path);
-            }
-        }
-        v.sort();
-        v
-    };
-    println!("cargo:rerun-if-changed={}", root.join("hsm/v1").display());
+    let mut files = protos_in(&root.join("hsm/v1"))?;
+    files.extend(protos_in(&root.join("hsm/testing/v1"))?);
 
     let fds = protox::compile(&files, [&root])?;
+    let api = prost_types::FileDescriptorSet {
+        file: fds.file.iter().filter(|f| f.package() == API_PACKAGE).cloned().collect(),
+    };
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(out.join("hsm_v1_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
-    fs::write(out.join("rpc.rs"), rpc_catalogue(&fds)?)?;
+    fs::write(out.join("hsm_v1_descriptor.bin"), prost::Message::encode_to_vec(&api))?;
+    fs::write(out.join("rpc.rs"), rpc_catalogue(&api)?)?;
 
     tonic_prost_build::configure().skip_debug(SECRET_MESSAGES.iter().copied()).compile_fds(fds)?;
     Ok(())
+}
+
+/// The `.proto` files of one directory, sorted, each watched for changes.
+fn protos_in(dir: &std::path::Path) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "proto") {
+            println!("cargo:rerun-if-changed={}", path.display());
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Writes the `Rpc` enum: variant names are the method names, which must be

@@ -19,6 +19,8 @@
 //! - [`keys`]: key management and cryptography methods of [`Session`].
 //! - [`masked`]: extracting and inserting masked objects on one HSM.
 //! - [`cluster`]: the cluster layer.
+//! - [`faults`]: fault injection, snapshots and resets on an HSM started
+//!   with `--faults` (test suites).
 //! - This file: [`HsmClient`] and [`Session`].
 //! - `src/bin/hsm-cli`: the `hsm-cli` binary (cluster layer).
 //!
@@ -45,6 +47,7 @@
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod keys;
 pub mod masked;
 pub mod types;
@@ -72,6 +75,7 @@ pub use crate::{
     },
     config::{ClientConfig, DISABLE_KEY_AVAILABILITY_CHECK_ENV, RetryPolicy},
     error::ClientError,
+    faults::{Cleared, FaultMode, FaultRule, FaultSpec, FaultState, Isolation, Reset, ResetTarget, Snapshot},
     keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec},
     masked::MaskedObject,
     types::{ClusterInfo, ClusterState, HsmInfo, Role, SyncStatus, User},

@@ -40,6 +40,10 @@ pub struct DaemonConfig {
     /// Deterministic mode (tests only): the HSM's randomness comes from this
     /// seed, mixed with its index (see [`crate::determinism`]).
     pub deterministic: Option<u64>,
+    /// Serve the test-control plane (`hsm.testing.v1.FaultService`): fault
+    /// injection, snapshots and resets, open to anyone who reaches the port.
+    /// For test suites only; never in production.
+    pub faults: bool,
 }
 
 /// How an HSM belongs to its cluster.

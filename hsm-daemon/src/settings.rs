@@ -36,7 +36,13 @@
 //! client_ca = "/etc/hsm/clients-ca.pem"     # --client-ca, HSM_CLIENT_CA (mTLS)
 //! require_client_cert = false               # HSM_REQUIRE_CLIENT_CERT
 //! insecure_plaintext_no_tls = false         # HSM_INSECURE_PLAINTEXT_NO_TLS
+//! faults = false                            # --faults, HSM_FAULTS (test suites only)
 //! ```
+//!
+//! `faults` serves fault injection, snapshots and resets
+//! (`hsm.testing.v1.FaultService`, `hsm-cli faults ...`) to anyone who can
+//! reach the port, without a session: it lets them break the HSM and wipe
+//! its state. Never turn it on in production.
 
 use std::{
     net::SocketAddr,
@@ -154,6 +160,10 @@ pub struct Settings {
     /// Serve plaintext gRPC with NO TLS (debugging only; secrets in clear).
     #[arg(long, env = "HSM_INSECURE_PLAINTEXT_NO_TLS", num_args = 0..=1, default_missing_value = "true")]
     pub insecure_plaintext_no_tls: Option<bool>,
+    /// Serve fault injection, snapshots and resets (hsm-cli faults ...) to
+    /// anyone, without a session: for test suites only, NEVER in production.
+    #[arg(long, env = "HSM_FAULTS", num_args = 0..=1, default_missing_value = "true")]
+    pub faults: Option<bool>,
 }
 
 /// A setting that is missing or wrong; the message names it.
@@ -209,7 +219,8 @@ impl Settings {
             deterministic,
             client_ca,
             require_client_cert,
-            insecure_plaintext_no_tls
+            insecure_plaintext_no_tls,
+            faults
         )
     }
 
@@ -325,6 +336,7 @@ impl Settings {
             // The caller plans the seed: it is made once for a whole cluster.
             seed: None,
             deterministic: self.deterministic,
+            faults: self.faults.unwrap_or(false),
         })
     }
 

@@ -15,7 +15,7 @@
 //!
 //! # Layout
 //! - [`Options`]: how to start (activation, pre-created users, limits, TLS,
-//!   sync interval, KDF cost).
+//!   sync interval, KDF cost, fault injection).
 //! - [`TestCluster`]: several HSMs of one cluster; stop and restart any.
 //! - [`TestHsm`]: one HSM with a single-HSM client.
 //!
@@ -79,6 +79,9 @@ pub struct Options {
     pub require_client_cert: bool,
     /// How often the HSMs of a [`TestCluster`] sync in the background.
     pub sync_interval: Duration,
+    /// Serve fault injection, snapshots and resets (`--faults`; see
+    /// `hsm_client::faults`).
+    pub faults: bool,
 }
 
 impl Default for Options {
@@ -94,6 +97,7 @@ impl Default for Options {
             mtls: false,
             require_client_cert: false,
             sync_interval: Duration::from_millis(100),
+            faults: false,
         }
     }
 }
@@ -199,6 +203,7 @@ impl TestHsm {
             },
             seed: None,
             deterministic: None,
+            faults: options.faults,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(crate::serve(config, listener, async {

@@ -7,6 +7,10 @@
 //! - [`v1::Rpc`]: one variant per RPC method, with its HTTP/2 path; the daemon's
 //!   permission table matches on it exhaustively, so a new RPC must be
 //!   classified before the daemon compiles.
+//! - [`testing::v1`]: `hsm.testing.v1`, the test-control plane (fault
+//!   injection, snapshots, resets) that an HSM serves only when started with
+//!   `--faults`. It is not CloudHSM's API: its RPCs are not in [`v1::Rpc`]
+//!   and the permission table does not cover them.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for server reflection.
 //! - Messages that carry passwords or tokens have a hand-written `Debug` that
 //!   redacts them.
@@ -14,21 +18,40 @@
 /// The metadata key that carries the session token, as `Bearer <token>`.
 pub const SESSION_METADATA_KEY: &str = "authorization";
 
-/// The encoded `FileDescriptorSet` of every `hsm.v1` file.
+/// The encoded `FileDescriptorSet` of every `hsm.v1` file (the test-control
+/// plane is not in it).
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hsm_v1_descriptor.bin"));
 
-/// Version 1 of the protocol.
-pub mod v1 {
-    #![allow(
-        missing_docs,
-        unreachable_pub,
-        missing_debug_implementations,
-        clippy::all,
-        clippy::unwrap_used,
-        reason = "generated code"
-    )]
-    include!(concat!(env!("OUT_DIR"), "/hsm.v1.rs"));
-    include!(concat!(env!("OUT_DIR"), "/rpc.rs"));
+/// A module of code generated into `OUT_DIR`, exempt from the lints that
+/// generated code cannot meet.
+macro_rules! generated {
+    ($(#[$doc:meta])* $name:ident: $($file:literal),+) => {
+        $(#[$doc])*
+        #[allow(
+            missing_docs,
+            unreachable_pub,
+            missing_debug_implementations,
+            clippy::all,
+            clippy::unwrap_used,
+            reason = "generated code"
+        )]
+        pub mod $name {
+            $(include!(concat!(env!("OUT_DIR"), "/", $file));)+
+        }
+    };
+}
+
+generated!(
+    /// Version 1 of the protocol.
+    v1: "hsm.v1.rs", "rpc.rs"
+);
+
+/// The test-control plane, outside CloudHSM's API (see the crate docs).
+pub mod testing {
+    generated!(
+        /// Version 1 of the test-control plane.
+        v1: "hsm.testing.v1.rs"
+    );
 }
 
 mod redacted {
@@ -136,5 +159,13 @@ mod tests {
             assert_eq!(Rpc::from_path(rpc.path()), Some(*rpc));
         }
         assert_eq!(Rpc::from_path("/hsm.v1.UserService/Nope"), None);
+    }
+
+    #[test]
+    fn the_test_control_plane_is_not_in_the_catalogue() {
+        use crate::testing::v1::fault_service_server::SERVICE_NAME;
+        assert_eq!(SERVICE_NAME, "hsm.testing.v1.FaultService");
+        assert!(Rpc::ALL.iter().all(|rpc| rpc.path().starts_with("/hsm.v1.")));
+        assert_eq!(Rpc::from_path("/hsm.testing.v1.FaultService/SetFault"), None);
     }
 }

@@ -84,6 +84,10 @@ pub enum ModelError {
     #[error("the HSM holds the maximum of {max} {what}")]
     KeyQuota { what: &'static str, max: usize },
 
+    /// Fault injection: a reset names a snapshot this HSM does not hold.
+    #[error("no snapshot named '{name}' on this HSM; `hsm-cli faults snapshots` lists them")]
+    UnknownSnapshot { name: String },
+
     /// A mechanism refused its input (sizes, lengths, authentication).
     #[error(transparent)]
     Crypto(#[from] CryptoError),

@@ -759,6 +759,29 @@ impl Keys {
         keys
     }
 
+    /// Replaces every key and tombstone, as [`Keys::restore`] builds them
+    /// (a reset to a snapshot); session keys go too. Every key and tombstone
+    /// held before or after counts as changed, so that the store ends up
+    /// holding exactly the new set.
+    pub fn reset(&mut self, next_ref: u64, stored: Vec<PersistedKey>, tombstones: Vec<PersistedTombstone>) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.extend(self.keys.keys());
+        let mut dirty_tombstones = std::mem::take(&mut self.dirty_tombstones);
+        dirty_tombstones.extend(self.tombstones.keys());
+        *self = Keys::restore(self.quotas, self.range, next_ref, stored, tombstones);
+        dirty.extend(self.keys.keys());
+        dirty_tombstones.extend(self.tombstones.keys());
+        self.dirty = dirty;
+        self.dirty_tombstones = dirty_tombstones;
+    }
+
+    /// Every token key and tombstone as the store keeps them.
+    pub fn persisted(&self) -> (Vec<PersistedKey>, Vec<PersistedTombstone>) {
+        let keys = self.keys.iter().filter(|(_, k)| k.session.is_none()).map(|(r, k)| k.persisted(*r)).collect();
+        let tombstones = self.tombstones.iter().map(|(r, t)| t.persisted(*r)).collect();
+        (keys, tombstones)
+    }
+
     /// The next reference to hand out (persisted so that references are
     /// never reused).
     pub fn next_ref(&self) -> u64 {

@@ -252,8 +252,10 @@ impl Masked {
     }
 }
 
-/// Everything the store holds about an HSM's users and keys.
-#[derive(Debug)]
+/// Everything the store holds about an HSM's users and keys. Cloning is
+/// cheap for keys (their parsed material is shared), so that a snapshot can
+/// be kept and reset to more than once.
+#[derive(Debug, Clone)]
 pub struct PersistedState {
     pub meta: PersistedMeta,
     pub users: Vec<PersistedUser>,
@@ -289,13 +291,7 @@ impl Hsm {
     /// An HSM as its store kept it. `setup.admin` and `setup.appliance` are
     /// not used: the stored users are.
     pub fn restore(setup: HsmSetup, stored: PersistedState) -> Self {
-        let users = stored
-            .users
-            .into_iter()
-            .map(|u| {
-                (u.username, User { role: u.role, hash: u.hash, failed_logins: u.failed_logins, locked: u.locked })
-            })
-            .collect();
+        let users = stored.users.into_iter().map(User::from_persisted).collect();
         Hsm {
             cluster: setup.cluster,
             hsm: setup.hsm,
@@ -322,13 +318,7 @@ impl Hsm {
         let users = std::mem::take(&mut self.dirty_users)
             .into_iter()
             .map(|name| {
-                let stored = self.users.get(&name).map(|u| PersistedUser {
-                    username: name.clone(),
-                    role: u.role,
-                    hash: u.hash.clone(),
-                    failed_logins: u.failed_logins,
-                    locked: u.locked,
-                });
+                let stored = self.users.get(&name).map(|u| u.persisted(&name));
                 (name, stored)
             })
             .collect();
@@ -338,6 +328,43 @@ impl Hsm {
             .then_some(PersistedMeta { state: self.state, next_key_ref });
         self.stored_next_key_ref = next_key_ref;
         Changes { users, keys, tombstones, meta }
+    }
+
+    /// The users, token keys, tombstones and cluster state as the store
+    /// keeps them: a snapshot to [`Hsm::reset`] to later (fault injection's
+    /// snapshots and seeds). Sessions and session keys are not part of it.
+    pub fn snapshot(&self) -> PersistedState {
+        let (keys, tombstones) = self.keys.persisted();
+        PersistedState {
+            meta: PersistedMeta { state: self.state, next_key_ref: self.keys.next_ref() },
+            users: self.users.iter().map(|(name, user)| user.persisted(name)).collect(),
+            keys,
+            tombstones,
+        }
+    }
+
+    /// Replaces the users, keys, tombstones and cluster state with `state`
+    /// (a [`Hsm::snapshot`]), closing every session as a reboot would;
+    /// returns how many were open. Every user, key and tombstone held before
+    /// or after counts as changed, so the next [`Hsm::take_changes`] makes
+    /// the store hold exactly `state`, in one transaction.
+    pub fn reset(&mut self, state: PersistedState) -> usize {
+        let closed = self.end_all_sessions();
+        self.dirty_users.extend(self.users.keys().cloned());
+        self.users = state.users.into_iter().map(User::from_persisted).collect();
+        self.dirty_users.extend(self.users.keys().cloned());
+        self.state = state.meta.state;
+        self.dirty_meta = true;
+        self.keys.reset(state.meta.next_key_ref, state.keys, state.tombstones);
+        closed
+    }
+
+    /// Closes every session, as a reboot does: everyone must log in again
+    /// and session keys are gone. Returns how many sessions were open.
+    pub fn end_all_sessions(&mut self) -> usize {
+        let closed = self.sessions.close_all();
+        self.reap();
+        closed
     }
 
     pub fn limits(&self) -> Limits {
@@ -771,6 +798,20 @@ impl Hsm {
 impl User {
     fn new(role: Role, hash: PasswordHash) -> Self {
         User { role, hash, failed_logins: 0, locked: false }
+    }
+
+    fn from_persisted(u: PersistedUser) -> (Username, Self) {
+        (u.username, User { role: u.role, hash: u.hash, failed_logins: u.failed_logins, locked: u.locked })
+    }
+
+    fn persisted(&self, name: &Username) -> PersistedUser {
+        PersistedUser {
+            username: name.clone(),
+            role: self.role,
+            hash: self.hash.clone(),
+            failed_logins: self.failed_logins,
+            locked: self.locked,
+        }
     }
 
     fn set_password(&mut self, hash: PasswordHash) {

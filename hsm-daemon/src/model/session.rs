@@ -165,6 +165,13 @@ impl Sessions {
         });
     }
 
+    /// Closes every session (a reboot); returns how many were open.
+    pub fn close_all(&mut self) -> usize {
+        let closed = self.open.len();
+        self.ended.extend(self.open.drain().map(|(id, _)| id));
+        closed
+    }
+
     /// The sessions closed (logged out or expired) since the last call.
     pub fn drain_ended(&mut self) -> Vec<SessionId> {
         std::mem::take(&mut self.ended)

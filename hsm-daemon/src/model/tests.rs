@@ -732,6 +732,83 @@ mod keys {
     }
 
     #[test]
+    fn a_reset_brings_back_users_keys_and_tombstones_exactly_and_tells_the_store_all_of_it() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        let kept = f.aes(&alice, &[("label", "kept")], false);
+        let deleted = f.aes(&alice, &[], false);
+        f.hsm.delete_key(&alice, deleted).unwrap();
+        f.hsm.take_changes();
+        let snapshot = f.hsm.snapshot();
+        let before = f.hsm.sync_status();
+        let digests = f.hsm.key_digests();
+        assert_eq!((snapshot.users.len(), snapshot.keys.len(), snapshot.tombstones.len()), (5, 1, 1));
+
+        // Afterwards: a new user and key, a changed key, a session key.
+        let h = f.hash("dave-pass1");
+        f.hsm.create_user(name("dave"), Role::CryptoUser, h).unwrap();
+        let added = f.aes(&alice, &[], false);
+        f.hsm.set_key_attribute(&alice, kept, AttrName::Label, "renamed").unwrap();
+        f.aes(&alice, &[], true);
+        let dave = f.login("dave", Role::CryptoUser, "dave-pass1").unwrap();
+        f.hsm.take_changes();
+        assert_ne!(f.hsm.sync_status(), before);
+
+        let closed = f.hsm.reset(snapshot.clone());
+        assert_eq!(closed, 5, "alice, bob, carol, the admin and dave were logged in");
+        assert_eq!(f.hsm.sync_status(), before);
+        assert_eq!(f.hsm.key_digests(), digests, "versions and the tombstone are back too");
+        assert!(matches!(f.caller(Operation::ListKeys, &dave), Err(ModelError::InvalidSession { .. })));
+        assert_eq!(f.login("dave", Role::CryptoUser, "dave-pass1").unwrap_err(), ModelError::LoginFailed);
+        let t = f.login("alice", Role::CryptoUser, "alice-pass").unwrap();
+        let alice = f.caller(Operation::ListKeys, &t).unwrap();
+        let listed = f.hsm.list_keys(&alice, &KeyQuery::default()).unwrap();
+        assert_eq!(
+            listed.keys.iter().map(|k| (k.reference, k.attrs.label.as_str())).collect::<Vec<_>>(),
+            [(kept, "kept")]
+        );
+        assert_eq!(f.aes(&alice, &[], false), added, "references are handed out again as from the snapshot");
+
+        // The store is told about every row on either side: dave and the
+        // added key go, the rest is written as the snapshot holds it.
+        let (mut again, alice_again, ..) = Fixture::with_crypto_users();
+        let h = again.hash("erin-pass1");
+        again.hsm.create_user(name("erin"), Role::CryptoUser, h).unwrap();
+        let first = again.aes(&alice_again, &[], false);
+        let other = again.aes(&alice_again, &[], false);
+        again.hsm.take_changes();
+        again.hsm.reset(snapshot);
+        let changes = again.hsm.take_changes();
+        let users: Vec<(&str, bool)> = changes.users.iter().map(|(n, u)| (n.as_str(), u.is_some())).collect();
+        assert_eq!(
+            users,
+            [("admin", true), ("alice", true), ("app_user", true), ("bob", true), ("carol", true), ("erin", false)]
+        );
+        assert_eq!((first, other), (kept, deleted));
+        assert_eq!(
+            changes.keys.iter().map(|(r, k)| (*r, k.is_some())).collect::<Vec<_>>(),
+            [(kept, true), (deleted, false)]
+        );
+        assert_eq!(changes.tombstones.iter().map(|(r, t)| (*r, t.is_some())).collect::<Vec<_>>(), [(deleted, true)]);
+        assert!(changes.meta.is_some());
+    }
+
+    #[test]
+    fn ending_every_session_logs_everyone_out_and_drops_session_keys() {
+        let (mut f, alice, bob, ..) = Fixture::with_crypto_users();
+        let token_key = f.aes(&alice, &[], false);
+        f.aes(&bob, &[], true);
+        assert_eq!(f.hsm.end_all_sessions(), 4);
+        assert_eq!(f.hsm.end_all_sessions(), 0);
+        let t = f.login("bob", Role::CryptoUser, "user-pass").unwrap();
+        let bob = f.caller(Operation::ListKeys, &t).unwrap();
+        let listed = f.hsm.list_keys(&bob, &KeyQuery::default()).unwrap();
+        assert_eq!(listed.total, 0, "bob's session key is gone, alice's token key is not his to see");
+        let t = f.login("alice", Role::CryptoUser, "alice-pass").unwrap();
+        let alice = f.caller(Operation::ListKeys, &t).unwrap();
+        assert_eq!(f.hsm.list_keys(&alice, &KeyQuery::default()).unwrap().keys[0].reference, token_key);
+    }
+
+    #[test]
     fn references_restored_from_the_store_stay_in_the_hsms_range() {
         let (mut a, alice_a, ..) = Fixture::with_crypto_users_at(1);
         let (mut b, alice_b, ..) = Fixture::with_crypto_users_at(3);

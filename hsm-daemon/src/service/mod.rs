@@ -11,11 +11,14 @@
 //! - `masked`: masked objects (copying keys and users between HSMs).
 //! - `sync`: background sync with the cluster's other HSMs, and cloning.
 //! - `status`: the one `ModelError` to `Status` mapping.
+//! - `faults`: fault injection, snapshots and resets (`--faults` only): a
+//!   layer on each side of the gate and the `hsm.testing.v1` service.
 
 mod cluster;
 pub mod control;
 mod convert;
 mod crypto;
+mod faults;
 mod gate;
 mod key;
 mod masked;
@@ -133,6 +136,7 @@ impl Prepared {
                 Err(reason) => tracing::warn!(%peer, %reason, "cloning failed; background sync will catch up"),
             }
         }
+        state.keep_seed();
         Ok(Prepared { state, config })
     }
 
@@ -185,7 +189,9 @@ impl Prepared {
             tokio::spawn(sync::run(Arc::clone(&state), access, membership.peers.clone(), membership.sync_interval))
         });
         let result = builder
+            .layer(faults::Injector::before_gate(Arc::clone(&state)))
             .layer(gate::Gate::new(Arc::clone(&state)))
+            .layer(faults::Injector::after_gate(Arc::clone(&state)))
             .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
             .add_service(SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))))
             .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))))
@@ -244,6 +250,8 @@ pub(crate) struct HsmState {
     failed: OnceLock<String>,
     /// Seals and opens masked objects; `None` without a masking key.
     masker: Option<Masker>,
+    /// Fault injection's switches and snapshots; `None` unless `--faults`.
+    faults: Option<Arc<faults::Faults>>,
 }
 
 impl HsmState {
@@ -275,6 +283,7 @@ impl HsmState {
             Ok((admin, appliance_password.hash(&kdf, &mut hash_rng)?, decoy.hash(&kdf, &mut hash_rng)?))
         })
         .await?;
+        let faults = config.faults.then(|| Arc::new(faults::Faults::new(StdRng::from_rng(&mut rng))));
         let key_range = KeyRange::for_index(config.membership.hsm_index)?;
         let opened = Store::open(
             &config.storage.backing,
@@ -334,6 +343,7 @@ impl HsmState {
             store,
             failed: OnceLock::new(),
             masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
+            faults,
         };
         Ok((state, fresh))
     }

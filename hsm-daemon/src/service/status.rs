@@ -14,7 +14,9 @@ impl From<ModelError> for Status {
             | ModelError::KeyPermission { .. }
             | ModelError::ObjectPermission { .. } => Code::PermissionDenied,
             ModelError::InvalidArgument { .. } | ModelError::Crypto(_) => Code::InvalidArgument,
-            ModelError::UserNotFound { .. } | ModelError::KeyNotFound { .. } => Code::NotFound,
+            ModelError::UserNotFound { .. } | ModelError::KeyNotFound { .. } | ModelError::UnknownSnapshot { .. } => {
+                Code::NotFound
+            }
             ModelError::UserExists { .. } => Code::AlreadyExists,
             ModelError::TooManyUsers { .. } | ModelError::TooManySessions { .. } | ModelError::KeyQuota { .. } => {
                 Code::ResourceExhausted

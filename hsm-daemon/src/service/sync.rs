@@ -9,6 +9,8 @@
 //!   in CloudHSM): `user list` shows the gap, and the client repairs it.
 //! - **Cloning**: before a new HSM serves, it copies the users and then the
 //!   keys of one peer (`clone_from`).
+//! - **Isolation** (fault injection): an HSM cut off from its peers skips
+//!   its rounds and copies nothing, also in a round already under way.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -67,6 +69,11 @@ pub(crate) async fn run(state: Arc<HsmState>, access: PeerAccess, peers: Vec<Str
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let isolated = state.is_isolated();
+        state.count_sync_round(isolated);
+        if isolated {
+            continue;
+        }
         for link in &mut links {
             let outcome = link.round(&state, &access).await;
             link.report(outcome);
@@ -251,7 +258,12 @@ async fn extract_user(session: &Session, username: &str) -> Result<Vec<u8>, Fail
 fn insert(state: &HsmState, bytes: &[u8]) -> Result<bool, String> {
     let masker = state.masker().map_err(|e| e.to_string())?;
     let object: Masked = masker.unmask(bytes).map_err(|e| e.to_string())?;
-    state.mutate(|hsm| hsm.insert_masked(&Caller::this_hsm(), object)).map_err(|s| s.message().to_owned())
+    // Checked under the model's lock: once isolation is on, nothing more
+    // arrives, so a reset that follows it is not undone by a round in flight.
+    let take = |hsm: &mut crate::model::Hsm| {
+        if state.is_isolated() { Ok(false) } else { hsm.insert_masked(&Caller::this_hsm(), object) }
+    };
+    state.mutate(take).map_err(|s| s.message().to_owned())
 }
 
 fn request<T>(session: &Session, message: T) -> Result<tonic::Request<T>, ClientError> {

@@ -5,9 +5,11 @@
 //! - `key`: key management (`key generate-symmetric`, `key list`, ...).
 //! - `crypto`: signing, verification and the emulator's extra operations.
 //! - `common`: flags and values both share (filters, data sources, hashes).
+//! - `faults`: fault injection, snapshots and resets (an emulator extension).
 
 pub(crate) mod common;
 pub(crate) mod crypto;
+pub(crate) mod faults;
 pub(crate) mod key;
 
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 use hsm_client::Role;
 
-use self::{crypto::CryptoCommand, key::KeyCommand};
+use self::{crypto::CryptoCommand, faults::FaultsArgs, key::KeyCommand};
 
 /// Top level of `hsm-cli`.
 #[derive(Debug, Parser)]
@@ -95,6 +97,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: Box<CryptoCommand>,
     },
+    /// Fault injection, snapshots and resets on one HSM (--hsm) or all
+    /// (--all), for test suites: an emulator extension that only HSMs
+    /// started with --faults serve; needs no login.
+    Faults(FaultsArgs),
     /// Key management (crypto users; admins may list keys and set `trusted`).
     Key {
         #[command(subcommand)]

@@ -7,6 +7,9 @@
 //! - `grammar`: the commands and flags (clap), per area.
 //! - `shell`: runs commands, holds the cluster's connections and session.
 //! - `keys`, `crypto`: run the `key ...` and `crypto ...` commands.
+//! - `faults`: runs `faults ...` (an emulator extension for test suites):
+//!   fault injection, snapshots and resets on one HSM (`--hsm`) or all
+//!   (`--all`), on HSMs started with `--faults`; no login needed.
 //! - `input`: base64/hex flags, data files, and filters that select one key.
 //! - `pem`: PEM files read by `key import pem` and written by
 //!   `key generate-file --encoding reference-pem`.
@@ -18,6 +21,7 @@
 //! `login` and `logout`. A failure prints `error_code` 1 and exits with 1.
 
 mod crypto;
+mod faults;
 mod grammar;
 mod input;
 mod keys;

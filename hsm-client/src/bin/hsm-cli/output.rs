@@ -462,7 +462,7 @@ pub(crate) fn digest(hash_function: &str, digest: &str) -> Value {
     to_value(Digest { hash_function, digest })
 }
 
-fn to_value(v: impl Serialize) -> Value {
+pub(crate) fn to_value(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 

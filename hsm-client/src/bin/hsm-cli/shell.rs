@@ -12,7 +12,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::{
-    crypto,
+    crypto, faults,
     grammar::{ClusterCommand, Command, Connection, Line, LineCommand, UserCommand, UserPassword},
     keys, output,
 };
@@ -39,8 +39,12 @@ impl Shell {
     }
 
     async fn single_outcome(&mut self, command: Command) -> Result<Value, String> {
-        let logs_in_itself =
-            matches!(command, Command::Login(_) | Command::Cluster { command: ClusterCommand::Activate { .. } });
+        // The fault service needs no session (and an HSM made unavailable
+        // would refuse the login).
+        let logs_in_itself = matches!(
+            command,
+            Command::Login(_) | Command::Cluster { command: ClusterCommand::Activate { .. } } | Command::Faults(_)
+        );
         if !logs_in_itself && let Some(credentials) = env_credentials()? {
             let (username, role, password) = credentials;
             let client = self.client().await?;
@@ -146,6 +150,7 @@ impl Shell {
                 crypto::check(&command)?;
                 self.with_session(async |s| crypto::run(s, *command).await).await
             }
+            Command::Faults(args) => faults::run(&self.client().await?, args).await,
         }
     }
 
