@@ -8,6 +8,7 @@ use crate::{
     clock::Clock,
     model::{ClusterIdentity, HsmIdentity, KdfParams, Limits, Password},
     pki::CertifiedKey,
+    seed::SeedPlan,
     store::{Backing, MasterKey},
 };
 
@@ -32,6 +33,13 @@ pub struct DaemonConfig {
     pub storage: Storage,
     /// Its place in the cluster: index, masking key, peers.
     pub membership: Membership,
+    /// The users and keys a new store starts with: one plan, made once and
+    /// shared by every HSM of the cluster so that they start identical (see
+    /// [`crate::seed`]). Not applied to a store that already exists.
+    pub seed: Option<Arc<SeedPlan>>,
+    /// Deterministic mode (tests only): the HSM's randomness comes from this
+    /// seed, mixed with its index (see [`crate::determinism`]).
+    pub deterministic: Option<u64>,
     /// Serve the test-control plane (`hsm.testing.v1.FaultService`): fault
     /// injection, snapshots and resets, open to anyone who reaches the port.
     /// For test suites only; never in production.

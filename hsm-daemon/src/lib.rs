@@ -17,6 +17,8 @@
 //! - [`pki`]: the cluster CA and the certificates it issues.
 //! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
 //! - [`store`]: the durable, sealed store, backups, and masked objects.
+//! - [`seed`]: seed files, the users and keys a new cluster starts with.
+//! - [`determinism`]: deterministic mode (tests): randomness from a seed.
 //! - [`settings`]: the config file, flags and environment, resolved into a
 //!   [`DaemonConfig`].
 //! - [`testing`]: whole clusters inside a test process, for Rust test
@@ -40,9 +42,11 @@
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod determinism;
 pub mod material;
 pub mod model;
 pub mod pki;
+pub mod seed;
 pub mod service;
 pub mod settings;
 pub mod store;

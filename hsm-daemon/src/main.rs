@@ -3,26 +3,32 @@
 //! - `hsm-daemon dev`: the one-command emulator: prepares (or reuses) a
 //!   cluster in a directory, serves its HSMs (one by default) over TLS on
 //!   127.0.0.1 in this process, writes `client.env` and runs until
-//!   interrupted; state persists in the directory.
+//!   interrupted; state persists in the directory. `--seed FILE` gives a new
+//!   cluster its id, HSM count, admin password, users and keys
+//!   (`hsm_daemon::seed`); `--deterministic SEED` makes ids, keys and
+//!   session tokens repeat from run to run (`hsm_daemon::determinism`).
 //! - `hsm-daemon init`: prepares a cluster's material and one config file per
 //!   HSM (each naming its peers), for production; `--add` adds HSMs that
 //!   clone from the cluster when they first start.
-//! - `hsm-daemon run --config D/hsm-K.toml`: serves HSM K.
+//! - `hsm-daemon run --config D/hsm-K.toml`: serves HSM K (`--seed` and
+//!   `--deterministic` apply here too, to a new store).
 //!
 //! Every setting can also be a flag or the environment variable named in
 //! `--help` (see `hsm_daemon::settings`).
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use hsm_daemon::{
     DaemonConfig, Prepared, Transport,
+    determinism::{self, Stream},
     material::ClusterMaterial,
     model::{ClusterId, HsmType, Password},
+    seed::{Seed, SeedPlan},
     service::control::{request_backup, serve_control},
     settings::Settings,
-    store::{Opened, Store, restore_backup},
+    store::{Opened, STORE_FILE, Store, restore_backup},
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tracing_subscriber::EnvFilter;
@@ -99,6 +105,7 @@ struct DevArgs {
     /// Start a new cluster activated with this admin password. Without it the
     /// cluster starts unactivated, as a new CloudHSM cluster does: admin /
     /// password is the precrypto officer until `hsm-cli cluster activate`.
+    /// (A seed file may set it instead, not as well.)
     #[arg(long, env = "HSM_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
 
@@ -125,6 +132,9 @@ struct InitArgs {
     /// hsm1.medium or hsm2m.medium.
     #[arg(long, default_value = "hsm2m.medium")]
     hsm_type: String,
+    /// `dev --deterministic`: the cluster and HSM ids from this seed.
+    #[arg(skip)]
+    deterministic: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -188,7 +198,7 @@ fn prepare_cluster(args: &InitArgs) -> anyhow::Result<(ClusterMaterial, Vec<Stri
     if args.dir.join("hsm-1.toml").exists() {
         bail!("{} already holds a cluster (hsm-1.toml exists); nothing was changed", args.dir.display());
     }
-    let mut rng = StdRng::from_os_rng();
+    let mut rng = determinism::rng(args.deterministic, Stream::Cluster, 0);
     let material = ClusterMaterial::load_or_create(&args.dir, cluster_id.as_ref(), &mut rng)
         .context("preparing the cluster material")?;
     let endpoints = prepare_hsms(&material, 1, usize::from(args.hsms), &args.hsm_type, &mut rng)?;
@@ -346,7 +356,11 @@ fn remove_control(settings: &Settings) {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = settings(args.config.as_ref(), args.settings)?;
-    let started = start(&settings, None).await?;
+    let seed = run_seed(&settings).await?;
+    if let Some(seed) = settings.deterministic {
+        println!("hsm-daemon: {} (--deterministic {seed})", determinism::WARNING);
+    }
+    let started = start(&settings, None, seed).await?;
     println!(
         "hsm-daemon: {} of cluster {} listening on {} ({})",
         started.hsm_id, started.cluster_id, started.address, started.scheme
@@ -367,8 +381,14 @@ struct Started {
 /// Opens the store, then binds the port (so that a second daemon on the same
 /// data directory is refused for that reason, not for a busy port), and opens
 /// the control socket.
-async fn start(settings: &Settings, admin_password: Option<Password>) -> anyhow::Result<Started> {
-    let config = settings.resolve(settings.listen_addr(), admin_password, &mut StdRng::from_os_rng())?;
+async fn start(
+    settings: &Settings,
+    admin_password: Option<Password>,
+    seed: Option<Arc<SeedPlan>>,
+) -> anyhow::Result<Started> {
+    let mut identity_rng = determinism::rng(settings.deterministic, Stream::Identity, settings.index());
+    let mut config = settings.resolve(settings.listen_addr(), admin_password, &mut identity_rng)?;
+    config.seed = seed;
     let (hsm_id, cluster_id, scheme) = (config.hsm.id.to_string(), config.cluster.id.to_string(), scheme(&config));
     let mut prepared = Prepared::new(config).await?;
     let listener = bind(settings.listen_addr()).await?;
@@ -401,6 +421,23 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
+    let seed = args.settings.seed.as_deref().map(Seed::from_file).transpose()?;
+    if let Some(seed) = &seed {
+        if seed.sets_admin_password() && admin_password.is_some() {
+            bail!(
+                "--admin-password: the seed file sets the admin password ([cluster] admin_password); give it in \
+                 one place"
+            );
+        }
+        if let (Some(flag), Some(wanted)) = (args.hsms, seed.hsms())
+            && flag != wanted
+        {
+            bail!(
+                "--hsms {flag}: the seed file asks for {wanted} HSM(s) ([cluster] hsms); give the count in one place"
+            );
+        }
+    }
+
     let temp_dir;
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
@@ -421,6 +458,15 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let material = if dir.join("hsm-1.toml").exists() {
         let material = ClusterMaterial::load_or_create(&dir, None, &mut StdRng::from_os_rng())
             .context("reading the cluster material")?;
+        if let Some(wanted) = seed.as_ref().and_then(Seed::cluster_id)
+            && *wanted != material.cluster_id
+        {
+            bail!(
+                "{} holds cluster {}; the seed file names {wanted} ([cluster] id): use another --dir",
+                dir.display(),
+                material.cluster_id
+            );
+        }
         let held = material.hsms().context("reading the HSMs' config files")?.len();
         if let Some(wanted) = args.hsms
             && usize::from(wanted) != held
@@ -434,13 +480,14 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         }
         material
     } else {
-        let hsms = args.hsms.unwrap_or(1);
+        let hsms = args.hsms.or(seed.as_ref().and_then(Seed::hsms)).unwrap_or(1);
         prepare_cluster(&InitArgs {
             dir: dir.clone(),
             hsms,
             add: None,
-            cluster_id: None,
-            hsm_type: "hsm2m.medium".into(),
+            cluster_id: seed.as_ref().and_then(Seed::cluster_id).map(ToString::to_string),
+            hsm_type: seed.as_ref().and_then(Seed::hsm_type).unwrap_or(HsmType::Hsm2mMedium).to_string(),
+            deterministic: args.settings.deterministic,
         })?
         .0
     };
@@ -452,12 +499,25 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     if count > 1 && args.settings.listen.is_some() {
         bail!("--listen: with more than one HSM each takes a free port; leave --listen out");
     }
-    let mut hsms = Vec::new();
+    let mut all = Vec::new();
     for index in 1..=count {
         let file = Settings::from_file(&material.hsm_config_path(index))?;
-        let settings = Settings { listen: Some(args.settings.listen_addr()), ..args.settings.clone() }.over(file);
-        let started =
-            start(&settings, admin_password.clone()).await.with_context(|| format!("starting HSM {index}"))?;
+        all.push(Settings { listen: Some(args.settings.listen_addr()), ..args.settings.clone() }.over(file));
+    }
+    // One plan for every new store, so that the HSMs start identical.
+    let plan = match seed {
+        Some(seed) if all.iter().any(store_is_new) => Some(plan_seed(seed, &all[0]).await?),
+        Some(_) => {
+            tracing::info!("every HSM's store already exists: the seed is not applied again");
+            None
+        }
+        None => None,
+    };
+    let mut hsms = Vec::new();
+    for (index, settings) in (1..).zip(all) {
+        let started = start(&settings, admin_password.clone(), plan.clone())
+            .await
+            .with_context(|| format!("starting HSM {index}"))?;
         hsms.push((settings, started));
     }
     let addresses: Vec<String> = hsms.iter().map(|(_, s)| s.address.to_string()).collect();
@@ -474,6 +534,23 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     println!("  CA      {}", material.ca_path().display());
     println!("  state   {}", dir.join("hsm-K-data").display());
+    if let Some(path) = &args.settings.seed {
+        match &plan {
+            Some(plan) => println!(
+                "  seed    {}: {} user(s) and {} key(s) in each new store",
+                path.display(),
+                plan.user_count(),
+                plan.key_count()
+            ),
+            None => println!(
+                "  seed    {}: not applied, the stores already exist (remove DIR to start over)",
+                path.display()
+            ),
+        }
+    }
+    if let Some(seed) = args.settings.deterministic {
+        println!("  {} (--deterministic {seed})", determinism::WARNING);
+    }
     let all_active = hsms.iter().all(|(_, s)| s.prepared.is_activated());
     println!("  cluster {}", if all_active { "active" } else { "uninitialized: run `hsm-cli cluster activate`" });
     println!("Connect with:");
@@ -503,6 +580,52 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     // The addresses in it are gone with the HSMs.
     let _ = std::fs::remove_file(&env_path);
     Ok(())
+}
+
+/// Whether the HSM these settings describe starts with a new store (the
+/// seed applies only then).
+fn store_is_new(settings: &Settings) -> bool {
+    settings.ephemeral.unwrap_or(false) || settings.data_dir.as_ref().is_none_or(|d| !d.join(STORE_FILE).exists())
+}
+
+/// Hashes the seed's passwords and generates its keys, once, off the async
+/// workers (RSA generation is slow).
+async fn plan_seed(seed: Seed, settings: &Settings) -> anyhow::Result<Arc<SeedPlan>> {
+    let kdf = settings.kdf()?;
+    let deterministic = settings.deterministic;
+    let plan = tokio::task::spawn_blocking(move || seed.plan(&kdf, deterministic)).await??;
+    Ok(Arc::new(plan))
+}
+
+/// `run --seed FILE`: the plan for a new store, after checking that the seed
+/// fits the HSM's settings.
+async fn run_seed(settings: &Settings) -> anyhow::Result<Option<Arc<SeedPlan>>> {
+    let Some(path) = &settings.seed else { return Ok(None) };
+    let seed = Seed::from_file(path)?;
+    if !store_is_new(settings) {
+        tracing::info!(seed = %path.display(), "the store already exists: the seed is not applied again");
+        return Ok(None);
+    }
+    if let (Some(wanted), Some(held)) = (seed.cluster_id(), &settings.cluster_id)
+        && wanted.as_str() != held
+    {
+        bail!("the seed file names cluster {wanted} ([cluster] id), this HSM belongs to {held}");
+    }
+    let hsm_type = HsmType::parse(settings.hsm_type.as_deref().unwrap_or("hsm2m.medium"))?;
+    if let Some(wanted) = seed.hsm_type()
+        && wanted != hsm_type
+    {
+        bail!("the seed file's hsm_type is {wanted}, this HSM's is {hsm_type}");
+    }
+    if seed.generates_keys() && settings.index() > 1 && settings.deterministic.is_none() {
+        bail!(
+            "the seed generates keys, and HSM {} would generate other material than HSM 1 under the same key \
+             references: start every HSM of the cluster with the same --deterministic SEED, or give the keys' \
+             material in the seed (pem, pem_file or hex)",
+            settings.index()
+        );
+    }
+    plan_seed(seed, settings).await.map(Some)
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

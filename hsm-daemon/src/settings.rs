@@ -31,6 +31,8 @@
 //! kdf_memory_kib = 19456                    # HSM_KDF_MEMORY_KIB
 //! kdf_iterations = 2                        # HSM_KDF_ITERATIONS
 //! kdf_parallelism = 1                       # HSM_KDF_PARALLELISM
+//! seed = "/etc/hsm/seed.toml"               # --seed, HSM_SEED (users and keys of a new store)
+//! deterministic = 7                         # --deterministic, HSM_DETERMINISTIC (TESTS ONLY)
 //! client_ca = "/etc/hsm/clients-ca.pem"     # --client-ca, HSM_CLIENT_CA (mTLS)
 //! require_client_cert = false               # HSM_REQUIRE_CLIENT_CERT
 //! insecure_plaintext_no_tls = false         # HSM_INSECURE_PLAINTEXT_NO_TLS
@@ -140,6 +142,15 @@ pub struct Settings {
     /// Argon2id lanes (default 1).
     #[arg(long, env = "HSM_KDF_PARALLELISM")]
     pub kdf_parallelism: Option<u32>,
+    /// A seed file (TOML): the users and keys a new store starts with; not
+    /// applied to a store that already exists. See
+    /// hsm-daemon/examples/seed.toml.
+    #[arg(long, env = "HSM_SEED")]
+    pub seed: Option<PathBuf>,
+    /// TESTS ONLY: take every random choice (ids, serial numbers, generated
+    /// keys, session tokens) from this seed, so that runs repeat.
+    #[arg(long, env = "HSM_DETERMINISTIC")]
+    pub deterministic: Option<u64>,
     /// A PEM CA: clients presenting a certificate from it are accepted (mTLS).
     #[arg(long, env = "HSM_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
@@ -204,6 +215,8 @@ impl Settings {
             kdf_memory_kib,
             kdf_iterations,
             kdf_parallelism,
+            seed,
+            deterministic,
             client_ca,
             require_client_cert,
             insecure_plaintext_no_tls,
@@ -216,6 +229,21 @@ impl Settings {
         let path =
             self.cluster_key_file.as_ref().ok_or_else(|| err("cluster_key_file is not set (--cluster-key-file)"))?;
         read_master_key_file(path).map_err(|e| err(e.to_string()))
+    }
+
+    /// The Argon2id cost of password hashes.
+    pub fn kdf(&self) -> Result<KdfParams, SettingsError> {
+        KdfParams::new(
+            self.kdf_memory_kib.unwrap_or(19_456),
+            self.kdf_iterations.unwrap_or(2),
+            self.kdf_parallelism.unwrap_or(1),
+        )
+        .map_err(|e| err(e.to_string()))
+    }
+
+    /// This HSM's index in its cluster (default 1).
+    pub fn index(&self) -> u32 {
+        self.hsm_index.unwrap_or(1)
     }
 
     /// The listen address (default 127.0.0.1:0).
@@ -239,12 +267,7 @@ impl Settings {
             .map_err(|e| err(e.to_string()))?;
         let hsm_type =
             HsmType::parse(self.hsm_type.as_deref().unwrap_or("hsm2m.medium")).map_err(|e| err(e.to_string()))?;
-        let kdf = KdfParams::new(
-            self.kdf_memory_kib.unwrap_or(19_456),
-            self.kdf_iterations.unwrap_or(2),
-            self.kdf_parallelism.unwrap_or(1),
-        )
-        .map_err(|e| err(e.to_string()))?;
+        let kdf = self.kdf()?;
         let idle = self.session_idle_timeout_secs.unwrap_or(1800);
         if idle == 0 {
             return Err(err("session_idle_timeout_secs must be at least 1"));
@@ -310,6 +333,9 @@ impl Settings {
             clock: Arc::new(SystemClock),
             storage: Storage { backing, master_key },
             membership,
+            // The caller plans the seed: it is made once for a whole cluster.
+            seed: None,
+            deterministic: self.deterministic,
             faults: self.faults.unwrap_or(false),
         })
     }

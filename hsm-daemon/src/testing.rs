@@ -201,6 +201,8 @@ impl TestHsm {
                 ca_pem: Some(ca.cert_pem.clone()),
                 sync_interval: options.sync_interval,
             },
+            seed: None,
+            deterministic: None,
             faults: options.faults,
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -52,7 +52,20 @@ impl DevProcess {
     /// Starts `hsm-daemon dev --dir <temp> <args>` with a cheap KDF, waits for
     /// its banner and reads `client.env`.
     pub fn start(args: &[&str]) -> DevProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), args)
+    }
+
+    /// Stops the daemon and starts `hsm-daemon dev` again on the same
+    /// directory, with `args`.
+    pub fn restart(mut self, args: &[&str]) -> DevProcess {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The directory moves to the new process; this one drops an empty one.
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        Self::start_in(dir, args)
+    }
+
+    fn start_in(dir: tempfile::TempDir, args: &[&str]) -> DevProcess {
         let mut child = Command::new(bin_dir().join("hsm-daemon"))
             .arg("dev")
             .arg("--dir")
@@ -60,6 +73,8 @@ impl DevProcess {
             .args(["--kdf-memory-kib", "8", "--kdf-iterations", "1"])
             .args(args)
             .env_remove("HSM_ADMIN_PASSWORD")
+            .env_remove("HSM_SEED")
+            .env_remove("HSM_DETERMINISTIC")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -131,6 +146,55 @@ impl Drop for DevProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A P-256 private key made with ring: its PKCS#8 DER, that DER as PEM, its
+/// 32-byte private scalar and its public point (uncompressed SEC1), for
+/// tests that import a key and check what the HSM does with it.
+#[derive(Debug)]
+pub struct P256Key {
+    pub pkcs8: Vec<u8>,
+    pub pem: String,
+    pub scalar: Vec<u8>,
+    pub public: Vec<u8>,
+}
+
+impl P256Key {
+    pub fn generate() -> P256Key {
+        use ring::signature::{self, KeyPair as _};
+        let rng = ring::rand::SystemRandom::new();
+        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("P-256 key").as_ref().to_vec();
+        let pair = signature::EcdsaKeyPair::from_pkcs8(alg, &pkcs8, &rng).expect("ring reads its own PKCS#8");
+        let public = pair.public_key().as_ref().to_vec();
+        // ECPrivateKey inside the PKCS#8: version INTEGER 1, then the scalar
+        // as an OCTET STRING of 32 bytes.
+        let marker = [0x02, 0x01, 0x01, 0x04, 0x20];
+        let at = pkcs8.windows(marker.len()).position(|w| w == marker).expect("ECPrivateKey") + marker.len();
+        let scalar = pkcs8[at..at + 32].to_vec();
+        let pem = pem("PRIVATE KEY", &pkcs8);
+        P256Key { pkcs8, pem, scalar, public }
+    }
+
+    /// Whether `signature` (raw `r||s`) is this key's ECDSA-SHA256 signature
+    /// of `data`, checked by ring.
+    pub fn verifies(&self, data: &[u8], signature: &[u8]) -> bool {
+        let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &self.public);
+        key.verify(data, signature).is_ok()
+    }
+}
+
+/// DER as PEM with `label`.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// What one `hsm-cli` run printed.

@@ -24,10 +24,13 @@ use hsm_client::{
     ClientError, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, Role, Session, User,
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
-use integration_tests::process::{ClusterDir as Cluster, HANG_GUARD, Stop};
+use integration_tests::{
+    P256Key,
+    process::{ClusterDir as Cluster, HANG_GUARD, Stop},
+};
 use ring::{
     rand::{SecureRandom as _, SystemRandom},
-    signature::{self, KeyPair as _},
+    signature,
 };
 use tokio::sync::Notify;
 
@@ -49,57 +52,6 @@ fn opts(pairs: &[(&str, &str)]) -> KeyOptions {
         attributes: pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
         ..KeyOptions::default()
     }
-}
-
-/// A P-256 private key made here: its PKCS#8 DER, that DER as PEM, its
-/// 32-byte private scalar and its public point (uncompressed SEC1).
-struct P256Key {
-    pkcs8: Vec<u8>,
-    pem: String,
-    scalar: Vec<u8>,
-    public: Vec<u8>,
-}
-
-fn p256_key() -> P256Key {
-    let rng = SystemRandom::new();
-    let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-    let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap().as_ref().to_vec();
-    let public = signature::EcdsaKeyPair::from_pkcs8(alg, &pkcs8, &rng).unwrap().public_key().as_ref().to_vec();
-    // ECPrivateKey inside the PKCS#8: version INTEGER 1, then the scalar as
-    // an OCTET STRING of 32 bytes.
-    let marker = [0x02, 0x01, 0x01, 0x04, 0x20];
-    let at = pkcs8.windows(marker.len()).position(|w| w == marker).unwrap() + marker.len();
-    let scalar = pkcs8[at..at + 32].to_vec();
-    let pem = pem("PRIVATE KEY", &pkcs8);
-    P256Key { pkcs8, pem, scalar, public }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let body = base64(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -169,7 +121,7 @@ async fn populate(client: &HsmClient) -> Before {
     wrong_logins(client, "dave", LOCKOUT - 1).await;
 
     let alice = client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
-    let p256 = p256_key();
+    let p256 = P256Key::generate();
     let import_options = opts(&[("label", "imported-p256"), ("sign", "true"), ("id", "0x0102")]);
     let imported = alice.import_pem(&p256.pem, &import_options).await.unwrap();
     let aes = alice
@@ -552,7 +504,7 @@ async fn no_key_material_or_password_is_stored_in_the_clear() {
     admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
     let alice = client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
 
-    let p256 = p256_key();
+    let p256 = P256Key::generate();
     let aes: [u8; 32] = random_bytes();
     // A label is stored in the clear: it shows the scan reads the store.
     const MARKER: &str = "clear-label-marker-7f3a";

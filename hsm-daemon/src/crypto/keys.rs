@@ -17,7 +17,7 @@ use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use zeroize::Zeroizing;
 
 use super::ec::{self, EcPrivate, EcPublic};
-use super::{CryptoError, Curve, KeyClass, KeyKind, KeyMaterial, SecretBytes, rng};
+use super::{CryptoError, Curve, Generated, KeyClass, KeyKind, KeyMaterial, KeySpec, SecretBytes, rng};
 
 /// id-Ed25519 (RFC 8410).
 const ED25519_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
@@ -185,9 +185,7 @@ impl KeyMaterial {
     // ---- generation ----
     /// AES key of 128, 192 or 256 bits.
     pub fn generate_aes(bits: u32, rng: &mut impl CryptoRng) -> Result<Self, CryptoError> {
-        if !matches!(bits, 128 | 192 | 256) {
-            return Err(CryptoError::invalid("bits", format!("AES keys are 128, 192 or 256 bits, not {bits}")));
-        }
+        check_aes_bits(bits)?;
         Ok(Key::Aes(random_bytes(bits as usize / 8, rng)).into())
     }
 
@@ -205,18 +203,7 @@ impl KeyMaterial {
         public_exponent: u64,
         rng: &mut impl CryptoRng,
     ) -> Result<(Self, Self), CryptoError> {
-        if !RSA_BITS.contains(&modulus_bits) || !modulus_bits.is_multiple_of(RSA_BITS_STEP) {
-            return Err(CryptoError::invalid(
-                "modulus_bits",
-                format!("{} to {} in steps of {RSA_BITS_STEP}, not {modulus_bits}", RSA_BITS.start(), RSA_BITS.end()),
-            ));
-        }
-        if public_exponent.is_multiple_of(2) || !(RSA_MIN_EXPONENT..=RSA_MAX_EXPONENT).contains(&public_exponent) {
-            return Err(CryptoError::invalid(
-                "public_exponent",
-                format!("odd, at least {RSA_MIN_EXPONENT} and at most 2^33 - 1, not {public_exponent}"),
-            ));
-        }
+        check_rsa_parameters(modulus_bits, public_exponent)?;
         let key = rsa::PrivateKey::new_with_exp(
             &mut rng::current(rng),
             modulus_bits as usize,
@@ -614,6 +601,57 @@ fn kind_name(kind: KeyKind) -> &'static str {
         KeyKind::Ec(curve) => ec::curve_name(curve),
         KeyKind::Ed25519 => "Ed25519",
     }
+}
+
+impl KeySpec {
+    /// Checks the parameters against the rules generation applies, without
+    /// generating (RSA generation is slow; a seed file is checked whole
+    /// before anything is made).
+    pub fn check(self) -> Result<(), CryptoError> {
+        match self {
+            KeySpec::Aes { bits } => check_aes_bits(bits),
+            KeySpec::GenericSecret { len } => check_generic_secret_len("len", len),
+            KeySpec::Rsa { modulus_bits, public_exponent } => check_rsa_parameters(modulus_bits, public_exponent),
+            KeySpec::Ec(_) | KeySpec::Ed25519 => Ok(()),
+        }
+    }
+
+    /// Generates the key. Expensive for RSA: callers run it off async workers.
+    pub fn generate(self, rng: &mut impl CryptoRng) -> Result<Generated, CryptoError> {
+        let pair = |(private, public)| Generated::Pair { private, public };
+        Ok(match self {
+            KeySpec::Aes { bits } => Generated::Secret(KeyMaterial::generate_aes(bits, rng)?),
+            KeySpec::GenericSecret { len } => Generated::Secret(KeyMaterial::generate_generic_secret(len, rng)?),
+            KeySpec::Rsa { modulus_bits, public_exponent } => {
+                pair(KeyMaterial::generate_rsa(modulus_bits, public_exponent, rng)?)
+            }
+            KeySpec::Ec(curve) => pair(KeyMaterial::generate_ec(curve, rng)?),
+            KeySpec::Ed25519 => pair(KeyMaterial::generate_ed25519(rng)?),
+        })
+    }
+}
+
+fn check_aes_bits(bits: u32) -> Result<(), CryptoError> {
+    if !matches!(bits, 128 | 192 | 256) {
+        return Err(CryptoError::invalid("bits", format!("AES keys are 128, 192 or 256 bits, not {bits}")));
+    }
+    Ok(())
+}
+
+fn check_rsa_parameters(modulus_bits: u32, public_exponent: u64) -> Result<(), CryptoError> {
+    if !RSA_BITS.contains(&modulus_bits) || !modulus_bits.is_multiple_of(RSA_BITS_STEP) {
+        return Err(CryptoError::invalid(
+            "modulus_bits",
+            format!("{} to {} in steps of {RSA_BITS_STEP}, not {modulus_bits}", RSA_BITS.start(), RSA_BITS.end()),
+        ));
+    }
+    if public_exponent.is_multiple_of(2) || !(RSA_MIN_EXPONENT..=RSA_MAX_EXPONENT).contains(&public_exponent) {
+        return Err(CryptoError::invalid(
+            "public_exponent",
+            format!("odd, at least {RSA_MIN_EXPONENT} and at most 2^33 - 1, not {public_exponent}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_generic_secret_len(field: &'static str, len: usize) -> Result<(), CryptoError> {

@@ -85,6 +85,35 @@ impl HashAlg {
     }
 }
 
+/// A key the HSM can generate, with its parameters: what `key
+/// generate-symmetric` and `key generate-asymmetric-pair` ask for, and what a
+/// seed file's generated keys say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    /// 128, 192 or 256 bits.
+    Aes {
+        bits: u32,
+    },
+    /// 1 to 800 bytes.
+    GenericSecret {
+        len: usize,
+    },
+    /// 2048 to 4096 bits in steps of 256; exponent odd, at least 65537.
+    Rsa {
+        modulus_bits: u32,
+        public_exponent: u64,
+    },
+    Ec(Curve),
+    Ed25519,
+}
+
+/// What [`KeySpec::generate`] made: one secret key, or a pair.
+#[derive(Debug)]
+pub enum Generated {
+    Secret(KeyMaterial),
+    Pair { private: KeyMaterial, public: KeyMaterial },
+}
+
 /// Which half of a key pair, or a secret key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyClass {

@@ -383,6 +383,13 @@ impl Template {
         Ok(Template(out))
     }
 
+    /// Checks every value (`sign = "yes"` is refused here, not only when a
+    /// key is made), for input that is checked whole before anything is
+    /// made (seed files).
+    pub fn check(&self) -> Result<(), ModelError> {
+        self.apply(&mut Attributes::defaults(KeyClass::Secret, true, false))
+    }
+
     fn apply(&self, attrs: &mut Attributes) -> Result<(), ModelError> {
         for (name, value) in &self.0 {
             set_field(attrs, *name, value)?;

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::{HsmState, blocking, caller, convert};
 use crate::{
-    crypto::{self, KeyKind, KeyMaterial},
+    crypto::{self, Generated, KeyKind, KeyMaterial, KeySpec},
     model::{AttrName, KeyQuery, KeyRef, KeyView, ModelError, NewKey, Template, Usage, Username},
 };
 
@@ -56,12 +56,14 @@ impl KeyService for KeyApi {
         let template = Template::parse(&convert::pairs(&req.attributes))?;
         let share = usernames("share_with", &req.share_with)?;
         let len = req.key_length_bytes;
-        let mut rng = self.state.fork_rng();
-        let material = match kind {
-            KeyKind::Aes => KeyMaterial::generate_aes(len.saturating_mul(8), &mut rng),
-            _ => KeyMaterial::generate_generic_secret(len as usize, &mut rng),
-        }
-        .map_err(ModelError::from)?;
+        let spec = match kind {
+            KeyKind::Aes => KeySpec::Aes { bits: len.saturating_mul(8) },
+            _ => KeySpec::GenericSecret { len: len as usize },
+        };
+        let Generated::Secret(material) = spec.generate(&mut self.state.fork_key_rng()).map_err(ModelError::from)?
+        else {
+            return Err(Status::internal("a symmetric key generated as a pair"));
+        };
         let new = vec![NewKey { material: Arc::new(material), template, local: true }];
         let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share))?)?;
         tracing::info!(key = %view.reference, owner = %view.owner, "symmetric key generated");
@@ -81,18 +83,22 @@ impl KeyService for KeyApi {
             field: "parameters",
             rule: "must be set: rsa, ec or ed25519".into(),
         })?;
-        let mut rng = self.state.fork_rng();
-        let (private, public) = match parameters {
+        let spec = match parameters {
             Parameters::Rsa(rsa) => {
-                // RSA key generation takes tens to hundreds of milliseconds.
-                blocking(move || Ok(KeyMaterial::generate_rsa(rsa.modulus_size_bits, rsa.public_exponent, &mut rng)?))
-                    .await?
+                KeySpec::Rsa { modulus_bits: rsa.modulus_size_bits, public_exponent: rsa.public_exponent }
             }
-            Parameters::Ec(ec) => {
-                let curve = crate::model::keys::parse_curve("curve", &ec.curve)?;
-                KeyMaterial::generate_ec(curve, &mut rng).map_err(ModelError::from)?
-            }
-            Parameters::Ed25519(_) => KeyMaterial::generate_ed25519(&mut rng).map_err(ModelError::from)?,
+            Parameters::Ec(ec) => KeySpec::Ec(crate::model::keys::parse_curve("curve", &ec.curve)?),
+            Parameters::Ed25519(_) => KeySpec::Ed25519,
+        };
+        let mut rng = self.state.fork_key_rng();
+        let generated = if matches!(spec, KeySpec::Rsa { .. }) {
+            // RSA key generation takes tens to hundreds of milliseconds.
+            blocking(move || Ok(spec.generate(&mut rng)?)).await?
+        } else {
+            spec.generate(&mut rng).map_err(ModelError::from)?
+        };
+        let Generated::Pair { private, public } = generated else {
+            return Err(Status::internal("a key pair generated as one key"));
         };
         let new = vec![
             NewKey { material: Arc::new(public), template: public_template, local: true },

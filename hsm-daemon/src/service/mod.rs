@@ -48,6 +48,7 @@ use tonic::{
 use crate::{
     clock::Clock,
     config::{DaemonConfig, Transport},
+    determinism::{self, Stream},
     model::{
         AdminSetup, Caller, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password, PasswordHash,
     },
@@ -237,6 +238,9 @@ pub(crate) struct HsmState {
     hsm: Mutex<Hsm>,
     /// The CSPRNG behind session tokens and salts.
     rng: Mutex<StdRng>,
+    /// The CSPRNG behind generated keys: its own stream, so that in
+    /// deterministic mode logins and other draws do not change the keys.
+    key_rng: Mutex<StdRng>,
     kdf: KdfParams,
     clock: Arc<dyn Clock>,
     /// Every change is written here before it is acknowledged.
@@ -253,16 +257,28 @@ pub(crate) struct HsmState {
 impl HsmState {
     /// The HSM's state from its store, and whether the store was new.
     async fn build(config: &DaemonConfig) -> Result<(Self, bool), ServeError> {
-        let mut rng = StdRng::from_os_rng();
+        let index = config.membership.hsm_index;
+        if let Some(seed) = config.deterministic {
+            tracing::warn!(seed, hsm_index = index, "{}", determinism::WARNING);
+        }
+        let mut rng = determinism::rng(config.deterministic, Stream::Hsm, index);
         let kdf = config.kdf;
         let admin_password = config.admin_password.clone();
+        let seeded_admin = config.seed.as_ref().and_then(|plan| plan.admin_hash().cloned());
+        if seeded_admin.is_some() && admin_password.is_some() {
+            return Err(ServeError::Setup(ModelError::InvalidArgument {
+                field: "admin_password",
+                rule: "the seed sets the admin password; leave admin_password unset".into(),
+            }));
+        }
         let appliance_password = config.appliance_password.clone();
         let decoy = Password::random(&mut rng, 24);
         let mut hash_rng = StdRng::from_rng(&mut rng);
         let (admin, appliance, decoy) = blocking(move || {
-            let admin = match admin_password {
-                None => AdminSetup::Unactivated(Password::default_preco().hash(&kdf, &mut hash_rng)?),
-                Some(p) => AdminSetup::Activated(p.hash(&kdf, &mut hash_rng)?),
+            let admin = match (seeded_admin, admin_password) {
+                (Some(hash), _) => AdminSetup::Activated(hash),
+                (None, None) => AdminSetup::Unactivated(Password::default_preco().hash(&kdf, &mut hash_rng)?),
+                (None, Some(p)) => AdminSetup::Activated(p.hash(&kdf, &mut hash_rng)?),
             };
             Ok((admin, appliance_password.hash(&kdf, &mut hash_rng)?, decoy.hash(&kdf, &mut hash_rng)?))
         })
@@ -288,6 +304,11 @@ impl HsmState {
                     decoy,
                 };
                 let mut hsm = Hsm::new(setup);
+                if let Some(plan) = &config.seed {
+                    plan.apply(&mut hsm)?;
+                    let (users, keys) = (plan.user_count(), plan.key_count());
+                    tracing::info!(hsm = %config.hsm.id, users, keys, "seeded the new store");
+                }
                 store.initialize(&config.cluster, &config.hsm, &hsm.take_changes())?;
                 (hsm, store)
             }
@@ -298,6 +319,9 @@ impl HsmState {
                 if config.admin_password.is_some() {
                     tracing::info!("the store already exists: its admin password stands, --admin-password is not used");
                 }
+                if config.seed.is_some() {
+                    tracing::info!("the store already exists: the seed is not applied again");
+                }
                 // Quotas follow the HSM type the store was made for.
                 let quotas = Limits::for_type(cluster.hsm_type);
                 let limits = Limits { max_users: quotas.max_users, keys: quotas.keys, ..config.limits };
@@ -306,9 +330,14 @@ impl HsmState {
                 (Hsm::restore(setup, stored), store)
             }
         };
+        // Seeded from the state too, so that in deterministic mode a restarted
+        // HSM does not make again the keys it made before.
+        let key_rng =
+            determinism::rng_with(config.deterministic, Stream::KeyMaterial, index, &hsm.sync_status().digest);
         let state = HsmState {
             hsm: Mutex::new(hsm),
             rng: Mutex::new(rng),
+            key_rng: Mutex::new(key_rng),
             kdf,
             clock: Arc::clone(&config.clock),
             store,
@@ -357,6 +386,11 @@ impl HsmState {
     /// blocking task.
     fn fork_rng(&self) -> StdRng {
         StdRng::from_rng(&mut *self.rng.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// As [`Self::fork_rng`], for generating key material.
+    fn fork_key_rng(&self) -> StdRng {
+        StdRng::from_rng(&mut *self.key_rng.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn now(&self) -> Instant {

@@ -1,0 +1,684 @@
+//! Seed files: the users and keys a new cluster starts with, declared in
+//! TOML. `hsm-daemon dev --seed FILE` and `run --seed FILE` read one; tests
+//! in-process put a [`SeedPlan`] in [`crate::DaemonConfig::seed`].
+//! `examples/seed.toml` at the repository root is a complete, commented
+//! example (a test parses and applies it, so it stays true).
+//!
+//! A seed goes through two steps, so that everything that can be wrong is
+//! found before anything is made:
+//! 1. [`Seed::parse`] / [`Seed::from_file`] turn the text into model types
+//!    with the rules the API applies ([`Username::parse`],
+//!    [`Password::parse`], [`Template`], [`KeyMaterial::from_pem`],
+//!    [`KeySpec::check`]) and check what ties entries together: owners and
+//!    shared users are crypto users of the seed, usernames and labels are
+//!    unique. A refusal names the line, the column and the reason.
+//! 2. [`Seed::plan`] makes it concrete once for the whole cluster: it hashes
+//!    the passwords and generates the keys, with references from HSM 1's
+//!    range as if HSM 1 had made them. [`SeedPlan::apply`] then gives every
+//!    new HSM of the cluster the same users and token keys, inserted as
+//!    copies the way cloning inserts them, so every HSM starts with the same
+//!    sync digest.
+//!
+//! A seed applies only to a store being created; an existing store keeps
+//! its state. Only token keys can be seeded (session keys live and die with
+//! a session).
+//!
+//! # Layout
+//! - this file: [`Seed`], [`SeedPlan`], [`SeedError`] and the checks.
+//! - `raw`: the TOML shapes serde reads.
+//! - `tests`: good and bad seeds.
+
+mod raw;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    ops::Range,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use toml::Spanned;
+
+use self::raw::{RawCluster, RawKey, RawKeyType, RawRole, RawSeed, RawUser};
+use crate::{
+    crypto::{CryptoError, Generated, KeyClass, KeyKind, KeyMaterial, KeySpec},
+    determinism::{self, Stream},
+    model::{
+        ADMIN_USERNAME, APPLIANCE_USERNAME, Caller, ClusterId, Hsm, HsmType, KdfParams, KeyRange, KeyRef, Limits,
+        Masked, ModelError, NewKey, Password, PasswordHash, PersistedKey, PersistedUser, Replica, Role, Template,
+        Username,
+        keys::{Actor, Keys, MAX_SHARED_USERS, parse_curve},
+    },
+};
+
+/// The most HSMs a cluster holds (CloudHSM's limit).
+const MAX_HSMS: i64 = 28;
+
+/// A seed file, parsed and checked: every value is a model type.
+#[derive(Debug)]
+pub struct Seed {
+    cluster_id: Option<ClusterId>,
+    hsms: Option<u8>,
+    hsm_type: Option<HsmType>,
+    admin_password: Option<(Password, Location)>,
+    users: Vec<SeedUser>,
+    keys: Vec<SeedKey>,
+    /// The file it came from, for errors found while planning.
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct SeedUser {
+    username: Username,
+    role: Role,
+    password: Password,
+    at: Location,
+}
+
+#[derive(Debug)]
+struct SeedKey {
+    owner: Username,
+    material: SeedMaterial,
+    /// The secret or private key's attributes (a public PEM's: the public
+    /// key's), label included.
+    template: Template,
+    /// A generated pair's public key, label included.
+    public_template: Option<Template>,
+    share_with: Vec<Username>,
+    at: Location,
+}
+
+#[derive(Debug)]
+enum SeedMaterial {
+    /// From PEM or hex: the same on every run.
+    Fixed(Arc<KeyMaterial>),
+    /// Generated when the seed is planned.
+    Generate(KeySpec),
+}
+
+/// A line and column (1-based) of the seed's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Location {
+    line: usize,
+    column: usize,
+}
+
+/// Why a seed file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("seed file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// What is wrong and where.
+    #[error("{}line {line}, column {column}: {reason}", origin(file.as_deref()))]
+    Invalid { file: Option<PathBuf>, line: usize, column: usize, reason: String },
+}
+
+impl SeedError {
+    /// The line the error is on, if it is about the text.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            SeedError::Read { .. } => None,
+            SeedError::Invalid { line, .. } => Some(*line),
+        }
+    }
+}
+
+fn origin(file: Option<&Path>) -> String {
+    match file {
+        Some(path) => format!("seed file {}, ", path.display()),
+        None => "seed, ".to_owned(),
+    }
+}
+
+impl Seed {
+    /// Parses and checks a seed's text. A `pem_file` is read relative to the
+    /// current directory.
+    pub fn parse(text: &str) -> Result<Seed, SeedError> {
+        Checker { text, file: None, base: PathBuf::new() }.seed()
+    }
+
+    /// Reads, parses and checks a seed file. A `pem_file` is read relative to
+    /// the seed file's directory.
+    pub fn from_file(path: &Path) -> Result<Seed, SeedError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SeedError::Read { path: path.to_owned(), source })?;
+        let base = path.parent().map(Path::to_owned).unwrap_or_default();
+        Checker { text: &text, file: Some(path), base }.seed()
+    }
+
+    /// `[cluster] id`: the id of a cluster created for this seed.
+    pub fn cluster_id(&self) -> Option<&ClusterId> {
+        self.cluster_id.as_ref()
+    }
+
+    /// `[cluster] hsms`: how many HSMs `dev` starts for a new cluster.
+    pub fn hsms(&self) -> Option<u8> {
+        self.hsms
+    }
+
+    /// `[cluster] hsm_type`.
+    pub fn hsm_type(&self) -> Option<HsmType> {
+        self.hsm_type
+    }
+
+    /// Whether the seed sets the admin password (and so starts the cluster
+    /// activated).
+    pub fn sets_admin_password(&self) -> bool {
+        self.admin_password.is_some()
+    }
+
+    /// Whether planning generates key material: HSMs started separately
+    /// (`run`) then agree on it only in deterministic mode.
+    pub fn generates_keys(&self) -> bool {
+        self.keys.iter().any(|k| matches!(k.material, SeedMaterial::Generate(_)))
+    }
+
+    /// Makes the seed concrete once for a whole cluster: hashes the
+    /// passwords under `kdf` and generates the keys (from the operating
+    /// system's generator, or from `deterministic`'s seed). Slow for RSA
+    /// keys: run it off async workers.
+    pub fn plan(&self, kdf: &KdfParams, deterministic: Option<u64>) -> Result<SeedPlan, SeedError> {
+        let mut rng = determinism::rng(deterministic, Stream::Seed, 0);
+        let admin = match &self.admin_password {
+            Some((password, at)) => Some(password.hash(kdf, &mut rng).map_err(|e| self.error(*at, e))?),
+            None => None,
+        };
+        let mut users = Vec::with_capacity(self.users.len());
+        for user in &self.users {
+            users.push(PersistedUser {
+                username: user.username.clone(),
+                role: user.role,
+                hash: user.password.hash(kdf, &mut rng).map_err(|e| self.error(user.at, e))?,
+                failed_logins: 0,
+                locked: false,
+            });
+        }
+        let quotas = Limits::for_type(self.hsm_type.unwrap_or(HsmType::Hsm2mMedium)).keys;
+        let first = Location { line: 1, column: 1 };
+        let mut keys = Keys::new(quotas, KeyRange::for_index(1).map_err(|e| self.error(first, e))?);
+        for key in &self.keys {
+            let new = match &key.material {
+                SeedMaterial::Fixed(material) => {
+                    vec![NewKey { material: Arc::clone(material), template: key.template.clone(), local: false }]
+                }
+                SeedMaterial::Generate(spec) => match spec.generate(&mut rng).map_err(|e| self.error(key.at, e))? {
+                    Generated::Secret(material) => {
+                        vec![NewKey { material: Arc::new(material), template: key.template.clone(), local: true }]
+                    }
+                    // Public first, as the HSM stores a generated pair.
+                    Generated::Pair { private, public } => vec![
+                        NewKey {
+                            material: Arc::new(public),
+                            template: key.public_template.clone().unwrap_or_default(),
+                            local: true,
+                        },
+                        NewKey { material: Arc::new(private), template: key.template.clone(), local: true },
+                    ],
+                },
+            };
+            let views = keys.insert(&key.owner, None, new).map_err(|e| self.error(key.at, e))?;
+            let actor = Actor { user: &key.owner, admin: false };
+            for view in views.iter().filter(|v| v.facts.class != KeyClass::Public) {
+                for user in &key.share_with {
+                    keys.share(actor, view.reference, user.clone(), true).map_err(|e| self.error(key.at, e))?;
+                }
+            }
+        }
+        let (changed, _) = keys.take_dirty();
+        let keys = changed.into_iter().filter_map(|(_, key)| key).collect();
+        Ok(SeedPlan { admin, users, keys })
+    }
+
+    fn error(&self, at: Location, reason: impl fmt::Display) -> SeedError {
+        SeedError::Invalid { file: self.file.clone(), line: at.line, column: at.column, reason: reason.to_string() }
+    }
+}
+
+/// A seed made concrete for one cluster: password hashes and key material,
+/// made once, for every HSM of the cluster to start with.
+#[derive(Debug)]
+pub struct SeedPlan {
+    admin: Option<PasswordHash>,
+    users: Vec<PersistedUser>,
+    keys: Vec<PersistedKey>,
+}
+
+impl SeedPlan {
+    /// The admin's password hash, when the seed sets it: a new store then
+    /// starts activated with it.
+    pub fn admin_hash(&self) -> Option<&PasswordHash> {
+        self.admin.as_ref()
+    }
+
+    /// How many users the seed adds (besides `admin` and `app_user`).
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// How many token keys the seed adds (a pair counts two).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Each seeded key's label and reference, by reference.
+    pub fn key_references(&self) -> Vec<(String, KeyRef)> {
+        self.keys.iter().map(|k| (k.attrs.label.clone(), k.reference)).collect()
+    }
+
+    /// Gives a new HSM the seed's users and keys, as copies made by the
+    /// cluster (the appliance user's rights), so that the model's rules for
+    /// copies apply: roles, quotas, owners and shared users known here.
+    pub fn apply(&self, hsm: &mut Hsm) -> Result<(), ModelError> {
+        let cluster = Caller::this_hsm();
+        for user in &self.users {
+            if !hsm.insert_masked(&cluster, Masked::User(user.clone()))? {
+                return Err(ModelError::UserExists { username: user.username.clone() });
+            }
+        }
+        for key in &self.keys {
+            hsm.insert_masked(&cluster, Masked::Key(Replica::Key(key.clone())))?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns the raw shapes into a [`Seed`], naming the place of each refusal.
+struct Checker<'a> {
+    text: &'a str,
+    file: Option<&'a Path>,
+    /// What a relative `pem_file` is read from.
+    base: PathBuf,
+}
+
+impl Checker<'_> {
+    fn seed(&self) -> Result<Seed, SeedError> {
+        let raw: RawSeed = toml::from_str(self.text).map_err(|e| self.err(e.span().unwrap_or(0..0), e.message()))?;
+        let mut seed = Seed {
+            cluster_id: None,
+            hsms: None,
+            hsm_type: None,
+            admin_password: None,
+            users: Vec::new(),
+            keys: Vec::new(),
+            file: self.file.map(Path::to_owned),
+        };
+        if let Some(cluster) = &raw.cluster {
+            self.cluster(&mut seed, cluster.get_ref())?;
+        }
+        let max_users = seed.hsm_type.unwrap_or(HsmType::Hsm2mMedium).max_users();
+        let mut lines = HashMap::new();
+        for user in &raw.users {
+            let checked = self.user(user)?;
+            if let Some(line) = lines.insert(checked.username.clone(), checked.at.line) {
+                return Err(self.err(
+                    user.get_ref().username.span(),
+                    format!("user '{}' is already declared on line {line}", checked.username),
+                ));
+            }
+            // admin and app_user count too.
+            if seed.users.len() + 3 > max_users {
+                return Err(self.err(user.span(), format!("more users than an HSM holds ({max_users})")));
+            }
+            seed.users.push(checked);
+        }
+        if seed.admin_password.is_none()
+            && let Some(span) = raw.users.first().map(Spanned::span).or_else(|| raw.keys.first().map(Spanned::span))
+        {
+            return Err(self.err(
+                span,
+                "users and keys need an activated cluster: set admin_password in [cluster] (the cluster starts \
+                 activated with it)",
+            ));
+        }
+        let mut labels = HashMap::new();
+        for key in &raw.keys {
+            let checked = self.key(&seed.users, key)?;
+            let entry = key.get_ref();
+            for label in std::iter::once(&entry.label).chain(&entry.public_label) {
+                let line = self.at(label.span()).line;
+                if let Some(first) = labels.insert(label.get_ref().clone(), line) {
+                    return Err(self.err(
+                        label.span(),
+                        format!("label '{}' is already used on line {first}; labels name seeded keys", label.get_ref()),
+                    ));
+                }
+            }
+            seed.keys.push(checked);
+        }
+        Ok(seed)
+    }
+
+    fn cluster(&self, seed: &mut Seed, raw: &RawCluster) -> Result<(), SeedError> {
+        if let Some(id) = &raw.id {
+            seed.cluster_id = Some(ClusterId::parse(id.get_ref()).map_err(|e| self.err(id.span(), e))?);
+        }
+        if let Some(hsms) = &raw.hsms {
+            let count = u8::try_from(*hsms.get_ref())
+                .ok()
+                .filter(|n| (1..=MAX_HSMS).contains(&i64::from(*n)))
+                .ok_or_else(|| self.err(hsms.span(), format!("hsms must be 1 to {MAX_HSMS}")))?;
+            seed.hsms = Some(count);
+        }
+        if let Some(hsm_type) = &raw.hsm_type {
+            seed.hsm_type = Some(HsmType::parse(hsm_type.get_ref()).map_err(|e| self.err(hsm_type.span(), e))?);
+        }
+        if let Some(password) = &raw.admin_password {
+            let parsed =
+                Password::parse("admin_password", password.get_ref()).map_err(|e| self.err(password.span(), e))?;
+            seed.admin_password = Some((parsed, self.at(password.span())));
+        }
+        Ok(())
+    }
+
+    fn user(&self, user: &Spanned<RawUser>) -> Result<SeedUser, SeedError> {
+        let raw = user.get_ref();
+        let username =
+            Username::parse("username", raw.username.get_ref()).map_err(|e| self.err(raw.username.span(), e))?;
+        if [ADMIN_USERNAME, APPLIANCE_USERNAME].contains(&username.as_str()) {
+            return Err(self.err(
+                raw.username.span(),
+                format!(
+                    "'{username}' comes with every cluster and cannot be declared; set the admin's password with \
+                     admin_password in [cluster]"
+                ),
+            ));
+        }
+        let role = match raw.role.get_ref() {
+            RawRole::Admin => Role::Admin,
+            RawRole::CryptoUser => Role::CryptoUser,
+        };
+        let password =
+            Password::parse("password", raw.password.get_ref()).map_err(|e| self.err(raw.password.span(), e))?;
+        Ok(SeedUser { username, role, password, at: self.at(user.span()) })
+    }
+
+    fn key(&self, users: &[SeedUser], key: &Spanned<RawKey>) -> Result<SeedKey, SeedError> {
+        let raw = key.get_ref();
+        let owner = Username::parse("owner", raw.owner.get_ref()).map_err(|e| self.err(raw.owner.span(), e))?;
+        let crypto_user = |name: &Username| users.iter().any(|u| &u.username == name && u.role == Role::CryptoUser);
+        if !crypto_user(&owner) {
+            return Err(self.err(
+                raw.owner.span(),
+                format!(
+                    "owner '{owner}' is not a crypto user of this seed; keys are owned by users declared with role = \
+                     \"crypto-user\""
+                ),
+            ));
+        }
+        let kind = *raw.kind.get_ref();
+        let material = self.material(raw, kind)?;
+        let pair = matches!(material, SeedMaterial::Generate(KeySpec::Rsa { .. } | KeySpec::Ec(_) | KeySpec::Ed25519));
+        match (&raw.public_label, pair) {
+            (None, true) => {
+                return Err(self.err(
+                    key.span(),
+                    format!("a generated {} key is a pair: name its public key with public_label", kind.name()),
+                ));
+            }
+            (Some(label), false) => {
+                return Err(self.err(label.span(), "public_label names the public key of a generated pair only"));
+            }
+            _ => {}
+        }
+        if !pair && let Some((_, value)) = raw.public_attributes.iter().next() {
+            return Err(self.err(value.span(), "public_attributes apply to the public key of a generated pair only"));
+        }
+        let template = self.template(&raw.label, &raw.attributes)?;
+        let public_template = match &raw.public_label {
+            Some(label) => Some(self.template(label, &raw.public_attributes)?),
+            None => None,
+        };
+        let public_only = matches!(&material, SeedMaterial::Fixed(m) if m.class() == KeyClass::Public);
+        let mut share_with: Vec<Username> = Vec::new();
+        for user in &raw.share_with {
+            let name = Username::parse("share_with", user.get_ref()).map_err(|e| self.err(user.span(), e))?;
+            let refusal = if public_only {
+                Some("a public key is not shared: every crypto user can already use it".to_owned())
+            } else if name == owner {
+                Some(format!("'{name}' owns the key"))
+            } else if !crypto_user(&name) {
+                Some(format!("'{name}' is not a crypto user of this seed; keys are shared only with crypto users"))
+            } else if share_with.contains(&name) {
+                Some(format!("'{name}' is named twice"))
+            } else if share_with.len() >= MAX_SHARED_USERS {
+                Some(format!("a key is shared with at most {MAX_SHARED_USERS} users"))
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                return Err(self.err(user.span(), format!("share_with: {reason}")));
+            }
+            share_with.push(name);
+        }
+        Ok(SeedKey { owner, material, template, public_template, share_with, at: self.at(key.span()) })
+    }
+
+    /// The key's material: fixed (PEM or hex) or to generate, checked
+    /// against its type and parameters.
+    fn material(&self, raw: &RawKey, kind: RawKeyType) -> Result<SeedMaterial, SeedError> {
+        let mut fixed: Vec<(&str, &Spanned<String>)> =
+            [("pem", &raw.pem), ("pem_file", &raw.pem_file), ("hex", &raw.hex)]
+                .into_iter()
+                .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
+                .collect();
+        // In the order of the text, so that the second one is refused.
+        fixed.sort_by_key(|(_, value)| value.span().start);
+        if let [_, (second, value), ..] = fixed.as_slice() {
+            return Err(self.err(
+                value.span(),
+                format!("{second}: give the material once, as pem, pem_file or hex (or none to generate the key)"),
+            ));
+        }
+        let parameters = [
+            ("key_length_bytes", raw.key_length_bytes.as_ref().map(Spanned::span)),
+            ("modulus_size_bits", raw.modulus_size_bits.as_ref().map(Spanned::span)),
+            ("public_exponent", raw.public_exponent.as_ref().map(Spanned::span)),
+            ("curve", raw.curve.as_ref().map(Spanned::span)),
+        ];
+        // What each way of making the key takes.
+        let takes: &[&str] = match (fixed.first(), kind) {
+            (Some(_), RawKeyType::Ec) => &["curve"],
+            (Some(_), _) => &[],
+            (None, RawKeyType::Aes | RawKeyType::GenericSecret) => &["key_length_bytes"],
+            (None, RawKeyType::Rsa) => &["modulus_size_bits", "public_exponent"],
+            (None, RawKeyType::Ec) => &["curve"],
+            (None, RawKeyType::Ed25519) => &[],
+        };
+        for (name, span) in parameters {
+            if let Some(span) = span
+                && !takes.contains(&name)
+            {
+                let how = if fixed.is_empty() { "generated {} keys" } else { "{} keys given as pem or hex" };
+                let what = how.replace("{}", kind.name());
+                return Err(self.err(span, format!("{name} does not apply to {what}")));
+            }
+        }
+        let curve = match &raw.curve {
+            Some(curve) => Some(parse_curve("curve", curve.get_ref()).map_err(|e| {
+                let hint = if curve.get_ref() == "ed25519" { " (an Ed25519 key is type = \"ed25519\")" } else { "" };
+                self.err(curve.span(), format!("{e}{hint}"))
+            })?),
+            None => None,
+        };
+        match fixed.first() {
+            Some((source, value)) => self.fixed(source, value, kind, curve).map(SeedMaterial::Fixed),
+            None => {
+                let required = |field: &Option<Spanned<u32>>, name: &str| {
+                    field.as_ref().map(|v| *v.get_ref()).ok_or_else(|| {
+                        self.err(raw.label.span(), format!("a generated {} key needs {name}", kind.name()))
+                    })
+                };
+                let spec = match kind {
+                    RawKeyType::Aes => {
+                        KeySpec::Aes { bits: required(&raw.key_length_bytes, "key_length_bytes")?.saturating_mul(8) }
+                    }
+                    RawKeyType::GenericSecret => {
+                        KeySpec::GenericSecret { len: required(&raw.key_length_bytes, "key_length_bytes")? as usize }
+                    }
+                    RawKeyType::Rsa => KeySpec::Rsa {
+                        modulus_bits: required(&raw.modulus_size_bits, "modulus_size_bits")?,
+                        public_exponent: raw.public_exponent.as_ref().map_or(65_537, |e| *e.get_ref()),
+                    },
+                    RawKeyType::Ec => {
+                        KeySpec::Ec(curve.ok_or_else(|| self.err(raw.label.span(), "a generated ec key needs curve"))?)
+                    }
+                    RawKeyType::Ed25519 => KeySpec::Ed25519,
+                };
+                spec.check().map_err(|e| {
+                    // Point at the parameter the rule is about.
+                    let span = match &e {
+                        CryptoError::InvalidArgument { field: "public_exponent", .. } => {
+                            raw.public_exponent.as_ref().map(Spanned::span)
+                        }
+                        CryptoError::InvalidArgument { field: "modulus_bits", .. } => {
+                            raw.modulus_size_bits.as_ref().map(Spanned::span)
+                        }
+                        _ => raw.key_length_bytes.as_ref().map(Spanned::span),
+                    };
+                    self.err(span.unwrap_or_else(|| raw.kind.span()), e)
+                })?;
+                Ok(SeedMaterial::Generate(spec))
+            }
+        }
+    }
+
+    /// Material given in the seed: PEM (inline or in a file) for asymmetric
+    /// keys, hex for symmetric ones.
+    fn fixed(
+        &self,
+        source: &str,
+        value: &Spanned<String>,
+        kind: RawKeyType,
+        curve: Option<crate::crypto::Curve>,
+    ) -> Result<Arc<KeyMaterial>, SeedError> {
+        let at = self.at(value.span());
+        let material = match source {
+            "hex" => {
+                let key_kind = match kind {
+                    RawKeyType::Aes => KeyKind::Aes,
+                    RawKeyType::GenericSecret => KeyKind::GenericSecret,
+                    other => {
+                        return Err(self.err_at(
+                            at,
+                            format!(
+                                "hex gives the bytes of an aes or generic-secret key; give an {} key as pem",
+                                other.name()
+                            ),
+                        ));
+                    }
+                };
+                let digits: zeroize::Zeroizing<String> =
+                    zeroize::Zeroizing::new(value.get_ref().chars().filter(|c| !c.is_whitespace()).collect());
+                let digits = digits.strip_prefix("0x").unwrap_or(&digits);
+                // The message never quotes the digits: they are the key.
+                let bytes = zeroize::Zeroizing::new(
+                    hex::decode(digits)
+                        .map_err(|_| self.err_at(at, "hex must be an even number of hex digits (0-9, a-f)"))?,
+                );
+                KeyMaterial::from_raw_secret(key_kind, &bytes).map_err(|e| self.err_at(at, e))?
+            }
+            _ => {
+                if kind.symmetric() {
+                    return Err(self.err_at(
+                        at,
+                        format!("{source} gives an rsa, ec or ed25519 key; {} keys are given as hex", kind.name()),
+                    ));
+                }
+                let pem = if source == "pem_file" {
+                    let path = self.base.join(value.get_ref());
+                    zeroize::Zeroizing::new(
+                        std::fs::read_to_string(&path)
+                            .map_err(|e| self.err_at(at, format!("pem_file {}: {e}", path.display())))?,
+                    )
+                } else {
+                    zeroize::Zeroizing::new(value.get_ref().clone())
+                };
+                let material = KeyMaterial::from_pem(&pem).map_err(|e| self.err_at(at, format!("{source}: {e}")))?;
+                let found = material.kind();
+                let matches = match (kind, found) {
+                    (RawKeyType::Rsa, KeyKind::Rsa) | (RawKeyType::Ed25519, KeyKind::Ed25519) => true,
+                    (RawKeyType::Ec, KeyKind::Ec(c)) => curve.is_none_or(|want| want == c),
+                    _ => false,
+                };
+                if !matches {
+                    let what = match found {
+                        KeyKind::Ec(c) => format!("an ec {} key", crate::model::keys::curve_name(c)),
+                        other => format!("a {} key", crate::model::keys::kind_name(other)),
+                    };
+                    let want = match curve {
+                        Some(c) => format!("ec {}", crate::model::keys::curve_name(c)),
+                        None => kind.name().to_owned(),
+                    };
+                    return Err(self.err_at(at, format!("{source} holds {what}, not {want}")));
+                }
+                material
+            }
+        };
+        Ok(Arc::new(material))
+    }
+
+    /// A key's attributes, label included; each value is checked on its own
+    /// line.
+    fn template(
+        &self,
+        label: &Spanned<String>,
+        attributes: &BTreeMap<String, Spanned<toml::Value>>,
+    ) -> Result<Template, SeedError> {
+        if label.get_ref().is_empty() {
+            return Err(self.err(label.span(), "a seeded key's label must not be empty"));
+        }
+        let mut pairs = vec![("label".to_owned(), label.get_ref().clone())];
+        Template::parse(&pairs).map_err(|e| self.err(label.span(), e))?;
+        for (name, value) in attributes {
+            if name == "label" {
+                return Err(self.err(
+                    value.span(),
+                    "set the label with label = \"...\" (public_label for a pair's public key), not in attributes",
+                ));
+            }
+            let text = match value.get_ref() {
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                other => {
+                    return Err(self.err(
+                        value.span(),
+                        format!("attribute {name}: give true, false or a string, not a {}", other.type_str()),
+                    ));
+                }
+            };
+            let pair = [(name.clone(), text)];
+            Template::parse(&pair).and_then(|t| t.check()).map_err(|e| self.err(value.span(), e))?;
+            let [pair] = pair;
+            pairs.push(pair);
+        }
+        Template::parse(&pairs).map_err(|e| self.err(label.span(), e))
+    }
+
+    fn at(&self, span: Range<usize>) -> Location {
+        let before = self.text.get(..span.start).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Location { line, column }
+    }
+
+    fn err(&self, span: Range<usize>, reason: impl fmt::Display) -> SeedError {
+        self.err_at(self.at(span), reason)
+    }
+
+    fn err_at(&self, at: Location, reason: impl fmt::Display) -> SeedError {
+        SeedError::Invalid {
+            file: self.file.map(Path::to_owned),
+            line: at.line,
+            column: at.column,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
