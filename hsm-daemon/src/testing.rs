@@ -38,17 +38,19 @@
 use std::{sync::Arc, time::Duration};
 
 use hsm_client::{ClientConfig, Cluster, HsmClient, Role, Session};
-use rand::{SeedableRng, rngs::StdRng};
+use rand::rngs::StdRng;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use crate::{
     DaemonConfig, Membership, TlsSettings, Transport,
     clock::ManualClock,
     config::Storage,
+    determinism::{self, Stream},
     model::{
         ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, KeyQuotas, Limits, Password,
     },
     pki::{self, CertifiedKey},
+    seed::{Seed, SeedPlan},
     store::{Backing, MasterKey},
 };
 
@@ -82,6 +84,13 @@ pub struct Options {
     /// Serve fault injection, snapshots and resets (`--faults`; see
     /// `hsm_client::faults`).
     pub faults: bool,
+    /// A seed file ([`crate::seed::Seed`]): the users and keys every HSM
+    /// starts with, made once for the cluster. If it sets the admin
+    /// password, `admin_password` must be that password.
+    pub seed: Option<Arc<Seed>>,
+    /// Reproducible HSM ids, serial numbers, key material and session tokens
+    /// (`--deterministic`).
+    pub deterministic: Option<u64>,
 }
 
 impl Default for Options {
@@ -98,6 +107,8 @@ impl Default for Options {
             require_client_cert: false,
             sync_interval: Duration::from_millis(100),
             faults: false,
+            seed: None,
+            deterministic: None,
         }
     }
 }
@@ -128,8 +139,8 @@ pub struct TestHsm {
 impl TestHsm {
     /// Starts an HSM and connects a client to it.
     pub async fn start(options: Options) -> TestHsm {
-        let mut rng = StdRng::from_os_rng();
-        let cluster = Shared::new(&mut rng);
+        let mut rng = determinism::rng(options.deterministic, Stream::Cluster, 0);
+        let cluster = Shared::new(&mut rng, &options);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let member = Member {
             index: 1,
@@ -156,7 +167,7 @@ impl TestHsm {
         peers: Vec<String>,
         options: &Options,
     ) -> TestHsm {
-        let mut rng = StdRng::from_os_rng();
+        let mut rng = determinism::rng(options.deterministic, Stream::Identity, member.index);
         let address = listener.local_addr().expect("address").to_string();
         let mut hsm = HsmIdentity::generate(&mut rng, address.clone(), ClusterMode::Fips);
         hsm.id = member.hsm_id.clone();
@@ -179,8 +190,8 @@ impl TestHsm {
                 keys: options.key_quotas,
             },
             kdf: options.kdf,
-            admin_password: options
-                .activated
+            // A seed that sets the admin password replaces this one.
+            admin_password: (options.activated && !options.seed.as_ref().is_some_and(|s| s.sets_admin_password()))
                 .then(|| Password::parse("admin_password", &options.admin_password).expect("admin password")),
             appliance_password: Password::parse("appliance", APPLIANCE_PASSWORD).expect("password"),
             transport: Transport::Tls(TlsSettings {
@@ -201,8 +212,8 @@ impl TestHsm {
                 ca_pem: Some(ca.cert_pem.clone()),
                 sync_interval: options.sync_interval,
             },
-            seed: None,
-            deterministic: None,
+            seed: cluster.seed.clone(),
+            deterministic: options.deterministic,
             faults: options.faults,
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -279,14 +290,23 @@ struct Shared {
     ca: CertifiedKey,
     /// Hex, so that each HSM start gets its own copy of the key.
     masking_key: String,
+    /// Made once; every HSM starts from it.
+    seed: Option<Arc<SeedPlan>>,
 }
 
 impl Shared {
-    fn new(rng: &mut StdRng) -> Self {
-        let id = ClusterId::generate(rng);
+    fn new(rng: &mut StdRng, options: &Options) -> Self {
+        let id = match options.seed.as_ref().and_then(|s| s.cluster_id()) {
+            Some(id) => id.clone(),
+            None => ClusterId::generate(rng),
+        };
         let ca = pki::generate_ca(id.as_str()).expect("CA");
         let masking_key = MasterKey::generate().expect("masking key").to_hex().to_string();
-        Shared { id, ca, masking_key }
+        let seed = options
+            .seed
+            .as_ref()
+            .map(|seed| Arc::new(seed.plan(&options.kdf, options.deterministic).expect("seed plan")));
+        Shared { id, ca, masking_key, seed }
     }
 }
 
@@ -317,8 +337,8 @@ impl TestCluster {
     /// Starts `n` HSMs (activated with [`ADMIN_PASSWORD`] unless
     /// `options.activated` is false).
     pub async fn start(n: usize, options: Options) -> TestCluster {
-        let mut rng = StdRng::from_os_rng();
-        let shared = Shared::new(&mut rng);
+        let mut rng = determinism::rng(options.deterministic, Stream::Cluster, 0);
+        let shared = Shared::new(&mut rng, &options);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut listeners = Vec::new();
         let mut members = Vec::new();
