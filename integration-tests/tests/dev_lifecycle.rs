@@ -18,7 +18,7 @@ fn ready_when_client_env_appears_and_gone_after_sigterm() {
         if run == 1 {
             std::fs::write(&env, "HSM_ENDPOINTS=127.0.0.1:1\nHSM_CA_CERT=/nonexistent\n").unwrap();
         }
-        let mut child = Command::new(bin_dir().join("hsm-daemon"))
+        let child = Command::new(bin_dir().join("hsm-daemon"))
             .args(["dev", "--dir"])
             .arg(dir.path())
             .env("HSM_KDF_MEMORY_KIB", "8")
@@ -27,6 +27,7 @@ fn ready_when_client_env_appears_and_gone_after_sigterm() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut child = KillOnDrop(Some(child));
         let mut waited = Duration::ZERO;
         let text = loop {
             match std::fs::read_to_string(&env) {
@@ -39,10 +40,23 @@ fn ready_when_client_env_appears_and_gone_after_sigterm() {
         };
         let endpoint = text.lines().find_map(|l| l.strip_prefix("HSM_ENDPOINTS=")).unwrap();
         std::net::TcpStream::connect(endpoint).expect("the HSM listens once client.env is there");
+        let mut child = child.0.take().unwrap();
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         let status = child.wait().unwrap();
         assert!(status.success(), "run {run}: dev exited with {status} on SIGTERM");
         assert!(!env.exists(), "run {run}: client.env outlived the HSMs");
+    }
+}
+
+/// Kills the daemon if the test fails before stopping it.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
