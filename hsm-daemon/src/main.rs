@@ -455,7 +455,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     {
         return Err(e).with_context(|| format!("removing the old {}", env_file.display()));
     }
-    let material = if dir.join("hsm-1.toml").exists() {
+    let (material, count) = if dir.join("hsm-1.toml").exists() {
         let material = ClusterMaterial::load_or_create(&dir, None, &mut StdRng::from_os_rng())
             .context("reading the cluster material")?;
         if let Some(wanted) = seed.as_ref().and_then(Seed::cluster_id)
@@ -478,20 +478,19 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
                 dir.display()
             );
         }
-        material
+        (material, held)
     } else {
         let hsms = args.hsms.or(seed.as_ref().and_then(Seed::hsms)).unwrap_or(1);
-        prepare_cluster(&InitArgs {
+        let (material, _) = prepare_cluster(&InitArgs {
             dir: dir.clone(),
             hsms,
             add: None,
             cluster_id: seed.as_ref().and_then(Seed::cluster_id).map(ToString::to_string),
             hsm_type: seed.as_ref().and_then(Seed::hsm_type).unwrap_or(HsmType::Hsm2mMedium).to_string(),
             deterministic: args.settings.deterministic,
-        })?
-        .0
+        })?;
+        (material, usize::from(hsms))
     };
-    let count = material.hsms()?.len();
 
     // Open every store and bind every port first: peers are known only once
     // all are bound. A fresh free port each start unless --listen says

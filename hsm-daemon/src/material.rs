@@ -199,12 +199,12 @@ impl ClusterMaterial {
     /// Sets the `peers` line of HSM `index`'s config file (adding one if the
     /// file has none), leaving the rest of the file as it is.
     pub fn set_peers(&self, index: usize, peers: &[String]) -> Result<(), MaterialError> {
-        self.set_line(index, "peers", &toml_list(peers))
+        self.set_line(index, "peers", &toml::Value::from(peers.to_vec()).to_string())
     }
 
     /// Sets the `clone_from` line of HSM `index`'s config file.
     pub fn set_clone_from(&self, index: usize, peer: &str) -> Result<(), MaterialError> {
-        self.set_line(index, "clone_from", &toml_list(&[peer.to_owned()]).replace(['[', ']'], ""))
+        self.set_line(index, "clone_from", &toml::Value::from(peer).to_string())
     }
 
     fn set_line(&self, index: usize, key: &str, value: &str) -> Result<(), MaterialError> {
@@ -251,12 +251,6 @@ fn write_secret_key(dir: &Path, name: &str) -> Result<(), MaterialError> {
     let key = crate::store::MasterKey::generate()
         .map_err(|reason| MaterialError::Invalid { path: dir.to_owned(), reason })?;
     write_file(&dir.join(name), format!("{}\n", key.to_hex().as_str()).as_bytes(), true)
-}
-
-/// A TOML list of strings (addresses need no escaping beyond quotes).
-fn toml_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|i| format!("{:?}", i)).collect();
-    format!("[{}]", quoted.join(", "))
 }
 
 /// Writes a file whole, owner-only when `secret`.

@@ -149,13 +149,7 @@ impl TestHsm {
             master_key: MasterKey::generate().expect("key").to_hex(),
         };
         let hsm = TestHsm::serve(&cluster, &member, listener, Vec::new(), &options).await;
-        if !options.users.is_empty() {
-            let admin = hsm.admin().await;
-            for (name, role, password) in &options.users {
-                admin.create_user(name, *role, password).await.expect("create user");
-            }
-            admin.logout().await.expect("logout");
-        }
+        create_users(&hsm.config, &options).await;
         hsm
     }
 
@@ -359,22 +353,8 @@ impl TestCluster {
             let hsm = cluster.serve(i, listener).await;
             cluster.hsms.push(Some(hsm));
         }
-        cluster.create_users().await;
+        create_users(&cluster.config(), &cluster.options).await;
         cluster
-    }
-
-    /// Creates `options.users` on every HSM, through the cluster client.
-    async fn create_users(&self) {
-        if self.options.users.is_empty() {
-            return;
-        }
-        assert!(self.options.activated, "Options::users needs an activated cluster");
-        let admin = self.client().await.login("admin", Role::Admin, &self.options.admin_password).await.expect("admin");
-        for (name, role, password) in &self.options.users {
-            let created = admin.create_user(name, *role, password).await.expect("create user");
-            assert_eq!(created.completion(), hsm_client::Completion::Full, "user {name} on every HSM");
-        }
-        admin.logout().await.expect("logout");
     }
 
     /// A cluster-aware client of every HSM, as an application has it.
@@ -438,4 +418,20 @@ impl TestCluster {
         }
         out
     }
+}
+
+/// Creates `options.users` on every HSM `config` lists, as the admin,
+/// through the cluster client.
+async fn create_users(config: &ClientConfig, options: &Options) {
+    if options.users.is_empty() {
+        return;
+    }
+    assert!(options.activated, "Options::users needs an activated cluster");
+    let cluster = Cluster::connect(config).await.expect("cluster client");
+    let admin = cluster.login("admin", Role::Admin, &options.admin_password).await.expect("admin");
+    for (name, role, password) in &options.users {
+        let created = admin.create_user(name, *role, password).await.expect("create user");
+        assert_eq!(created.completion(), hsm_client::Completion::Full, "user {name} on every HSM");
+    }
+    admin.logout().await.expect("logout");
 }

@@ -105,6 +105,14 @@ struct Before {
 const MESSAGE: &[u8] = b"signed after the restart";
 const SECRET: &[u8] = b"encrypted before the restart";
 
+/// Activates the HSM, has the admin create alice, and logs her in.
+async fn activated_with_alice(client: &HsmClient) -> Session {
+    client.activate(ADMIN_PASSWORD).await.unwrap();
+    let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap()
+}
+
 /// Activates, creates users (one locked, one with failed logins short of
 /// the lockout), imports, generates, shares, labels, deletes; records what
 /// the HSM shows.
@@ -237,10 +245,7 @@ async fn references_of_session_keys_are_not_handed_out_again_after_a_restart() {
     let cluster = Cluster::init(1);
     let daemon = cluster.start();
     let client = daemon.client().await;
-    client.activate(ADMIN_PASSWORD).await.unwrap();
-    let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
-    let alice = client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    let alice = activated_with_alice(&client).await;
     let token = alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &KeyOptions::default()).await.unwrap();
     let session_options = KeyOptions { session: true, ..KeyOptions::default() };
     let session = alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &session_options).await.unwrap();
@@ -499,10 +504,7 @@ async fn no_key_material_or_password_is_stored_in_the_clear() {
     let cluster = Cluster::init(1);
     let daemon = cluster.start();
     let client = daemon.client().await;
-    client.activate(ADMIN_PASSWORD).await.unwrap();
-    let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
-    let alice = client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    let alice = activated_with_alice(&client).await;
 
     let p256 = P256Key::generate();
     let aes: [u8; 32] = random_bytes();
@@ -513,7 +515,7 @@ async fn no_key_material_or_password_is_stored_in_the_clear() {
     // The same key again, changed, so that older copies of its row exist.
     let again = alice.import_secret(SymmetricKeyType::Aes, &aes, &KeyOptions::default()).await.unwrap();
     alice.set_key_attribute(&again.reference, "label", "relabelled").await.unwrap();
-    drop((alice, admin, client));
+    drop((alice, client));
     daemon.terminate();
 
     let master_hex = fs::read_to_string(cluster.dir().join("hsm-1.master-key")).unwrap().trim().to_owned();

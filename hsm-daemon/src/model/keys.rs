@@ -1097,11 +1097,8 @@ impl Keys {
             .keys
             .iter()
             .filter(|(_, k)| k.session.is_none())
-            .map(|(r, k)| KeyDigest { reference: *r, stamp: Stamp { version: k.version, digest: Some(k.digest) } });
-        let dead = self
-            .tombstones
-            .iter()
-            .map(|(r, t)| KeyDigest { reference: *r, stamp: Stamp { version: t.version, digest: None } });
+            .map(|(r, k)| KeyDigest { reference: *r, stamp: k.stamp() });
+        let dead = self.tombstones.iter().map(|(r, t)| KeyDigest { reference: *r, stamp: t.stamp() });
         let mut all: Vec<KeyDigest> = live.chain(dead).collect();
         all.sort_by_key(|d| d.reference);
         all
@@ -1147,9 +1144,14 @@ impl Keys {
     /// caller's (`Hsm::insert_masked`).
     pub fn insert_replica(&mut self, replica: Replica) -> Result<bool, ModelError> {
         let reference = replica.reference();
-        let incoming = replica.stamp();
+        // Parsed once: the key's digest (its stamp) needs its facts, and the
+        // key is stored as parsed here.
+        let incoming = match replica {
+            Replica::Key(k) => Incoming::Key(Box::new(Key::from_persisted(k))),
+            Replica::Tombstone(t) => Incoming::Tombstone(Tombstone { version: t.version, owner: t.owner }),
+        };
         if let Some(local) = self.stamp(reference)
-            && !incoming.supersedes(local)
+            && !incoming.stamp().supersedes(local)
         {
             return Ok(false);
         }
@@ -1158,20 +1160,19 @@ impl Keys {
         {
             return Err(internal_clash(reference));
         }
-        match replica {
-            Replica::Key(k) => {
+        match incoming {
+            Incoming::Key(key) => {
                 if !self.keys.contains_key(&reference) {
-                    let asymmetric = k.material.class() != KeyClass::Secret;
-                    self.check_quota(1, usize::from(asymmetric))?;
+                    self.check_quota(1, usize::from(key.facts.asymmetric()))?;
                 }
-                self.keys.insert(reference, Key::from_persisted(k));
+                self.keys.insert(reference, *key);
                 if self.tombstones.remove(&reference).is_some() {
                     self.dirty_tombstones.insert(reference);
                 }
             }
-            Replica::Tombstone(t) => {
+            Incoming::Tombstone(tombstone) => {
                 self.keys.remove(&reference);
-                self.tombstones.insert(reference, Tombstone { version: t.version, owner: t.owner });
+                self.tombstones.insert(reference, tombstone);
                 self.dirty_tombstones.insert(reference);
             }
         }
@@ -1187,8 +1188,8 @@ impl Keys {
     /// The stamp of a token key or tombstone this HSM holds.
     fn stamp(&self, reference: KeyRef) -> Option<Stamp> {
         match (self.keys.get(&reference), self.tombstones.get(&reference)) {
-            (Some(k), _) => Some(Stamp { version: k.version, digest: Some(k.digest) }),
-            (None, Some(t)) => Some(Stamp { version: t.version, digest: None }),
+            (Some(k), _) => Some(k.stamp()),
+            (None, Some(t)) => Some(t.stamp()),
             (None, None) => None,
         }
     }
@@ -1260,11 +1261,19 @@ impl Replica {
             Replica::Tombstone(t) => t.version,
         }
     }
+}
 
+/// A replica as this HSM would store it.
+enum Incoming {
+    Key(Box<Key>),
+    Tombstone(Tombstone),
+}
+
+impl Incoming {
     fn stamp(&self) -> Stamp {
         match self {
-            Replica::Key(k) => Stamp { version: k.version, digest: Some(Key::from_persisted(k.clone()).digest) },
-            Replica::Tombstone(t) => Stamp { version: t.version, digest: None },
+            Incoming::Key(k) => k.stamp(),
+            Incoming::Tombstone(t) => t.stamp(),
         }
     }
 }
@@ -1284,6 +1293,10 @@ impl Key {
         };
         key.digest = key.compute_digest(k.reference);
         key
+    }
+
+    fn stamp(&self) -> Stamp {
+        Stamp { version: self.version, digest: Some(self.digest) }
     }
 
     /// Records a change: a new version and digest.
@@ -1329,6 +1342,10 @@ impl Key {
 }
 
 impl Tombstone {
+    fn stamp(&self) -> Stamp {
+        Stamp { version: self.version, digest: None }
+    }
+
     fn persisted(&self, reference: KeyRef) -> PersistedTombstone {
         PersistedTombstone { reference, version: self.version, owner: self.owner.clone() }
     }

@@ -44,6 +44,7 @@ use tonic::{
     Request, Status,
     transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig, server::TcpIncoming},
 };
+use tower::util::option_layer;
 
 use crate::{
     clock::Clock,
@@ -188,10 +189,12 @@ impl Prepared {
             let access = sync::PeerAccess::new(&config);
             tokio::spawn(sync::run(Arc::clone(&state), access, membership.peers.clone(), membership.sync_interval))
         });
+        // Fault injection adds its layers only when it is on, so that calls
+        // pay nothing for it otherwise.
         let result = builder
-            .layer(faults::Injector::before_gate(Arc::clone(&state)))
+            .layer(option_layer(faults::Injector::before_gate(Arc::clone(&state))))
             .layer(gate::Gate::new(Arc::clone(&state)))
-            .layer(faults::Injector::after_gate(Arc::clone(&state)))
+            .layer(option_layer(faults::Injector::after_gate(Arc::clone(&state))))
             .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
             .add_service(SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))))
             .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))))

@@ -84,7 +84,7 @@ pub(crate) async fn run(state: Arc<HsmState>, access: PeerAccess, peers: Vec<Str
 /// Copies users and keys from `peer` before the HSM serves.
 pub(crate) async fn clone_from(state: &HsmState, access: &PeerAccess, peer: &str) -> Result<CloneReport, String> {
     let session = access.login(peer).await.map_err(|e| format!("logging in to {peer} as {APPLIANCE_USERNAME}: {e}"))?;
-    let listing = request(&session, pb::ListUsersRequest {}).map_err(|e| e.to_string())?;
+    let listing = session.request(pb::ListUsersRequest {}).map_err(|e| e.to_string())?;
     let mut users_api = UserServiceClient::new(session.client().channel());
     let users = within(users_api.list_users(listing))
         .await
@@ -242,7 +242,7 @@ impl From<ClientError> for Failure {
 
 async fn sync_status(session: &Session, include_keys: bool) -> Result<pb::GetSyncStatusResponse, Failure> {
     let mut api = ClusterServiceClient::new(session.client().channel());
-    let call = api.get_sync_status(request(session, pb::GetSyncStatusRequest { include_keys })?);
+    let call = api.get_sync_status(session.request(pb::GetSyncStatusRequest { include_keys })?);
     Ok(within(call).await?.into_inner())
 }
 
@@ -250,7 +250,7 @@ async fn sync_status(session: &Session, include_keys: bool) -> Result<pb::GetSyn
 async fn extract_user(session: &Session, username: &str) -> Result<Vec<u8>, Failure> {
     let mut api = MaskedObjectServiceClient::new(session.client().channel());
     let object = extract_masked_object_request::Object::Username(username.to_owned());
-    let call = api.extract_masked_object(request(session, pb::ExtractMaskedObjectRequest { object: Some(object) })?);
+    let call = api.extract_masked_object(session.request(pb::ExtractMaskedObjectRequest { object: Some(object) })?);
     Ok(within(call).await?.into_inner().masked_object)
 }
 
@@ -264,10 +264,6 @@ fn insert(state: &HsmState, bytes: &[u8]) -> Result<bool, String> {
         if state.is_isolated() { Ok(false) } else { hsm.insert_masked(&Caller::this_hsm(), object) }
     };
     state.mutate(take).map_err(|s| s.message().to_owned())
-}
-
-fn request<T>(session: &Session, message: T) -> Result<tonic::Request<T>, ClientError> {
-    session.request(message)
 }
 
 /// Bounds a call to a peer, so that a peer that accepts and never answers

@@ -1,7 +1,8 @@
 //! The tower layer that applies faults, in two places around the permission
-//! gate (see the module docs of `faults`). Without fault injection both are
-//! pass-throughs, and the fault service's paths reach the gate, which
-//! answers `Unimplemented` as for any path it does not know.
+//! gate (see the module docs of `faults`). It exists only when fault
+//! injection is on; without it the server has no such layer, and the fault
+//! service's paths reach the gate, which answers `Unimplemented` as for any
+//! path it does not know.
 
 use std::{
     convert::Infallible,
@@ -34,16 +35,24 @@ enum Stage {
 #[derive(Debug, Clone)]
 pub(crate) struct Injector {
     state: Arc<HsmState>,
+    faults: Arc<Faults>,
     stage: Stage,
 }
 
 impl Injector {
-    pub(crate) fn before_gate(state: Arc<HsmState>) -> Self {
-        Injector { state, stage: Stage::BeforeGate }
+    /// `None` when fault injection is off.
+    pub(crate) fn before_gate(state: Arc<HsmState>) -> Option<Self> {
+        Self::at(state, Stage::BeforeGate)
     }
 
-    pub(crate) fn after_gate(state: Arc<HsmState>) -> Self {
-        Injector { state, stage: Stage::AfterGate }
+    /// `None` when fault injection is off.
+    pub(crate) fn after_gate(state: Arc<HsmState>) -> Option<Self> {
+        Self::at(state, Stage::AfterGate)
+    }
+
+    fn at(state: Arc<HsmState>, stage: Stage) -> Option<Self> {
+        let faults = state.faults.clone()?;
+        Some(Injector { state, faults, stage })
     }
 }
 
@@ -51,10 +60,9 @@ impl<S> Layer<S> for Injector {
     type Service = Injected<S>;
 
     fn layer(&self, inner: S) -> Injected<S> {
-        let faults = self.state.faults.clone();
-        let control = (self.stage == Stage::BeforeGate && faults.is_some())
-            .then(|| FaultServiceServer::new(FaultApi::new(Arc::clone(&self.state))));
-        Injected { inner, faults, stage: self.stage, control }
+        let control =
+            (self.stage == Stage::BeforeGate).then(|| FaultServiceServer::new(FaultApi::new(Arc::clone(&self.state))));
+        Injected { inner, faults: Arc::clone(&self.faults), stage: self.stage, control }
     }
 }
 
@@ -62,8 +70,7 @@ impl<S> Layer<S> for Injector {
 #[derive(Debug, Clone)]
 pub(crate) struct Injected<S> {
     inner: S,
-    /// `None`: fault injection is off and this layer passes everything on.
-    faults: Option<Arc<Faults>>,
+    faults: Arc<Faults>,
     stage: Stage,
     /// The fault service, answered here in front of the gate.
     control: Option<FaultServiceServer<FaultApi>>,
@@ -94,9 +101,10 @@ where
             let control = control.clone();
             return Box::pin(async move { Ok(never_fails(control.oneshot(request).await)) });
         }
-        let (Some(faults), Some(rpc)) = (&self.faults, Rpc::from_path(path)) else {
+        let Some(rpc) = Rpc::from_path(path) else {
             return self.pass(request);
         };
+        let faults = &self.faults;
         match self.stage {
             Stage::BeforeGate => {
                 let verdict = faults.judge(rpc);
