@@ -289,8 +289,13 @@ fn gauge(
 }
 
 fn encode_sync(encoder: &mut DescriptorEncoder, hsms: &[(Observation, Arc<Stats>)]) -> Result<(), fmt::Error> {
-    let peers: Vec<(&str, BTreeMap<String, PeerSync>)> =
+    let held: Vec<(&str, BTreeMap<String, PeerSync>)> =
         hsms.iter().map(|(o, stats)| (o.hsm.as_str(), stats.peers().clone())).collect();
+    // (hsm, peer, state), one per peer of each HSM.
+    let links: Vec<(&str, &str, &PeerSync)> = held
+        .iter()
+        .flat_map(|(hsm, peers)| peers.iter().map(move |(peer, sync)| (*hsm, peer.as_str(), sync)))
+        .collect();
 
     let mut up = encoder.encode_descriptor(
         "hsm_sync_peer_up",
@@ -298,10 +303,8 @@ fn encode_sync(encoder: &mut DescriptorEncoder, hsms: &[(Observation, Arc<Stats>
         None,
         MetricType::Gauge,
     )?;
-    for (hsm, peers) in &peers {
-        for (peer, sync) in peers {
-            up.encode_family(&[("hsm", *hsm), ("peer", peer.as_str())])?.encode_gauge(&u64::from(sync.up))?;
-        }
+    for (hsm, peer, sync) in &links {
+        up.encode_family(&[("hsm", *hsm), ("peer", *peer)])?.encode_gauge(&u64::from(sync.up))?;
     }
 
     let mut last = encoder.encode_descriptor(
@@ -310,11 +313,9 @@ fn encode_sync(encoder: &mut DescriptorEncoder, hsms: &[(Observation, Arc<Stats>
         None,
         MetricType::Gauge,
     )?;
-    for (hsm, peers) in &peers {
-        for (peer, sync) in peers {
-            if let Some(at) = sync.last_success {
-                last.encode_family(&[("hsm", *hsm), ("peer", peer.as_str())])?.encode_gauge(&at)?;
-            }
+    for (hsm, peer, sync) in &links {
+        if let Some(at) = sync.last_success {
+            last.encode_family(&[("hsm", *hsm), ("peer", *peer)])?.encode_gauge(&at)?;
         }
     }
 
@@ -324,12 +325,10 @@ fn encode_sync(encoder: &mut DescriptorEncoder, hsms: &[(Observation, Arc<Stats>
         None,
         MetricType::Counter,
     )?;
-    for (hsm, peers) in &peers {
-        for (peer, sync) in peers {
-            for (result, count) in [("ok", sync.ok), ("failed", sync.failed), ("skipped", sync.skipped)] {
-                let labels = [("hsm", *hsm), ("peer", peer.as_str()), ("result", result)];
-                rounds.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&count, None)?;
-            }
+    for (hsm, peer, sync) in &links {
+        for (result, count) in [("ok", sync.ok), ("failed", sync.failed), ("skipped", sync.skipped)] {
+            let labels = [("hsm", *hsm), ("peer", *peer), ("result", result)];
+            rounds.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&count, None)?;
         }
     }
     Ok(())
