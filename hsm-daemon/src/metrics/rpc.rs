@@ -56,7 +56,9 @@ const CODES: [&str; 17] = [
     "Unauthenticated",
 ];
 
-/// The `rpc` label of paths that name no RPC.
+/// The `rpc` label of paths that name no `hsm.v1` RPC: the health and
+/// reflection services, the fault service, and anything a client invents
+/// (one label for them all, so that no caller can grow the page).
 const UNKNOWN_RPC: &str = "unknown";
 
 /// Every RPC's counters; see the module docs.
