@@ -103,6 +103,7 @@ pub fn operation(rpc: Rpc) -> Operation {
         Rpc::Sign => Operation::Sign,
         Rpc::Verify => Operation::Verify,
         Rpc::Digest => Operation::Digest,
+        Rpc::ReadAuditLog => Operation::ReadAuditLog,
     }
 }
 
