@@ -2,7 +2,8 @@
 //! request it finds the RPC from its path, classifies it as an operation,
 //! resolves the session token from the `authorization` metadata and asks the
 //! model (`Hsm::admit`) whether the caller may proceed. Admitted requests carry
-//! the [`Caller`] to their handler; refused ones never reach a handler.
+//! the [`Caller`] to their handler; refused ones never reach a handler. Either
+//! way the gate tells the audit layer around it who called (`audit::Slot`).
 
 use std::{
     pin::Pin,
@@ -14,7 +15,7 @@ use hsm_proto::{SESSION_METADATA_KEY, v1::Rpc};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{HsmState, operation};
+use super::{HsmState, audit::Slot, operation};
 use crate::model::{ModelError, Operation};
 
 /// The layer; see the module docs.
@@ -81,8 +82,26 @@ fn admit<B>(state: &HsmState, request: &http::Request<B>) -> Result<crate::model
     };
     let operation = operation(rpc);
     state.check_healthy()?;
-    let token = session_token(request, operation)?;
-    let admitted = state.hsm().admit(operation, token, state.now());
+    let slot = request.extensions().get::<Slot>();
+    let token = session_token(request, operation).inspect_err(|_| {
+        if let Some(slot) = slot {
+            slot.set_caller(None, None, true);
+        }
+    })?;
+    let now = state.now();
+    let mut hsm = state.hsm();
+    let admitted = hsm.admit(operation, token, now);
+    if let Some(slot) = slot {
+        // Tell the audit log who called, refused or not.
+        let refused = admitted.is_err();
+        let caller = match &admitted {
+            Ok(caller) => Some(caller.clone()),
+            Err(_) => token.and_then(|token| hsm.identify(token, now)),
+        };
+        let session = caller.as_ref().and_then(|c| c.session.as_ref()).and_then(|(id, _)| hsm.session_number(*id));
+        slot.set_caller(caller.as_ref(), session, refused);
+    }
+    drop(hsm);
     match &admitted {
         Ok(caller) => tracing::debug!(?rpc, identity = %caller.identity, "admitted"),
         Err(err) => tracing::info!(?rpc, %err, "refused"),

@@ -11,9 +11,12 @@
 //! - `masked`: masked objects (copying keys and users between HSMs).
 //! - `sync`: background sync with the cluster's other HSMs, and cloning.
 //! - `status`: the one `ModelError` to `Status` mapping.
+//! - `audit`: the layer around the gate that writes the audit log, and
+//!   `hsm.v1.AuditService`, which reads it.
 //! - `faults`: fault injection, snapshots and resets (`--faults` only): a
 //!   layer on each side of the gate and the `hsm.testing.v1` service.
 
+mod audit;
 mod cluster;
 pub mod control;
 mod convert;
@@ -34,7 +37,7 @@ use std::{
 };
 
 use hsm_proto::v1::{
-    Rpc, cluster_service_server::ClusterServiceServer, crypto_service_server::CryptoServiceServer,
+    Rpc, audit_service_server::AuditServiceServer, cluster_service_server::ClusterServiceServer, crypto_service_server::CryptoServiceServer,
     key_service_server::KeyServiceServer, masked_object_service_server::MaskedObjectServiceServer,
     session_service_server::SessionServiceServer, user_service_server::UserServiceServer,
 };
@@ -47,13 +50,14 @@ use tonic::{
 use tower::util::option_layer;
 
 use crate::{
+    audit::{AuditError, AuditLog},
     clock::Clock,
     config::{DaemonConfig, Transport},
     determinism::{self, Stream},
     model::{
         AdminSetup, Caller, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password, PasswordHash,
     },
-    store::{Masker, Opened, Store, StoreError},
+    store::{Backing, Masker, Opened, Store, StoreError},
 };
 
 /// Why the server could not start or stopped with an error.
@@ -67,6 +71,8 @@ pub enum ServeError {
     Setup(#[from] ModelError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("cloning from {peer}: {reason}")]
     Clone { peer: String, reason: String },
 }
@@ -194,6 +200,7 @@ impl Prepared {
         // pay nothing for it otherwise.
         let result = builder
             .layer(option_layer(faults::Injector::before_gate(Arc::clone(&state))))
+            .layer(audit::Auditor::new(Arc::clone(&state)))
             .layer(gate::Gate::new(Arc::clone(&state)))
             .layer(option_layer(faults::Injector::after_gate(Arc::clone(&state))))
             .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
@@ -202,6 +209,7 @@ impl Prepared {
             .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))))
             .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))))
             .add_service(MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(&state))))
+            .add_service(AuditServiceServer::new(audit::AuditApi::new(Arc::clone(&state))))
             // Small request/response pairs: without TCP_NODELAY, Nagle and delayed
             // ACKs add tens of milliseconds to a reply.
             .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
@@ -249,6 +257,8 @@ pub(crate) struct HsmState {
     clock: Arc<dyn Clock>,
     /// Every change is written here before it is acknowledged.
     store: Store,
+    /// What was done and refused, written before the response is sent.
+    audit: AuditLog,
     /// Set when a write to the store failed: the HSM then stops serving
     /// (fail-stop), since memory may hold a change the disk does not.
     failed: OnceLock<String>,
@@ -296,6 +306,12 @@ impl HsmState {
             config.hsm.id.as_str(),
         )?;
         let fresh = matches!(opened, Opened::New(_));
+        // Opened once the store is: a refused data directory stays untouched.
+        let audit_dir = match &config.storage.backing {
+            Backing::Dir(dir) => Some(dir.as_path()),
+            Backing::Memory => None,
+        };
+        let audit = AuditLog::open(audit_dir, config.hsm.id.as_str())?;
         let (hsm, store) = match opened {
             Opened::New(store) => {
                 let setup = HsmSetup {
@@ -345,6 +361,7 @@ impl HsmState {
             kdf,
             clock: Arc::clone(&config.clock),
             store,
+            audit,
             failed: OnceLock::new(),
             masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
             faults,
@@ -361,12 +378,17 @@ impl HsmState {
         let result = op(&mut hsm);
         let changes = hsm.take_changes();
         if let Err(e) = self.store.apply(&changes) {
-            let message = e.to_string();
-            tracing::error!(error = %message, "writing the store failed; this HSM stops serving");
-            let _ = self.failed.set(message);
-            return Err(self.unhealthy());
+            return Err(self.fail("writing the store", e.to_string()));
         }
         Ok(result?)
+    }
+
+    /// Stops serving (fail-stop) after a failed write: memory may hold what
+    /// the disk does not.
+    fn fail(&self, what: &str, message: String) -> Status {
+        tracing::error!(error = %message, "{what} failed; this HSM stops serving");
+        let _ = self.failed.set(message);
+        self.unhealthy()
     }
 
     fn check_healthy(&self) -> Result<(), Status> {
