@@ -42,11 +42,8 @@ fn refused_with_token(dev: &DevProcess) -> String {
 }
 
 fn verify(dir: &Path) -> (bool, String) {
-    let out = Command::new(bin_dir().join("hsm-daemon"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let out =
+        Command::new(bin_dir().join("hsm-daemon")).args(["audit", "verify", "--data-dir"]).arg(dir).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
@@ -88,7 +85,10 @@ fn the_audit_log_records_reads_survives_and_verifies() {
     // The refusals: alice creating a user, alice reading the log.
     let refused = find(&all, "CN_CREATE_USER", "alice");
     assert_eq!(refused.len(), 1, "{all:#?}");
-    assert_eq!((&refused[0]["denied"], &refused[0]["response"]), (&Value::from(true), &Value::from("PERMISSION_DENIED")));
+    assert_eq!(
+        (&refused[0]["denied"], &refused[0]["response"]),
+        (&Value::from(true), &Value::from("PERMISSION_DENIED"))
+    );
     assert_eq!(refused[0]["role"], "crypto-user");
     let read = find(&all, "CN_READ_AUDIT_LOG", "alice");
     assert!(read.len() == 1 && read[0]["denied"] == true, "{all:#?}");

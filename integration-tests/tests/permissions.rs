@@ -7,9 +7,10 @@ use hsm_client::{
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType, WrapMechanism},
 };
 use hsm_proto::v1::{
-    self as pb, Rpc, audit_service_client::AuditServiceClient, cluster_service_client::ClusterServiceClient, crypto_service_client::CryptoServiceClient,
-    key_service_client::KeyServiceClient, masked_object_service_client::MaskedObjectServiceClient,
-    session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
+    self as pb, Rpc, audit_service_client::AuditServiceClient, cluster_service_client::ClusterServiceClient,
+    crypto_service_client::CryptoServiceClient, key_service_client::KeyServiceClient,
+    masked_object_service_client::MaskedObjectServiceClient, session_service_client::SessionServiceClient,
+    user_service_client::UserServiceClient,
 };
 use integration_tests::{APPLIANCE_PASSWORD, Options, TestHsm};
 use tonic::{Code, Status};

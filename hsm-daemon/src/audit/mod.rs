@@ -201,13 +201,8 @@ impl AuditLog {
     }
 
     fn new(hsm_id: &str, path: PathBuf, file: Option<Arc<File>>, tail: Tail) -> Self {
-        let chain = Chain {
-            last_seq: tail.last_seq,
-            head: tail.head,
-            boot: tail.boot + 1,
-            memory: Vec::new(),
-            failed: None,
-        };
+        let chain =
+            Chain { last_seq: tail.last_seq, head: tail.head, boot: tail.boot + 1, memory: Vec::new(), failed: None };
         let synced = Mutex::new(tail.last_seq);
         AuditLog { hsm_id: hsm_id.to_owned(), path, chain: Mutex::new(chain), file, synced }
     }
@@ -296,8 +291,9 @@ impl AuditLog {
             });
             (chain.last_seq, memory)
         };
-        let parse =
-            |line: &str| Record::parse(line).map_err(|detail| AuditError::DamagedTail { path: self.path.clone(), detail });
+        let parse = |line: &str| {
+            Record::parse(line).map_err(|detail| AuditError::DamagedTail { path: self.path.clone(), detail })
+        };
         let mut records = Vec::new();
         if let Some(lines) = memory {
             for line in &lines {

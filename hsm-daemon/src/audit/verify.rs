@@ -80,8 +80,7 @@ pub(super) fn verify_bytes(bytes: &[u8]) -> Result<(u64, String), (u64, Option<u
         };
         let (line, after) = (&rest[..end], &rest[end + 1..]);
         rest = after;
-        let line =
-            std::str::from_utf8(line).map_err(|_| (line_no, None, "unparsable line: not UTF-8".to_owned()))?;
+        let line = std::str::from_utf8(line).map_err(|_| (line_no, None, "unparsable line: not UTF-8".to_owned()))?;
         let record = Record::parse(line).map_err(|why| (line_no, None, format!("unparsable line: {why}")))?;
         let seq = record.body.seq;
         let at = |reason: String| (line_no, Some(seq), reason);

@@ -11,18 +11,15 @@
 //! were refused for permission or authentication.
 
 use std::{
-    pin::Pin,
     sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
 };
 
-use hsm_proto::v1::{
-    AuditRecord, ReadAuditLogRequest, ReadAuditLogResponse, Rpc, audit_service_server::AuditService,
-};
+use hsm_proto::v1::{AuditRecord, ReadAuditLogRequest, ReadAuditLogResponse, Rpc, audit_service_server::AuditService};
 use tonic::{Code, Request, Response, Status};
 use tower::{Layer, Service};
 
-use super::{HsmState, blocking};
+use super::{BoxFuture, HsmState, blocking, take_ready};
 use crate::{
     audit::{Event, Record},
     model::{Caller, Identity, KeyRef, ModelError, Username},
@@ -180,8 +177,6 @@ pub(super) struct Audited<S> {
     state: Arc<HsmState>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
 impl<S, B> Service<http::Request<B>> for Audited<S>
 where
     S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
@@ -197,9 +192,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // The clone may not be ready; the ready one is the one to call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         let Some(rpc) = Rpc::from_path(request.uri().path()) else {
             return Box::pin(inner.call(request));
         };

@@ -6,7 +6,6 @@
 //! way the gate tells the audit layer around it who called (`audit::Slot`).
 
 use std::{
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -15,7 +14,7 @@ use hsm_proto::{SESSION_METADATA_KEY, v1::Rpc};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{HsmState, audit::Slot, operation};
+use super::{BoxFuture, HsmState, audit::Slot, operation, take_ready};
 use crate::model::{ModelError, Operation};
 
 /// The layer; see the module docs.
@@ -45,8 +44,6 @@ pub(crate) struct Gated<S> {
     state: Arc<HsmState>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
 impl<S, B> Service<http::Request<B>> for Gated<S>
 where
     S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
@@ -65,9 +62,7 @@ where
         match admit(&self.state, &request) {
             Ok(caller) => {
                 request.extensions_mut().insert(caller);
-                // The clone may not be ready; the ready one is the one to call.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let mut inner = take_ready(&mut self.inner);
                 Box::pin(async move { inner.call(request).await })
             }
             Err(status) => Box::pin(async move { Ok(status.into_http()) }),

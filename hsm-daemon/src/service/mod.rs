@@ -37,9 +37,10 @@ use std::{
 };
 
 use hsm_proto::v1::{
-    Rpc, audit_service_server::AuditServiceServer, cluster_service_server::ClusterServiceServer, crypto_service_server::CryptoServiceServer,
-    key_service_server::KeyServiceServer, masked_object_service_server::MaskedObjectServiceServer,
-    session_service_server::SessionServiceServer, user_service_server::UserServiceServer,
+    Rpc, audit_service_server::AuditServiceServer, cluster_service_server::ClusterServiceServer,
+    crypto_service_server::CryptoServiceServer, key_service_server::KeyServiceServer,
+    masked_object_service_server::MaskedObjectServiceServer, session_service_server::SessionServiceServer,
+    user_service_server::UserServiceServer,
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tokio::net::TcpListener;
@@ -436,6 +437,16 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
 ) -> Result<T, ModelError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| ModelError::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// The boxed future of the tower layers around the handlers.
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The inner service of a layer, to call: `poll_ready` readied `inner`, and a
+/// clone may not be ready, so the clone stays and the ready one is taken.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
 }
 
 /// The caller the gate established for this request.

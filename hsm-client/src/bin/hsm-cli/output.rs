@@ -21,8 +21,8 @@
 //! command that failed everywhere prints `error_code` 1.
 
 use hsm_client::{
-    AuditPage, ClientError, ClusterInfo, ClusterKey, ClusterKeyPage, ClusterUser, CoverageLabel, FanOut, HsmInfo, KeyInfo, Role,
-    SyncStatus, UserList,
+    AuditPage, ClientError, ClusterInfo, ClusterKey, ClusterKeyPage, ClusterUser, CoverageLabel, FanOut, HsmInfo,
+    KeyInfo, Role, SyncStatus, UserList,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
