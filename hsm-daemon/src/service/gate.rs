@@ -2,8 +2,9 @@
 //! request it finds the RPC from its path, classifies it as an operation,
 //! resolves the session token from the `authorization` metadata and asks the
 //! model (`Hsm::admit`) whether the caller may proceed. Admitted requests carry
-//! the [`Caller`] to their handler; refused ones never reach a handler. Either
-//! way the gate tells the audit layer around it who called (`audit::Slot`).
+//! the [`Caller`] to their handler; refused ones never reach a handler. The
+//! health and reflection services pass without a session (`health`). The
+//! gate tells the audit layer around it who called (`audit::Slot`).
 
 use std::{
     sync::Arc,
@@ -14,7 +15,7 @@ use hsm_proto::{SESSION_METADATA_KEY, v1::Rpc};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{BoxFuture, HsmState, audit::Slot, operation, take_ready};
+use super::{BoxFuture, HsmState, audit::Slot, health, operation, take_ready};
 use crate::model::{ModelError, Operation};
 
 /// The layer; see the module docs.
@@ -59,14 +60,17 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        match admit(&self.state, &request) {
-            Ok(caller) => {
-                request.extensions_mut().insert(caller);
-                let mut inner = take_ready(&mut self.inner);
-                Box::pin(async move { inner.call(request).await })
+        // Health and reflection are outside the permission table.
+        if !health::is_open(request.uri().path()) {
+            match admit(&self.state, &request) {
+                Ok(caller) => {
+                    request.extensions_mut().insert(caller);
+                }
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
-            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
         }
+        let mut inner = take_ready(&mut self.inner);
+        Box::pin(async move { inner.call(request).await })
     }
 }
 
