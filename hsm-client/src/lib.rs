@@ -18,6 +18,7 @@
 //! - [`types`]: roles, users and cluster info as plain Rust types.
 //! - [`keys`]: key management and cryptography methods of [`Session`].
 //! - [`masked`]: extracting and inserting masked objects on one HSM.
+//! - [`audit`]: reading an HSM's audit log (admins; an emulator extension).
 //! - [`cluster`]: the cluster layer.
 //! - [`faults`]: fault injection, snapshots and resets on an HSM started
 //!   with `--faults` (test suites).
@@ -44,6 +45,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod cluster;
 pub mod config;
 pub mod error;
@@ -69,6 +71,7 @@ use tonic::{
 use zeroize::Zeroizing;
 
 pub use crate::{
+    audit::{AuditPage, AuditRecord},
     cluster::{
         Cluster, ClusterKey, ClusterKeyPage, ClusterSession, ClusterUser, Completion, Coverage, CoverageLabel, FanOut,
         HsmResult, Merged, UserChange, UserEffect, UserList,

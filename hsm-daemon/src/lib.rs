@@ -6,6 +6,8 @@
 //! `hsm.v1` gRPC protocol over TLS.
 //!
 //! # Layout
+//! - [`audit`]: the hash-chained audit log (`DATA_DIR/audit.log`) and its
+//!   offline verification.
 //! - [`model`]: the HSM itself, pure (no I/O; time and randomness passed in):
 //!   roles, the permission table, users, sessions, cluster identity.
 //! - [`service`]: the gRPC services and [`serve`], the entry point that runs an
@@ -26,7 +28,7 @@
 //! - [`testing`]: whole clusters inside a test process, for Rust test
 //!   suites ([`testing::TestCluster`]).
 //! - `main.rs`: the `hsm-daemon` binary (`dev`, `init`, `run`, `backup`,
-//!   `restore`, `health`).
+//!   `restore`, `health`, `audit verify`).
 //!
 //! # Example
 //! Tests start an HSM in-process on a free port:
@@ -41,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod crypto;

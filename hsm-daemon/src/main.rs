@@ -12,6 +12,8 @@
 //!   clone from the cluster when they first start.
 //! - `hsm-daemon run --config D/hsm-K.toml`: serves HSM K (`--seed` and
 //!   `--deterministic` apply here too, to a new store).
+//! - `hsm-daemon audit verify --data-dir D`: checks the hash chain of the
+//!   audit log of each HSM in or under D.
 //!
 //! - `hsm-daemon health`: asks an HSM's gRPC health service whether it
 //!   serves (container health checks, Kubernetes exec probes).
@@ -27,7 +29,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use hsm_daemon::{
-    DaemonConfig, Prepared, Transport,
+    DaemonConfig, Prepared, Transport, audit,
     determinism::{self, Stream},
     material::ClusterMaterial,
     metrics::{Endpoint, Metrics},
@@ -86,6 +88,22 @@ enum Command {
     /// health checks and Kubernetes exec probes (which cannot speak TLS
     /// themselves).
     Health(HealthArgs),
+    /// Work with an HSM's audit log (DATA_DIR/audit.log).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of an HSM's audit log: every record parses,
+    /// hashes to its hash, links to the one before and continues the
+    /// sequence. Exits non-zero naming the first bad line otherwise.
+    Verify {
+        /// An HSM's data directory, or a directory holding several (a
+        /// cluster's or `dev`'s), each of which is checked.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +218,7 @@ async fn main() -> ExitCode {
         Command::Backup(args) => backup(args).await,
         Command::Restore(args) => restore(args),
         Command::Health(args) => health(args).await,
+        Command::Audit(AuditCommand::Verify { data_dir }) => verify_audit(&data_dir),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -422,6 +441,28 @@ fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         &config.hsm,
     )?;
     println!("{} of {} restored from {}", config.hsm.id, config.cluster.id, args.from.display());
+    Ok(())
+}
+
+/// `audit verify`: checks every audit log in or under `dir`, reporting each.
+fn verify_audit(dir: &std::path::Path) -> anyhow::Result<()> {
+    let logs = audit::verify::logs_in(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if logs.is_empty() {
+        bail!("{}: no {} in it or in its subdirectories", dir.display(), audit::AUDIT_FILE);
+    }
+    let mut broken = 0;
+    for log in &logs {
+        match audit::verify::verify_file(log) {
+            Ok(verified) => println!("{verified}"),
+            Err(why) => {
+                println!("chain BROKEN: {why}");
+                broken += 1;
+            }
+        }
+    }
+    if broken > 0 {
+        bail!("{broken} of {} audit logs failed verification", logs.len());
+    }
     Ok(())
 }
 

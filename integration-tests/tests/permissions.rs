@@ -7,9 +7,10 @@ use hsm_client::{
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType, WrapMechanism},
 };
 use hsm_proto::v1::{
-    self as pb, Rpc, cluster_service_client::ClusterServiceClient, crypto_service_client::CryptoServiceClient,
-    key_service_client::KeyServiceClient, masked_object_service_client::MaskedObjectServiceClient,
-    session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
+    self as pb, Rpc, audit_service_client::AuditServiceClient, cluster_service_client::ClusterServiceClient,
+    crypto_service_client::CryptoServiceClient, key_service_client::KeyServiceClient,
+    masked_object_service_client::MaskedObjectServiceClient, session_service_client::SessionServiceClient,
+    user_service_client::UserServiceClient,
 };
 use integration_tests::{APPLIANCE_PASSWORD, Options, TestHsm};
 use tonic::{Code, Status};
@@ -61,6 +62,8 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
         Rpc::SetKeyAttribute | Rpc::ListKeys => &[Who::Co, Who::Cu],
         // "Encrypt, decrypt", "Sign, verify", "Generate digests and HMACs": CU.
         Rpc::Encrypt | Rpc::Decrypt | Rpc::Sign | Rpc::Verify | Rpc::Digest => &[Who::Cu],
+        // The audit log (an extension): admins only.
+        Rpc::ReadAuditLog => &[Who::Co],
     }
 }
 
@@ -95,6 +98,7 @@ fn operation_words(rpc: Rpc) -> &'static str {
         Rpc::Sign => "crypto sign",
         Rpc::Verify => "crypto verify",
         Rpc::Digest => "crypto digest",
+        Rpc::ReadAuditLog => "audit list",
     }
 }
 
@@ -455,6 +459,10 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             .map(drop),
         Rpc::Digest => crypto()
             .digest(r(session, pb::DigestRequest { hash: pb::HashAlgorithm::Sha256.into(), data: b"hello".to_vec() }))
+            .await
+            .map(drop),
+        Rpc::ReadAuditLog => AuditServiceClient::new(channel)
+            .read_audit_log(r(session, pb::ReadAuditLogRequest { from_seq: 1, limit: 10 }))
             .await
             .map(drop),
     }

@@ -12,7 +12,7 @@ use std::{
 use futures_util::future::join_all;
 
 use super::{Cluster, FanOut, HsmResult, fanout, retry};
-use crate::{ClientError, Role, Session, SyncStatus};
+use crate::{AuditPage, ClientError, Role, Session, SyncStatus};
 
 /// A user logged in to the HSMs of a cluster: one [`Session`] per HSM that
 /// accepted the login. User changes and key writes go to all of them; reads
@@ -90,6 +90,11 @@ impl ClusterSession {
     /// give equal digests ([`FanOut::in_sync`]).
     pub async fn sync_status_all(&self) -> FanOut<SyncStatus> {
         self.on_all(Session::sync_status).await
+    }
+
+    /// [`Session::read_audit_log`] on every HSM: each keeps its own log.
+    pub async fn read_audit_log_all(&self, from_seq: u64, limit: u32) -> FanOut<AuditPage> {
+        self.on_all(|s| s.read_audit_log(from_seq, limit)).await
     }
 
     /// Endpoints in configuration order.

@@ -550,6 +550,21 @@ impl Hsm {
         Ok(caller)
     }
 
+    /// The caller a token names, without asking the permission table: what
+    /// the audit log records about a refused call. `None` when the token
+    /// opens no session.
+    pub fn identify(&mut self, token: &str, now: Instant) -> Option<Caller> {
+        let (id, username) = self.sessions.touch(token, now).ok()?;
+        let username = username.clone();
+        let identity = self.users.get(&username)?.role.identity();
+        Some(Caller { identity, session: Some((id, username)) })
+    }
+
+    /// A session's audit number (see [`Sessions::number`]).
+    pub fn session_number(&self, id: SessionId) -> Option<u64> {
+        self.sessions.number(id)
+    }
+
     /// Sets the precrypto officer's password and makes it the cluster's first
     /// admin; the caller's session continues as that admin.
     pub fn activate(&mut self, caller: &Caller, new_hash: PasswordHash) -> Result<UserView, ModelError> {

@@ -62,11 +62,15 @@ pub enum Operation {
     Verify,
     /// Seed row "Generate digests and HMACs".
     Digest,
+    /// Reading the HSM's audit log: not in the seed (CloudHSM ships audit
+    /// logs to CloudWatch); admins only, since the log shows every user's
+    /// activity.
+    ReadAuditLog,
 }
 
 impl Operation {
     /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 28] = [
+    pub const ALL: [Operation; 29] = [
         Operation::GetClusterInfo,
         Operation::GetSyncStatus,
         Operation::ExtractMaskedObject,
@@ -95,6 +99,7 @@ impl Operation {
         Operation::Sign,
         Operation::Verify,
         Operation::Digest,
+        Operation::ReadAuditLog,
     ];
 }
 
@@ -130,6 +135,7 @@ impl fmt::Display for Operation {
             Operation::Sign => "crypto sign",
             Operation::Verify => "crypto verify",
             Operation::Digest => "crypto digest",
+            Operation::ReadAuditLog => "audit list",
         })
     }
 }
@@ -160,6 +166,7 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
         | Operation::UnshareKey => &[CU],
         Operation::SetKeyAttribute | Operation::ListKeys => &[CO, CU],
         Operation::Encrypt | Operation::Decrypt | Operation::Sign | Operation::Verify | Operation::Digest => &[CU],
+        Operation::ReadAuditLog => &[CO],
     }
 }
 
@@ -209,6 +216,7 @@ mod tests {
         (Operation::Sign, [false, true, false, false, false]),
         (Operation::Verify, [false, true, false, false, false]),
         (Operation::Digest, [false, true, false, false, false]),
+        (Operation::ReadAuditLog, [true, false, false, false, false]),
     ];
     const COLUMNS: [Identity; 5] = [
         Identity::CryptoOfficer,

@@ -31,11 +31,16 @@ impl fmt::Display for SessionId {
 
 /// A session token as handed to the client. Secret: zeroized on drop and
 /// never printed.
-pub struct SessionToken(Zeroizing<String>);
+pub struct SessionToken(Zeroizing<String>, SessionId);
 
 impl SessionToken {
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The session this token opens (its public half).
+    pub fn id(&self) -> SessionId {
+        self.1
     }
 }
 
@@ -64,6 +69,9 @@ impl TokenRejection {
 #[derive(Debug)]
 struct Session {
     user: Username,
+    /// A small number for the audit log, which must name sessions without
+    /// any part of their token.
+    number: u64,
     secret_digest: [u8; 32],
     last_used: Instant,
 }
@@ -75,13 +83,15 @@ pub struct Sessions {
     /// Sessions closed since the last `drain_ended`, so that what lives with
     /// a session (session keys) can go too.
     ended: Vec<SessionId>,
+    /// Sessions opened so far: the last session's number.
+    opened: u64,
     idle_timeout: Duration,
     max: usize,
 }
 
 impl Sessions {
     pub fn new(idle_timeout: Duration, max: usize) -> Self {
-        Sessions { open: HashMap::new(), ended: Vec::new(), idle_timeout, max }
+        Sessions { open: HashMap::new(), ended: Vec::new(), opened: 0, idle_timeout, max }
     }
 
     pub fn idle_timeout(&self) -> Duration {
@@ -119,8 +129,10 @@ impl Sessions {
         let mut secret = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(secret.as_mut());
         let id = SessionId(id);
-        let token = SessionToken(Zeroizing::new(format!("{id}.{}", hex::encode(secret.as_ref()))));
-        self.open.insert(id, Session { user, secret_digest: sha256(secret.as_ref()), last_used: now });
+        let token = SessionToken(Zeroizing::new(format!("{id}.{}", hex::encode(secret.as_ref()))), id);
+        self.opened += 1;
+        let number = self.opened;
+        self.open.insert(id, Session { user, number, secret_digest: sha256(secret.as_ref()), last_used: now });
         Some((id, token))
     }
 
@@ -143,6 +155,12 @@ impl Sessions {
         }
         session.last_used = now;
         Ok((id, &session.user))
+    }
+
+    /// The session's number (1, 2, ... in the order sessions were opened
+    /// since the HSM started), while it is open.
+    pub fn number(&self, id: SessionId) -> Option<u64> {
+        self.open.get(&id).map(|s| s.number)
     }
 
     pub fn close(&mut self, id: SessionId) -> bool {
@@ -229,7 +247,9 @@ mod tests {
         let mut s = Sessions::new(Duration::from_secs(60), 10);
         let now = Instant::now();
         let (id1, t1) = s.open(alice(), now, &mut rng).unwrap();
-        let (_, t2) = s.open(alice(), now, &mut rng).unwrap();
+        let (id2, t2) = s.open(alice(), now, &mut rng).unwrap();
+        assert_eq!((s.number(id1), s.number(id2)), (Some(1), Some(2)), "numbered in order of opening");
+        assert_eq!(t2.id(), id2);
         assert_eq!(t1.expose().len(), 32 + 1 + 64);
         assert_ne!(t1.expose(), t2.expose());
         let (id, user) = s.touch(t1.expose(), now).unwrap();

@@ -3,10 +3,10 @@
 //! resolves the session token from the `authorization` metadata and asks the
 //! model (`Hsm::admit`) whether the caller may proceed. Admitted requests carry
 //! the [`Caller`] to their handler; refused ones never reach a handler. The
-//! health and reflection services pass without a session (`health`).
+//! health and reflection services pass without a session (`health`). The
+//! gate tells the audit layer around it who called (`audit::Slot`).
 
 use std::{
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -15,7 +15,7 @@ use hsm_proto::{SESSION_METADATA_KEY, v1::Rpc};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{HsmState, health, operation};
+use super::{BoxFuture, HsmState, audit::Slot, health, operation, take_ready};
 use crate::model::{ModelError, Operation};
 
 /// The layer; see the module docs.
@@ -45,8 +45,6 @@ pub(crate) struct Gated<S> {
     state: Arc<HsmState>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
 impl<S, B> Service<http::Request<B>> for Gated<S>
 where
     S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
@@ -71,9 +69,7 @@ where
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
         }
-        // The clone may not be ready; the ready one is the one to call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move { inner.call(request).await })
     }
 }
@@ -85,8 +81,26 @@ fn admit<B>(state: &HsmState, request: &http::Request<B>) -> Result<crate::model
     };
     let operation = operation(rpc);
     state.check_healthy()?;
-    let token = session_token(request, operation)?;
-    let admitted = state.hsm().admit(operation, token, state.now());
+    let slot = request.extensions().get::<Slot>();
+    let token = session_token(request, operation).inspect_err(|_| {
+        if let Some(slot) = slot {
+            slot.set_caller(None, None, true);
+        }
+    })?;
+    let now = state.now();
+    let mut hsm = state.hsm();
+    let admitted = hsm.admit(operation, token, now);
+    if let Some(slot) = slot {
+        // Tell the audit log who called, refused or not.
+        let refused = admitted.is_err();
+        let caller = match &admitted {
+            Ok(caller) => Some(caller.clone()),
+            Err(_) => token.and_then(|token| hsm.identify(token, now)),
+        };
+        let session = caller.as_ref().and_then(|c| c.session.as_ref()).and_then(|(id, _)| hsm.session_number(*id));
+        slot.set_caller(caller.as_ref(), session, refused);
+    }
+    drop(hsm);
     match &admitted {
         Ok(caller) => tracing::debug!(?rpc, identity = %caller.identity, "admitted"),
         Err(err) => tracing::info!(?rpc, %err, "refused"),

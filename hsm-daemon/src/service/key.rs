@@ -10,7 +10,7 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, blocking, caller, convert};
+use super::{HsmState, audit, blocking, caller, convert};
 use crate::{
     crypto::{self, Generated, KeyKind, KeyMaterial, KeySpec},
     model::{AttrName, KeyQuery, KeyRef, KeyView, ModelError, NewKey, Template, Usage, Username},
@@ -66,6 +66,7 @@ impl KeyService for KeyApi {
         };
         let new = vec![NewKey { material: Arc::new(material), template, local: true }];
         let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share))?)?;
+        audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, owner = %view.owner, "symmetric key generated");
         Ok(key_response(view))
     }
@@ -108,6 +109,7 @@ impl KeyService for KeyApi {
         let (Some(public), Some(private)) = (views.next(), views.next()) else {
             return Err(Status::internal("the key pair was not stored whole"));
         };
+        audit::note_keys(&request, &[public.reference, private.reference]);
         tracing::info!(public = %public.reference, private = %private.reference, owner = %private.owner, "key pair generated");
         Ok(Response::new(KeyPairResponse {
             public_key: Some(convert::key_info(public)),
@@ -138,6 +140,7 @@ impl KeyService for KeyApi {
         };
         let new = vec![NewKey { material: Arc::new(material), template, local: false }];
         let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[]))?)?;
+        audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, owner = %view.owner, "key imported");
         Ok(key_response(view))
     }
@@ -158,6 +161,7 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let wrapping = reference("wrapping_key_reference", &req.wrapping_key_reference)?;
         let target = reference("key_reference", &req.key_reference)?;
+        audit::note_keys(&request, &[target, wrapping]);
         let mechanism = convert::wrap_mechanism(req.mechanism, req.hash)?;
         let (wrapping_key, target_key) = self.state.hsm().keys_for_wrap(&caller, wrapping, target)?;
         let mut rng = self.state.fork_rng();
@@ -174,6 +178,7 @@ impl KeyService for KeyApi {
         let caller = caller(&request)?;
         let req = request.get_ref();
         let unwrapping = reference("unwrapping_key_reference", &req.unwrapping_key_reference)?;
+        audit::note_keys(&request, &[unwrapping]);
         let mechanism = convert::wrap_mechanism(req.mechanism, req.hash)?;
         let kind = convert::key_kind(req.key_type, &req.curve)?;
         let class = convert::key_class(req.key_class)?;
@@ -187,6 +192,7 @@ impl KeyService for KeyApi {
         .await?;
         let new = vec![NewKey { material: Arc::new(material), template, local: false }];
         let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[]))?)?;
+        audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, unwrapping_key = %unwrapping, "key unwrapped");
         Ok(key_response(view))
     }
@@ -194,6 +200,7 @@ impl KeyService for KeyApi {
     async fn delete_key(&self, request: Request<DeleteKeyRequest>) -> Result<Response<KeyResponse>, Status> {
         let caller = caller(&request)?;
         let key = reference("key_reference", &request.get_ref().key_reference)?;
+        audit::note_keys(&request, &[key]);
         let view = self.state.mutate(|hsm| hsm.delete_key(&caller, key))?;
         tracing::info!(key = %view.reference, "key deleted");
         Ok(key_response(view))
@@ -204,6 +211,8 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let key = reference("key_reference", &req.key_reference)?;
         let user = Username::parse("username", &req.username)?;
+        audit::note_keys(&request, &[key]);
+        audit::note_target(&request, &user);
         let view = self.state.mutate(|hsm| hsm.share_key(&caller, key, user))?;
         tracing::info!(key = %view.reference, with = %req.username, "key shared");
         Ok(key_response(view))
@@ -214,6 +223,8 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let key = reference("key_reference", &req.key_reference)?;
         let user = Username::parse("username", &req.username)?;
+        audit::note_keys(&request, &[key]);
+        audit::note_target(&request, &user);
         let view = self.state.mutate(|hsm| hsm.unshare_key(&caller, key, &user))?;
         tracing::info!(key = %view.reference, with = %user, "key unshared");
         Ok(key_response(view))
@@ -227,6 +238,7 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let key = reference("key_reference", &req.key_reference)?;
         let name = AttrName::parse("name", &req.name)?;
+        audit::note_keys(&request, &[key]);
         let view = self.state.mutate(|hsm| hsm.set_key_attribute(&caller, key, name, &req.value))?;
         tracing::info!(key = %view.reference, attribute = %name, "key attribute set");
         Ok(key_response(view))

@@ -11,7 +11,7 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, caller};
+use super::{HsmState, audit, caller};
 use crate::{
     model::{KeyRef, MaskTarget, Masked, ModelError, Replica, Username},
     store::Masker,
@@ -50,6 +50,10 @@ impl MaskedObjectService for MaskedApi {
                 .into());
             }
         };
+        match &target {
+            MaskTarget::Key(key) => audit::note_keys(&request, &[*key]),
+            MaskTarget::User(user) => audit::note_target(&request, user),
+        }
         let masker = self.state.masker()?;
         let object = self.state.hsm().extract_masked(&caller, &target)?;
         let masked_object = masker.mask(&object)?;
@@ -64,6 +68,10 @@ impl MaskedObjectService for MaskedApi {
         let masker = self.state.masker()?;
         let object = masker.unmask(&request.get_ref().masked_object)?;
         let shown = info(&object);
+        match &object {
+            Masked::Key(replica) => audit::note_keys(&request, &[replica.reference()]),
+            Masked::User(user) => audit::note_target(&request, &user.username),
+        }
         let applied = self.state.mutate(|hsm| hsm.insert_masked(&caller, object))?;
         if applied {
             tracing::info!(object = ?shown.object, version = shown.version, "masked object inserted");

@@ -11,6 +11,8 @@
 //! - `masked`: masked objects (copying keys and users between HSMs).
 //! - `sync`: background sync with the cluster's other HSMs, and cloning.
 //! - `status`: the one `ModelError` to `Status` mapping.
+//! - `audit`: the layer around the gate that writes the audit log, and
+//!   `hsm.v1.AuditService`, which reads it.
 //! - `health`: the standard health service and server reflection, open to
 //!   all (outside the permission table).
 //! - `faults`: fault injection, snapshots and resets (`--faults` only): a
@@ -18,6 +20,7 @@
 //! - `metered`: what a metrics scrape reads from the HSM (see
 //!   [`crate::metrics`]; its layer is the outermost).
 
+mod audit;
 mod cluster;
 pub mod control;
 mod convert;
@@ -40,9 +43,10 @@ use std::{
 };
 
 use hsm_proto::v1::{
-    Rpc, cluster_service_server::ClusterServiceServer, crypto_service_server::CryptoServiceServer,
-    key_service_server::KeyServiceServer, masked_object_service_server::MaskedObjectServiceServer,
-    session_service_server::SessionServiceServer, user_service_server::UserServiceServer,
+    Rpc, audit_service_server::AuditServiceServer, cluster_service_server::ClusterServiceServer,
+    crypto_service_server::CryptoServiceServer, key_service_server::KeyServiceServer,
+    masked_object_service_server::MaskedObjectServiceServer, session_service_server::SessionServiceServer,
+    user_service_server::UserServiceServer,
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tokio::net::TcpListener;
@@ -53,6 +57,7 @@ use tonic::{
 use tower::util::option_layer;
 
 use crate::{
+    audit::{AuditError, AuditLog},
     clock::Clock,
     config::{DaemonConfig, Transport},
     determinism::{self, Stream},
@@ -60,7 +65,7 @@ use crate::{
     model::{
         AdminSetup, Caller, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password, PasswordHash,
     },
-    store::{Masker, Opened, Store, StoreError},
+    store::{Backing, Masker, Opened, Store, StoreError},
 };
 
 /// Why the server could not start or stopped with an error.
@@ -74,6 +79,8 @@ pub enum ServeError {
     Setup(#[from] ModelError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("cloning from {peer}: {reason}")]
     Clone { peer: String, reason: String },
     #[error("server reflection: {0}")]
@@ -112,6 +119,7 @@ pub fn operation(rpc: Rpc) -> Operation {
         Rpc::Sign => Operation::Sign,
         Rpc::Verify => Operation::Verify,
         Rpc::Digest => Operation::Digest,
+        Rpc::ReadAuditLog => Operation::ReadAuditLog,
     }
 }
 
@@ -230,6 +238,7 @@ impl Prepared {
         let server = builder
             .layer(option_layer(recorder))
             .layer(option_layer(faults::Injector::before_gate(Arc::clone(&state))))
+            .layer(audit::Auditor::new(Arc::clone(&state)))
             .layer(gate::Gate::new(Arc::clone(&state)))
             .layer(option_layer(faults::Injector::after_gate(Arc::clone(&state))))
             .add_service(health_service)
@@ -241,6 +250,7 @@ impl Prepared {
             .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))))
             .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))))
             .add_service(MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(&state))))
+            .add_service(AuditServiceServer::new(audit::AuditApi::new(Arc::clone(&state))))
             // Small request/response pairs: without TCP_NODELAY, Nagle and delayed
             // ACKs add tens of milliseconds to a reply.
             .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
@@ -304,6 +314,8 @@ pub(crate) struct HsmState {
     clock: Arc<dyn Clock>,
     /// Every change is written here before it is acknowledged.
     store: Store,
+    /// What was done and refused, written before the response is sent.
+    audit: AuditLog,
     /// Set when a write to the store failed: the HSM then stops serving
     /// (fail-stop), since memory may hold a change the disk does not.
     failed: OnceLock<String>,
@@ -355,6 +367,12 @@ impl HsmState {
             config.hsm.id.as_str(),
         )?;
         let fresh = matches!(opened, Opened::New(_));
+        // Opened once the store is: a refused data directory stays untouched.
+        let audit_dir = match &config.storage.backing {
+            Backing::Dir(dir) => Some(dir.as_path()),
+            Backing::Memory => None,
+        };
+        let audit = AuditLog::open(audit_dir, config.hsm.id.as_str())?;
         let (hsm, store) = match opened {
             Opened::New(store) => {
                 let setup = HsmSetup {
@@ -404,6 +422,7 @@ impl HsmState {
             kdf,
             clock: Arc::clone(&config.clock),
             store,
+            audit,
             failed: OnceLock::new(),
             masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
             faults,
@@ -422,13 +441,18 @@ impl HsmState {
         let result = op(&mut hsm);
         let changes = hsm.take_changes();
         if let Err(e) = self.store.apply(&changes) {
-            let message = e.to_string();
-            tracing::error!(error = %message, "writing the store failed; this HSM stops serving");
-            let _ = self.failed.set(message);
-            self.failure.notify_one();
-            return Err(self.unhealthy());
+            return Err(self.fail("writing the store", e.to_string()));
         }
         Ok(result?)
+    }
+
+    /// Stops serving (fail-stop) after a failed write: memory may hold what
+    /// the disk does not.
+    fn fail(&self, what: &str, message: String) -> Status {
+        tracing::error!(error = %message, "{what} failed; this HSM stops serving");
+        let _ = self.failed.set(message);
+        self.failure.notify_one();
+        self.unhealthy()
     }
 
     /// Resolves once the store has failed (at once if it already has).
@@ -483,6 +507,16 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
 ) -> Result<T, ModelError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| ModelError::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// The boxed future of the tower layers around the handlers.
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The inner service of a layer, to call: `poll_ready` readied `inner`, and a
+/// clone may not be ready, so the clone stays and the ready one is taken.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
 }
 
 /// The caller the gate established for this request.

@@ -7,7 +7,7 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, blocking, caller, convert};
+use super::{HsmState, audit, blocking, caller, convert};
 use crate::model::{ModelError, Password, Username};
 
 #[derive(Debug)]
@@ -28,6 +28,7 @@ impl SessionService for SessionApi {
         let username = Username::parse("username", &req.username)?;
         let role = convert::role("role", req.role)?;
         let password = Password::parse("password", &req.password)?;
+        audit::note_target(&request, &username);
 
         // A locked user is refused here already; it counts as a failed login.
         let attempt = self.state.hsm().login_attempt(&username, role).inspect_err(|_| {
@@ -53,6 +54,8 @@ impl SessionService for SessionApi {
                 return Err(status);
             }
         };
+        let number = self.state.hsm().session_number(token.id());
+        audit::note_login(&request, &view.username, view.role.identity(), number);
         tracing::info!(%username, role = %view.role, "logged in");
         let idle = self.state.hsm().limits().session_idle_timeout;
         Ok(Response::new(LoginResponse {

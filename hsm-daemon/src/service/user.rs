@@ -9,7 +9,7 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, caller, convert};
+use super::{HsmState, audit, caller, convert};
 use crate::model::{Password, Username};
 
 #[derive(Debug)]
@@ -28,6 +28,7 @@ impl UserService for UserApi {
     async fn create_user(&self, request: Request<CreateUserRequest>) -> Result<Response<CreateUserResponse>, Status> {
         let req = request.get_ref();
         let username = Username::parse("username", &req.username)?;
+        audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
         let password = Password::parse("password", &req.password)?;
         let hash = self.state.hash(password).await?;
@@ -39,6 +40,7 @@ impl UserService for UserApi {
     async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Result<Response<DeleteUserResponse>, Status> {
         let req = request.get_ref();
         let username = Username::parse("username", &req.username)?;
+        audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
         let view = self.state.mutate(|hsm| hsm.delete_user(&username, role, self.state.now()))?;
         tracing::info!(username = %view.username, role = %view.role, "user deleted");
@@ -68,6 +70,7 @@ impl UserService for UserApi {
     ) -> Result<Response<ChangeUserPasswordResponse>, Status> {
         let req = request.get_ref();
         let username = Username::parse("username", &req.username)?;
+        audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
         let password = Password::parse("new_password", &req.new_password)?;
         let hash = self.state.hash(password).await?;

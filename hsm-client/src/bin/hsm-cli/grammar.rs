@@ -87,6 +87,11 @@ pub(crate) enum LineCommand {
 /// The commands both modes share.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Each HSM's audit log (an emulator extension; admins only).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Cluster commands.
     Cluster {
         #[command(subcommand)]
@@ -132,6 +137,20 @@ pub(crate) enum ClusterCommand {
     /// emulator extension; admins, crypto users). HSMs in step show equal
     /// digests.
     SyncStatus,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// List audit records, oldest first: logins, user and key management,
+    /// and every refusal, with consecutive sequence numbers per HSM.
+    List {
+        /// The first sequence number to show.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// At most this many records per HSM (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
 }
 
 /// A user and a password, as `login`, `user create` and

@@ -21,8 +21,8 @@
 //! command that failed everywhere prints `error_code` 1.
 
 use hsm_client::{
-    ClientError, ClusterInfo, ClusterKey, ClusterKeyPage, ClusterUser, CoverageLabel, FanOut, HsmInfo, KeyInfo, Role,
-    SyncStatus, UserList,
+    AuditPage, ClientError, ClusterInfo, ClusterKey, ClusterKeyPage, ClusterUser, CoverageLabel, FanOut, HsmInfo,
+    KeyInfo, Role, SyncStatus, UserList,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -506,6 +506,41 @@ pub(crate) fn sync_status(statuses: &FanOut<SyncStatus>) -> Value {
         })
         .collect();
     to_value(Hsms { hsms: rows, in_sync: statuses.in_sync() })
+}
+
+/// `audit list`'s data: the page itself for a one-HSM cluster, otherwise
+/// one entry per HSM (its page, or why it could not be read).
+pub(crate) fn audit_list(pages: &FanOut<AuditPage>) -> Value {
+    #[derive(Serialize)]
+    struct Page<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        address: Option<&'a str>,
+        records: &'a [hsm_client::AuditRecord],
+        next_seq: u64,
+        last_seq: u64,
+    }
+    #[derive(Serialize)]
+    struct Unread<'a> {
+        address: &'a str,
+        error: String,
+    }
+    fn page<'a>(address: Option<&'a str>, p: &'a AuditPage) -> Page<'a> {
+        Page { address, records: &p.records, next_seq: p.next_seq, last_seq: p.last_seq }
+    }
+    if let [only] = pages.hsms.as_slice()
+        && let Ok(p) = &only.outcome
+    {
+        return to_value(page(None, p));
+    }
+    let hsms: Vec<Value> = pages
+        .hsms
+        .iter()
+        .map(|h| match &h.outcome {
+            Ok(p) => to_value(page(Some(&h.endpoint), p)),
+            Err(e) => to_value(Unread { address: &h.endpoint, error: e.to_string() }),
+        })
+        .collect();
+    serde_json::json!({ "hsms": hsms })
 }
 
 #[cfg(test)]

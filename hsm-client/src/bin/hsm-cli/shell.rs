@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     crypto, faults,
-    grammar::{ClusterCommand, Command, Connection, Line, LineCommand, UserCommand, UserPassword},
+    grammar::{AuditCommand, ClusterCommand, Command, Connection, Line, LineCommand, UserCommand, UserPassword},
     keys, output,
 };
 
@@ -113,6 +113,13 @@ impl Shell {
             Command::Cluster { command: ClusterCommand::HsmInfo } => {
                 let info = self.client().await?.cluster_info().await.map_err(message)?;
                 Ok(output::hsm_info(&info))
+            }
+            Command::Audit { command: AuditCommand::List { from, limit } } => {
+                self.with_session(async |s| {
+                    let pages = s.read_audit_log_all(from, limit).await.into_result().map_err(message)?;
+                    Ok(output::audit_list(&pages))
+                })
+                .await
             }
             Command::Cluster { command: ClusterCommand::SyncStatus } => {
                 self.with_session(async |s| {
