@@ -362,8 +362,12 @@ impl ClusterSession {
         let mut failed: Vec<(String, ClientError)> =
             self.unavailable().into_iter().map(|(endpoint, why)| (endpoint.to_owned(), why.clone())).collect();
         let mut holding = vec![from];
-        match self.run_at(from, |s| s.extract_masked_key(reference)).await {
-            Ok(object) => {
+        // Nothing to copy to (one HSM, or the others are down): no extraction.
+        let extracted =
+            if others.is_empty() { None } else { Some(self.run_at(from, |s| s.extract_masked_key(reference)).await) };
+        match extracted {
+            None => {}
+            Some(Ok(object)) => {
                 for (at, outcome) in self.on_each(&others, |s| s.insert_masked_object(&object)).await {
                     match outcome {
                         // Not applied: the HSM already held this version or a
@@ -373,7 +377,7 @@ impl ClusterSession {
                     }
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 let why =
                     e.map_message(|m| format!("could not extract it from {} to copy it: {m}", self.endpoint(from)));
                 failed.extend(others.iter().map(|at| (self.endpoint(*at).to_owned(), why.clone())));
