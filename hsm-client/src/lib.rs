@@ -142,6 +142,15 @@ impl HsmClient {
         self.channel.clone()
     }
 
+    /// Whether the HSM serves `service` (`""` for the whole HSM), from the
+    /// standard gRPC health service; needs no login. `true` only for
+    /// `SERVING`.
+    pub async fn health(&self, service: &str) -> Result<bool, ClientError> {
+        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+        let reply = HealthClient::new(self.channel()).check(HealthCheckRequest { service: service.to_owned() }).await?;
+        Ok(reply.into_inner().status() == ServingStatus::Serving)
+    }
+
     /// Basic cluster information; needs no login.
     pub async fn cluster_info(&self) -> Result<ClusterInfo, ClientError> {
         let reply = ClusterServiceClient::new(self.channel()).get_cluster_info(pb::GetClusterInfoRequest {}).await?;

@@ -44,7 +44,14 @@ pub struct DaemonConfig {
     /// injection, snapshots and resets, open to anyone who reaches the port.
     /// For test suites only; never in production.
     pub faults: bool,
+    /// How long a stopping HSM waits for calls in flight before it closes
+    /// their connections anyway, so that SIGTERM ends it in bounded time.
+    pub drain_timeout: Duration,
 }
+
+/// The default [`DaemonConfig::drain_timeout`]: well inside the 30 s an
+/// orchestrator usually waits before it kills.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How an HSM belongs to its cluster.
 #[derive(Debug)]

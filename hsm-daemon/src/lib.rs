@@ -10,7 +10,8 @@
 //!   roles, the permission table, users, sessions, cluster identity.
 //! - [`service`]: the gRPC services and [`serve`], the entry point that runs an
 //!   HSM on a listener until a shutdown future resolves; background sync with
-//!   the cluster's other HSMs and cloning from one.
+//!   the cluster's other HSMs and cloning from one; the gRPC health and
+//!   reflection services.
 //! - [`config`]: what one HSM process needs ([`DaemonConfig`]).
 //! - [`clock`]: the HSM's time source; tests move a [`clock::ManualClock`].
 //! - [`crypto`]: the mechanisms (keys, encrypt, sign, wrap) over ring and RustCrypto.
@@ -24,7 +25,7 @@
 //! - [`testing`]: whole clusters inside a test process, for Rust test
 //!   suites ([`testing::TestCluster`]).
 //! - `main.rs`: the `hsm-daemon` binary (`dev`, `init`, `run`, `backup`,
-//!   `restore`).
+//!   `restore`, `health`).
 //!
 //! # Example
 //! Tests start an HSM in-process on a free port:

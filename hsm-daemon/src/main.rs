@@ -17,8 +17,13 @@
 //! - `hsm-daemon run --config D/hsm-K.toml`: serves HSM K (`--seed` and
 //!   `--deterministic` apply here too, to a new store).
 //!
+//! - `hsm-daemon health`: asks an HSM's gRPC health service whether it
+//!   serves (container health checks, Kubernetes exec probes).
+//!
 //! Every setting can also be a flag or the environment variable named in
-//! `--help` (see `hsm_daemon::settings`).
+//! `--help` (see `hsm_daemon::settings`). Logs go to standard error, for
+//! people or as JSON (`--log-format`), at the levels `HSM_LOG` or `RUST_LOG`
+//! set.
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -43,8 +48,19 @@ const CONTROL_SOCKET: &str = "control.sock";
 #[derive(Debug, Parser)]
 #[command(name = "hsm-daemon", version, about = "An emulated AWS CloudHSM HSM, served over gRPC and TLS")]
 struct Cli {
+    /// Log lines for people (`human`) or for log collectors (`json`, one
+    /// object a line). Levels come from HSM_LOG, else RUST_LOG (e.g.
+    /// `info`, `hsm_daemon=debug`), else `info`.
+    #[arg(long, global = true, env = "HSM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +86,31 @@ enum Command {
     /// Create an HSM's state from a backup of its cluster, into an empty data
     /// directory.
     Restore(RestoreArgs),
+    /// Ask an HSM's gRPC health service whether it serves: prints SERVING
+    /// and exits 0, or prints the status or error and exits 1. For container
+    /// health checks and Kubernetes exec probes (which cannot speak TLS
+    /// themselves).
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// The HSM's config file: the check connects to its listen port on the
+    /// loopback address (whatever address it binds) and trusts its ca_cert.
+    #[arg(long, env = "HSM_CONFIG")]
+    config: Option<PathBuf>,
+    /// The HSM to ask (host:port), instead of the config file's.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// The CA that issued the HSM's certificate, instead of the config file's.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// The service to ask about; the empty default means the whole HSM.
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -200,16 +241,15 @@ struct RunArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
-    let outcome = match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let outcome = match cli.command {
         Command::Dev(args) => dev(args).await,
         Command::Init(args) => init(&args),
         Command::Run(args) => run(args).await,
         Command::Backup(args) => backup(args).await,
         Command::Restore(args) => restore(args),
+        Command::Health(args) => health(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -219,6 +259,67 @@ async fn main() -> ExitCode {
             eprintln!("hsm-daemon: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr in the chosen format, at the levels HSM_LOG (else
+/// RUST_LOG, else `info`) sets. A bad filter is reported, not ignored.
+fn init_logging(format: LogFormat) {
+    let (filter, bad) = match std::env::var("HSM_LOG").or_else(|_| std::env::var("RUST_LOG")) {
+        Ok(spec) => match EnvFilter::try_new(&spec) {
+            Ok(filter) => (filter, None),
+            Err(e) => (EnvFilter::new("info"), Some(format!("{spec:?}: {e}"))),
+        },
+        Err(_) => (EnvFilter::new("info"), None),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+    }
+    if let Some(bad) = bad {
+        tracing::warn!("HSM_LOG/RUST_LOG {bad}; logging at info");
+    }
+}
+
+/// `hsm-daemon health`.
+async fn health(args: HealthArgs) -> anyhow::Result<()> {
+    let file = args.config.as_deref().map(Settings::from_file).transpose()?.unwrap_or_default();
+    let endpoint = match (&args.endpoint, file.listen) {
+        (Some(endpoint), _) => endpoint.clone(),
+        (None, Some(listen)) => {
+            let ip = match listen.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+                ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+                ip => ip,
+            };
+            SocketAddr::new(ip, listen.port()).to_string()
+        }
+        (None, None) => bail!("--endpoint is not set, and no --config with a listen address was given"),
+    };
+    if file.insecure_plaintext_no_tls.unwrap_or(false) {
+        bail!("the HSM serves plaintext (insecure_plaintext_no_tls); `health` checks HSMs that serve TLS");
+    }
+    let ca =
+        args.ca_cert.as_ref().or(file.ca_cert.as_ref()).context("--ca-cert is not set, nor ca_cert in --config")?;
+    let mut config = hsm_client::ClientConfig::from_parts(&endpoint, ca)?;
+    if args.endpoint.is_none() {
+        // The loopback address may not be in the certificate; "localhost" is.
+        config = config.with_server_name("localhost".into());
+    }
+    let timeout = std::time::Duration::from_millis(args.timeout_ms);
+    let check = async {
+        let client = hsm_client::HsmClient::connect(&config.with_connect_timeout(timeout)).await?;
+        client.health(&args.service).await
+    };
+    match tokio::time::timeout(timeout, check).await {
+        Ok(Ok(true)) => {
+            println!("SERVING");
+            Ok(())
+        }
+        Ok(Ok(false)) => bail!("{endpoint}: NOT_SERVING"),
+        Ok(Err(e)) => bail!("{endpoint}: {e}"),
+        Err(_) => bail!("{endpoint}: no answer within {} ms", args.timeout_ms),
     }
 }
 
@@ -528,11 +629,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("hsm-daemon: {} (--deterministic {seed})", determinism::WARNING);
     }
     let started = start(&settings, None, seed).await?;
+    let shutdown = shutdown_signal()?;
     println!(
         "hsm-daemon: {} of cluster {} listening on {} ({})",
         started.hsm_id, started.cluster_id, started.address, started.scheme
     );
-    started.serve(&settings, shutdown_signal()).await
+    started.serve(&settings, shutdown).await
 }
 
 /// An HSM whose store is open and whose port is bound.
@@ -691,6 +793,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         let peers = addresses.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect();
         started.prepared.set_peers(peers);
     }
+    let signalled = shutdown_signal()?;
     let env_path = material.write_client_env(&addresses).context("writing client.env")?;
 
     let scheme = hsms[0].1.scheme;
@@ -727,7 +830,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     // One signal stops every HSM.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signalled.await;
         let _ = stop.send(true);
     });
     let mut running = tokio::task::JoinSet::new();
@@ -806,21 +909,18 @@ fn scheme(config: &DaemonConfig) -> &'static str {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(%e, "cannot watch SIGTERM; stop with Ctrl-C");
-                std::future::pending::<()>().await;
-            }
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM. The handlers are
+/// installed when this is called, not when the future is first polled, so
+/// call it before announcing the daemon: a supervisor may signal it the
+/// moment it says it listens.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("interrupted, shutting down"),
+            _ = terminate.recv() => tracing::info!("terminated, shutting down"),
         }
-    };
-    tokio::select! {
-        _ = interrupt => tracing::info!("interrupted, shutting down"),
-        () = terminate => tracing::info!("terminated, shutting down"),
-    }
+    })
 }

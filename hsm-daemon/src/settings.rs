@@ -37,6 +37,7 @@
 //! require_client_cert = false               # HSM_REQUIRE_CLIENT_CERT
 //! insecure_plaintext_no_tls = false         # HSM_INSECURE_PLAINTEXT_NO_TLS
 //! faults = false                            # --faults, HSM_FAULTS (test suites only)
+//! drain_timeout_ms = 10000                  # HSM_DRAIN_TIMEOUT_MS (on SIGTERM, wait this long for calls)
 //! ```
 //!
 //! `faults` serves fault injection, snapshots and resets
@@ -164,6 +165,10 @@ pub struct Settings {
     /// anyone, without a session: for test suites only, NEVER in production.
     #[arg(long, env = "HSM_FAULTS", num_args = 0..=1, default_missing_value = "true")]
     pub faults: Option<bool>,
+    /// On SIGTERM, milliseconds to wait for calls in flight before closing
+    /// their connections (default 10000; 0 to 600000).
+    #[arg(long, env = "HSM_DRAIN_TIMEOUT_MS")]
+    pub drain_timeout_ms: Option<u64>,
 }
 
 /// A setting that is missing or wrong; the message names it.
@@ -220,7 +225,8 @@ impl Settings {
             client_ca,
             require_client_cert,
             insecure_plaintext_no_tls,
-            faults
+            faults,
+            drain_timeout_ms
         )
     }
 
@@ -337,6 +343,11 @@ impl Settings {
             seed: None,
             deterministic: self.deterministic,
             faults: self.faults.unwrap_or(false),
+            drain_timeout: match self.drain_timeout_ms {
+                None => crate::config::DEFAULT_DRAIN_TIMEOUT,
+                Some(ms @ 0..=600_000) => Duration::from_millis(ms),
+                Some(_) => return Err(err("drain_timeout_ms must be 0 to 600000")),
+            },
         })
     }
 

@@ -209,6 +209,7 @@ impl TestHsm {
             seed: cluster.seed.clone(),
             deterministic: options.deterministic,
             faults: options.faults,
+            drain_timeout: crate::config::DEFAULT_DRAIN_TIMEOUT,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(crate::serve(config, listener, async {

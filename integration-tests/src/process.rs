@@ -270,8 +270,8 @@ impl Daemon {
         assert!(!status.success(), "{status}");
     }
 
-    /// SIGTERM, and wait for a clean exit.
-    pub fn terminate(mut self) {
+    /// SIGTERM, and wait for a clean exit; returns all the daemon logged.
+    pub fn terminate(mut self) -> String {
         let child = self.child.take().expect("child");
         let pid = child.id().to_string();
         let (done, exited) = mpsc::channel();
@@ -285,6 +285,7 @@ impl Daemon {
             Ok(status) => {
                 let status = status.expect("status");
                 assert!(status.success(), "hsm-daemon exited with {status} on SIGTERM: {}", self.stderr_text());
+                self.stderr_text()
             }
             Err(_) => {
                 let _ = Command::new("kill").args(["-KILL", &pid]).status();
@@ -314,7 +315,9 @@ impl Stop {
     pub fn stop(self, daemon: Daemon) {
         match self {
             Stop::Kill => daemon.kill(),
-            Stop::Terminate => daemon.terminate(),
+            Stop::Terminate => {
+                daemon.terminate();
+            }
         }
     }
 }

@@ -2,7 +2,8 @@
 //! request it finds the RPC from its path, classifies it as an operation,
 //! resolves the session token from the `authorization` metadata and asks the
 //! model (`Hsm::admit`) whether the caller may proceed. Admitted requests carry
-//! the [`Caller`] to their handler; refused ones never reach a handler.
+//! the [`Caller`] to their handler; refused ones never reach a handler. The
+//! health and reflection services pass without a session (`health`).
 
 use std::{
     pin::Pin,
@@ -14,7 +15,7 @@ use hsm_proto::{SESSION_METADATA_KEY, v1::Rpc};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{HsmState, operation};
+use super::{HsmState, health, operation};
 use crate::model::{ModelError, Operation};
 
 /// The layer; see the module docs.
@@ -61,16 +62,19 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        match admit(&self.state, &request) {
-            Ok(caller) => {
-                request.extensions_mut().insert(caller);
-                // The clone may not be ready; the ready one is the one to call.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                Box::pin(async move { inner.call(request).await })
+        // Health and reflection are outside the permission table.
+        if !health::is_open(request.uri().path()) {
+            match admit(&self.state, &request) {
+                Ok(caller) => {
+                    request.extensions_mut().insert(caller);
+                }
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
-            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
         }
+        // The clone may not be ready; the ready one is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move { inner.call(request).await })
     }
 }
 

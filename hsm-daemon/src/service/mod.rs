@@ -11,6 +11,8 @@
 //! - `masked`: masked objects (copying keys and users between HSMs).
 //! - `sync`: background sync with the cluster's other HSMs, and cloning.
 //! - `status`: the one `ModelError` to `Status` mapping.
+//! - `health`: the standard health service and server reflection, open to
+//!   all (outside the permission table).
 //! - `faults`: fault injection, snapshots and resets (`--faults` only): a
 //!   layer on each side of the gate and the `hsm.testing.v1` service.
 
@@ -20,6 +22,7 @@ mod convert;
 mod crypto;
 mod faults;
 mod gate;
+mod health;
 mod key;
 mod masked;
 mod session;
@@ -69,6 +72,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("cloning from {peer}: {reason}")]
     Clone { peer: String, reason: String },
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
 }
 
 /// Classifies every RPC as an operation of the permission table. Exhaustive:
@@ -189,12 +194,31 @@ impl Prepared {
             let access = sync::PeerAccess::new(&config);
             tokio::spawn(sync::run(Arc::clone(&state), access, membership.peers.clone(), membership.sync_interval))
         });
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let (reflection_v1, reflection_v1alpha) = health::reflection()?;
+        let health_follower = tokio::spawn(health::follow(Arc::clone(&state), reporter.clone()));
+        // On shutdown, first tell probes the HSM is going, then stop accepting
+        // and let calls in flight finish; `draining` starts the clock on them.
+        let (draining_tx, draining) = tokio::sync::oneshot::channel::<()>();
+        let drain_timeout = config.drain_timeout;
+        let shutdown = {
+            let reporter = reporter.clone();
+            async move {
+                shutdown.await;
+                health::report(&reporter, tonic_health::ServingStatus::NotServing).await;
+                tracing::info!(timeout = ?drain_timeout, "shutting down: draining calls in flight");
+                let _ = draining_tx.send(());
+            }
+        };
         // Fault injection adds its layers only when it is on, so that calls
         // pay nothing for it otherwise.
-        let result = builder
+        let server = builder
             .layer(option_layer(faults::Injector::before_gate(Arc::clone(&state))))
             .layer(gate::Gate::new(Arc::clone(&state)))
             .layer(option_layer(faults::Injector::after_gate(Arc::clone(&state))))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
             .add_service(SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))))
             .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))))
@@ -203,9 +227,23 @@ impl Prepared {
             .add_service(MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(&state))))
             // Small request/response pairs: without TCP_NODELAY, Nagle and delayed
             // ACKs add tens of milliseconds to a reply.
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
-            .await
-            .map_err(ServeError::Transport);
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
+        let drain_deadline = async move {
+            if draining.await.is_ok() {
+                tokio::time::sleep(drain_timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            served = server => served.map_err(ServeError::Transport),
+            () = drain_deadline => {
+                tracing::warn!(timeout = ?drain_timeout, "calls still in flight after the drain timeout; closing their connections");
+                Ok(())
+            }
+        };
+        health_follower.abort();
+        let _ = health_follower.await;
         // Wait for the background tasks to end: they hold the state, and
         // with it the store, which a restart in the same process reopens.
         sweeper.abort();
@@ -255,6 +293,8 @@ pub(crate) struct HsmState {
     masker: Option<Masker>,
     /// Fault injection's switches and snapshots; `None` unless `--faults`.
     faults: Option<Arc<faults::Faults>>,
+    /// Wakes the health service when `failed` is set.
+    failure: tokio::sync::Notify,
 }
 
 impl HsmState {
@@ -347,6 +387,7 @@ impl HsmState {
             failed: OnceLock::new(),
             masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
             faults,
+            failure: tokio::sync::Notify::new(),
         };
         Ok((state, fresh))
     }
@@ -363,9 +404,17 @@ impl HsmState {
             let message = e.to_string();
             tracing::error!(error = %message, "writing the store failed; this HSM stops serving");
             let _ = self.failed.set(message);
+            self.failure.notify_one();
             return Err(self.unhealthy());
         }
         Ok(result?)
+    }
+
+    /// Resolves once the store has failed (at once if it already has).
+    async fn store_failed(&self) {
+        if self.failed.get().is_none() {
+            self.failure.notified().await;
+        }
     }
 
     fn check_healthy(&self) -> Result<(), Status> {
