@@ -63,12 +63,17 @@ chmod 0755 "$context/rootfs/usr/local/bin/"*
 chmod 1777 "$context/rootfs/tmp"
 chmod 0700 "$context/owned/data" "$context/owned/material"
 
+previous="$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)"
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
 revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "== docker build -t $tag (context: $(du -sh "$context" | cut -f1))"
 docker build -f deploy/Dockerfile -t "$tag" \
     --build-arg VERSION="$version" \
     --build-arg REVISION="$revision" \
-    --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     "$context"
+# The image this tag named before, now untagged, would only take space.
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$tag")" ] &&
+    [ "$(docker image inspect -f '{{len .RepoTags}}' "$previous" 2>/dev/null)" = 0 ]; then
+    docker image rm "$previous" >/dev/null || true
+fi
 docker image ls "$tag"
