@@ -20,6 +20,7 @@
 //! - [`store`]: the durable, sealed store, backups, and masked objects.
 //! - [`seed`]: seed files, the users and keys a new cluster starts with.
 //! - [`determinism`]: deterministic mode (tests): randomness from a seed.
+//! - [`metrics`]: Prometheus metrics on a plain HTTP port (`--metrics-addr`).
 //! - [`settings`]: the config file, flags and environment, resolved into a
 //!   [`DaemonConfig`].
 //! - [`testing`]: whole clusters inside a test process, for Rust test
@@ -45,6 +46,7 @@ pub mod config;
 pub mod crypto;
 pub mod determinism;
 pub mod material;
+pub mod metrics;
 pub mod model;
 pub mod pki;
 pub mod seed;

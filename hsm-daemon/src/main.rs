@@ -23,7 +23,8 @@
 //! Every setting can also be a flag or the environment variable named in
 //! `--help` (see `hsm_daemon::settings`). Logs go to standard error, for
 //! people or as JSON (`--log-format`), at the levels `HSM_LOG` or `RUST_LOG`
-//! set.
+//! set. With `--metrics-addr`, `run` and `dev` serve Prometheus metrics
+//! for every HSM of the process on that address (`hsm_daemon::metrics`).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -33,6 +34,7 @@ use hsm_daemon::{
     DaemonConfig, Prepared, Transport,
     determinism::{self, Stream},
     material::{ClusterMaterial, HsmPlacement},
+    metrics::{Endpoint, Metrics},
     model::{ClusterId, HsmType, Password},
     seed::{Seed, SeedPlan},
     service::control::{request_backup, serve_control},
@@ -628,13 +630,54 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(seed) = settings.deterministic {
         println!("hsm-daemon: {} (--deterministic {seed})", determinism::WARNING);
     }
-    let started = start(&settings, None, seed).await?;
+    let mut started = start(&settings, None, seed).await?;
     let shutdown = shutdown_signal()?;
+    let metrics = start_metrics(&settings).await?;
+    if let Some(metrics) = &metrics {
+        started.prepared.set_metrics(Arc::clone(&metrics.metrics));
+    }
     println!(
         "hsm-daemon: {} of cluster {} listening on {} ({})",
         started.hsm_id, started.cluster_id, started.address, started.scheme
     );
-    started.serve(&settings, shutdown).await
+    if let Some(metrics) = &metrics {
+        println!("hsm-daemon: metrics on http://{}/metrics", metrics.address);
+    }
+    let served = started.serve(&settings, shutdown).await;
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
+    }
+    served
+}
+
+/// The process's metrics endpoint, bound and serving.
+struct MetricsServer {
+    metrics: Arc<Metrics>,
+    address: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds and serves the metrics endpoint if `metrics_addr` is set: binding
+/// now, so that a busy or bad address stops start-up with its reason.
+async fn start_metrics(settings: &Settings) -> anyhow::Result<Option<MetricsServer>> {
+    let Some(addr) = settings.metrics_addr()? else { return Ok(None) };
+    let metrics = Metrics::new();
+    let endpoint = Endpoint::bind(addr, Arc::clone(&metrics)).await?;
+    let address = endpoint.address();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(endpoint.serve(async {
+        stopped.await.ok();
+    }));
+    Ok(Some(MetricsServer { metrics, address, stop, task }))
+}
+
+impl MetricsServer {
+    /// Stops serving, once the HSMs have stopped.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
 }
 
 /// An HSM whose store is open and whose port is bound.
@@ -690,6 +733,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
+    // Checked before anything is prepared, so that a bad value changes nothing.
+    args.settings.metrics_addr()?;
     let seed = args.settings.seed.as_deref().map(Seed::from_file).transpose()?;
     if let Some(seed) = &seed {
         if seed.sets_admin_password() && admin_password.is_some() {
@@ -794,6 +839,13 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         started.prepared.set_peers(peers);
     }
     let signalled = shutdown_signal()?;
+    // One endpoint for every HSM of the process; each series names its HSM.
+    let metrics = start_metrics(&args.settings).await?;
+    if let Some(metrics) = &metrics {
+        for (_, started) in &mut hsms {
+            started.prepared.set_metrics(Arc::clone(&metrics.metrics));
+        }
+    }
     let env_path = material.write_client_env(&addresses).context("writing client.env")?;
 
     let scheme = hsms[0].1.scheme;
@@ -803,6 +855,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     println!("  CA      {}", material.ca_path().display());
     println!("  state   {}", dir.join("hsm-K-data").display());
+    if let Some(metrics) = &metrics {
+        println!("  metrics http://{}/metrics", metrics.address);
+    }
     if let Some(path) = &args.settings.seed {
         match &plan {
             Some(plan) => println!(
@@ -845,6 +900,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     while let Some(joined) = running.join_next().await {
         joined.context("an HSM task failed")??;
+    }
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
     }
     // The addresses in it are gone with the HSMs.
     let _ = std::fs::remove_file(&env_path);

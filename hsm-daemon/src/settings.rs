@@ -38,12 +38,16 @@
 //! insecure_plaintext_no_tls = false         # HSM_INSECURE_PLAINTEXT_NO_TLS
 //! faults = false                            # --faults, HSM_FAULTS (test suites only)
 //! drain_timeout_ms = 10000                  # HSM_DRAIN_TIMEOUT_MS (on SIGTERM, wait this long for calls)
+//! metrics_addr = "127.0.0.1:9464"           # --metrics-addr, HSM_METRICS_ADDR (off if unset)
 //! ```
 //!
 //! `faults` serves fault injection, snapshots and resets
 //! (`hsm.testing.v1.FaultService`, `hsm-cli faults ...`) to anyone who can
 //! reach the port, without a session: it lets them break the HSM and wipe
 //! its state. Never turn it on in production.
+//!
+//! `metrics_addr` serves Prometheus metrics (`GET /metrics`, plain HTTP) on
+//! a port of its own; see [`crate::metrics`].
 
 use std::{
     net::SocketAddr,
@@ -169,6 +173,10 @@ pub struct Settings {
     /// their connections (default 10000; 0 to 600000).
     #[arg(long, env = "HSM_DRAIN_TIMEOUT_MS")]
     pub drain_timeout_ms: Option<u64>,
+    /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics
+    /// (IP:port; port 0 picks a free one). Off unless set.
+    #[arg(long, env = "HSM_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 /// A setting that is missing or wrong; the message names it.
@@ -226,7 +234,8 @@ impl Settings {
             require_client_cert,
             insecure_plaintext_no_tls,
             faults,
-            drain_timeout_ms
+            drain_timeout_ms,
+            metrics_addr
         )
     }
 
@@ -255,6 +264,20 @@ impl Settings {
     /// The listen address (default 127.0.0.1:0).
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Where to serve metrics, if anywhere. Kept apart from [`Settings::resolve`]:
+    /// one endpoint serves a whole process, which may run several HSMs.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        let Some(raw) = self.metrics_addr.as_deref().map(str::trim).filter(|raw| !raw.is_empty()) else {
+            return Ok(None);
+        };
+        raw.parse().map(Some).map_err(|_| {
+            err(format!(
+                "metrics_addr (--metrics-addr, HSM_METRICS_ADDR): {raw:?} must be an IP address and a port, such \
+                 as 127.0.0.1:9464 or [::1]:9464 (port 0: a free port)"
+            ))
+        })
     }
 
     /// Resolves everything, reading the files the settings name. `address`
@@ -434,5 +457,16 @@ mod tests {
         std::fs::write(&path, "colour = \"red\"\n").unwrap();
         let e = Settings::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_a_bad_address_is_refused_by_name() {
+        assert_eq!(Settings::default().metrics_addr().unwrap(), None);
+        let at = |raw: &str| Settings { metrics_addr: Some(raw.into()), ..Settings::default() }.metrics_addr();
+        assert_eq!(at("127.0.0.1:9464").unwrap(), Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
+        for bad in ["localhost:9464", "127.0.0.1", "127.0.0.1:99999", "http://127.0.0.1:9464"] {
+            let e = at(bad).unwrap_err().to_string();
+            assert!(e.contains("metrics_addr") && e.contains("IP address and a port") && e.contains(bad), "{e}");
+        }
     }
 }

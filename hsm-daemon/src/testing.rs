@@ -15,7 +15,7 @@
 //!
 //! # Layout
 //! - [`Options`]: how to start (activation, pre-created users, limits, TLS,
-//!   sync interval, KDF cost, fault injection).
+//!   sync interval, KDF cost, fault injection, metrics).
 //! - [`TestCluster`]: several HSMs of one cluster; stop and restart any.
 //! - [`TestHsm`]: one HSM with a single-HSM client.
 //!
@@ -35,7 +35,7 @@
 //! # }
 //! ```
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hsm_client::{ClientConfig, Cluster, HsmClient, Role, Session};
 use rand::rngs::StdRng;
@@ -46,6 +46,7 @@ use crate::{
     clock::ManualClock,
     config::Storage,
     determinism::{self, Stream},
+    metrics::{Endpoint, Metrics},
     model::{
         ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, KeyQuotas, Limits, Password,
     },
@@ -91,6 +92,9 @@ pub struct Options {
     /// Reproducible HSM ids, serial numbers, key material and session tokens
     /// (`--deterministic`).
     pub deterministic: Option<u64>,
+    /// Serve each HSM's Prometheus metrics on a free 127.0.0.1 port
+    /// ([`TestHsm::metrics_address`]; `--metrics-addr`).
+    pub metrics: bool,
 }
 
 impl Default for Options {
@@ -109,6 +113,7 @@ impl Default for Options {
             faults: false,
             seed: None,
             deterministic: None,
+            metrics: false,
         }
     }
 }
@@ -131,6 +136,11 @@ pub struct TestHsm {
     pub address: String,
     /// The HSM's clock: stands still until a test advances it.
     pub clock: Arc<ManualClock>,
+    /// Where its metrics are served (`http://ADDRESS/metrics`), with
+    /// [`Options::metrics`]; a restarted HSM gets a new port.
+    pub metrics_address: Option<SocketAddr>,
+    /// Dropped with the HSM, which stops its metrics endpoint.
+    _metrics_stop: Option<oneshot::Sender<()>>,
     admin_password: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), crate::ServeError>>>,
@@ -211,10 +221,32 @@ impl TestHsm {
             faults: options.faults,
             drain_timeout: crate::config::DEFAULT_DRAIN_TIMEOUT,
         };
+        let (metrics, metrics_address, metrics_stop) = if options.metrics {
+            let metrics = Metrics::new();
+            let endpoint = Endpoint::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::clone(&metrics))
+                .await
+                .expect("metrics port");
+            let address = endpoint.address();
+            let (stop, stopped) = oneshot::channel::<()>();
+            tokio::spawn(endpoint.serve(async {
+                stopped.await.ok();
+            }));
+            (Some(metrics), Some(address), Some(stop))
+        } else {
+            (None, None, None)
+        };
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(crate::serve(config, listener, async {
-            stopped.await.ok();
-        }));
+        let server = tokio::spawn(async move {
+            let mut prepared = crate::Prepared::new(config).await?;
+            if let Some(metrics) = metrics {
+                prepared.set_metrics(metrics);
+            }
+            prepared
+                .serve(listener, async {
+                    stopped.await.ok();
+                })
+                .await
+        });
         let mut client_config = ClientConfig::new(vec![address.clone()], ca.cert_pem.clone()).expect("client config");
         if let Some(client_ca) = &client_ca
             && options.require_client_cert
@@ -235,6 +267,8 @@ impl TestHsm {
             client_ca,
             address,
             clock,
+            metrics_address,
+            _metrics_stop: metrics_stop,
             admin_password: options.admin_password.clone(),
             stop: Some(stop),
             server: Some(server),

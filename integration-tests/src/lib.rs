@@ -4,6 +4,7 @@
 //! - [`TestHsm`], [`TestCluster`]: the public in-process fixtures of
 //!   `hsm_daemon::testing`, re-exported.
 //! - [`process`]: `hsm-daemon init` and `hsm-daemon run` as child processes.
+//! - [`scrape`]: reading a metrics endpoint over plain HTTP.
 //! - [`DevProcess`]: `hsm-daemon dev` as a child process, with `hsm-cli`
 //!   runs against it.
 //! - `tests/`: one file per area (permissions, users, tls, cli).
@@ -16,6 +17,7 @@ use std::{
 };
 
 pub mod process;
+pub mod scrape;
 
 pub use hsm_daemon::testing::{ADMIN_PASSWORD, APPLIANCE_PASSWORD, Options, TestCluster, TestHsm};
 

@@ -1076,6 +1076,16 @@ impl Keys {
         self.keys.iter().filter(|(_, k)| k.session.is_none()).map(|(r, k)| view(*r, k))
     }
 
+    /// How many keys there are of each (type, class), as `key list` names
+    /// them, session keys included.
+    pub fn census(&self) -> BTreeMap<(&'static str, &'static str), usize> {
+        let mut census = BTreeMap::new();
+        for key in self.keys.values() {
+            *census.entry((kind_name(key.facts.kind), class_name(key.facts.class))).or_insert(0) += 1;
+        }
+        census
+    }
+
     /// How many keys `user` owns.
     pub fn owned_by(&self, user: &Username) -> usize {
         self.keys.values().filter(|k| &k.owner == user).count()

@@ -412,6 +412,21 @@ impl Hsm {
         SyncStatus { digest, users: self.users.len(), keys }
     }
 
+    /// Open sessions (idle ones count until they are next swept).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Users locked by failed logins.
+    pub fn locked_user_count(&self) -> usize {
+        self.users.values().filter(|u| u.locked).count()
+    }
+
+    /// Keys by (type, class), as `key list` names them.
+    pub fn key_census(&self) -> BTreeMap<(&'static str, &'static str), usize> {
+        self.keys.census()
+    }
+
     /// The set of per-key digests behind the sync status: every token key
     /// and every tombstone, with the stamps that say which copy is newer.
     pub fn key_digests(&self) -> Vec<KeyDigest> {

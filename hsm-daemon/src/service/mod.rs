@@ -15,6 +15,8 @@
 //!   all (outside the permission table).
 //! - `faults`: fault injection, snapshots and resets (`--faults` only): a
 //!   layer on each side of the gate and the `hsm.testing.v1` service.
+//! - `metered`: what a metrics scrape reads from the HSM (see
+//!   [`crate::metrics`]; its layer is the outermost).
 
 mod cluster;
 pub mod control;
@@ -25,6 +27,7 @@ mod gate;
 mod health;
 mod key;
 mod masked;
+mod metered;
 mod session;
 mod status;
 mod sync;
@@ -53,6 +56,7 @@ use crate::{
     clock::Clock,
     config::{DaemonConfig, Transport},
     determinism::{self, Stream},
+    metrics::{self, Metrics, Stats},
     model::{
         AdminSetup, Caller, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password, PasswordHash,
     },
@@ -127,6 +131,8 @@ pub async fn serve(
 pub struct Prepared {
     state: Arc<HsmState>,
     config: DaemonConfig,
+    /// Where this HSM's metrics are served, if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Prepared {
@@ -143,7 +149,7 @@ impl Prepared {
             }
         }
         state.keep_seed();
-        Ok(Prepared { state, config })
+        Ok(Prepared { state, config, metrics: None })
     }
 
     /// Whether the cluster has been activated (for the binary's banner).
@@ -165,13 +171,19 @@ impl Prepared {
         self.config.membership.peers = peers;
     }
 
+    /// Serves this HSM's metrics (requests, sessions, keys, sync...) in
+    /// `metrics`, which may hold other HSMs of the process too.
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
     /// Serves until `shutdown` resolves.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let Prepared { state, config } = self;
+        let Prepared { state, config, metrics } = self;
         let mut builder = Server::builder();
         if let Transport::Tls(tls) = &config.transport {
             let mut server_tls = ServerTlsConfig::new()
@@ -210,9 +222,13 @@ impl Prepared {
                 let _ = draining_tx.send(());
             }
         };
-        // Fault injection adds its layers only when it is on, so that calls
-        // pay nothing for it otherwise.
+        // Metrics and fault injection add their layers only when they are
+        // on, so that calls pay nothing for them otherwise. The metrics
+        // layer is outermost: it counts what the gate and faults refuse too.
+        let registration = metrics.map(|m| m.register(Arc::clone(&state) as Arc<dyn metrics::Source>));
+        let recorder = registration.is_some().then(|| metrics::Recorder::new(Arc::clone(&state.stats)));
         let server = builder
+            .layer(option_layer(recorder))
             .layer(option_layer(faults::Injector::before_gate(Arc::clone(&state))))
             .layer(gate::Gate::new(Arc::clone(&state)))
             .layer(option_layer(faults::Injector::after_gate(Arc::clone(&state))))
@@ -252,6 +268,8 @@ impl Prepared {
             syncer.abort();
             let _ = syncer.await;
         }
+        // A stopped HSM leaves the metrics page.
+        drop(registration);
         result
     }
 }
@@ -295,6 +313,8 @@ pub(crate) struct HsmState {
     faults: Option<Arc<faults::Faults>>,
     /// Wakes the health service when `failed` is set.
     failure: tokio::sync::Notify,
+    /// Counters for metrics (failed logins, sync rounds, requests).
+    stats: Arc<Stats>,
 }
 
 impl HsmState {
@@ -388,6 +408,7 @@ impl HsmState {
             masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
             faults,
             failure: tokio::sync::Notify::new(),
+            stats: Arc::default(),
         };
         Ok((state, fresh))
     }

@@ -8,7 +8,7 @@ use hsm_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{HsmState, blocking, caller, convert};
-use crate::model::{Password, Username};
+use crate::model::{ModelError, Password, Username};
 
 #[derive(Debug)]
 pub(super) struct SessionApi {
@@ -29,12 +29,23 @@ impl SessionService for SessionApi {
         let role = convert::role("role", req.role)?;
         let password = Password::parse("password", &req.password)?;
 
-        let attempt = self.state.hsm().login_attempt(&username, role)?;
+        // A locked user is refused here already; it counts as a failed login.
+        let attempt = self.state.hsm().login_attempt(&username, role).inspect_err(|_| {
+            self.state.stats.count_failed_login();
+        })?;
         let hash = attempt.hash().clone();
         let password_ok = blocking(move || Ok(hash.verify(&password))).await?;
         let mut rng = self.state.fork_rng();
         let now = self.state.now();
-        let outcome = self.state.mutate(|hsm| hsm.finish_login(attempt, password_ok, now, &mut rng));
+        let mut refused = false;
+        let outcome = self.state.mutate(|hsm| {
+            let result = hsm.finish_login(attempt, password_ok, now, &mut rng);
+            refused = matches!(result, Err(ModelError::LoginFailed | ModelError::UserLocked { .. }));
+            result
+        });
+        if refused {
+            self.state.stats.count_failed_login();
+        }
         let (token, view) = match outcome {
             Ok(ok) => ok,
             Err(status) => {

@@ -23,6 +23,7 @@ use hsm_proto::v1::{
 use super::HsmState;
 use crate::{
     config::{DaemonConfig, Transport},
+    metrics::Round,
     model::{APPLIANCE_USERNAME, Caller, KeyRef, Masked, Password, Stamp},
 };
 
@@ -65,6 +66,9 @@ const PLAINTEXT_NO_CA: &str = "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE
 /// Runs background sync with every peer until the task is aborted.
 pub(crate) async fn run(state: Arc<HsmState>, access: PeerAccess, peers: Vec<String>, interval: Duration) {
     let mut links: Vec<Link> = peers.into_iter().map(Link::new).collect();
+    for link in &links {
+        state.stats.add_peer(&link.peer);
+    }
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -72,10 +76,14 @@ pub(crate) async fn run(state: Arc<HsmState>, access: PeerAccess, peers: Vec<Str
         let isolated = state.is_isolated();
         state.count_sync_round(isolated);
         if isolated {
+            for link in &links {
+                state.stats.sync_round(&link.peer, Round::Skipped);
+            }
             continue;
         }
         for link in &mut links {
             let outcome = link.round(&state, &access).await;
+            state.stats.sync_round(&link.peer, if outcome.is_ok() { Round::Ok } else { Round::Failed });
             link.report(outcome);
         }
     }

@@ -92,7 +92,7 @@ impl FaultService for FaultApi {
         &self,
         _request: Request<pb::DropSessionsRequest>,
     ) -> Result<Response<pb::DropSessionsResponse>, Status> {
-        self.faults()?;
+        self.faults()?.count(super::Injected::DropSessions);
         let closed = self.state.hsm().end_all_sessions();
         tracing::warn!(closed, "fault injection: every session dropped, as by a reboot");
         Ok(Response::new(pb::DropSessionsResponse { sessions_closed: closed as u64 }))

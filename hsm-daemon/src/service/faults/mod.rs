@@ -59,6 +59,37 @@ pub(crate) struct Faults {
     /// HSM is prepared.
     seed: OnceLock<Snapshot>,
     snapshots: Mutex<BTreeMap<SnapshotName, Snapshot>>,
+    /// Faults injected since start, by [`Injected`] kind, for metrics:
+    /// unlike the hit counts above, clearing rules never resets them.
+    injected: [AtomicU64; Injected::KINDS.len()],
+}
+
+/// A kind of fault, as `hsm_faults_injected_total{kind}` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Injected {
+    /// A call failed by mode `unavailable`.
+    Unavailable,
+    /// A call failed by mode `busy`.
+    Busy,
+    /// A call failed by a rule's status.
+    Error,
+    /// A call delayed by rules.
+    Latency,
+    /// A peer's sync call refused by isolation.
+    Isolation,
+    /// Every session dropped, as by a reboot.
+    DropSessions,
+}
+
+impl Injected {
+    const KINDS: [(Injected, &'static str); 6] = [
+        (Injected::Unavailable, "unavailable"),
+        (Injected::Busy, "busy"),
+        (Injected::Error, "error"),
+        (Injected::Latency, "latency"),
+        (Injected::Isolation, "isolation"),
+        (Injected::DropSessions, "drop_sessions"),
+    ];
 }
 
 /// What decides the fate of each call; held for microseconds.
@@ -115,6 +146,7 @@ impl Faults {
             sync_rounds_skipped: AtomicU64::new(0),
             seed: OnceLock::new(),
             snapshots: Mutex::new(BTreeMap::new()),
+            injected: Default::default(),
         }
     }
 
@@ -136,6 +168,7 @@ impl Faults {
         };
         if let Some(failure) = mode_failure {
             switches.mode_hits += 1;
+            self.count(if switches.mode == Mode::Busy { Injected::Busy } else { Injected::Unavailable });
             return Verdict { latency: Duration::ZERO, failure: Some(failure) };
         }
         let Switches { rules, rng, .. } = &mut *switches;
@@ -155,7 +188,26 @@ impl Faults {
             }
         }
         rules.retain(|r| r.remaining != Some(0));
+        if !verdict.latency.is_zero() {
+            self.count(Injected::Latency);
+        }
+        if verdict.failure.is_some() {
+            self.count(Injected::Error);
+        }
         verdict
+    }
+
+    /// Counts a fault injected, for metrics.
+    pub(crate) fn count(&self, kind: Injected) {
+        // `KINDS` is in declaration order, so the discriminant is the index.
+        if let Some(counter) = self.injected.get(kind as usize) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Faults injected since start, by kind.
+    pub(crate) fn injected(&self) -> Vec<(&'static str, u64)> {
+        Injected::KINDS.iter().zip(&self.injected).map(|((_, name), n)| (*name, n.load(Ordering::Relaxed))).collect()
     }
 
     /// Whether a call that passed the gate is a peer's sync call (the
@@ -167,6 +219,7 @@ impl Faults {
             return None;
         }
         self.isolation_refusals.fetch_add(1, Ordering::Relaxed);
+        self.count(Injected::Isolation);
         Some(Status::unavailable(
             "this HSM is cut off from its peers (fault injection: isolated; `hsm-cli faults isolate off` ends it)",
         ))
@@ -426,6 +479,26 @@ mod tests {
         assert_eq!((state.mode_hits, state.rules[0].hits), (1, 0));
         f.set_mode(Mode::Normal);
         assert_eq!(code(&f.judge(Rpc::Sign)), Some(tonic::Code::Internal));
+    }
+
+    #[test]
+    fn injected_faults_are_counted_by_kind_and_survive_clearing() {
+        let f = faults();
+        for (i, (kind, _)) in Injected::KINDS.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{kind:?}");
+        }
+        f.add_rule(&RuleSpec { latency_ms: 1, ..spec("sign", "internal") }).unwrap();
+        f.judge(Rpc::Sign);
+        f.judge(Rpc::Verify);
+        f.set_mode(Mode::Busy);
+        f.judge(Rpc::Sign);
+        f.clear(None);
+        f.isolate(true);
+        f.refuses_peer(Rpc::GetSyncStatus, &Caller::this_hsm());
+        let counts: BTreeMap<_, _> = f.injected().into_iter().collect();
+        let expected =
+            [("busy", 1), ("drop_sessions", 0), ("error", 1), ("isolation", 1), ("latency", 1), ("unavailable", 0)];
+        assert_eq!(counts, BTreeMap::from(expected));
     }
 
     #[test]
