@@ -9,7 +9,11 @@
 //!   session tokens repeat from run to run (`hsm_daemon::determinism`).
 //! - `hsm-daemon init`: prepares a cluster's material and one config file per
 //!   HSM (each naming its peers), for production; `--add` adds HSMs that
-//!   clone from the cluster when they first start.
+//!   clone from the cluster when they first start. `--listen`,
+//!   `--advertise`, `--client-endpoints`, `--data-dir`, `--mounted-at`,
+//!   `--client-out`, `--owner` and `--if-absent` prepare HSMs that run
+//!   elsewhere: in containers (`deploy/compose.yaml`) or Kubernetes
+//!   (`deploy/k8s`).
 //! - `hsm-daemon run --config D/hsm-K.toml`: serves HSM K (`--seed` and
 //!   `--deterministic` apply here too, to a new store).
 //! - `hsm-daemon audit verify --data-dir D`: checks the hash chain of the
@@ -31,12 +35,12 @@ use clap::{Args, Parser, Subcommand};
 use hsm_daemon::{
     DaemonConfig, Prepared, Transport, audit,
     determinism::{self, Stream},
-    material::ClusterMaterial,
+    material::{ClusterMaterial, HsmPlacement},
     metrics::{Endpoint, Metrics},
     model::{ClusterId, HsmType, Password},
     seed::{Seed, SeedPlan},
     service::control::{request_backup, serve_control},
-    settings::Settings,
+    settings::{Settings, split_host_port},
     store::{Opened, STORE_FILE, Store, restore_backup},
 };
 use rand::{SeedableRng, rngs::StdRng};
@@ -72,7 +76,10 @@ enum Command {
     Dev(DevArgs),
     /// Prepare a cluster's material for production use: CA, one certificate,
     /// master key, data directory and config file (DIR/hsm-K.toml) per HSM,
-    /// and DIR/client.env. Refuses a directory that already holds a cluster.
+    /// and DIR/client.env. Refuses a directory that already holds a cluster
+    /// (unless --if-absent). By default the HSMs run on this machine, each
+    /// on a free 127.0.0.1 port; --listen, --advertise, --client-endpoints
+    /// and --data-dir place them in containers or on other hosts.
     Init(InitArgs),
     /// Serve one HSM from its config file (and flags or environment
     /// variables, which take precedence), until interrupted.
@@ -174,7 +181,7 @@ struct DevArgs {
     settings: Settings,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 struct InitArgs {
     /// Directory to write the cluster's material to.
     #[arg(long, env = "HSM_INIT_DIR")]
@@ -193,6 +200,51 @@ struct InitArgs {
     /// hsm1.medium or hsm2m.medium.
     #[arg(long, default_value = "hsm2m.medium")]
     hsm_type: String,
+    /// What every HSM listens on, e.g. 0.0.0.0:2225 when each runs in its own
+    /// container (default: a free 127.0.0.1 port each). With more than one
+    /// HSM, --advertise must say how each is reached.
+    #[arg(long, conflicts_with = "add")]
+    listen: Option<SocketAddr>,
+    /// How the HSMs reach each other: one host:port per HSM, in order,
+    /// comma-separated (e.g. hsm-1:2225,hsm-2:2225,hsm-3:2225). Names each
+    /// HSM's peers, and goes in its certificate (default: where it listens).
+    #[arg(long, value_delimiter = ',', conflicts_with = "add")]
+    advertise: Option<Vec<String>>,
+    /// How clients reach the HSMs: one host:port per HSM, in order,
+    /// comma-separated (e.g. ports published on 127.0.0.1). Written to
+    /// client.env, and each host goes in its HSM's certificate (default: the
+    /// --advertise addresses).
+    #[arg(long, value_delimiter = ',', conflicts_with = "add")]
+    client_endpoints: Option<Vec<String>>,
+    /// Every HSM's data directory, as the HSM sees it: an absolute path, e.g.
+    /// /data when each HSM has its own volume (default: DIR/hsm-K-data,
+    /// created here).
+    #[arg(long, conflicts_with = "add")]
+    data_dir: Option<PathBuf>,
+    /// Where the HSMs will find DIR, when it is mounted elsewhere (e.g. a
+    /// Kubernetes Secret at /etc/hsm): an absolute path that the config
+    /// files' paths point into (default: DIR).
+    #[arg(long, conflicts_with = "add")]
+    mounted_at: Option<PathBuf>,
+    /// Also write client.env and a copy of the CA (ca.pem) to this directory,
+    /// for clients elsewhere (e.g. a directory bind-mounted from the host);
+    /// the two files take the directory's owner when run as root. Written
+    /// again by --if-absent runs.
+    #[arg(long, conflicts_with = "add")]
+    client_out: Option<PathBuf>,
+    /// The CA path that --client-out's client.env names, as its clients see
+    /// it (default: the copy in --client-out), e.g. deploy/out/ca.pem.
+    #[arg(long, requires = "client_out")]
+    client_ca_cert: Option<PathBuf>,
+    /// Give DIR and everything in it to this user, UID or UID:GID: for an
+    /// init run as root that prepares HSMs which run as another user.
+    #[arg(long, conflicts_with = "add")]
+    owner: Option<String>,
+    /// If DIR already holds a cluster (hsm-1.toml), leave it as it is and
+    /// succeed (still writing --client-out): for an init step that runs on
+    /// every start, as a container's does.
+    #[arg(long, conflicts_with = "add")]
+    if_absent: bool,
     /// `dev --deterministic`: the cluster and HSM ids from this seed.
     #[arg(skip)]
     deterministic: Option<u64>,
@@ -296,19 +348,54 @@ fn init(args: &InitArgs) -> anyhow::Result<()> {
     if let Some(count) = args.add {
         return add_hsms(&args.dir, usize::from(count));
     }
-    let (material, endpoints) = prepare_cluster(args)?;
-    for index in 1..=endpoints.len() {
+    let owner = args.owner.as_deref().map(parse_owner).transpose()?;
+    if args.if_absent && args.dir.join("hsm-1.toml").exists() {
+        let material = ClusterMaterial::load_or_create(&args.dir, None, &mut StdRng::from_os_rng())
+            .context("reading the cluster material")?;
+        println!("{} already holds cluster {}: nothing was changed", material.dir.display(), material.cluster_id);
+        let clients = match client_addresses(args)? {
+            Some(clients) => clients,
+            None => material.hsms().context("reading the HSMs' config files")?.into_iter().map(|(_, a)| a).collect(),
+        };
+        return write_client_out(args, &material, &clients);
+    }
+    let (material, clients) = prepare_cluster(args)?;
+    for index in 1..=clients.len() {
         println!("HSM {index}: {}", material.hsm_config_path(index).display());
     }
-    let env = material.write_client_env(&endpoints).context("writing client.env")?;
+    let env = material.write_client_env(&clients).context("writing client.env")?;
+    write_client_out(args, &material, &clients)?;
+    if let Some((uid, gid)) = owner {
+        material.give_to(uid, gid).with_context(|| format!("--owner {uid}:{gid}"))?;
+    }
     println!("cluster {} prepared in {}", material.cluster_id, material.dir.display());
-    println!("  start HSM K with: hsm-daemon run --config {}/hsm-K.toml", material.dir.display());
+    println!("  start HSM K with: hsm-daemon run --config {}/hsm-K.toml", material.served_dir.display());
     println!("  clients: {}", env.display());
     Ok(())
 }
 
+/// `--client-out`: the CA and a client.env for clients elsewhere.
+fn write_client_out(args: &InitArgs, material: &ClusterMaterial, clients: &[String]) -> anyhow::Result<()> {
+    if let Some(out) = &args.client_out {
+        let env = material
+            .write_client_files(out, clients, args.client_ca_cert.as_deref())
+            .context("writing --client-out")?;
+        println!("  clients elsewhere: {}", env.display());
+    }
+    Ok(())
+}
+
+/// `--owner UID[:GID]`.
+fn parse_owner(raw: &str) -> anyhow::Result<(u32, u32)> {
+    let (uid, gid) = raw.split_once(':').unwrap_or((raw, raw));
+    match (uid.parse(), gid.parse()) {
+        (Ok(uid), Ok(gid)) => Ok((uid, gid)),
+        _ => bail!("--owner {raw:?}: must be UID or UID:GID, in numbers (e.g. 10001:10001)"),
+    }
+}
+
 /// A new cluster's material and config files (no `client.env`); returns
-/// the HSMs' configured addresses.
+/// the addresses clients reach the HSMs at.
 fn prepare_cluster(args: &InitArgs) -> anyhow::Result<(ClusterMaterial, Vec<String>)> {
     let cluster_id = args
         .cluster_id
@@ -317,33 +404,109 @@ fn prepare_cluster(args: &InitArgs) -> anyhow::Result<(ClusterMaterial, Vec<Stri
         .transpose()
         .map_err(|e| anyhow::anyhow!("--cluster-id: {e}"))?;
     HsmType::parse(&args.hsm_type).map_err(|e| anyhow::anyhow!("--hsm-type: {e}"))?;
+    for (flag, path) in [("--data-dir", &args.data_dir), ("--mounted-at", &args.mounted_at)] {
+        if let Some(path) = path
+            && !path.is_absolute()
+        {
+            bail!("{flag} {}: must be an absolute path (as the HSMs see it)", path.display());
+        }
+    }
+    let (placements, advertised, clients) = placements(args)?;
     if args.dir.join("hsm-1.toml").exists() {
         bail!("{} already holds a cluster (hsm-1.toml exists); nothing was changed", args.dir.display());
     }
     let mut rng = determinism::rng(args.deterministic, Stream::Cluster, 0);
-    let material = ClusterMaterial::load_or_create(&args.dir, cluster_id.as_ref(), &mut rng)
+    let mut material = ClusterMaterial::load_or_create(&args.dir, cluster_id.as_ref(), &mut rng)
         .context("preparing the cluster material")?;
-    let endpoints = prepare_hsms(&material, 1, usize::from(args.hsms), &args.hsm_type, &mut rng)?;
-    link_peers(&material, &endpoints)?;
-    Ok((material, endpoints))
+    if let Some(path) = &args.mounted_at {
+        material.served_dir.clone_from(path);
+    }
+    prepare_hsms(&material, 1, &placements, &args.hsm_type, &mut rng)?;
+    link_peers(&material, &advertised)?;
+    Ok((material, clients))
 }
 
-/// Prepares HSMs `first..first + count` on free local ports; returns their
-/// addresses.
+/// Where each new HSM listens and keeps its state, how peers reach it and
+/// how clients do, from the flags (checked before anything is written).
+fn placements(args: &InitArgs) -> anyhow::Result<(Vec<HsmPlacement>, Vec<String>, Vec<String>)> {
+    let count = usize::from(args.hsms);
+    let advertise = address_list("--advertise", args.advertise.as_deref(), count)?;
+    let clients = client_addresses(args)?;
+    let listens = match args.listen {
+        Some(listen) if count > 1 && advertise.is_none() => bail!(
+            "--listen {listen}: every HSM binds it, so with --hsms {count} each runs on its own host; say how \
+             each is reached with --advertise (one host:port per HSM)"
+        ),
+        Some(listen) => vec![listen; count],
+        None => (0..count).map(|_| free_local_port().context("finding a free port")).collect::<Result<_, _>>()?,
+    };
+    let advertised = advertise.unwrap_or_else(|| listens.iter().map(|l| reachable(*l)).collect());
+    let clients = clients.unwrap_or_else(|| advertised.clone());
+    let placements = listens
+        .iter()
+        .zip(advertised.iter().zip(&clients))
+        .map(|(listen, (peer, client))| HsmPlacement {
+            listen: *listen,
+            hosts: [peer, client].iter().map(|a| host_of(a)).collect(),
+            data_dir: args.data_dir.clone(),
+        })
+        .collect();
+    Ok((placements, advertised, clients))
+}
+
+/// `--client-endpoints`, falling back on `--advertise`, checked.
+fn client_addresses(args: &InitArgs) -> anyhow::Result<Option<Vec<String>>> {
+    let count = usize::from(args.hsms);
+    match address_list("--client-endpoints", args.client_endpoints.as_deref(), count)? {
+        Some(clients) => Ok(Some(clients)),
+        None => address_list("--advertise", args.advertise.as_deref(), count),
+    }
+}
+
+/// A list flag of one host:port per HSM, checked.
+fn address_list(flag: &str, list: Option<&[String]>, count: usize) -> anyhow::Result<Option<Vec<String>>> {
+    let Some(list) = list else { return Ok(None) };
+    if list.len() != count {
+        bail!("{flag}: {} address(es) for --hsms {count}; give one host:port per HSM, in order", list.len());
+    }
+    let mut checked = Vec::new();
+    for raw in list {
+        let raw = raw.trim();
+        if split_host_port(raw).is_none() {
+            bail!("{flag}: {raw:?} must be host:port (a host name or address, and a port from 1 to 65535)");
+        }
+        checked.push(raw.to_owned());
+    }
+    Ok(Some(checked))
+}
+
+/// The host of a checked host:port, without IPv6 brackets.
+fn host_of(address: &str) -> String {
+    let host = split_host_port(address).map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']').to_owned()
+}
+
+/// Where a process on this machine reaches a listen address.
+fn reachable(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], listen.port())).to_string()
+    } else {
+        listen.to_string()
+    }
+}
+
+/// Prepares HSMs `first..`, one per placement.
 fn prepare_hsms(
     material: &ClusterMaterial,
     first: usize,
-    count: usize,
+    placements: &[HsmPlacement],
     hsm_type: &str,
     rng: &mut StdRng,
-) -> anyhow::Result<Vec<String>> {
-    let mut endpoints = Vec::new();
-    for index in first..first + count {
-        let listen = free_local_port().context("finding a free port")?;
-        material.init_hsm(index, listen, hsm_type, rng).with_context(|| format!("preparing HSM {index}"))?;
-        endpoints.push(listen.to_string());
+) -> anyhow::Result<()> {
+    for (index, placement) in (first..).zip(placements) {
+        material.init_hsm(index, placement, hsm_type, rng).with_context(|| format!("preparing HSM {index}"))?;
     }
-    Ok(endpoints)
+    Ok(())
 }
 
 /// Names every HSM's peers (all the others) in its config file.
@@ -371,7 +534,11 @@ fn add_hsms(dir: &std::path::Path, count: usize) -> anyhow::Result<()> {
         .hsm_type
         .unwrap_or_else(|| "hsm2m.medium".into());
     let mut endpoints: Vec<String> = existing.iter().map(|(_, address)| address.clone()).collect();
-    let added = prepare_hsms(&material, existing.len() + 1, count, &hsm_type, &mut rng)?;
+    let placements = (0..count)
+        .map(|_| Ok(HsmPlacement::local(free_local_port().context("finding a free port")?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let added: Vec<String> = placements.iter().map(|p| p.listen.to_string()).collect();
+    prepare_hsms(&material, existing.len() + 1, &placements, &hsm_type, &mut rng)?;
     for index in existing.len() + 1..=existing.len() + count {
         println!("HSM {index}: {}", material.hsm_config_path(index).display());
     }
@@ -672,10 +839,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         let (material, _) = prepare_cluster(&InitArgs {
             dir: dir.clone(),
             hsms,
-            add: None,
             cluster_id: seed.as_ref().and_then(Seed::cluster_id).map(ToString::to_string),
             hsm_type: seed.as_ref().and_then(Seed::hsm_type).unwrap_or(HsmType::Hsm2mMedium).to_string(),
             deterministic: args.settings.deterministic,
+            ..InitArgs::default()
         })?;
         (material, usize::from(hsms))
     };

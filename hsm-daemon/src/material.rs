@@ -13,11 +13,17 @@
 //! - `D/hsm-K.pem`, `D/hsm-K.key`: HSM K's server certificate and key.
 //! - `D/client.env`: `HSM_ENDPOINTS` and `HSM_CA_CERT`, for `hsm-cli` and
 //!   applications.
+//!
+//! The HSMs may see `D` elsewhere (a container volume, a Kubernetes Secret):
+//! [`ClusterMaterial::served_dir`] is that path, and the config files name
+//! it. [`ClusterMaterial::write_client_files`] copies the public part (the CA
+//! and a `client.env`) to a directory clients on another machine read.
 
 use std::{
     fs,
     io::{self, Write as _},
-    os::unix::fs::OpenOptionsExt as _,
+    net::SocketAddr,
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -48,6 +54,9 @@ pub enum MaterialError {
 #[derive(Debug)]
 pub struct ClusterMaterial {
     pub dir: PathBuf,
+    /// `dir` as the HSMs will see it (where a container or a Kubernetes
+    /// Secret mounts it): the paths in their config files point here.
+    pub served_dir: PathBuf,
     pub cluster_id: ClusterId,
     pub ca: CertifiedKey,
     pub appliance_password: Password,
@@ -85,7 +94,7 @@ impl ClusterMaterial {
         write_secret_key(&dir, MASKING_KEY)?;
         // Written last: its presence marks complete material.
         write_file(&dir.join("cluster-id"), cluster_id.as_str().as_bytes(), false)?;
-        Ok(ClusterMaterial { dir, cluster_id, ca, appliance_password })
+        Ok(ClusterMaterial { served_dir: dir.clone(), dir, cluster_id, ca, appliance_password })
     }
 
     fn load(dir: &Path) -> Result<Self, MaterialError> {
@@ -109,7 +118,7 @@ impl ClusterMaterial {
                 write_secret_key(dir, name)?;
             }
         }
-        Ok(ClusterMaterial { dir: dir.to_owned(), cluster_id, ca, appliance_password })
+        Ok(ClusterMaterial { dir: dir.to_owned(), served_dir: dir.to_owned(), cluster_id, ca, appliance_password })
     }
 
     pub fn ca_path(&self) -> PathBuf {
@@ -131,25 +140,30 @@ impl ClusterMaterial {
     }
 
     /// Prepares HSM `index`: its certificate, master key (owner-only, outside
-    /// its data directory), data directory and config file listening on
-    /// `listen`. Returns the config file's path.
+    /// its data directory), data directory (unless `placement` names one
+    /// elsewhere) and config file. Returns the config file's path.
     pub fn init_hsm(
         &self,
         index: usize,
-        listen: std::net::SocketAddr,
+        placement: &HsmPlacement,
         hsm_type: &str,
         rng: &mut impl CryptoRng,
     ) -> Result<PathBuf, MaterialError> {
         let hsm_id = crate::model::HsmId::generate(rng);
-        let names = vec!["localhost".to_owned(), listen.ip().to_string(), hsm_id.to_string()];
-        self.issue_hsm_tls(index, hsm_id.as_str(), &names)?;
+        self.issue_hsm_tls(index, hsm_id.as_str(), &placement.certificate_names(hsm_id.as_str()))?;
         let master = crate::store::MasterKey::generate()
             .map_err(|reason| MaterialError::Invalid { path: self.dir.clone(), reason })?;
         let key_path = self.dir.join(format!("hsm-{index}.master-key"));
         write_file(&key_path, format!("{}\n", master.to_hex().as_str()).as_bytes(), true)?;
-        let data_dir = self.dir.join(format!("hsm-{index}-data"));
-        fs::create_dir_all(&data_dir).map_err(io_at(&data_dir))?;
-        let d = self.dir.display();
+        let d = self.served_dir.display();
+        let data_dir = match &placement.data_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let data_dir = self.dir.join(format!("hsm-{index}-data"));
+                fs::create_dir_all(&data_dir).map_err(io_at(&data_dir))?;
+                self.served_dir.join(format!("hsm-{index}-data"))
+            }
+        };
         let config = format!(
             "# hsm-daemon configuration of HSM {index} of {cluster}, written by `hsm-daemon init`.\n\
              # Every key also has a flag and an environment variable; see `hsm-daemon run --help`.\n\
@@ -158,7 +172,7 @@ impl ClusterMaterial {
              cluster_id = \"{cluster}\"\n\
              hsm_id = \"{hsm_id}\"\n\
              listen = \"{listen}\"\n\
-             data_dir = \"{d}/hsm-{index}-data\"\n\
+             data_dir = {data_dir}\n\
              master_key_file = \"{d}/hsm-{index}.master-key\"\n\
              tls_cert = \"{d}/hsm-{index}.pem\"\n\
              tls_key = \"{d}/hsm-{index}.key\"\n\
@@ -171,6 +185,8 @@ impl ClusterMaterial {
              # The cluster's other HSMs, which background sync copies newer keys from.\n\
              peers = []\n",
             cluster = self.cluster_id,
+            listen = placement.listen,
+            data_dir = toml::Value::from(data_dir.display().to_string()),
         );
         let path = self.hsm_config_path(index);
         write_file(&path, config.as_bytes(), false)?;
@@ -233,13 +249,99 @@ impl ClusterMaterial {
     /// Writes `client.env` for these endpoints (atomically: readers never see
     /// half a file).
     pub fn write_client_env(&self, endpoints: &[String]) -> Result<PathBuf, MaterialError> {
-        let path = self.dir.join("client.env");
-        let body = format!("HSM_ENDPOINTS={}\nHSM_CA_CERT={}\n", endpoints.join(","), self.ca_path().display());
-        let tmp = self.dir.join(".client.env.tmp");
-        write_file(&tmp, body.as_bytes(), false)?;
-        fs::rename(&tmp, &path).map_err(io_at(&path))?;
-        Ok(path)
+        write_env(&self.dir, endpoints, &self.ca_path())
     }
+
+    /// Writes the files a client on another machine needs into `out`: a copy
+    /// of the CA (`out/ca.pem`) and a `client.env` naming `endpoints` and
+    /// `ca_cert` (default: the copy). Both take the owner of `out`, when the
+    /// process may give them away (as root): a container run as root
+    /// writing into a user's bind-mounted directory leaves files the user
+    /// owns. Returns the `client.env` path.
+    pub fn write_client_files(
+        &self,
+        out: &Path,
+        endpoints: &[String],
+        ca_cert: Option<&Path>,
+    ) -> Result<PathBuf, MaterialError> {
+        fs::create_dir_all(out).map_err(io_at(out))?;
+        let ca = out.join("ca.pem");
+        write_file(&ca, self.ca.cert_pem.as_bytes(), false)?;
+        let env = write_env(out, endpoints, ca_cert.unwrap_or(&ca))?;
+        let owner = fs::metadata(out).map_err(io_at(out))?;
+        for path in [&ca, &env] {
+            match std::os::unix::fs::chown(path, Some(owner.uid()), Some(owner.gid())) {
+                // Not root: the files stay the writer's, readable by all.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                other => other.map_err(io_at(path))?,
+            }
+        }
+        Ok(env)
+    }
+
+    /// Gives the directory and everything in it to `uid:gid`: an `init` run
+    /// as root prepares material for HSMs that run as another user.
+    pub fn give_to(&self, uid: u32, gid: u32) -> Result<(), MaterialError> {
+        chown_tree(&self.dir, uid, gid)
+    }
+}
+
+/// Where one HSM listens, the names its certificate carries, and where it
+/// keeps its state.
+#[derive(Debug, Clone)]
+pub struct HsmPlacement {
+    pub listen: SocketAddr,
+    /// Hosts (names or addresses) that peers and clients reach it by;
+    /// `localhost` and `127.0.0.1` are always added (local probes and
+    /// clients connect there).
+    pub hosts: Vec<String>,
+    /// Its data directory as it sees it (a container's own volume); `None`:
+    /// `D/hsm-K-data`, created by `init_hsm`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl HsmPlacement {
+    /// An HSM on a port of this machine, keeping its state in `D`.
+    pub fn local(listen: SocketAddr) -> HsmPlacement {
+        HsmPlacement { listen, hosts: Vec::new(), data_dir: None }
+    }
+
+    /// The certificate's subject alternative names, each once.
+    fn certificate_names(&self, hsm_id: &str) -> Vec<String> {
+        let listen_ip = (!self.listen.ip().is_unspecified()).then(|| self.listen.ip().to_string());
+        let mut names: Vec<String> = Vec::new();
+        let all = ["localhost".to_owned(), "127.0.0.1".to_owned()]
+            .into_iter()
+            .chain(listen_ip)
+            .chain(self.hosts.iter().cloned())
+            .chain([hsm_id.to_owned()]);
+        for name in all {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
+
+/// Writes `dir/client.env` atomically.
+fn write_env(dir: &Path, endpoints: &[String], ca: &Path) -> Result<PathBuf, MaterialError> {
+    let path = dir.join("client.env");
+    let body = format!("HSM_ENDPOINTS={}\nHSM_CA_CERT={}\n", endpoints.join(","), ca.display());
+    let tmp = dir.join(".client.env.tmp");
+    write_file(&tmp, body.as_bytes(), false)?;
+    fs::rename(&tmp, &path).map_err(io_at(&path))?;
+    Ok(path)
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), MaterialError> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io_at(path))?;
+    if fs::symlink_metadata(path).map_err(io_at(path))?.is_dir() {
+        for entry in fs::read_dir(path).map_err(io_at(path))? {
+            chown_tree(&entry.map_err(io_at(path))?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 /// The cluster key's file: it seals backups.
@@ -284,6 +386,59 @@ mod tests {
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
         let env = fs::read_to_string(first.write_client_env(&["127.0.0.1:1".into()]).unwrap()).unwrap();
         assert!(env.starts_with("HSM_ENDPOINTS=127.0.0.1:1\nHSM_CA_CERT=/"), "{env}");
+    }
+
+    #[test]
+    fn a_placed_hsm_names_its_hosts_and_the_served_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut material = ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap();
+        material.served_dir = PathBuf::from("/material");
+        let placement = HsmPlacement {
+            listen: "0.0.0.0:2225".parse().unwrap(),
+            hosts: vec!["hsm-1".into(), "127.0.0.1".into()],
+            data_dir: Some(PathBuf::from("/data")),
+        };
+        assert_eq!(placement.certificate_names("hsm-x"), ["localhost", "127.0.0.1", "hsm-1", "hsm-x"]);
+        let path = material.init_hsm(1, &placement, "hsm2m.medium", &mut rng).unwrap();
+        let settings = crate::settings::Settings::from_file(&path).unwrap();
+        assert_eq!(settings.listen, Some("0.0.0.0:2225".parse().unwrap()));
+        assert_eq!(settings.data_dir.as_deref(), Some(Path::new("/data")));
+        assert_eq!(settings.tls_cert.as_deref(), Some(Path::new("/material/hsm-1.pem")));
+        assert_eq!(settings.ca_cert.as_deref(), Some(Path::new("/material/ca.pem")));
+        assert!(!dir.path().join("hsm-1-data").exists(), "the data directory is the HSM's own, not made here");
+        assert!(dir.path().join("hsm-1.master-key").exists());
+    }
+
+    #[test]
+    fn client_files_carry_the_ca_and_take_the_directory_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(8);
+        let material = ClusterMaterial::load_or_create(&dir.path().join("m"), None, &mut rng).unwrap();
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        // As root the directory can belong to someone else, and the files
+        // must follow it; otherwise they are the writer's, like the directory.
+        let owner = match std::os::unix::fs::lchown(&out, Some(12_345), Some(12_346)) {
+            Ok(()) => (12_345, 12_346),
+            Err(_) => {
+                let meta = fs::metadata(&out).unwrap();
+                (meta.uid(), meta.gid())
+            }
+        };
+        let endpoints = ["127.0.0.1:2231".to_owned(), "127.0.0.1:2232".to_owned()];
+        let env = material.write_client_files(&out, &endpoints, Some(Path::new("deploy/out/ca.pem"))).unwrap();
+        assert_eq!(
+            fs::read_to_string(&env).unwrap(),
+            "HSM_ENDPOINTS=127.0.0.1:2231,127.0.0.1:2232\nHSM_CA_CERT=deploy/out/ca.pem\n"
+        );
+        assert_eq!(fs::read_to_string(out.join("ca.pem")).unwrap(), material.ca.cert_pem);
+        for path in [env, out.join("ca.pem")] {
+            let meta = fs::metadata(&path).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), owner, "{}", path.display());
+        }
+        let env = material.write_client_files(&out, &endpoints, None).unwrap();
+        assert!(fs::read_to_string(env).unwrap().ends_with(&format!("HSM_CA_CERT={}\n", out.join("ca.pem").display())));
     }
 
     #[test]

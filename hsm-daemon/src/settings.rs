@@ -384,13 +384,9 @@ impl Settings {
         };
         let peer = |field: &str, raw: &str| -> Result<String, SettingsError> {
             let raw = raw.trim();
-            match raw.rsplit_once(':') {
-                Some((host, port))
-                    if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) && !raw.contains("://") =>
-                {
-                    Ok(raw.to_owned())
-                }
-                _ => Err(err(format!("{field}: {raw:?} must be host:port"))),
+            match split_host_port(raw) {
+                Some(_) => Ok(raw.to_owned()),
+                None => Err(err(format!("{field}: {raw:?} must be host:port"))),
             }
         };
         let peers = self
@@ -427,6 +423,14 @@ impl Settings {
             sync_interval: Duration::from_millis(interval),
         })
     }
+}
+
+/// `raw` as a host and a port, if it is `host:port` (a non-empty host, a
+/// port from 1 to 65535, no URL scheme). An IPv6 host keeps its brackets.
+pub fn split_host_port(raw: &str) -> Option<(&str, u16)> {
+    let (host, port) = raw.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    (!host.is_empty() && !raw.contains("://")).then_some((host, port))
 }
 
 /// Reads the file a setting names, or says which setting is missing.

@@ -59,6 +59,15 @@ pub struct Daemon {
 impl ClusterDir {
     /// `hsm-daemon init --dir D --hsms <hsms>`.
     pub fn init(hsms: usize) -> ClusterDir {
+        let cluster = Self::init_with(hsms, &[]);
+        for k in 1..=hsms {
+            assert!(cluster.data_dir_of(k).is_dir(), "init made no data directory for HSM {k}");
+        }
+        cluster
+    }
+
+    /// `hsm-daemon init --dir D --hsms <hsms> <args>`.
+    pub fn init_with(hsms: usize, args: &[&str]) -> ClusterDir {
         let root = tempfile::tempdir().expect("temp dir");
         let cluster = ClusterDir { root, launches: AtomicUsize::new(0) };
         fs::create_dir(cluster.logs()).expect("logs dir");
@@ -67,6 +76,7 @@ impl ClusterDir {
             .args(["init", "--dir"])
             .arg(cluster.dir())
             .args(["--hsms", &hsms.to_string()])
+            .args(args)
             .output()
             .expect("hsm-daemon init");
         assert!(
@@ -76,7 +86,7 @@ impl ClusterDir {
             String::from_utf8_lossy(&out.stderr)
         );
         for k in 1..=hsms {
-            assert!(cluster.config_of(k).is_file() && cluster.data_dir_of(k).is_dir(), "init wrote no HSM {k}");
+            assert!(cluster.config_of(k).is_file(), "init wrote no config for HSM {k}");
         }
         cluster
     }

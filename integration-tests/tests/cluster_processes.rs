@@ -2,13 +2,16 @@
 //! --hsms 3` prepares it: every HSM's config names its peers, background
 //! sync brings a killed and restarted HSM back into step, a key made while
 //! it was down signs on it, and an HSM added with `init --add` clones users
-//! and keys before it serves.
+//! and keys before it serves. HSMs placed the way containers are (`init
+//! --listen --advertise --client-endpoints --data-dir --mounted-at
+//! --client-out`) reach each other and their clients at the given
+//! addresses.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly on the first unexpected error")]
 
 use std::time::Duration;
 
 use hsm_client::{
-    KeyInfo, KeyOptions, KeyPairSpec, Role, Session,
+    ClientConfig, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, Role, Session,
     keys::{HashAlgorithm, SignMechanism},
 };
 use integration_tests::process::{ClusterDir, Daemon};
@@ -209,4 +212,126 @@ async fn the_acceptance_walkthrough_through_hsm_cli() {
         .verify(b"a fixed message", &signature)
         .expect("the second key's signature verifies against its public key");
     drop((hsm1, hsm2));
+}
+
+/// A free port on 127.0.0.1 (free a moment ago).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `init` as for containers, each HSM then started on the address it is
+/// advertised at (flags over its config, as a container's port mapping
+/// would give it): the config files hold what the flags said, clients reach
+/// the HSMs by the `--client-endpoints` names through `--client-out`'s CA,
+/// and a key made on HSM 1 reaches the others through the advertised
+/// addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsms_placed_for_containers_serve_and_sync_at_the_given_addresses() {
+    let ports = [free_port(), free_port(), free_port()];
+    let advertise: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let clients: Vec<String> = ports.iter().map(|p| format!("localhost:{p}")).collect();
+    let root = tempfile::tempdir().unwrap();
+    let mounted = root.path().join("material");
+    let out = root.path().join("out");
+    let cluster = ClusterDir::init_with(
+        3,
+        &[
+            "--listen",
+            "0.0.0.0:2225",
+            "--advertise",
+            &advertise.join(","),
+            "--client-endpoints",
+            &clients.join(","),
+            "--data-dir",
+            "/data",
+            "--mounted-at",
+            mounted.to_str().unwrap(),
+            "--client-out",
+            out.to_str().unwrap(),
+        ],
+    );
+    std::os::unix::fs::symlink(cluster.dir(), &mounted).unwrap();
+    let config = std::fs::read_to_string(cluster.config_of(2)).unwrap();
+    for line in [
+        "listen = \"0.0.0.0:2225\"".to_owned(),
+        "data_dir = \"/data\"".to_owned(),
+        format!("tls_cert = \"{}/hsm-2.pem\"", mounted.display()),
+        format!("peers = [\"{}\", \"{}\"]", advertise[0], advertise[2]),
+    ] {
+        assert!(config.lines().any(|l| l == line), "{line:?} missing from {config}");
+    }
+    assert!(!cluster.data_dir_of(1).exists(), "--data-dir is the HSM's own: init made none in D");
+    let env = std::fs::read_to_string(out.join("client.env")).unwrap();
+    assert_eq!(env, format!("HSM_ENDPOINTS={}\nHSM_CA_CERT={}\n", clients.join(","), out.join("ca.pem").display()));
+
+    let mut hsms = Vec::new();
+    for (k, address) in (1..).zip(&advertise) {
+        let data = root.path().join(format!("data-{k}"));
+        std::fs::create_dir(&data).unwrap();
+        hsms.push(cluster.start_hsm_with(k, &["--listen", address, "--data-dir", data.to_str().unwrap()], &[SYNC]));
+    }
+    // Each HSM's certificate names the client endpoint's host (localhost).
+    let ca = out.join("ca.pem");
+    let client_of = |k: usize| {
+        let config = ClientConfig::from_parts(&format!("localhost:{}", ports[k]), &ca).unwrap();
+        async move { HsmClient::connect(&config).await.unwrap() }
+    };
+    for k in 0..3 {
+        let client = client_of(k).await;
+        client.activate(ADMIN_PASSWORD).await.unwrap();
+        let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+        admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+        admin.logout().await.unwrap();
+    }
+    let alice1 = client_of(0).await.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    let (_, key) = ec_pair(&alice1, "placed").await;
+    until_in_step(&hsms.iter().collect::<Vec<_>>()).await;
+    let alice3 = client_of(2).await.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    alice3.sign(&key.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"m", false).await.unwrap();
+}
+
+/// `init --if-absent` leaves a cluster as it is and succeeds (rewriting the
+/// client files); without it `init` refuses; lists of the wrong length are
+/// refused naming the flag.
+#[test]
+fn init_if_absent_keeps_the_cluster_and_lists_must_fit_the_hsm_count() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out");
+    let cluster = ClusterDir::init(2);
+    let before = std::fs::read_to_string(cluster.config_of(1)).unwrap();
+    let init = |args: &[&str]| {
+        let output = cluster.command().args(["init", "--dir"]).arg(cluster.dir()).args(args).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+    let (code, text) = init(&["--hsms", "2"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("already holds a cluster"), "{text}");
+    let (code, text) =
+        init(&["--hsms", "2", "--if-absent", "--client-out", out.to_str().unwrap(), "--client-ca-cert", "ca.pem"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("nothing was changed"), "{text}");
+    assert_eq!(std::fs::read_to_string(cluster.config_of(1)).unwrap(), before);
+    let endpoints = cluster.client_env("HSM_ENDPOINTS");
+    assert_eq!(
+        std::fs::read_to_string(out.join("client.env")).unwrap(),
+        format!("HSM_ENDPOINTS={endpoints}\nHSM_CA_CERT=ca.pem\n"),
+        "the client files name the HSMs the cluster holds"
+    );
+    assert!(out.join("ca.pem").is_file());
+
+    let fresh = out_dir.path().join("fresh");
+    let (code, text) = {
+        let output = cluster
+            .command()
+            .args(["init", "--dir"])
+            .arg(&fresh)
+            .args(["--hsms", "3", "--client-endpoints", "127.0.0.1:1,127.0.0.1:2"])
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("--client-endpoints: 2 address(es) for --hsms 3"), "{text}");
+    assert!(!fresh.join("cluster-id").exists(), "a refused init writes nothing");
 }
