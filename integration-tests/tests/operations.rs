@@ -126,6 +126,11 @@ async fn json_logs_are_one_object_a_line() {
     assert!(lines.iter().any(|l| l.contains("\"DEBUG\"")), "HSM_LOG=debug gave no debug lines");
     assert!(lines.iter().any(|l| l.contains("draining calls in flight")), "{stderr}");
 
+    // Human lines, to a file: no colour codes.
+    let daemon = cluster.start_with(&["--listen", "127.0.0.1:0"], &[]);
+    let human = tokio::task::spawn_blocking(move || daemon.terminate()).await.unwrap();
+    assert!(human.contains(" INFO ") && !human.contains('\u{1b}'), "{human}");
+
     let refused = cluster.command().args(["run", "--log-format", "xml"]).output().unwrap();
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused.stderr).contains("--log-format"), "{}", text(&refused.stderr));
