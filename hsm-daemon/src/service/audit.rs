@@ -10,16 +10,16 @@
 //! [`opcode`] does not audit (crypto, listings) are recorded only when they
 //! were refused for permission or authentication.
 
-use std::{
-    sync::{Arc, Mutex, PoisonError},
-    task::{Context, Poll},
-};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hsm_proto::v1::{AuditRecord, ReadAuditLogRequest, ReadAuditLogResponse, Rpc, audit_service_server::AuditService};
 use tonic::{Code, Request, Response, Status};
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::{BoxFuture, HsmState, blocking, take_ready};
+use super::{
+    BoxFuture, HsmState, blocking,
+    layer::{Around, HttpResponse},
+};
 use crate::{
     audit::{Event, Record},
     model::{Caller, Identity, KeyRef, ModelError, Username},
@@ -150,55 +150,27 @@ fn role_name(identity: Identity) -> &'static str {
     }
 }
 
-/// The layer; see the module docs.
-#[derive(Debug, Clone)]
-pub(super) struct Auditor {
-    state: Arc<HsmState>,
-}
+/// The layer's kind; see the module docs.
+#[derive(Debug)]
+pub(super) struct Auditor;
 
-impl Auditor {
-    pub(super) fn new(state: Arc<HsmState>) -> Self {
-        Auditor { state }
-    }
-}
-
-impl<S> Layer<S> for Auditor {
-    type Service = Audited<S>;
-
-    fn layer(&self, inner: S) -> Audited<S> {
-        Audited { inner, state: Arc::clone(&self.state) }
-    }
-}
-
-/// A service whose calls the audit log records.
-#[derive(Debug, Clone)]
-pub(super) struct Audited<S> {
-    inner: S,
-    state: Arc<HsmState>,
-}
-
-impl<S, B> Service<http::Request<B>> for Audited<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let mut inner = take_ready(&mut self.inner);
+impl Around for Auditor {
+    fn around<S, B>(
+        state: &Arc<HsmState>,
+        mut inner: S,
+        mut request: http::Request<B>,
+    ) -> BoxFuture<Result<HttpResponse, S::Error>>
+    where
+        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+    {
         let Some(rpc) = Rpc::from_path(request.uri().path()) else {
             return Box::pin(inner.call(request));
         };
         let slot = Slot::default();
         request.extensions_mut().insert(slot.clone());
-        let state = Arc::clone(&self.state);
+        let state = Arc::clone(state);
         Box::pin(async move {
             let response = inner.call(request).await?;
             let code = response_code(&response);

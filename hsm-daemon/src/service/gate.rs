@@ -6,71 +6,46 @@
 //! health and reflection services pass without a session (`health`). The
 //! gate tells the audit layer around it who called (`audit::Slot`).
 
-use std::{
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::sync::Arc;
 
 use hsm_proto::{SESSION_METADATA_KEY, v1::Rpc};
 use tonic::Status;
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::{BoxFuture, HsmState, audit::Slot, health, operation, take_ready};
+use super::{
+    BoxFuture, HsmState,
+    audit::Slot,
+    health,
+    layer::{Around, HttpResponse},
+    operation,
+};
 use crate::model::{ModelError, Operation};
 
-/// The layer; see the module docs.
-#[derive(Debug, Clone)]
-pub(crate) struct Gate {
-    state: Arc<HsmState>,
-}
+/// The layer's kind; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Gate;
 
-impl Gate {
-    pub(crate) fn new(state: Arc<HsmState>) -> Self {
-        Gate { state }
-    }
-}
-
-impl<S> Layer<S> for Gate {
-    type Service = Gated<S>;
-
-    fn layer(&self, inner: S) -> Gated<S> {
-        Gated { inner, state: Arc::clone(&self.state) }
-    }
-}
-
-/// A service behind the gate.
-#[derive(Debug, Clone)]
-pub(crate) struct Gated<S> {
-    inner: S,
-    state: Arc<HsmState>,
-}
-
-impl<S, B> Service<http::Request<B>> for Gated<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+impl Around for Gate {
+    fn around<S, B>(
+        state: &Arc<HsmState>,
+        mut inner: S,
+        mut request: http::Request<B>,
+    ) -> BoxFuture<Result<HttpResponse, S::Error>>
+    where
+        S: Service<http::Request<B>, Response = HttpResponse> + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+    {
         // Health and reflection are outside the permission table.
         if !health::is_open(request.uri().path()) {
-            match admit(&self.state, &request) {
+            match admit(state, &request) {
                 Ok(caller) => {
                     request.extensions_mut().insert(caller);
                 }
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
         }
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move { inner.call(request).await })
+        Box::pin(inner.call(request))
     }
 }
 

@@ -11,6 +11,8 @@
 //! - `masked`: masked objects (copying keys and users between HSMs).
 //! - `sync`: background sync with the cluster's other HSMs, and cloning.
 //! - `status`: the one `ModelError` to `Status` mapping.
+//! - `layer`: the one shape of the layers that see every call with the
+//!   HSM's state (`gate`, `audit`).
 //! - `audit`: the layer around the gate that writes the audit log, and
 //!   `hsm.v1.AuditService`, which reads it.
 //! - `health`: the standard health service and server reflection, open to
@@ -29,6 +31,7 @@ mod faults;
 mod gate;
 mod health;
 mod key;
+mod layer;
 mod masked;
 mod metered;
 mod session;
@@ -238,8 +241,8 @@ impl Prepared {
         let server = builder
             .layer(option_layer(recorder))
             .layer(option_layer(faults::Injector::before_gate(Arc::clone(&state))))
-            .layer(audit::Auditor::new(Arc::clone(&state)))
-            .layer(gate::Gate::new(Arc::clone(&state)))
+            .layer(layer::StateLayer::<audit::Auditor>::new(Arc::clone(&state)))
+            .layer(layer::StateLayer::<gate::Gate>::new(Arc::clone(&state)))
             .layer(option_layer(faults::Injector::after_gate(Arc::clone(&state))))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -511,13 +514,6 @@ async fn blocking<T: Send + 'static>(
 
 /// The boxed future of the tower layers around the handlers.
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// The inner service of a layer, to call: `poll_ready` readied `inner`, and a
-/// clone may not be ready, so the clone stays and the ready one is taken.
-fn take_ready<S: Clone>(inner: &mut S) -> S {
-    let clone = inner.clone();
-    std::mem::replace(inner, clone)
-}
 
 /// The caller the gate established for this request.
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
