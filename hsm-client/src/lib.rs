@@ -246,6 +246,14 @@ impl Session {
         Ok(request)
     }
 
+    /// Checks the session and does nothing else (an extension): a
+    /// keep-alive that resets the idle timer, and the floor of an
+    /// authenticated call for benchmarks.
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        SessionServiceClient::new(self.client.channel()).ping(self.request(pb::PingRequest {})?).await?;
+        Ok(())
+    }
+
     /// Ends the session.
     pub async fn logout(self) -> Result<(), ClientError> {
         SessionServiceClient::new(self.client.channel()).logout(self.request(pb::LogoutRequest {})?).await?;

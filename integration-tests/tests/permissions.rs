@@ -39,7 +39,7 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
         Rpc::Activate => &[Who::Preco],
         // Anyone may open a session.
         Rpc::Login => &EVERYONE,
-        Rpc::Logout => &[Who::Preco, Who::Co, Who::Cu, Who::Au],
+        Rpc::Logout | Rpc::Ping => &[Who::Preco, Who::Co, Who::Cu, Who::Au],
         // "Add, remove users": CO only.
         Rpc::CreateUser | Rpc::DeleteUser => &[Who::Co],
         // Not in the seed; every logged-in user of an active cluster.
@@ -77,6 +77,7 @@ fn operation_words(rpc: Rpc) -> &'static str {
         Rpc::Activate => "cluster activate",
         Rpc::Login => "login",
         Rpc::Logout => "logout",
+        Rpc::Ping => "session ping",
         Rpc::CreateUser => "user create",
         Rpc::DeleteUser => "user delete",
         Rpc::ListUsers => "user list",
@@ -270,6 +271,9 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             )
             .await
             .map(drop),
+        Rpc::Ping => {
+            SessionServiceClient::new(channel).ping(session.request(pb::PingRequest {}).expect("r")).await.map(drop)
+        }
         Rpc::Logout => {
             SessionServiceClient::new(channel).logout(session.request(pb::LogoutRequest {}).expect("r")).await.map(drop)
         }

@@ -207,3 +207,26 @@ async fn idle_sessions_expire_and_activity_keeps_them_open() {
     // An expired session no longer counts as logged in.
     admin.delete_user("alice", Role::CryptoUser).await.unwrap();
 }
+
+#[tokio::test]
+async fn ping_checks_the_session_and_keeps_it_open() {
+    let hsm = TestHsm::start(Options { session_idle_timeout: Duration::from_secs(60), ..Options::default() }).await;
+    let admin = hsm.admin().await;
+    admin.create_user("alice", Role::CryptoUser, "alice-pass").await.unwrap();
+    let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
+    let idle = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
+
+    // Pinging every 45 s keeps one session open past the 60 s idle limit;
+    // the other, unused, expires.
+    for _ in 0..3 {
+        hsm.clock.advance(Duration::from_secs(45));
+        alice.ping().await.unwrap();
+    }
+    alice.list_users().await.unwrap();
+    let err = idle.ping().await.unwrap_err();
+    assert!(matches!(&err, ClientError::Unauthenticated(m) if m.contains("expired")), "{err:?}");
+
+    // Without a session there is nothing to check.
+    let err = hsm.client.anonymous().ping().await.unwrap_err();
+    assert!(matches!(&err, ClientError::Unauthenticated(m) if m.contains("session ping")), "{err:?}");
+}

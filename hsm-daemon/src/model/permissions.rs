@@ -28,6 +28,8 @@ pub enum Operation {
     Login,
     /// Ending one's own session.
     Logout,
+    /// Checking one's own session (an extension: benchmarks, keep-alives).
+    Ping,
     /// Seed row "Change own password".
     ChangeOwnPassword,
     /// Seed row "Change any user's password".
@@ -70,7 +72,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 29] = [
+    pub const ALL: [Operation; 30] = [
         Operation::GetClusterInfo,
         Operation::GetSyncStatus,
         Operation::ExtractMaskedObject,
@@ -78,6 +80,7 @@ impl Operation {
         Operation::ActivateCluster,
         Operation::Login,
         Operation::Logout,
+        Operation::Ping,
         Operation::ChangeOwnPassword,
         Operation::ChangeAnyPassword,
         Operation::CreateUser,
@@ -114,6 +117,7 @@ impl fmt::Display for Operation {
             Operation::ActivateCluster => "cluster activate",
             Operation::Login => "login",
             Operation::Logout => "logout",
+            Operation::Ping => "session ping",
             Operation::ChangeOwnPassword => "user change-password (own password)",
             Operation::ChangeAnyPassword => "user change-password (another user's password)",
             Operation::CreateUser => "user create",
@@ -149,7 +153,7 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
         Operation::GetSyncStatus | Operation::ExtractMaskedObject | Operation::InsertMaskedObject => &[CO, CU, AU],
         Operation::ActivateCluster => &[PRECO],
         Operation::Login => ANYONE,
-        Operation::Logout => &[PRECO, CO, CU, AU],
+        Operation::Logout | Operation::Ping => &[PRECO, CO, CU, AU],
         Operation::ChangeOwnPassword => &[CO, CU, AU],
         Operation::ChangeAnyPassword => &[CO],
         Operation::CreateUser => &[CO],
@@ -199,6 +203,7 @@ mod tests {
         (Operation::ActivateCluster, [false, false, false, false, true]),
         (Operation::Login, [true, true, true, true, true]),
         (Operation::Logout, [true, true, true, false, true]),
+        (Operation::Ping, [true, true, true, false, true]),
         (Operation::ListUsers, [true, true, true, false, false]),
         (Operation::GenerateSymmetricKey, [false, true, false, false, false]),
         (Operation::GenerateKeyPair, [false, true, false, false, false]),

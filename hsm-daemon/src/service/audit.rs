@@ -52,6 +52,7 @@ pub(super) fn opcode(rpc: Rpc) -> Option<&'static str> {
         Rpc::InsertMaskedObject => Some("CN_INSERT_MASKED_OBJECT"),
         Rpc::ExtractMaskedObject => Some("CN_EXTRACT_MASKED_OBJECT"),
         Rpc::GetClusterInfo
+        | Rpc::Ping
         | Rpc::GetSyncStatus
         | Rpc::ListUsers
         | Rpc::ExportPublicKey

@@ -101,6 +101,7 @@ pub fn operation(rpc: Rpc) -> Operation {
         Rpc::Activate => Operation::ActivateCluster,
         Rpc::Login => Operation::Login,
         Rpc::Logout => Operation::Logout,
+        Rpc::Ping => Operation::Ping,
         Rpc::CreateUser => Operation::CreateUser,
         Rpc::DeleteUser => Operation::DeleteUser,
         Rpc::ListUsers => Operation::ListUsers,

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use hsm_proto::v1::{
-    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, session_service_server::SessionService,
+    LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, PingRequest, PingResponse,
+    session_service_server::SessionService,
 };
 use tonic::{Request, Response, Status};
 
@@ -64,6 +65,11 @@ impl SessionService for SessionApi {
             role: convert::role_to_proto(view.role).into(),
             idle_timeout_seconds: idle.as_secs(),
         }))
+    }
+
+    /// The gate has checked the session and the table; nothing is left.
+    async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
+        Ok(Response::new(PingResponse {}))
     }
 
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
