@@ -27,6 +27,7 @@ use tonic::Code;
 use tower::{Layer, Service};
 
 use super::Stats;
+use crate::service::response_code;
 
 /// Upper bounds of the latency buckets, in seconds: an emulated HSM answers
 /// most calls in well under a millisecond, Argon2 logins and RSA key
@@ -236,19 +237,12 @@ where
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
         let code = match &result {
-            Ok(response) => code_of(response.headers()),
+            Ok(response) => response_code(response.headers()),
             Err(_) => Code::Unknown,
         };
         this.stats.rpc.record(*this.slot, code, this.start.elapsed());
         Poll::Ready(result)
     }
-}
-
-/// The gRPC status of a response: in its headers when the call failed
-/// (tonic answers errors "trailers-only"), else OK (every RPC is unary, and
-/// a unary success carries its status in the trailers).
-fn code_of(headers: &http::HeaderMap) -> Code {
-    headers.get("grpc-status").map_or(Code::Ok, |status| Code::from_bytes(status.as_bytes()))
 }
 
 #[cfg(test)]
@@ -278,14 +272,6 @@ mod tests {
             };
             assert_eq!(*name, expected);
         }
-    }
-
-    #[test]
-    fn the_status_comes_from_the_headers_else_ok() {
-        let mut headers = http::HeaderMap::new();
-        assert_eq!(code_of(&headers), Code::Ok);
-        headers.insert("grpc-status", http::HeaderValue::from_static("7"));
-        assert_eq!(code_of(&headers), Code::PermissionDenied);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tower::Service;
 use super::{
     BoxFuture, HsmState, blocking,
     layer::{Around, HttpResponse},
+    status,
 };
 use crate::{
     audit::{Event, Record},
@@ -174,7 +175,7 @@ impl Around for Auditor {
         let state = Arc::clone(state);
         Box::pin(async move {
             let response = inner.call(request).await?;
-            let code = response_code(&response);
+            let code = status::response_code(response.headers());
             let notes = std::mem::take(&mut *slot.0.lock().unwrap_or_else(PoisonError::into_inner));
             let denied = notes.refused || code == Code::PermissionDenied;
             let opcode = match opcode(rpc) {
@@ -199,17 +200,6 @@ impl Around for Auditor {
             }
         })
     }
-}
-
-/// The call's gRPC status: a failed unary call carries it in the headers
-/// (trailers-only); a successful one carries OK in the trailers.
-fn response_code(response: &http::Response<tonic::body::Body>) -> Code {
-    response
-        .headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .map_or(Code::Ok, Code::from)
 }
 
 fn code_name(code: Code) -> &'static str {

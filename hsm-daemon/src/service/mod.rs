@@ -36,6 +36,7 @@ mod masked;
 mod metered;
 mod session;
 mod status;
+pub(crate) use status::response_code;
 mod sync;
 mod user;
 
