@@ -310,14 +310,7 @@ async fn health(args: HealthArgs) -> anyhow::Result<()> {
     let file = args.config.as_deref().map(Settings::from_file).transpose()?.unwrap_or_default();
     let endpoint = match (&args.endpoint, file.listen) {
         (Some(endpoint), _) => endpoint.clone(),
-        (None, Some(listen)) => {
-            let ip = match listen.ip() {
-                ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
-                ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-                ip => ip,
-            };
-            SocketAddr::new(ip, listen.port()).to_string()
-        }
+        (None, Some(listen)) => reachable(listen),
         (None, None) => bail!("--endpoint is not set, and no --config with a listen address was given"),
     };
     if file.insecure_plaintext_no_tls.unwrap_or(false) {
@@ -488,13 +481,15 @@ fn host_of(address: &str) -> String {
     host.trim_start_matches('[').trim_end_matches(']').to_owned()
 }
 
-/// Where a process on this machine reaches a listen address.
+/// Where a process on this machine reaches a listen address: the loopback
+/// address of its family when it binds every address.
 fn reachable(listen: SocketAddr) -> String {
-    if listen.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], listen.port())).to_string()
-    } else {
-        listen.to_string()
-    }
+    let ip = match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port()).to_string()
 }
 
 /// Prepares HSMs `first..`, one per placement.
