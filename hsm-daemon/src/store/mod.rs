@@ -104,6 +104,9 @@ pub struct Store {
     sealer: Sealer,
     /// For messages.
     path: PathBuf,
+    /// Tests set it to make every later write fail, as a broken disk would.
+    #[cfg(test)]
+    pub(crate) broken: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Store {
@@ -174,7 +177,13 @@ impl Store {
                 (db, path)
             }
         };
-        let store = Store { db, sealer, path };
+        let store = Store {
+            db,
+            sealer,
+            path,
+            #[cfg(test)]
+            broken: std::sync::atomic::AtomicBool::new(false),
+        };
         let Some(meta) = store.read_meta()? else {
             return Ok(Opened::New(store));
         };
@@ -202,16 +211,27 @@ impl Store {
             meta.insert("identity", identity.as_slice())?;
             meta.insert("check", check.as_slice())?;
             drop(meta);
-            records::apply(txn, sealer, changes)
+            records::apply(txn, sealer, std::slice::from_ref(changes))
         })
     }
 
     /// Writes `changes` in one durable transaction.
     pub fn apply(&self, changes: &Changes) -> Result<(), StoreError> {
-        if changes.is_empty() {
+        self.apply_batch(std::slice::from_ref(changes))
+    }
+
+    /// Writes a batch of changes, in order, in one durable transaction (one
+    /// fsync): all of them or, if it fails, none (group commit; see
+    /// [`crate::commit`]).
+    pub fn apply_batch(&self, batch: &[Changes]) -> Result<(), StoreError> {
+        if batch.iter().all(Changes::is_empty) {
             return Ok(());
         }
-        self.write(|txn, sealer| records::apply(txn, sealer, changes))
+        #[cfg(test)]
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(self.io("injected failure (test)"));
+        }
+        self.write(|txn, sealer| records::apply(txn, sealer, batch))
     }
 
     /// Everything the store holds about users and keys.
