@@ -17,10 +17,12 @@
 //!
 //! Records are postcard-encoded. Every sealed field is AES-256-GCM with a
 //! random nonce, and its table and row as associated data, so a sealed value
-//! moved to another row does not open. Every change is one write transaction
-//! committed with fsync (redb's immediate durability) before the RPC that made
-//! it is acknowledged; redb's copy-on-write commits mean a crash leaves the
-//! last committed state, never half of a change.
+//! moved to another row does not open. Every change is written in a write
+//! transaction committed with fsync (redb's immediate durability) before the
+//! RPC that made it is acknowledged; changes made meanwhile share the
+//! transaction ([`Store::apply_batch`], group commit); redb's copy-on-write
+//! commits mean a crash leaves the last committed state, never half of a
+//! change.
 //!
 //! # Layout of this module
 //! - [`MasterKey`]: the operator's 32-byte master key (file or environment).
