@@ -77,7 +77,7 @@ impl OpResult {
         OpResult {
             op: op.name(),
             unit,
-            ops_per_sec: measured.ops_per_sec(),
+            ops_per_sec: round(measured.ops_per_sec(), 1),
             p50_us: at(0.5),
             p99_us: at(0.99),
             p999_us: at(0.999),
@@ -109,9 +109,10 @@ impl Report {
             if r.op == Op::Sessions.name() {
                 continue;
             }
-            r.vs_noop = noop.map(|n| r.ops_per_sec / n);
-            r.vs_echo = echo.map(|e| r.ops_per_sec / e);
-            r.vs_in_process = r.in_process_ops_per_sec.filter(|p| *p > 0.0).map(|p| r.ops_per_sec / p);
+            r.vs_noop = noop.map(|n| round(r.ops_per_sec / n, 4));
+            r.vs_echo = echo.map(|e| round(r.ops_per_sec / e, 4));
+            r.in_process_ops_per_sec = r.in_process_ops_per_sec.map(|p| round(p, 1));
+            r.vs_in_process = r.in_process_ops_per_sec.filter(|p| *p > 0.0).map(|p| round(r.ops_per_sec / p, 4));
         }
     }
 
@@ -176,6 +177,12 @@ impl Report {
         );
         out
     }
+}
+
+/// `x` to `places` decimals: the figures are noisy well before that.
+fn round(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
 }
 
 #[cfg(test)]

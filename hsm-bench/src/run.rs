@@ -73,6 +73,9 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
                 result
             }
         };
+        if result.calls == 0 && result.errors == 0 {
+            eprintln!("hsm-bench: no {op} finished inside the measured window; give a longer --duration");
+        }
         report.results.push(result);
     }
     if let Some(one) = one {

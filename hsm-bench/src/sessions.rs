@@ -46,7 +46,7 @@ pub(crate) async fn hold(
             process,
             rss_before_kib: before,
             rss_after_kib: after,
-            bytes_per_session: (after as f64 - before as f64) * 1024.0 / held.len().max(1) as f64,
+            bytes_per_session: ((after as f64 - before as f64) * 1024.0 / held.len().max(1) as f64).round(),
         });
     }
     if cluster.is_target() {
