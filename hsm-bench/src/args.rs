@@ -30,8 +30,8 @@ pub(crate) struct Args {
     pub(crate) connections: u32,
 
     /// Logged-in sessions, spread over the tasks (default 1: an application
-    /// logs in once). For `--op sessions`, the sessions to open and hold
-    /// (default 10000).
+    /// logs in once; at most one per task is used). For `--op sessions`, the
+    /// sessions to open and hold (default 10000).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub(crate) sessions: Option<u32>,
 

@@ -81,7 +81,14 @@ fn bench(args: &args::Args) -> anyhow::Result<report::Report> {
         .thread_name("hsm-bench-load")
         .enable_all()
         .build()?;
-    let report = load.block_on(run::run(args, server.handle().clone()));
+    // On Ctrl-C the run is dropped, and with it what it started: a `dev`
+    // child is killed, in-process HSMs stop.
+    let report = load.block_on(async {
+        tokio::select! {
+            report = run::run(args, server.handle().clone()) => report,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
     load.shutdown_timeout(Duration::from_secs(5));
     server.shutdown_timeout(Duration::from_secs(5));
     report

@@ -33,7 +33,8 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
         warmup_s: args.warmup.as_secs_f64(),
         concurrency: load.concurrency,
         connections: usize::try_from(args.connections)?,
-        sessions: usize::try_from(args.sessions.unwrap_or(1))?,
+        // A session beyond one per task would never be used.
+        sessions: usize::try_from(args.sessions.unwrap_or(1).min(args.concurrency))?,
         results: Vec::new(),
     };
     let mut one: Option<Started> = None;
@@ -88,11 +89,9 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
 /// One operation against a single HSM, with its primitive.
 async fn hsm_op(op: Op, cluster: &Started, load: Load, report: &Report, payload: usize) -> anyhow::Result<OpResult> {
     let clients = cluster.connect(report.connections).await?;
-    let mut sessions = Vec::with_capacity(report.sessions);
-    for i in 0..report.sessions {
-        let client = &clients[i % clients.len()];
-        sessions.push(client.login(&cluster.user, Role::CryptoUser, &cluster.password).await.context("logging in")?);
-    }
+    let logins = (0..report.sessions)
+        .map(|i| clients[i % clients.len()].login(&cluster.user, Role::CryptoUser, &cluster.password));
+    let sessions = join_all(logins).await.into_iter().collect::<Result<Vec<Session>, _>>().context("logging in")?;
     let data = vec![0x5a_u8; payload];
     let (key, made) = match KeyNeed::of(op) {
         Some(need) => {
