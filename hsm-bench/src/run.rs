@@ -93,11 +93,11 @@ async fn hsm_op(op: Op, cluster: &Started, load: Load, report: &Report, payload:
         .map(|i| clients[i % clients.len()].login(&cluster.user, Role::CryptoUser, &cluster.password));
     let sessions = join_all(logins).await.into_iter().collect::<Result<Vec<Session>, _>>().context("logging in")?;
     let data = vec![0x5a_u8; payload];
+    // The key belongs to the first session's user (every session is the
+    // same crypto user); there is at least one session, as the flags'
+    // lower bounds are 1.
     let (key, made) = match KeyNeed::of(op) {
-        Some(need) => {
-            let (key, made) = need.create(&sessions[0]).await.with_context(|| format!("creating the key for {op}"))?;
-            (key, made)
-        }
+        Some(need) => need.create(&sessions[0]).await.with_context(|| format!("creating the key for {op}"))?,
         None => (String::new(), Vec::new()),
     };
     let work = match op {
