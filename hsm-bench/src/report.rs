@@ -106,7 +106,8 @@ impl Report {
         };
         let (noop, echo) = (rate_of(Op::Noop.name()), rate_of(Op::Echo.name()));
         for r in &mut self.results {
-            if r.op == Op::Sessions.name() {
+            // An op with no call in the window has no rate to relate.
+            if r.op == Op::Sessions.name() || r.calls == 0 {
                 continue;
             }
             r.vs_noop = noop.map(|n| round(r.ops_per_sec / n, 4));
