@@ -74,6 +74,9 @@ pub struct Options {
     /// default; [`KdfParams::DEFAULT`] to measure what production costs).
     pub kdf: KdfParams,
     pub max_users: usize,
+    /// Open sessions per HSM (256 by default; benchmarks that hold many
+    /// sessions raise it).
+    pub max_sessions: usize,
     pub session_idle_timeout: Duration,
     pub key_quotas: KeyQuotas,
     /// Accept client certificates from a CA made for the test; with
@@ -105,6 +108,7 @@ impl Default for Options {
             users: Vec::new(),
             kdf: KdfParams::TESTING,
             max_users: 1_024,
+            max_sessions: 256,
             session_idle_timeout: Duration::from_secs(600),
             key_quotas: KeyQuotas::HSM2M,
             mtls: false,
@@ -189,7 +193,7 @@ impl TestHsm {
             hsm,
             limits: Limits {
                 max_users: options.max_users,
-                max_sessions: 256,
+                max_sessions: options.max_sessions,
                 session_idle_timeout: options.session_idle_timeout,
                 keys: options.key_quotas,
             },
