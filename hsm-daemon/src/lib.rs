@@ -16,6 +16,8 @@
 //!   reflection services.
 //! - [`config`]: what one HSM process needs ([`DaemonConfig`]).
 //! - [`clock`]: the HSM's time source; tests move a [`clock::ManualClock`].
+//! - `commit`: group commit, many writers sharing one fsync (the store's
+//!   changes and the audit log's records).
 //! - [`crypto`]: the mechanisms (keys, encrypt, sign, wrap) over ring and RustCrypto.
 //! - [`pki`]: the cluster CA and the certificates it issues.
 //! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
@@ -45,6 +47,7 @@
 
 pub mod audit;
 pub mod clock;
+mod commit;
 pub mod config;
 pub mod crypto;
 pub mod determinism;

@@ -20,6 +20,8 @@
 
 use std::{collections::BTreeMap, fmt, future::Future};
 
+use futures_util::future::join;
+
 use super::{ClusterSession, Completion, session::lock};
 use crate::{
     ClientError, KeyInfo, KeyOptions, KeyPairSpec, Session,
@@ -133,8 +135,10 @@ impl ClusterSession {
     ) -> Result<(ClusterKey, ClusterKey), ClientError> {
         let (at, (public, private)) =
             self.on_one(&self.logged_in(), |s| s.generate_key_pair(spec, public, private)).await?;
-        let public = self.settle_new(at, public).await;
-        let private = self.settle_new(at, private).await;
+        // The two halves are copied to the other HSMs at the same time: each
+        // copy waits on the HSMs' commits, so one after the other doubles
+        // the wait.
+        let (public, private) = join(self.settle_new(at, public), self.settle_new(at, private)).await;
         Ok((public?, private?))
     }
 

@@ -13,8 +13,9 @@
 //!
 //! # Layout
 //! - [`AuditLog`]: the open log; [`AuditLog::append`] assigns the sequence
-//!   number, chains and writes a record durably (several waiting writers share
-//!   one `fdatasync`: group commit), [`AuditLog::read`] pages through it.
+//!   number, chains and writes a record durably (a thread of its own syncs,
+//!   one `fdatasync` for every record written since the last: group commit,
+//!   see `crate::commit`), [`AuditLog::read`] pages through it.
 //! - [`Event`]: what the service layer reports; [`Record`]: a stored line.
 //! - [`verify`]: the offline check behind `hsm-daemon audit verify`.
 //! - `time`: RFC 3339 timestamps without a date library.
@@ -32,6 +33,8 @@ use std::{
 
 use ring::digest;
 use serde::{Deserialize, Serialize};
+
+use crate::commit::GroupCommit;
 
 /// The audit log's file name inside the data directory.
 pub const AUDIT_FILE: &str = "audit.log";
@@ -159,11 +162,11 @@ pub struct AuditLog {
     /// For messages: the file, or `<memory>`.
     path: PathBuf,
     chain: Mutex<Chain>,
-    /// The file, shared so that syncing does not hold the chain's lock.
+    /// The file, shared with the thread that syncs it.
     file: Option<Arc<File>>,
-    /// The highest sequence number known to be on disk; whoever holds this
-    /// lock syncs for every writer waiting behind it (group commit).
-    synced: Mutex<u64>,
+    /// Syncs the file off the async workers, once for every record written
+    /// since its last sync; `None` for an in-memory log.
+    syncs: Option<GroupCommit<()>>,
 }
 
 /// The head of the chain and where lines go.
@@ -195,26 +198,60 @@ impl AuditLog {
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
         let tail = read_tail(&mut file, &path)?;
-        let log = AuditLog::new(hsm_id, path, Some(Arc::new(file)), tail);
+        let file = Arc::new(file);
+        let syncs = {
+            let file = Arc::clone(&file);
+            GroupCommit::start("hsm-audit-sync", move |_: Vec<()>| file.sync_data().map_err(|e| e.to_string()))
+                .map_err(io)?
+        };
+        let log = AuditLog::new(hsm_id, path, Some((file, syncs)), tail);
         log.append_start()?;
         Ok(log)
     }
 
-    fn new(hsm_id: &str, path: PathBuf, file: Option<Arc<File>>, tail: Tail) -> Self {
+    fn new(hsm_id: &str, path: PathBuf, file: Option<(Arc<File>, GroupCommit<()>)>, tail: Tail) -> Self {
         let chain =
             Chain { last_seq: tail.last_seq, head: tail.head, boot: tail.boot + 1, memory: Vec::new(), failed: None };
-        let synced = Mutex::new(tail.last_seq);
-        AuditLog { hsm_id: hsm_id.to_owned(), path, chain: Mutex::new(chain), file, synced }
+        let (file, syncs) = file.unzip();
+        AuditLog { hsm_id: hsm_id.to_owned(), path, chain: Mutex::new(chain), file, syncs }
     }
 
+    /// Writes this start's record and syncs it on the calling thread (start-up
+    /// may run inside an async runtime, where a ticket cannot be waited on).
     fn append_start(&self) -> Result<u64, AuditError> {
         let event = Event { opcode: START_OPCODE, response: "OK", ..Event::default() };
-        self.append(&event)
+        let seq = self.write(&event)?;
+        if let Some(file) = &self.file {
+            file.sync_data().map_err(|e| self.fail(&e))?;
+        }
+        Ok(seq)
     }
 
     /// Appends `event` as the next record and returns its sequence number
-    /// once the record is on disk.
-    pub fn append(&self, event: &Event) -> Result<u64, AuditError> {
+    /// once the record is on disk. The sync happens on the log's own thread,
+    /// shared with every record written meanwhile; waiting for it holds no
+    /// lock.
+    pub async fn append(&self, event: &Event) -> Result<u64, AuditError> {
+        let seq = self.write(event)?;
+        // Submitted after the write, so the sync that answers covers it.
+        if let Some(syncs) = &self.syncs {
+            syncs.submit(()).await.map_err(|e| self.fail(&e))?;
+        }
+        Ok(seq)
+    }
+
+    /// As [`Self::append`], blocking: for tests outside a runtime.
+    #[cfg(test)]
+    pub(crate) fn append_blocking(&self, event: &Event) -> Result<u64, AuditError> {
+        let seq = self.write(event)?;
+        if let Some(syncs) = &self.syncs {
+            syncs.submit(()).wait().map_err(|e| self.fail(&e))?;
+        }
+        Ok(seq)
+    }
+
+    /// Chains `event` as the next record and writes it (not yet synced).
+    fn write(&self, event: &Event) -> Result<u64, AuditError> {
         let seq = {
             let mut chain = self.chain();
             if let Some(detail) = &chain.failed {
@@ -244,7 +281,7 @@ impl AuditLog {
                 Some(file) => {
                     line.push('\n');
                     if let Err(e) = (&**file).write_all(line.as_bytes()) {
-                        return Err(self.fail(&mut chain, &e));
+                        return Err(fail(&mut chain, &self.path, &e));
                     }
                 }
                 None => chain.memory.push(line),
@@ -253,30 +290,11 @@ impl AuditLog {
             chain.head = hash;
             seq
         };
-        self.sync(seq)?;
         Ok(seq)
     }
 
-    /// Makes every record up to `seq` durable: one `fdatasync` covers every
-    /// record written before it started.
-    fn sync(&self, seq: u64) -> Result<(), AuditError> {
-        let Some(file) = &self.file else { return Ok(()) };
-        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
-        if *synced >= seq {
-            return Ok(());
-        }
-        let written = self.chain().last_seq;
-        if let Err(e) = file.sync_data() {
-            return Err(self.fail(&mut self.chain(), &e));
-        }
-        *synced = written;
-        Ok(())
-    }
-
-    fn fail(&self, chain: &mut Chain, error: &std::io::Error) -> AuditError {
-        let detail = error.to_string();
-        chain.failed = Some(detail.clone());
-        AuditError::Io { path: self.path.clone(), detail }
+    fn fail(&self, error: &dyn std::fmt::Display) -> AuditError {
+        fail(&mut self.chain(), &self.path, error)
     }
 
     /// Up to `limit` records from `from_seq` on, and the newest record's
@@ -354,6 +372,14 @@ impl Default for Tail {
     fn default() -> Self {
         Tail { last_seq: 0, head: GENESIS.to_owned(), boot: 0 }
     }
+}
+
+/// Refuses every later record: after a failed write or sync the file may
+/// end in a partial line, which only a restart truncates.
+fn fail(chain: &mut Chain, path: &Path, error: &dyn std::fmt::Display) -> AuditError {
+    let detail = error.to_string();
+    chain.failed = Some(detail.clone());
+    AuditError::Io { path: path.to_owned(), detail }
 }
 
 /// Reads the last record, after cutting off a torn last line.

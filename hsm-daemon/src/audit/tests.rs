@@ -22,10 +22,10 @@ fn file_of(dir: &tempfile::TempDir) -> Vec<u8> {
 fn records_chain_and_continue_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(Some(dir.path()), "hsm-a").unwrap();
-    assert_eq!(log.append(&login("admin")).unwrap(), 2, "the start record is 1");
+    assert_eq!(log.append_blocking(&login("admin")).unwrap(), 2, "the start record is 1");
     drop(log);
     let log = AuditLog::open(Some(dir.path()), "hsm-a").unwrap();
-    assert_eq!(log.append(&login("alice")).unwrap(), 4);
+    assert_eq!(log.append_blocking(&login("alice")).unwrap(), 4);
 
     let (records, last) = log.read(1, 100).unwrap();
     assert_eq!(last, 4);
@@ -49,7 +49,7 @@ fn records_chain_and_continue_across_restarts() {
 fn reads_page_from_a_sequence_number() {
     let log = AuditLog::open(None, "hsm-a").unwrap();
     for _ in 0..5 {
-        log.append(&login("admin")).unwrap();
+        log.append_blocking(&login("admin")).unwrap();
     }
     let (page, last) = log.read(3, 2).unwrap();
     assert_eq!(last, 6);
@@ -59,7 +59,7 @@ fn reads_page_from_a_sequence_number() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(Some(dir.path()), "hsm-a").unwrap();
     for _ in 0..5 {
-        log.append(&login("admin")).unwrap();
+        log.append_blocking(&login("admin")).unwrap();
     }
     assert_eq!(log.read(5, 10).unwrap().0.iter().map(|r| r.body.seq).collect::<Vec<_>>(), [5, 6]);
 }
@@ -67,8 +67,8 @@ fn reads_page_from_a_sequence_number() {
 #[test]
 fn every_single_byte_change_is_detected() {
     let log = AuditLog::open(None, "hsm-a").unwrap();
-    log.append(&login("admin")).unwrap();
-    log.append(&Event { key_refs: vec!["0x0000000000100001".into()], ..login("alice") }).unwrap();
+    log.append_blocking(&login("admin")).unwrap();
+    log.append_blocking(&Event { key_refs: vec!["0x0000000000100001".into()], ..login("alice") }).unwrap();
     let lines = log.chain().memory.clone();
     let good: Vec<u8> = lines.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect();
     assert!(verify_bytes(&good).is_ok());
@@ -87,8 +87,8 @@ fn every_single_byte_change_is_detected() {
 #[test]
 fn verification_names_the_first_bad_line_and_why() {
     let log = AuditLog::open(None, "hsm-a").unwrap();
-    log.append(&login("admin")).unwrap();
-    log.append(&login("bob")).unwrap();
+    log.append_blocking(&login("admin")).unwrap();
+    log.append_blocking(&login("bob")).unwrap();
     let lines = log.chain().memory.clone();
     let join = |lines: &[String]| lines.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect::<Vec<u8>>();
 
@@ -125,7 +125,7 @@ fn verification_names_the_first_bad_line_and_why() {
 fn a_torn_last_line_is_cut_off_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(Some(dir.path()), "hsm-a").unwrap();
-    log.append(&login("admin")).unwrap();
+    log.append_blocking(&login("admin")).unwrap();
     drop(log);
     let path = dir.path().join(AUDIT_FILE);
     let intact = std::fs::read(&path).unwrap();
@@ -144,7 +144,7 @@ fn a_torn_last_line_is_cut_off_on_open() {
 #[test]
 fn a_log_whose_last_record_was_altered_is_refused_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    AuditLog::open(Some(dir.path()), "hsm-a").unwrap().append(&login("admin")).unwrap();
+    AuditLog::open(Some(dir.path()), "hsm-a").unwrap().append_blocking(&login("admin")).unwrap();
     let path = dir.path().join(AUDIT_FILE);
     let text = std::fs::read_to_string(&path).unwrap().replace("\"admin\"", "\"eve\"");
     std::fs::write(&path, text).unwrap();

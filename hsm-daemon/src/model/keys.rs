@@ -686,6 +686,11 @@ pub struct Keys {
     range: KeyRange,
     next_ref: u64,
     quotas: KeyQuotas,
+    /// How many of `keys` are public or private keys, kept in step by
+    /// [`Keys::put`] and [`Keys::take`]: the asymmetric quota is checked on
+    /// every key made, under the HSM's lock, and counting would cost a walk
+    /// over every key each time.
+    asymmetric: usize,
     /// Token keys changed since the last `take_dirty`, for persistence.
     dirty: BTreeSet<KeyRef>,
     /// Tombstones changed since the last `take_dirty`.
@@ -728,6 +733,7 @@ impl Keys {
             range,
             next_ref: range.first(),
             quotas,
+            asymmetric: 0,
             dirty: BTreeSet::new(),
             dirty_tombstones: BTreeSet::new(),
         }
@@ -744,7 +750,7 @@ impl Keys {
     ) -> Self {
         let mut keys = Keys::new(quotas, range);
         for k in stored {
-            keys.keys.insert(k.reference, Key::from_persisted(k));
+            keys.put(k.reference, Key::from_persisted(k));
         }
         for t in tombstones {
             keys.tombstones.insert(t.reference, Tombstone { version: t.version, owner: t.owner });
@@ -845,7 +851,7 @@ impl Keys {
             self.next_ref += 1;
             views.push(view(reference, &key));
             self.dirty.insert(reference);
-            self.keys.insert(reference, key);
+            self.put(reference, key);
         }
         Ok(views)
     }
@@ -912,7 +918,7 @@ impl Keys {
             self.tombstones.insert(reference, tombstone);
             self.dirty_tombstones.insert(reference);
         }
-        self.keys.remove(&reference);
+        self.take(reference);
         self.dirty.insert(reference);
         Ok(shown)
     }
@@ -1175,13 +1181,13 @@ impl Keys {
                 if !self.keys.contains_key(&reference) {
                     self.check_quota(1, usize::from(key.facts.asymmetric()))?;
                 }
-                self.keys.insert(reference, *key);
+                self.put(reference, *key);
                 if self.tombstones.remove(&reference).is_some() {
                     self.dirty_tombstones.insert(reference);
                 }
             }
             Incoming::Tombstone(tombstone) => {
-                self.keys.remove(&reference);
+                self.take(reference);
                 self.tombstones.insert(reference, tombstone);
                 self.dirty_tombstones.insert(reference);
             }
@@ -1208,8 +1214,7 @@ impl Keys {
         if self.keys.len() + adding > self.quotas.max_keys {
             return Err(ModelError::KeyQuota { what: "keys", max: self.quotas.max_keys });
         }
-        let asym = self.keys.values().filter(|k| k.facts.asymmetric()).count();
-        if asym + adding_asymmetric > self.quotas.max_asymmetric {
+        if self.asymmetric + adding_asymmetric > self.quotas.max_asymmetric {
             return Err(ModelError::KeyQuota { what: "asymmetric keys", max: self.quotas.max_asymmetric });
         }
         Ok(())
@@ -1219,7 +1224,25 @@ impl Keys {
     pub fn end_sessions(&mut self, ended: &[SessionId]) -> usize {
         let before = self.keys.len();
         self.keys.retain(|_, k| k.session.is_none_or(|s| !ended.contains(&s)));
+        if self.keys.len() != before {
+            self.asymmetric = self.keys.values().filter(|k| k.facts.asymmetric()).count();
+        }
         before - self.keys.len()
+    }
+
+    /// Adds or replaces a key, keeping `asymmetric` in step.
+    fn put(&mut self, reference: KeyRef, key: Key) {
+        self.asymmetric += usize::from(key.facts.asymmetric());
+        if let Some(old) = self.keys.insert(reference, key) {
+            self.asymmetric -= usize::from(old.facts.asymmetric());
+        }
+    }
+
+    /// Removes a key, keeping `asymmetric` in step.
+    fn take(&mut self, reference: KeyRef) {
+        if let Some(old) = self.keys.remove(&reference) {
+            self.asymmetric -= usize::from(old.facts.asymmetric());
+        }
     }
 
     fn visible(&self, actor: Actor<'_>, reference: KeyRef) -> Result<&Key, ModelError> {

@@ -316,13 +316,17 @@ mod keys {
         }
 
         fn ec_pair(&mut self, owner: &Caller) -> (KeyRef, KeyRef) {
+            let views = self.try_ec_pair(owner).unwrap();
+            (views[0].reference, views[1].reference)
+        }
+
+        fn try_ec_pair(&mut self, owner: &Caller) -> Result<Vec<KeyView>, ModelError> {
             let (private, public) = KeyMaterial::generate_ec(Curve::P256, &mut self.rng).unwrap();
             let new = vec![
                 NewKey { material: Arc::new(public), template: template(&[("verify", "true")]), local: true },
                 NewKey { material: Arc::new(private), template: template(&[("sign", "true")]), local: true },
             ];
-            let views = self.hsm.store_keys(owner, false, new, &[]).unwrap();
-            (views[0].reference, views[1].reference)
+            self.hsm.store_keys(owner, false, new, &[])
         }
     }
 
@@ -458,12 +462,7 @@ mod keys {
         let (mut f, alice, ..) = Fixture::with_crypto_users();
         f.ec_pair(&alice);
         f.ec_pair(&alice);
-        let (private, public) = KeyMaterial::generate_ec(Curve::P256, &mut f.rng).unwrap();
-        let new = vec![
-            NewKey { material: Arc::new(public), template: Template::default(), local: true },
-            NewKey { material: Arc::new(private), template: Template::default(), local: true },
-        ];
-        let err = f.hsm.store_keys(&alice, false, new, &[]).unwrap_err();
+        let err = f.try_ec_pair(&alice).unwrap_err();
         assert_eq!(err, ModelError::KeyQuota { what: "asymmetric keys", max: 4 });
         assert_eq!(f.hsm.list_keys(&alice, &KeyQuery::default()).unwrap().total, 4, "nothing half-stored");
         for _ in 0..4 {
@@ -475,6 +474,19 @@ mod keys {
             f.hsm.store_keys(&alice, false, new, &[]).unwrap_err(),
             ModelError::KeyQuota { what: "keys", max: 8 }
         );
+    }
+
+    #[test]
+    fn deleted_pairs_give_their_asymmetric_quota_back() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        let (public, private) = f.ec_pair(&alice);
+        f.ec_pair(&alice);
+        f.hsm.delete_key(&alice, public).unwrap();
+        f.hsm.delete_key(&alice, private).unwrap();
+        // Two asymmetric keys of four: a pair fits again, and then no more.
+        f.ec_pair(&alice);
+        let err = f.try_ec_pair(&alice).unwrap_err();
+        assert_eq!(err, ModelError::KeyQuota { what: "asymmetric keys", max: 4 });
     }
 
     #[test]

@@ -194,7 +194,7 @@ impl Around for Auditor {
                 response: code_name(code),
                 denied,
             };
-            match state.audit.append(&event) {
+            match state.audit.append(&event).await {
                 Ok(_) => Ok(response),
                 Err(e) => Ok(state.fail("writing the audit log", e.to_string()).into_http()),
             }

@@ -54,7 +54,7 @@ impl ClusterService for ClusterApi {
         let caller = caller(&request)?;
         let password = Password::parse("new_password", &request.get_ref().new_password)?;
         let hash = self.state.hash(password).await?;
-        let view = self.state.mutate(|hsm| hsm.activate(&caller, hash))?;
+        let view = self.state.mutate(|hsm| hsm.activate(&caller, hash)).await?;
         tracing::info!(username = %view.username, "cluster activated");
         Ok(Response::new(ActivateResponse {
             username: view.username.to_string(),

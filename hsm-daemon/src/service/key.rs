@@ -65,7 +65,7 @@ impl KeyService for KeyApi {
             return Err(Status::internal("a symmetric key generated as a pair"));
         };
         let new = vec![NewKey { material: Arc::new(material), template, local: true }];
-        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share))?)?;
+        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share)).await?)?;
         audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, owner = %view.owner, "symmetric key generated");
         Ok(key_response(view))
@@ -105,7 +105,7 @@ impl KeyService for KeyApi {
             NewKey { material: Arc::new(public), template: public_template, local: true },
             NewKey { material: Arc::new(private), template: private_template, local: true },
         ];
-        let mut views = self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share))?.into_iter();
+        let mut views = self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share)).await?.into_iter();
         let (Some(public), Some(private)) = (views.next(), views.next()) else {
             return Err(Status::internal("the key pair was not stored whole"));
         };
@@ -139,7 +139,7 @@ impl KeyService for KeyApi {
             }
         };
         let new = vec![NewKey { material: Arc::new(material), template, local: false }];
-        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[]))?)?;
+        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[])).await?)?;
         audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, owner = %view.owner, "key imported");
         Ok(key_response(view))
@@ -191,7 +191,7 @@ impl KeyService for KeyApi {
         })
         .await?;
         let new = vec![NewKey { material: Arc::new(material), template, local: false }];
-        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[]))?)?;
+        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[])).await?)?;
         audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, unwrapping_key = %unwrapping, "key unwrapped");
         Ok(key_response(view))
@@ -201,7 +201,7 @@ impl KeyService for KeyApi {
         let caller = caller(&request)?;
         let key = reference("key_reference", &request.get_ref().key_reference)?;
         audit::note_keys(&request, &[key]);
-        let view = self.state.mutate(|hsm| hsm.delete_key(&caller, key))?;
+        let view = self.state.mutate(|hsm| hsm.delete_key(&caller, key)).await?;
         tracing::info!(key = %view.reference, "key deleted");
         Ok(key_response(view))
     }
@@ -213,7 +213,7 @@ impl KeyService for KeyApi {
         let user = Username::parse("username", &req.username)?;
         audit::note_keys(&request, &[key]);
         audit::note_target(&request, &user);
-        let view = self.state.mutate(|hsm| hsm.share_key(&caller, key, user))?;
+        let view = self.state.mutate(|hsm| hsm.share_key(&caller, key, user)).await?;
         tracing::info!(key = %view.reference, with = %req.username, "key shared");
         Ok(key_response(view))
     }
@@ -225,7 +225,7 @@ impl KeyService for KeyApi {
         let user = Username::parse("username", &req.username)?;
         audit::note_keys(&request, &[key]);
         audit::note_target(&request, &user);
-        let view = self.state.mutate(|hsm| hsm.unshare_key(&caller, key, &user))?;
+        let view = self.state.mutate(|hsm| hsm.unshare_key(&caller, key, &user)).await?;
         tracing::info!(key = %view.reference, with = %user, "key unshared");
         Ok(key_response(view))
     }
@@ -239,7 +239,7 @@ impl KeyService for KeyApi {
         let key = reference("key_reference", &req.key_reference)?;
         let name = AttrName::parse("name", &req.name)?;
         audit::note_keys(&request, &[key]);
-        let view = self.state.mutate(|hsm| hsm.set_key_attribute(&caller, key, name, &req.value))?;
+        let view = self.state.mutate(|hsm| hsm.set_key_attribute(&caller, key, name, &req.value)).await?;
         tracing::info!(key = %view.reference, attribute = %name, "key attribute set");
         Ok(key_response(view))
     }

@@ -56,6 +56,10 @@ impl MaskedObjectService for MaskedApi {
         }
         let masker = self.state.masker()?;
         let object = self.state.hsm().extract_masked(&caller, &target)?;
+        // What leaves for another HSM must not be lost here by a crash: the
+        // object's last change was queued before it was read, so waiting for
+        // what is queued covers it.
+        self.state.settled().await?;
         let masked_object = masker.mask(&object)?;
         Ok(Response::new(ExtractMaskedObjectResponse { masked_object, info: Some(info(&object)) }))
     }
@@ -72,7 +76,7 @@ impl MaskedObjectService for MaskedApi {
             Masked::Key(replica) => audit::note_keys(&request, &[replica.reference()]),
             Masked::User(user) => audit::note_target(&request, &user.username),
         }
-        let applied = self.state.mutate(|hsm| hsm.insert_masked(&caller, object))?;
+        let applied = self.state.mutate(|hsm| hsm.insert_masked(&caller, object)).await?;
         if applied {
             tracing::info!(object = ?shown.object, version = shown.version, "masked object inserted");
         }

@@ -63,11 +63,13 @@ use tower::util::option_layer;
 use crate::{
     audit::{AuditError, AuditLog},
     clock::Clock,
+    commit::GroupCommit,
     config::{DaemonConfig, Transport},
     determinism::{self, Stream},
     metrics::{self, Metrics, Stats},
     model::{
-        AdminSetup, Caller, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password, PasswordHash,
+        AdminSetup, Caller, Changes, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password,
+        PasswordHash,
     },
     store::{Backing, Masker, Opened, Store, StoreError},
 };
@@ -89,6 +91,8 @@ pub enum ServeError {
     Clone { peer: String, reason: String },
     #[error("server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("starting the store's committer: {0}")]
+    Committer(#[source] std::io::Error),
 }
 
 /// Classifies every RPC as an operation of the permission table. Exhaustive:
@@ -295,7 +299,7 @@ async fn sweep_sessions(state: Arc<HsmState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let closed = state.mutate(|hsm| Ok(hsm.expire_sessions(state.now()))).unwrap_or(0);
+        let closed = state.mutate(|hsm| Ok(hsm.expire_sessions(state.now()))).await.unwrap_or(0);
         if closed > 0 {
             tracing::debug!(closed, "closed idle sessions");
         }
@@ -305,10 +309,10 @@ async fn sweep_sessions(state: Arc<HsmState>) {
 /// The HSM and what its handlers share.
 #[derive(Debug)]
 pub(crate) struct HsmState {
-    /// The model. Held for the microseconds an operation takes and, when the
-    /// operation changed state, for the store's commit (an fsync), so that
-    /// memory and disk change in the same order; never across an `.await` or
-    /// a password hash or an RSA operation.
+    /// The model. Held for the microseconds an operation takes, during which
+    /// its changes join the commit queue (so that the store writes them in
+    /// the order memory made them); never during the commit itself (an
+    /// fsync), across an `.await`, a password hash or an RSA operation.
     hsm: Mutex<Hsm>,
     /// The CSPRNG behind session tokens and salts.
     rng: Mutex<StdRng>,
@@ -317,19 +321,22 @@ pub(crate) struct HsmState {
     key_rng: Mutex<StdRng>,
     kdf: KdfParams,
     clock: Arc<dyn Clock>,
-    /// Every change is written here before it is acknowledged.
-    store: Store,
+    /// Every change is written here before it is acknowledged (backups read
+    /// it too); shared with the committer thread of `commits`.
+    store: Arc<Store>,
+    /// Changes on their way to `store`: many RPCs' changes are written in
+    /// one transaction and fsync (group commit; see [`mutate`](Self::mutate)).
+    commits: GroupCommit<Changes>,
     /// What was done and refused, written before the response is sent.
     audit: AuditLog,
-    /// Set when a write to the store failed: the HSM then stops serving
-    /// (fail-stop), since memory may hold a change the disk does not.
-    failed: OnceLock<String>,
+    /// Set when a write to the store or the audit log failed; shared with
+    /// the store's committer, which sets it itself so that the HSM stops
+    /// even if every caller of the failed batch has gone.
+    health: Arc<FailStop>,
     /// Seals and opens masked objects; `None` without a masking key.
     masker: Option<Masker>,
     /// Fault injection's switches and snapshots; `None` unless `--faults`.
     faults: Option<Arc<faults::Faults>>,
-    /// Wakes the health service when `failed` is set.
-    failure: tokio::sync::Notify,
     /// Counters for metrics (failed logins, sync rounds, requests).
     stats: Arc<Stats>,
 }
@@ -420,6 +427,18 @@ impl HsmState {
         // HSM does not make again the keys it made before.
         let key_rng =
             determinism::rng_with(config.deterministic, Stream::KeyMaterial, index, &hsm.sync_status().digest);
+        let store = Arc::new(store);
+        let health = Arc::new(FailStop::default());
+        let commits = {
+            let (store, health) = (Arc::clone(&store), Arc::clone(&health));
+            GroupCommit::start("hsm-store-commit", move |batch: Vec<Changes>| {
+                store.apply_batch(&batch).map_err(|e| {
+                    health.fail("writing the store", e.to_string());
+                    e.to_string()
+                })
+            })
+            .map_err(ServeError::Committer)?
+        };
         let state = HsmState {
             hsm: Mutex::new(hsm),
             rng: Mutex::new(rng),
@@ -427,54 +446,84 @@ impl HsmState {
             kdf,
             clock: Arc::clone(&config.clock),
             store,
+            commits,
             audit,
-            failed: OnceLock::new(),
+            health,
             masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
             faults,
-            failure: tokio::sync::Notify::new(),
             stats: Arc::default(),
         };
         Ok((state, fresh))
     }
 
-    /// Runs a model operation and, before returning, writes what it changed
-    /// to the store in one durable transaction (also when the operation
-    /// failed but changed state, as a failed login does).
-    fn mutate<T>(&self, op: impl FnOnce(&mut Hsm) -> Result<T, ModelError>) -> Result<T, Status> {
-        let mut hsm = self.hsm();
-        self.check_healthy()?;
-        let result = op(&mut hsm);
-        let changes = hsm.take_changes();
-        if let Err(e) = self.store.apply(&changes) {
-            return Err(self.fail("writing the store", e.to_string()));
+    /// Runs a model operation and returns once what it changed is durable
+    /// (also when the operation failed but changed state, as a failed login
+    /// does); an operation that changed nothing the store keeps returns at
+    /// once.
+    ///
+    /// Group commit: the operation runs under the model's lock and its
+    /// changes join the commit queue before the lock is released, so the
+    /// store writes changes in the order memory made them. The committer
+    /// thread writes everything queued in one transaction with one fsync,
+    /// without the model's lock, and then wakes every caller of that batch;
+    /// meanwhile other calls run and queue the next batch. A failed commit
+    /// stops the HSM (fail-stop) and none of its batch is acknowledged.
+    ///
+    /// What others see: a change is in memory, and visible to other calls,
+    /// from the moment its operation ran, a millisecond or two before it is
+    /// durable; as in databases with group commit, only its own caller waits
+    /// for durability. If the HSM crashes in between, the change, which no
+    /// one was told had succeeded, is lost; a call that read it (listed the
+    /// key, signed with it) saw a state the restarted HSM never had. Keys
+    /// leaving for another HSM wait for durability first (see
+    /// [`Self::settled`]), so that a crash cannot leave a peer holding a key
+    /// whose reference this HSM hands out again.
+    async fn mutate<T>(&self, op: impl FnOnce(&mut Hsm) -> Result<T, ModelError>) -> Result<T, Status> {
+        let (result, ticket) = {
+            let mut hsm = self.hsm();
+            self.check_healthy()?;
+            let result = op(&mut hsm);
+            let changes = hsm.take_changes();
+            (result, (!changes.is_empty()).then(|| self.commits.submit(changes)))
+        };
+        if let Some(ticket) = ticket {
+            // The committer has already stopped the HSM and said why.
+            ticket.await.map_err(|_| self.unhealthy())?;
         }
         Ok(result?)
+    }
+
+    /// Returns once every change made so far is durable (at once when none
+    /// is waiting).
+    async fn settled(&self) -> Result<(), Status> {
+        match self.commits.flush() {
+            Some(ticket) => ticket.await.map_err(|_| self.unhealthy()),
+            None => Ok(()),
+        }
     }
 
     /// Stops serving (fail-stop) after a failed write: memory may hold what
     /// the disk does not.
     fn fail(&self, what: &str, message: String) -> Status {
-        tracing::error!(error = %message, "{what} failed; this HSM stops serving");
-        let _ = self.failed.set(message);
-        self.failure.notify_one();
+        self.health.fail(what, message);
         self.unhealthy()
     }
 
     /// Resolves once the store has failed (at once if it already has).
     async fn store_failed(&self) {
-        if self.failed.get().is_none() {
-            self.failure.notified().await;
+        if self.health.failed.get().is_none() {
+            self.health.failure.notified().await;
         }
     }
 
     fn check_healthy(&self) -> Result<(), Status> {
-        if self.failed.get().is_some() { Err(self.unhealthy()) } else { Ok(()) }
+        if self.health.failed.get().is_some() { Err(self.unhealthy()) } else { Ok(()) }
     }
 
     fn unhealthy(&self) -> Status {
         Status::unavailable(format!(
             "the HSM's store failed ({}); changes since the last acknowledged one were not saved; restart the daemon",
-            self.failed.get().map_or("unknown error", String::as_str)
+            self.health.failed.get().map_or("unknown error", String::as_str)
         ))
     }
 
@@ -507,6 +556,24 @@ impl HsmState {
     }
 }
 
+/// Fail-stop: set once a write to the store or the audit log failed. The
+/// HSM then refuses every call, since memory may hold a change the disk does
+/// not.
+#[derive(Debug, Default)]
+struct FailStop {
+    failed: OnceLock<String>,
+    /// Wakes the health service when `failed` is set.
+    failure: tokio::sync::Notify,
+}
+
+impl FailStop {
+    fn fail(&self, what: &str, message: String) {
+        tracing::error!(error = %message, "{what} failed; this HSM stops serving");
+        let _ = self.failed.set(message);
+        self.failure.notify_one();
+    }
+}
+
 /// Runs CPU-heavy work (Argon2) on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
@@ -521,3 +588,6 @@ type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request.extensions().get::<Caller>().cloned().ok_or_else(|| Status::internal("request did not pass the gate"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -40,11 +40,14 @@ impl SessionService for SessionApi {
         let mut rng = self.state.fork_rng();
         let now = self.state.now();
         let mut refused = false;
-        let outcome = self.state.mutate(|hsm| {
-            let result = hsm.finish_login(attempt, password_ok, now, &mut rng);
-            refused = matches!(result, Err(ModelError::LoginFailed | ModelError::UserLocked { .. }));
-            result
-        });
+        let outcome = self
+            .state
+            .mutate(|hsm| {
+                let result = hsm.finish_login(attempt, password_ok, now, &mut rng);
+                refused = matches!(result, Err(ModelError::LoginFailed | ModelError::UserLocked { .. }));
+                result
+            })
+            .await;
         if refused {
             self.state.stats.count_failed_login();
         }
@@ -74,7 +77,7 @@ impl SessionService for SessionApi {
 
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
         let caller = caller(&request)?;
-        self.state.mutate(|hsm| hsm.logout(&caller))?;
+        self.state.mutate(|hsm| hsm.logout(&caller)).await?;
         Ok(Response::new(LogoutResponse {}))
     }
 }

@@ -104,7 +104,7 @@ pub(crate) async fn clone_from(state: &HsmState, access: &PeerAccess, peer: &str
         let object = extract_user(&session, &user.username)
             .await
             .map_err(|e| format!("copying user {} from {peer}: {e}", user.username))?;
-        if insert(state, &object).map_err(|e| format!("copying user {} from {peer}: {e}", user.username))? {
+        if insert(state, &object).await.map_err(|e| format!("copying user {} from {peer}: {e}", user.username))? {
             report.users += 1;
         }
     }
@@ -183,7 +183,7 @@ impl Link {
             let object = within(session.extract_masked_key(&reference.to_string()))
                 .await
                 .map_err(|e| Failure::from(e).during(&format!("extracting {reference}")))?;
-            match insert(state, &object.bytes) {
+            match insert(state, &object.bytes).await {
                 Ok(true) => copied += 1,
                 Ok(false) => {}
                 // One key this HSM cannot take yet (its owner is missing
@@ -263,7 +263,7 @@ async fn extract_user(session: &Session, username: &str) -> Result<Vec<u8>, Fail
 }
 
 /// Opens a peer's object and stores it here if it is newer.
-fn insert(state: &HsmState, bytes: &[u8]) -> Result<bool, String> {
+async fn insert(state: &HsmState, bytes: &[u8]) -> Result<bool, String> {
     let masker = state.masker().map_err(|e| e.to_string())?;
     let object: Masked = masker.unmask(bytes).map_err(|e| e.to_string())?;
     // Checked under the model's lock: once isolation is on, nothing more
@@ -271,7 +271,7 @@ fn insert(state: &HsmState, bytes: &[u8]) -> Result<bool, String> {
     let take = |hsm: &mut crate::model::Hsm| {
         if state.is_isolated() { Ok(false) } else { hsm.insert_masked(&Caller::this_hsm(), object) }
     };
-    state.mutate(take).map_err(|s| s.message().to_owned())
+    state.mutate(take).await.map_err(|s| s.message().to_owned())
 }
 
 /// Bounds a call to a peer, so that a peer that accepts and never answers

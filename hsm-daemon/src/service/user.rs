@@ -32,7 +32,7 @@ impl UserService for UserApi {
         let role = convert::role("role", req.role)?;
         let password = Password::parse("password", &req.password)?;
         let hash = self.state.hash(password).await?;
-        let view = self.state.mutate(|hsm| hsm.create_user(username, role, hash))?;
+        let view = self.state.mutate(|hsm| hsm.create_user(username, role, hash)).await?;
         tracing::info!(username = %view.username, role = %view.role, "user created");
         Ok(Response::new(CreateUserResponse { user: Some(convert::user(view)) }))
     }
@@ -42,7 +42,7 @@ impl UserService for UserApi {
         let username = Username::parse("username", &req.username)?;
         audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
-        let view = self.state.mutate(|hsm| hsm.delete_user(&username, role, self.state.now()))?;
+        let view = self.state.mutate(|hsm| hsm.delete_user(&username, role, self.state.now())).await?;
         tracing::info!(username = %view.username, role = %view.role, "user deleted");
         Ok(Response::new(DeleteUserResponse { user: Some(convert::user(view)) }))
     }
@@ -59,7 +59,7 @@ impl UserService for UserApi {
         let caller = caller(&request)?;
         let password = Password::parse("new_password", &request.get_ref().new_password)?;
         let hash = self.state.hash(password).await?;
-        let view = self.state.mutate(|hsm| hsm.change_own_password(&caller, hash))?;
+        let view = self.state.mutate(|hsm| hsm.change_own_password(&caller, hash)).await?;
         tracing::info!(username = %view.username, "password changed by its user");
         Ok(Response::new(ChangeOwnPasswordResponse { user: Some(convert::user(view)) }))
     }
@@ -74,7 +74,7 @@ impl UserService for UserApi {
         let role = convert::role("role", req.role)?;
         let password = Password::parse("new_password", &req.new_password)?;
         let hash = self.state.hash(password).await?;
-        let view = self.state.mutate(|hsm| hsm.change_user_password(&username, role, hash))?;
+        let view = self.state.mutate(|hsm| hsm.change_user_password(&username, role, hash)).await?;
         tracing::info!(username = %view.username, "password changed by an admin");
         Ok(Response::new(ChangeUserPasswordResponse { user: Some(convert::user(view)) }))
     }

@@ -17,10 +17,12 @@
 //!
 //! Records are postcard-encoded. Every sealed field is AES-256-GCM with a
 //! random nonce, and its table and row as associated data, so a sealed value
-//! moved to another row does not open. Every change is one write transaction
-//! committed with fsync (redb's immediate durability) before the RPC that made
-//! it is acknowledged; redb's copy-on-write commits mean a crash leaves the
-//! last committed state, never half of a change.
+//! moved to another row does not open. Every change is written in a write
+//! transaction committed with fsync (redb's immediate durability) before the
+//! RPC that made it is acknowledged; changes made meanwhile share the
+//! transaction ([`Store::apply_batch`], group commit); redb's copy-on-write
+//! commits mean a crash leaves the last committed state, never half of a
+//! change.
 //!
 //! # Layout of this module
 //! - [`MasterKey`]: the operator's 32-byte master key (file or environment).
@@ -104,6 +106,9 @@ pub struct Store {
     sealer: Sealer,
     /// For messages.
     path: PathBuf,
+    /// Tests set it to make every later write fail, as a broken disk would.
+    #[cfg(test)]
+    pub(crate) broken: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Store {
@@ -174,7 +179,13 @@ impl Store {
                 (db, path)
             }
         };
-        let store = Store { db, sealer, path };
+        let store = Store {
+            db,
+            sealer,
+            path,
+            #[cfg(test)]
+            broken: std::sync::atomic::AtomicBool::new(false),
+        };
         let Some(meta) = store.read_meta()? else {
             return Ok(Opened::New(store));
         };
@@ -202,16 +213,27 @@ impl Store {
             meta.insert("identity", identity.as_slice())?;
             meta.insert("check", check.as_slice())?;
             drop(meta);
-            records::apply(txn, sealer, changes)
+            records::apply(txn, sealer, std::slice::from_ref(changes))
         })
     }
 
     /// Writes `changes` in one durable transaction.
     pub fn apply(&self, changes: &Changes) -> Result<(), StoreError> {
-        if changes.is_empty() {
+        self.apply_batch(std::slice::from_ref(changes))
+    }
+
+    /// Writes a batch of changes, in order, in one durable transaction (one
+    /// fsync): all of them or, if it fails, none (group commit; see
+    /// [`crate::commit`]).
+    pub fn apply_batch(&self, batch: &[Changes]) -> Result<(), StoreError> {
+        if batch.iter().all(Changes::is_empty) {
             return Ok(());
         }
-        self.write(|txn, sealer| records::apply(txn, sealer, changes))
+        #[cfg(test)]
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(self.io("injected failure (test)"));
+        }
+        self.write(|txn, sealer| records::apply(txn, sealer, batch))
     }
 
     /// Everything the store holds about users and keys.

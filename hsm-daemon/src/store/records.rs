@@ -231,10 +231,12 @@ fn key_slot(reference: u64) -> String {
     format!("keys/{reference:016x}")
 }
 
-/// Writes model changes into the open transaction.
-pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) -> Result<(), WriteError> {
+/// Writes model changes into the open transaction, in order: a later change
+/// to the same row replaces an earlier one. Each table is opened once for
+/// the whole batch.
+pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) -> Result<(), WriteError> {
     let mut users = txn.open_table(USERS)?;
-    for (name, user) in &changes.users {
+    for (name, user) in batch.iter().flat_map(|c| &c.users) {
         match user {
             None => {
                 users.remove(name.as_str())?;
@@ -253,7 +255,7 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) 
     drop(users);
     let mut keys = txn.open_table(KEYS)?;
     let mut versions = txn.open_table(KEY_VERSIONS)?;
-    for (reference, key) in &changes.keys {
+    for (reference, key) in batch.iter().flat_map(|c| &c.keys) {
         match key {
             None => {
                 keys.remove(reference.value())?;
@@ -276,7 +278,7 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) 
     }
     drop((keys, versions));
     let mut tombstones = txn.open_table(TOMBSTONES)?;
-    for (reference, tombstone) in &changes.tombstones {
+    for (reference, tombstone) in batch.iter().flat_map(|c| &c.tombstones) {
         match tombstone {
             None => {
                 tombstones.remove(reference.value())?;
@@ -288,7 +290,8 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) 
         }
     }
     drop(tombstones);
-    if let Some(meta) = changes.meta {
+    // Only the newest counter and cluster state matter.
+    if let Some(meta) = batch.iter().rev().find_map(|c| c.meta) {
         let mut table = txn.open_table(META)?;
         let record = StateRecord { active: meta.state == ClusterState::Active, next_key_ref: meta.next_key_ref };
         table.insert("state", encode(&record).as_slice())?;

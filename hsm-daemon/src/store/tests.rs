@@ -303,3 +303,29 @@ fn alice_caller(hsm: &mut Hsm, rng: &mut StdRng) -> crate::model::Caller {
     let (token, _) = hsm.finish_login(attempt, true, Instant::now(), rng).unwrap();
     hsm.admit(Operation::ListKeys, Some(token.expose()), Instant::now()).unwrap()
 }
+
+#[test]
+fn a_batch_of_changes_is_written_in_order_in_one_transaction() {
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let (store, mut hsm, ..) = populated(&mut w, dir.path(), &master);
+    let user = |name: &str| Username::parse("u", name).unwrap();
+    let mut batch = Vec::new();
+    for name in ["bob", "carol", "dave"] {
+        let hash = Password::parse("p", "some-pass").unwrap().hash(&KdfParams::TESTING, &mut w.rng).unwrap();
+        hsm.create_user(user(name), Role::CryptoUser, hash).unwrap();
+        batch.push(hsm.take_changes());
+    }
+    // Deleted later in the same batch: the later change wins.
+    hsm.delete_user(&user("carol"), Role::CryptoUser, Instant::now()).unwrap();
+    batch.push(hsm.take_changes());
+    store.apply_batch(&batch).unwrap();
+    drop(store);
+    let Opened::Existing(_, _, state) = w.open(&Backing::Dir(dir.path().to_owned()), &master).unwrap() else {
+        panic!("not existing")
+    };
+    let mut names: Vec<String> = state.users.iter().map(|u| u.username.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["admin", "alice", "app_user", "bob", "dave"]);
+}

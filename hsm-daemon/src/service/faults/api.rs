@@ -125,10 +125,13 @@ impl FaultService for FaultApi {
         let tombstones = snapshot.tombstones.len();
         // One model operation: the store ends up holding exactly the
         // snapshot, written in one transaction before the reply.
-        let (closed, status) = self.state.mutate(|hsm| {
-            let closed = hsm.reset(snapshot);
-            Ok((closed, hsm.sync_status()))
-        })?;
+        let (closed, status) = self
+            .state
+            .mutate(|hsm| {
+                let closed = hsm.reset(snapshot);
+                Ok((closed, hsm.sync_status()))
+            })
+            .await?;
         tracing::warn!(%name, sessions_closed = closed, elapsed_ms = started.elapsed().as_millis() as u64,
             "fault injection: state reset to a snapshot");
         let view = SnapshotView { name, status, tombstones };
