@@ -320,6 +320,10 @@ pub(crate) struct HsmState {
     /// deterministic mode logins and other draws do not change the keys.
     key_rng: Mutex<StdRng>,
     kdf: KdfParams,
+    /// One permit per core for password hashing and checking: each Argon2
+    /// run holds `kdf`'s memory (19 MiB by default), so a burst of logins
+    /// queues here instead of holding that much per call in flight.
+    kdf_slots: tokio::sync::Semaphore,
     clock: Arc<dyn Clock>,
     /// Every change is written here before it is acknowledged (backups read
     /// it too); shared with the committer thread of `commits`.
@@ -444,6 +448,7 @@ impl HsmState {
             rng: Mutex::new(rng),
             key_rng: Mutex::new(key_rng),
             kdf,
+            kdf_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from)),
             clock: Arc::clone(&config.clock),
             store,
             commits,
@@ -552,7 +557,18 @@ impl HsmState {
     async fn hash(&self, password: Password) -> Result<PasswordHash, Status> {
         let kdf = self.kdf;
         let mut rng = self.fork_rng();
-        Ok(blocking(move || password.hash(&kdf, &mut rng)).await?)
+        self.with_kdf(move || password.hash(&kdf, &mut rng)).await
+    }
+
+    /// Runs a password hash or check off the async workers, at most one per
+    /// core at a time (see `kdf_slots`).
+    async fn with_kdf<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
+    ) -> Result<T, Status> {
+        // The semaphore is never closed, so acquiring fails only if it were.
+        let _slot = self.kdf_slots.acquire().await.map_err(|_| Status::internal("password hashing stopped"))?;
+        Ok(blocking(work).await?)
     }
 }
 

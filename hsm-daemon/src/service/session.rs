@@ -8,7 +8,7 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, audit, blocking, caller, convert};
+use super::{HsmState, audit, caller, convert};
 use crate::model::{ModelError, Password, Username};
 
 #[derive(Debug)]
@@ -36,7 +36,7 @@ impl SessionService for SessionApi {
             self.state.stats.count_failed_login();
         })?;
         let hash = attempt.hash().clone();
-        let password_ok = blocking(move || Ok(hash.verify(&password))).await?;
+        let password_ok = self.state.with_kdf(move || Ok(hash.verify(&password))).await?;
         let mut rng = self.state.fork_rng();
         let now = self.state.now();
         let mut refused = false;
