@@ -12,6 +12,8 @@
 //!   shares, the sealed key material).
 //! - table `key_versions`: reference -> the token key's version (a key with
 //!   no row, from a store written before clusters, is at version 1).
+//! - table `key_digests`: reference -> the token key's sync digest, so that
+//!   a restart parses no key material (a key with no row has it computed).
 //! - table `tombstones`: reference -> version and owner of a deleted token
 //!   key, so that an older copy from another HSM never brings it back.
 //!

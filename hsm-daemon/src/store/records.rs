@@ -1,9 +1,9 @@
 //! The stored forms of identity, users and keys, and the reads and writes
 //! that turn model changes into rows.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
-use redb::{ReadTransaction, ReadableTable as _, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable as _, ReadableTableMetadata as _, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::{KEY_VERSIONS, KEYS, META, TOMBSTONES, USERS, seal::Sealer};
@@ -15,6 +15,11 @@ use crate::{
         keys::Attributes,
     },
 };
+
+/// reference -> the token key's sync digest, written with the key, so that
+/// a restart does not parse every key to compute it again (a key with no row,
+/// from a store written before the table, has it computed on load).
+pub(crate) const KEY_DIGESTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("key_digests");
 
 /// A failed write, as text (it never carries secrets).
 #[derive(Debug)]
@@ -253,11 +258,13 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) 
     drop(users);
     let mut keys = txn.open_table(KEYS)?;
     let mut versions = txn.open_table(KEY_VERSIONS)?;
+    let mut digests = txn.open_table(KEY_DIGESTS)?;
     for (reference, key) in &changes.keys {
         match key {
             None => {
                 keys.remove(reference.value())?;
                 versions.remove(reference.value())?;
+                digests.remove(reference.value())?;
             }
             Some(k) => {
                 let material = k.material.to_wrappable().map_err(|e| e.to_string())?;
@@ -271,10 +278,14 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) 
                 };
                 keys.insert(reference.value(), encode(&record).as_slice())?;
                 versions.insert(reference.value(), k.version)?;
+                match k.digest {
+                    Some(digest) => digests.insert(reference.value(), digest)?,
+                    None => digests.remove(reference.value())?,
+                };
             }
         }
     }
-    drop((keys, versions));
+    drop((keys, versions, digests));
     let mut tombstones = txn.open_table(TOMBSTONES)?;
     for (reference, tombstone) in &changes.tombstones {
         match tombstone {
@@ -333,31 +344,33 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         let phc = String::from_utf8(phc.to_vec()).map_err(|_| format!("user {name}: password hash is not text"))?;
         users.push(persisted_user(&name, record.role, phc, record.failed_logins, record.locked)?);
     }
+    // The side tables are walked beside `keys` (all in reference order)
+    // rather than looked up per key.
     let versions = optional_table(txn.open_table(KEY_VERSIONS))?;
-    let version_of = |reference: u64| -> Result<u64, String> {
-        match &versions {
-            None => Ok(1),
-            Some(t) => Ok(t.get(reference).map_err(|e| e.to_string())?.map_or(1, |v| v.value())),
-        }
-    };
-    let mut keys = Vec::new();
+    let mut versions = SideTable::new(versions.as_ref())?;
+    let digests = optional_table(txn.open_table(KEY_DIGESTS))?;
+    let mut digests = SideTable::new(digests.as_ref())?;
     let table = txn.open_table(KEYS).map_err(|e| e.to_string())?;
+    let mut keys = Vec::with_capacity(usize::try_from(table.len().map_err(|e| e.to_string())?).unwrap_or(0));
+    let mut names = Names::default();
     for row in table.iter().map_err(|e| e.to_string())? {
         let (reference, value) = row.map_err(|e| e.to_string())?;
         let reference = reference.value();
-        let what = format!("key {}", KeyRef::new(reference));
-        let record: KeyRecord = decode(value.value(), &what)?;
-        let bytes = sealer.open(&record.sealed_material, &key_slot(reference)).map_err(|e| format!("{what}: {e}"))?;
+        let record: KeyRecord = decode(value.value(), &format!("key {}", KeyRef::new(reference)))?;
+        let bytes = sealer
+            .open(&record.sealed_material, &key_slot(reference))
+            .map_err(|e| format!("key {}: {e}", KeyRef::new(reference)))?;
+        // Authenticated just now: parsed when first used (see `KeyMaterial`).
+        let material = KeyMaterial::stored(kind_from(record.kind)?, class_from(record.class)?, bytes);
         let stored = StoredKey {
-            kind: record.kind,
-            class: record.class,
             attrs: record.attrs,
             owner: &record.owner,
             shared: &record.shared,
-            material: &bytes,
-            version: version_of(reference)?,
+            material: Arc::new(material),
+            version: versions.at(reference)?.map_or(1, |v| v.value()),
+            digest: digests.at(reference)?.map(|d| d.value()),
         };
-        keys.push(persisted_key(reference, stored)?);
+        keys.push(persisted_key(reference, stored, &mut names)?);
     }
     let mut tombstones = Vec::new();
     if let Some(table) = optional_table(txn.open_table(TOMBSTONES))? {
@@ -369,6 +382,48 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         }
     }
     Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones })
+}
+
+/// A table keyed by reference, read in step with the `keys` table.
+struct SideTable<'t, V: redb::Value + 'static> {
+    rows: Option<std::iter::Peekable<redb::Range<'t, u64, V>>>,
+}
+
+impl<'t, V: redb::Value + 'static> SideTable<'t, V> {
+    fn new(table: Option<&'t redb::ReadOnlyTable<u64, V>>) -> Result<Self, String> {
+        let rows = match table {
+            Some(t) => Some(t.iter().map_err(|e| e.to_string())?.peekable()),
+            None => None,
+        };
+        Ok(SideTable { rows })
+    }
+
+    /// The row of `reference`; references must come in rising order.
+    fn at(&mut self, reference: u64) -> Result<Option<redb::AccessGuard<'t, V>>, String> {
+        let Some(rows) = &mut self.rows else { return Ok(None) };
+        while let Some(row) = rows.next_if(|row| !row.as_ref().is_ok_and(|(k, _)| k.value() > reference)) {
+            let (k, v) = row.map_err(|e| e.to_string())?;
+            if k.value() == reference {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Usernames met while loading: the keys of one owner share one name.
+#[derive(Default)]
+struct Names(HashMap<String, Username>);
+
+impl Names {
+    fn parse(&mut self, raw: &str) -> Result<Username, crate::model::ModelError> {
+        if let Some(name) = self.0.get(raw) {
+            return Ok(name.clone());
+        }
+        let name = Username::parse("username", raw)?;
+        self.0.insert(raw.to_owned(), name.clone());
+        Ok(name)
+    }
 }
 
 /// A table that stores written before it existed do not have.
@@ -463,43 +518,43 @@ impl KeyEntry {
     }
 
     pub(crate) fn to_model(&self, version: u64) -> Result<PersistedKey, String> {
+        let what = || format!("key {}", KeyRef::new(self.reference));
+        // From outside this HSM's store: parsed (and so checked) now.
+        let material = KeyMaterial::from_wrappable(kind_from(self.kind)?, class_from(self.class)?, &self.material)
+            .map_err(|e| format!("{}: {e}", what()))?;
         let stored = StoredKey {
-            kind: self.kind,
-            class: self.class,
             attrs: self.attrs.clone(),
             owner: &self.owner,
             shared: &self.shared,
-            material: &self.material,
+            material: Arc::new(material),
             version,
+            digest: None,
         };
-        persisted_key(self.reference, stored)
+        persisted_key(self.reference, stored, &mut Names::default())
     }
 }
 
 /// A key's stored parts, its material already unsealed.
-pub(crate) struct StoredKey<'a> {
-    pub(crate) kind: u8,
-    pub(crate) class: u8,
-    pub(crate) attrs: Attributes,
-    pub(crate) owner: &'a str,
-    pub(crate) shared: &'a [String],
-    pub(crate) material: &'a [u8],
-    pub(crate) version: u64,
+struct StoredKey<'a> {
+    attrs: Attributes,
+    owner: &'a str,
+    shared: &'a [String],
+    material: Arc<KeyMaterial>,
+    version: u64,
+    digest: Option<[u8; 32]>,
 }
 
-/// A key from its stored parts (store or backup), parsed once.
-pub(crate) fn persisted_key(reference: u64, k: StoredKey<'_>) -> Result<PersistedKey, String> {
-    let what = format!("key {}", KeyRef::new(reference));
-    let material = KeyMaterial::from_wrappable(kind_from(k.kind)?, class_from(k.class)?, k.material)
-        .map_err(|e| format!("{what}: {e}"))?;
-    let user = |n: &str| Username::parse("username", n).map_err(|e| format!("{what}: {e}"));
+/// A key from its stored parts (store or backup).
+fn persisted_key(reference: u64, k: StoredKey<'_>, names: &mut Names) -> Result<PersistedKey, String> {
+    let mut user = |n: &str| names.parse(n).map_err(|e| format!("key {}: {e}", KeyRef::new(reference)));
     Ok(PersistedKey {
         reference: KeyRef::new(reference),
-        material: Arc::new(material),
+        material: k.material,
         attrs: k.attrs,
         owner: user(k.owner)?,
         shared: k.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
         version: k.version,
+        digest: k.digest,
     })
 }
 
