@@ -74,7 +74,10 @@ pub struct Options {
     /// default; [`KdfParams::DEFAULT`] to measure what production costs).
     pub kdf: KdfParams,
     pub max_users: usize,
+    /// Open sessions per HSM (256 by default; `max_sessions`).
+    pub max_sessions: usize,
     pub session_idle_timeout: Duration,
+    /// The HSM type's quotas by default; [`KeyQuotas::OFF`] for none.
     pub key_quotas: KeyQuotas,
     /// Accept client certificates from a CA made for the test; with
     /// `require_client_cert`, refuse connections without one.
@@ -105,6 +108,7 @@ impl Default for Options {
             users: Vec::new(),
             kdf: KdfParams::TESTING,
             max_users: 1_024,
+            max_sessions: 256,
             session_idle_timeout: Duration::from_secs(600),
             key_quotas: KeyQuotas::HSM2M,
             mtls: false,
@@ -189,7 +193,7 @@ impl TestHsm {
             hsm,
             limits: Limits {
                 max_users: options.max_users,
-                max_sessions: 256,
+                max_sessions: options.max_sessions,
                 session_idle_timeout: options.session_idle_timeout,
                 keys: options.key_quotas,
             },

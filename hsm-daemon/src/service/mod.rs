@@ -67,7 +67,8 @@ use crate::{
     determinism::{self, Stream},
     metrics::{self, Metrics, Stats},
     model::{
-        AdminSetup, Caller, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password, PasswordHash,
+        AdminSetup, Caller, Hsm, HsmSetup, KdfParams, KeyQuotas, KeyRange, Limits, ModelError, Operation, Password,
+        PasswordHash,
     },
     store::{Backing, Masker, Opened, Store, StoreError},
 };
@@ -408,9 +409,11 @@ impl HsmState {
                 if config.seed.is_some() {
                     tracing::info!("the store already exists: the seed is not applied again");
                 }
-                // Quotas follow the HSM type the store was made for.
+                // Quotas follow the HSM type the store was made for, unless
+                // key quotas are off.
                 let quotas = Limits::for_type(cluster.hsm_type);
-                let limits = Limits { max_users: quotas.max_users, keys: quotas.keys, ..config.limits };
+                let keys = if config.limits.keys == KeyQuotas::OFF { KeyQuotas::OFF } else { quotas.keys };
+                let limits = Limits { max_users: quotas.max_users, keys, ..config.limits };
                 let setup = HsmSetup { cluster, hsm: hsm_identity, limits, key_range, admin, appliance, decoy };
                 tracing::info!(users = stored.users.len(), keys = stored.keys.len(), "state loaded from the store");
                 (Hsm::restore(setup, stored), store)
