@@ -11,9 +11,8 @@
 //! walk every key under the model's lock.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, hash_map::Entry},
     fmt,
-    hash::{Hash as _, Hasher as _},
     sync::Arc,
 };
 
@@ -761,6 +760,8 @@ struct KeyIndex {
     census: BTreeMap<(&'static str, &'static str), usize>,
     /// How many keys are public or private: the asymmetric quota.
     asymmetric: usize,
+    /// Session keys by session: a logout drops its keys without a walk.
+    session_keys: BTreeSet<(SessionId, KeyRef)>,
 }
 
 /// The keys of one label: nearly always one, without a set's allocation.
@@ -776,17 +777,25 @@ enum Refs {
 
 impl KeyIndex {
     fn add(&mut self, reference: KeyRef, key: &Key) {
-        let hash = label_hash(&key.attrs.label);
-        match self.by_label.remove(&hash) {
-            None => self.by_label.insert(hash, Refs::One(reference)),
-            Some(Refs::One(other)) => self.by_label.insert(hash, Refs::Many(Box::new([other, reference].into()))),
-            Some(Refs::Many(mut set)) => {
-                set.insert(reference);
-                self.by_label.insert(hash, Refs::Many(set))
+        match self.by_label.entry(label_hash(&key.attrs.label)) {
+            Entry::Vacant(slot) => {
+                slot.insert(Refs::One(reference));
             }
-        };
+            Entry::Occupied(mut slot) => match slot.get_mut() {
+                Refs::One(other) => {
+                    let set = Box::new([*other, reference].into());
+                    slot.insert(Refs::Many(set));
+                }
+                Refs::Many(set) => {
+                    set.insert(reference);
+                }
+            },
+        }
         *self.census.entry(census_entry(key)).or_insert(0) += 1;
         self.asymmetric += usize::from(key.material.class() != KeyClass::Secret);
+        if let Some(session) = key.session {
+            self.session_keys.insert((session, reference));
+        }
     }
 
     fn remove(&mut self, reference: KeyRef, key: &Key) {
@@ -809,6 +818,15 @@ impl KeyIndex {
             }
         }
         self.asymmetric -= usize::from(key.material.class() != KeyClass::Secret);
+        if let Some(session) = key.session {
+            self.session_keys.remove(&(session, reference));
+        }
+    }
+
+    /// The session keys of `session`.
+    fn of_session(&self, session: SessionId) -> impl Iterator<Item = KeyRef> + '_ {
+        let all = (session, KeyRef(u64::MIN))..=(session, KeyRef(u64::MAX));
+        self.session_keys.range(all).map(|(_, reference)| *reference)
     }
 
     /// The keys labelled `label` (ASCII case ignored), and perhaps a few
@@ -822,13 +840,13 @@ impl KeyIndex {
     }
 }
 
+/// FNV-1a over the label's bytes in ASCII lower case: cheap (a restart
+/// hashes every label) and the same on every run. Not keyed: labels that
+/// collide on purpose only share an index entry, which the filter sorts out.
 fn label_hash(label: &str) -> u64 {
-    // Fixed keys: the same label always has the same hash.
-    let mut hasher = std::hash::DefaultHasher::new();
-    for byte in label.bytes() {
-        byte.to_ascii_lowercase().hash(&mut hasher);
-    }
-    hasher.finish()
+    label.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn census_entry(key: &Key) -> (&'static str, &'static str) {
@@ -1392,8 +1410,7 @@ impl Keys {
 
     /// Drops the session keys of ended sessions.
     pub fn end_sessions(&mut self, ended: &[SessionId]) -> usize {
-        let gone: Vec<KeyRef> =
-            self.keys.iter().filter(|(_, k)| k.session.is_some_and(|s| ended.contains(&s))).map(|(r, _)| *r).collect();
+        let gone: Vec<KeyRef> = ended.iter().flat_map(|s| self.index.of_session(*s)).collect();
         for reference in &gone {
             self.take(*reference);
         }

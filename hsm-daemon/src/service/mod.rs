@@ -366,6 +366,7 @@ impl HsmState {
         .await?;
         let faults = config.faults.then(|| Arc::new(faults::Faults::new(StdRng::from_rng(&mut rng))));
         let key_range = KeyRange::for_index(config.membership.hsm_index)?;
+        let opening = Instant::now();
         let opened = Store::open(
             &config.storage.backing,
             &config.storage.master_key,
@@ -415,8 +416,12 @@ impl HsmState {
                 let keys = if config.limits.keys == KeyQuotas::OFF { KeyQuotas::OFF } else { quotas.keys };
                 let limits = Limits { max_users: quotas.max_users, keys, ..config.limits };
                 let setup = HsmSetup { cluster, hsm: hsm_identity, limits, key_range, admin, appliance, decoy };
-                tracing::info!(users = stored.users.len(), keys = stored.keys.len(), "state loaded from the store");
-                (Hsm::restore(setup, stored), store)
+                let (users, keys, loaded) = (stored.users.len(), stored.keys.len(), opening.elapsed());
+                let hsm = Hsm::restore(setup, stored);
+                // Restart time grows with the keys held: say where it goes.
+                let (load_ms, restore_ms) = (loaded.as_millis(), (opening.elapsed() - loaded).as_millis());
+                tracing::info!(users, keys, load_ms, restore_ms, "state loaded from the store");
+                (hsm, store)
             }
         };
         // Seeded from the state too, so that in deterministic mode a restarted

@@ -65,6 +65,12 @@ const TOMBSTONES: TableDefinition<u64, &[u8]> = TableDefinition::new("tombstones
 
 const CHECK_PLAINTEXT: &[u8] = b"hsm-emulator storage key check v1";
 
+/// redb's page cache. The model serves every read from memory and the store
+/// is read whole only at start, so redb's default (1 GiB) would only keep
+/// the pages of that one load: a third of the memory of an HSM holding a
+/// million keys, for nothing.
+const CACHE_BYTES: usize = 32 << 20;
+
 /// Why a store cannot be opened or written. Each names the file and says
 /// what to do; none carries secret material.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +177,7 @@ impl Store {
                 }
                 let db = Database::builder()
                     .set_check_integrity_on_open(true)
+                    .set_cache_size(CACHE_BYTES)
                     .create(&path)
                     .map_err(|e| db_error(&path, e))?;
                 (db, path)

@@ -1,10 +1,10 @@
 //! The stored forms of identity, users and keys, and the reads and writes
 //! that turn model changes into rows.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, fmt, fmt::Write as _, sync::Arc};
 
-use redb::{ReadTransaction, ReadableTable as _, ReadableTableMetadata as _, TableDefinition, WriteTransaction};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use redb::{ReadTransaction, ReadableTable as _, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
 
 use super::{KEY_VERSIONS, KEYS, META, TOMBSTONES, USERS, seal::Sealer};
 use crate::{
@@ -48,7 +48,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).unwrap_or_default()
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: impl fmt::Display) -> Result<T, String> {
     postcard::from_bytes(bytes).map_err(|e| format!("{what} does not decode: {e}"))
 }
 
@@ -153,14 +153,18 @@ pub(crate) struct TombstoneRecord {
     pub(crate) owner: String,
 }
 
+/// Borrowed where it can be, so that loading a million keys does not copy
+/// each one's owner and sealed material out of the store's page first.
 #[derive(Debug, Serialize, Deserialize)]
-struct KeyRecord {
+struct KeyRecord<'a> {
     kind: u8,
     class: u8,
     attrs: Attributes,
-    owner: String,
+    #[serde(borrow)]
+    owner: Cow<'a, str>,
     shared: Vec<String>,
-    sealed_material: Vec<u8>,
+    #[serde(borrow)]
+    sealed_material: Cow<'a, [u8]>,
 }
 
 pub(crate) fn role_code(role: Role) -> u8 {
@@ -233,7 +237,15 @@ fn user_slot(name: &str) -> String {
 }
 
 fn key_slot(reference: u64) -> String {
-    format!("keys/{reference:016x}")
+    let mut slot = String::new();
+    write_key_slot(&mut slot, reference);
+    slot
+}
+
+/// A key's slot name into `buf`, for loops that reuse one buffer.
+fn write_key_slot(buf: &mut String, reference: u64) {
+    buf.clear();
+    let _ = write!(buf, "keys/{reference:016x}");
 }
 
 /// Writes model changes into the open transaction.
@@ -272,9 +284,9 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, changes: &Changes) 
                     kind: kind_code(k.material.kind()),
                     class: class_code(k.material.class()),
                     attrs: k.attrs.clone(),
-                    owner: k.owner.to_string(),
+                    owner: Cow::Borrowed(k.owner.as_str()),
                     shared: k.shared.iter().map(ToString::to_string).collect(),
-                    sealed_material: sealer.seal(&material, &key_slot(reference.value()))?,
+                    sealed_material: Cow::Owned(sealer.seal(&material, &key_slot(reference.value()))?),
                 };
                 keys.insert(reference.value(), encode(&record).as_slice())?;
                 versions.insert(reference.value(), k.version)?;
@@ -339,49 +351,91 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
     for row in table.iter().map_err(|e| e.to_string())? {
         let (name, value) = row.map_err(|e| e.to_string())?;
         let name = name.value().to_owned();
-        let record: UserRecord = decode(value.value(), &format!("user {name}"))?;
+        let record: UserRecord = decode(value.value(), format_args!("user {name}"))?;
         let phc = sealer.open(&record.sealed_hash, &user_slot(&name)).map_err(|e| format!("user {name}: {e}"))?;
         let phc = String::from_utf8(phc.to_vec()).map_err(|_| format!("user {name}: password hash is not text"))?;
         users.push(persisted_user(&name, record.role, phc, record.failed_logins, record.locked)?);
     }
-    // The side tables are walked beside `keys` (all in reference order)
-    // rather than looked up per key.
-    let versions = optional_table(txn.open_table(KEY_VERSIONS))?;
-    let mut versions = SideTable::new(versions.as_ref())?;
-    let digests = optional_table(txn.open_table(KEY_DIGESTS))?;
-    let mut digests = SideTable::new(digests.as_ref())?;
-    let table = txn.open_table(KEYS).map_err(|e| e.to_string())?;
-    let mut keys = Vec::with_capacity(usize::try_from(table.len().map_err(|e| e.to_string())?).unwrap_or(0));
-    let mut names = Names::default();
-    for row in table.iter().map_err(|e| e.to_string())? {
-        let (reference, value) = row.map_err(|e| e.to_string())?;
-        let reference = reference.value();
-        let record: KeyRecord = decode(value.value(), &format!("key {}", KeyRef::new(reference)))?;
-        let bytes = sealer
-            .open(&record.sealed_material, &key_slot(reference))
-            .map_err(|e| format!("key {}: {e}", KeyRef::new(reference)))?;
-        // Authenticated just now: parsed when first used (see `KeyMaterial`).
-        let material = KeyMaterial::stored(kind_from(record.kind)?, class_from(record.class)?, bytes);
-        let stored = StoredKey {
-            attrs: record.attrs,
-            owner: &record.owner,
-            shared: &record.shared,
-            material: Arc::new(material),
-            version: versions.at(reference)?.map_or(1, |v| v.value()),
-            digest: digests.at(reference)?.map(|d| d.value()),
-        };
-        keys.push(persisted_key(reference, stored, &mut names)?);
-    }
+    let keys = load_keys(txn, sealer)?;
     let mut tombstones = Vec::new();
     if let Some(table) = optional_table(txn.open_table(TOMBSTONES))? {
         for row in table.iter().map_err(|e| e.to_string())? {
             let (reference, value) = row.map_err(|e| e.to_string())?;
             let reference = reference.value();
-            let record: TombstoneRecord = decode(value.value(), &format!("tombstone {}", KeyRef::new(reference)))?;
+            let record: TombstoneRecord = decode(value.value(), format_args!("tombstone {}", KeyRef::new(reference)))?;
             tombstones.push(persisted_tombstone(reference, record.version, &record.owner)?);
         }
     }
     Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones })
+}
+
+/// Every stored key, unsealed; its material is parsed on first use (see
+/// `KeyMaterial`). The two halves of the reference range load on two
+/// threads: a restart of an HSM holding a million keys is this loop.
+fn load_keys(txn: &ReadTransaction, sealer: &Sealer) -> Result<Vec<PersistedKey>, String> {
+    let tables = KeyTables {
+        keys: txn.open_table(KEYS).map_err(|e| e.to_string())?,
+        versions: optional_table(txn.open_table(KEY_VERSIONS))?,
+        digests: optional_table(txn.open_table(KEY_DIGESTS))?,
+    };
+    let bound = |row: Option<(redb::AccessGuard<'_, u64>, _)>| row.map(|(k, _)| k.value());
+    let (Some(first), Some(last)) =
+        (bound(tables.keys.first().map_err(|e| e.to_string())?), bound(tables.keys.last().map_err(|e| e.to_string())?))
+    else {
+        return Ok(Vec::new());
+    };
+    let middle = (first + (last - first) / 2).saturating_add(1);
+    let (low, high) = std::thread::scope(|scope| {
+        let high = scope.spawn(|| tables.load(sealer, middle..=last));
+        let low = tables.load(sealer, first..=middle - 1);
+        (low, high.join().unwrap_or_else(|_| Err("loading keys: a loading thread panicked".to_owned())))
+    });
+    let mut keys = low?;
+    keys.append(&mut high?);
+    Ok(keys)
+}
+
+/// The tables a key's rows are in.
+struct KeyTables {
+    keys: redb::ReadOnlyTable<u64, &'static [u8]>,
+    versions: Option<redb::ReadOnlyTable<u64, u64>>,
+    digests: Option<redb::ReadOnlyTable<u64, [u8; 32]>>,
+}
+
+impl KeyTables {
+    /// The keys whose references are in `range`.
+    fn load(&self, sealer: &Sealer, range: std::ops::RangeInclusive<u64>) -> Result<Vec<PersistedKey>, String> {
+        // The side tables are walked beside `keys` (all in reference order)
+        // rather than looked up per key.
+        let mut versions = SideTable::new(self.versions.as_ref(), range.clone())?;
+        let mut digests = SideTable::new(self.digests.as_ref(), range.clone())?;
+        let capacity = usize::try_from(range.end().saturating_sub(*range.start())).unwrap_or(0).saturating_add(1);
+        let mut keys = Vec::with_capacity(capacity.min(1 << 24));
+        let mut names = Names::default();
+        let mut slot = String::new();
+        for row in self.keys.range(range).map_err(|e| e.to_string())? {
+            let (reference, value) = row.map_err(|e| e.to_string())?;
+            let reference = reference.value();
+            let record: KeyRecord = decode(value.value(), format_args!("key {}", KeyRef::new(reference)))?;
+            // One buffer for every key's slot name (the associated data).
+            write_key_slot(&mut slot, reference);
+            let bytes = sealer
+                .open(&record.sealed_material, &slot)
+                .map_err(|e| format!("key {}: {e}", KeyRef::new(reference)))?;
+            // Authenticated just now: parsed when first used (see `KeyMaterial`).
+            let material = KeyMaterial::stored(kind_from(record.kind)?, class_from(record.class)?, bytes);
+            let stored = StoredKey {
+                attrs: record.attrs,
+                owner: &record.owner,
+                shared: &record.shared,
+                material: Arc::new(material),
+                version: versions.at(reference)?.map_or(1, |v| v.value()),
+                digest: digests.at(reference)?.map(|d| d.value()),
+            };
+            keys.push(persisted_key(reference, stored, &mut names)?);
+        }
+        Ok(keys)
+    }
 }
 
 /// A table keyed by reference, read in step with the `keys` table.
@@ -390,9 +444,12 @@ struct SideTable<'t, V: redb::Value + 'static> {
 }
 
 impl<'t, V: redb::Value + 'static> SideTable<'t, V> {
-    fn new(table: Option<&'t redb::ReadOnlyTable<u64, V>>) -> Result<Self, String> {
+    fn new(
+        table: Option<&'t redb::ReadOnlyTable<u64, V>>,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Self, String> {
         let rows = match table {
-            Some(t) => Some(t.iter().map_err(|e| e.to_string())?.peekable()),
+            Some(t) => Some(t.range(range).map_err(|e| e.to_string())?.peekable()),
             None => None,
         };
         Ok(SideTable { rows })
