@@ -114,6 +114,25 @@ impl ClientConfig {
         Ok(config.with_key_availability_check(!disable))
     }
 
+    /// Reads a `client.env` file as `hsm-daemon` writes it (`KEY=VALUE`
+    /// lines with `HSM_ENDPOINTS` and `HSM_CA_CERT`), for programs that are
+    /// pointed at the file rather than started with it loaded into their
+    /// environment. A relative CA path is taken from the file's directory.
+    pub fn from_env_file(path: &Path) -> Result<Self, ClientError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Config(format!("client.env {}: {e}", path.display())))?;
+        let value = |key: &str| {
+            text.lines()
+                .find_map(|line| line.trim().strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+                .map(str::trim)
+                .ok_or_else(|| ClientError::Config(format!("client.env {}: no {key}=", path.display())))
+        };
+        let endpoints = value("HSM_ENDPOINTS")?;
+        let ca = Path::new(value("HSM_CA_CERT")?);
+        let ca = if ca.is_relative() { path.parent().unwrap_or(Path::new(".")).join(ca) } else { ca.to_owned() };
+        Self::from_parts(endpoints, &ca)
+    }
+
     /// Presents a client certificate (mutual TLS).
     pub fn with_client_identity(mut self, cert_pem: String, key_pem: String) -> Self {
         self.client_identity = Some((cert_pem, Zeroizing::new(key_pem)));
@@ -210,6 +229,21 @@ mod tests {
             assert!(err.to_string().contains("endpoint"), "{bad:?}: {err}");
         }
         assert!(ClientConfig::new(vec!["a:1".into()], "garbage".into()).unwrap_err().to_string().contains("PEM"));
+    }
+
+    #[test]
+    fn a_client_env_file_gives_endpoints_and_a_ca_beside_it() {
+        let dir = std::env::temp_dir().join(format!("hsm-client-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), PEM).unwrap();
+        let env = dir.join("client.env");
+        std::fs::write(&env, "HSM_ENDPOINTS=127.0.0.1:1,127.0.0.1:2\nHSM_CA_CERT=ca.pem\n").unwrap();
+        let c = ClientConfig::from_env_file(&env).unwrap();
+        assert_eq!(c.endpoints(), ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(c.ca_pem(), PEM);
+        std::fs::write(&env, "HSM_CA_CERT=ca.pem\n").unwrap();
+        assert!(ClientConfig::from_env_file(&env).unwrap_err().to_string().contains("HSM_ENDPOINTS"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

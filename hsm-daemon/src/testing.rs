@@ -74,7 +74,8 @@ pub struct Options {
     /// default; [`KdfParams::DEFAULT`] to measure what production costs).
     pub kdf: KdfParams,
     pub max_users: usize,
-    /// Open sessions per HSM (256 by default; `max_sessions`).
+    /// Open sessions per HSM (256 by default; benchmarks that hold many
+    /// sessions raise it).
     pub max_sessions: usize,
     pub session_idle_timeout: Duration,
     /// The HSM type's quotas by default; [`KeyQuotas::OFF`] for none.
