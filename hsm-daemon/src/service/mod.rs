@@ -425,9 +425,10 @@ impl HsmState {
             }
         };
         // Seeded from the state too, so that in deterministic mode a restarted
-        // HSM does not make again the keys it made before.
-        let key_rng =
-            determinism::rng_with(config.deterministic, Stream::KeyMaterial, index, &hsm.sync_status().digest);
+        // HSM does not make again the keys it made before. Only then: the
+        // digest hashes every key's, which a restart need not pay for.
+        let state_digest = config.deterministic.map(|_| hsm.sync_status().digest).unwrap_or_default();
+        let key_rng = determinism::rng_with(config.deterministic, Stream::KeyMaterial, index, &state_digest);
         let state = HsmState {
             hsm: Mutex::new(hsm),
             rng: Mutex::new(rng),
