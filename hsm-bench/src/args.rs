@@ -15,7 +15,7 @@ use clap::{Parser, ValueEnum};
 #[command(name = "hsm-bench", version)]
 pub(crate) struct Args {
     /// Operations to run: one, a comma-separated list, or `all` (every one
-    /// but `sessions`).
+    /// but `sessions` and `keys-scale`).
     #[arg(long, default_value = "all", value_parser = parse_ops)]
     pub(crate) op: OpList,
 
@@ -78,6 +78,16 @@ pub(crate) struct Args {
     #[arg(long, value_enum)]
     pub(crate) kdf: Option<Kdf>,
 
+    /// For `--op keys-scale`: the EC token keys the HSM holds (P-256
+    /// pairs, so an even number).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(2..=20_000_000))]
+    pub(crate) keys: u32,
+
+    /// For `--op keys-scale`: keep the seeded HSM in DIR and reuse it in
+    /// later runs (seeding a million keys takes minutes).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) keys_dir: Option<PathBuf>,
+
     /// The `hsm-daemon` binary for `--cluster dev` (default: beside this
     /// executable).
     #[arg(long, value_name = "PATH")]
@@ -127,13 +137,14 @@ pub(crate) enum Op {
     KeygenEc,
     KeygenEcCluster,
     Sessions,
+    KeysScale,
 }
 
 impl Op {
     /// Every operation, in the order `all` runs them (echo and noop first:
     /// the others are read against them), then `sessions`, which `all`
     /// leaves out.
-    pub(crate) const ALL: [Op; 14] = [
+    pub(crate) const ALL: [Op; 15] = [
         Op::Echo,
         Op::Noop,
         Op::ClusterInfo,
@@ -148,6 +159,7 @@ impl Op {
         Op::KeygenEc,
         Op::KeygenEcCluster,
         Op::Sessions,
+        Op::KeysScale,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -166,6 +178,7 @@ impl Op {
             Op::KeygenEc => "keygen-ec",
             Op::KeygenEcCluster => "keygen-ec-cluster",
             Op::Sessions => "sessions",
+            Op::KeysScale => "keys-scale",
         }
     }
 
@@ -174,8 +187,21 @@ impl Op {
         match self {
             Op::EcdsaP256Sign | Op::Ed25519Sign | Op::Rsa2048Sign | Op::AesGcm64 | Op::HmacSha256_64 => 64,
             Op::AesGcm4k | Op::Sha256_4k => 4096,
-            Op::Echo | Op::Noop | Op::ClusterInfo | Op::Login | Op::KeygenEc | Op::KeygenEcCluster | Op::Sessions => 0,
+            Op::Echo
+            | Op::Noop
+            | Op::ClusterInfo
+            | Op::Login
+            | Op::KeygenEc
+            | Op::KeygenEcCluster
+            | Op::Sessions
+            | Op::KeysScale => 0,
         }
+    }
+
+    /// Whether `all` leaves it out: it holds thousands of sessions or
+    /// millions of keys, and is asked for by name.
+    pub(crate) fn long(self) -> bool {
+        matches!(self, Op::Sessions | Op::KeysScale)
     }
 
     /// Whether a payload is sent at all (and `--payload` applies).
@@ -209,7 +235,7 @@ fn parse_ops(s: &str) -> Result<OpList, String> {
     let mut ops = Vec::new();
     for name in s.split(',').map(str::trim) {
         let named = if name == "all" {
-            Op::ALL.iter().copied().filter(|op| *op != Op::Sessions).collect()
+            Op::ALL.iter().copied().filter(|op| !op.long()).collect()
         } else {
             vec![name.parse::<Op>()?]
         };
@@ -233,13 +259,13 @@ mod tests {
     #[test]
     fn all_is_every_op_but_sessions_and_lists_dedupe() {
         let args = Args::try_parse_from(["hsm-bench"]).unwrap();
-        assert_eq!(args.op.0.len(), Op::ALL.len() - 1);
-        assert!(!args.op.0.contains(&Op::Sessions));
+        assert_eq!(args.op.0.len(), Op::ALL.len() - 2);
+        assert!(!args.op.0.contains(&Op::Sessions) && !args.op.0.contains(&Op::KeysScale));
         let args = Args::try_parse_from(["hsm-bench", "--op", "noop, echo,noop"]).unwrap();
         assert_eq!(args.op.0, [Op::Noop, Op::Echo]);
         let args = Args::try_parse_from(["hsm-bench", "--op", "sessions,all"]).unwrap();
         assert_eq!(args.op.0[0], Op::Sessions);
-        assert_eq!(args.op.0.len(), Op::ALL.len());
+        assert_eq!(args.op.0.len(), Op::ALL.len() - 1);
     }
 
     #[test]

@@ -289,7 +289,7 @@ impl Drop for DevChild {
 }
 
 /// `hsm-daemon` as given, or beside this executable (where cargo builds it).
-fn daemon_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn daemon_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let path = match given {
         Some(path) => path.to_owned(),
         None => std::env::current_exe()?.with_file_name("hsm-daemon"),
@@ -304,7 +304,7 @@ fn daemon_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// `VmRSS` of a `/proc/PID/status` file, in KiB.
-fn rss_kib(status_file: &str) -> Option<u64> {
+pub(crate) fn rss_kib(status_file: &str) -> Option<u64> {
     let status = std::fs::read_to_string(status_file).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -23,7 +23,8 @@
 //! - `load`: the load loop and its latency histograms.
 //! - `echo`: the bare tonic echo baseline (`proto/bench/v1/echo.proto`).
 //! - `run`: runs the chosen operations in order, each against the cluster
-//!   it needs; `sessions`: the memory an open session costs.
+//!   it needs; `sessions`: the memory an open session costs; `scale`: one
+//!   HSM holding a million keys (memory per key, restart, lookups, lists).
 //! - `report`: the table and the JSON document.
 
 mod args;
@@ -33,6 +34,7 @@ mod load;
 mod ops;
 mod report;
 mod run;
+mod scale;
 mod sessions;
 
 use std::{process::ExitCode, time::Duration};

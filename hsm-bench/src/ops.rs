@@ -161,7 +161,8 @@ impl KeyNeed {
             | Op::Login
             | Op::KeygenEc
             | Op::KeygenEcCluster
-            | Op::Sessions => None,
+            | Op::Sessions
+            | Op::KeysScale => None,
         }
     }
 
@@ -267,7 +268,7 @@ impl Primitive {
             Op::KeygenEc | Op::KeygenEcCluster => Primitive {
                 run: Box::new(move || KeySpec::Ec(Curve::P256).generate(&mut rng).map(drop).map_err(|e| e.to_string())),
             },
-            Op::Echo | Op::Noop | Op::ClusterInfo | Op::Sessions => return Ok(None),
+            Op::Echo | Op::Noop | Op::ClusterInfo | Op::Sessions | Op::KeysScale => return Ok(None),
         };
         Ok(Some(primitive))
     }

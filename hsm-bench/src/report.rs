@@ -57,6 +57,9 @@ pub(crate) struct OpResult {
     /// For `sessions`: what holding them costs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) memory: Option<SessionMemory>,
+    /// For `keys-scale`: restart time and memory per key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) scale: Option<crate::scale::ScaleFigures>,
 }
 
 /// Memory held for open sessions.
@@ -93,6 +96,7 @@ impl OpResult {
             vs_echo: None,
             kdf: None,
             memory: None,
+            scale: None,
         }
     }
 }
@@ -164,6 +168,14 @@ impl Report {
                     m.rss_after_kib,
                     m.bytes_per_session,
                     r.kdf.as_deref().unwrap_or("-")
+                );
+            }
+            if let Some(s) = &r.scale {
+                let _ = writeln!(
+                    out,
+                    "keys-scale: {} EC token keys; restart to serving {:?} s; RSS {} KiB over an empty HSM's {} KiB: \
+                     {:.0} bytes per key",
+                    s.keys, s.restart_s, s.rss_kib, s.rss_empty_kib, s.bytes_per_key
                 );
             }
             if let Some(e) = &r.first_error {

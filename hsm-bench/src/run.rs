@@ -17,7 +17,7 @@ use crate::{
     load::{self, Load},
     ops::{KeyNeed, Primitive, Workload, sign_mechanism},
     report::{OpResult, Report},
-    sessions,
+    scale, sessions,
 };
 
 /// Runs every operation of `args` and relates the results.
@@ -55,6 +55,11 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
                     result.kdf = Some(kdf.name().into());
                 }
                 result
+            }
+            Op::KeysScale => {
+                let (lookup, list) = scale::run(args, load).await?;
+                report.results.push(lookup);
+                list
             }
             Op::KeygenEcCluster => {
                 let three = sources.start(Shape::Three, kdf).await?;
@@ -113,7 +118,9 @@ async fn hsm_op(op: Op, cluster: &Started, load: Load, report: &Report, payload:
             Workload::Login { clients: clients.clone(), user: cluster.user.clone(), password: cluster.password.clone() }
         }
         Op::KeygenEc => Workload::Keygen { sessions },
-        Op::Echo | Op::KeygenEcCluster | Op::Sessions => anyhow::bail!("{op} does not run against one HSM"),
+        Op::Echo | Op::KeygenEcCluster | Op::Sessions | Op::KeysScale => {
+            anyhow::bail!("{op} does not run against one HSM")
+        }
     };
     let work = Arc::new(work);
     let measured = load::drive(Arc::clone(&work), load).await;

@@ -850,10 +850,22 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     if count > 1 && args.settings.listen.is_some() {
         bail!("--listen: with more than one HSM each takes a free port; leave --listen out");
     }
+    // A seed that holds more keys than the HSM type allows turns key quotas
+    // off, unless the flag says otherwise.
+    let key_quota = args
+        .settings
+        .key_quota
+        .clone()
+        .or_else(|| seed.as_ref().filter(|seed| seed.quotas_off()).map(|_| "off".to_owned()));
     let mut all = Vec::new();
     for index in 1..=count {
         let file = Settings::from_file(&material.hsm_config_path(index))?;
-        all.push(Settings { listen: Some(args.settings.listen_addr()), ..args.settings.clone() }.over(file));
+        let flags = Settings {
+            listen: Some(args.settings.listen_addr()),
+            key_quota: key_quota.clone(),
+            ..args.settings.clone()
+        };
+        all.push(flags.over(file));
     }
     // One plan for every new store, so that the HSMs start identical.
     let plan = match seed {
@@ -981,6 +993,9 @@ async fn run_seed(settings: &Settings) -> anyhow::Result<Option<Arc<SeedPlan>>> 
         && wanted != hsm_type
     {
         bail!("the seed file's hsm_type is {wanted}, this HSM's is {hsm_type}");
+    }
+    if seed.quotas_off() && settings.key_quota.as_deref() != Some("off") {
+        bail!("the seed file sets key_quota = \"off\": run this HSM with --key-quota off (HSM_KEY_QUOTA=off) too");
     }
     if seed.generates_keys() && settings.index() > 1 && settings.deterministic.is_none() {
         bail!(

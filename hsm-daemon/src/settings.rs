@@ -28,6 +28,7 @@
 //! hsm_type = "hsm2m.medium"                 # --hsm-type, HSM_TYPE
 //! session_idle_timeout_secs = 1800          # HSM_SESSION_IDLE_TIMEOUT_SECS
 //! max_sessions = 4096                       # HSM_MAX_SESSIONS
+//! key_quota = "hsm-type"                    # --key-quota, HSM_KEY_QUOTA ("off": no key quota)
 //! kdf_memory_kib = 19456                    # HSM_KDF_MEMORY_KIB
 //! kdf_iterations = 2                        # HSM_KDF_ITERATIONS
 //! kdf_parallelism = 1                       # HSM_KDF_PARALLELISM
@@ -65,7 +66,8 @@ use crate::{
     clock::SystemClock,
     config::{Membership, Storage},
     model::{
-        ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, KeyRange, Limits, Password,
+        ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, KeyQuotas, KeyRange, Limits,
+        Password,
     },
     pki::CertifiedKey,
     store::{Backing, MasterKey, read_master_key_file},
@@ -138,6 +140,11 @@ pub struct Settings {
     /// Most open sessions (default 4096).
     #[arg(long, env = "HSM_MAX_SESSIONS")]
     pub max_sessions: Option<u64>,
+    /// "hsm-type" (default: the HSM type's key quotas) or "off" (no key
+    /// quota: for measuring, or test suites that need more keys than a
+    /// real HSM holds).
+    #[arg(long, env = "HSM_KEY_QUOTA")]
+    pub key_quota: Option<String>,
     /// Argon2id memory cost in KiB (default 19456; tests may use 8).
     #[arg(long, env = "HSM_KDF_MEMORY_KIB")]
     pub kdf_memory_kib: Option<u32>,
@@ -225,6 +232,7 @@ impl Settings {
             hsm_type,
             session_idle_timeout_secs,
             max_sessions,
+            key_quota,
             kdf_memory_kib,
             kdf_iterations,
             kdf_parallelism,
@@ -305,6 +313,11 @@ impl Settings {
         if !(1..=1_000_000).contains(&max_sessions) {
             return Err(err("max_sessions must be 1 to 1000000"));
         }
+        let key_quotas = match self.key_quota.as_deref().unwrap_or("hsm-type") {
+            "hsm-type" => Limits::for_type(hsm_type).keys,
+            "off" => KeyQuotas::OFF,
+            other => return Err(err(format!("key_quota must be \"hsm-type\" or \"off\" (got {other:?})"))),
+        };
         let read = read_setting;
         let appliance = read("appliance_password_file", &self.appliance_password_file)?;
         let appliance_password =
@@ -353,6 +366,7 @@ impl Settings {
             limits: Limits {
                 session_idle_timeout: Duration::from_secs(idle),
                 max_sessions: usize::try_from(max_sessions).unwrap_or(usize::MAX),
+                keys: key_quotas,
                 ..Limits::for_type(hsm_type)
             },
             kdf,

@@ -78,6 +78,7 @@ pub struct Options {
     /// sessions raise it).
     pub max_sessions: usize,
     pub session_idle_timeout: Duration,
+    /// The HSM type's quotas by default; [`KeyQuotas::OFF`] for none.
     pub key_quotas: KeyQuotas,
     /// Accept client certificates from a CA made for the test; with
     /// `require_client_cert`, refuse connections without one.

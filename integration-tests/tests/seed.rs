@@ -257,7 +257,7 @@ async fn two_deterministic_runs_repeat_references_keys_serials_and_tokens() {
     let second = snapshot(Some("7")).await;
     assert_eq!(first, second);
     // The example's generated pairs have their public points, the API's too.
-    assert_eq!(first.seeded.iter().filter(|k| k.3.is_some()).count(), 4, "{:?}", first.seeded);
+    assert_eq!(first.seeded.iter().filter(|k| k.3.is_some()).count(), 7, "{:?}", first.seeded);
     assert!(first.generated[0].2.is_some());
 
     // Another seed, and no seed, change everything random but no reference.

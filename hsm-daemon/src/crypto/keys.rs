@@ -79,6 +79,12 @@ pub(super) struct Ed25519Public {
     spki_der: Vec<u8>,
 }
 
+/// A stored encoding that does not parse: it was authenticated when it was
+/// unsealed, so the store was written by a build that encoded it wrongly.
+fn unparsable() -> CryptoError {
+    invalid_key("the stored key material does not parse")
+}
+
 fn invalid_key(what: impl std::fmt::Display) -> CryptoError {
     CryptoError::InvalidKey(what.to_string())
 }
@@ -175,9 +181,35 @@ impl Ed25519Public {
     }
 }
 
+impl Key {
+    fn kind(&self) -> KeyKind {
+        match self {
+            Key::Aes(_) => KeyKind::Aes,
+            Key::GenericSecret(_) => KeyKind::GenericSecret,
+            Key::RsaPrivate(_) | Key::RsaPublic(_) => KeyKind::Rsa,
+            Key::EcPrivate(k) => KeyKind::Ec(k.curve()),
+            Key::EcPublic(k) => KeyKind::Ec(k.curve()),
+            Key::Ed25519Private(_) | Key::Ed25519Public(_) => KeyKind::Ed25519,
+        }
+    }
+
+    fn class(&self) -> KeyClass {
+        match self {
+            Key::Aes(_) | Key::GenericSecret(_) => KeyClass::Secret,
+            Key::RsaPrivate(_) | Key::EcPrivate(_) | Key::Ed25519Private(_) => KeyClass::Private,
+            Key::RsaPublic(_) | Key::EcPublic(_) | Key::Ed25519Public(_) => KeyClass::Public,
+        }
+    }
+}
+
 impl From<Key> for KeyMaterial {
     fn from(inner: Key) -> Self {
-        KeyMaterial { inner }
+        KeyMaterial {
+            kind: inner.kind(),
+            class: inner.class(),
+            encoded: None,
+            parsed: std::sync::OnceLock::from(Some(inner)),
+        }
     }
 }
 
@@ -353,7 +385,7 @@ impl KeyMaterial {
 
     /// The public half of a private key, as its own material.
     pub fn public_half(&self) -> Option<Self> {
-        let public = match &self.inner {
+        let public = match self.inner()? {
             Key::RsaPrivate(k) => Key::RsaPublic(Box::new(k.public.clone())),
             Key::EcPrivate(k) => Key::EcPublic(Box::new(k.public.clone())),
             Key::Ed25519Private(k) => Key::Ed25519Public(Box::new(k.public.clone())),
@@ -368,7 +400,10 @@ impl KeyMaterial {
     /// SPKI DER for public keys.
     pub fn to_wrappable(&self) -> Result<SecretBytes, CryptoError> {
         use rsa::pkcs8::EncodePrivateKey as _;
-        match &self.inner {
+        if let Some(encoded) = &self.encoded {
+            return Ok(encoded.clone());
+        }
+        match self.inner().ok_or_else(unparsable)? {
             Key::Aes(bytes) | Key::GenericSecret(bytes) => Ok(bytes.clone()),
             Key::RsaPrivate(k) => {
                 let der = k.key.to_pkcs8_der().map_err(|e| invalid_key(format_args!("RSA private key: {e}")))?;
@@ -381,6 +416,29 @@ impl KeyMaterial {
                 Ok(Zeroizing::new(self.spki_der().unwrap_or_default().to_vec()))
             }
         }
+    }
+
+    /// Material from the store: `bytes` (what [`Self::to_wrappable`] gave,
+    /// authenticated when it was unsealed) of a key of `kind` and `class`,
+    /// parsed on first use rather than now (see [`KeyMaterial`]).
+    pub fn stored(kind: KeyKind, class: KeyClass, bytes: SecretBytes) -> Self {
+        KeyMaterial { kind, class, encoded: Some(bytes), parsed: std::sync::OnceLock::new() }
+    }
+
+    /// The parsed forms, parsing a stored encoding the first time.
+    fn inner(&self) -> Option<&Key> {
+        self.parsed
+            .get_or_init(|| {
+                let encoded = self.encoded.as_deref()?;
+                Self::from_wrappable(self.kind, self.class, encoded).ok()?.parsed.into_inner().flatten()
+            })
+            .as_ref()
+    }
+
+    /// Whether the parsed forms exist yet (tests of lazy parsing).
+    #[cfg(test)]
+    pub(crate) fn is_parsed(&self) -> bool {
+        self.parsed.get().is_some()
     }
 
     /// Inverse of `to_wrappable`, for a key of `kind` and `class`.
@@ -408,22 +466,11 @@ impl KeyMaterial {
 
     // ---- attributes ----
     pub fn kind(&self) -> KeyKind {
-        match &self.inner {
-            Key::Aes(_) => KeyKind::Aes,
-            Key::GenericSecret(_) => KeyKind::GenericSecret,
-            Key::RsaPrivate(_) | Key::RsaPublic(_) => KeyKind::Rsa,
-            Key::EcPrivate(k) => KeyKind::Ec(k.curve()),
-            Key::EcPublic(k) => KeyKind::Ec(k.curve()),
-            Key::Ed25519Private(_) | Key::Ed25519Public(_) => KeyKind::Ed25519,
-        }
+        self.kind
     }
 
     pub fn class(&self) -> KeyClass {
-        match &self.inner {
-            Key::Aes(_) | Key::GenericSecret(_) => KeyClass::Secret,
-            Key::RsaPrivate(_) | Key::EcPrivate(_) | Key::Ed25519Private(_) => KeyClass::Private,
-            Key::RsaPublic(_) | Key::EcPublic(_) | Key::Ed25519Public(_) => KeyClass::Public,
-        }
+        self.class
     }
 
     /// Key length in bytes for secret keys (`key-length-bytes`); `None` otherwise.
@@ -458,7 +505,8 @@ impl KeyMaterial {
     /// of SHA-1(key) for generic secrets, of SHA-1 over the SPKI DER of the
     /// public key for asymmetric keys.
     pub fn check_value(&self) -> [u8; 3] {
-        let full = match &self.inner {
+        let Some(inner) = self.inner() else { return [0; 3] };
+        let full = match inner {
             Key::Aes(bytes) => {
                 // AES keys are 16, 24 or 32 bytes by construction, so this
                 // cannot fail; a zero check value would show if it ever did.
@@ -477,7 +525,7 @@ impl KeyMaterial {
     // ---- for the mechanisms ----
     /// AES or generic-secret bytes.
     pub(super) fn secret_bytes(&self) -> Option<&[u8]> {
-        match &self.inner {
+        match self.inner()? {
             Key::Aes(bytes) | Key::GenericSecret(bytes) => Some(bytes),
             _ => None,
         }
@@ -485,14 +533,14 @@ impl KeyMaterial {
 
     /// AES key bytes.
     pub(super) fn aes_bytes(&self) -> Option<&[u8]> {
-        match &self.inner {
+        match self.inner()? {
             Key::Aes(bytes) => Some(bytes),
             _ => None,
         }
     }
 
     pub(super) fn rsa_private(&self) -> Option<&RsaPrivate> {
-        match &self.inner {
+        match self.inner()? {
             Key::RsaPrivate(k) => Some(k),
             _ => None,
         }
@@ -500,7 +548,7 @@ impl KeyMaterial {
 
     /// An RSA public key, or a private key's public half.
     pub(super) fn rsa_public(&self) -> Option<&RsaPublic> {
-        match &self.inner {
+        match self.inner()? {
             Key::RsaPrivate(k) => Some(&k.public),
             Key::RsaPublic(k) => Some(k),
             _ => None,
@@ -508,7 +556,7 @@ impl KeyMaterial {
     }
 
     pub(super) fn ec_private(&self) -> Option<&EcPrivate> {
-        match &self.inner {
+        match self.inner()? {
             Key::EcPrivate(k) => Some(k),
             _ => None,
         }
@@ -516,7 +564,7 @@ impl KeyMaterial {
 
     /// An EC public key, or a private key's public half.
     pub(super) fn ec_public(&self) -> Option<&EcPublic> {
-        match &self.inner {
+        match self.inner()? {
             Key::EcPrivate(k) => Some(&k.public),
             Key::EcPublic(k) => Some(k),
             _ => None,
@@ -524,7 +572,7 @@ impl KeyMaterial {
     }
 
     pub(super) fn ed25519_private(&self) -> Option<&Ed25519Private> {
-        match &self.inner {
+        match self.inner()? {
             Key::Ed25519Private(k) => Some(k),
             _ => None,
         }
@@ -532,7 +580,7 @@ impl KeyMaterial {
 
     /// An Ed25519 public key, or a private key's public half.
     pub(super) fn ed25519_public(&self) -> Option<&Ed25519Public> {
-        match &self.inner {
+        match self.inner()? {
             Key::Ed25519Private(k) => Some(&k.public),
             Key::Ed25519Public(k) => Some(k),
             _ => None,
@@ -541,7 +589,7 @@ impl KeyMaterial {
 
     /// SPKI DER of an asymmetric key (a private key's public half).
     fn spki_der(&self) -> Option<&[u8]> {
-        match &self.inner {
+        match self.inner()? {
             Key::Aes(_) | Key::GenericSecret(_) => None,
             Key::RsaPrivate(k) => Some(&k.public.spki_der),
             Key::RsaPublic(k) => Some(&k.spki_der),

@@ -126,9 +126,24 @@ pub enum KeyClass {
 /// Secret parts are zeroized on drop; `Debug` never shows them.
 /// Must be `Send + Sync` (it is shared as `Arc<KeyMaterial>`).
 ///
+/// Material made or imported here is parsed at once (a bad key is refused
+/// then). Material loaded from the store ([`KeyMaterial::stored`]) keeps its
+/// authenticated encoding and is parsed on first use, then kept parsed: an
+/// HSM holding a million keys starts without a million scalar
+/// multiplications, and holds the few hundred bytes of an encoding per key
+/// rather than every parsed form of keys nobody uses.
+///
 /// The methods live in `keys.rs`.
 pub struct KeyMaterial {
-    inner: keys::Key,
+    /// Known without parsing (the store records them beside the encoding).
+    kind: KeyKind,
+    class: KeyClass,
+    /// The encoding [`KeyMaterial::to_wrappable`] gives, when the key came
+    /// from the store; `None` for keys parsed when they were made.
+    encoded: Option<SecretBytes>,
+    /// The parsed forms; `None` inside if the stored encoding does not parse
+    /// (it was authenticated when unsealed, so only a bug gets there).
+    parsed: std::sync::OnceLock<Option<keys::Key>>,
 }
 
 impl std::fmt::Debug for KeyMaterial {

@@ -15,9 +15,10 @@ use zeroize::Zeroizing;
 use crate::model::ModelError;
 
 /// A username: 1 to 31 ASCII letters, digits or underscores, case-insensitive
-/// and kept in lower case.
+/// and kept in lower case. Shared, not copied: every key names its owner, and
+/// a million keys of one owner hold one name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Username(String);
+pub struct Username(std::sync::Arc<str>);
 
 impl Username {
     pub const MAX_LEN: usize = 31;
@@ -34,7 +35,7 @@ impl Username {
         if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
             return Err(invalid(format!("may hold only letters, digits and '_' (found {bad:?})")));
         }
-        Ok(Username(raw.to_ascii_lowercase()))
+        Ok(Username(raw.to_ascii_lowercase().into()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -1,13 +1,17 @@
 //! Keys: references, CloudHSM's attributes and their rules, owners and
 //! shared users, session keys, quotas, and listing with filters and pages.
 //!
-//! The material itself is a parsed [`KeyMaterial`] behind an `Arc`, so that
-//! the service can run costly mechanisms outside the model's lock. Facts
-//! derived from it (check value, sizes, modulus, EC point) are computed once
-//! when the key is stored.
+//! The material itself is a [`KeyMaterial`] behind an `Arc`, so that the
+//! service can run costly mechanisms outside the model's lock; keys loaded
+//! from the store parse it on first use. Facts derived from it (check value,
+//! sizes, modulus, EC point) are read off it when a key is shown, so that
+//! the million keys nobody lists cost no memory for them. What every call
+//! needs of every key without parsing (type, class, sync digest) is kept
+//! beside it, and label filters go through an index: a listing does not
+//! walk every key under the model's lock.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap, hash_map::Entry},
     fmt,
     sync::Arc,
 };
@@ -390,6 +394,17 @@ impl Template {
         self.apply(&mut Attributes::defaults(KeyClass::Secret, true, false))
     }
 
+    /// The same template with `marker` in its label replaced by `n` (seeds
+    /// that declare many keys alike). The caller checked the longest label.
+    pub fn numbered(&self, marker: &str, n: usize) -> Template {
+        let number = n.to_string();
+        let relabel = |(name, value): &(AttrName, String)| {
+            let value = if *name == AttrName::Label { value.replace(marker, &number) } else { value.clone() };
+            (*name, value)
+        };
+        Template(self.0.iter().map(relabel).collect())
+    }
+
     fn apply(&self, attrs: &mut Attributes) -> Result<(), ModelError> {
         for (name, value) in &self.0 {
             set_field(attrs, *name, value)?;
@@ -474,7 +489,7 @@ impl Usage {
     }
 }
 
-/// Facts read off the material once, at storage.
+/// Facts read off the material when a key is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub kind: KeyKind,
@@ -498,17 +513,13 @@ impl Facts {
             ec_point: material.ec_point(),
         }
     }
-
-    fn asymmetric(&self) -> bool {
-        self.class != KeyClass::Secret
-    }
 }
 
 /// One stored key.
 #[derive(Debug)]
 struct Key {
+    /// Type and class are read off it without parsing (see [`KeyMaterial`]).
     material: Arc<KeyMaterial>,
-    facts: Facts,
     attrs: Attributes,
     owner: Username,
     shared: BTreeSet<Username>,
@@ -517,7 +528,8 @@ struct Key {
     /// Rises with every change, so that HSMs agree which copy is newer.
     version: u64,
     /// The sync digest, recomputed on every change (sync status reads it
-    /// for every key, often).
+    /// for every key, often) and stored with the key, so that a restart
+    /// need not parse every key to compute it again.
     digest: [u8; 32],
 }
 
@@ -544,30 +556,29 @@ impl KeyView {
     pub fn attribute(&self, name: AttrName) -> Option<String> {
         let a = &self.attrs;
         let f = &self.facts;
-        let b = |v: bool| Some(v.to_string());
         match name {
             AttrName::Label => Some(a.label.clone()),
             AttrName::Id => Some(if a.id.is_empty() { String::new() } else { format!("0x{}", hex::encode(&a.id)) }),
             AttrName::Class => Some(class_name(f.class).to_owned()),
             AttrName::KeyType => Some(kind_name(f.kind).to_owned()),
-            AttrName::Encrypt => b(a.encrypt),
-            AttrName::Decrypt => b(a.decrypt),
-            AttrName::Wrap => b(a.wrap),
-            AttrName::Unwrap => b(a.unwrap),
-            AttrName::Derive => b(a.derive),
-            AttrName::Sign => b(a.sign),
-            AttrName::Verify => b(a.verify),
-            AttrName::Extractable => b(a.extractable),
-            AttrName::Sensitive => (f.class != KeyClass::Public).then(|| a.sensitive.to_string()),
-            AttrName::Token => b(a.token),
-            AttrName::Private => b(a.private),
-            AttrName::Modifiable => b(a.modifiable),
-            AttrName::Destroyable => b(a.destroyable),
-            AttrName::Trusted => b(a.trusted),
-            AttrName::WrapWithTrusted => b(a.wrap_with_trusted),
-            AttrName::Local => b(a.local),
-            AttrName::AlwaysSensitive => (f.class != KeyClass::Public).then(|| a.always_sensitive.to_string()),
-            AttrName::NeverExtractable => (f.class != KeyClass::Public).then(|| a.never_extractable.to_string()),
+            AttrName::Encrypt
+            | AttrName::Decrypt
+            | AttrName::Wrap
+            | AttrName::Unwrap
+            | AttrName::Derive
+            | AttrName::Sign
+            | AttrName::Verify
+            | AttrName::Extractable
+            | AttrName::Sensitive
+            | AttrName::Token
+            | AttrName::Private
+            | AttrName::Modifiable
+            | AttrName::Destroyable
+            | AttrName::Trusted
+            | AttrName::WrapWithTrusted
+            | AttrName::Local
+            | AttrName::AlwaysSensitive
+            | AttrName::NeverExtractable => flag(a, f.class, name).flatten().map(|v| v.to_string()),
             AttrName::CheckValue => Some(format!("0x{}", hex::encode(f.check_value))),
             AttrName::KeyLengthBytes => f.secret_len.map(|n| n.to_string()),
             AttrName::Modulus => f.modulus.as_ref().map(|(m, _)| format!("0x{}", hex::encode(m))),
@@ -585,6 +596,44 @@ impl KeyView {
                 _ => None,
             },
         }
+    }
+}
+
+/// A true/false attribute's value: `Some(None)` where it does not exist for
+/// a key of `class`; `None` for an attribute that is not a flag. Read off
+/// the attributes alone, so that filters on flags parse no key material.
+fn flag(a: &Attributes, class: KeyClass, name: AttrName) -> Option<Option<bool>> {
+    let secret_only = |v: bool| Some((class != KeyClass::Public).then_some(v));
+    match name {
+        AttrName::Encrypt => Some(Some(a.encrypt)),
+        AttrName::Decrypt => Some(Some(a.decrypt)),
+        AttrName::Wrap => Some(Some(a.wrap)),
+        AttrName::Unwrap => Some(Some(a.unwrap)),
+        AttrName::Derive => Some(Some(a.derive)),
+        AttrName::Sign => Some(Some(a.sign)),
+        AttrName::Verify => Some(Some(a.verify)),
+        AttrName::Extractable => Some(Some(a.extractable)),
+        AttrName::Sensitive => secret_only(a.sensitive),
+        AttrName::Token => Some(Some(a.token)),
+        AttrName::Private => Some(Some(a.private)),
+        AttrName::Modifiable => Some(Some(a.modifiable)),
+        AttrName::Destroyable => Some(Some(a.destroyable)),
+        AttrName::Trusted => Some(Some(a.trusted)),
+        AttrName::WrapWithTrusted => Some(Some(a.wrap_with_trusted)),
+        AttrName::Local => Some(Some(a.local)),
+        AttrName::AlwaysSensitive => secret_only(a.always_sensitive),
+        AttrName::NeverExtractable => secret_only(a.never_extractable),
+        AttrName::Label
+        | AttrName::Id
+        | AttrName::Class
+        | AttrName::KeyType
+        | AttrName::CheckValue
+        | AttrName::KeyLengthBytes
+        | AttrName::Modulus
+        | AttrName::ModulusSizeBits
+        | AttrName::PublicExponent
+        | AttrName::EcPoint
+        | AttrName::Curve => None,
     }
 }
 
@@ -647,6 +696,9 @@ impl KeyQuotas {
     pub const HSM2M: KeyQuotas = KeyQuotas { max_keys: 16_666, max_asymmetric: 3_333 };
     /// hsm1.medium's: 3,300 keys, no separate asymmetric limit.
     pub const HSM1: KeyQuotas = KeyQuotas { max_keys: 3_300, max_asymmetric: 3_300 };
+    /// No quota (`key_quota = "off"`): for measuring and for test suites
+    /// that need more keys than a real HSM holds.
+    pub const OFF: KeyQuotas = KeyQuotas { max_keys: usize::MAX, max_asymmetric: usize::MAX };
 }
 
 /// A key to store, as the service prepared it.
@@ -681,20 +733,124 @@ pub struct KeyPage {
 #[derive(Debug)]
 pub struct Keys {
     keys: BTreeMap<KeyRef, Key>,
+    /// Kept in step with `keys` by [`Keys::put`] and [`Keys::take`].
+    index: KeyIndex,
     /// Deleted token keys, kept so that an old copy cannot return.
     tombstones: BTreeMap<KeyRef, Tombstone>,
     range: KeyRange,
     next_ref: u64,
     quotas: KeyQuotas,
-    /// How many of `keys` are public or private keys, kept in step by
-    /// [`Keys::put`] and [`Keys::take`]: the asymmetric quota is checked on
-    /// every key made, under the HSM's lock, and counting would cost a walk
-    /// over every key each time.
-    asymmetric: usize,
     /// Token keys changed since the last `take_dirty`, for persistence.
     dirty: BTreeSet<KeyRef>,
     /// Tombstones changed since the last `take_dirty`.
     dirty_tombstones: BTreeSet<KeyRef>,
+}
+
+/// What calls need of all keys at once, kept as keys come and go so that
+/// no call walks every key under the model's lock.
+#[derive(Debug, Default)]
+struct KeyIndex {
+    /// Keys by label (a hash of it, ignoring ASCII case as the filter does):
+    /// `attr.label=...` looks here. A hash rather than the label, so that
+    /// the index holds no second copy of every label; the filter itself
+    /// still compares the label, so keys whose labels share a hash are told
+    /// apart.
+    by_label: HashMap<u64, Refs>,
+    /// How many keys there are of each (type, class): metrics read it.
+    census: BTreeMap<(&'static str, &'static str), usize>,
+    /// How many keys are public or private: the asymmetric quota.
+    asymmetric: usize,
+    /// Session keys by session: a logout drops its keys without a walk.
+    session_keys: BTreeSet<(SessionId, KeyRef)>,
+}
+
+/// The keys of one label: nearly always one, without a set's allocation.
+#[derive(Debug)]
+enum Refs {
+    One(KeyRef),
+    #[expect(
+        clippy::box_collection,
+        reason = "boxed, the set keeps `Refs` at 16 bytes: the index's cost per key, for the common single key"
+    )]
+    Many(Box<BTreeSet<KeyRef>>),
+}
+
+impl KeyIndex {
+    fn add(&mut self, reference: KeyRef, key: &Key) {
+        match self.by_label.entry(label_hash(&key.attrs.label)) {
+            Entry::Vacant(slot) => {
+                slot.insert(Refs::One(reference));
+            }
+            Entry::Occupied(mut slot) => match slot.get_mut() {
+                Refs::One(other) => {
+                    let set = Box::new([*other, reference].into());
+                    slot.insert(Refs::Many(set));
+                }
+                Refs::Many(set) => {
+                    set.insert(reference);
+                }
+            },
+        }
+        *self.census.entry(census_entry(key)).or_insert(0) += 1;
+        self.asymmetric += usize::from(key.material.class() != KeyClass::Secret);
+        if let Some(session) = key.session {
+            self.session_keys.insert((session, reference));
+        }
+    }
+
+    fn remove(&mut self, reference: KeyRef, key: &Key) {
+        let hash = label_hash(&key.attrs.label);
+        match self.by_label.remove(&hash) {
+            None | Some(Refs::One(_)) => {}
+            Some(Refs::Many(mut set)) => {
+                set.remove(&reference);
+                let left = if set.len() == 1 { set.pop_first().map(Refs::One) } else { Some(Refs::Many(set)) };
+                if let Some(left) = left {
+                    self.by_label.insert(hash, left);
+                }
+            }
+        }
+        let entry = census_entry(key);
+        if let Some(count) = self.census.get_mut(&entry) {
+            *count -= 1;
+            if *count == 0 {
+                self.census.remove(&entry);
+            }
+        }
+        self.asymmetric -= usize::from(key.material.class() != KeyClass::Secret);
+        if let Some(session) = key.session {
+            self.session_keys.remove(&(session, reference));
+        }
+    }
+
+    /// The session keys of `session`.
+    fn of_session(&self, session: SessionId) -> impl Iterator<Item = KeyRef> + '_ {
+        let all = (session, KeyRef(u64::MIN))..=(session, KeyRef(u64::MAX));
+        self.session_keys.range(all).map(|(_, reference)| *reference)
+    }
+
+    /// The keys labelled `label` (ASCII case ignored), and perhaps a few
+    /// others whose labels share its hash; in reference order.
+    fn labelled(&self, label: &str) -> Vec<KeyRef> {
+        match self.by_label.get(&label_hash(label)) {
+            None => Vec::new(),
+            Some(Refs::One(reference)) => vec![*reference],
+            Some(Refs::Many(set)) => set.iter().copied().collect(),
+        }
+    }
+}
+
+/// FNV-1a over the label's bytes in ASCII lower case: cheap (a restart
+/// hashes every label) and the same on every run. Not keyed: labels that
+/// collide on purpose only share an index entry, which the filter sorts out.
+fn label_hash(label: &str) -> u64 {
+    label.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn census_entry(key: &Key) -> (&'static str, &'static str) {
+    (kind_name(key.material.kind()), class_name(key.material.class()))
 }
 
 #[derive(Debug, Clone)]
@@ -716,6 +872,9 @@ pub struct PersistedKey {
     pub owner: Username,
     pub shared: Vec<Username>,
     pub version: u64,
+    /// The sync digest as stored with the key; `None` when it must be
+    /// computed (copies from other HSMs, backups, stores that predate it).
+    pub digest: Option<[u8; 32]>,
 }
 
 /// Who asks: the model passes the caller's name and whether it is an admin.
@@ -729,11 +888,11 @@ impl Keys {
     pub fn new(quotas: KeyQuotas, range: KeyRange) -> Self {
         Keys {
             keys: BTreeMap::new(),
+            index: KeyIndex::default(),
             tombstones: BTreeMap::new(),
             range,
             next_ref: range.first(),
             quotas,
-            asymmetric: 0,
             dirty: BTreeSet::new(),
             dirty_tombstones: BTreeSet::new(),
         }
@@ -749,8 +908,11 @@ impl Keys {
         tombstones: Vec<PersistedTombstone>,
     ) -> Self {
         let mut keys = Keys::new(quotas, range);
-        for k in stored {
-            keys.put(k.reference, Key::from_persisted(k));
+        // The store gives keys in reference order: collecting builds the map
+        // in one pass, its nodes full.
+        keys.keys = stored.into_iter().map(|k| (k.reference, Key::from_persisted(k))).collect();
+        for (reference, key) in &keys.keys {
+            keys.index.add(*reference, key);
         }
         for t in tombstones {
             keys.tombstones.insert(t.reference, Tombstone { version: t.version, owner: t.owner });
@@ -826,14 +988,13 @@ impl Keys {
     ) -> Result<Vec<KeyView>, ModelError> {
         let mut prepared = Vec::with_capacity(new.len());
         for key in new {
-            let facts = Facts::of(&key.material);
-            let mut attrs = Attributes::defaults(facts.class, session.is_none(), key.local);
+            let class = key.material.class();
+            let mut attrs = Attributes::defaults(class, session.is_none(), key.local);
             key.template.apply(&mut attrs)?;
-            attrs.always_sensitive = facts.class != KeyClass::Public && attrs.sensitive;
-            attrs.never_extractable = facts.class != KeyClass::Public && !attrs.extractable;
+            attrs.always_sensitive = class != KeyClass::Public && attrs.sensitive;
+            attrs.never_extractable = class != KeyClass::Public && !attrs.extractable;
             prepared.push(Key {
                 material: key.material,
-                facts,
                 attrs,
                 owner: owner.clone(),
                 shared: BTreeSet::new(),
@@ -842,7 +1003,7 @@ impl Keys {
                 digest: [0; 32],
             });
         }
-        let adding_asym = prepared.iter().filter(|k| k.facts.asymmetric()).count();
+        let adding_asym = prepared.iter().filter(|k| k.material.class() != KeyClass::Secret).count();
         self.check_quota(prepared.len(), adding_asym)?;
         let mut views = Vec::with_capacity(prepared.len());
         for mut key in prepared {
@@ -898,7 +1059,7 @@ impl Keys {
         if actor.admin {
             return Err(key_denied(reference, "admins cannot export keys"));
         }
-        if key.facts.class == KeyClass::Secret {
+        if key.material.class() == KeyClass::Secret {
             return Err(ModelError::InvalidArgument {
                 field: "key_reference",
                 rule: format!("{reference} is a secret key; only public keys can be exported as PEM"),
@@ -933,7 +1094,7 @@ impl Keys {
         is_crypto_user: bool,
     ) -> Result<KeyView, ModelError> {
         let key = self.owned_mut(actor, reference, "share")?;
-        if key.facts.class == KeyClass::Public {
+        if key.material.class() == KeyClass::Public {
             return Err(ModelError::InvalidArgument {
                 field: "key_reference",
                 rule: format!("{reference} is a public key, which every crypto user can already use"),
@@ -1032,8 +1193,18 @@ impl Keys {
         if name == AttrName::Sensitive && !next.sensitive {
             next.always_sensitive = false;
         }
-        key.attrs = next;
-        key.changed(reference);
+        if name == AttrName::Label {
+            // Out and back in, so that the label index follows.
+            if let Some(mut key) = self.take(reference) {
+                key.attrs = next;
+                key.changed(reference);
+                self.put(reference, key);
+            }
+        } else {
+            key.attrs = next;
+            key.changed(reference);
+        }
+        let key = self.keys.get(&reference).ok_or(ModelError::KeyNotFound { reference })?;
         let shown = view(reference, key);
         self.dirty.insert(reference);
         Ok(shown)
@@ -1058,23 +1229,44 @@ impl Keys {
             None => None,
             Some(token) => Some(KeyRef::parse("starting_token", token)?),
         };
-        let matched: Vec<KeyView> = self
-            .keys
-            .iter()
-            .filter(|(_, k)| actor.admin || sees(actor.user, k))
-            .map(|(r, k)| view(*r, k))
-            .filter(|v| filters.iter().all(|f| f.matches(v)))
-            .collect();
-        let total = matched.len();
-        let rest = matched.into_iter().filter(|v| start.is_none_or(|s| v.reference >= s));
-        let mut keys: Vec<KeyView> =
-            if query.max_items == 0 { rest.collect() } else { rest.take(query.max_items + 1).collect() };
-        let next_token = if query.max_items != 0 && keys.len() > query.max_items {
-            keys.pop().map(|next| next.reference.to_string())
-        } else {
-            None
+        let first = start.unwrap_or(KeyRef(0));
+        let limit = if query.max_items == 0 { usize::MAX } else { query.max_items };
+        if actor.admin && filters.is_empty() {
+            // Every key matches: count without walking them.
+            let mut rest = self.keys.range(first..);
+            let keys = rest.by_ref().take(limit).map(|(r, k)| view(*r, k)).collect();
+            let next_token = rest.next().map(|(r, _)| r.to_string());
+            return Ok(KeyPage { keys, total: self.keys.len(), next_token });
+        }
+        // Where matches can be: the one key named, the keys of the label
+        // asked for (through the index), or else every key. In reference
+        // order, as pages are.
+        let named = filters.iter().find_map(|f| match f {
+            Filter::Reference(r) => Some(vec![*r]),
+            Filter::Attribute(AttrName::Label, label) => Some(self.index.labelled(label)),
+            Filter::Attribute(..) => None,
+        });
+        let candidates: Box<dyn Iterator<Item = (KeyRef, &Key)>> = match named {
+            Some(refs) => Box::new(refs.into_iter().filter_map(|r| self.keys.get(&r).map(|k| (r, k)))),
+            None => Box::new(self.keys.iter().map(|(r, k)| (*r, k))),
         };
-        Ok(KeyPage { keys, total, next_token })
+        let mut page = KeyPage { keys: Vec::new(), total: 0, next_token: None };
+        for (reference, key) in candidates {
+            if !(actor.admin || sees(actor.user, key)) || !filters.iter().all(|f| f.matches(reference, key)) {
+                continue;
+            }
+            // Every match counts towards the total; only a page is shown.
+            page.total += 1;
+            if reference < first || page.next_token.is_some() {
+                continue;
+            }
+            if page.keys.len() < limit {
+                page.keys.push(view(reference, key));
+            } else {
+                page.next_token = Some(reference.to_string());
+            }
+        }
+        Ok(page)
     }
 
     /// Every token key (session keys are never synchronised), by reference.
@@ -1085,11 +1277,7 @@ impl Keys {
     /// How many keys there are of each (type, class), as `key list` names
     /// them, session keys included.
     pub fn census(&self) -> BTreeMap<(&'static str, &'static str), usize> {
-        let mut census = BTreeMap::new();
-        for key in self.keys.values() {
-            *census.entry((kind_name(key.facts.kind), class_name(key.facts.class))).or_insert(0) += 1;
-        }
-        census
+        self.index.census.clone()
     }
 
     /// How many keys `user` owns.
@@ -1179,7 +1367,7 @@ impl Keys {
         match incoming {
             Incoming::Key(key) => {
                 if !self.keys.contains_key(&reference) {
-                    self.check_quota(1, usize::from(key.facts.asymmetric()))?;
+                    self.check_quota(1, usize::from(key.material.class() != KeyClass::Secret))?;
                 }
                 self.put(reference, *key);
                 if self.tombstones.remove(&reference).is_some() {
@@ -1214,7 +1402,7 @@ impl Keys {
         if self.keys.len() + adding > self.quotas.max_keys {
             return Err(ModelError::KeyQuota { what: "keys", max: self.quotas.max_keys });
         }
-        if self.asymmetric + adding_asymmetric > self.quotas.max_asymmetric {
+        if self.index.asymmetric + adding_asymmetric > self.quotas.max_asymmetric {
             return Err(ModelError::KeyQuota { what: "asymmetric keys", max: self.quotas.max_asymmetric });
         }
         Ok(())
@@ -1222,27 +1410,25 @@ impl Keys {
 
     /// Drops the session keys of ended sessions.
     pub fn end_sessions(&mut self, ended: &[SessionId]) -> usize {
-        let before = self.keys.len();
-        self.keys.retain(|_, k| k.session.is_none_or(|s| !ended.contains(&s)));
-        if self.keys.len() != before {
-            self.asymmetric = self.keys.values().filter(|k| k.facts.asymmetric()).count();
+        let gone: Vec<KeyRef> = ended.iter().flat_map(|s| self.index.of_session(*s)).collect();
+        for reference in &gone {
+            self.take(*reference);
         }
-        before - self.keys.len()
+        gone.len()
     }
 
-    /// Adds or replaces a key, keeping `asymmetric` in step.
+    /// Stores a key, keeping the index in step.
     fn put(&mut self, reference: KeyRef, key: Key) {
-        self.asymmetric += usize::from(key.facts.asymmetric());
-        if let Some(old) = self.keys.insert(reference, key) {
-            self.asymmetric -= usize::from(old.facts.asymmetric());
-        }
+        self.take(reference);
+        self.index.add(reference, &key);
+        self.keys.insert(reference, key);
     }
 
-    /// Removes a key, keeping `asymmetric` in step.
-    fn take(&mut self, reference: KeyRef) {
-        if let Some(old) = self.keys.remove(&reference) {
-            self.asymmetric -= usize::from(old.facts.asymmetric());
-        }
+    /// Removes a key, keeping the index in step.
+    fn take(&mut self, reference: KeyRef) -> Option<Key> {
+        let key = self.keys.remove(&reference)?;
+        self.index.remove(reference, &key);
+        Some(key)
     }
 
     fn visible(&self, actor: Actor<'_>, reference: KeyRef) -> Result<&Key, ModelError> {
@@ -1313,18 +1499,18 @@ impl Incoming {
 
 impl Key {
     fn from_persisted(k: PersistedKey) -> Self {
-        let facts = Facts::of(&k.material);
         let mut key = Key {
             material: k.material,
-            facts,
             attrs: k.attrs,
             owner: k.owner,
             shared: k.shared.into_iter().collect(),
             session: None,
             version: k.version,
-            digest: [0; 32],
+            digest: k.digest.unwrap_or_default(),
         };
-        key.digest = key.compute_digest(k.reference);
+        if k.digest.is_none() {
+            key.digest = key.compute_digest(k.reference);
+        }
         key
     }
 
@@ -1346,6 +1532,7 @@ impl Key {
             owner: self.owner.clone(),
             shared: self.shared.iter().cloned().collect(),
             version: self.version,
+            digest: Some(self.digest),
         }
     }
 
@@ -1390,7 +1577,7 @@ fn internal_clash(reference: KeyRef) -> ModelError {
 
 /// Whether a crypto user can see a key.
 fn sees(user: &Username, key: &Key) -> bool {
-    &key.owner == user || key.shared.contains(user) || key.facts.class == KeyClass::Public
+    &key.owner == user || key.shared.contains(user) || key.material.class() == KeyClass::Public
 }
 
 fn key_denied(reference: KeyRef, rule: &str) -> ModelError {
@@ -1400,7 +1587,7 @@ fn key_denied(reference: KeyRef, rule: &str) -> ModelError {
 fn view(reference: KeyRef, key: &Key) -> KeyView {
     KeyView {
         reference,
-        facts: key.facts.clone(),
+        facts: Facts::of(&key.material),
         attrs: key.attrs.clone(),
         owner: key.owner.clone(),
         shared: key.shared.iter().cloned().collect(),
@@ -1414,10 +1601,24 @@ enum Filter {
 }
 
 impl Filter {
-    fn matches(&self, v: &KeyView) -> bool {
-        match self {
-            Filter::Reference(r) => v.reference == *r,
-            Filter::Attribute(name, want) => v.attribute(*name).is_some_and(|have| have.eq_ignore_ascii_case(want)),
+    /// Reads what it can off the attributes, type and class, so that a
+    /// filter over many keys neither allocates nor parses key material for
+    /// each; only the facts read off the material (check value, sizes, EC
+    /// point...) need the key as shown.
+    fn matches(&self, reference: KeyRef, key: &Key) -> bool {
+        let (name, want) = match self {
+            Filter::Reference(r) => return reference == *r,
+            Filter::Attribute(name, want) => (*name, want),
+        };
+        let class = key.material.class();
+        match name {
+            AttrName::Label => key.attrs.label.eq_ignore_ascii_case(want),
+            AttrName::Class => class_name(class).eq_ignore_ascii_case(want),
+            AttrName::KeyType => kind_name(key.material.kind()).eq_ignore_ascii_case(want),
+            _ => match flag(&key.attrs, class, name) {
+                Some(value) => value.is_some_and(|v| want.eq_ignore_ascii_case(if v { "true" } else { "false" })),
+                None => view(reference, key).attribute(name).is_some_and(|have| have.eq_ignore_ascii_case(want)),
+            },
         }
     }
 }

@@ -567,6 +567,89 @@ mod keys {
         assert!(err.to_string().starts_with("invalid starting_token"), "{err}");
     }
 
+    /// Label filters go through an index kept as keys come, change and go;
+    /// what they find, their totals and their pages must be what a walk over
+    /// every key finds.
+    #[test]
+    fn label_filters_agree_with_a_walk_over_every_key_as_keys_change() {
+        let (mut f, alice, bob, _, admin) = Fixture::with_crypto_users();
+        let q = |filters: &[(&str, &str)], max: usize, token: Option<String>| KeyQuery {
+            filters: filters.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+            max_items: max,
+            starting_token: token,
+        };
+        // Every page of a listing, and the totals each page reported.
+        let pages = |f: &Fixture, who: &Caller, filters: &[(&str, &str)]| {
+            let (mut seen, mut totals, mut token) = (Vec::new(), BTreeSet::new(), None);
+            loop {
+                let page = f.hsm.list_keys(who, &q(filters, 2, token)).unwrap();
+                seen.extend(page.keys.iter().map(|k| k.reference));
+                totals.insert(page.total);
+                token = page.next_token;
+                if token.is_none() {
+                    return (seen, totals);
+                }
+            }
+        };
+        // The same, found by walking every key (no filter) and comparing.
+        let walked = |f: &Fixture, who: &Caller, label: &str| -> Vec<KeyRef> {
+            let all = f.hsm.list_keys(who, &q(&[], 0, None)).unwrap().keys;
+            all.iter().filter(|k| k.attrs.label.eq_ignore_ascii_case(label)).map(|k| k.reference).collect()
+        };
+        let check = |f: &Fixture, label: &str| {
+            for who in [&alice, &bob, &admin] {
+                let (seen, totals) = pages(f, who, &[("attr.label", label)]);
+                let want = walked(f, who, label);
+                assert_eq!(seen, want, "label {label}");
+                assert_eq!(totals, BTreeSet::from([want.len()]), "every page has the same total");
+            }
+        };
+        let a = f.aes(&alice, &[("label", "Same")], false);
+        let b = f.aes(&alice, &[("label", "same")], false);
+        let c = f.aes(&bob, &[("label", "same")], false);
+        let d = f.aes(&alice, &[("label", "other")], false);
+        let e = f.aes(&alice, &[("label", "same")], true);
+        check(&f, "same");
+        check(&f, "SAME");
+        check(&f, "other");
+        assert_eq!(pages(&f, &admin, &[("attr.label", "same")]).0, [a, b, c, e]);
+        assert_eq!(pages(&f, &alice, &[("attr.label", "same"), ("key-reference", &b.to_string())]).0, [b]);
+
+        f.hsm.set_key_attribute(&alice, a, AttrName::Label, "other").unwrap();
+        f.hsm.delete_key(&alice, b).unwrap();
+        check(&f, "same");
+        check(&f, "other");
+        assert_eq!(pages(&f, &admin, &[("attr.label", "other")]).0, [a, d]);
+        f.hsm.set_key_attribute(&alice, d, AttrName::Label, "fresh").unwrap();
+        assert_eq!(pages(&f, &admin, &[("attr.label", "fresh")]).0, [d]);
+        assert_eq!(f.hsm.end_all_sessions(), 4);
+        let t = f.login("admin", Role::Admin, "admin-pass").unwrap();
+        let admin = f.caller(Operation::ListKeys, &t).unwrap();
+        assert_eq!(pages(&f, &admin, &[("attr.label", "same")]).0, [c], "the session key went with its session");
+        // Admins without filters: every key, counted without a walk.
+        let (all, totals) = pages(&f, &admin, &[]);
+        assert_eq!((all, totals), (vec![a, c, d], BTreeSet::from([3])));
+        assert_eq!(f.hsm.list_keys(&admin, &q(&[("attr.label", "none")], 0, None)).unwrap().total, 0);
+    }
+
+    /// The store keeps each key's sync digest so that a restart parses
+    /// nothing; a key restored without one gets the same digest computed.
+    #[test]
+    fn restored_keys_have_the_digests_they_were_stored_with() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        f.ec_pair(&alice);
+        f.aes(&alice, &[("label", "k")], false);
+        let changes = f.hsm.take_changes();
+        let keys: Vec<PersistedKey> = changes.keys.into_iter().filter_map(|(_, k)| k).collect();
+        assert!(keys.iter().all(|k| k.digest.is_some()));
+        let without: Vec<PersistedKey> = keys.iter().map(|k| PersistedKey { digest: None, ..k.clone() }).collect();
+        let range = KeyRange::for_index(1).unwrap();
+        let digests = |keys| Keys::restore(KeyQuotas::HSM2M, range, 0x0010_0001, keys, vec![]).digests();
+        let stored = digests(keys);
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored, digests(without));
+    }
+
     #[test]
     fn hsms_in_step_have_equal_sync_digests_and_any_difference_shows() {
         let (mut a, alice_a, ..) = Fixture::with_crypto_users();

@@ -45,9 +45,9 @@ use crate::{
     crypto::{CryptoError, Generated, KeyClass, KeyKind, KeyMaterial, KeySpec},
     determinism::{self, Stream},
     model::{
-        ADMIN_USERNAME, APPLIANCE_USERNAME, Caller, ClusterId, Hsm, HsmType, KdfParams, KeyRange, KeyRef, Limits,
-        Masked, ModelError, NewKey, Password, PasswordHash, PersistedKey, PersistedUser, Replica, Role, Template,
-        Username,
+        ADMIN_USERNAME, APPLIANCE_USERNAME, Caller, ClusterId, Hsm, HsmType, KdfParams, KeyQuotas, KeyRange, KeyRef,
+        Limits, Masked, ModelError, NewKey, Password, PasswordHash, PersistedKey, PersistedUser, Replica, Role,
+        Template, Username,
         keys::{Actor, Keys, MAX_SHARED_USERS, parse_curve},
     },
 };
@@ -55,12 +55,21 @@ use crate::{
 /// The most HSMs a cluster holds (CloudHSM's limit).
 const MAX_HSMS: i64 = 28;
 
+/// The most keys one `[[keys]]` entry declares with `count` (a pair counts
+/// once): enough to measure an HSM holding millions of keys.
+const MAX_COUNT: i64 = 10_000_000;
+
+/// What `{n}` in a counted entry's labels becomes: the key's number.
+const NUMBER: &str = "{n}";
+
 /// A seed file, parsed and checked: every value is a model type.
 #[derive(Debug)]
 pub struct Seed {
     cluster_id: Option<ClusterId>,
     hsms: Option<u8>,
     hsm_type: Option<HsmType>,
+    /// `[cluster] key_quota = "off"`: the HSMs hold keys beyond their type's quotas.
+    quotas_off: bool,
     admin_password: Option<(Password, Location)>,
     users: Vec<SeedUser>,
     keys: Vec<SeedKey>,
@@ -86,6 +95,8 @@ struct SeedKey {
     /// A generated pair's public key, label included.
     public_template: Option<Template>,
     share_with: Vec<Username>,
+    /// How many keys alike (`count`); `{n}` in the labels numbers them.
+    count: usize,
     at: Location,
 }
 
@@ -165,6 +176,12 @@ impl Seed {
         self.hsm_type
     }
 
+    /// `[cluster] key_quota = "off"`: the seed's HSMs must run without key
+    /// quotas (the daemon's `key_quota = "off"`).
+    pub fn quotas_off(&self) -> bool {
+        self.quotas_off
+    }
+
     /// Whether the seed sets the admin password (and so starts the cluster
     /// activated).
     pub fn sets_admin_password(&self) -> bool {
@@ -197,34 +214,44 @@ impl Seed {
                 locked: false,
             });
         }
-        let quotas = Limits::for_type(self.hsm_type.unwrap_or(HsmType::Hsm2mMedium)).keys;
+        let quotas = if self.quotas_off {
+            KeyQuotas::OFF
+        } else {
+            Limits::for_type(self.hsm_type.unwrap_or(HsmType::Hsm2mMedium)).keys
+        };
         let first = Location { line: 1, column: 1 };
         let mut keys = Keys::new(quotas, KeyRange::for_index(1).map_err(|e| self.error(first, e))?);
         for key in &self.keys {
-            let new = match &key.material {
-                SeedMaterial::Fixed(material) => {
-                    vec![NewKey { material: Arc::clone(material), template: key.template.clone(), local: false }]
-                }
-                SeedMaterial::Generate(spec) => match spec.generate(&mut rng).map_err(|e| self.error(key.at, e))? {
-                    Generated::Secret(material) => {
-                        vec![NewKey { material: Arc::new(material), template: key.template.clone(), local: true }]
+            for n in 1..=key.count {
+                let numbered = |template: &Template| {
+                    if key.count > 1 { template.numbered(NUMBER, n) } else { template.clone() }
+                };
+                let template = numbered(&key.template);
+                let new = match &key.material {
+                    SeedMaterial::Fixed(material) => {
+                        vec![NewKey { material: Arc::clone(material), template, local: false }]
                     }
-                    // Public first, as the HSM stores a generated pair.
-                    Generated::Pair { private, public } => vec![
-                        NewKey {
-                            material: Arc::new(public),
-                            template: key.public_template.clone().unwrap_or_default(),
-                            local: true,
-                        },
-                        NewKey { material: Arc::new(private), template: key.template.clone(), local: true },
-                    ],
-                },
-            };
-            let views = keys.insert(&key.owner, None, new).map_err(|e| self.error(key.at, e))?;
-            let actor = Actor { user: &key.owner, admin: false };
-            for view in views.iter().filter(|v| v.facts.class != KeyClass::Public) {
-                for user in &key.share_with {
-                    keys.share(actor, view.reference, user.clone(), true).map_err(|e| self.error(key.at, e))?;
+                    SeedMaterial::Generate(spec) => match spec.generate(&mut rng).map_err(|e| self.error(key.at, e))? {
+                        Generated::Secret(material) => {
+                            vec![NewKey { material: Arc::new(material), template, local: true }]
+                        }
+                        // Public first, as the HSM stores a generated pair.
+                        Generated::Pair { private, public } => vec![
+                            NewKey {
+                                material: Arc::new(public),
+                                template: key.public_template.as_ref().map(numbered).unwrap_or_default(),
+                                local: true,
+                            },
+                            NewKey { material: Arc::new(private), template, local: true },
+                        ],
+                    },
+                };
+                let views = keys.insert(&key.owner, None, new).map_err(|e| self.error(key.at, e))?;
+                let actor = Actor { user: &key.owner, admin: false };
+                for view in views.iter().filter(|v| v.facts.class != KeyClass::Public) {
+                    for user in &key.share_with {
+                        keys.share(actor, view.reference, user.clone(), true).map_err(|e| self.error(key.at, e))?;
+                    }
                 }
             }
         }
@@ -301,6 +328,7 @@ impl Checker<'_> {
             cluster_id: None,
             hsms: None,
             hsm_type: None,
+            quotas_off: false,
             admin_password: None,
             users: Vec::new(),
             keys: Vec::new(),
@@ -340,11 +368,19 @@ impl Checker<'_> {
             let entry = key.get_ref();
             for label in std::iter::once(&entry.label).chain(&entry.public_label) {
                 let line = self.at(label.span()).line;
-                if let Some(first) = labels.insert(label.get_ref().clone(), line) {
-                    return Err(self.err(
-                        label.span(),
-                        format!("label '{}' is already used on line {first}; labels name seeded keys", label.get_ref()),
-                    ));
+                for n in 1..=checked.count {
+                    let text = if checked.count > 1 {
+                        label.get_ref().replace(NUMBER, &n.to_string())
+                    } else {
+                        label.get_ref().clone()
+                    };
+                    if let Some(first) = labels.insert(text, line) {
+                        let text = label.get_ref().replace(NUMBER, &n.to_string());
+                        return Err(self.err(
+                            label.span(),
+                            format!("label '{text}' is already used on line {first}; labels name seeded keys"),
+                        ));
+                    }
                 }
             }
             seed.keys.push(checked);
@@ -365,6 +401,17 @@ impl Checker<'_> {
         }
         if let Some(hsm_type) = &raw.hsm_type {
             seed.hsm_type = Some(HsmType::parse(hsm_type.get_ref()).map_err(|e| self.err(hsm_type.span(), e))?);
+        }
+        if let Some(quota) = &raw.key_quota {
+            seed.quotas_off = match quota.get_ref().as_str() {
+                "hsm-type" => false,
+                "off" => true,
+                other => {
+                    return Err(
+                        self.err(quota.span(), format!("key_quota must be \"hsm-type\" or \"off\", not {other:?}"))
+                    );
+                }
+            };
         }
         if let Some(password) = &raw.admin_password {
             let parsed =
@@ -427,9 +474,10 @@ impl Checker<'_> {
         if !pair && let Some((_, value)) = raw.public_attributes.iter().next() {
             return Err(self.err(value.span(), "public_attributes apply to the public key of a generated pair only"));
         }
-        let template = self.template(&raw.label, &raw.attributes)?;
+        let count = self.count(raw)?;
+        let template = self.template(&raw.label, &raw.attributes, count)?;
         let public_template = match &raw.public_label {
-            Some(label) => Some(self.template(label, &raw.public_attributes)?),
+            Some(label) => Some(self.template(label, &raw.public_attributes, count)?),
             None => None,
         };
         let public_only = matches!(&material, SeedMaterial::Fixed(m) if m.class() == KeyClass::Public);
@@ -454,7 +502,31 @@ impl Checker<'_> {
             }
             share_with.push(name);
         }
-        Ok(SeedKey { owner, material, template, public_template, share_with, at: self.at(key.span()) })
+        Ok(SeedKey { owner, material, template, public_template, share_with, count, at: self.at(key.span()) })
+    }
+
+    /// `count`: 1 to [`MAX_COUNT`] keys alike, whose labels (and public
+    /// labels) hold `{n}` so that each key has its own.
+    fn count(&self, raw: &RawKey) -> Result<usize, SeedError> {
+        let Some(count) = &raw.count else { return Ok(1) };
+        let n = Some(*count.get_ref())
+            .filter(|n| (1..=MAX_COUNT).contains(n))
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| self.err(count.span(), format!("count must be 1 to {MAX_COUNT}")))?;
+        if n > 1 {
+            for label in std::iter::once(&raw.label).chain(&raw.public_label) {
+                if !label.get_ref().contains(NUMBER) {
+                    return Err(self.err(
+                        label.span(),
+                        format!(
+                            "with count = {n}, the label must hold {NUMBER} (the key's number, 1 to {n}), so that \
+                             every key has its own"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(n)
     }
 
     /// The key's material: fixed (PEM or hex) or to generate, checked
@@ -627,12 +699,18 @@ impl Checker<'_> {
         &self,
         label: &Spanned<String>,
         attributes: &BTreeMap<String, Spanned<toml::Value>>,
+        count: usize,
     ) -> Result<Template, SeedError> {
         if label.get_ref().is_empty() {
             return Err(self.err(label.span(), "a seeded key's label must not be empty"));
         }
         let mut pairs = vec![("label".to_owned(), label.get_ref().clone())];
         Template::parse(&pairs).map_err(|e| self.err(label.span(), e))?;
+        if count > 1 {
+            // The longest label a counted entry makes must pass too.
+            let longest = label.get_ref().replace(NUMBER, &count.to_string());
+            Template::parse(&[("label".to_owned(), longest)]).map_err(|e| self.err(label.span(), e))?;
+        }
         for (name, value) in attributes {
             if name == "label" {
                 return Err(self.err(

@@ -23,6 +23,8 @@ pub(super) struct RawCluster {
     pub(super) id: Option<Spanned<String>>,
     pub(super) hsms: Option<Spanned<i64>>,
     pub(super) hsm_type: Option<Spanned<String>>,
+    /// "hsm-type" or "off", as the daemon's `key_quota`.
+    pub(super) key_quota: Option<Spanned<String>>,
     pub(super) admin_password: Option<Spanned<String>>,
 }
 
@@ -52,6 +54,9 @@ pub(super) struct RawKey {
     pub(super) kind: Spanned<RawKeyType>,
     /// A generated pair's public key.
     pub(super) public_label: Option<Spanned<String>>,
+    /// How many keys alike this entry declares; `{n}` in the labels is
+    /// their number.
+    pub(super) count: Option<Spanned<i64>>,
     pub(super) key_length_bytes: Option<Spanned<u32>>,
     pub(super) modulus_size_bits: Option<Spanned<u32>>,
     pub(super) public_exponent: Option<Spanned<u64>>,

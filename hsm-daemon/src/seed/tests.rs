@@ -73,7 +73,7 @@ fn the_example_seeds_users_and_keys_with_references_from_hsm_1() {
     assert_eq!((seed.hsms(), seed.hsm_type()), (Some(1), Some(HsmType::Hsm2mMedium)));
     assert!(seed.sets_admin_password() && seed.generates_keys());
     let plan = seed.plan(&KdfParams::TESTING, None).unwrap();
-    assert_eq!((plan.user_count(), plan.key_count()), (3, 8));
+    assert_eq!((plan.user_count(), plan.key_count()), (3, 14));
     let labels: Vec<(String, String)> =
         plan.key_references().into_iter().map(|(label, r)| (label, r.to_string())).collect();
     let expected = [
@@ -85,6 +85,13 @@ fn the_example_seeds_users_and_keys_with_references_from_hsm_1() {
         "bob-ed25519",
         "bob-imported-p256",
         "partner-rsa-pub",
+        // `count = 3`: numbered pairs.
+        "bulk-1-pub",
+        "bulk-1",
+        "bulk-2-pub",
+        "bulk-2",
+        "bulk-3-pub",
+        "bulk-3",
     ];
     for (i, (label, reference)) in labels.iter().enumerate() {
         assert_eq!(label, expected[i]);
@@ -107,7 +114,7 @@ fn the_example_seeds_users_and_keys_with_references_from_hsm_1() {
     caller(&mut hsm, "auditor", Role::Admin, "auditor-pass");
     let alice = caller(&mut hsm, "alice", Role::CryptoUser, "alice-pass");
     let keys = all_keys(&mut hsm, &alice);
-    assert_eq!(keys.len(), 7, "alice sees her keys, the key bob shares with her and every public key");
+    assert_eq!(keys.len(), 10, "alice sees her keys, the key bob shares with her and every public key");
     assert!(keys.iter().all(|k| k.attrs.label != "bob-ed25519"));
 
     let aes = by_label(&keys, "alice-aes");
@@ -157,11 +164,11 @@ fn every_hsm_of_the_cluster_starts_with_the_same_digest_and_hsm_1_continues_the_
     let status: Vec<SyncStatus> = hsms.iter().map(Hsm::sync_status).collect();
     assert_eq!(status[0], status[1]);
     assert_eq!(status[0], status[2]);
-    assert_eq!((status[0].users, status[0].keys), (5, 8));
+    assert_eq!((status[0].users, status[0].keys), (5, 14));
 
     // A new key on HSM 1 takes the next reference of its range; on HSM 2 the
     // first of HSM 2's.
-    for (i, expected) in [(0, "0x0000000000100009"), (1, "0x0000010000100001")] {
+    for (i, expected) in [(0, "0x000000000010000f"), (1, "0x0000010000100001")] {
         let hsm = &mut hsms[i];
         let alice = caller(hsm, "alice", Role::CryptoUser, "alice-pass");
         let material = KeyMaterial::generate_aes(128, &mut StdRng::seed_from_u64(3)).unwrap();
@@ -307,6 +314,24 @@ fn each_kind_of_mistake_is_refused_with_its_line_and_reason() {
         (key("attributes = { encrypt = 1.5 }\n"), 18, "not a float"),
         (key("public_attributes = { verify = true }\n"), 18, "public_attributes apply to the public key"),
         (key("session = true\n"), 18, "unknown field `session`"),
+        // Keys: count.
+        (key("count = 0\n"), 18, "count must be 1 to 10000000"),
+        (key("count = 10000001\n"), 18, "count must be 1 to 10000000"),
+        (key("count = \"many\"\n"), 18, "invalid type"),
+        (key("count = 2\n"), 14, "with count = 2, the label must hold {n}"),
+        (
+            alices("public_label = \"kp\"\ntype = \"ec\"\ncurve = \"secp256r1\"\ncount = 2\n")
+                .replace("\"k\"", "\"k{n}\""),
+            16,
+            "with count = 2, the label must hold {n}",
+        ),
+        (
+            format!("{BASE}{}{}", KEY.replace("\"k\"", "\"k2\""), KEY.replace("\"k\"", "\"k{n}\"") + "count = 3\n"),
+            19,
+            "label 'k2' is already used on line 14",
+        ),
+        (key("count = 99999\n").replace("\"k\"", &format!("\"{}{{n}}\"", "x".repeat(123))), 14, "at most 127"),
+        ("[cluster]\nkey_quota = \"none\"\n".to_owned(), 2, "key_quota must be \"hsm-type\" or \"off\""),
     ];
     for (text, line, reason) in cases {
         let err = Seed::parse(&text).expect_err(&text);
@@ -315,6 +340,30 @@ fn each_kind_of_mistake_is_refused_with_its_line_and_reason() {
         assert!(shown.contains(reason), "expected {reason:?} in: {shown}");
         assert!(shown.starts_with(&format!("seed, line {line}, column ")), "{shown}");
     }
+}
+
+/// `count` declares many keys alike, numbered in their labels; beyond the
+/// HSM type's quota only with `key_quota = "off"`.
+#[test]
+fn counted_keys_are_numbered_and_bounded_by_the_quota_unless_it_is_off() {
+    let entry = |count: usize| {
+        format!(
+            "[[keys]]\nlabel = \"k-{{n}}\"\nowner = \"alice\"\ntype = \"aes\"\nhex = \"{}\"\ncount = {count}\n",
+            "00".repeat(16)
+        )
+    };
+    let plan = Seed::parse(&format!("{BASE}{}", entry(3))).unwrap().plan(&KdfParams::TESTING, None).unwrap();
+    let labels: Vec<String> = plan.key_references().into_iter().map(|(label, _)| label).collect();
+    assert_eq!(labels, ["k-1", "k-2", "k-3"]);
+
+    let over = 16_667;
+    let err = Seed::parse(&format!("{BASE}{}", entry(over))).unwrap().plan(&KdfParams::TESTING, None).unwrap_err();
+    assert_eq!(err.line(), Some(13), "{err}");
+    assert!(err.to_string().contains("16666"), "{err}");
+    let off = format!("{}key_quota = \"off\"\n{}{}", &BASE[..10], &BASE[10..], entry(over));
+    let seed = Seed::parse(&off).unwrap();
+    assert!(seed.quotas_off());
+    assert_eq!(seed.plan(&KdfParams::TESTING, None).unwrap().key_count(), over);
 }
 
 #[test]

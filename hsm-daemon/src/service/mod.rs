@@ -68,8 +68,8 @@ use crate::{
     determinism::{self, Stream},
     metrics::{self, Metrics, Stats},
     model::{
-        AdminSetup, Caller, Changes, Hsm, HsmSetup, KdfParams, KeyRange, Limits, ModelError, Operation, Password,
-        PasswordHash,
+        AdminSetup, Caller, Changes, Hsm, HsmSetup, KdfParams, KeyQuotas, KeyRange, Limits, ModelError, Operation,
+        Password, PasswordHash,
     },
     store::{Backing, Masker, Opened, Store, StoreError},
 };
@@ -376,6 +376,7 @@ impl HsmState {
         .await?;
         let faults = config.faults.then(|| Arc::new(faults::Faults::new(StdRng::from_rng(&mut rng))));
         let key_range = KeyRange::for_index(config.membership.hsm_index)?;
+        let opening = Instant::now();
         let opened = Store::open(
             &config.storage.backing,
             &config.storage.master_key,
@@ -419,18 +420,25 @@ impl HsmState {
                 if config.seed.is_some() {
                     tracing::info!("the store already exists: the seed is not applied again");
                 }
-                // Quotas follow the HSM type the store was made for.
+                // Quotas follow the HSM type the store was made for, unless
+                // key quotas are off.
                 let quotas = Limits::for_type(cluster.hsm_type);
-                let limits = Limits { max_users: quotas.max_users, keys: quotas.keys, ..config.limits };
+                let keys = if config.limits.keys == KeyQuotas::OFF { KeyQuotas::OFF } else { quotas.keys };
+                let limits = Limits { max_users: quotas.max_users, keys, ..config.limits };
                 let setup = HsmSetup { cluster, hsm: hsm_identity, limits, key_range, admin, appliance, decoy };
-                tracing::info!(users = stored.users.len(), keys = stored.keys.len(), "state loaded from the store");
-                (Hsm::restore(setup, stored), store)
+                let (users, keys, loaded) = (stored.users.len(), stored.keys.len(), opening.elapsed());
+                let hsm = Hsm::restore(setup, stored);
+                // Restart time grows with the keys held: say where it goes.
+                let (load_ms, restore_ms) = (loaded.as_millis(), (opening.elapsed() - loaded).as_millis());
+                tracing::info!(users, keys, load_ms, restore_ms, "state loaded from the store");
+                (hsm, store)
             }
         };
         // Seeded from the state too, so that in deterministic mode a restarted
-        // HSM does not make again the keys it made before.
-        let key_rng =
-            determinism::rng_with(config.deterministic, Stream::KeyMaterial, index, &hsm.sync_status().digest);
+        // HSM does not make again the keys it made before. Only then: the
+        // digest hashes every key's, which a restart need not pay for.
+        let state_digest = config.deterministic.map(|_| hsm.sync_status().digest).unwrap_or_default();
+        let key_rng = determinism::rng_with(config.deterministic, Stream::KeyMaterial, index, &state_digest);
         let store = Arc::new(store);
         let health = Arc::new(FailStop::default());
         let commits = {

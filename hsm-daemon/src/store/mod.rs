@@ -12,6 +12,8 @@
 //!   shares, the sealed key material).
 //! - table `key_versions`: reference -> the token key's version (a key with
 //!   no row, from a store written before clusters, is at version 1).
+//! - table `key_digests`: reference -> the token key's sync digest, so that
+//!   a restart parses no key material (a key with no row has it computed).
 //! - table `tombstones`: reference -> version and owner of a deleted token
 //!   key, so that an older copy from another HSM never brings it back.
 //!
@@ -64,6 +66,12 @@ const KEY_VERSIONS: TableDefinition<u64, u64> = TableDefinition::new("key_versio
 const TOMBSTONES: TableDefinition<u64, &[u8]> = TableDefinition::new("tombstones");
 
 const CHECK_PLAINTEXT: &[u8] = b"hsm-emulator storage key check v1";
+
+/// redb's page cache. The model serves every read from memory and the store
+/// is read whole only at start, so redb's default (1 GiB) would only keep
+/// the pages of that one load: a third of the memory of an HSM holding a
+/// million keys, for nothing.
+const CACHE_BYTES: usize = 32 << 20;
 
 /// Why a store cannot be opened or written. Each names the file and says
 /// what to do; none carries secret material.
@@ -174,6 +182,7 @@ impl Store {
                 }
                 let db = Database::builder()
                     .set_check_integrity_on_open(true)
+                    .set_cache_size(CACHE_BYTES)
                     .create(&path)
                     .map_err(|e| db_error(&path, e))?;
                 (db, path)

@@ -1,10 +1,10 @@
 //! The stored forms of identity, users and keys, and the reads and writes
 //! that turn model changes into rows.
 
-use std::sync::Arc;
+use std::{borrow::Cow, collections::HashMap, fmt, fmt::Write as _, sync::Arc};
 
-use redb::{ReadTransaction, ReadableTable as _, WriteTransaction};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use redb::{ReadTransaction, ReadableTable as _, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
 
 use super::{KEY_VERSIONS, KEYS, META, TOMBSTONES, USERS, seal::Sealer};
 use crate::{
@@ -15,6 +15,11 @@ use crate::{
         keys::Attributes,
     },
 };
+
+/// reference -> the token key's sync digest, written with the key, so that
+/// a restart does not parse every key to compute it again (a key with no row,
+/// from a store written before the table, has it computed on load).
+pub(crate) const KEY_DIGESTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("key_digests");
 
 /// A failed write, as text (it never carries secrets).
 #[derive(Debug)]
@@ -43,7 +48,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).unwrap_or_default()
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: impl fmt::Display) -> Result<T, String> {
     postcard::from_bytes(bytes).map_err(|e| format!("{what} does not decode: {e}"))
 }
 
@@ -148,14 +153,18 @@ pub(crate) struct TombstoneRecord {
     pub(crate) owner: String,
 }
 
+/// Borrowed where it can be, so that loading a million keys does not copy
+/// each one's owner and sealed material out of the store's page first.
 #[derive(Debug, Serialize, Deserialize)]
-struct KeyRecord {
+struct KeyRecord<'a> {
     kind: u8,
     class: u8,
     attrs: Attributes,
-    owner: String,
+    #[serde(borrow)]
+    owner: Cow<'a, str>,
     shared: Vec<String>,
-    sealed_material: Vec<u8>,
+    #[serde(borrow)]
+    sealed_material: Cow<'a, [u8]>,
 }
 
 pub(crate) fn role_code(role: Role) -> u8 {
@@ -228,7 +237,15 @@ fn user_slot(name: &str) -> String {
 }
 
 fn key_slot(reference: u64) -> String {
-    format!("keys/{reference:016x}")
+    let mut slot = String::new();
+    write_key_slot(&mut slot, reference);
+    slot
+}
+
+/// A key's slot name into `buf`, for loops that reuse one buffer.
+fn write_key_slot(buf: &mut String, reference: u64) {
+    buf.clear();
+    let _ = write!(buf, "keys/{reference:016x}");
 }
 
 /// Writes model changes into the open transaction, in order: a later change
@@ -255,11 +272,13 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
     drop(users);
     let mut keys = txn.open_table(KEYS)?;
     let mut versions = txn.open_table(KEY_VERSIONS)?;
+    let mut digests = txn.open_table(KEY_DIGESTS)?;
     for (reference, key) in batch.iter().flat_map(|c| &c.keys) {
         match key {
             None => {
                 keys.remove(reference.value())?;
                 versions.remove(reference.value())?;
+                digests.remove(reference.value())?;
             }
             Some(k) => {
                 let material = k.material.to_wrappable().map_err(|e| e.to_string())?;
@@ -267,16 +286,20 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
                     kind: kind_code(k.material.kind()),
                     class: class_code(k.material.class()),
                     attrs: k.attrs.clone(),
-                    owner: k.owner.to_string(),
+                    owner: Cow::Borrowed(k.owner.as_str()),
                     shared: k.shared.iter().map(ToString::to_string).collect(),
-                    sealed_material: sealer.seal(&material, &key_slot(reference.value()))?,
+                    sealed_material: Cow::Owned(sealer.seal(&material, &key_slot(reference.value()))?),
                 };
                 keys.insert(reference.value(), encode(&record).as_slice())?;
                 versions.insert(reference.value(), k.version)?;
+                match k.digest {
+                    Some(digest) => digests.insert(reference.value(), digest)?,
+                    None => digests.remove(reference.value())?,
+                };
             }
         }
     }
-    drop((keys, versions));
+    drop((keys, versions, digests));
     let mut tombstones = txn.open_table(TOMBSTONES)?;
     for (reference, tombstone) in batch.iter().flat_map(|c| &c.tombstones) {
         match tombstone {
@@ -331,47 +354,136 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
     for row in table.iter().map_err(|e| e.to_string())? {
         let (name, value) = row.map_err(|e| e.to_string())?;
         let name = name.value().to_owned();
-        let record: UserRecord = decode(value.value(), &format!("user {name}"))?;
+        let record: UserRecord = decode(value.value(), format_args!("user {name}"))?;
         let phc = sealer.open(&record.sealed_hash, &user_slot(&name)).map_err(|e| format!("user {name}: {e}"))?;
         let phc = String::from_utf8(phc.to_vec()).map_err(|_| format!("user {name}: password hash is not text"))?;
         users.push(persisted_user(&name, record.role, phc, record.failed_logins, record.locked)?);
     }
-    let versions = optional_table(txn.open_table(KEY_VERSIONS))?;
-    let version_of = |reference: u64| -> Result<u64, String> {
-        match &versions {
-            None => Ok(1),
-            Some(t) => Ok(t.get(reference).map_err(|e| e.to_string())?.map_or(1, |v| v.value())),
-        }
-    };
-    let mut keys = Vec::new();
-    let table = txn.open_table(KEYS).map_err(|e| e.to_string())?;
-    for row in table.iter().map_err(|e| e.to_string())? {
-        let (reference, value) = row.map_err(|e| e.to_string())?;
-        let reference = reference.value();
-        let what = format!("key {}", KeyRef::new(reference));
-        let record: KeyRecord = decode(value.value(), &what)?;
-        let bytes = sealer.open(&record.sealed_material, &key_slot(reference)).map_err(|e| format!("{what}: {e}"))?;
-        let stored = StoredKey {
-            kind: record.kind,
-            class: record.class,
-            attrs: record.attrs,
-            owner: &record.owner,
-            shared: &record.shared,
-            material: &bytes,
-            version: version_of(reference)?,
-        };
-        keys.push(persisted_key(reference, stored)?);
-    }
+    let keys = load_keys(txn, sealer)?;
     let mut tombstones = Vec::new();
     if let Some(table) = optional_table(txn.open_table(TOMBSTONES))? {
         for row in table.iter().map_err(|e| e.to_string())? {
             let (reference, value) = row.map_err(|e| e.to_string())?;
             let reference = reference.value();
-            let record: TombstoneRecord = decode(value.value(), &format!("tombstone {}", KeyRef::new(reference)))?;
+            let record: TombstoneRecord = decode(value.value(), format_args!("tombstone {}", KeyRef::new(reference)))?;
             tombstones.push(persisted_tombstone(reference, record.version, &record.owner)?);
         }
     }
     Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones })
+}
+
+/// Every stored key, unsealed; its material is parsed on first use (see
+/// `KeyMaterial`). The two halves of the reference range load on two
+/// threads: a restart of an HSM holding a million keys is this loop.
+fn load_keys(txn: &ReadTransaction, sealer: &Sealer) -> Result<Vec<PersistedKey>, String> {
+    let tables = KeyTables {
+        keys: txn.open_table(KEYS).map_err(|e| e.to_string())?,
+        versions: optional_table(txn.open_table(KEY_VERSIONS))?,
+        digests: optional_table(txn.open_table(KEY_DIGESTS))?,
+    };
+    let bound = |row: Option<(redb::AccessGuard<'_, u64>, _)>| row.map(|(k, _)| k.value());
+    let (Some(first), Some(last)) =
+        (bound(tables.keys.first().map_err(|e| e.to_string())?), bound(tables.keys.last().map_err(|e| e.to_string())?))
+    else {
+        return Ok(Vec::new());
+    };
+    let middle = (first + (last - first) / 2).saturating_add(1);
+    let (low, high) = std::thread::scope(|scope| {
+        let high = scope.spawn(|| tables.load(sealer, middle..=last));
+        let low = tables.load(sealer, first..=middle - 1);
+        (low, high.join().unwrap_or_else(|_| Err("loading keys: a loading thread panicked".to_owned())))
+    });
+    let mut keys = low?;
+    keys.append(&mut high?);
+    Ok(keys)
+}
+
+/// The tables a key's rows are in.
+struct KeyTables {
+    keys: redb::ReadOnlyTable<u64, &'static [u8]>,
+    versions: Option<redb::ReadOnlyTable<u64, u64>>,
+    digests: Option<redb::ReadOnlyTable<u64, [u8; 32]>>,
+}
+
+impl KeyTables {
+    /// The keys whose references are in `range`.
+    fn load(&self, sealer: &Sealer, range: std::ops::RangeInclusive<u64>) -> Result<Vec<PersistedKey>, String> {
+        // The side tables are walked beside `keys` (all in reference order)
+        // rather than looked up per key.
+        let mut versions = SideTable::new(self.versions.as_ref(), range.clone())?;
+        let mut digests = SideTable::new(self.digests.as_ref(), range.clone())?;
+        let capacity = usize::try_from(range.end().saturating_sub(*range.start())).unwrap_or(0).saturating_add(1);
+        let mut keys = Vec::with_capacity(capacity.min(1 << 24));
+        let mut names = Names::default();
+        let mut slot = String::new();
+        for row in self.keys.range(range).map_err(|e| e.to_string())? {
+            let (reference, value) = row.map_err(|e| e.to_string())?;
+            let reference = reference.value();
+            let record: KeyRecord = decode(value.value(), format_args!("key {}", KeyRef::new(reference)))?;
+            // One buffer for every key's slot name (the associated data).
+            write_key_slot(&mut slot, reference);
+            let bytes = sealer
+                .open(&record.sealed_material, &slot)
+                .map_err(|e| format!("key {}: {e}", KeyRef::new(reference)))?;
+            // Authenticated just now: parsed when first used (see `KeyMaterial`).
+            let material = KeyMaterial::stored(kind_from(record.kind)?, class_from(record.class)?, bytes);
+            let stored = StoredKey {
+                attrs: record.attrs,
+                owner: &record.owner,
+                shared: &record.shared,
+                material: Arc::new(material),
+                version: versions.at(reference)?.map_or(1, |v| v.value()),
+                digest: digests.at(reference)?.map(|d| d.value()),
+            };
+            keys.push(persisted_key(reference, stored, &mut names)?);
+        }
+        Ok(keys)
+    }
+}
+
+/// A table keyed by reference, read in step with the `keys` table.
+struct SideTable<'t, V: redb::Value + 'static> {
+    rows: Option<std::iter::Peekable<redb::Range<'t, u64, V>>>,
+}
+
+impl<'t, V: redb::Value + 'static> SideTable<'t, V> {
+    fn new(
+        table: Option<&'t redb::ReadOnlyTable<u64, V>>,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Self, String> {
+        let rows = match table {
+            Some(t) => Some(t.range(range).map_err(|e| e.to_string())?.peekable()),
+            None => None,
+        };
+        Ok(SideTable { rows })
+    }
+
+    /// The row of `reference`; references must come in rising order.
+    fn at(&mut self, reference: u64) -> Result<Option<redb::AccessGuard<'t, V>>, String> {
+        let Some(rows) = &mut self.rows else { return Ok(None) };
+        while let Some(row) = rows.next_if(|row| !row.as_ref().is_ok_and(|(k, _)| k.value() > reference)) {
+            let (k, v) = row.map_err(|e| e.to_string())?;
+            if k.value() == reference {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Usernames met while loading: the keys of one owner share one name.
+#[derive(Default)]
+struct Names(HashMap<String, Username>);
+
+impl Names {
+    fn parse(&mut self, raw: &str) -> Result<Username, crate::model::ModelError> {
+        if let Some(name) = self.0.get(raw) {
+            return Ok(name.clone());
+        }
+        let name = Username::parse("username", raw)?;
+        self.0.insert(raw.to_owned(), name.clone());
+        Ok(name)
+    }
 }
 
 /// A table that stores written before it existed do not have.
@@ -466,43 +578,43 @@ impl KeyEntry {
     }
 
     pub(crate) fn to_model(&self, version: u64) -> Result<PersistedKey, String> {
+        let what = || format!("key {}", KeyRef::new(self.reference));
+        // From outside this HSM's store: parsed (and so checked) now.
+        let material = KeyMaterial::from_wrappable(kind_from(self.kind)?, class_from(self.class)?, &self.material)
+            .map_err(|e| format!("{}: {e}", what()))?;
         let stored = StoredKey {
-            kind: self.kind,
-            class: self.class,
             attrs: self.attrs.clone(),
             owner: &self.owner,
             shared: &self.shared,
-            material: &self.material,
+            material: Arc::new(material),
             version,
+            digest: None,
         };
-        persisted_key(self.reference, stored)
+        persisted_key(self.reference, stored, &mut Names::default())
     }
 }
 
 /// A key's stored parts, its material already unsealed.
-pub(crate) struct StoredKey<'a> {
-    pub(crate) kind: u8,
-    pub(crate) class: u8,
-    pub(crate) attrs: Attributes,
-    pub(crate) owner: &'a str,
-    pub(crate) shared: &'a [String],
-    pub(crate) material: &'a [u8],
-    pub(crate) version: u64,
+struct StoredKey<'a> {
+    attrs: Attributes,
+    owner: &'a str,
+    shared: &'a [String],
+    material: Arc<KeyMaterial>,
+    version: u64,
+    digest: Option<[u8; 32]>,
 }
 
-/// A key from its stored parts (store or backup), parsed once.
-pub(crate) fn persisted_key(reference: u64, k: StoredKey<'_>) -> Result<PersistedKey, String> {
-    let what = format!("key {}", KeyRef::new(reference));
-    let material = KeyMaterial::from_wrappable(kind_from(k.kind)?, class_from(k.class)?, k.material)
-        .map_err(|e| format!("{what}: {e}"))?;
-    let user = |n: &str| Username::parse("username", n).map_err(|e| format!("{what}: {e}"));
+/// A key from its stored parts (store or backup).
+fn persisted_key(reference: u64, k: StoredKey<'_>, names: &mut Names) -> Result<PersistedKey, String> {
+    let mut user = |n: &str| names.parse(n).map_err(|e| format!("key {}: {e}", KeyRef::new(reference)));
     Ok(PersistedKey {
         reference: KeyRef::new(reference),
-        material: Arc::new(material),
+        material: k.material,
         attrs: k.attrs,
         owner: user(k.owner)?,
         shared: k.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
         version: k.version,
+        digest: k.digest,
     })
 }
 

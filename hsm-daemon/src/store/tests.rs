@@ -109,6 +109,42 @@ fn state_survives_reopening_and_session_keys_do_not() {
     assert!(listed.keys.iter().any(|k| k.attrs.label == "kept" && k.attrs.sign && k.owner.as_str() == "alice"));
 }
 
+/// Keys load in two halves of the reference range, on two threads, and parse
+/// on first use: every key must come back, in order, with its version and
+/// digest, whatever the count and wherever the deletions fall.
+#[test]
+fn every_key_comes_back_with_its_version_and_digest_and_unparsed() {
+    for count in [1, 2, 3, 40] {
+        let mut w = World::new();
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::generate().unwrap();
+        let (store, mut hsm, ..) = populated(&mut w, dir.path(), &master);
+        let alice = alice_caller(&mut hsm, &mut w.rng);
+        let new = |i: usize| {
+            let material = KeyMaterial::from_raw_secret(crate::crypto::KeyKind::Aes, &[7u8; 16]).unwrap();
+            let template = Template::parse(&[("label".into(), format!("k{i}"))]).unwrap();
+            NewKey { material: Arc::new(material), template, local: false }
+        };
+        let made: Vec<_> = (0..count).map(|i| hsm.store_keys(&alice, false, vec![new(i)], &[]).unwrap()).collect();
+        for (i, views) in made.iter().enumerate() {
+            if i % 3 == 1 {
+                hsm.delete_key(&alice, views[0].reference).unwrap();
+            } else if i % 3 == 2 {
+                hsm.set_key_attribute(&alice, views[0].reference, crate::model::AttrName::Label, "again").unwrap();
+            }
+        }
+        store.apply(&hsm.take_changes()).unwrap();
+        let before = hsm.key_digests();
+        drop(store);
+        let Opened::Existing(_, _, state) = w.open(&Backing::Dir(dir.path().to_owned()), &master).unwrap() else {
+            panic!("not existing")
+        };
+        assert!(state.keys.windows(2).all(|w| w[0].reference < w[1].reference), "in reference order");
+        assert!(state.keys.iter().all(|k| k.digest.is_some() && !k.material.is_parsed()), "stored, not parsed");
+        assert_eq!(Hsm::restore(w.setup(), state).key_digests(), before, "{count} keys");
+    }
+}
+
 fn dummy_session() -> crate::model::SessionId {
     let mut s = crate::model::Sessions::new(std::time::Duration::from_secs(1), 1);
     s.open(Username::parse("u", "admin").unwrap(), Instant::now(), &mut StdRng::seed_from_u64(1)).unwrap().0

@@ -72,3 +72,61 @@ fn key_material_is_send_sync_and_redacted() {
     let key = KeyMaterial::from_raw_secret(super::KeyKind::Aes, &[7u8; 16]).unwrap();
     assert_eq!(format!("{key:?}"), "KeyMaterial(<redacted>)");
 }
+
+/// Material from the store is parsed on first use; it must then behave as
+/// the material it was stored from: the same facts, encodings and
+/// signatures (deterministic ones compared, randomised ones cross-verified).
+#[test]
+fn stored_material_parses_on_first_use_and_matches_the_eager_form() {
+    use super::{Curve, HashAlg, Input, SignMech};
+
+    let mut rng = test_rng(8);
+    let (ec_private, ec_public) = KeyMaterial::generate_ec(Curve::P256, &mut rng).unwrap();
+    let (ed_private, _) = KeyMaterial::generate_ed25519(&mut rng).unwrap();
+    let aes = KeyMaterial::generate_aes(256, &mut rng).unwrap();
+    let (rsa_private, _) = rsa_2048();
+    let eager_keys = [&ec_private, &ec_public, &ed_private, &aes, rsa_private];
+    for eager in eager_keys {
+        let lazy = KeyMaterial::stored(eager.kind(), eager.class(), eager.to_wrappable().unwrap());
+        assert!(!lazy.is_parsed(), "nothing is parsed before use");
+        assert_eq!((lazy.kind(), lazy.class()), (eager.kind(), eager.class()), "known without parsing");
+        assert_eq!(*lazy.to_wrappable().unwrap(), *eager.to_wrappable().unwrap());
+        assert!(!lazy.is_parsed(), "re-encoding for the store parses nothing");
+        assert_eq!(lazy.check_value(), eager.check_value());
+        assert!(lazy.is_parsed());
+        assert_eq!(lazy.ec_point(), eager.ec_point());
+        assert_eq!(lazy.modulus(), eager.modulus());
+        assert_eq!(lazy.secret_len(), eager.secret_len());
+        assert_eq!(lazy.public_pem().ok(), eager.public_pem().ok());
+    }
+
+    let data = Input::Data(b"parsed once");
+    let sign = |key: &KeyMaterial, mech| super::sign(key, mech, data, &mut test_rng(1)).unwrap();
+    let stored = |key: &KeyMaterial| KeyMaterial::stored(key.kind(), key.class(), key.to_wrappable().unwrap());
+    // Deterministic: equal signatures.
+    assert_eq!(sign(&stored(&ed_private), SignMech::Ed25519), sign(&ed_private, SignMech::Ed25519));
+    let pkcs1 = SignMech::RsaPkcs1(HashAlg::Sha256);
+    assert_eq!(sign(&stored(rsa_private), pkcs1), sign(rsa_private, pkcs1));
+    // ECDSA through ring is randomised: each verifies the other's.
+    let ecdsa = SignMech::Ecdsa(HashAlg::Sha256);
+    let lazy_private = stored(&ec_private);
+    for _ in 0..2 {
+        let signature = sign(&lazy_private, ecdsa);
+        assert!(super::verify(&ec_public, ecdsa, data, &signature).unwrap());
+    }
+    let signature = sign(&ec_private, ecdsa);
+    assert!(super::verify(&stored(&ec_public), ecdsa, data, &signature).unwrap());
+}
+
+#[test]
+fn stored_material_that_does_not_parse_is_an_error_when_used() {
+    use super::{HashAlg, Input, KeyClass, KeyKind, SignMech};
+    let broken = KeyMaterial::stored(
+        KeyKind::Ec(super::Curve::P256),
+        KeyClass::Private,
+        zeroize::Zeroizing::new(vec![0x30, 0x00]),
+    );
+    let mech = SignMech::Ecdsa(HashAlg::Sha256);
+    assert!(super::sign(&broken, mech, Input::Data(b"x"), &mut test_rng(1)).is_err());
+    assert_eq!(broken.check_value(), [0; 3]);
+}
