@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context, bail};
 use hsm_client::{ClientConfig, Cluster, Completion, HsmClient, Role};
 use hsm_daemon::{
-    model::KdfParams,
+    model::{KdfParams, KeyQuotas},
     testing::{ADMIN_PASSWORD, Options, TestCluster},
 };
 use tokio::runtime::Handle;
@@ -116,6 +116,8 @@ impl Sources {
                     // Background sync at the daemon's default interval, not
                     // the test suites' quick one.
                     sync_interval: Duration::from_secs(2),
+                    // Key generation keeps every pair it makes.
+                    key_quotas: KeyQuotas::OFF,
                     ..Options::default()
                 };
                 let cluster =
@@ -249,6 +251,8 @@ impl DevChild {
             .arg(dir.path())
             .args(["--hsms", &hsms.to_string(), "--admin-password", ADMIN_PASSWORD])
             .args(["--max-sessions", &max_sessions.to_string()])
+            // Key generation keeps every pair it makes.
+            .args(["--key-quota", "off"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log_path)?);

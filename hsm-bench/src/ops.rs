@@ -24,15 +24,49 @@ use crate::{args::Op, echo::pb::EchoMessage, echo::pb::echo_service_client::Echo
 /// their number, round-robin.
 #[derive(Debug)]
 pub(crate) enum Workload {
-    Echo { clients: Vec<EchoServiceClient<Channel>>, payload: Vec<u8> },
-    Ping { sessions: Vec<Session> },
-    ClusterInfo { clients: Vec<HsmClient> },
-    Sign { sessions: Vec<Session>, key: String, mechanism: SignMechanism, hash: Option<HashAlgorithm>, data: Vec<u8> },
-    Encrypt { sessions: Vec<Session>, key: String, data: Vec<u8> },
-    Digest { sessions: Vec<Session>, data: Vec<u8> },
-    Login { clients: Vec<HsmClient>, user: String, password: String },
-    Keygen { sessions: Vec<Session> },
-    KeygenCluster { session: ClusterSession },
+    Echo {
+        clients: Vec<EchoServiceClient<Channel>>,
+        payload: Vec<u8>,
+    },
+    Ping {
+        sessions: Vec<Session>,
+    },
+    ClusterInfo {
+        clients: Vec<HsmClient>,
+    },
+    Sign {
+        sessions: Vec<Session>,
+        key: String,
+        mechanism: SignMechanism,
+        hash: Option<HashAlgorithm>,
+        data: Vec<u8>,
+    },
+    Encrypt {
+        sessions: Vec<Session>,
+        key: String,
+        data: Vec<u8>,
+    },
+    Digest {
+        sessions: Vec<Session>,
+        data: Vec<u8>,
+    },
+    Login {
+        clients: Vec<HsmClient>,
+        user: String,
+        password: String,
+    },
+    /// `delete`: delete each pair once made (against a target, whose key
+    /// quota would otherwise end the run); started clusters have no quota
+    /// and are thrown away, so their pairs stay and every call is one
+    /// durable creation.
+    Keygen {
+        sessions: Vec<Session>,
+        delete: bool,
+    },
+    KeygenCluster {
+        session: ClusterSession,
+        delete: bool,
+    },
 }
 
 /// An EC P-256 key pair as `key generate-asymmetric-pair ec` makes it for
@@ -50,10 +84,10 @@ pub(crate) fn usage(attribute: &str) -> KeyOptions {
 }
 
 impl Workload {
-    /// Makes one call and returns how long the measured part took. Login and
-    /// key generation clean up after themselves (logout, delete) outside the
-    /// measured part, so that sessions and keys never pile up past the HSM's
-    /// limits.
+    /// Makes one call and returns how long the measured part took. Login
+    /// (and key generation against a target) clean up after themselves
+    /// (logout, delete) outside the measured part, so that sessions and keys
+    /// never pile up past the HSM's limits.
     pub(crate) async fn call(&self, task: usize) -> Result<Duration, String> {
         let started = Instant::now();
         let err = |e: hsm_client::ClientError| e.to_string();
@@ -81,21 +115,25 @@ impl Workload {
                 session.logout().await.map_err(err)?;
                 return Ok(took);
             }
-            Workload::Keygen { sessions } => {
+            Workload::Keygen { sessions, delete } => {
                 let session = pick(sessions, task);
                 let (spec, public, private) = p256_pair();
                 let (public, private) = session.generate_key_pair(&spec, &public, &private).await.map_err(err)?;
                 let took = started.elapsed();
-                session.delete_key(&private.reference).await.map_err(err)?;
-                session.delete_key(&public.reference).await.map_err(err)?;
+                if *delete {
+                    session.delete_key(&private.reference).await.map_err(err)?;
+                    session.delete_key(&public.reference).await.map_err(err)?;
+                }
                 return Ok(took);
             }
-            Workload::KeygenCluster { session } => {
+            Workload::KeygenCluster { session, delete } => {
                 let (spec, public, private) = p256_pair();
                 let (public, private) = session.generate_key_pair(&spec, &public, &private).await.map_err(err)?;
                 let took = started.elapsed();
-                session.delete_key(&private.info.reference).await.map_err(err)?;
-                session.delete_key(&public.info.reference).await.map_err(err)?;
+                if *delete {
+                    session.delete_key(&private.info.reference).await.map_err(err)?;
+                    session.delete_key(&public.info.reference).await.map_err(err)?;
+                }
                 return Ok(took);
             }
         }
@@ -111,7 +149,7 @@ impl Workload {
             | Workload::Sign { sessions, .. }
             | Workload::Encrypt { sessions, .. }
             | Workload::Digest { sessions, .. }
-            | Workload::Keygen { sessions } => sessions,
+            | Workload::Keygen { sessions, .. } => sessions,
             Workload::Echo { .. }
             | Workload::ClusterInfo { .. }
             | Workload::Login { .. }

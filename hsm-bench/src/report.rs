@@ -29,7 +29,8 @@ pub(crate) struct Report {
 pub(crate) struct OpResult {
     pub(crate) op: &'static str,
     /// What one op is: `call`, `login` (login, then an unmeasured logout),
-    /// `key pair` (generated, then deleted unmeasured) or `session`.
+    /// `key pair` (two keys, each durable before the call returns) or
+    /// `session`.
     pub(crate) unit: &'static str,
     pub(crate) ops_per_sec: f64,
     pub(crate) p50_us: u64,
@@ -184,7 +185,8 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "login = Login (measured) then Logout; keygen-ec* = EC P-256 token key pair generated (measured) then deleted; \
+            "login = Login (measured) then Logout; keygen-ec* = EC P-256 token key pair (2 keys) \
+             generated and durable; \
              signatures over {} bytes of data, hashed in the HSM",
             Op::EcdsaP256Sign.default_payload()
         );

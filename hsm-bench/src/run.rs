@@ -117,7 +117,7 @@ async fn hsm_op(op: Op, cluster: &Started, load: Load, report: &Report, payload:
         Op::Login => {
             Workload::Login { clients: clients.clone(), user: cluster.user.clone(), password: cluster.password.clone() }
         }
-        Op::KeygenEc => Workload::Keygen { sessions },
+        Op::KeygenEc => Workload::Keygen { sessions, delete: cluster.is_target() },
         Op::Echo | Op::KeygenEcCluster | Op::Sessions | Op::KeysScale => {
             anyhow::bail!("{op} does not run against one HSM")
         }
@@ -159,9 +159,9 @@ async fn primitive_rate(op: Op, payload: usize, cluster: &Started, duration: Dur
 async fn cluster_keygen(cluster: &Started, load: Load) -> anyhow::Result<OpResult> {
     let client = Cluster::connect(&cluster.config).await?;
     let session = client.login(&cluster.user, Role::CryptoUser, &cluster.password).await?;
-    let work = Arc::new(Workload::KeygenCluster { session });
+    let work = Arc::new(Workload::KeygenCluster { session, delete: cluster.is_target() });
     let measured = load::drive(Arc::clone(&work), load).await;
-    if let Some(Workload::KeygenCluster { session }) = Arc::into_inner(work) {
+    if let Some(Workload::KeygenCluster { session, .. }) = Arc::into_inner(work) {
         session.logout().await?;
     }
     let mut result = OpResult::new(Op::KeygenEcCluster, "key pair", &measured, load.concurrency, 0);
