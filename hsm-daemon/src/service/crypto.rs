@@ -10,6 +10,7 @@ use hsm_proto::v1::{
     DecryptRequest, DecryptResponse, DigestRequest, DigestResponse, EncryptRequest, EncryptResponse, SignRequest,
     SignResponse, VerifyRequest, VerifyResponse, crypto_service_server::CryptoService,
 };
+use rand::{CryptoRng, RngCore, rngs::StdRng};
 use tonic::{Request, Response, Status};
 
 use super::{HsmState, blocking, caller, convert};
@@ -38,6 +39,42 @@ async fn run<T: Send + 'static>(
     if key.kind() == KeyKind::Rsa { blocking(move || Ok(work(&key)?)).await } else { Ok(work(&key)?) }
 }
 
+/// The HSM's CSPRNG for one call, forked from it only when the mechanism
+/// draws (an IV, RSA blinding, a PSS salt): ECDSA with ring (which draws its
+/// own nonces), Ed25519 and HMAC take nothing, and then the call takes
+/// neither the generator's lock nor the cost of seeding a fork.
+struct ForkOnUse {
+    state: Arc<HsmState>,
+    rng: Option<StdRng>,
+}
+
+impl ForkOnUse {
+    fn new(state: &Arc<HsmState>) -> Self {
+        ForkOnUse { state: Arc::clone(state), rng: None }
+    }
+
+    fn rng(&mut self) -> &mut StdRng {
+        self.rng.get_or_insert_with(|| self.state.fork_rng())
+    }
+}
+
+impl RngCore for ForkOnUse {
+    fn next_u32(&mut self) -> u32 {
+        self.rng().next_u32()
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.rng().next_u64()
+    }
+
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        self.rng().fill_bytes(dst);
+    }
+}
+
+/// Every draw comes from a fork of the HSM's CSPRNG.
+impl CryptoRng for ForkOnUse {}
+
 fn input(data: &[u8], is_digest: bool) -> Input<'_> {
     if is_digest { Input::Digest(data) } else { Input::Data(data) }
 }
@@ -50,7 +87,7 @@ impl CryptoService for CryptoApi {
         let key_ref = KeyRef::parse("key_reference", &req.key_reference)?;
         let cipher = convert::cipher(req.cipher, req.hash)?;
         let key = self.state.hsm().key_for_use(&caller, key_ref, Usage::Encrypt)?;
-        let mut rng = self.state.fork_rng();
+        let mut rng = ForkOnUse::new(&self.state);
         let iv = (!req.iv.is_empty()).then_some(req.iv);
         let out = run(key, move |k| crypto::encrypt(k, cipher, iv.as_deref(), &req.aad, &req.data, &mut rng)).await?;
         Ok(Response::new(EncryptResponse { iv: out.iv.unwrap_or_default(), ciphertext: out.ciphertext }))
@@ -73,7 +110,7 @@ impl CryptoService for CryptoApi {
         let key_ref = KeyRef::parse("key_reference", &req.key_reference)?;
         let mechanism = convert::sign_mechanism(req.mechanism, req.hash)?;
         let key = self.state.hsm().key_for_use(&caller, key_ref, Usage::Sign)?;
-        let mut rng = self.state.fork_rng();
+        let mut rng = ForkOnUse::new(&self.state);
         let signature =
             run(key, move |k| crypto::sign(k, mechanism, input(&req.data, req.data_is_digest), &mut rng)).await?;
         Ok(Response::new(SignResponse { signature }))
