@@ -43,6 +43,13 @@ pub(crate) struct Args {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub(crate) warmup: Duration,
 
+    /// Runs the whole list of operations this many times, one after the
+    /// other, and reports each operation's median round (by rate). On a
+    /// shared or virtual machine the speed drifts over a minute; rounds
+    /// interleave the operations so that their ratios compare like with like.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub(crate) rounds: u32,
+
     /// Bytes of data per call, overriding each operation's default (64 for
     /// signatures, HMAC and aes-gcm-64, 4096 for aes-gcm-4k and sha256-4k, 0
     /// for echo). At most 16384, one HSM operation's limit.

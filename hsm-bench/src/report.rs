@@ -18,6 +18,8 @@ pub(crate) struct Report {
     pub(crate) kdf: String,
     pub(crate) duration_s: f64,
     pub(crate) warmup_s: f64,
+    /// Rounds of the whole list; each result is its operation's median.
+    pub(crate) rounds: u32,
     pub(crate) concurrency: usize,
     pub(crate) connections: usize,
     pub(crate) sessions: usize,
@@ -131,8 +133,15 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "hsm-bench: {} mode, {} cores, concurrency {}, {} connection(s), {} session(s), {}s per op after {}s warm-up",
-            self.mode, self.cores, self.concurrency, self.connections, self.sessions, self.duration_s, self.warmup_s
+            "hsm-bench: {} mode, {} cores, concurrency {}, {} connection(s), {} session(s), {}s per op after {}s warm-up{}",
+            self.mode,
+            self.cores,
+            self.concurrency,
+            self.connections,
+            self.sessions,
+            self.duration_s,
+            self.warmup_s,
+            if self.rounds > 1 { format!(", median of {} rounds", self.rounds) } else { String::new() }
         );
         let _ = writeln!(out, "password hashing: {}", self.kdf);
         let _ = writeln!(
@@ -221,6 +230,7 @@ mod tests {
             kdf: "testing".into(),
             duration_s: 1.0,
             warmup_s: 0.0,
+            rounds: 1,
             concurrency: 8,
             connections: 1,
             sessions: 1,

@@ -31,6 +31,7 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
         kdf: if sources.starts_clusters() { kdf.name().into() } else { "the target's own".into() },
         duration_s: args.duration.as_secs_f64(),
         warmup_s: args.warmup.as_secs_f64(),
+        rounds: args.rounds,
         concurrency: load.concurrency,
         connections: usize::try_from(args.connections)?,
         // A session beyond one per task would never be used.
@@ -38,8 +39,14 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
         results: Vec::new(),
     };
     let mut one: Option<Started> = None;
-    for &op in &args.op.0 {
-        eprintln!("hsm-bench: {op} ...");
+    // Every round's result of each operation, in the order of `args.op`.
+    let mut rounds: Vec<Vec<OpResult>> = args.op.0.iter().map(|_| Vec::new()).collect();
+    for (round, &op) in (1..=args.rounds).flat_map(|round| args.op.0.iter().map(move |op| (round, op))) {
+        if args.rounds > 1 {
+            eprintln!("hsm-bench: round {round}/{}: {op} ...", args.rounds);
+        } else {
+            eprintln!("hsm-bench: {op} ...");
+        }
         let payload = if op.takes_payload() { args.payload.map_or(op.default_payload(), |p| p as usize) } else { 0 };
         let result = match op {
             Op::Echo => echo_op(&server, load, report.connections, payload).await?,
@@ -82,13 +89,31 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
         if result.calls == 0 && result.errors == 0 {
             eprintln!("hsm-bench: no {op} finished inside the measured window; give a longer --duration");
         }
-        report.results.push(result);
+        if let Some(index) = args.op.0.iter().position(|o| *o == op) {
+            rounds[index].push(result);
+        }
     }
     if let Some(one) = one {
         one.stop().await;
     }
+    report.results = rounds.into_iter().filter_map(median_round).collect();
     report.relate();
     Ok(report)
+}
+
+/// The round with the median rate; errors of every round count against it,
+/// so that a run with a failed call anywhere still says so.
+fn median_round(mut results: Vec<OpResult>) -> Option<OpResult> {
+    let errors: u64 = results.iter().map(|r| r.errors).sum();
+    let first_error = results.iter().find_map(|r| r.first_error.clone());
+    results.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
+    let middle = results.len() / 2;
+    let mut median = results.into_iter().nth(middle)?;
+    median.errors = errors;
+    if median.first_error.is_none() {
+        median.first_error = first_error;
+    }
+    Some(median)
 }
 
 /// One operation against a single HSM, with its primitive.
@@ -199,5 +224,33 @@ pub(crate) async fn log_out(sessions: Vec<Session>) -> anyhow::Result<()> {
         for outcome in join_all(batch.into_iter().map(Session::logout)).await {
             outcome.context("logging out")?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::load::Measured;
+
+    fn round(calls: usize, errors: usize) -> OpResult {
+        let mut m = Measured::new(Duration::from_secs(1));
+        for _ in 0..calls {
+            m.record(Ok(Duration::from_micros(100)));
+        }
+        for _ in 0..errors {
+            m.record(Err("refused".into()));
+        }
+        OpResult::new(Op::Noop, "call", &m, 8, 0)
+    }
+
+    #[test]
+    fn the_median_round_is_reported_with_every_rounds_errors() {
+        let median = median_round(vec![round(300, 0), round(100, 2), round(200, 0)]).unwrap();
+        assert_eq!(median.calls, 200);
+        assert_eq!(median.errors, 2, "the slow round's errors still count");
+        assert_eq!(median.first_error.as_deref(), Some("refused"));
+        assert!(median_round(Vec::new()).is_none());
     }
 }
