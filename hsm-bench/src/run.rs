@@ -39,8 +39,9 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
         results: Vec::new(),
     };
     let mut one: Option<Started> = None;
-    // Every round's result of each operation, in the order of `args.op`.
-    let mut rounds: Vec<Vec<OpResult>> = args.op.0.iter().map(|_| Vec::new()).collect();
+    // Every round's rows of each operation, in the order of `args.op`
+    // (`keys-scale` gives two rows, every other operation one).
+    let mut rounds: Vec<Vec<Vec<OpResult>>> = args.op.0.iter().map(|_| Vec::new()).collect();
     for (round, &op) in (1..=args.rounds).flat_map(|round| args.op.0.iter().map(move |op| (round, op))) {
         if args.rounds > 1 {
             eprintln!("hsm-bench: round {round}/{}: {op} ...", args.rounds);
@@ -48,8 +49,8 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
             eprintln!("hsm-bench: {op} ...");
         }
         let payload = if op.takes_payload() { args.payload.map_or(op.default_payload(), |p| p as usize) } else { 0 };
-        let result = match op {
-            Op::Echo => echo_op(&server, load, report.connections, payload).await?,
+        let rows = match op {
+            Op::Echo => vec![echo_op(&server, load, report.connections, payload).await?],
             Op::Sessions => {
                 let kdf = args.kdf.unwrap_or(Kdf::Testing);
                 let n = usize::try_from(args.sessions.unwrap_or(10_000))?;
@@ -61,18 +62,17 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
                 if sources.starts_clusters() {
                     result.kdf = Some(kdf.name().into());
                 }
-                result
+                vec![result]
             }
             Op::KeysScale => {
                 let (lookup, list) = scale::run(args, load).await?;
-                report.results.push(lookup);
-                list
+                vec![lookup, list]
             }
             Op::KeygenEcCluster => {
                 let three = sources.start(Shape::Three, kdf).await?;
                 let result = cluster_keygen(&three, load).await;
                 three.stop().await;
-                result?
+                vec![result?]
             }
             _ => {
                 let cluster = match &mut one {
@@ -83,22 +83,37 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
                 if op == Op::Login && sources.starts_clusters() {
                     result.kdf = Some(kdf.name().into());
                 }
-                result
+                vec![result]
             }
         };
-        if result.calls == 0 && result.errors == 0 {
+        if rows.iter().any(|r| r.calls == 0 && r.errors == 0) {
             eprintln!("hsm-bench: no {op} finished inside the measured window; give a longer --duration");
         }
         if let Some(index) = args.op.0.iter().position(|o| *o == op) {
-            rounds[index].push(result);
+            rounds[index].push(rows);
         }
     }
     if let Some(one) = one {
         one.stop().await;
     }
-    report.results = rounds.into_iter().filter_map(median_round).collect();
+    report.results =
+        rounds.into_iter().flat_map(|op_rounds| transpose(op_rounds).into_iter()).filter_map(median_round).collect();
     report.relate();
     Ok(report)
+}
+
+/// Rounds of rows into rows of rounds: each row's results, one per round.
+fn transpose(rounds: Vec<Vec<OpResult>>) -> Vec<Vec<OpResult>> {
+    let mut rows: Vec<Vec<OpResult>> = Vec::new();
+    for round in rounds {
+        for (i, row) in round.into_iter().enumerate() {
+            match rows.get_mut(i) {
+                Some(results) => results.push(row),
+                None => rows.push(vec![row]),
+            }
+        }
+    }
+    rows
 }
 
 /// The round with the median rate; errors of every round count against it,
@@ -252,5 +267,14 @@ mod tests {
         assert_eq!(median.errors, 2, "the slow round's errors still count");
         assert_eq!(median.first_error.as_deref(), Some("refused"));
         assert!(median_round(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn an_operation_with_two_rows_keeps_both_across_rounds() {
+        // keys-scale gives a lookup row and a list row each round.
+        let rounds =
+            vec![vec![round(10, 0), round(1, 0)], vec![round(30, 0), round(3, 0)], vec![round(20, 0), round(2, 0)]];
+        let medians: Vec<u64> = transpose(rounds).into_iter().filter_map(median_round).map(|r| r.calls).collect();
+        assert_eq!(medians, vec![20, 2]);
     }
 }
