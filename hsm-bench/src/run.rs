@@ -25,10 +25,19 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
     let sources = Sources::new(args, server.clone())?;
     let kdf = args.kdf.unwrap_or(Kdf::Production);
     let load = Load { concurrency: usize::try_from(args.concurrency)?, warmup: args.warmup, duration: args.duration };
+    // `keys-scale` always starts its own `hsm-daemon dev` with the test KDF;
+    // a run of nothing else says so rather than name a mode it did not use.
+    let only_scale = args.op.0.iter().all(|op| *op == Op::KeysScale);
     let mut report = Report {
-        mode: sources.mode(),
+        mode: if only_scale { "dev" } else { sources.mode() },
         cores: std::thread::available_parallelism().map_or(1, usize::from),
-        kdf: if sources.starts_clusters() { kdf.name().into() } else { "the target's own".into() },
+        kdf: if only_scale {
+            Kdf::Testing.name().into()
+        } else if sources.starts_clusters() {
+            kdf.name().into()
+        } else {
+            "the target's own".into()
+        },
         duration_s: args.duration.as_secs_f64(),
         warmup_s: args.warmup.as_secs_f64(),
         rounds: args.rounds,
