@@ -238,27 +238,13 @@ impl DevChild {
     async fn spawn(daemon: &Path, hsms: usize, max_sessions: usize, kdf: Kdf) -> anyhow::Result<DevChild> {
         let dir = tempfile::Builder::new().prefix("hsm-bench-dev-").tempdir()?;
         let log_path = dir.path().join("daemon.log");
-        let mut command = Command::new(daemon);
-        // The caller's HSM_* settings would change what is measured.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("HSM_") {
-                command.env_remove(name);
-            }
-        }
+        let mut command = dev_command(daemon, dir.path(), kdf);
         command
-            .arg("dev")
-            .arg("--dir")
-            .arg(dir.path())
             .args(["--hsms", &hsms.to_string(), "--admin-password", ADMIN_PASSWORD])
             .args(["--max-sessions", &max_sessions.to_string()])
-            // Key generation keeps every pair it makes.
-            .args(["--key-quota", "off"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log_path)?);
-        if kdf == Kdf::Testing {
-            command.args(["--kdf-memory-kib", "8", "--kdf-iterations", "1", "--kdf-parallelism", "1"]);
-        }
         let child = command.spawn().with_context(|| format!("starting {}", daemon.display()))?;
         let mut dev = DevChild { child, dir };
         let env = dev.dir.path().join("client.env");
@@ -290,6 +276,24 @@ impl Drop for DevChild {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `hsm-daemon dev --dir DIR` with key quotas off (key generation keeps
+/// every pair it makes; `keys-scale` holds a million), without the caller's
+/// `HSM_*` settings (they would change what is measured), and with the
+/// cheapest password hashing for [`Kdf::Testing`].
+pub(crate) fn dev_command(daemon: &Path, dir: &Path, kdf: Kdf) -> Command {
+    let mut command = Command::new(daemon);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HSM_") {
+            command.env_remove(name);
+        }
+    }
+    command.arg("dev").arg("--dir").arg(dir).args(["--key-quota", "off"]);
+    if kdf == Kdf::Testing {
+        command.args(["--kdf-memory-kib", "8", "--kdf-iterations", "1", "--kdf-parallelism", "1"]);
+    }
+    command
 }
 
 /// `hsm-daemon` as given, or beside this executable (where cargo builds it).

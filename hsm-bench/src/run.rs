@@ -51,7 +51,8 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
     // Every round's rows of each operation, in the order of `args.op`
     // (`keys-scale` gives two rows, every other operation one).
     let mut rounds: Vec<Vec<Vec<OpResult>>> = args.op.0.iter().map(|_| Vec::new()).collect();
-    for (round, &op) in (1..=args.rounds).flat_map(|round| args.op.0.iter().map(move |op| (round, op))) {
+    let runs = (1..=args.rounds).flat_map(|round| args.op.0.iter().enumerate().map(move |(i, op)| (round, i, *op)));
+    for (round, index, op) in runs {
         if args.rounds > 1 {
             eprintln!("hsm-bench: round {round}/{}: {op} ...", args.rounds);
         } else {
@@ -98,9 +99,7 @@ pub(crate) async fn run(args: &Args, server: Handle) -> anyhow::Result<Report> {
         if rows.iter().any(|r| r.calls == 0 && r.errors == 0) {
             eprintln!("hsm-bench: no {op} finished inside the measured window; give a longer --duration");
         }
-        if let Some(index) = args.op.0.iter().position(|o| *o == op) {
-            rounds[index].push(rows);
-        }
+        rounds[index].push(rows);
     }
     if let Some(one) = one {
         one.stop().await;

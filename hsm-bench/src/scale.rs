@@ -25,8 +25,8 @@ use rand::Rng as _;
 use serde::Serialize;
 
 use crate::{
-    args::{Args, Op},
-    cluster::{BENCH_PASSWORD, BENCH_USER, daemon_binary, rss_kib},
+    args::{Args, Kdf, Op},
+    cluster::{BENCH_PASSWORD, BENCH_USER, daemon_binary, dev_command, rss_kib},
     load::{Load, Measured},
     report::OpResult,
 };
@@ -189,18 +189,7 @@ impl Dev {
         let env = dir.join("client.env");
         // A client.env left by the previous start would say it is serving.
         let _ = std::fs::remove_file(&env);
-        let mut command = Command::new(daemon);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("HSM_") {
-                command.env_remove(name);
-            }
-        }
-        let mut child = command
-            .arg("dev")
-            .arg("--dir")
-            .arg(dir)
-            .args(["--key-quota", "off"])
-            .args(["--kdf-memory-kib", "8", "--kdf-iterations", "1", "--kdf-parallelism", "1"])
+        let mut child = dev_command(daemon, dir, Kdf::Testing)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -756,10 +756,9 @@ struct KeyIndex {
     /// still compares the label, so keys whose labels share a hash are told
     /// apart.
     by_label: HashMap<u64, Refs>,
-    /// How many keys there are of each (type, class): metrics read it.
+    /// How many keys there are of each (type, class): metrics read it, and
+    /// the asymmetric quota counts its public and private entries.
     census: BTreeMap<(&'static str, &'static str), usize>,
-    /// How many keys are public or private: the asymmetric quota.
-    asymmetric: usize,
     /// Session keys by session: a logout drops its keys without a walk.
     session_keys: BTreeSet<(SessionId, KeyRef)>,
 }
@@ -792,7 +791,6 @@ impl KeyIndex {
             },
         }
         *self.census.entry(census_entry(key)).or_insert(0) += 1;
-        self.asymmetric += usize::from(key.material.class() != KeyClass::Secret);
         if let Some(session) = key.session {
             self.session_keys.insert((session, reference));
         }
@@ -817,10 +815,16 @@ impl KeyIndex {
                 self.census.remove(&entry);
             }
         }
-        self.asymmetric -= usize::from(key.material.class() != KeyClass::Secret);
         if let Some(session) = key.session {
             self.session_keys.remove(&(session, reference));
         }
+    }
+
+    /// How many keys are public or private (a sum over the census's few
+    /// entries, not a walk over the keys).
+    fn asymmetric(&self) -> usize {
+        let secret = class_name(KeyClass::Secret);
+        self.census.iter().filter(|((_, class), _)| *class != secret).map(|(_, count)| count).sum()
     }
 
     /// The session keys of `session`.
@@ -1402,7 +1406,7 @@ impl Keys {
         if self.keys.len() + adding > self.quotas.max_keys {
             return Err(ModelError::KeyQuota { what: "keys", max: self.quotas.max_keys });
         }
-        if self.index.asymmetric + adding_asymmetric > self.quotas.max_asymmetric {
+        if self.index.asymmetric() + adding_asymmetric > self.quotas.max_asymmetric {
             return Err(ModelError::KeyQuota { what: "asymmetric keys", max: self.quotas.max_asymmetric });
         }
         Ok(())

@@ -18,7 +18,7 @@ use tower::Service;
 
 use super::{
     BoxFuture, HsmState, blocking,
-    layer::{Around, HttpResponse},
+    layer::{Around, HttpResponse, rpc_of},
     status,
 };
 use crate::{
@@ -167,11 +167,13 @@ impl Around for Auditor {
         S::Future: Send + 'static,
         B: Send + 'static,
     {
-        let Some(rpc) = Rpc::from_path(request.uri().path()) else {
+        let Some(rpc) = rpc_of(&request) else {
             return Box::pin(inner.call(request));
         };
         let slot = Slot::default();
         request.extensions_mut().insert(slot.clone());
+        // Classified once, here, for the layers inside (see `rpc_of`).
+        request.extensions_mut().insert(rpc);
         let state = Arc::clone(state);
         Box::pin(async move {
             let response = inner.call(request).await?;

@@ -1,5 +1,6 @@
 //! The permission gate: one tower layer in front of every service. For each
-//! request it finds the RPC from its path, classifies it as an operation,
+//! request it takes the RPC (classified once by the audit layer around it,
+//! see `layer::rpc_of`), classifies it as an operation,
 //! resolves the session token from the `authorization` metadata and asks the
 //! model (`Hsm::admit`) whether the caller may proceed. Admitted requests carry
 //! the [`Caller`] to their handler; refused ones never reach a handler. The
@@ -8,7 +9,7 @@
 
 use std::sync::Arc;
 
-use hsm_proto::{SESSION_METADATA_KEY, v1::Rpc};
+use hsm_proto::SESSION_METADATA_KEY;
 use tonic::Status;
 use tower::Service;
 
@@ -16,7 +17,7 @@ use super::{
     BoxFuture, HsmState,
     audit::Slot,
     health,
-    layer::{Around, HttpResponse},
+    layer::{Around, HttpResponse, rpc_of},
     operation,
 };
 use crate::model::{ModelError, Operation};
@@ -50,9 +51,8 @@ impl Around for Gate {
 }
 
 fn admit<B>(state: &HsmState, request: &http::Request<B>) -> Result<crate::model::Caller, Status> {
-    let path = request.uri().path();
-    let Some(rpc) = Rpc::from_path(path) else {
-        return Err(Status::unimplemented(format!("no RPC is served at {path}")));
+    let Some(rpc) = rpc_of(request) else {
+        return Err(Status::unimplemented(format!("no RPC is served at {}", request.uri().path())));
     };
     let operation = operation(rpc);
     state.check_healthy()?;

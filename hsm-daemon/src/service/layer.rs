@@ -10,9 +10,18 @@ use std::{
     task::{Context, Poll},
 };
 
+use hsm_proto::v1::Rpc;
 use tower::{Layer, Service};
 
 use super::{BoxFuture, HsmState};
+
+/// The RPC a request calls. The audit layer classifies each request once
+/// and leaves the [`Rpc`] in its extensions for the layers inside it (the
+/// gate, fault injection after the gate); a layer outside it parses the
+/// path.
+pub(crate) fn rpc_of<B>(request: &http::Request<B>) -> Option<Rpc> {
+    request.extensions().get::<Rpc>().copied().or_else(|| Rpc::from_path(request.uri().path()))
+}
 
 /// The response every layer here passes on.
 pub(crate) type HttpResponse = http::Response<tonic::body::Body>;

@@ -11,7 +11,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use hsm_proto::{testing::v1::fault_service_server::FaultServiceServer, v1::Rpc};
+use hsm_proto::testing::v1::fault_service_server::FaultServiceServer;
 use tonic::{
     codegen::{Body, StdError},
     server::NamedService,
@@ -19,7 +19,10 @@ use tonic::{
 use tower::{Layer, Service, ServiceExt as _};
 
 use super::{Faults, api::FaultApi};
-use crate::{model::Caller, service::HsmState};
+use crate::{
+    model::Caller,
+    service::{HsmState, layer::rpc_of},
+};
 
 /// Where a layer sits relative to the permission gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +104,7 @@ where
             let control = control.clone();
             return Box::pin(async move { Ok(never_fails(control.oneshot(request).await)) });
         }
-        let Some(rpc) = Rpc::from_path(path) else {
+        let Some(rpc) = rpc_of(&request) else {
             return self.pass(request);
         };
         let faults = &self.faults;
