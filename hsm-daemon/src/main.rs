@@ -583,7 +583,7 @@ async fn backup(args: BackupArgs) -> anyhow::Result<()> {
                 config.cluster.id.as_str(),
                 config.hsm.id.as_str(),
             )? {
-                Opened::Existing(store, ..) => store,
+                Opened::Existing(opening, ..) => opening.wait()?,
                 Opened::New(_) => bail!("{}: no HSM state to back up", data_dir.display()),
             };
             store.write_backup(&settings.cluster_key()?, config.cluster.id.as_str(), config.hsm.id.as_str(), &out)?;

@@ -775,8 +775,28 @@ enum Refs {
 }
 
 impl KeyIndex {
+    /// The index of restored keys, from each one's label hash, reference and
+    /// census entry (token keys only: no session keys).
+    fn restored(entries: &[(u64, KeyRef, (&'static str, &'static str))]) -> Self {
+        let mut index = KeyIndex { by_label: HashMap::with_capacity(entries.len()), ..KeyIndex::default() };
+        for &(hash, reference, census) in entries {
+            index.label(hash, reference);
+            *index.census.entry(census).or_insert(0) += 1;
+        }
+        index
+    }
+
     fn add(&mut self, reference: KeyRef, key: &Key) {
-        match self.by_label.entry(label_hash(&key.attrs.label)) {
+        self.label(label_hash(&key.attrs.label), reference);
+        *self.census.entry(census_entry(key)).or_insert(0) += 1;
+        if let Some(session) = key.session {
+            self.session_keys.insert((session, reference));
+        }
+    }
+
+    /// Files `reference` under its label's hash.
+    fn label(&mut self, hash: u64, reference: KeyRef) {
+        match self.by_label.entry(hash) {
             Entry::Vacant(slot) => {
                 slot.insert(Refs::One(reference));
             }
@@ -789,10 +809,6 @@ impl KeyIndex {
                     set.insert(reference);
                 }
             },
-        }
-        *self.census.entry(census_entry(key)).or_insert(0) += 1;
-        if let Some(session) = key.session {
-            self.session_keys.insert((session, reference));
         }
     }
 
@@ -843,6 +859,9 @@ impl KeyIndex {
         }
     }
 }
+
+/// From how many keys a restore builds the key index on a second thread.
+pub(super) const PARALLEL_RESTORE: usize = 50_000;
 
 /// FNV-1a over the label's bytes in ASCII lower case: cheap (a restart
 /// hashes every label) and the same on every run. Not keyed: labels that
@@ -912,12 +931,32 @@ impl Keys {
         tombstones: Vec<PersistedTombstone>,
     ) -> Self {
         let mut keys = Keys::new(quotas, range);
+        let mut indexed = Vec::with_capacity(stored.len());
+        let entries: Vec<(KeyRef, Key)> = stored
+            .into_iter()
+            .map(|k| {
+                let (reference, key) = (k.reference, Key::from_persisted(k));
+                indexed.push((label_hash(&key.attrs.label), reference, census_entry(&key)));
+                (reference, key)
+            })
+            .collect();
         // The store gives keys in reference order: collecting builds the map
-        // in one pass, its nodes full.
-        keys.keys = stored.into_iter().map(|k| (k.reference, Key::from_persisted(k))).collect();
-        for (reference, key) in &keys.keys {
-            keys.index.add(*reference, key);
-        }
+        // in one pass, its nodes full. The index does not need the map: with
+        // many keys (a restart's cost grows with them: a million take a few
+        // hundred ms for each) it is built beside it, on a second thread.
+        let build = || KeyIndex::restored(&indexed);
+        (keys.keys, keys.index) = std::thread::scope(|scope| {
+            // Without a thread to be had, one after the other on this one.
+            let beside = (entries.len() >= PARALLEL_RESTORE)
+                .then(|| std::thread::Builder::new().name("hsm-key-index".into()).spawn_scoped(scope, build).ok())
+                .flatten();
+            let map = entries.into_iter().collect();
+            let index = match beside {
+                Some(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => build(),
+            };
+            (map, index)
+        });
         for t in tombstones {
             keys.tombstones.insert(t.reference, Tombstone { version: t.version, owner: t.owner });
         }

@@ -650,6 +650,37 @@ mod keys {
         assert_eq!(stored, digests(without));
     }
 
+    /// A restore of many keys builds the label index and the census on a
+    /// second thread: they must find every key as keys added one by one
+    /// are found.
+    #[test]
+    fn a_large_restore_indexes_every_key() {
+        let (mut f, alice, ..) = Fixture::with_crypto_users();
+        f.aes(&alice, &[("label", "k")], false);
+        let one = f.hsm.take_changes().keys.into_iter().find_map(|(_, k)| k).unwrap();
+        let count = crate::model::keys::PARALLEL_RESTORE as u64 + 7;
+        let label = |i: u64| if i.is_multiple_of(2) { format!("Shared-{}", i % 100) } else { format!("own-{i}") };
+        let keys: Vec<PersistedKey> = (0..count)
+            .map(|i| {
+                let mut key = PersistedKey { reference: KeyRef::new(0x0010_0001 + i), ..one.clone() };
+                key.attrs.label = label(i);
+                key
+            })
+            .collect();
+        let restored = Keys::restore(KeyQuotas::OFF, KeyRange::for_index(1).unwrap(), 0x0010_0001, keys, vec![]);
+        let admin = Actor { user: &name("admin"), admin: true };
+        let found = |label: &str| {
+            let query = KeyQuery { filters: vec![("attr.label".to_owned(), label.to_owned())], ..KeyQuery::default() };
+            let page = restored.list(admin, &query).unwrap();
+            page.keys.iter().map(|k| k.reference.value() - 0x0010_0001).collect::<Vec<_>>()
+        };
+        assert_eq!(found("shared-42"), (0..count).filter(|i| i % 100 == 42).collect::<Vec<_>>());
+        assert_eq!(found("own-12345"), [12345]);
+        assert_eq!(found(&format!("own-{}", count - 2)), [count - 2]);
+        assert_eq!(found("own-12346"), Vec::<u64>::new());
+        assert_eq!(restored.census().values().sum::<usize>() as u64, count);
+    }
+
     #[test]
     fn hsms_in_step_have_equal_sync_digests_and_any_difference_shows() {
         let (mut a, alice_a, ..) = Fixture::with_crypto_users();

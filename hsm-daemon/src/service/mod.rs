@@ -410,7 +410,7 @@ impl HsmState {
                 store.initialize(&config.cluster, &config.hsm, &hsm.take_changes())?;
                 (hsm, store)
             }
-            Opened::Existing(store, identity, stored) => {
+            Opened::Existing(pending, identity, stored) => {
                 let (cluster, mut hsm_identity) = *identity;
                 // The identity is the one first stored; only the address moves.
                 hsm_identity.address = config.hsm.address.clone();
@@ -428,9 +428,13 @@ impl HsmState {
                 let setup = HsmSetup { cluster, hsm: hsm_identity, limits, key_range, admin, appliance, decoy };
                 let (users, keys, loaded) = (stored.users.len(), stored.keys.len(), opening.elapsed());
                 let hsm = Hsm::restore(setup, stored);
+                let restored = opening.elapsed();
+                // Opening for writing (redb's integrity check) ran meanwhile.
+                let store = pending.wait()?;
                 // Restart time grows with the keys held: say where it goes.
-                let (load_ms, restore_ms) = (loaded.as_millis(), (opening.elapsed() - loaded).as_millis());
-                tracing::info!(users, keys, load_ms, restore_ms, "state loaded from the store");
+                let (load_ms, restore_ms) = (loaded.as_millis(), (restored - loaded).as_millis());
+                let open_wait_ms = (opening.elapsed() - restored).as_millis();
+                tracing::info!(users, keys, load_ms, restore_ms, open_wait_ms, "state loaded from the store");
                 (hsm, store)
             }
         };

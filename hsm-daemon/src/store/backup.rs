@@ -147,7 +147,7 @@ pub fn restore_backup(
 
     let store = match Store::open(backing, master, cluster.id.as_str(), hsm.id.as_str())? {
         Opened::New(store) => store,
-        Opened::Existing(store, ..) => return Err(occupied(store.path.clone())),
+        Opened::Existing(opening, ..) => return Err(occupied(opening.path().to_owned())),
     };
     let changes = Changes {
         users: state.users.into_iter().map(|u| (u.username.clone(), Some(u))).collect(),

@@ -127,17 +127,80 @@ impl fmt::Debug for Store {
 
 /// What opening found.
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "made once per start and taken apart at once")]
 pub enum Opened {
     /// A new store: nothing was there. Call [`Store::initialize`].
     New(Store),
-    /// An existing store, its identity (as first stored) and its state.
-    Existing(Store, Box<(ClusterIdentity, HsmIdentity)>, PersistedState),
+    /// An existing store (perhaps still opening for writing), its identity
+    /// (as first stored) and its state.
+    Existing(Opening, Box<(ClusterIdentity, HsmIdentity)>, PersistedState),
+}
+
+/// An existing store, open or still opening for writing on a thread of its
+/// own. Its state has been read and checked; [`Opening::wait`] gives the
+/// store, or the reason the writable open refused it (a damaged page found
+/// by the integrity check, another daemon that took the file meanwhile).
+/// Dropped unused, it waits for the open to end, so that the file is free
+/// again when it is gone.
+#[derive(Debug)]
+pub struct Opening(Option<Pending>);
+
+#[derive(Debug)]
+enum Pending {
+    Open(Box<Store>),
+    Thread { path: PathBuf, thread: std::thread::JoinHandle<Result<Store, StoreError>> },
+}
+
+impl Opening {
+    fn start(path: PathBuf, sealer: Sealer) -> Result<Opening, StoreError> {
+        let opening = {
+            let path = path.clone();
+            move || open_writable(&path).map(|db| Store::with(db, sealer, path))
+        };
+        match std::thread::Builder::new().name("hsm-store-open".into()).spawn(opening) {
+            Ok(thread) => Ok(Opening(Some(Pending::Thread { path, thread }))),
+            Err(e) => Err(StoreError::Io { path, detail: format!("starting a thread to open the store: {e}") }),
+        }
+    }
+
+    /// The store, once open for writing.
+    pub fn wait(mut self) -> Result<Store, StoreError> {
+        match self.0.take() {
+            Some(Pending::Open(store)) => Ok(*store),
+            Some(Pending::Thread { path, thread }) => thread.join().unwrap_or_else(|_| {
+                Err(StoreError::Io { path, detail: "the thread opening the store panicked".into() })
+            }),
+            None => unreachable!("an Opening is taken only by wait, which consumes it"),
+        }
+    }
+
+    /// The store's file, for messages.
+    pub fn path(&self) -> &Path {
+        match &self.0 {
+            Some(Pending::Open(store)) => &store.path,
+            Some(Pending::Thread { path, .. }) => path,
+            None => Path::new(""),
+        }
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if let Some(Pending::Thread { thread, .. }) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Store {
     /// Opens the store, or creates an empty one. Refuses, without writing
     /// anything, a store that is in use, of another HSM, sealed under
     /// another master key, of a newer format, or damaged.
+    ///
+    /// An existing store's state is read first, from a read-only open; the
+    /// writable open, whose integrity check reads every page again (a third
+    /// of a restart, at a million keys), then runs on a thread of its own
+    /// while the caller builds its model from the state: see [`Opening`].
     pub fn open(backing: &Backing, master: &MasterKey, cluster_id: &str, hsm_id: &str) -> Result<Opened, StoreError> {
         let sealer = Sealer::derive(master, cluster_id);
         let (db, path) = match backing {
@@ -156,13 +219,18 @@ impl Store {
                     return Err(corrupt(&path, "the store file is empty (delete it only if this HSM never served)"));
                 }
                 if len.is_some() {
+                    prefetch(&path);
                     // Every check runs on a read-only open first, so that a
                     // refused store is left exactly as it was. A store that
                     // was not shut down cleanly (a crash, kill -9) cannot be
                     // opened read-only: redb must repair it first, which only
                     // rebuilds its allocator state; the checks then run below,
                     // after the writable open.
-                    match Database::builder().set_check_integrity_on_open(true).open_read_only(&path) {
+                    let ro = Database::builder()
+                        .set_check_integrity_on_open(true)
+                        .set_cache_size(CACHE_BYTES)
+                        .open_read_only(&path);
+                    match ro {
                         Ok(ro) => {
                             let txn = ro.begin_read().map_err(|e| corrupt(&path, e))?;
                             let meta = records::read_meta(&txn)
@@ -172,6 +240,13 @@ impl Store {
                             // acknowledged.
                             if let Some(meta) = meta {
                                 check(&path, &meta, &sealer, cluster_id, hsm_id)?;
+                                // Format 1 is the first; later versions add
+                                // their migrations (on the writable open).
+                                let state = records::load(&txn, &sealer)
+                                    .map_err(|detail| StoreError::Corrupt { path: path.clone(), detail })?;
+                                drop((txn, ro));
+                                let identity = Box::new((meta.identity.cluster, meta.identity.hsm));
+                                return Ok(Opened::Existing(Opening::start(path, sealer)?, identity, state));
                             }
                         }
                         Err(redb::DatabaseError::RepairAborted) => {
@@ -180,30 +255,31 @@ impl Store {
                         Err(e) => return Err(db_error(&path, e)),
                     }
                 }
-                let db = Database::builder()
-                    .set_check_integrity_on_open(true)
-                    .set_cache_size(CACHE_BYTES)
-                    .create(&path)
-                    .map_err(|e| db_error(&path, e))?;
-                (db, path)
+                (open_writable(&path)?, path)
             }
         };
-        let store = Store {
+        let store = Store::with(db, sealer, path);
+        let Some(meta) = store.read_meta()? else {
+            return Ok(Opened::New(store));
+        };
+        check(&store.path, &meta, &store.sealer, cluster_id, hsm_id)?;
+        let state = store.load()?;
+        let identity = meta.identity;
+        Ok(Opened::Existing(
+            Opening(Some(Pending::Open(Box::new(store)))),
+            Box::new((identity.cluster, identity.hsm)),
+            state,
+        ))
+    }
+
+    fn with(db: Database, sealer: Sealer, path: PathBuf) -> Store {
+        Store {
             db,
             sealer,
             path,
             #[cfg(test)]
             broken: std::sync::atomic::AtomicBool::new(false),
-        };
-        let Some(meta) = store.read_meta()? else {
-            return Ok(Opened::New(store));
-        };
-        check(&store.path, &meta, &store.sealer, cluster_id, hsm_id)?;
-        // Format 1 is the first; later versions add their migrations here,
-        // each taking the store one version forward inside one transaction.
-        let state = store.load()?;
-        let identity = meta.identity;
-        Ok(Opened::Existing(store, Box::new((identity.cluster, identity.hsm)), state))
+        }
     }
 
     /// Writes a new store's format, identity, key check and first state in
@@ -293,6 +369,37 @@ fn check(path: &Path, meta: &records::Meta, sealer: &Sealer, cluster_id: &str, h
         return Err(StoreError::WrongMasterKey { path });
     }
     Ok(())
+}
+
+/// Reads the whole store file once, front to back, on a thread of its own,
+/// so that it is in the page cache when it is walked. Opening checks every
+/// page's checksum and loading reads every record, each walking the B-trees
+/// one 4 KiB page at a time: from a cold page cache, a disk read per page
+/// (a million keys, 285 MB: over a second more than from the cache), where
+/// one sequential read takes about 0.3 s here and runs ahead of the walk.
+/// From a warm cache it is a copy on the otherwise idle core. Only a hint:
+/// if it fails, the store opens as it would have without it.
+/// (`posix_fadvise(WILLNEED)`, which would spare the copy, was tried first:
+/// here it left a cold open as slow as without it.)
+fn prefetch(path: &Path) {
+    let Ok(mut file) = std::fs::File::open(path) else { return };
+    let reader = move || {
+        let mut buffer = vec![0u8; 1 << 20];
+        while matches!(std::io::Read::read(&mut file, &mut buffer), Ok(n) if n > 0) {}
+    };
+    if let Err(e) = std::thread::Builder::new().name("hsm-store-prefetch".into()).spawn(reader) {
+        tracing::debug!(error = %e, "could not start reading the store ahead");
+    }
+}
+
+/// The writable open: redb's integrity check verifies every page's checksum
+/// and rebuilds its allocator state, after a crash as after a clean stop.
+fn open_writable(path: &Path) -> Result<Database, StoreError> {
+    Database::builder()
+        .set_check_integrity_on_open(true)
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| db_error(path, e))
 }
 
 fn corrupt(path: &Path, e: impl fmt::Display) -> StoreError {
