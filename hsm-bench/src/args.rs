@@ -95,6 +95,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "DIR")]
     pub(crate) keys_dir: Option<PathBuf>,
 
+    /// For `--op keys-scale`: before each restart, write the page cache
+    /// back and drop it (`/proc/sys/vm/drop_caches`, Linux, as root), so
+    /// that the restarts read the store from disk, as after a reboot.
+    #[arg(long)]
+    pub(crate) cold: bool,
+
     /// The `hsm-daemon` binary for `--cluster dev` (default: beside this
     /// executable).
     #[arg(long, value_name = "PATH")]

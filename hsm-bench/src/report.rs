@@ -183,9 +183,14 @@ impl Report {
             if let Some(s) = &r.scale {
                 let _ = writeln!(
                     out,
-                    "keys-scale: {} EC token keys; restart to serving {:?} s; RSS {} KiB over an empty HSM's {} KiB: \
-                     {:.0} bytes per key",
-                    s.keys, s.restart_s, s.rss_kib, s.rss_empty_kib, s.bytes_per_key
+                    "keys-scale: {} EC token keys; restart to serving {:?} s ({}); RSS {} KiB over an empty HSM's \
+                     {} KiB: {:.0} bytes per key",
+                    s.keys,
+                    s.restart_s,
+                    if s.cold { "page cache dropped before each" } else { "store in the page cache" },
+                    s.rss_kib,
+                    s.rss_empty_kib,
+                    s.bytes_per_key
                 );
             }
             if let Some(e) = &r.first_error {

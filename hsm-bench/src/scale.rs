@@ -2,7 +2,8 @@
 //! off (issue 8's scale target). Seeds an `hsm-daemon dev` HSM with `--keys`
 //! keys (P-256 pairs made by a seed's `count`), then reports:
 //! - the restart-to-serving time: spawn to the first answered call, three
-//!   times (a store of a million keys is loaded whole on each start);
+//!   times (a store of a million keys is loaded whole on each start), from
+//!   the page cache or, with `--cold`, from disk;
 //! - the daemon's resident memory per key, over an empty HSM's;
 //! - p50/p99 of a lookup by reference (`key list --filter key-reference=...`)
 //!   and of a filtered, paged list (`--filter attr.label=... attr.class=...
@@ -48,6 +49,8 @@ pub(crate) struct ScaleFigures {
     pub(crate) keys: u64,
     /// Spawn to first answered call, each restart.
     pub(crate) restart_s: Vec<f64>,
+    /// Whether the page cache was dropped before each restart (`--cold`).
+    pub(crate) cold: bool,
     pub(crate) rss_empty_kib: u64,
     pub(crate) rss_kib: u64,
     /// Resident memory over the empty HSM's, per key (stored material of
@@ -83,6 +86,9 @@ pub(crate) async fn run(args: &Args, load: Load) -> anyhow::Result<(OpResult, Op
         if let Some(mut previous) = serving.take() {
             Dev::stop(&mut previous);
         }
+        if args.cold {
+            drop_page_cache()?;
+        }
         let started = Instant::now();
         let dev = Dev::start(&daemon, &dir, &[]).await?;
         restart_s.push((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
@@ -94,6 +100,7 @@ pub(crate) async fn run(args: &Args, load: Load) -> anyhow::Result<(OpResult, Op
     let figures = ScaleFigures {
         keys,
         restart_s,
+        cold: args.cold,
         rss_empty_kib,
         rss_kib,
         bytes_per_key: (rss_kib.saturating_sub(rss_empty_kib) as f64 * 1024.0 / keys.max(1) as f64).round(),
@@ -148,6 +155,17 @@ async fn measure(load: Load, filters: impl Fn() -> Vec<(String, String)>, sessio
         measured.record(outcome);
     }
     measured
+}
+
+/// Writes dirty pages back and drops the page cache, so that the next start
+/// reads the store from disk.
+fn drop_page_cache() -> anyhow::Result<()> {
+    let synced = Command::new("sync").status().context("running sync")?;
+    if !synced.success() {
+        bail!("--cold: sync failed ({synced})");
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "1")
+        .context("--cold: dropping the page cache needs Linux and root (/proc/sys/vm/drop_caches)")
 }
 
 /// A seed of `pairs` P-256 pairs owned by the bench user, quotas off.
