@@ -263,6 +263,7 @@ struct RunArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    raise_open_file_limit();
     let outcome = match cli.command {
         Command::Dev(args) => dev(args).await,
         Command::Init(args) => init(&args),
@@ -280,6 +281,16 @@ async fn main() -> ExitCode {
             eprintln!("hsm-daemon: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: each connection is
+/// a file, and the default soft limit (often 1024) would have the kernel,
+/// not the HSM's connection limit, refuse clients.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
     }
 }
 

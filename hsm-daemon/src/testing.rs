@@ -99,6 +99,8 @@ pub struct Options {
     /// Serve each HSM's Prometheus metrics on a free 127.0.0.1 port
     /// ([`TestHsm::metrics_address`]; `--metrics-addr`).
     pub metrics: bool,
+    /// Connection limit, handshake and idle timeouts, message size.
+    pub connections: crate::config::ConnectionLimits,
 }
 
 impl Default for Options {
@@ -119,6 +121,7 @@ impl Default for Options {
             seed: None,
             deterministic: None,
             metrics: false,
+            connections: crate::config::ConnectionLimits::default(),
         }
     }
 }
@@ -225,6 +228,7 @@ impl TestHsm {
             deterministic: options.deterministic,
             faults: options.faults,
             drain_timeout: crate::config::DEFAULT_DRAIN_TIMEOUT,
+            connections: options.connections,
         };
         let (metrics, metrics_address, metrics_stop) = if options.metrics {
             let metrics = Metrics::new();

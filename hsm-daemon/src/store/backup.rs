@@ -154,6 +154,7 @@ pub fn restore_backup(
         keys: state.keys.into_iter().map(|k| (k.reference, Some(k))).collect(),
         tombstones: state.tombstones.into_iter().map(|t| (t.reference, Some(t))).collect(),
         meta: Some(state.meta),
+        mtls: Some(state.mtls),
     };
     store.initialize(cluster, hsm, &changes)
 }
@@ -180,7 +181,16 @@ fn into_state(payload: Payload) -> Result<PersistedState, String> {
         .iter()
         .map(|k| k.to_model(versions.get(&k.reference).copied().unwrap_or(1)))
         .collect::<Result<_, _>>()?;
-    Ok(PersistedState { meta: records::persisted_meta(payload.active, payload.next_key_ref), users, keys, tombstones })
+    // Backups do not carry the mTLS policy: a restored HSM starts with no
+    // trust anchors and enforcement none, and takes them again from an admin.
+    let mtls = crate::model::Mtls::default();
+    Ok(PersistedState {
+        meta: records::persisted_meta(payload.active, payload.next_key_ref),
+        users,
+        keys,
+        tombstones,
+        mtls,
+    })
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
