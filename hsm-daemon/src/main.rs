@@ -259,6 +259,12 @@ struct RunArgs {
     settings: Settings,
 }
 
+/// mimalloc returns freed memory to the system; glibc's allocator keeps a
+/// connection flood's memory, fragmented across its arenas, long after the
+/// connections are gone.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

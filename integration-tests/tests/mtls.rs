@@ -4,7 +4,6 @@
 //! without such a certificate are refused at the handshake and open ones are
 //! closed, while the HSMs of the cluster keep syncing with each other. The
 //! policy survives a restart.
-#![expect(clippy::unwrap_used, reason = "test helpers fail loudly on the first unexpected error")]
 
 use std::time::Duration;
 

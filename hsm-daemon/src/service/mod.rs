@@ -142,6 +142,9 @@ pub fn operation(rpc: Rpc) -> Operation {
     }
 }
 
+/// Requests in flight on one connection; more wait on the client.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
 /// Serves one HSM on `listener` until `shutdown` resolves, then stops
 /// accepting, lets calls in flight finish and returns.
 pub async fn serve(
@@ -229,12 +232,16 @@ impl Prepared {
             Arc::clone(&state.connections),
         );
         let max = limits.max_message_bytes;
+        // No HTTP/2 keepalive pings: their traffic would keep idle
+        // connections from ever reaching the idle timeout, which already
+        // closes dead and silent peers (see `listener`).
         let builder = Server::builder()
-            // A client that stops reading its replies, or stops answering
-            // pings, is cut off rather than holding its streams forever.
-            .http2_keepalive_interval(Some(Duration::from_secs(60)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-            .http2_max_header_list_size(Some(64 * 1024));
+            .http2_max_header_list_size(Some(64 * 1024))
+            // tonic leaves streams per connection unlimited: a client could
+            // then queue requests without bound, and h2 answers a burst of
+            // them (5,000 logins on one connection) with GOAWAY. Bounded, the
+            // client holds the rest until streams free up.
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION));
 
         let sweeper = tokio::spawn(sweep_sessions(Arc::clone(&state)));
         let membership = &config.membership;
