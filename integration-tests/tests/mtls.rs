@@ -179,3 +179,37 @@ fn hsm_cli_cannot_connect_without_a_certificate_once_enforced() {
     );
     dev.cli(&with_cert, &["cluster", "hsm-info"]).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_hsm_clones_the_policy_and_its_peer_admits_it_under_enforcement() {
+    use integration_tests::process::ClusterDir;
+    let cluster = ClusterDir::init(1);
+    let hsm1 = cluster.start_hsm_with(1, &[], &[]);
+    let operators = pki::generate_ca("cluster-operators").unwrap();
+    let laptop = pki::issue_client(&operators, "admin-laptop").unwrap();
+    let ca = std::fs::read_to_string(&hsm1.ca).unwrap();
+    let config_of = |address: &str| ClientConfig::new(vec![address.to_owned()], ca.clone()).unwrap();
+
+    let plain = HsmClient::connect(&config_of(&hsm1.address)).await.unwrap();
+    plain.activate(ADMIN_PASSWORD).await.unwrap();
+    let admin = plain.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    admin.register_trust_anchor(&operators.cert_pem).await.unwrap();
+    let anchored = HsmClient::connect(&presenting(config_of(&hsm1.address), &laptop)).await.unwrap();
+    let admin = anchored.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    admin.set_mtls_enforcement(MtlsLevel::Cluster).await.unwrap();
+
+    // HSM 2 joins and clones from HSM 1, which admits it by the certificate
+    // the cluster CA issued it, enforcement or not.
+    let out = cluster.command().args(["init", "--dir"]).arg(cluster.dir()).args(["--add", "1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let hsm2 = cluster.start_hsm_with(2, &[], &[]);
+    assert!(hsm2.stderr_text().contains("cloned from the peer"), "{}", hsm2.stderr_text());
+
+    let on_two = HsmClient::connect(&presenting(config_of(&hsm2.address), &laptop)).await.unwrap();
+    let admin_two = on_two.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(admin_two.mtls_enforcement().await.unwrap(), MtlsLevel::Cluster);
+    let anchors = admin_two.list_trust_anchors().await.unwrap();
+    assert!(anchors.len() == 1 && anchors[0].is_certificate(&operators.cert_pem), "{anchors:?}");
+    assert!(!gets_in(&config_of(&hsm2.address)).await, "HSM 2 enforces what it cloned");
+    drop((hsm1, hsm2));
+}

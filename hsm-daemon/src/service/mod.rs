@@ -224,13 +224,6 @@ impl Prepared {
             }
         };
         let limits = config.connections;
-        let incoming = listener::Incoming::start(
-            listener,
-            acceptor,
-            limits,
-            Arc::clone(&state.trust),
-            Arc::clone(&state.connections),
-        );
         let max = limits.max_message_bytes;
         // No HTTP/2 keepalive pings: their traffic would keep idle
         // connections from ever reaching the idle timeout, which already
@@ -298,7 +291,19 @@ impl Prepared {
                 AuditServiceServer::new(audit::AuditApi::new(Arc::clone(&state))).max_decoding_message_size(max),
             )
             .add_service(MtlsServiceServer::new(mtls::MtlsApi::new(Arc::clone(&state))).max_decoding_message_size(max))
-            .serve_with_incoming_shutdown(incoming, shutdown);
+            // Accepting starts last, once everything the HSM serves with
+            // (metrics registration included) is in place: a client whose
+            // handshake finished finds the HSM whole.
+            .serve_with_incoming_shutdown(
+                listener::Incoming::start(
+                    listener,
+                    acceptor,
+                    limits,
+                    Arc::clone(&state.trust),
+                    Arc::clone(&state.connections),
+                ),
+                shutdown,
+            );
         let drain_deadline = async move {
             if draining.await.is_ok() {
                 tokio::time::sleep(drain_timeout).await;
