@@ -143,21 +143,21 @@ struct StateRecord {
 /// The client mTLS policy (`meta/mtls`): public certificates, so in
 /// clear. A store without the row has no anchors and enforcement none.
 #[derive(Debug, Serialize, Deserialize)]
-struct MtlsRecord {
+pub(crate) struct MtlsRecord {
     /// (reference, certificate DER)
     anchors: Vec<(u8, Vec<u8>)>,
     cluster_enforcement: bool,
 }
 
 impl MtlsRecord {
-    fn from_model(mtls: &Mtls) -> Self {
+    pub(crate) fn from_model(mtls: &Mtls) -> Self {
         MtlsRecord {
             anchors: mtls.anchors().iter().map(|a| (a.reference.value(), a.cert.der().to_vec())).collect(),
             cluster_enforcement: mtls.enforcement() == Enforcement::Cluster,
         }
     }
 
-    fn into_model(self) -> Result<Mtls, String> {
+    pub(crate) fn into_model(self) -> Result<Mtls, String> {
         let anchors = self
             .anchors
             .into_iter()
