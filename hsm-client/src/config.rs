@@ -26,6 +26,11 @@ pub struct ClientConfig {
 /// (`1`, `true` or `yes`), as CloudHSM's `--disable-key-availability-check`.
 pub const DISABLE_KEY_AVAILABILITY_CHECK_ENV: &str = "HSM_DISABLE_KEY_AVAILABILITY_CHECK";
 
+/// A client certificate (PEM path) to present to the HSMs (mutual TLS).
+pub const CLIENT_CERT_ENV: &str = "HSM_CLIENT_CERT";
+/// The private key (PEM path) of [`CLIENT_CERT_ENV`].
+pub const CLIENT_KEY_ENV: &str = "HSM_CLIENT_KEY";
+
 /// How the cluster layer retries an operation that met an unavailable or
 /// busy HSM: up to `attempts` tries in all, on other HSMs where there are
 /// any, waiting `first_backoff`, then twice as long, and so on, between tries.
@@ -100,8 +105,9 @@ impl ClientConfig {
     }
 
     /// Reads `HSM_ENDPOINTS` (comma-separated `host:port`) and `HSM_CA_CERT`
-    /// (a path), as written to `client.env` by `hsm-daemon dev`, and
-    /// [`DISABLE_KEY_AVAILABILITY_CHECK_ENV`].
+    /// (a path), as written to `client.env` by `hsm-daemon dev`,
+    /// [`DISABLE_KEY_AVAILABILITY_CHECK_ENV`], and a client certificate and
+    /// key to present ([`CLIENT_CERT_ENV`], [`CLIENT_KEY_ENV`], paths).
     pub fn from_env() -> Result<Self, ClientError> {
         let endpoints = std::env::var("HSM_ENDPOINTS").map_err(|_| {
             ClientError::Config("HSM_ENDPOINTS is not set (load the client.env that hsm-daemon wrote)".into())
@@ -109,7 +115,16 @@ impl ClientConfig {
         let ca = std::env::var("HSM_CA_CERT").map_err(|_| {
             ClientError::Config("HSM_CA_CERT is not set (load the client.env that hsm-daemon wrote)".into())
         })?;
-        let config = Self::from_parts(&endpoints, Path::new(&ca))?;
+        let mut config = Self::from_parts(&endpoints, Path::new(&ca))?;
+        match (std::env::var_os(CLIENT_CERT_ENV), std::env::var_os(CLIENT_KEY_ENV)) {
+            (Some(cert), Some(key)) => config = config.with_client_identity_files(Path::new(&cert), Path::new(&key))?,
+            (None, None) => {}
+            _ => {
+                return Err(ClientError::Config(format!(
+                    "{CLIENT_CERT_ENV} and {CLIENT_KEY_ENV} go together: set both or neither"
+                )));
+            }
+        }
         let disable = std::env::var(DISABLE_KEY_AVAILABILITY_CHECK_ENV).is_ok_and(|v| truthy(&v));
         Ok(config.with_key_availability_check(!disable))
     }
@@ -137,6 +152,27 @@ impl ClientConfig {
     pub fn with_client_identity(mut self, cert_pem: String, key_pem: String) -> Self {
         self.client_identity = Some((cert_pem, Zeroizing::new(key_pem)));
         self
+    }
+
+    /// Presents the client certificate and key (PEM) in these files, as the
+    /// CloudHSM CLI's `--client-cert-hsm-tls-file` and
+    /// `--client-key-hsm-tls-file` do.
+    pub fn with_client_identity_files(self, cert_path: &Path, key_path: &Path) -> Result<Self, ClientError> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| ClientError::Config(format!("{what} {}: {e}", path.display())))
+        };
+        let cert = read("client certificate", cert_path)?;
+        if !cert.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(ClientError::Config(format!(
+                "client certificate {}: expected a PEM certificate",
+                cert_path.display()
+            )));
+        }
+        let key = Zeroizing::new(read("client key", key_path)?);
+        if !key.contains("PRIVATE KEY-----") {
+            return Err(ClientError::Config(format!("client key {}: expected a PEM private key", key_path.display())));
+        }
+        Ok(self.with_client_identity(cert, key.to_string()))
     }
 
     /// Verifies the HSMs' certificates against this name instead of the

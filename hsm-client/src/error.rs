@@ -56,6 +56,13 @@ impl From<Status> for ClientError {
             // A transport failure keeps its cause (refused connection, bad
             // certificate) in the sources.
             Code::Unavailable => ClientError::Unavailable(with_causes(message, status.source())),
+            // The connection itself broke (the HSM closed it: refused at the
+            // TLS handshake, say, for want of a client certificate under mTLS
+            // enforcement): the HSM is unavailable to this client.
+            Code::Cancelled | Code::Unknown if status.source().is_some() => ClientError::Unavailable(with_causes(
+                format!("the connection to the HSM was closed ({message})"),
+                status.source(),
+            )),
             code => ClientError::Other { code, message },
         }
     }

@@ -18,6 +18,7 @@
 //! - [`types`]: roles, users and cluster info as plain Rust types.
 //! - [`keys`]: key management and cryptography methods of [`Session`].
 //! - [`masked`]: extracting and inserting masked objects on one HSM.
+//! - [`mtls`]: client mTLS trust anchors and the enforcement level.
 //! - [`audit`]: reading an HSM's audit log (admins; an emulator extension).
 //! - [`cluster`]: the cluster layer.
 //! - [`faults`]: fault injection, snapshots and resets on an HSM started
@@ -52,6 +53,7 @@ pub mod error;
 pub mod faults;
 pub mod keys;
 pub mod masked;
+pub mod mtls;
 pub mod types;
 
 use std::fmt;
@@ -81,6 +83,7 @@ pub use crate::{
     faults::{Cleared, FaultMode, FaultRule, FaultSpec, FaultState, Isolation, Reset, ResetTarget, Snapshot},
     keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec},
     masked::MaskedObject,
+    mtls::{MtlsLevel, TrustAnchor},
     types::{ClusterInfo, ClusterState, HsmInfo, Role, SyncStatus, User},
 };
 

@@ -47,6 +47,39 @@ pub struct DaemonConfig {
     /// How long a stopping HSM waits for calls in flight before it closes
     /// their connections anyway, so that SIGTERM ends it in bounded time.
     pub drain_timeout: Duration,
+    /// What one client may hold of the HSM: connections, their silence, the
+    /// size of a request.
+    pub connections: ConnectionLimits,
+}
+
+/// Bounds on what clients, broken or hostile, can make the HSM hold. Past
+/// each, the client is refused or cut off and everyone else is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections (TLS handshakes in progress included); one more is
+    /// closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// A connection that has not finished its TLS handshake by then is
+    /// closed (a client that connects and never speaks).
+    pub handshake_timeout: Duration,
+    /// A connection that has sent and received nothing for this long is
+    /// closed; clients reconnect on their next call.
+    pub idle_timeout: Duration,
+    /// The largest request message; a larger one is refused
+    /// (ResourceExhausted) from its 5-byte gRPC header, before its body is
+    /// read. CloudHSM's single-operation data limit is about 16 KiB.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 16_384,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_message_bytes: 4 << 20,
+        }
+    }
 }
 
 /// The default [`DaemonConfig::drain_timeout`]: well inside the 30 s an

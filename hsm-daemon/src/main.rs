@@ -259,10 +259,17 @@ struct RunArgs {
     settings: Settings,
 }
 
+/// mimalloc returns freed memory to the system; glibc's allocator keeps a
+/// connection flood's memory, fragmented across its arenas, long after the
+/// connections are gone.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    raise_open_file_limit();
     let outcome = match cli.command {
         Command::Dev(args) => dev(args).await,
         Command::Init(args) => init(&args),
@@ -280,6 +287,16 @@ async fn main() -> ExitCode {
             eprintln!("hsm-daemon: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: each connection is
+/// a file, and the default soft limit (often 1024) would have the kernel,
+/// not the HSM's connection limit, refuse clients.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
     }
 }
 

@@ -39,13 +39,17 @@ pub fn generate_ca(cluster_id: &str) -> Result<CertifiedKey, PkiError> {
     Ok(CertifiedKey { cert_pem: cert.pem(), key_pem: Zeroizing::new(key.serialize_pem()) })
 }
 
-/// Issues an HSM's server certificate for `names` (DNS names or IP
-/// addresses), signed by `ca`.
+/// Issues an HSM's certificate for `names` (DNS names or IP addresses),
+/// signed by `ca`: its server certificate, and its client certificate
+/// towards its peers.
 pub fn issue_server(ca: &CertifiedKey, hsm_id: &str, names: &[String]) -> Result<CertifiedKey, PkiError> {
     let mut params = CertificateParams::new(names.to_vec())?;
     params.distinguished_name = name(hsm_id);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    // Client authentication too: an HSM presents this certificate to its
+    // peers when it syncs and clones, which they admit under mTLS
+    // enforcement.
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     issue(ca, params)
 }
 

@@ -40,6 +40,10 @@
 //! faults = false                            # --faults, HSM_FAULTS (test suites only)
 //! drain_timeout_ms = 10000                  # HSM_DRAIN_TIMEOUT_MS (on SIGTERM, wait this long for calls)
 //! metrics_addr = "127.0.0.1:9464"           # --metrics-addr, HSM_METRICS_ADDR (off if unset)
+//! max_connections = 16384                   # HSM_MAX_CONNECTIONS (more are closed at once)
+//! handshake_timeout_ms = 10000              # HSM_HANDSHAKE_TIMEOUT_MS (TLS handshake must finish by then)
+//! idle_timeout_secs = 300                   # HSM_IDLE_TIMEOUT_SECS (silent connections are closed)
+//! max_message_bytes = 4194304               # HSM_MAX_MESSAGE_BYTES (larger requests: ResourceExhausted)
 //! ```
 //!
 //! `faults` serves fault injection, snapshots and resets
@@ -64,7 +68,7 @@ use serde::Deserialize;
 use crate::{
     DaemonConfig, TlsSettings, Transport,
     clock::SystemClock,
-    config::{Membership, Storage},
+    config::{ConnectionLimits, Membership, Storage},
     model::{
         ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, KeyQuotas, KeyRange, Limits,
         Password,
@@ -184,6 +188,20 @@ pub struct Settings {
     /// (IP:port; port 0 picks a free one). Off unless set.
     #[arg(long, env = "HSM_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
+    /// Most open connections, TLS handshakes included (default 16384); more
+    /// are closed as soon as they are accepted.
+    #[arg(long, env = "HSM_MAX_CONNECTIONS")]
+    pub max_connections: Option<u64>,
+    /// Milliseconds a connection has to finish its TLS handshake (default
+    /// 10000).
+    #[arg(long, env = "HSM_HANDSHAKE_TIMEOUT_MS")]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Close connections silent this many seconds (default 300).
+    #[arg(long, env = "HSM_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// The largest request message in bytes (default 4194304, 4 MiB).
+    #[arg(long, env = "HSM_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<u64>,
 }
 
 /// A setting that is missing or wrong; the message names it.
@@ -243,7 +261,11 @@ impl Settings {
             insecure_plaintext_no_tls,
             faults,
             drain_timeout_ms,
-            metrics_addr
+            metrics_addr,
+            max_connections,
+            handshake_timeout_ms,
+            idle_timeout_secs,
+            max_message_bytes
         )
     }
 
@@ -385,6 +407,44 @@ impl Settings {
                 Some(ms @ 0..=600_000) => Duration::from_millis(ms),
                 Some(_) => return Err(err("drain_timeout_ms must be 0 to 600000")),
             },
+            connections: self.connection_limits()?,
+        })
+    }
+
+    /// The connection limit, timeouts and message size, checked.
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, SettingsError> {
+        let defaults = ConnectionLimits::default();
+        let within = |name: &str, value: Option<u64>, range: std::ops::RangeInclusive<u64>, default: u64| match value {
+            None => Ok(default),
+            Some(v) if range.contains(&v) => Ok(v),
+            Some(_) => Err(err(format!("{name} must be {} to {}", range.start(), range.end()))),
+        };
+        let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok(ConnectionLimits {
+            max_connections: as_usize(within(
+                "max_connections",
+                self.max_connections,
+                1..=1_000_000,
+                defaults.max_connections as u64,
+            )?),
+            handshake_timeout: Duration::from_millis(within(
+                "handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                1..=600_000,
+                defaults.handshake_timeout.as_millis() as u64,
+            )?),
+            idle_timeout: Duration::from_secs(within(
+                "idle_timeout_secs",
+                self.idle_timeout_secs,
+                1..=86_400,
+                defaults.idle_timeout.as_secs(),
+            )?),
+            max_message_bytes: as_usize(within(
+                "max_message_bytes",
+                self.max_message_bytes,
+                1024..=(64 << 20),
+                defaults.max_message_bytes as u64,
+            )?),
         })
     }
 
@@ -471,6 +531,22 @@ mod tests {
         std::fs::write(&path, "colour = \"red\"\n").unwrap();
         let e = Settings::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_refuse_nonsense_by_name() {
+        assert_eq!(Settings::default().connection_limits().unwrap(), ConnectionLimits::default());
+        let set = Settings { idle_timeout_secs: Some(5), max_message_bytes: Some(65_536), ..Settings::default() };
+        let limits = set.connection_limits().unwrap();
+        assert_eq!((limits.idle_timeout, limits.max_message_bytes), (Duration::from_secs(5), 65_536));
+        for (bad, name) in [
+            (Settings { max_connections: Some(0), ..Settings::default() }, "max_connections"),
+            (Settings { handshake_timeout_ms: Some(0), ..Settings::default() }, "handshake_timeout_ms"),
+            (Settings { max_message_bytes: Some(1 << 30), ..Settings::default() }, "max_message_bytes"),
+        ] {
+            let e = bad.connection_limits().unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
     }
 
     #[test]

@@ -99,6 +99,13 @@ pub struct Options {
     /// Serve each HSM's Prometheus metrics on a free 127.0.0.1 port
     /// ([`TestHsm::metrics_address`]; `--metrics-addr`).
     pub metrics: bool,
+    /// Connection limit, handshake and idle timeouts, message size.
+    pub connections: crate::config::ConnectionLimits,
+    /// A client certificate the harness's own clients ([`TestHsm::client`],
+    /// so [`TestHsm::login`], restarts, [`TestCluster::digests`]) present:
+    /// one chained to a trust anchor the test registers keeps them working
+    /// under mTLS enforcement.
+    pub client_identity: Option<CertifiedKey>,
 }
 
 impl Default for Options {
@@ -119,6 +126,8 @@ impl Default for Options {
             seed: None,
             deterministic: None,
             metrics: false,
+            connections: crate::config::ConnectionLimits::default(),
+            client_identity: None,
         }
     }
 }
@@ -225,6 +234,7 @@ impl TestHsm {
             deterministic: options.deterministic,
             faults: options.faults,
             drain_timeout: crate::config::DEFAULT_DRAIN_TIMEOUT,
+            connections: options.connections,
         };
         let (metrics, metrics_address, metrics_stop) = if options.metrics {
             let metrics = Metrics::new();
@@ -258,6 +268,9 @@ impl TestHsm {
         {
             let cert = pki::issue_client(client_ca, "test-client").expect("client cert");
             client_config = client_config.with_client_identity(cert.cert_pem, cert.key_pem.to_string());
+        }
+        if let Some(own) = &options.client_identity {
+            client_config = client_config.with_client_identity(own.cert_pem.clone(), own.key_pem.to_string());
         }
         let client = match HsmClient::connect(&client_config).await {
             Ok(client) => client,

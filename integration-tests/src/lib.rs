@@ -104,6 +104,11 @@ impl DevProcess {
         DevProcess { dir, endpoint, ca_cert, banner, child }
     }
 
+    /// The daemon's process id (to read its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Runs `hsm-cli <args>` against this HSM (through `HSM_ENDPOINTS` and
     /// `HSM_CA_CERT`, as a user who loaded client.env), with extra
     /// environment variables.

@@ -6,11 +6,12 @@ use hsm_client::{
     KeyOptions, KeyPairSpec, Role, Session,
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType, WrapMechanism},
 };
+use hsm_daemon::pki::{self, CertifiedKey};
 use hsm_proto::v1::{
     self as pb, Rpc, audit_service_client::AuditServiceClient, cluster_service_client::ClusterServiceClient,
     crypto_service_client::CryptoServiceClient, key_service_client::KeyServiceClient,
-    masked_object_service_client::MaskedObjectServiceClient, session_service_client::SessionServiceClient,
-    user_service_client::UserServiceClient,
+    masked_object_service_client::MaskedObjectServiceClient, mtls_service_client::MtlsServiceClient,
+    session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
 };
 use integration_tests::{APPLIANCE_PASSWORD, Options, TestHsm};
 use tonic::{Code, Status};
@@ -64,6 +65,11 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
         Rpc::Encrypt | Rpc::Decrypt | Rpc::Sign | Rpc::Verify | Rpc::Digest => &[Who::Cu],
         // The audit log (an extension): admins only.
         Rpc::ReadAuditLog => &[Who::Co],
+        // mTLS: admins change the policy (CloudHSM); reading it is for
+        // logged-in users (the seed's table, not CloudHSM's "anyone"), the
+        // appliance user included, which copies it when cloning.
+        Rpc::RegisterTrustAnchor | Rpc::DeregisterTrustAnchor | Rpc::SetMtlsEnforcement => &[Who::Co],
+        Rpc::ListTrustAnchors | Rpc::GetMtlsEnforcement => &[Who::Co, Who::Cu, Who::Au],
     }
 }
 
@@ -100,6 +106,11 @@ fn operation_words(rpc: Rpc) -> &'static str {
         Rpc::Verify => "crypto verify",
         Rpc::Digest => "crypto digest",
         Rpc::ReadAuditLog => "audit list",
+        Rpc::RegisterTrustAnchor => "cluster mtls register-trust-anchor",
+        Rpc::DeregisterTrustAnchor => "cluster mtls deregister-trust-anchor",
+        Rpc::ListTrustAnchors => "cluster mtls list-trust-anchors",
+        Rpc::SetMtlsEnforcement => "cluster mtls set-enforcement",
+        Rpc::GetMtlsEnforcement => "cluster mtls get-enforcement",
     }
 }
 
@@ -202,7 +213,9 @@ impl Fixture {
 /// user `victim` who is not logged in, for delete and password calls, and
 /// keys of the crypto user `alice`.
 async fn session_as(who: Who) -> (TestHsm, Session, Fixture) {
-    let hsm = TestHsm::start(if who == Who::Preco { Options::unactivated() } else { Options::default() }).await;
+    let base = if who == Who::Preco { Options::unactivated() } else { Options::default() };
+    let client_identity = Some(pki::issue_client(operators(), "operator").expect("client certificate"));
+    let hsm = TestHsm::start(Options { client_identity, ..base }).await;
     let mut fixture = Fixture::dummy();
     if who != Who::Preco {
         let admin = hsm.admin().await;
@@ -469,7 +482,54 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             .read_audit_log(r(session, pb::ReadAuditLogRequest { from_seq: 1, limit: 10 }))
             .await
             .map(drop),
+        Rpc::RegisterTrustAnchor => {
+            let certificate = pki::generate_ca("cluster-anchor").expect("CA").cert_pem;
+            MtlsServiceClient::new(channel)
+                .register_trust_anchor(r(session, pb::RegisterTrustAnchorRequest { certificate }))
+                .await
+                .map(drop)
+        }
+        Rpc::DeregisterTrustAnchor => {
+            // An anchor to remove, where the caller may add one.
+            if who == Who::Co {
+                let certificate = pki::generate_ca("cluster-anchor").expect("CA").cert_pem;
+                MtlsServiceClient::new(channel.clone())
+                    .register_trust_anchor(r(session, pb::RegisterTrustAnchorRequest { certificate }))
+                    .await?;
+            }
+            let request = pb::DeregisterTrustAnchorRequest { certificate_reference: "0x01".into() };
+            MtlsServiceClient::new(channel).deregister_trust_anchor(r(session, request)).await.map(drop)
+        }
+        Rpc::ListTrustAnchors => MtlsServiceClient::new(channel)
+            .list_trust_anchors(r(session, pb::ListTrustAnchorsRequest {}))
+            .await
+            .map(drop),
+        Rpc::SetMtlsEnforcement => {
+            // The session's connection presents a certificate of the
+            // operators' CA (see `session_as`): registered, it lets the
+            // admin set the level.
+            if who == Who::Co {
+                let certificate = operators().cert_pem.clone();
+                MtlsServiceClient::new(channel.clone())
+                    .register_trust_anchor(r(session, pb::RegisterTrustAnchorRequest { certificate }))
+                    .await?;
+            }
+            MtlsServiceClient::new(channel)
+                .set_mtls_enforcement(r(session, pb::SetMtlsEnforcementRequest { level: "none".into() }))
+                .await
+                .map(drop)
+        }
+        Rpc::GetMtlsEnforcement => MtlsServiceClient::new(channel)
+            .get_mtls_enforcement(r(session, pb::GetMtlsEnforcementRequest {}))
+            .await
+            .map(drop),
     }
+}
+
+/// The CA of the client certificate every session here presents.
+fn operators() -> &'static CertifiedKey {
+    static CA: std::sync::OnceLock<CertifiedKey> = std::sync::OnceLock::new();
+    CA.get_or_init(|| pki::generate_ca("cluster-operators").expect("CA"))
 }
 
 fn extract_key(reference: &str) -> pb::ExtractMaskedObjectRequest {

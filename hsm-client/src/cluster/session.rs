@@ -122,7 +122,7 @@ impl ClusterSession {
     // The helpers take `Fn(&'a Session) -> Fut` rather than async closures:
     // the futures of async closures are not known to be `Send` for every
     // lifetime, which would keep callers from spawning cluster calls.
-    pub(super) async fn on_all<'a, T, F, Fut>(&'a self, op: F) -> FanOut<T>
+    pub(crate) async fn on_all<'a, T, F, Fut>(&'a self, op: F) -> FanOut<T>
     where
         F: Fn(&'a Session) -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,

@@ -6,7 +6,7 @@
 
 use crate::{
     crypto::CryptoError,
-    model::{AttrName, Identity, KeyRef, Operation, Role, Username},
+    model::{AttrName, Identity, KeyRef, Operation, Role, Username, mtls::AnchorRef},
 };
 
 /// An HSM operation's failure.
@@ -83,6 +83,17 @@ pub enum ModelError {
     ObjectPermission { rule: String },
     #[error("the HSM holds the maximum of {max} {what}")]
     KeyQuota { what: &'static str, max: usize },
+
+    /// `cluster mtls register-trust-anchor` with a certificate already registered.
+    #[error("this certificate is already registered as trust anchor {reference}")]
+    TrustAnchorExists { reference: AnchorRef },
+
+    #[error("no trust anchor with reference {reference}")]
+    TrustAnchorNotFound { reference: AnchorRef },
+
+    /// An mTLS policy rule refuses the change in this state.
+    #[error("{rule}")]
+    MtlsPolicy { rule: String },
 
     /// Fault injection: a reset names a snapshot this HSM does not hold.
     #[error("no snapshot named '{name}' on this HSM; `hsm-cli faults snapshots` lists them")]

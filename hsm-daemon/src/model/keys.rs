@@ -367,6 +367,7 @@ pub struct Template(Vec<(AttrName, String)>);
 impl Template {
     /// Parses `name=value` pairs (already split by the caller).
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, ModelError> {
+        at_most("attributes", pairs.len(), MAX_REQUEST_ATTRIBUTES)?;
         let mut out = Vec::with_capacity(pairs.len());
         for (name, value) in pairs {
             let name = AttrName::parse("attributes", name)?;
@@ -376,12 +377,7 @@ impl Template {
                     rule: format!("{name} cannot be set when a key is created"),
                 });
             }
-            if name == AttrName::Label && value.chars().count() > 127 {
-                return Err(ModelError::InvalidArgument {
-                    field: "attributes",
-                    rule: "label must be at most 127 characters".into(),
-                });
-            }
+            check_value("attributes", name, value)?;
             out.push((name, value.clone()));
         }
         Ok(Template(out))
@@ -413,8 +409,37 @@ impl Template {
     }
 }
 
+/// Attributes (or filters) one request may name: more than there are
+/// attribute names is never needed.
+pub const MAX_REQUEST_ATTRIBUTES: usize = 64;
+/// The longest attribute or filter value, in characters (an `id` of 256
+/// bytes in hex fits).
+pub const MAX_VALUE_CHARS: usize = 1024;
+/// The longest label, in characters.
+pub const MAX_LABEL_CHARS: usize = 127;
+
+/// Refuses more than `max` entries in a repeated request field.
+fn at_most(field: &'static str, count: usize, max: usize) -> Result<(), ModelError> {
+    if count > max {
+        return Err(ModelError::InvalidArgument { field, rule: format!("at most {max} entries (got {count})") });
+    }
+    Ok(())
+}
+
+/// Refuses an over-long value before it is parsed or stored.
+fn check_value(field: &'static str, name: AttrName, value: &str) -> Result<(), ModelError> {
+    let max = if name == AttrName::Label { MAX_LABEL_CHARS } else { MAX_VALUE_CHARS };
+    // Bytes first: a multi-megabyte value is refused without counting
+    // its characters.
+    if value.len() > max * 4 || value.chars().count() > max {
+        return Err(ModelError::InvalidArgument { field, rule: format!("{name} must be at most {max} characters") });
+    }
+    Ok(())
+}
+
 /// Writes one settable attribute.
 fn set_field(attrs: &mut Attributes, name: AttrName, value: &str) -> Result<(), ModelError> {
+    check_value("value", name, value)?;
     let b = || parse_bool(name, value);
     match name {
         AttrName::Label => attrs.label = value.to_owned(),
@@ -1256,8 +1281,15 @@ impl Keys {
     /// The keys `actor` may see, filtered and paged. Crypto users see their
     /// own keys, keys shared with them and every public key; admins see all.
     pub fn list(&self, actor: Actor<'_>, query: &KeyQuery) -> Result<KeyPage, ModelError> {
+        at_most("filter", query.filters.len(), MAX_REQUEST_ATTRIBUTES)?;
         let mut filters = Vec::with_capacity(query.filters.len());
         for (name, value) in &query.filters {
+            if value.len() > MAX_VALUE_CHARS * 4 || value.chars().count() > MAX_VALUE_CHARS {
+                return Err(ModelError::InvalidArgument {
+                    field: "filter",
+                    rule: format!("a filter value must be at most {MAX_VALUE_CHARS} characters"),
+                });
+            }
             if name == "key-reference" {
                 filters.push(Filter::Reference(KeyRef::parse("filter", value)?));
             } else {

@@ -11,6 +11,7 @@
 //! - [`session`]: bearer tokens, idle expiry.
 //! - [`identity`]: cluster and HSM identity.
 //! - [`keys`]: keys, their attributes, owners, shares, quotas and listing.
+//! - [`mtls`]: client mTLS trust anchors and the enforcement level.
 //! - [`error`]: [`ModelError`], one variant per HSM outcome.
 //! - This file: [`Hsm`], the aggregate whose methods are the HSM's operations.
 
@@ -18,6 +19,7 @@ pub mod credentials;
 pub mod error;
 pub mod identity;
 pub mod keys;
+pub mod mtls;
 pub mod permissions;
 pub mod role;
 pub mod session;
@@ -41,6 +43,7 @@ pub use self::{
         AttrName, Attributes, KeyDigest, KeyPage, KeyQuery, KeyQuotas, KeyRange, KeyRef, KeyView, NewKey, PersistedKey,
         PersistedTombstone, Replica, Stamp, Template, Usage,
     },
+    mtls::{AnchorCert, AnchorRef, Enforcement, Mtls, TrustAnchor},
     permissions::{Operation, authorize},
     role::{Identity, Role},
     session::{SessionId, SessionToken, Sessions},
@@ -188,6 +191,10 @@ pub struct Hsm {
     dirty_users: BTreeSet<Username>,
     /// Cluster state changed.
     dirty_meta: bool,
+    /// Client mTLS trust anchors and enforcement level.
+    mtls: Mtls,
+    /// `mtls` changed.
+    dirty_mtls: bool,
     /// The key-reference counter as last handed to the store: it moves for
     /// session keys too, which are not stored, and must still be saved so
     /// that no reference is handed out twice.
@@ -221,11 +228,17 @@ pub struct Changes {
     /// `Some` to store, `None` to delete.
     pub tombstones: Vec<(KeyRef, Option<PersistedTombstone>)>,
     pub meta: Option<PersistedMeta>,
+    /// The whole mTLS policy, when it changed.
+    pub mtls: Option<Mtls>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.keys.is_empty() && self.tombstones.is_empty() && self.meta.is_none()
+        self.users.is_empty()
+            && self.keys.is_empty()
+            && self.tombstones.is_empty()
+            && self.meta.is_none()
+            && self.mtls.is_none()
     }
 }
 
@@ -261,6 +274,7 @@ pub struct PersistedState {
     pub users: Vec<PersistedUser>,
     pub keys: Vec<PersistedKey>,
     pub tombstones: Vec<PersistedTombstone>,
+    pub mtls: Mtls,
 }
 
 impl Hsm {
@@ -284,6 +298,8 @@ impl Hsm {
             decoy: setup.decoy,
             dirty_users,
             dirty_meta: true,
+            mtls: Mtls::default(),
+            dirty_mtls: true,
             stored_next_key_ref: 0,
         }
     }
@@ -309,6 +325,8 @@ impl Hsm {
             decoy: setup.decoy,
             dirty_users: BTreeSet::new(),
             dirty_meta: false,
+            mtls: stored.mtls,
+            dirty_mtls: false,
             stored_next_key_ref: stored.meta.next_key_ref,
         }
     }
@@ -327,7 +345,8 @@ impl Hsm {
         let meta = (std::mem::take(&mut self.dirty_meta) || next_key_ref != self.stored_next_key_ref)
             .then_some(PersistedMeta { state: self.state, next_key_ref });
         self.stored_next_key_ref = next_key_ref;
-        Changes { users, keys, tombstones, meta }
+        let mtls = std::mem::take(&mut self.dirty_mtls).then(|| self.mtls.clone());
+        Changes { users, keys, tombstones, meta, mtls }
     }
 
     /// The users, token keys, tombstones and cluster state as the store
@@ -340,6 +359,7 @@ impl Hsm {
             users: self.users.iter().map(|(name, user)| user.persisted(name)).collect(),
             keys,
             tombstones,
+            mtls: self.mtls.clone(),
         }
     }
 
@@ -356,6 +376,8 @@ impl Hsm {
         self.state = state.meta.state;
         self.dirty_meta = true;
         self.keys.reset(state.meta.next_key_ref, state.keys, state.tombstones);
+        self.mtls = state.mtls;
+        self.dirty_mtls = true;
         closed
     }
 
@@ -811,6 +833,68 @@ impl Hsm {
 
     pub fn list_keys(&self, caller: &Caller, query: &KeyQuery) -> Result<KeyPage, ModelError> {
         self.keys.list(actor(caller)?, query)
+    }
+
+    /// The client mTLS policy (trust anchors, enforcement level).
+    pub fn mtls(&self) -> &Mtls {
+        &self.mtls
+    }
+
+    /// Registers a client trust anchor (`cluster mtls register-trust-anchor`).
+    pub fn register_trust_anchor(&mut self, cert: AnchorCert) -> Result<TrustAnchor, ModelError> {
+        let anchor = self.mtls.register(cert)?;
+        self.dirty_mtls = true;
+        Ok(anchor)
+    }
+
+    /// `cluster mtls deregister-trust-anchor`.
+    pub fn deregister_trust_anchor(&mut self, reference: AnchorRef) -> Result<TrustAnchor, ModelError> {
+        let anchor = self.mtls.deregister(reference)?;
+        self.dirty_mtls = true;
+        Ok(anchor)
+    }
+
+    /// `cluster mtls set-enforcement`: only the user named `admin`, and
+    /// only over a connection whose client certificate chains to a
+    /// registered trust anchor (`over_anchored_mtls`, which the service layer
+    /// verified), so that whoever turns enforcement on has shown that a
+    /// client can still get in.
+    pub fn set_mtls_enforcement(
+        &mut self,
+        caller: &Caller,
+        level: Enforcement,
+        over_anchored_mtls: bool,
+    ) -> Result<(), ModelError> {
+        if caller_username(caller)?.as_str() != ADMIN_USERNAME {
+            return Err(ModelError::ObjectPermission {
+                rule: format!("only the user named '{ADMIN_USERNAME}' may set the mTLS enforcement level"),
+            });
+        }
+        if !over_anchored_mtls {
+            return Err(ModelError::ObjectPermission {
+                rule: "the mTLS enforcement level can be set only over a connection that presented a client \
+                       certificate chained to a registered trust anchor (hsm-cli --client-cert-hsm-tls-file, \
+                       --client-key-hsm-tls-file)"
+                    .into(),
+            });
+        }
+        if self.mtls.enforcement() != level {
+            self.mtls.set_enforcement(level);
+            self.dirty_mtls = true;
+        }
+        Ok(())
+    }
+
+    /// Takes a peer's mTLS policy whole (cloning a new HSM, as CloudHSM
+    /// clones an HSM's policies): the appliance user only.
+    pub fn replace_mtls(&mut self, caller: &Caller, mtls: Mtls) -> Result<bool, ModelError> {
+        only_appliance(caller)?;
+        if self.mtls == mtls {
+            return Ok(false);
+        }
+        self.mtls = mtls;
+        self.dirty_mtls = true;
+        Ok(true)
     }
 
     fn is_crypto_user(&self, user: &Username) -> bool {

@@ -68,11 +68,26 @@ pub enum Operation {
     /// logs to CloudWatch); admins only, since the log shows every user's
     /// activity.
     ReadAuditLog,
+    /// `cluster mtls register-trust-anchor` and `deregister-trust-anchor`:
+    /// admins (CloudHSM's user type for both).
+    RegisterTrustAnchor,
+    DeregisterTrustAnchor,
+    /// `cluster mtls list-trust-anchors`: CloudHSM lets anyone list them;
+    /// as for users, the emulator follows the seed's table (see
+    /// cloudhsm-facts.md), so logged-in users; the appliance user copies
+    /// them to a new HSM (cloning).
+    ListTrustAnchors,
+    /// `cluster mtls set-enforcement`: admins, and the model narrows it to
+    /// the user named `admin` over an mTLS connection.
+    SetMtlsEnforcement,
+    /// `cluster mtls get-enforcement`: admins and crypto users (CloudHSM),
+    /// and the appliance user for cloning.
+    GetMtlsEnforcement,
 }
 
 impl Operation {
     /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 30] = [
+    pub const ALL: [Operation; 35] = [
         Operation::GetClusterInfo,
         Operation::GetSyncStatus,
         Operation::ExtractMaskedObject,
@@ -103,6 +118,11 @@ impl Operation {
         Operation::Verify,
         Operation::Digest,
         Operation::ReadAuditLog,
+        Operation::RegisterTrustAnchor,
+        Operation::DeregisterTrustAnchor,
+        Operation::ListTrustAnchors,
+        Operation::SetMtlsEnforcement,
+        Operation::GetMtlsEnforcement,
     ];
 }
 
@@ -140,6 +160,11 @@ impl fmt::Display for Operation {
             Operation::Verify => "crypto verify",
             Operation::Digest => "crypto digest",
             Operation::ReadAuditLog => "audit list",
+            Operation::RegisterTrustAnchor => "cluster mtls register-trust-anchor",
+            Operation::DeregisterTrustAnchor => "cluster mtls deregister-trust-anchor",
+            Operation::ListTrustAnchors => "cluster mtls list-trust-anchors",
+            Operation::SetMtlsEnforcement => "cluster mtls set-enforcement",
+            Operation::GetMtlsEnforcement => "cluster mtls get-enforcement",
         })
     }
 }
@@ -171,6 +196,8 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
         Operation::SetKeyAttribute | Operation::ListKeys => &[CO, CU],
         Operation::Encrypt | Operation::Decrypt | Operation::Sign | Operation::Verify | Operation::Digest => &[CU],
         Operation::ReadAuditLog => &[CO],
+        Operation::RegisterTrustAnchor | Operation::DeregisterTrustAnchor | Operation::SetMtlsEnforcement => &[CO],
+        Operation::ListTrustAnchors | Operation::GetMtlsEnforcement => &[CO, CU, AU],
     }
 }
 
@@ -222,6 +249,11 @@ mod tests {
         (Operation::Verify, [false, true, false, false, false]),
         (Operation::Digest, [false, true, false, false, false]),
         (Operation::ReadAuditLog, [true, false, false, false, false]),
+        (Operation::RegisterTrustAnchor, [true, false, false, false, false]),
+        (Operation::DeregisterTrustAnchor, [true, false, false, false, false]),
+        (Operation::ListTrustAnchors, [true, true, true, false, false]),
+        (Operation::SetMtlsEnforcement, [true, false, false, false, false]),
+        (Operation::GetMtlsEnforcement, [true, true, true, false, false]),
     ];
     const COLUMNS: [Identity; 5] = [
         Identity::CryptoOfficer,

@@ -52,6 +52,9 @@ pub(super) fn opcode(rpc: Rpc) -> Option<&'static str> {
         Rpc::SetKeyAttribute => Some("CN_MODIFY_OBJECT"),
         Rpc::InsertMaskedObject => Some("CN_INSERT_MASKED_OBJECT"),
         Rpc::ExtractMaskedObject => Some("CN_EXTRACT_MASKED_OBJECT"),
+        Rpc::RegisterTrustAnchor => Some("CN_REGISTER_TRUST_ANCHOR"),
+        Rpc::DeregisterTrustAnchor => Some("CN_DEREGISTER_TRUST_ANCHOR"),
+        Rpc::SetMtlsEnforcement => Some("CN_SET_MTLS_ENFORCEMENT"),
         Rpc::GetClusterInfo
         | Rpc::Ping
         | Rpc::GetSyncStatus
@@ -63,7 +66,9 @@ pub(super) fn opcode(rpc: Rpc) -> Option<&'static str> {
         | Rpc::Sign
         | Rpc::Verify
         | Rpc::Digest
-        | Rpc::ReadAuditLog => None,
+        | Rpc::ReadAuditLog
+        | Rpc::ListTrustAnchors
+        | Rpc::GetMtlsEnforcement => None,
     }
 }
 

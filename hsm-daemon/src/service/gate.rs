@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use hsm_proto::SESSION_METADATA_KEY;
-use tonic::Status;
+use tonic::{Code, Status};
 use tower::Service;
 
 use super::{
@@ -46,7 +46,32 @@ impl Around for Gate {
                 Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
             }
         }
-        Box::pin(inner.call(request))
+        let call = inner.call(request);
+        Box::pin(async move { Ok(clearer_refusal(call.await?)) })
+    }
+}
+
+/// Requests the codec refused, with the status gRPC clients expect: a body
+/// that does not decode (bad protobuf, invalid UTF-8 in a string field)
+/// is the caller's error, InvalidArgument, not tonic's Internal; one over the
+/// message size limit is ResourceExhausted, not OutOfRange. Every other
+/// response passes unchanged.
+fn clearer_refusal(response: HttpResponse) -> HttpResponse {
+    let code = super::response_code(response.headers());
+    if !matches!(code, Code::Internal | Code::OutOfRange) {
+        return response;
+    }
+    let Some(status) = Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    let message = status.message();
+    if code == Code::Internal && message.starts_with("failed to decode Protobuf message") {
+        let detail = message.split_once(": ").map_or(message, |(_, d)| d);
+        Status::invalid_argument(format!("the request is not a valid message of this RPC: {detail}")).into_http()
+    } else if code == Code::OutOfRange && message.contains("decoded message length too large") {
+        Status::resource_exhausted(format!("the request is too large: {message}")).into_http()
+    } else {
+        response
     }
 }
 

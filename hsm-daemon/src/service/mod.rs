@@ -10,6 +10,11 @@
 //! - `convert`: proto fields into model types (`TryFrom`-style parsing).
 //! - `masked`: masked objects (copying keys and users between HSMs).
 //! - `sync`: background sync with the cluster's other HSMs, and cloning.
+//! - `listener`: accepting connections: the connection limit, handshake
+//!   and idle timeouts, TLS.
+//! - `trust`: the client-certificate policy every handshake is verified
+//!   against, and closing connections it stops admitting.
+//! - `mtls`: `hsm.v1.MtlsService`, trust anchors and enforcement.
 //! - `status`: the one `ModelError` to `Status` mapping.
 //! - `layer`: the one shape of the layers that see every call with the
 //!   HSM's state (`gate`, `audit`).
@@ -32,12 +37,15 @@ mod gate;
 mod health;
 mod key;
 mod layer;
+mod listener;
 mod masked;
 mod metered;
+mod mtls;
 mod session;
 mod status;
 pub(crate) use status::response_code;
 mod sync;
+mod trust;
 mod user;
 
 use std::{
@@ -49,22 +57,19 @@ use std::{
 use hsm_proto::v1::{
     Rpc, audit_service_server::AuditServiceServer, cluster_service_server::ClusterServiceServer,
     crypto_service_server::CryptoServiceServer, key_service_server::KeyServiceServer,
-    masked_object_service_server::MaskedObjectServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer,
+    masked_object_service_server::MaskedObjectServiceServer, mtls_service_server::MtlsServiceServer,
+    session_service_server::SessionServiceServer, user_service_server::UserServiceServer,
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tokio::net::TcpListener;
-use tonic::{
-    Request, Status,
-    transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig, server::TcpIncoming},
-};
+use tonic::{Request, Status, transport::Server};
 use tower::util::option_layer;
 
 use crate::{
     audit::{AuditError, AuditLog},
     clock::Clock,
     commit::GroupCommit,
-    config::{DaemonConfig, Transport},
+    config::{DaemonConfig, TlsSettings, Transport},
     determinism::{self, Stream},
     metrics::{self, Metrics, Stats},
     model::{
@@ -78,7 +83,7 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("TLS configuration: {0}")]
-    Tls(#[source] tonic::transport::Error),
+    Tls(String),
     #[error("gRPC server: {0}")]
     Transport(#[source] tonic::transport::Error),
     #[error("setting up the HSM: {0}")]
@@ -129,8 +134,16 @@ pub fn operation(rpc: Rpc) -> Operation {
         Rpc::Verify => Operation::Verify,
         Rpc::Digest => Operation::Digest,
         Rpc::ReadAuditLog => Operation::ReadAuditLog,
+        Rpc::RegisterTrustAnchor => Operation::RegisterTrustAnchor,
+        Rpc::DeregisterTrustAnchor => Operation::DeregisterTrustAnchor,
+        Rpc::ListTrustAnchors => Operation::ListTrustAnchors,
+        Rpc::SetMtlsEnforcement => Operation::SetMtlsEnforcement,
+        Rpc::GetMtlsEnforcement => Operation::GetMtlsEnforcement,
     }
 }
+
+/// Requests in flight on one connection; more wait on the client.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// Serves one HSM on `listener` until `shutdown` resolves, then stops
 /// accepting, lets calls in flight finish and returns.
@@ -201,21 +214,27 @@ impl Prepared {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let Prepared { state, config, metrics } = self;
-        let mut builder = Server::builder();
-        if let Transport::Tls(tls) = &config.transport {
-            let mut server_tls = ServerTlsConfig::new()
-                .identity(TlsIdentity::from_pem(&tls.server.cert_pem, tls.server.key_pem.as_bytes()))
-                .timeout(Duration::from_secs(10));
-            if let Some(ca) = &tls.client_ca_pem {
-                server_tls =
-                    server_tls.client_ca_root(Certificate::from_pem(ca)).client_auth_optional(!tls.require_client_cert);
+        let acceptor = match &config.transport {
+            Transport::Tls(tls) => Some(tls_acceptor(tls, &state.trust)?),
+            Transport::InsecurePlaintext => {
+                tracing::warn!(
+                    "serving PLAINTEXT gRPC without TLS: passwords and session tokens cross the network in clear"
+                );
+                None
             }
-            builder = builder.tls_config(server_tls).map_err(ServeError::Tls)?;
-        } else {
-            tracing::warn!(
-                "serving PLAINTEXT gRPC without TLS: passwords and session tokens cross the network in clear"
-            );
-        }
+        };
+        let limits = config.connections;
+        let max = limits.max_message_bytes;
+        // No HTTP/2 keepalive pings: their traffic would keep idle
+        // connections from ever reaching the idle timeout, which already
+        // closes dead and silent peers (see `listener`).
+        let builder = Server::builder()
+            .http2_max_header_list_size(Some(64 * 1024))
+            // tonic leaves streams per connection unlimited: a client could
+            // then queue requests without bound, and h2 answers a burst of
+            // them (5,000 logins on one connection) with GOAWAY. Bounded, the
+            // client holds the rest until streams free up.
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION));
 
         let sweeper = tokio::spawn(sweep_sessions(Arc::clone(&state)));
         let membership = &config.membership;
@@ -253,16 +272,38 @@ impl Prepared {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))))
-            .add_service(SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))))
-            .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))))
-            .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))))
-            .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))))
-            .add_service(MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(&state))))
-            .add_service(AuditServiceServer::new(audit::AuditApi::new(Arc::clone(&state))))
-            // Small request/response pairs: without TCP_NODELAY, Nagle and delayed
-            // ACKs add tens of milliseconds to a reply.
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
+            .add_service(
+                ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))).max_decoding_message_size(max),
+            )
+            .add_service(
+                SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))).max_decoding_message_size(max),
+            )
+            .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))).max_decoding_message_size(max))
+            .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))).max_decoding_message_size(max))
+            .add_service(
+                CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))).max_decoding_message_size(max),
+            )
+            .add_service(
+                MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(&state)))
+                    .max_decoding_message_size(max),
+            )
+            .add_service(
+                AuditServiceServer::new(audit::AuditApi::new(Arc::clone(&state))).max_decoding_message_size(max),
+            )
+            .add_service(MtlsServiceServer::new(mtls::MtlsApi::new(Arc::clone(&state))).max_decoding_message_size(max))
+            // Accepting starts last, once everything the HSM serves with
+            // (metrics registration included) is in place: a client whose
+            // handshake finished finds the HSM whole.
+            .serve_with_incoming_shutdown(
+                listener::Incoming::start(
+                    listener,
+                    acceptor,
+                    limits,
+                    Arc::clone(&state.trust),
+                    Arc::clone(&state.connections),
+                ),
+                shutdown,
+            );
         let drain_deadline = async move {
             if draining.await.is_ok() {
                 tokio::time::sleep(drain_timeout).await;
@@ -291,6 +332,26 @@ impl Prepared {
         drop(registration);
         result
     }
+}
+
+/// The TLS acceptor: the HSM's certificate, HTTP/2, and client
+/// certificates verified against the policy in force at each handshake.
+fn tls_acceptor(tls: &TlsSettings, trust: &Arc<trust::Trust>) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _};
+    let bad = |what: &str, e: &dyn std::fmt::Display| ServeError::Tls(format!("{what}: {e}"));
+    let chain = CertificateDer::pem_slice_iter(tls.server.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("the HSM's certificate", &e))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(tls.server.key_pem.as_bytes()).map_err(|e| bad("the HSM's private key", &e))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("protocol versions", &e))?
+        .with_client_cert_verifier(trust.client_verifier())
+        .with_single_cert(chain, key)
+        .map_err(|e| bad("the HSM's certificate and key", &e))?;
+    server.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
 }
 
 /// Closes idle sessions once a minute, so that memory does not hold sessions
@@ -343,6 +404,11 @@ pub(crate) struct HsmState {
     faults: Option<Arc<faults::Faults>>,
     /// Counters for metrics (failed logins, sync rounds, requests).
     stats: Arc<Stats>,
+    /// The client-certificate policy, published from the model's mTLS
+    /// policy whenever that changes (see [`Self::mutate`]).
+    trust: Arc<trust::Trust>,
+    /// The open connections, closed when the policy stops admitting them.
+    connections: Arc<trust::Connections>,
 }
 
 impl HsmState {
@@ -455,6 +521,17 @@ impl HsmState {
             })
             .map_err(ServeError::Committer)?
         };
+        let (client_ca, require_client_cert) = match &config.transport {
+            Transport::Tls(tls) => (tls.client_ca_pem.as_deref(), tls.require_client_cert),
+            Transport::InsecurePlaintext => (None, false),
+        };
+        let trust = Arc::new(trust::Trust::new(
+            Arc::new(rustls::crypto::ring::default_provider()),
+            client_ca,
+            require_client_cert,
+            config.membership.ca_pem.as_deref(),
+            hsm.mtls(),
+        ));
         let state = HsmState {
             hsm: Mutex::new(hsm),
             rng: Mutex::new(rng),
@@ -469,6 +546,8 @@ impl HsmState {
             masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
             faults,
             stats: Arc::default(),
+            trust,
+            connections: Arc::default(),
         };
         Ok((state, fresh))
     }
@@ -496,13 +575,25 @@ impl HsmState {
     /// [`Self::settled`]), so that a crash cannot leave a peer holding a key
     /// whose reference this HSM hands out again.
     async fn mutate<T>(&self, op: impl FnOnce(&mut Hsm) -> Result<T, ModelError>) -> Result<T, Status> {
-        let (result, ticket) = {
+        let (result, ticket, policy_changed) = {
             let mut hsm = self.hsm();
             self.check_healthy()?;
             let result = op(&mut hsm);
             let changes = hsm.take_changes();
-            (result, (!changes.is_empty()).then(|| self.commits.submit(changes)))
+            // Published under the model's lock, so that policies are
+            // published in the order the model made them.
+            if let Some(mtls) = &changes.mtls {
+                self.trust.publish(mtls);
+            }
+            let policy_changed = changes.mtls.is_some();
+            (result, (!changes.is_empty()).then(|| self.commits.submit(changes)), policy_changed)
         };
+        if policy_changed {
+            let closed = self.connections.enforce(&self.trust);
+            if closed > 0 {
+                tracing::info!(closed, "closed connections the new mTLS policy does not admit");
+            }
+        }
         if let Some(ticket) = ticket {
             // The committer has already stopped the HSM and said why.
             ticket.await.map_err(|_| self.unhealthy())?;

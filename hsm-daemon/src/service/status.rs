@@ -22,10 +22,11 @@ impl From<ModelError> for Status {
             | ModelError::KeyPermission { .. }
             | ModelError::ObjectPermission { .. } => Code::PermissionDenied,
             ModelError::InvalidArgument { .. } | ModelError::Crypto(_) => Code::InvalidArgument,
-            ModelError::UserNotFound { .. } | ModelError::KeyNotFound { .. } | ModelError::UnknownSnapshot { .. } => {
-                Code::NotFound
-            }
-            ModelError::UserExists { .. } => Code::AlreadyExists,
+            ModelError::UserNotFound { .. }
+            | ModelError::KeyNotFound { .. }
+            | ModelError::TrustAnchorNotFound { .. }
+            | ModelError::UnknownSnapshot { .. } => Code::NotFound,
+            ModelError::UserExists { .. } | ModelError::TrustAnchorExists { .. } => Code::AlreadyExists,
             ModelError::TooManyUsers { .. } | ModelError::TooManySessions { .. } | ModelError::KeyQuota { .. } => {
                 Code::ResourceExhausted
             }
@@ -36,6 +37,7 @@ impl From<ModelError> for Status {
             | ModelError::ApplianceUserFixed { .. }
             | ModelError::UserOwnsKeys { .. }
             | ModelError::KeyAttribute { .. }
+            | ModelError::MtlsPolicy { .. }
             | ModelError::NoMaskingKey => Code::FailedPrecondition,
             ModelError::Internal(_) => Code::Internal,
         };

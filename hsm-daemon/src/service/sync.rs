@@ -7,8 +7,12 @@
 //!   there, through masked objects. Each HSM pulls; every HSM doing so brings
 //!   the cluster into step. Users are not synchronised in the background (as
 //!   in CloudHSM): `user list` shows the gap, and the client repairs it.
-//! - **Cloning**: before a new HSM serves, it copies the users and then the
-//!   keys of one peer (`clone_from`).
+//! - **Cloning**: before a new HSM serves, it copies the users, the mTLS
+//!   policy (trust anchors, enforcement level) and then the keys of one peer
+//!   (`clone_from`).
+//! - **Identity**: over TLS, an HSM presents its own certificate (issued by
+//!   the cluster CA) as its client certificate, so that its peers admit it
+//!   under mTLS enforcement.
 //! - **Isolation** (fault injection): an HSM cut off from its peers skips
 //!   its rounds and copies nothing, also in a round already under way.
 
@@ -17,14 +21,19 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use hsm_client::{ClientConfig, ClientError, HsmClient, Role, Session};
 use hsm_proto::v1::{
     self as pb, cluster_service_client::ClusterServiceClient, extract_masked_object_request,
-    masked_object_service_client::MaskedObjectServiceClient, user_service_client::UserServiceClient,
+    masked_object_service_client::MaskedObjectServiceClient, mtls_service_client::MtlsServiceClient,
+    user_service_client::UserServiceClient,
 };
 
 use super::HsmState;
 use crate::{
     config::{DaemonConfig, Transport},
     metrics::Round,
-    model::{APPLIANCE_USERNAME, Caller, KeyRef, Masked, Password, Stamp},
+    model::{
+        APPLIANCE_USERNAME, AnchorCert, AnchorRef, Caller, Enforcement, KeyRef, Masked, Mtls, Password, Stamp,
+        TrustAnchor,
+    },
+    pki::CertifiedKey,
 };
 
 /// How long one call to a peer may take before the round moves on.
@@ -36,6 +45,10 @@ pub(crate) struct PeerAccess {
     ca_pem: String,
     plaintext: bool,
     appliance_password: Password,
+    /// This HSM's own certificate and key, presented as its client
+    /// certificate: it chains to the cluster CA, which every HSM admits
+    /// under mTLS enforcement (see `trust`).
+    identity: Option<CertifiedKey>,
 }
 
 impl PeerAccess {
@@ -47,6 +60,10 @@ impl PeerAccess {
             ca_pem: config.membership.ca_pem.clone().unwrap_or_else(|| PLAINTEXT_NO_CA.to_owned()),
             plaintext,
             appliance_password: config.appliance_password.clone(),
+            identity: match &config.transport {
+                Transport::Tls(tls) => Some(tls.server.clone()),
+                Transport::InsecurePlaintext => None,
+            },
         }
     }
 
@@ -55,6 +72,9 @@ impl PeerAccess {
         let mut config = ClientConfig::new(vec![peer.to_owned()], self.ca_pem.clone())?;
         if self.plaintext {
             config = config.insecure_plaintext();
+        }
+        if let Some(own) = &self.identity {
+            config = config.with_client_identity(own.cert_pem.clone(), own.key_pem.to_string());
         }
         let client = within(HsmClient::connect(&config)).await?;
         within(client.login(APPLIANCE_USERNAME, Role::Appliance, self.appliance_password.expose())).await
@@ -108,10 +128,33 @@ pub(crate) async fn clone_from(state: &HsmState, access: &PeerAccess, peer: &str
             report.users += 1;
         }
     }
+    let mtls = peer_mtls(&session).await.map_err(|e| format!("copying the mTLS policy from {peer}: {e}"))?;
+    let take = |hsm: &mut crate::model::Hsm| hsm.replace_mtls(&Caller::this_hsm(), mtls);
+    state.mutate(take).await.map_err(|s| format!("copying the mTLS policy from {peer}: {}", s.message()))?;
     let mut link = Link::new(peer.to_owned());
     link.session = Some(session);
     report.keys = link.round(state, access).await?;
     Ok(report)
+}
+
+/// A peer's trust anchors and enforcement level, as its appliance user reads
+/// them.
+async fn peer_mtls(session: &Session) -> Result<Mtls, Failure> {
+    let mut api = MtlsServiceClient::new(session.client().channel());
+    let listed = within(api.list_trust_anchors(session.request(pb::ListTrustAnchorsRequest {})?)).await?.into_inner();
+    let level = within(api.get_mtls_enforcement(session.request(pb::GetMtlsEnforcementRequest {})?)).await?;
+    let bad = |e: crate::model::ModelError| Failure::Other(format!("the peer sent {e}"));
+    let anchors = listed
+        .trust_anchors
+        .iter()
+        .map(|a| {
+            Ok(TrustAnchor {
+                reference: AnchorRef::parse("certificate_reference", &a.certificate_reference).map_err(bad)?,
+                cert: AnchorCert::from_pem("certificate", &a.certificate).map_err(bad)?,
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    Ok(Mtls::restore(anchors, Enforcement::parse("level", &level.into_inner().level).map_err(bad)?))
 }
 
 /// What a clone copied.

@@ -38,6 +38,7 @@ fn config(dir: &std::path::Path, master_key: &MasterKey) -> DaemonConfig {
         deterministic: None,
         faults: false,
         drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        connections: crate::config::ConnectionLimits::default(),
     }
 }
 

@@ -13,15 +13,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Backing, MasterKey, Opened, Store, StoreError,
-    records::{self, KeyEntry, UserEntry},
+    records::{self, KeyEntry, MtlsRecord, UserEntry},
     seal::Sealer,
 };
-use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, PersistedState};
+use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, Mtls, PersistedState};
 
 const MAGIC: &str = "hsm-emulator backup";
 /// 2 added key versions and tombstones; version 1 backups still restore
-/// (their keys at version 1, with no tombstones).
-const VERSION: u32 = 2;
+/// (their keys at version 1, with no tombstones). 3 added the mTLS policy;
+/// older backups restore with none.
+const VERSION: u32 = 3;
 const LABEL: &[u8] = b"hsm-emulator backup key v1";
 
 #[derive(Serialize, Deserialize)]
@@ -33,10 +34,17 @@ struct BackupFile {
     sealed: Vec<u8>,
 }
 
-/// Version 2's payload: version 1's fields, then what clusters added
-/// (postcard writes fields in order, so the first part reads as version 1).
+/// Version 3's payload: version 2's, then the mTLS policy (postcard writes
+/// fields in order, so the first part reads as version 2).
 #[derive(Serialize, Deserialize)]
 struct Payload {
+    base: PayloadV2,
+    mtls: MtlsRecord,
+}
+
+/// Version 2's payload: version 1's fields, then what clusters added.
+#[derive(Serialize, Deserialize)]
+struct PayloadV2 {
     base: PayloadV1,
     /// (reference, version) of every key in `base.keys`.
     key_versions: Vec<(u64, u64)>,
@@ -72,7 +80,7 @@ impl Store {
             key_versions.push((k.reference.value(), k.version));
             keys.push(KeyEntry::from_model(k).map_err(fail)?);
         }
-        let payload = Payload {
+        let payload = PayloadV2 {
             base: PayloadV1 {
                 active: state.meta.state == ClusterState::Active,
                 next_key_ref: state.meta.next_key_ref,
@@ -86,6 +94,7 @@ impl Store {
                 .map(|t| (t.reference.value(), t.version, t.owner.to_string()))
                 .collect(),
         };
+        let payload = Payload { base: payload, mtls: MtlsRecord::from_model(&state.mtls) };
         let plain = zeroize::Zeroizing::new(records::encode(&payload));
         let sealer = Sealer::derive_with(cluster_key, LABEL, cluster_id);
         let sealed = sealer.seal(&plain, cluster_id).map_err(fail)?;
@@ -137,11 +146,18 @@ pub fn restore_backup(
     let plain = sealer
         .open(&file.sealed, cluster.id.as_str())
         .map_err(|_| bad("it does not open with this cluster's key: it is damaged or was altered".into()))?;
-    let payload: Payload = if file.version == 1 {
-        let base = postcard::from_bytes(&plain).map_err(|e| bad(format!("backup payload: {e}")))?;
-        Payload { base, key_versions: Vec::new(), tombstones: Vec::new() }
-    } else {
-        postcard::from_bytes(&plain).map_err(|e| bad(format!("backup payload: {e}")))?
+    let decode_error = |e: postcard::Error| bad(format!("backup payload: {e}"));
+    let payload: Payload = match file.version {
+        1 => {
+            let base = postcard::from_bytes(&plain).map_err(decode_error)?;
+            let base = PayloadV2 { base, key_versions: Vec::new(), tombstones: Vec::new() };
+            Payload { base, mtls: MtlsRecord::from_model(&Mtls::default()) }
+        }
+        2 => Payload {
+            base: postcard::from_bytes(&plain).map_err(decode_error)?,
+            mtls: MtlsRecord::from_model(&Mtls::default()),
+        },
+        _ => postcard::from_bytes(&plain).map_err(decode_error)?,
     };
     let state = into_state(payload).map_err(bad)?;
 
@@ -154,6 +170,7 @@ pub fn restore_backup(
         keys: state.keys.into_iter().map(|k| (k.reference, Some(k))).collect(),
         tombstones: state.tombstones.into_iter().map(|t| (t.reference, Some(t))).collect(),
         meta: Some(state.meta),
+        mtls: Some(state.mtls),
     };
     store.initialize(cluster, hsm, &changes)
 }
@@ -167,6 +184,8 @@ fn occupied(path: std::path::PathBuf) -> StoreError {
 }
 
 fn into_state(payload: Payload) -> Result<PersistedState, String> {
+    let mtls = payload.mtls.into_model()?;
+    let payload = payload.base;
     let versions: std::collections::BTreeMap<u64, u64> = payload.key_versions.into_iter().collect();
     let tombstones = payload
         .tombstones
@@ -180,7 +199,13 @@ fn into_state(payload: Payload) -> Result<PersistedState, String> {
         .iter()
         .map(|k| k.to_model(versions.get(&k.reference).copied().unwrap_or(1)))
         .collect::<Result<_, _>>()?;
-    Ok(PersistedState { meta: records::persisted_meta(payload.active, payload.next_key_ref), users, keys, tombstones })
+    Ok(PersistedState {
+        meta: records::persisted_meta(payload.active, payload.next_key_ref),
+        users,
+        keys,
+        tombstones,
+        mtls,
+    })
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -5,7 +5,8 @@
 //! - table `meta`: `format` (the store's format version), `identity` (cluster
 //!   and HSM identity, in clear), `check` (a sealed known value that tells a
 //!   wrong master key from a damaged store), `state` (cluster state and the
-//!   key-reference counter).
+//!   key-reference counter), `mtls` (client trust anchors and the mTLS
+//!   enforcement level; absent in stores written before them: none, none).
 //! - table `users`: username -> user record (role, lockout counters, the
 //!   sealed password hash).
 //! - table `keys`: reference -> key record (type, class, attributes, owner,

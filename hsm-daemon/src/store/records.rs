@@ -13,6 +13,7 @@ use crate::{
         Changes, ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType, KeyRef,
         PasswordHash, PersistedKey, PersistedMeta, PersistedState, PersistedTombstone, PersistedUser, Role, Username,
         keys::Attributes,
+        mtls::{AnchorCert, AnchorRef, Enforcement, Mtls, TrustAnchor},
     },
 };
 
@@ -137,6 +138,38 @@ impl StoredIdentity {
 struct StateRecord {
     active: bool,
     next_key_ref: u64,
+}
+
+/// The client mTLS policy (`meta/mtls`): public certificates, so in
+/// clear. A store without the row has no anchors and enforcement none.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct MtlsRecord {
+    /// (reference, certificate DER)
+    anchors: Vec<(u8, Vec<u8>)>,
+    cluster_enforcement: bool,
+}
+
+impl MtlsRecord {
+    pub(crate) fn from_model(mtls: &Mtls) -> Self {
+        MtlsRecord {
+            anchors: mtls.anchors().iter().map(|a| (a.reference.value(), a.cert.der().to_vec())).collect(),
+            cluster_enforcement: mtls.enforcement() == Enforcement::Cluster,
+        }
+    }
+
+    pub(crate) fn into_model(self) -> Result<Mtls, String> {
+        let anchors = self
+            .anchors
+            .into_iter()
+            .map(|(n, der)| {
+                let reference = AnchorRef::from_value(n).ok_or_else(|| format!("trust anchor reference {n}"))?;
+                let cert = AnchorCert::from_der("trust anchor", &der).map_err(|e| e.to_string())?;
+                Ok(TrustAnchor { reference, cert })
+            })
+            .collect::<Result<_, String>>()?;
+        let level = if self.cluster_enforcement { Enforcement::Cluster } else { Enforcement::None };
+        Ok(Mtls::restore(anchors, level))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -319,6 +352,10 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
         let record = StateRecord { active: meta.state == ClusterState::Active, next_key_ref: meta.next_key_ref };
         table.insert("state", encode(&record).as_slice())?;
     }
+    if let Some(mtls) = batch.iter().rev().find_map(|c| c.mtls.as_ref()) {
+        let mut table = txn.open_table(META)?;
+        table.insert("mtls", encode(&MtlsRecord::from_model(mtls)).as_slice())?;
+    }
     Ok(())
 }
 
@@ -349,6 +386,10 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         Some(v) => decode(v.value(), "the cluster state")?,
         None => return Err("meta row state is missing".into()),
     };
+    let mtls = match meta_table.get("mtls").map_err(|e| e.to_string())? {
+        Some(v) => decode::<MtlsRecord>(v.value(), "the mTLS policy")?.into_model()?,
+        None => Mtls::default(),
+    };
     let mut users = Vec::new();
     let table = txn.open_table(USERS).map_err(|e| e.to_string())?;
     for row in table.iter().map_err(|e| e.to_string())? {
@@ -369,7 +410,7 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
             tombstones.push(persisted_tombstone(reference, record.version, &record.owner)?);
         }
     }
-    Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones })
+    Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones, mtls })
 }
 
 /// Every stored key, unsealed; its material is parsed on first use (see

@@ -82,8 +82,20 @@ fn populated(w: &mut World, dir: &Path, master: &MasterKey) -> (Store, Hsm, Vec<
         &[],
     )
     .unwrap();
+    // A trust anchor and enforcement on, set by the user named admin over
+    // mTLS.
+    let anchor = crate::pki::generate_ca("cluster-operators").unwrap();
+    hsm.register_trust_anchor(crate::model::AnchorCert::from_pem("certificate", &anchor.cert_pem).unwrap()).unwrap();
+    hsm.set_mtls_enforcement(&admin_caller(), crate::model::Enforcement::Cluster, true).unwrap();
     store.apply(&hsm.take_changes()).unwrap();
     (store, hsm, aes_bytes, ec_der)
+}
+
+fn admin_caller() -> crate::model::Caller {
+    crate::model::Caller {
+        identity: crate::model::Identity::CryptoOfficer,
+        session: Some((dummy_session(), Username::parse("u", "admin").unwrap())),
+    }
 }
 
 #[test]
@@ -91,7 +103,7 @@ fn state_survives_reopening_and_session_keys_do_not() {
     let mut w = World::new();
     let dir = tempfile::tempdir().unwrap();
     let master = MasterKey::generate().unwrap();
-    let (store, _hsm, ..) = populated(&mut w, dir.path(), &master);
+    let (store, before, ..) = populated(&mut w, dir.path(), &master);
     drop(store);
     let Opened::Existing(_, identity, state) = w.open(&Backing::Dir(dir.path().to_owned()), &master).unwrap() else {
         panic!("not existing")
@@ -99,11 +111,10 @@ fn state_survives_reopening_and_session_keys_do_not() {
     assert_eq!(identity.1.serial_number, w.hsm.serial_number);
     assert_eq!(state.users.len(), 3);
     assert_eq!(state.keys.len(), 2, "the session key is not stored");
+    assert_eq!(&state.mtls, before.mtls(), "the trust anchor and the enforcement level");
+    assert_eq!(state.mtls.anchors().len(), 1);
     let hsm = Hsm::restore(w.setup(), state);
-    let admin = crate::model::Caller {
-        identity: crate::model::Identity::CryptoOfficer,
-        session: Some((dummy_session(), Username::parse("u", "admin").unwrap())),
-    };
+    let admin = admin_caller();
     let listed = hsm.list_keys(&admin, &KeyQuery::default()).unwrap();
     assert_eq!(listed.keys.len(), 2);
     assert!(listed.keys.iter().any(|k| k.attrs.label == "kept" && k.attrs.sign && k.owner.as_str() == "alice"));
@@ -224,7 +235,7 @@ fn backups_restore_into_their_cluster_only_and_never_over_a_store() {
     let dir = tempfile::tempdir().unwrap();
     let master = MasterKey::generate().unwrap();
     let cluster_key = MasterKey::generate().unwrap();
-    let (store, _, aes, ec_der) = populated(&mut w, &dir.path().join("a"), &master);
+    let (store, hsm, aes, ec_der) = populated(&mut w, &dir.path().join("a"), &master);
     let out = dir.path().join("hsm.backup");
     store.write_backup(&cluster_key, w.cluster.id.as_str(), w.hsm.id.as_str(), &out).unwrap();
     let raw = std::fs::read(&out).unwrap();
@@ -246,6 +257,7 @@ fn backups_restore_into_their_cluster_only_and_never_over_a_store() {
     };
     assert_eq!(identity.1.id, other_hsm.id);
     assert_eq!((state.users.len(), state.keys.len()), (3, 2));
+    assert_eq!(&state.mtls, hsm.mtls(), "backups carry the mTLS policy");
     assert!(state.keys.iter().any(|k| k.material.to_wrappable().unwrap().as_slice() == aes.as_slice()));
 
     // Never over an existing store.

@@ -56,6 +56,14 @@ pub(crate) struct Connection {
         value_parser = BoolishValueParser::new()
     )]
     pub(crate) disable_key_availability_check: bool,
+    /// A client certificate (PEM) to present to the HSMs (mutual TLS); with
+    /// mTLS enforcement on, only connections with a certificate chained to
+    /// a registered trust anchor are let in. Needs --client-key-hsm-tls-file.
+    #[arg(long, global = true, env = "HSM_CLIENT_CERT", requires = "client_key_hsm_tls_file")]
+    pub(crate) client_cert_hsm_tls_file: Option<PathBuf>,
+    /// The private key (PEM) of --client-cert-hsm-tls-file.
+    #[arg(long, global = true, env = "HSM_CLIENT_KEY", requires = "client_cert_hsm_tls_file")]
+    pub(crate) client_key_hsm_tls_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +145,56 @@ pub(crate) enum ClusterCommand {
     /// emulator extension; admins, crypto users). HSMs in step show equal
     /// digests.
     SyncStatus,
+    /// Mutual TLS between clients and the HSMs: trust anchors and
+    /// enforcement.
+    Mtls {
+        #[command(subcommand)]
+        command: MtlsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MtlsCommand {
+    /// Register a CA certificate that client certificates may chain to
+    /// (admins; at most 2).
+    RegisterTrustAnchor {
+        /// The trust anchor's certificate file (PEM).
+        #[arg(long)]
+        path: PathBuf,
+    },
+    /// Remove a trust anchor (admins).
+    DeregisterTrustAnchor {
+        /// The anchor's reference, e.g. 0x01 (see list-trust-anchors).
+        #[arg(long)]
+        certificate_reference: String,
+    },
+    /// List the registered trust anchors.
+    ListTrustAnchors,
+    /// Require client certificates (cluster) or not (none). Only the user
+    /// named admin, over a connection that presents a client certificate
+    /// chained to a registered trust anchor.
+    SetEnforcement {
+        #[arg(long)]
+        level: MtlsLevelArg,
+    },
+    /// Show the enforcement level.
+    GetEnforcement,
+}
+
+/// The `--level` values of `cluster mtls set-enforcement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MtlsLevelArg {
+    None,
+    Cluster,
+}
+
+impl From<MtlsLevelArg> for hsm_client::MtlsLevel {
+    fn from(level: MtlsLevelArg) -> Self {
+        match level {
+            MtlsLevelArg::None => hsm_client::MtlsLevel::None,
+            MtlsLevelArg::Cluster => hsm_client::MtlsLevel::Cluster,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

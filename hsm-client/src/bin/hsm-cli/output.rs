@@ -22,7 +22,7 @@
 
 use hsm_client::{
     AuditPage, ClientError, ClusterInfo, ClusterKey, ClusterKeyPage, ClusterUser, CoverageLabel, FanOut, HsmInfo,
-    KeyInfo, Role, SyncStatus, UserList,
+    KeyInfo, MtlsLevel, Role, SyncStatus, TrustAnchor, UserList,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -183,6 +183,70 @@ pub(crate) fn message(text: &str) -> Value {
         message: &'a str,
     }
     to_value(Message { message: text })
+}
+
+/// One trust anchor as `cluster mtls` prints it.
+#[derive(Serialize)]
+struct Anchor<'a> {
+    #[serde(rename = "certificate-reference")]
+    reference: &'a str,
+    certificate: &'a str,
+    /// `full` when every HSM holds it, else `partial`.
+    #[serde(rename = "cluster-coverage")]
+    coverage: String,
+}
+
+/// `cluster mtls register-trust-anchor`: `{"trust_anchor": {...}}`.
+pub(crate) fn trust_anchor_registered(registered: &FanOut<TrustAnchor>) -> Value {
+    #[derive(Serialize)]
+    struct Registered<'a> {
+        trust_anchor: Anchor<'a>,
+    }
+    let Some(anchor) = registered.first() else { return Value::Null };
+    let coverage =
+        if registered.failed().next().is_none() { CoverageLabel::Full } else { CoverageLabel::Partial }.to_string();
+    let shown = Registered {
+        trust_anchor: Anchor { reference: &anchor.reference, certificate: &anchor.certificate, coverage },
+    };
+    with_failures(to_value(shown), registered.failed())
+}
+
+/// `cluster mtls list-trust-anchors`: every anchor any HSM holds, with
+/// whether all of them hold it.
+pub(crate) fn trust_anchors(lists: &FanOut<Vec<TrustAnchor>>) -> Value {
+    #[derive(Serialize)]
+    struct Listed<'a> {
+        trust_anchors: Vec<Anchor<'a>>,
+    }
+    let answered: Vec<&Vec<TrustAnchor>> = lists.succeeded().map(|(_, anchors)| anchors).collect();
+    let mut shown: Vec<Anchor<'_>> = Vec::new();
+    for anchor in answered.iter().flat_map(|anchors| anchors.iter()) {
+        if shown.iter().any(|a| a.reference == anchor.reference && a.certificate == anchor.certificate) {
+            continue;
+        }
+        let everywhere = answered.iter().all(|anchors| anchors.contains(anchor)) && lists.failed().next().is_none();
+        let coverage = if everywhere { CoverageLabel::Full } else { CoverageLabel::Partial }.to_string();
+        shown.push(Anchor { reference: &anchor.reference, certificate: &anchor.certificate, coverage });
+    }
+    shown.sort_by(|a, b| a.reference.cmp(b.reference));
+    with_failures(to_value(Listed { trust_anchors: shown }), lists.failed())
+}
+
+/// `cluster mtls get-enforcement`: the level, or `inconsistent` where the
+/// HSMs disagree.
+pub(crate) fn mtls_enforcement(levels: &FanOut<MtlsLevel>) -> Value {
+    #[derive(Serialize)]
+    struct Level {
+        #[serde(rename = "mtls-enforcement-level")]
+        level: String,
+    }
+    let mut seen = levels.succeeded().map(|(_, level)| *level);
+    let first = seen.next();
+    let level = match first {
+        Some(first) if seen.all(|l| l == first) => first.to_string(),
+        _ => "inconsistent".to_owned(),
+    };
+    with_failures(to_value(Level { level }), levels.failed())
 }
 
 /// Attributes the CLI prints as JSON booleans.

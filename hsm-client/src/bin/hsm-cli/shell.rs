@@ -13,7 +13,10 @@ use zeroize::Zeroizing;
 
 use crate::{
     crypto, faults,
-    grammar::{AuditCommand, ClusterCommand, Command, Connection, Line, LineCommand, UserCommand, UserPassword},
+    grammar::{
+        AuditCommand, ClusterCommand, Command, Connection, Line, LineCommand, MtlsCommand, MtlsLevelArg, UserCommand,
+        UserPassword,
+    },
     keys, output,
 };
 
@@ -130,6 +133,9 @@ impl Shell {
                 })
                 .await
             }
+            Command::Cluster { command: ClusterCommand::Mtls { command } } => {
+                self.with_session(async |s| mtls(s, command).await).await
+            }
             Command::Cluster { command: ClusterCommand::Activate { password } } => {
                 let password = password_or_prompt(password, true)?;
                 let activated = self.client().await?.activate(&password).await.map_err(message)?;
@@ -228,12 +234,50 @@ impl Shell {
             .ca_cert
             .as_deref()
             .ok_or("no CA certificate: pass --ca-cert PATH or set HSM_CA_CERT (load client.env)")?;
-        let config = ClientConfig::from_parts(endpoints, ca)
+        let mut config = ClientConfig::from_parts(endpoints, ca)
             .map_err(message)?
             .with_key_availability_check(!self.connection.disable_key_availability_check);
+        if let (Some(cert), Some(key)) =
+            (&self.connection.client_cert_hsm_tls_file, &self.connection.client_key_hsm_tls_file)
+        {
+            config = config.with_client_identity_files(cert, key).map_err(message)?;
+        }
         let client = Cluster::connect(&config).await.map_err(message)?;
         self.client = Some(client.clone());
         Ok(client)
+    }
+}
+
+/// `cluster mtls ...`.
+async fn mtls(session: &ClusterSession, command: MtlsCommand) -> Result<Value, String> {
+    match command {
+        MtlsCommand::RegisterTrustAnchor { path } => {
+            let pem = std::fs::read_to_string(&path).map_err(|e| format!("--path {}: {e}", path.display()))?;
+            let registered = session.register_trust_anchor(&pem).await.map_err(message)?;
+            Ok(output::trust_anchor_registered(&registered))
+        }
+        MtlsCommand::DeregisterTrustAnchor { certificate_reference } => {
+            let removed = session.deregister_trust_anchor(&certificate_reference).await.map_err(message)?;
+            let done = output::message(&format!("Trust anchor {certificate_reference} deregistered successfully"));
+            Ok(output::with_failures(done, removed.failed()))
+        }
+        MtlsCommand::ListTrustAnchors => {
+            let lists = session.list_trust_anchors_all().await.into_result().map_err(message)?;
+            Ok(output::trust_anchors(&lists))
+        }
+        MtlsCommand::SetEnforcement { level } => {
+            let set = session.set_mtls_enforcement(level.into()).await.map_err(message)?;
+            let shown = match level {
+                MtlsLevelArg::None => "None",
+                MtlsLevelArg::Cluster => "Cluster",
+            };
+            let done = output::message(&format!("Mtls enforcement level set to {shown} successfully"));
+            Ok(output::with_failures(done, set.failed()))
+        }
+        MtlsCommand::GetEnforcement => {
+            let levels = session.mtls_enforcement_all().await.into_result().map_err(message)?;
+            Ok(output::mtls_enforcement(&levels))
+        }
     }
 }
 

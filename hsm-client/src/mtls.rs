@@ -1,0 +1,167 @@
+//! Client mTLS policy (`cluster mtls ...`): trust anchors that client
+//! certificates must chain to, and the enforcement level. Each HSM keeps its
+//! own copy, so the cluster layer writes changes to every HSM, as it does
+//! users, and re-running a partly applied change repairs it.
+//!
+//! To present a client certificate, give [`crate::ClientConfig`] one with
+//! `with_client_identity` (hsm-cli: `--client-cert-hsm-tls-file`,
+//! `--client-key-hsm-tls-file`).
+
+use std::fmt;
+
+use hsm_proto::v1::{self as pb, mtls_service_client::MtlsServiceClient};
+
+use crate::{ClientError, ClusterSession, FanOut, Session};
+
+/// A registered trust anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustAnchor {
+    /// `0x01` or `0x02`.
+    pub reference: String,
+    /// The CA certificate, PEM.
+    pub certificate: String,
+}
+
+impl TrustAnchor {
+    /// Whether this anchor is the certificate in `pem` (whatever its line
+    /// breaks).
+    pub fn is_certificate(&self, pem: &str) -> bool {
+        pem_body(&self.certificate) == pem_body(pem)
+    }
+}
+
+/// The base64 of a PEM block, without headers or whitespace.
+fn pem_body(pem: &str) -> String {
+    pem.lines().filter(|l| !l.starts_with("-----")).flat_map(|l| l.chars().filter(|c| !c.is_whitespace())).collect()
+}
+
+impl From<pb::TrustAnchor> for TrustAnchor {
+    fn from(a: pb::TrustAnchor) -> Self {
+        TrustAnchor { reference: a.certificate_reference, certificate: a.certificate }
+    }
+}
+
+/// The mTLS enforcement level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtlsLevel {
+    /// Client certificates are optional.
+    None,
+    /// Every connection must present a client certificate chained to a
+    /// registered trust anchor.
+    Cluster,
+}
+
+impl MtlsLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MtlsLevel::None => "none",
+            MtlsLevel::Cluster => "cluster",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self, ClientError> {
+        match raw {
+            "none" => Ok(MtlsLevel::None),
+            "cluster" => Ok(MtlsLevel::Cluster),
+            other => Err(ClientError::Protocol(format!("the HSM reported mTLS enforcement level {other:?}"))),
+        }
+    }
+}
+
+impl fmt::Display for MtlsLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Session {
+    fn mtls(&self) -> MtlsServiceClient<tonic::transport::Channel> {
+        MtlsServiceClient::new(self.client().channel())
+    }
+
+    /// Registers a CA certificate (PEM) as a trust anchor (admins; at most
+    /// 2 per HSM).
+    pub async fn register_trust_anchor(&self, certificate_pem: &str) -> Result<TrustAnchor, ClientError> {
+        let request = self.request(pb::RegisterTrustAnchorRequest { certificate: certificate_pem.to_owned() })?;
+        let reply = self.mtls().register_trust_anchor(request).await?.into_inner();
+        anchor(reply.trust_anchor)
+    }
+
+    /// Removes a trust anchor by reference (`0x01`).
+    pub async fn deregister_trust_anchor(&self, reference: &str) -> Result<TrustAnchor, ClientError> {
+        let request = self.request(pb::DeregisterTrustAnchorRequest { certificate_reference: reference.to_owned() })?;
+        let reply = self.mtls().deregister_trust_anchor(request).await?.into_inner();
+        anchor(reply.trust_anchor)
+    }
+
+    pub async fn list_trust_anchors(&self) -> Result<Vec<TrustAnchor>, ClientError> {
+        let reply = self.mtls().list_trust_anchors(self.request(pb::ListTrustAnchorsRequest {})?).await?;
+        Ok(reply.into_inner().trust_anchors.into_iter().map(TrustAnchor::from).collect())
+    }
+
+    /// Sets the enforcement level: only the user named `admin`, over a
+    /// connection that presented a client certificate chained to a
+    /// registered trust anchor.
+    pub async fn set_mtls_enforcement(&self, level: MtlsLevel) -> Result<MtlsLevel, ClientError> {
+        let request = self.request(pb::SetMtlsEnforcementRequest { level: level.as_str().to_owned() })?;
+        MtlsLevel::parse(&self.mtls().set_mtls_enforcement(request).await?.into_inner().level)
+    }
+
+    pub async fn mtls_enforcement(&self) -> Result<MtlsLevel, ClientError> {
+        let reply = self.mtls().get_mtls_enforcement(self.request(pb::GetMtlsEnforcementRequest {})?).await?;
+        MtlsLevel::parse(&reply.into_inner().level)
+    }
+}
+
+fn anchor(sent: Option<pb::TrustAnchor>) -> Result<TrustAnchor, ClientError> {
+    sent.map(TrustAnchor::from).ok_or_else(|| ClientError::Protocol("the HSM sent no trust anchor".into()))
+}
+
+impl ClusterSession {
+    /// Registers a trust anchor on every HSM; where it is already
+    /// registered, that HSM counts as done. `Err` only when no HSM has it.
+    pub async fn register_trust_anchor(&self, certificate_pem: &str) -> Result<FanOut<TrustAnchor>, ClientError> {
+        self.on_all(|s| async move {
+            match s.register_trust_anchor(certificate_pem).await {
+                Err(ClientError::AlreadyExists(why)) => s
+                    .list_trust_anchors()
+                    .await?
+                    .into_iter()
+                    .find(|a| a.is_certificate(certificate_pem))
+                    .ok_or(ClientError::AlreadyExists(why)),
+                other => other,
+            }
+        })
+        .await
+        .into_result()
+    }
+
+    /// Removes a trust anchor on every HSM; where it is already gone, that
+    /// HSM counts as done.
+    pub async fn deregister_trust_anchor(&self, reference: &str) -> Result<FanOut<Option<TrustAnchor>>, ClientError> {
+        self.on_all(|s| async move {
+            match s.deregister_trust_anchor(reference).await {
+                Ok(anchor) => Ok(Some(anchor)),
+                Err(ClientError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .into_result()
+    }
+
+    /// Every HSM's trust anchors.
+    pub async fn list_trust_anchors_all(&self) -> FanOut<Vec<TrustAnchor>> {
+        self.on_all(Session::list_trust_anchors).await
+    }
+
+    /// Sets the enforcement level on every HSM.
+    pub async fn set_mtls_enforcement(&self, level: MtlsLevel) -> Result<FanOut<MtlsLevel>, ClientError> {
+        self.on_all(|s| s.set_mtls_enforcement(level)).await.into_result()
+    }
+
+    /// Every HSM's enforcement level.
+    pub async fn mtls_enforcement_all(&self) -> FanOut<MtlsLevel> {
+        self.on_all(Session::mtls_enforcement).await
+    }
+}
