@@ -68,11 +68,28 @@ pub enum Operation {
     /// logs to CloudWatch); admins only, since the log shows every user's
     /// activity.
     ReadAuditLog,
+    /// `quorum token-sign generate`: admins for admin services, crypto
+    /// users for key services (the model checks which).
+    GenerateQuorumToken,
+    /// `quorum token-sign list`.
+    ListQuorumTokens,
+    /// `quorum token-sign delete`: one's own, or (admins) everyone's.
+    DeleteQuorumTokens,
+    /// `quorum token-sign set-quorum-value`: admins (and itself gated by
+    /// the quorum service's value).
+    SetQuorumValue,
+    /// `quorum token-sign list-quorum-values`; the appliance user reads
+    /// them to clone a new HSM.
+    ListQuorumValues,
+    /// `user change-quorum token-sign register`: one's own key.
+    RegisterQuorumKey,
+    /// `user change-mfa token-sign`: one's own, or (admins) anyone's.
+    ChangeMfa,
 }
 
 impl Operation {
     /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 30] = [
+    pub const ALL: [Operation; 37] = [
         Operation::GetClusterInfo,
         Operation::GetSyncStatus,
         Operation::ExtractMaskedObject,
@@ -103,6 +120,13 @@ impl Operation {
         Operation::Verify,
         Operation::Digest,
         Operation::ReadAuditLog,
+        Operation::GenerateQuorumToken,
+        Operation::ListQuorumTokens,
+        Operation::DeleteQuorumTokens,
+        Operation::SetQuorumValue,
+        Operation::ListQuorumValues,
+        Operation::RegisterQuorumKey,
+        Operation::ChangeMfa,
     ];
 }
 
@@ -140,6 +164,13 @@ impl fmt::Display for Operation {
             Operation::Verify => "crypto verify",
             Operation::Digest => "crypto digest",
             Operation::ReadAuditLog => "audit list",
+            Operation::GenerateQuorumToken => "quorum token-sign generate",
+            Operation::ListQuorumTokens => "quorum token-sign list",
+            Operation::DeleteQuorumTokens => "quorum token-sign delete",
+            Operation::SetQuorumValue => "quorum token-sign set-quorum-value",
+            Operation::ListQuorumValues => "quorum token-sign list-quorum-values",
+            Operation::RegisterQuorumKey => "user change-quorum token-sign register",
+            Operation::ChangeMfa => "user change-mfa token-sign",
         })
     }
 }
@@ -171,6 +202,13 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
         Operation::SetKeyAttribute | Operation::ListKeys => &[CO, CU],
         Operation::Encrypt | Operation::Decrypt | Operation::Sign | Operation::Verify | Operation::Digest => &[CU],
         Operation::ReadAuditLog => &[CO],
+        Operation::GenerateQuorumToken
+        | Operation::ListQuorumTokens
+        | Operation::DeleteQuorumTokens
+        | Operation::RegisterQuorumKey
+        | Operation::ChangeMfa => &[CO, CU],
+        Operation::SetQuorumValue => &[CO],
+        Operation::ListQuorumValues => &[CO, CU, AU],
     }
 }
 
@@ -222,6 +260,13 @@ mod tests {
         (Operation::Verify, [false, true, false, false, false]),
         (Operation::Digest, [false, true, false, false, false]),
         (Operation::ReadAuditLog, [true, false, false, false, false]),
+        (Operation::GenerateQuorumToken, [true, true, false, false, false]),
+        (Operation::ListQuorumTokens, [true, true, false, false, false]),
+        (Operation::DeleteQuorumTokens, [true, true, false, false, false]),
+        (Operation::SetQuorumValue, [true, false, false, false, false]),
+        (Operation::ListQuorumValues, [true, true, true, false, false]),
+        (Operation::RegisterQuorumKey, [true, true, false, false, false]),
+        (Operation::ChangeMfa, [true, true, false, false, false]),
     ];
     const COLUMNS: [Identity; 5] = [
         Identity::CryptoOfficer,

@@ -52,6 +52,13 @@ pub(super) fn opcode(rpc: Rpc) -> Option<&'static str> {
         Rpc::SetKeyAttribute => Some("CN_MODIFY_OBJECT"),
         Rpc::InsertMaskedObject => Some("CN_INSERT_MASKED_OBJECT"),
         Rpc::ExtractMaskedObject => Some("CN_EXTRACT_MASKED_OBJECT"),
+        // Quorum events.
+        Rpc::GenerateQuorumToken => Some("CN_GENERATE_QUORUM_TOKEN"),
+        Rpc::DeleteQuorumTokens => Some("CN_DELETE_QUORUM_TOKENS"),
+        Rpc::SetQuorumValue => Some("CN_SET_M_VALUE"),
+        Rpc::RegisterQuorumKey => Some("CN_REGISTER_QUORUM_PUBKEY"),
+        Rpc::ChangeMfa => Some("CN_SET_MFA"),
+        Rpc::ListQuorumTokens | Rpc::ListQuorumValues => None,
         Rpc::GetClusterInfo
         | Rpc::Ping
         | Rpc::GetSyncStatus

@@ -6,7 +6,8 @@
 //! - `gate`: the tower layer that, before any handler runs, classifies the
 //!   RPC as an [`Operation`], resolves the session token and checks the
 //!   permission table (`Hsm::admit`).
-//! - `cluster`, `session`, `user`, `key`, `crypto`: one file per service.
+//! - `cluster`, `session`, `user`, `key`, `crypto`, `quorum`: one file per
+//!   service; `quorum` also holds the approval check that gated calls make.
 //! - `convert`: proto fields into model types (`TryFrom`-style parsing).
 //! - `masked`: masked objects (copying keys and users between HSMs).
 //! - `sync`: background sync with the cluster's other HSMs, and cloning.
@@ -34,6 +35,7 @@ mod key;
 mod layer;
 mod masked;
 mod metered;
+mod quorum;
 mod session;
 mod status;
 pub(crate) use status::response_code;
@@ -49,8 +51,8 @@ use std::{
 use hsm_proto::v1::{
     Rpc, audit_service_server::AuditServiceServer, cluster_service_server::ClusterServiceServer,
     crypto_service_server::CryptoServiceServer, key_service_server::KeyServiceServer,
-    masked_object_service_server::MaskedObjectServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer,
+    masked_object_service_server::MaskedObjectServiceServer, quorum_service_server::QuorumServiceServer,
+    session_service_server::SessionServiceServer, user_service_server::UserServiceServer,
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tokio::net::TcpListener;
@@ -129,6 +131,13 @@ pub fn operation(rpc: Rpc) -> Operation {
         Rpc::Verify => Operation::Verify,
         Rpc::Digest => Operation::Digest,
         Rpc::ReadAuditLog => Operation::ReadAuditLog,
+        Rpc::GenerateQuorumToken => Operation::GenerateQuorumToken,
+        Rpc::ListQuorumTokens => Operation::ListQuorumTokens,
+        Rpc::DeleteQuorumTokens => Operation::DeleteQuorumTokens,
+        Rpc::SetQuorumValue => Operation::SetQuorumValue,
+        Rpc::ListQuorumValues => Operation::ListQuorumValues,
+        Rpc::RegisterQuorumKey => Operation::RegisterQuorumKey,
+        Rpc::ChangeMfa => Operation::ChangeMfa,
     }
 }
 
@@ -260,6 +269,7 @@ impl Prepared {
             .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))))
             .add_service(MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(&state))))
             .add_service(AuditServiceServer::new(audit::AuditApi::new(Arc::clone(&state))))
+            .add_service(QuorumServiceServer::new(quorum::QuorumApi::new(Arc::clone(&state))))
             // Small request/response pairs: without TCP_NODELAY, Nagle and delayed
             // ACKs add tens of milliseconds to a reply.
             .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);

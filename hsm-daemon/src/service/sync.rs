@@ -7,7 +7,8 @@
 //!   there, through masked objects. Each HSM pulls; every HSM doing so brings
 //!   the cluster into step. Users are not synchronised in the background (as
 //!   in CloudHSM): `user list` shows the gap, and the client repairs it.
-//! - **Cloning**: before a new HSM serves, it copies the users and then the
+//! - **Cloning**: before a new HSM serves, it copies the users (with their
+//!   registered quorum and MFA keys), the quorum values, and then the
 //!   keys of one peer (`clone_from`).
 //! - **Isolation** (fault injection): an HSM cut off from its peers skips
 //!   its rounds and copies nothing, also in a round already under way.
@@ -17,7 +18,8 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use hsm_client::{ClientConfig, ClientError, HsmClient, Role, Session};
 use hsm_proto::v1::{
     self as pb, cluster_service_client::ClusterServiceClient, extract_masked_object_request,
-    masked_object_service_client::MaskedObjectServiceClient, user_service_client::UserServiceClient,
+    masked_object_service_client::MaskedObjectServiceClient, quorum_service_client::QuorumServiceClient,
+    user_service_client::UserServiceClient,
 };
 
 use super::HsmState;
@@ -108,6 +110,22 @@ pub(crate) async fn clone_from(state: &HsmState, access: &PeerAccess, peer: &str
             report.users += 1;
         }
     }
+    // The quorum values travel with the users (masked users carry their
+    // registered keys).
+    let listing = session.request(pb::ListQuorumValuesRequest {}).map_err(|e| e.to_string())?;
+    let values = within(QuorumServiceClient::new(session.client().channel()).list_quorum_values(listing))
+        .await
+        .map_err(|e| format!("listing the quorum values of {peer}: {e}"))?
+        .into_inner()
+        .values;
+    let values = super::quorum::values_from_proto(&values).map_err(|e| format!("quorum values of {peer}: {e}"))?;
+    state
+        .mutate(|hsm| {
+            hsm.adopt_quorum_values(values);
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.message().to_owned())?;
     let mut link = Link::new(peer.to_owned());
     link.session = Some(session);
     report.keys = link.round(state, access).await?;

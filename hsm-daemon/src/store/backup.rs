@@ -16,7 +16,7 @@ use super::{
     records::{self, KeyEntry, UserEntry},
     seal::Sealer,
 };
-use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, PersistedState};
+use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, PersistedState, QuorumValues};
 
 const MAGIC: &str = "hsm-emulator backup";
 /// 2 added key versions and tombstones; version 1 backups still restore
@@ -154,6 +154,7 @@ pub fn restore_backup(
         keys: state.keys.into_iter().map(|k| (k.reference, Some(k))).collect(),
         tombstones: state.tombstones.into_iter().map(|t| (t.reference, Some(t))).collect(),
         meta: Some(state.meta),
+        quorum: Some(state.quorum),
     };
     store.initialize(cluster, hsm, &changes)
 }
@@ -180,7 +181,15 @@ fn into_state(payload: Payload) -> Result<PersistedState, String> {
         .iter()
         .map(|k| k.to_model(versions.get(&k.reference).copied().unwrap_or(1)))
         .collect::<Result<_, _>>()?;
-    Ok(PersistedState { meta: records::persisted_meta(payload.active, payload.next_key_ref), users, keys, tombstones })
+    // Backups do not carry quorum values or registered keys (yet): a
+    // restored HSM starts with quorum off and users register again.
+    Ok(PersistedState {
+        meta: records::persisted_meta(payload.active, payload.next_key_ref),
+        users,
+        keys,
+        tombstones,
+        quorum: QuorumValues::default(),
+    })
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -16,7 +16,7 @@ use super::{
     records::{self, KeyEntry, UserEntry},
     seal::Sealer,
 };
-use crate::model::{ClusterId, Masked, ModelError, Replica};
+use crate::model::{ApproverKey, ClusterId, Masked, ModelError, PersistedUser, Replica};
 
 const MAGIC: &str = "hsm-emulator masked object";
 const VERSION: u32 = 1;
@@ -32,9 +32,23 @@ struct MaskedFile {
 
 #[derive(Serialize, Deserialize)]
 enum Payload {
-    Key { entry: KeyEntry, version: u64 },
-    Tombstone { reference: u64, version: u64, owner: String },
+    Key {
+        entry: KeyEntry,
+        version: u64,
+    },
+    Tombstone {
+        reference: u64,
+        version: u64,
+        owner: String,
+    },
     User(UserEntry),
+    /// A user with its registered quorum and MFA keys (SPKI DER); objects
+    /// masked before keys could be registered are `User`.
+    UserWithKeys {
+        entry: UserEntry,
+        quorum: Option<Vec<u8>>,
+        mfa: Option<Vec<u8>>,
+    },
 }
 
 /// Masks and unmasks objects for one cluster.
@@ -62,7 +76,11 @@ impl Masker {
             Masked::Key(Replica::Tombstone(t)) => {
                 Payload::Tombstone { reference: t.reference.value(), version: t.version, owner: t.owner.to_string() }
             }
-            Masked::User(u) => Payload::User(UserEntry::from_model(u)),
+            Masked::User(u) => Payload::UserWithKeys {
+                entry: UserEntry::from_model(u),
+                quorum: u.quorum_key.as_ref().map(|k| k.spki().to_vec()),
+                mfa: u.mfa_key.as_ref().map(|k| k.spki().to_vec()),
+            },
         };
         let plain = Zeroizing::new(records::encode(&payload));
         let sealed = self.sealer.seal(&plain, self.cluster_id.as_str()).map_err(ModelError::Internal)?;
@@ -104,6 +122,14 @@ impl Masker {
                 records::persisted_tombstone(reference, version, &owner).map_err(inner)?,
             )),
             Payload::User(entry) => Masked::User(entry.to_model().map_err(inner)?),
+            Payload::UserWithKeys { entry, quorum, mfa } => {
+                let key = |der: Option<Vec<u8>>| der.map(|d| ApproverKey::from_spki("masked_object", &d)).transpose();
+                Masked::User(PersistedUser {
+                    quorum_key: key(quorum)?,
+                    mfa_key: key(mfa)?,
+                    ..entry.to_model().map_err(inner)?
+                })
+            }
         })
     }
 }

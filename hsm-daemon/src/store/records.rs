@@ -13,6 +13,7 @@ use crate::{
         Changes, ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType, KeyRef,
         PasswordHash, PersistedKey, PersistedMeta, PersistedState, PersistedTombstone, PersistedUser, Role, Username,
         keys::Attributes,
+        quorum::{ApproverKey, QuorumValue, QuorumValues},
     },
 };
 
@@ -20,6 +21,14 @@ use crate::{
 /// a restart does not parse every key to compute it again (a key with no row,
 /// from a store written before the table, has it computed on load).
 pub(crate) const KEY_DIGESTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("key_digests");
+
+/// username -> the user's registered quorum and MFA public keys (not
+/// secret, so not sealed). A table of its own, so that stores written before
+/// it existed open unchanged: no row means no keys.
+pub(crate) const USER_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_keys");
+
+/// The `meta` row of the HSM-wide quorum values; absent means all off.
+const QUORUM_ROW: &str = "quorum";
 
 /// A failed write, as text (it never carries secrets).
 #[derive(Debug)]
@@ -139,6 +148,21 @@ struct StateRecord {
     next_key_ref: u64,
 }
 
+/// A user's registered keys, SubjectPublicKeyInfo DER.
+#[derive(Debug, Serialize, Deserialize)]
+struct UserKeysRecord {
+    quorum: Option<Vec<u8>>,
+    mfa: Option<Vec<u8>>,
+}
+
+/// The HSM-wide quorum values.
+#[derive(Debug, Serialize, Deserialize)]
+struct QuorumRecord {
+    user: u8,
+    quorum: u8,
+    cluster: u8,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct UserRecord {
     role: u8,
@@ -253,7 +277,12 @@ fn write_key_slot(buf: &mut String, reference: u64) {
 /// the whole batch.
 pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) -> Result<(), WriteError> {
     let mut users = txn.open_table(USERS)?;
+    let mut user_keys = txn.open_table(USER_KEYS)?;
     for (name, user) in batch.iter().flat_map(|c| &c.users) {
+        match user.as_ref().and_then(keys_record) {
+            Some(record) => user_keys.insert(name.as_str(), encode(&record).as_slice())?,
+            None => user_keys.remove(name.as_str())?,
+        };
         match user {
             None => {
                 users.remove(name.as_str())?;
@@ -269,7 +298,7 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
             }
         }
     }
-    drop(users);
+    drop((users, user_keys));
     let mut keys = txn.open_table(KEYS)?;
     let mut versions = txn.open_table(KEY_VERSIONS)?;
     let mut digests = txn.open_table(KEY_DIGESTS)?;
@@ -319,6 +348,11 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
         let record = StateRecord { active: meta.state == ClusterState::Active, next_key_ref: meta.next_key_ref };
         table.insert("state", encode(&record).as_slice())?;
     }
+    if let Some(q) = batch.iter().rev().find_map(|c| c.quorum) {
+        let mut table = txn.open_table(META)?;
+        let record = QuorumRecord { user: q.user.get(), quorum: q.quorum.get(), cluster: q.cluster.get() };
+        table.insert(QUORUM_ROW, encode(&record).as_slice())?;
+    }
     Ok(())
 }
 
@@ -359,6 +393,27 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         let phc = String::from_utf8(phc.to_vec()).map_err(|_| format!("user {name}: password hash is not text"))?;
         users.push(persisted_user(&name, record.role, phc, record.failed_logins, record.locked)?);
     }
+    if let Some(table) = optional_table(txn.open_table(USER_KEYS))? {
+        for user in &mut users {
+            let Some(row) = table.get(user.username.as_str()).map_err(|e| e.to_string())? else { continue };
+            let record: UserKeysRecord = decode(row.value(), format_args!("the keys of user {}", user.username))?;
+            let key = |der: Option<Vec<u8>>| {
+                der.map(|der| ApproverKey::from_spki("user_keys", &der))
+                    .transpose()
+                    .map_err(|e| format!("user {}: {e}", user.username))
+            };
+            user.quorum_key = key(record.quorum)?;
+            user.mfa_key = key(record.mfa)?;
+        }
+    }
+    let quorum = match meta_table.get(QUORUM_ROW).map_err(|e| e.to_string())? {
+        None => QuorumValues::default(),
+        Some(row) => {
+            let record: QuorumRecord = decode(row.value(), "the quorum values")?;
+            let value = |v: u8| QuorumValue::parse("quorum", u32::from(v)).map_err(|e| e.to_string());
+            QuorumValues { user: value(record.user)?, quorum: value(record.quorum)?, cluster: value(record.cluster)? }
+        }
+    };
     let keys = load_keys(txn, sealer)?;
     let mut tombstones = Vec::new();
     if let Some(table) = optional_table(txn.open_table(TOMBSTONES))? {
@@ -369,7 +424,7 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
             tombstones.push(persisted_tombstone(reference, record.version, &record.owner)?);
         }
     }
-    Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones })
+    Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones, quorum })
 }
 
 /// Every stored key, unsealed; its material is parsed on first use (see
@@ -515,7 +570,16 @@ pub(crate) fn persisted_user(
         hash: PasswordHash::from_phc(phc).map_err(|e| format!("user {name}: {e}"))?,
         failed_logins,
         locked,
+        quorum_key: None,
+        mfa_key: None,
     })
+}
+
+/// The keys row of a user, `None` when it registered none.
+fn keys_record(u: &PersistedUser) -> Option<UserKeysRecord> {
+    let der = |k: &Option<ApproverKey>| k.as_ref().map(|k| k.spki().to_vec());
+    (u.quorum_key.is_some() || u.mfa_key.is_some())
+        .then(|| UserKeysRecord { quorum: der(&u.quorum_key), mfa: der(&u.mfa_key) })
 }
 
 /// A user as it travels out of the store (backups, masked objects): the

@@ -662,7 +662,7 @@ mod tests {
 
     #[test]
     fn users_that_differ_between_hsms_print_inconsistent_with_each_hsms_view() {
-        let user = |name: &str, role, locked| User { username: name.into(), role, locked };
+        let user = |name: &str, role, locked| User { username: name.into(), role, locked, quorum: false, mfa: false };
         let list = UserList {
             users: vec![
                 ClusterUser {
