@@ -9,10 +9,10 @@ use hsm_client::{
 use hsm_proto::v1::{
     self as pb, Rpc, audit_service_client::AuditServiceClient, cluster_service_client::ClusterServiceClient,
     crypto_service_client::CryptoServiceClient, key_service_client::KeyServiceClient,
-    masked_object_service_client::MaskedObjectServiceClient, session_service_client::SessionServiceClient,
-    user_service_client::UserServiceClient,
+    masked_object_service_client::MaskedObjectServiceClient, quorum_service_client::QuorumServiceClient,
+    session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
 };
-use integration_tests::{APPLIANCE_PASSWORD, Options, TestHsm};
+use integration_tests::{APPLIANCE_PASSWORD, Options, TestHsm, TestRsaKey};
 use tonic::{Code, Status};
 
 /// The five identities of the seed (plus PRECO from its PRECO section).
@@ -64,6 +64,16 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
         Rpc::Encrypt | Rpc::Decrypt | Rpc::Sign | Rpc::Verify | Rpc::Digest => &[Who::Cu],
         // The audit log (an extension): admins only.
         Rpc::ReadAuditLog => &[Who::Co],
+        // Quorum and MFA: admins and crypto users (the service decides
+        // which tokens each may have); quorum values are set by admins and
+        // read by the appliance user too, to clone a new HSM.
+        Rpc::GenerateQuorumToken
+        | Rpc::ListQuorumTokens
+        | Rpc::DeleteQuorumTokens
+        | Rpc::RegisterQuorumKey
+        | Rpc::ChangeMfa => &[Who::Co, Who::Cu],
+        Rpc::SetQuorumValue => &[Who::Co],
+        Rpc::ListQuorumValues => &[Who::Co, Who::Cu, Who::Au],
     }
 }
 
@@ -100,6 +110,13 @@ fn operation_words(rpc: Rpc) -> &'static str {
         Rpc::Verify => "crypto verify",
         Rpc::Digest => "crypto digest",
         Rpc::ReadAuditLog => "audit list",
+        Rpc::GenerateQuorumToken => "quorum token-sign generate",
+        Rpc::ListQuorumTokens => "quorum token-sign list",
+        Rpc::DeleteQuorumTokens => "quorum token-sign delete",
+        Rpc::SetQuorumValue => "quorum token-sign set-quorum-value",
+        Rpc::ListQuorumValues => "quorum token-sign list-quorum-values",
+        Rpc::RegisterQuorumKey => "user change-quorum token-sign register",
+        Rpc::ChangeMfa => "user change-mfa token-sign",
     }
 }
 
@@ -234,6 +251,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
     let channel = session.client().channel();
     let keys = || KeyServiceClient::new(session.client().channel());
     let crypto = || CryptoServiceClient::new(session.client().channel());
+    let quorum = || QuorumServiceClient::new(session.client().channel());
     let role = |r: pb::Role| i32::from(r);
     match rpc {
         Rpc::GetClusterInfo => ClusterServiceClient::new(channel)
@@ -266,6 +284,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                         username: "app_user".into(),
                         role: role(pb::Role::Appliance),
                         password: APPLIANCE_PASSWORD.into(),
+                        ..Default::default()
                     })
                     .expect("request"),
             )
@@ -284,6 +303,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                         username: "walker".into(),
                         role: role(pb::Role::CryptoUser),
                         password: "walker-pass".into(),
+                        ..Default::default()
                     })
                     .expect("request"),
             )
@@ -292,7 +312,11 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
         Rpc::DeleteUser => UserServiceClient::new(channel)
             .delete_user(
                 session
-                    .request(pb::DeleteUserRequest { username: "victim".into(), role: role(pb::Role::CryptoUser) })
+                    .request(pb::DeleteUserRequest {
+                        username: "victim".into(),
+                        role: role(pb::Role::CryptoUser),
+                        ..Default::default()
+                    })
                     .expect("request"),
             )
             .await
@@ -314,6 +338,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                         username: "victim".into(),
                         role: role(pb::Role::CryptoUser),
                         new_password: "changed-pass".into(),
+                        ..Default::default()
                     })
                     .expect("request"),
             )
@@ -469,7 +494,62 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             .read_audit_log(r(session, pb::ReadAuditLogRequest { from_seq: 1, limit: 10 }))
             .await
             .map(drop),
+        Rpc::GenerateQuorumToken => quorum().generate_quorum_token(r(session, registration())).await.map(drop),
+        Rpc::ListQuorumTokens => {
+            quorum().list_quorum_tokens(r(session, pb::ListQuorumTokensRequest {})).await.map(drop)
+        }
+        Rpc::DeleteQuorumTokens => {
+            quorum().delete_quorum_tokens(r(session, pb::DeleteQuorumTokensRequest { all: false })).await.map(drop)
+        }
+        Rpc::SetQuorumValue => quorum()
+            .set_quorum_value(r(
+                session,
+                pb::SetQuorumValueRequest { service: pb::QuorumServiceName::User.into(), value: 1, approval: None },
+            ))
+            .await
+            .map(drop),
+        Rpc::ListQuorumValues => {
+            quorum().list_quorum_values(r(session, pb::ListQuorumValuesRequest {})).await.map(drop)
+        }
+        Rpc::RegisterQuorumKey => {
+            // A registration token to sign, where the caller may have one.
+            let issued = quorum().generate_quorum_token(r(session, registration())).await.ok().map(|t| t.into_inner());
+            let key = TestRsaKey::fixed();
+            let (token, signature) =
+                issued.map(|t| (t.token, key.sign(&t.approval_data))).unwrap_or_else(|| (vec![0; 32], vec![0; 256]));
+            quorum()
+                .register_quorum_key(r(
+                    session,
+                    pb::RegisterQuorumKeyRequest { public_key: key.spki(), token, signature },
+                ))
+                .await
+                .map(drop)
+        }
+        // Turning one's own MFA off (it is off: nothing changes).
+        Rpc::ChangeMfa => {
+            let (username, role) = match who {
+                Who::Cu => ("alice", pb::Role::CryptoUser),
+                Who::Au => ("app_user", pb::Role::Appliance),
+                _ => ("admin", pb::Role::Admin),
+            };
+            UserServiceClient::new(channel)
+                .change_mfa(r(
+                    session,
+                    pb::ChangeMfaRequest {
+                        username: username.into(),
+                        role: role.into(),
+                        deregister: true,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(drop)
+        }
     }
+}
+
+fn registration() -> pb::GenerateQuorumTokenRequest {
+    pb::GenerateQuorumTokenRequest { service: pb::QuorumServiceName::Registration.into() }
 }
 
 fn extract_key(reference: &str) -> pb::ExtractMaskedObjectRequest {

@@ -13,7 +13,7 @@ use hsm_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{HsmState, blocking, caller, convert};
-use crate::model::{ApproverKey, Caller, ModelError, QuorumService, QuorumValue, QuorumValues, VerifiedApproval};
+use crate::model::{ApproverKey, Caller, Hsm, ModelError, QuorumService, QuorumValue, QuorumValues, VerifiedApproval};
 
 #[derive(Debug)]
 pub(super) struct QuorumApi {
@@ -30,7 +30,7 @@ impl QuorumApi {
 /// needs none, else the verified approval, which the call then spends with
 /// its change ([`crate::model::Hsm::spend_approval`]). Signatures are
 /// verified off the async workers and outside the model's lock.
-pub(super) async fn approve(
+async fn approve(
     state: &HsmState,
     caller: &Caller,
     service: QuorumService,
@@ -49,6 +49,20 @@ pub(super) async fn approve(
             Ok(Some(verified?))
         }
     }
+}
+
+/// Runs a quorum-gated change: checks the approval ([`approve`]), then
+/// makes the change and spends the token under one lock.
+pub(super) async fn gated<T>(
+    state: &HsmState,
+    caller: &Caller,
+    service: QuorumService,
+    approval: Option<&pb::Approval>,
+    change: impl FnOnce(&mut Hsm) -> Result<T, ModelError>,
+) -> Result<T, Status> {
+    let approval = approve(state, caller, service, approval).await?;
+    let now = state.now();
+    state.mutate(|hsm| hsm.spend_approval(service, approval.as_ref(), now, change)).await
 }
 
 #[tonic::async_trait]
@@ -111,16 +125,10 @@ impl QuorumRpc for QuorumApi {
         let req = request.get_ref();
         let service = convert::quorum_service("service", req.service)?;
         let value = QuorumValue::parse("value", req.value)?;
-        let approval = approve(&self.state, &caller, QuorumService::Quorum, req.approval.as_ref()).await?;
-        let now = self.state.now();
-        let values = self
-            .state
-            .mutate(|hsm| {
-                hsm.spend_approval(QuorumService::Quorum, approval.as_ref(), now, |hsm| {
-                    hsm.set_quorum_value(service, value)
-                })
-            })
-            .await?;
+        let values = gated(&self.state, &caller, QuorumService::Quorum, req.approval.as_ref(), |hsm| {
+            hsm.set_quorum_value(service, value)
+        })
+        .await?;
         tracing::info!(%service, value = value.get(), "quorum value set");
         Ok(Response::new(SetQuorumValueResponse { values: values_to_proto(values) }))
     }

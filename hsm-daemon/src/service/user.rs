@@ -9,7 +9,7 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, audit, blocking, caller, convert, quorum::approve};
+use super::{HsmState, audit, blocking, caller, convert, quorum::gated};
 use crate::model::{ApproverKey, ModelError, Password, QuorumService, Username};
 
 #[derive(Debug)]
@@ -32,17 +32,11 @@ impl UserService for UserApi {
         let role = convert::role("role", req.role)?;
         let password = Password::parse("password", &req.password)?;
         let caller = caller(&request)?;
-        let approval = approve(&self.state, &caller, QuorumService::User, req.approval.as_ref()).await?;
         let hash = self.state.hash(password).await?;
-        let now = self.state.now();
-        let view = self
-            .state
-            .mutate(|hsm| {
-                hsm.spend_approval(QuorumService::User, approval.as_ref(), now, |hsm| {
-                    hsm.create_user(username, role, hash)
-                })
-            })
-            .await?;
+        let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
+            hsm.create_user(username, role, hash)
+        })
+        .await?;
         tracing::info!(username = %view.username, role = %view.role, "user created");
         Ok(Response::new(CreateUserResponse { user: Some(convert::user(view)) }))
     }
@@ -53,16 +47,11 @@ impl UserService for UserApi {
         audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
         let caller = caller(&request)?;
-        let approval = approve(&self.state, &caller, QuorumService::User, req.approval.as_ref()).await?;
         let now = self.state.now();
-        let view = self
-            .state
-            .mutate(|hsm| {
-                hsm.spend_approval(QuorumService::User, approval.as_ref(), now, |hsm| {
-                    hsm.delete_user(&username, role, now)
-                })
-            })
-            .await?;
+        let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
+            hsm.delete_user(&username, role, now)
+        })
+        .await?;
         tracing::info!(username = %view.username, role = %view.role, "user deleted");
         Ok(Response::new(DeleteUserResponse { user: Some(convert::user(view)) }))
     }
@@ -94,17 +83,11 @@ impl UserService for UserApi {
         let role = convert::role("role", req.role)?;
         let password = Password::parse("new_password", &req.new_password)?;
         let caller = caller(&request)?;
-        let approval = approve(&self.state, &caller, QuorumService::User, req.approval.as_ref()).await?;
         let hash = self.state.hash(password).await?;
-        let now = self.state.now();
-        let view = self
-            .state
-            .mutate(|hsm| {
-                hsm.spend_approval(QuorumService::User, approval.as_ref(), now, |hsm| {
-                    hsm.change_user_password(&username, role, hash)
-                })
-            })
-            .await?;
+        let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
+            hsm.change_user_password(&username, role, hash)
+        })
+        .await?;
         tracing::info!(username = %view.username, "password changed by an admin");
         Ok(Response::new(ChangeUserPasswordResponse { user: Some(convert::user(view)) }))
     }
@@ -139,16 +122,11 @@ impl UserService for UserApi {
             }
             Some((key, token))
         };
-        let approval = approve(&self.state, &caller, QuorumService::User, req.approval.as_ref()).await?;
         let on = key.is_some();
-        let view = self
-            .state
-            .mutate(|hsm| {
-                hsm.spend_approval(QuorumService::User, approval.as_ref(), now, |hsm| {
-                    hsm.set_mfa_key(&caller, &username, role, key, now)
-                })
-            })
-            .await?;
+        let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
+            hsm.set_mfa_key(&caller, &username, role, key, now)
+        })
+        .await?;
         tracing::info!(username = %view.username, mfa = on, "MFA changed");
         Ok(Response::new(ChangeMfaResponse { user: Some(convert::user(view)), token: Vec::new() }))
     }

@@ -86,8 +86,8 @@ pub(crate) fn users(list: &UserList) -> Value {
         username: &'a str,
         role: String,
         locked: String,
-        mfa: [(); 0],
-        quorum: [(); 0],
+        mfa: Vec<Value>,
+        quorum: Vec<Value>,
         #[serde(rename = "cluster-coverage")]
         cluster_coverage: &'static str,
         /// Only for an inconsistent user: what each HSM holds.
@@ -120,14 +120,27 @@ pub(crate) fn users(list: &UserList) -> Value {
             username: &u.username,
             role: u.role.to_string(),
             locked: u.locked.map(flag).to_string(),
-            mfa: [],
-            quorum: [],
+            mfa: strategy(u, |user| user.mfa),
+            quorum: strategy(u, |user| user.quorum),
             cluster_coverage: if u.on_every_hsm() { "full" } else { "inconsistent" },
             hsms,
         }
     }
     let data = to_value(Users { users: list.users.iter().map(row).collect() });
     with_failures(data, list.unanswered.iter().map(|(hsm, e)| (hsm.as_str(), e)))
+}
+
+/// `[{"strategy": "token-sign", "status": "enabled"}]` where a user has the
+/// key registered on every HSM that holds it (`"inconsistent"` where only
+/// some do), `[]` where none.
+fn strategy(u: &ClusterUser, registered: impl Fn(&hsm_client::User) -> bool) -> Vec<Value> {
+    let held: Vec<bool> = u.per_hsm.iter().filter_map(|(_, user)| user.as_ref().map(&registered)).collect();
+    let status = match (held.iter().all(|r| *r), held.iter().any(|r| *r)) {
+        (_, false) => return Vec::new(),
+        (true, true) => "enabled",
+        (false, true) => "inconsistent",
+    };
+    vec![serde_json::json!({"strategy": "token-sign", "status": status})]
 }
 
 fn flag(on: bool) -> &'static str {

@@ -104,7 +104,7 @@ impl Block {
         }
     }
 
-    fn der(&self) -> Option<Vec<u8>> {
+    pub(crate) fn der(&self) -> Option<Vec<u8>> {
         STANDARD.decode(&self.body).ok()
     }
 }
