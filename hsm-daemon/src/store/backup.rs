@@ -13,15 +13,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Backing, MasterKey, Opened, Store, StoreError,
-    records::{self, KeyEntry, UserEntry},
+    records::{self, KeyEntry, QuorumRecord, UserEntry, UserKeysRecord},
     seal::Sealer,
 };
 use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, PersistedState, QuorumValues};
 
 const MAGIC: &str = "hsm-emulator backup";
 /// 2 added key versions and tombstones; version 1 backups still restore
-/// (their keys at version 1, with no tombstones).
-const VERSION: u32 = 2;
+/// (their keys at version 1, with no tombstones). 3 added registered quorum
+/// and MFA keys and quorum values; older backups restore with none.
+const VERSION: u32 = 3;
 const LABEL: &[u8] = b"hsm-emulator backup key v1";
 
 #[derive(Serialize, Deserialize)]
@@ -33,10 +34,19 @@ struct BackupFile {
     sealed: Vec<u8>,
 }
 
-/// Version 2's payload: version 1's fields, then what clusters added
-/// (postcard writes fields in order, so the first part reads as version 1).
+/// Version 3's payload: version 2's, then what quorum added (postcard writes
+/// fields in order, so the first part reads as version 2).
 #[derive(Serialize, Deserialize)]
 struct Payload {
+    base: PayloadV2,
+    /// (username, keys) of every user with a registered key.
+    user_keys: Vec<(String, UserKeysRecord)>,
+    quorum: QuorumRecord,
+}
+
+/// Version 2's payload: version 1's fields, then what clusters added.
+#[derive(Serialize, Deserialize)]
+struct PayloadV2 {
     base: PayloadV1,
     /// (reference, version) of every key in `base.keys`.
     key_versions: Vec<(u64, u64)>,
@@ -72,7 +82,12 @@ impl Store {
             key_versions.push((k.reference.value(), k.version));
             keys.push(KeyEntry::from_model(k).map_err(fail)?);
         }
-        let payload = Payload {
+        let user_keys = state
+            .users
+            .iter()
+            .filter_map(|u| UserKeysRecord::from_user(u).map(|keys| (u.username.to_string(), keys)))
+            .collect();
+        let base = PayloadV2 {
             base: PayloadV1 {
                 active: state.meta.state == ClusterState::Active,
                 next_key_ref: state.meta.next_key_ref,
@@ -86,6 +101,7 @@ impl Store {
                 .map(|t| (t.reference.value(), t.version, t.owner.to_string()))
                 .collect(),
         };
+        let payload = Payload { base, user_keys, quorum: QuorumRecord::from_model(state.quorum) };
         let plain = zeroize::Zeroizing::new(records::encode(&payload));
         let sealer = Sealer::derive_with(cluster_key, LABEL, cluster_id);
         let sealed = sealer.seal(&plain, cluster_id).map_err(fail)?;
@@ -137,11 +153,16 @@ pub fn restore_backup(
     let plain = sealer
         .open(&file.sealed, cluster.id.as_str())
         .map_err(|_| bad("it does not open with this cluster's key: it is damaged or was altered".into()))?;
-    let payload: Payload = if file.version == 1 {
-        let base = postcard::from_bytes(&plain).map_err(|e| bad(format!("backup payload: {e}")))?;
-        Payload { base, key_versions: Vec::new(), tombstones: Vec::new() }
-    } else {
-        postcard::from_bytes(&plain).map_err(|e| bad(format!("backup payload: {e}")))?
+    let undecodable = |e: postcard::Error| bad(format!("backup payload: {e}"));
+    let older =
+        |base| Payload { base, user_keys: Vec::new(), quorum: QuorumRecord::from_model(QuorumValues::default()) };
+    let payload: Payload = match file.version {
+        1 => {
+            let base = postcard::from_bytes(&plain).map_err(undecodable)?;
+            older(PayloadV2 { base, key_versions: Vec::new(), tombstones: Vec::new() })
+        }
+        2 => older(postcard::from_bytes(&plain).map_err(undecodable)?),
+        _ => postcard::from_bytes(&plain).map_err(undecodable)?,
     };
     let state = into_state(payload).map_err(bad)?;
 
@@ -168,6 +189,9 @@ fn occupied(path: std::path::PathBuf) -> StoreError {
 }
 
 fn into_state(payload: Payload) -> Result<PersistedState, String> {
+    let quorum = payload.quorum.to_model()?;
+    let mut user_keys: std::collections::BTreeMap<String, UserKeysRecord> = payload.user_keys.into_iter().collect();
+    let payload = payload.base;
     let versions: std::collections::BTreeMap<u64, u64> = payload.key_versions.into_iter().collect();
     let tombstones = payload
         .tombstones
@@ -175,20 +199,23 @@ fn into_state(payload: Payload) -> Result<PersistedState, String> {
         .map(|(reference, version, owner)| records::persisted_tombstone(*reference, *version, owner))
         .collect::<Result<_, _>>()?;
     let payload = payload.base;
-    let users = payload.users.iter().map(UserEntry::to_model).collect::<Result<_, _>>()?;
+    let mut users: Vec<_> = payload.users.iter().map(UserEntry::to_model).collect::<Result<_, _>>()?;
+    for user in &mut users {
+        if let Some(keys) = user_keys.remove(user.username.as_str()) {
+            keys.apply_to(user)?;
+        }
+    }
     let keys = payload
         .keys
         .iter()
         .map(|k| k.to_model(versions.get(&k.reference).copied().unwrap_or(1)))
         .collect::<Result<_, _>>()?;
-    // Backups do not carry quorum values or registered keys (yet): a
-    // restored HSM starts with quorum off and users register again.
     Ok(PersistedState {
         meta: records::persisted_meta(payload.active, payload.next_key_ref),
         users,
         keys,
         tombstones,
-        quorum: QuorumValues::default(),
+        quorum,
     })
 }
 

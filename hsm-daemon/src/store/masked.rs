@@ -13,10 +13,10 @@ use zeroize::Zeroizing;
 
 use super::{
     MasterKey,
-    records::{self, KeyEntry, UserEntry},
+    records::{self, KeyEntry, UserEntry, UserKeysRecord},
     seal::Sealer,
 };
-use crate::model::{ApproverKey, ClusterId, Masked, ModelError, PersistedUser, Replica};
+use crate::model::{ClusterId, Masked, ModelError, Replica};
 
 const MAGIC: &str = "hsm-emulator masked object";
 const VERSION: u32 = 1;
@@ -42,12 +42,11 @@ enum Payload {
         owner: String,
     },
     User(UserEntry),
-    /// A user with its registered quorum and MFA keys (SPKI DER); objects
-    /// masked before keys could be registered are `User`.
+    /// A user with its registered quorum and MFA keys; objects masked
+    /// before keys could be registered are `User`.
     UserWithKeys {
         entry: UserEntry,
-        quorum: Option<Vec<u8>>,
-        mfa: Option<Vec<u8>>,
+        keys: Option<UserKeysRecord>,
     },
 }
 
@@ -76,11 +75,9 @@ impl Masker {
             Masked::Key(Replica::Tombstone(t)) => {
                 Payload::Tombstone { reference: t.reference.value(), version: t.version, owner: t.owner.to_string() }
             }
-            Masked::User(u) => Payload::UserWithKeys {
-                entry: UserEntry::from_model(u),
-                quorum: u.quorum_key.as_ref().map(|k| k.spki().to_vec()),
-                mfa: u.mfa_key.as_ref().map(|k| k.spki().to_vec()),
-            },
+            Masked::User(u) => {
+                Payload::UserWithKeys { entry: UserEntry::from_model(u), keys: UserKeysRecord::from_user(u) }
+            }
         };
         let plain = Zeroizing::new(records::encode(&payload));
         let sealed = self.sealer.seal(&plain, self.cluster_id.as_str()).map_err(ModelError::Internal)?;
@@ -122,13 +119,12 @@ impl Masker {
                 records::persisted_tombstone(reference, version, &owner).map_err(inner)?,
             )),
             Payload::User(entry) => Masked::User(entry.to_model().map_err(inner)?),
-            Payload::UserWithKeys { entry, quorum, mfa } => {
-                let key = |der: Option<Vec<u8>>| der.map(|d| ApproverKey::from_spki("masked_object", &d)).transpose();
-                Masked::User(PersistedUser {
-                    quorum_key: key(quorum)?,
-                    mfa_key: key(mfa)?,
-                    ..entry.to_model().map_err(inner)?
-                })
+            Payload::UserWithKeys { entry, keys } => {
+                let mut user = entry.to_model().map_err(inner)?;
+                if let Some(keys) = keys {
+                    keys.apply_to(&mut user).map_err(inner)?;
+                }
+                Masked::User(user)
             }
         })
     }

@@ -148,19 +148,53 @@ struct StateRecord {
     next_key_ref: u64,
 }
 
-/// A user's registered keys, SubjectPublicKeyInfo DER.
+/// A user's registered keys, SubjectPublicKeyInfo DER (the store's
+/// `user_keys` rows, masked users and backups).
 #[derive(Debug, Serialize, Deserialize)]
-struct UserKeysRecord {
+pub(crate) struct UserKeysRecord {
     quorum: Option<Vec<u8>>,
     mfa: Option<Vec<u8>>,
 }
 
-/// The HSM-wide quorum values.
+impl UserKeysRecord {
+    /// `None` when the user registered no key.
+    pub(crate) fn from_user(u: &PersistedUser) -> Option<Self> {
+        let der = |k: &Option<ApproverKey>| k.as_ref().map(|k| k.spki().to_vec());
+        (u.quorum_key.is_some() || u.mfa_key.is_some())
+            .then(|| UserKeysRecord { quorum: der(&u.quorum_key), mfa: der(&u.mfa_key) })
+    }
+
+    /// Gives `user` these keys, parsed (and so checked) again.
+    pub(crate) fn apply_to(self, user: &mut PersistedUser) -> Result<(), String> {
+        let key = |der: Option<Vec<u8>>| {
+            der.map(|der| ApproverKey::from_spki("user_keys", &der))
+                .transpose()
+                .map_err(|e| format!("user {}: {e}", user.username))
+        };
+        let (quorum, mfa) = (key(self.quorum)?, key(self.mfa)?);
+        user.quorum_key = quorum;
+        user.mfa_key = mfa;
+        Ok(())
+    }
+}
+
+/// The HSM-wide quorum values (the store's `meta` row and backups).
 #[derive(Debug, Serialize, Deserialize)]
-struct QuorumRecord {
+pub(crate) struct QuorumRecord {
     user: u8,
     quorum: u8,
     cluster: u8,
+}
+
+impl QuorumRecord {
+    pub(crate) fn from_model(q: QuorumValues) -> Self {
+        QuorumRecord { user: q.user.get(), quorum: q.quorum.get(), cluster: q.cluster.get() }
+    }
+
+    pub(crate) fn to_model(&self) -> Result<QuorumValues, String> {
+        let value = |v: u8| QuorumValue::parse("quorum", u32::from(v)).map_err(|e| e.to_string());
+        Ok(QuorumValues { user: value(self.user)?, quorum: value(self.quorum)?, cluster: value(self.cluster)? })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -279,7 +313,7 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
     let mut users = txn.open_table(USERS)?;
     let mut user_keys = txn.open_table(USER_KEYS)?;
     for (name, user) in batch.iter().flat_map(|c| &c.users) {
-        match user.as_ref().and_then(keys_record) {
+        match user.as_ref().and_then(UserKeysRecord::from_user) {
             Some(record) => user_keys.insert(name.as_str(), encode(&record).as_slice())?,
             None => user_keys.remove(name.as_str())?,
         };
@@ -350,7 +384,7 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
     }
     if let Some(q) = batch.iter().rev().find_map(|c| c.quorum) {
         let mut table = txn.open_table(META)?;
-        let record = QuorumRecord { user: q.user.get(), quorum: q.quorum.get(), cluster: q.cluster.get() };
+        let record = QuorumRecord::from_model(q);
         table.insert(QUORUM_ROW, encode(&record).as_slice())?;
     }
     Ok(())
@@ -397,22 +431,12 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         for user in &mut users {
             let Some(row) = table.get(user.username.as_str()).map_err(|e| e.to_string())? else { continue };
             let record: UserKeysRecord = decode(row.value(), format_args!("the keys of user {}", user.username))?;
-            let key = |der: Option<Vec<u8>>| {
-                der.map(|der| ApproverKey::from_spki("user_keys", &der))
-                    .transpose()
-                    .map_err(|e| format!("user {}: {e}", user.username))
-            };
-            user.quorum_key = key(record.quorum)?;
-            user.mfa_key = key(record.mfa)?;
+            record.apply_to(user)?;
         }
     }
     let quorum = match meta_table.get(QUORUM_ROW).map_err(|e| e.to_string())? {
         None => QuorumValues::default(),
-        Some(row) => {
-            let record: QuorumRecord = decode(row.value(), "the quorum values")?;
-            let value = |v: u8| QuorumValue::parse("quorum", u32::from(v)).map_err(|e| e.to_string());
-            QuorumValues { user: value(record.user)?, quorum: value(record.quorum)?, cluster: value(record.cluster)? }
-        }
+        Some(row) => decode::<QuorumRecord>(row.value(), "the quorum values")?.to_model()?,
     };
     let keys = load_keys(txn, sealer)?;
     let mut tombstones = Vec::new();
@@ -573,13 +597,6 @@ pub(crate) fn persisted_user(
         quorum_key: None,
         mfa_key: None,
     })
-}
-
-/// The keys row of a user, `None` when it registered none.
-fn keys_record(u: &PersistedUser) -> Option<UserKeysRecord> {
-    let der = |k: &Option<ApproverKey>| k.as_ref().map(|k| k.spki().to_vec());
-    (u.quorum_key.is_some() || u.mfa_key.is_some())
-        .then(|| UserKeysRecord { quorum: der(&u.quorum_key), mfa: der(&u.mfa_key) })
 }
 
 /// A user as it travels out of the store (backups, masked objects): the
