@@ -453,3 +453,43 @@ async fn a_three_hsm_cluster_keeps_keys_and_values_on_every_hsm_and_each_hsm_spe
     let admin2_row = users.users.iter().find(|u| u.username == "admin2").unwrap();
     assert!(admin2_row.per_hsm.iter().all(|(_, u)| u.as_ref().is_some_and(|u| u.quorum)));
 }
+
+/// An HSM added with `init --add` clones the registered keys, MFA and the
+/// quorum values before it serves, and refuses unapproved user changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_hsm_clones_registered_keys_and_quorum_values() {
+    use integration_tests::{TestRsaKey, process::ClusterDir};
+
+    let cluster = ClusterDir::init(1);
+    let hsm1 = cluster.start_hsm_with(1, &[], &[]);
+    let client = hsm1.client().await;
+    client.activate("admin-pass").await.unwrap();
+    let admin = client.login("admin", Role::Admin, "admin-pass").await.unwrap();
+    admin.create_user("admin2", Role::Admin, "admin2-pass").await.unwrap();
+    let admin2 = client.login("admin2", Role::Admin, "admin2-pass").await.unwrap();
+    let key = TestRsaKey::fixed();
+    for session in [&admin, &admin2] {
+        let token = session.generate_quorum_token(QuorumService::Registration).await.unwrap();
+        session.register_quorum_key(&key.spki(), &token.token, &key.sign(&token.approval_data)).await.unwrap();
+    }
+    admin.set_quorum_value(QuorumService::User, 2, None).await.unwrap();
+    admin2.logout().await.unwrap();
+
+    let out = cluster.command().args(["init", "--dir"]).arg(cluster.dir()).args(["--add", "1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let hsm2 = cluster.start_hsm_with(2, &[], &[]);
+    assert!(hsm2.stderr_text().contains("cloned from the peer"), "{}", hsm2.stderr_text());
+    let admin_on_2 = hsm2.client().await.login("admin", Role::Admin, "admin-pass").await.unwrap();
+    let values = admin_on_2.list_quorum_values().await.unwrap();
+    assert!(values.contains(&(QuorumService::User, 2)), "{values:?}");
+    let users = admin_on_2.list_users().await.unwrap();
+    let registered: Vec<&str> = users.iter().filter(|u| u.quorum).map(|u| u.username.as_str()).collect();
+    assert_eq!(registered, ["admin", "admin2"]);
+    let refused = admin_on_2.create_user("carol", Role::CryptoUser, "carol-pass").await.unwrap_err();
+    assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
+    assert_eq!(
+        admin_on_2.sync_status().await.unwrap().digest,
+        admin.sync_status().await.unwrap().digest,
+        "the clone is in step"
+    );
+}
