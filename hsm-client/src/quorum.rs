@@ -176,8 +176,16 @@ impl Session {
 
     /// Deletes the caller's tokens, or every user's (`all`, admins).
     pub async fn delete_quorum_tokens(&self, all: bool) -> Result<u32, ClientError> {
-        let reply = self.quorum().delete_quorum_tokens(self.request(pb::DeleteQuorumTokensRequest { all })?).await?;
+        let request = pb::DeleteQuorumTokensRequest { all, ..Default::default() };
+        let reply = self.quorum().delete_quorum_tokens(self.request(request)?).await?;
         Ok(reply.into_inner().deleted)
+    }
+
+    /// Deletes one of the caller's tokens; whether it was there.
+    pub async fn delete_quorum_token(&self, token: &[u8]) -> Result<bool, ClientError> {
+        let request = pb::DeleteQuorumTokensRequest { token: token.to_vec(), ..Default::default() };
+        let reply = self.quorum().delete_quorum_tokens(self.request(request)?).await?;
+        Ok(reply.into_inner().deleted > 0)
     }
 
     /// The quorum values of the user, quorum and cluster services.

@@ -414,12 +414,15 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
         Rpc::ShareKey => keys()
             .share_key(r(
                 session,
-                pb::ShareKeyRequest { key_reference: f.ec_private.clone(), username: "victim".into() },
+                pb::ShareKeyRequest { key_reference: f.ec_private.clone(), username: "victim".into(), approval: None },
             ))
             .await
             .map(drop),
         Rpc::UnshareKey => keys()
-            .unshare_key(r(session, pb::ShareKeyRequest { key_reference: f.aes.clone(), username: "victim".into() }))
+            .unshare_key(r(
+                session,
+                pb::ShareKeyRequest { key_reference: f.aes.clone(), username: "victim".into(), approval: None },
+            ))
             .await
             .map(drop),
         Rpc::SetKeyAttribute => {
@@ -428,7 +431,12 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             keys()
                 .set_key_attribute(r(
                     session,
-                    pb::SetKeyAttributeRequest { key_reference: f.aes.clone(), name: name.into(), value: value.into() },
+                    pb::SetKeyAttributeRequest {
+                        key_reference: f.aes.clone(),
+                        name: name.into(),
+                        value: value.into(),
+                        approval: None,
+                    },
                 ))
                 .await
                 .map(drop)
@@ -468,6 +476,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                     hash: pb::HashAlgorithm::Sha256.into(),
                     data: b"hello".to_vec(),
                     data_is_digest: false,
+                    approval: None,
                 },
             ))
             .await
@@ -498,9 +507,10 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
         Rpc::ListQuorumTokens => {
             quorum().list_quorum_tokens(r(session, pb::ListQuorumTokensRequest {})).await.map(drop)
         }
-        Rpc::DeleteQuorumTokens => {
-            quorum().delete_quorum_tokens(r(session, pb::DeleteQuorumTokensRequest { all: false })).await.map(drop)
-        }
+        Rpc::DeleteQuorumTokens => quorum()
+            .delete_quorum_tokens(r(session, pb::DeleteQuorumTokensRequest { all: false, token: Vec::new() }))
+            .await
+            .map(drop),
         Rpc::SetQuorumValue => quorum()
             .set_quorum_value(r(
                 session,

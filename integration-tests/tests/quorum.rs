@@ -493,3 +493,114 @@ async fn a_new_hsm_clones_registered_keys_and_quorum_values() {
         "the clone is in step"
     );
 }
+
+/// Per-key quorum: a key made with `--use-key-quorum-value 2` signs only
+/// with a key-usage approval by two of its owner and shared users, and one
+/// with `--manage-key-quorum-value 2` is shared only with a key-management
+/// approval.
+#[test]
+fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
+    let dev = DevProcess::start(&["--hsms", "2"]);
+    let dir = dev.dir.path().to_owned();
+    dev.cli(&[], &["cluster", "activate", "--password", "admin-pass"]).ok();
+    let admin = pin("admin", "admin-pass");
+    for cu in ["cu1", "cu2", "cu3"] {
+        let password = format!("{cu}-pass");
+        let create = ["user", "create", "--username", cu, "--role", "crypto-user", "--password", &password];
+        dev.cli(&env(&admin), &create).ok();
+    }
+    let cu =
+        |name: &str| [("CLOUDHSM_ROLE", "crypto-user".to_owned()), ("CLOUDHSM_PIN", format!("{name}:{name}-pass"))];
+    let (k1, k2, k3) = (RsaKey::generate(&dir, "cu1"), RsaKey::generate(&dir, "cu2"), RsaKey::generate(&dir, "cu3"));
+    for (name, key) in [("cu1", &k1), ("cu2", &k2), ("cu3", &k3)] {
+        let file = dir.join(format!("{name}-registration.json"));
+        let generate = ["quorum", "token-sign", "generate", "--service", "registration", "--token", path(&file)];
+        dev.cli(&env(&cu(name)), &generate).ok();
+        approve(&file, name, key);
+        let register = ["user", "change-quorum", "token-sign", "register", "--public-key", path(&key.public)];
+        let register: Vec<&str> = register.into_iter().chain(["--signed-token", path(&file)]).collect();
+        assert_eq!(dev.cli(&env(&cu(name)), &register).ok(), json!({"username": name, "role": "crypto-user"}));
+    }
+
+    let generated = dev.cli(
+        &env(&cu("cu1")),
+        &[
+            "key",
+            "generate-asymmetric-pair",
+            "ec",
+            "--curve",
+            "secp256r1",
+            "--public-label",
+            "team-pub",
+            "--private-label",
+            "team-priv",
+            "--public-attributes",
+            "verify=true",
+            "--private-attributes",
+            "sign=true",
+            "--share-crypto-users",
+            "cu2",
+            "--use-key-quorum-value",
+            "2",
+            "--manage-key-quorum-value",
+            "2",
+        ],
+    );
+    let private = &generated.ok()["private_key"]["key-info"]["key-quorum-values"];
+    assert_eq!(private, &json!({"manage-key-quorum-value": 2, "use-key-quorum-value": 2}));
+    let too_many = dev.cli(
+        &env(&cu("cu1")),
+        &[
+            "key",
+            "generate-symmetric",
+            "aes",
+            "--label",
+            "x",
+            "--key-length-bytes",
+            "16",
+            "--use-key-quorum-value",
+            "2",
+        ],
+    );
+    assert!(too_many.err().contains("more than the 1 user(s)"), "a value above the key's users");
+
+    let sign = |who: &[(&'static str, String); 2], approval: Option<&Path>| {
+        let mut args = vec!["crypto", "sign", "ecdsa", "--key-filter", "attr.label=team-priv", "--hash-function"];
+        args.extend(["sha256", "--data", "aGVsbG8="]);
+        if let Some(file) = approval {
+            args.extend(["--approval", path(file)]);
+        }
+        dev.cli(&env(who), &args)
+    };
+    assert_eq!(sign(&cu("cu1"), None).err(), QUORUM_REFUSAL);
+    let token = |who: &str, service: &str, signers: &[(&str, &RsaKey)]| {
+        let file = dir.join(format!("{who}-{service}-{}.token", signers.len()));
+        let generate = ["quorum", "token-sign", "generate", "--service", service, "--token", path(&file)];
+        dev.cli(&env(&cu(who)), &generate).ok();
+        for (name, key) in signers {
+            approve(&file, name, key);
+        }
+        file
+    };
+    // cu3 is registered but neither owns nor shares the key.
+    let outsider = token("cu1", "key-usage", &[("cu1", &k1), ("cu3", &k3)]);
+    assert!(sign(&cu("cu1"), Some(&outsider)).err().contains("'cu3' neither owns the key nor shares it"));
+    let approved = token("cu2", "key-usage", &[("cu1", &k1), ("cu2", &k2)]);
+    assert!(sign(&cu("cu2"), Some(&approved)).ok()["signature"].is_string(), "the shared user signs");
+    assert!(sign(&cu("cu2"), Some(&approved)).err().contains("unknown to this HSM"), "spent");
+
+    // Management: sharing with cu3 needs a key-management approval.
+    let share = |approval: Option<&Path>| {
+        let mut args = vec!["key", "share", "--filter", "attr.label=team-priv", "--username", "cu3"];
+        args.extend(["--role", "crypto-user"]);
+        if let Some(file) = approval {
+            args.extend(["--approval", path(file)]);
+        }
+        dev.cli(&env(&cu("cu1")), &args)
+    };
+    assert_eq!(share(None).err(), QUORUM_REFUSAL);
+    let usage_token = token("cu1", "key-usage", &[("cu1", &k1), ("cu2", &k2)]);
+    assert!(share(Some(&usage_token)).err().contains("for the key-usage service, not the key-management service"));
+    let managed = token("cu1", "key-management", &[("cu1", &k1), ("cu2", &k2)]);
+    assert_eq!(share(Some(&managed)).ok(), json!({"message": "Key shared successfully"}));
+}

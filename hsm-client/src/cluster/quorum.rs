@@ -164,6 +164,21 @@ impl Cluster {
     }
 }
 
+impl ClusterSession {
+    /// After one HSM used its token of `approval` (a key operation goes to
+    /// one HSM), retires the other HSMs' tokens of it, so that the same
+    /// signed file approves one operation in the cluster. Best effort: a
+    /// token left behind expires in ten minutes.
+    pub(super) async fn retire(&self, approval: Option<&ClusterApproval>) {
+        let Some(approval) = approval else { return };
+        self.on_all(|s| async move {
+            let token = approval.for_hsm(&s.hsm_id().await?)?;
+            s.delete_quorum_token(&token.token).await
+        })
+        .await;
+    }
+}
+
 /// The approval for the HSM behind `session`, if there is an approval.
 pub(super) async fn approval_for(
     session: &Session,

@@ -12,7 +12,8 @@ use std::{collections::BTreeMap, time::Instant};
 use rand::CryptoRng;
 
 use super::{
-    Caller, Hsm, Identity, ModelError, Role, UserView, Username, caller_username, internal,
+    Caller, Hsm, Identity, KeyQuorum, KeyRef, KeyView, ModelError, Role, UserView, Username, actor, caller_username,
+    internal,
     quorum::{
         Approval, ApproverKey, IssuedToken, PendingApproval, Purpose, QuorumService, QuorumValue, QuorumValues,
         TokenId, TokenView, VerifiedApproval,
@@ -59,6 +60,12 @@ impl Hsm {
         }
         let username = caller_username(caller)?;
         Ok(self.tokens.delete((!all).then_some(username)))
+    }
+
+    /// Deletes one of the caller's quorum tokens; whether it was there.
+    pub fn delete_quorum_token(&mut self, caller: &Caller, token: &TokenId) -> Result<bool, ModelError> {
+        let username = caller_username(caller)?;
+        Ok(self.tokens.delete_one(token, username))
     }
 
     pub fn quorum_values(&self) -> QuorumValues {
@@ -110,6 +117,40 @@ impl Hsm {
         now: Instant,
     ) -> Result<Option<PendingApproval>, ModelError> {
         let required = self.required(service);
+        self.check_approval(caller, service, required, None, approval, now)
+    }
+
+    /// As [`Hsm::quorum_check`], for the key-management or key-usage
+    /// service of one key: its own quorum value, approved by its owner and
+    /// the users it is shared with.
+    pub fn key_quorum_check(
+        &mut self,
+        caller: &Caller,
+        reference: KeyRef,
+        service: QuorumService,
+        approval: Option<Approval>,
+        now: Instant,
+    ) -> Result<Option<PendingApproval>, ModelError> {
+        let (quorum, associated) = self.keys.approvers(actor(caller)?, reference)?;
+        self.check_approval(caller, service, quorum.required(service), Some(&associated), approval, now)
+    }
+
+    /// Gives a key made just now by the caller its quorum values.
+    pub fn set_key_quorum(&mut self, reference: KeyRef, quorum: KeyQuorum) -> Result<KeyView, ModelError> {
+        self.keys.set_quorum_at_creation(reference, quorum)
+    }
+
+    /// The approval check: admins approve admin services (`associated`
+    /// `None`), a key's owner and shared users its services.
+    fn check_approval(
+        &mut self,
+        caller: &Caller,
+        service: QuorumService,
+        required: u8,
+        associated: Option<&[Username]>,
+        approval: Option<Approval>,
+        now: Instant,
+    ) -> Result<Option<PendingApproval>, ModelError> {
         if required <= 1 {
             return Ok(None);
         }
@@ -124,8 +165,14 @@ impl Hsm {
         for (username, signature) in distinct {
             let refuse = |why: &str| ModelError::QuorumSignature { rule: format!("'{username}' {why}") };
             let user = self.users.get(&username).ok_or_else(|| refuse("is not a user of this HSM"))?;
-            if service.is_admin_service() && user.role != Role::Admin {
-                return Err(refuse("is not an admin; admins approve admin services"));
+            match associated {
+                None if user.role != Role::Admin => {
+                    return Err(refuse("is not an admin; admins approve admin services"));
+                }
+                Some(associated) if !associated.contains(&username) => {
+                    return Err(refuse("neither owns the key nor shares it; they cannot approve its use"));
+                }
+                _ => {}
             }
             let key = user
                 .quorum_key
@@ -147,6 +194,31 @@ impl Hsm {
         change: impl FnOnce(&mut Hsm) -> Result<T, ModelError>,
     ) -> Result<T, ModelError> {
         let required = self.required(service);
+        self.spend(service, required, approval, now, change)
+    }
+
+    /// As [`Hsm::spend_approval`], for a service of one key.
+    pub fn spend_key_approval<T>(
+        &mut self,
+        caller: &Caller,
+        reference: KeyRef,
+        service: QuorumService,
+        approval: Option<&VerifiedApproval>,
+        now: Instant,
+        change: impl FnOnce(&mut Hsm) -> Result<T, ModelError>,
+    ) -> Result<T, ModelError> {
+        let (quorum, _) = self.keys.approvers(actor(caller)?, reference)?;
+        self.spend(service, quorum.required(service), approval, now, change)
+    }
+
+    fn spend<T>(
+        &mut self,
+        service: QuorumService,
+        required: u8,
+        approval: Option<&VerifiedApproval>,
+        now: Instant,
+        change: impl FnOnce(&mut Hsm) -> Result<T, ModelError>,
+    ) -> Result<T, ModelError> {
         if required > 1 {
             let approval = approval.ok_or(ModelError::QuorumRequired)?;
             if approval.service != service {

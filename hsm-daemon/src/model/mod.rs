@@ -45,8 +45,8 @@ pub use self::{
     error::ModelError,
     identity::{ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType},
     keys::{
-        AttrName, Attributes, KeyDigest, KeyPage, KeyQuery, KeyQuotas, KeyRange, KeyRef, KeyView, NewKey, PersistedKey,
-        PersistedTombstone, Replica, Stamp, Template, Usage,
+        AttrName, Attributes, KeyDigest, KeyPage, KeyQuery, KeyQuorum, KeyQuotas, KeyRange, KeyRef, KeyView, NewKey,
+        PersistedKey, PersistedTombstone, Replica, Stamp, Template, Usage,
     },
     permissions::{Operation, authorize},
     quorum::{
@@ -845,7 +845,24 @@ impl Hsm {
         Ok(views)
     }
 
+    /// A key's material for `usage`. Signing with a key that has a use
+    /// quorum value needs an approval: see [`Hsm::key_for_approved_use`].
     pub fn key_for_use(
+        &self,
+        caller: &Caller,
+        reference: KeyRef,
+        usage: Usage,
+    ) -> Result<Arc<KeyMaterial>, ModelError> {
+        let material = self.keys.for_use(actor(caller)?, reference, usage)?;
+        if usage == Usage::Sign && self.keys.quorum(reference).usage > 1 {
+            return Err(ModelError::QuorumRequired);
+        }
+        Ok(material)
+    }
+
+    /// As [`Hsm::key_for_use`], inside [`Hsm::spend_key_approval`], which
+    /// checked the approval.
+    pub fn key_for_approved_use(
         &self,
         caller: &Caller,
         reference: KeyRef,

@@ -365,6 +365,13 @@ impl Tokens {
         views.into_iter().map(|(_, v)| v).collect()
     }
 
+    /// Removes `username`'s quorum token `id`, if it is theirs.
+    pub(super) fn delete_one(&mut self, id: &TokenId, username: &Username) -> bool {
+        let theirs =
+            self.by_id.get(id).is_some_and(|t| matches!(t.purpose, Purpose::Quorum(_)) && &t.username == username);
+        theirs && self.remove(id)
+    }
+
     /// Removes quorum tokens: `username`'s, or everyone's when `None`.
     pub(super) fn delete(&mut self, username: Option<&Username>) -> usize {
         let before = self.by_id.len();

@@ -154,6 +154,8 @@ pub(super) fn key_info(view: KeyView) -> pb::KeyInfo {
         owner: view.owner.to_string(),
         shared_users: view.shared.iter().map(ToString::to_string).collect(),
         session: view.session,
+        manage_key_quorum_value: u32::from(view.quorum.manage),
+        use_key_quorum_value: u32::from(view.quorum.usage),
     }
 }
 

@@ -13,7 +13,9 @@ use hsm_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{HsmState, blocking, caller, convert};
-use crate::model::{ApproverKey, Caller, Hsm, ModelError, QuorumService, QuorumValue, QuorumValues, VerifiedApproval};
+use crate::model::{
+    ApproverKey, Caller, Hsm, KeyRef, ModelError, QuorumService, QuorumValue, QuorumValues, VerifiedApproval,
+};
 
 #[derive(Debug)]
 pub(super) struct QuorumApi {
@@ -65,6 +67,26 @@ pub(super) async fn gated<T>(
     state.mutate(|hsm| hsm.spend_approval(service, approval.as_ref(), now, change)).await
 }
 
+/// As [`gated`], for the key-management or key-usage service of one key:
+/// its own quorum value, approved by its owner and shared users.
+pub(super) async fn key_gated<T>(
+    state: &HsmState,
+    caller: &Caller,
+    reference: KeyRef,
+    service: QuorumService,
+    approval: Option<&pb::Approval>,
+    change: impl FnOnce(&mut Hsm) -> Result<T, ModelError>,
+) -> Result<T, Status> {
+    let approval = convert::approval(approval)?;
+    let now = state.now();
+    let pending = state.mutate(|hsm| hsm.key_quorum_check(caller, reference, service, approval, now)).await?;
+    let verified = match pending {
+        None => None,
+        Some(pending) => Some(blocking(move || pending.verify()).await?),
+    };
+    state.mutate(|hsm| hsm.spend_key_approval(caller, reference, service, verified.as_ref(), now, change)).await
+}
+
 #[tonic::async_trait]
 impl QuorumRpc for QuorumApi {
     async fn generate_quorum_token(
@@ -111,8 +133,14 @@ impl QuorumRpc for QuorumApi {
         request: Request<DeleteQuorumTokensRequest>,
     ) -> Result<Response<DeleteQuorumTokensResponse>, Status> {
         let caller = caller(&request)?;
-        let all = request.get_ref().all;
-        let deleted = self.state.mutate(|hsm| hsm.delete_quorum_tokens(&caller, all)).await?;
+        let req = request.get_ref();
+        let all = req.all;
+        let deleted = if req.token.is_empty() {
+            self.state.mutate(|hsm| hsm.delete_quorum_tokens(&caller, all)).await?
+        } else {
+            let token = convert::token("token", &req.token)?;
+            usize::from(self.state.mutate(|hsm| hsm.delete_quorum_token(&caller, &token)).await?)
+        };
         tracing::info!(all, deleted, "quorum tokens deleted");
         Ok(Response::new(DeleteQuorumTokensResponse { deleted: u32::try_from(deleted).unwrap_or(u32::MAX) }))
     }

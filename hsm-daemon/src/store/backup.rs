@@ -16,7 +16,9 @@ use super::{
     records::{self, KeyEntry, QuorumRecord, UserEntry, UserKeysRecord},
     seal::Sealer,
 };
-use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, PersistedState, QuorumValues};
+use crate::model::{
+    Changes, ClusterIdentity, ClusterState, HsmIdentity, KeyQuorum, PersistedKey, PersistedState, QuorumValues,
+};
 
 const MAGIC: &str = "hsm-emulator backup";
 /// 2 added key versions and tombstones; version 1 backups still restore
@@ -42,6 +44,8 @@ struct Payload {
     /// (username, keys) of every user with a registered key.
     user_keys: Vec<(String, UserKeysRecord)>,
     quorum: QuorumRecord,
+    /// (reference, manage, use) of every key with quorum values.
+    key_quorum: Vec<(u64, u8, u8)>,
 }
 
 /// Version 2's payload: version 1's fields, then what clusters added.
@@ -101,7 +105,13 @@ impl Store {
                 .map(|t| (t.reference.value(), t.version, t.owner.to_string()))
                 .collect(),
         };
-        let payload = Payload { base, user_keys, quorum: QuorumRecord::from_model(state.quorum) };
+        let key_quorum = state
+            .keys
+            .iter()
+            .filter(|k| k.quorum != KeyQuorum::default())
+            .map(|k| (k.reference.value(), k.quorum.manage, k.quorum.usage))
+            .collect();
+        let payload = Payload { base, user_keys, quorum: QuorumRecord::from_model(state.quorum), key_quorum };
         let plain = zeroize::Zeroizing::new(records::encode(&payload));
         let sealer = Sealer::derive_with(cluster_key, LABEL, cluster_id);
         let sealed = sealer.seal(&plain, cluster_id).map_err(fail)?;
@@ -154,8 +164,12 @@ pub fn restore_backup(
         .open(&file.sealed, cluster.id.as_str())
         .map_err(|_| bad("it does not open with this cluster's key: it is damaged or was altered".into()))?;
     let undecodable = |e: postcard::Error| bad(format!("backup payload: {e}"));
-    let older =
-        |base| Payload { base, user_keys: Vec::new(), quorum: QuorumRecord::from_model(QuorumValues::default()) };
+    let older = |base| Payload {
+        base,
+        user_keys: Vec::new(),
+        quorum: QuorumRecord::from_model(QuorumValues::default()),
+        key_quorum: Vec::new(),
+    };
     let payload: Payload = match file.version {
         1 => {
             let base = postcard::from_bytes(&plain).map_err(undecodable)?;
@@ -190,6 +204,11 @@ fn occupied(path: std::path::PathBuf) -> StoreError {
 
 fn into_state(payload: Payload) -> Result<PersistedState, String> {
     let quorum = payload.quorum.to_model()?;
+    let key_quorum: std::collections::BTreeMap<u64, KeyQuorum> = payload
+        .key_quorum
+        .iter()
+        .map(|(r, manage, usage)| (*r, KeyQuorum { manage: *manage, usage: *usage }))
+        .collect();
     let mut user_keys: std::collections::BTreeMap<String, UserKeysRecord> = payload.user_keys.into_iter().collect();
     let payload = payload.base;
     let versions: std::collections::BTreeMap<u64, u64> = payload.key_versions.into_iter().collect();
@@ -208,8 +227,11 @@ fn into_state(payload: Payload) -> Result<PersistedState, String> {
     let keys = payload
         .keys
         .iter()
-        .map(|k| k.to_model(versions.get(&k.reference).copied().unwrap_or(1)))
-        .collect::<Result<_, _>>()?;
+        .map(|k| {
+            let key = k.to_model(versions.get(&k.reference).copied().unwrap_or(1))?;
+            Ok(PersistedKey { quorum: key_quorum.get(&k.reference).copied().unwrap_or_default(), ..key })
+        })
+        .collect::<Result<_, String>>()?;
     Ok(PersistedState {
         meta: records::persisted_meta(payload.active, payload.next_key_ref),
         users,

@@ -16,7 +16,7 @@ use super::{
     records::{self, KeyEntry, UserEntry, UserKeysRecord},
     seal::Sealer,
 };
-use crate::model::{ClusterId, Masked, ModelError, Replica};
+use crate::model::{ClusterId, KeyQuorum, Masked, ModelError, PersistedKey, Replica};
 
 const MAGIC: &str = "hsm-emulator masked object";
 const VERSION: u32 = 1;
@@ -48,6 +48,12 @@ enum Payload {
         entry: UserEntry,
         keys: Option<UserKeysRecord>,
     },
+    /// A token key with quorum values (manage, use); keys without are `Key`.
+    KeyWithQuorum {
+        entry: KeyEntry,
+        version: u64,
+        quorum: [u8; 2],
+    },
 }
 
 /// Masks and unmasks objects for one cluster.
@@ -70,7 +76,12 @@ impl Masker {
     pub fn mask(&self, object: &Masked) -> Result<Vec<u8>, ModelError> {
         let payload = match object {
             Masked::Key(Replica::Key(k)) => {
-                Payload::Key { entry: KeyEntry::from_model(k).map_err(ModelError::Internal)?, version: k.version }
+                let entry = KeyEntry::from_model(k).map_err(ModelError::Internal)?;
+                if k.quorum == KeyQuorum::default() {
+                    Payload::Key { entry, version: k.version }
+                } else {
+                    Payload::KeyWithQuorum { entry, version: k.version, quorum: [k.quorum.manage, k.quorum.usage] }
+                }
             }
             Masked::Key(Replica::Tombstone(t)) => {
                 Payload::Tombstone { reference: t.reference.value(), version: t.version, owner: t.owner.to_string() }
@@ -115,6 +126,10 @@ impl Masker {
         let inner = |e: String| bad(e);
         Ok(match payload {
             Payload::Key { entry, version } => Masked::Key(Replica::Key(entry.to_model(version).map_err(inner)?)),
+            Payload::KeyWithQuorum { entry, version, quorum: [manage, usage] } => {
+                let key = entry.to_model(version).map_err(inner)?;
+                Masked::Key(Replica::Key(PersistedKey { quorum: KeyQuorum { manage, usage }, ..key }))
+            }
             Payload::Tombstone { reference, version, owner } => Masked::Key(Replica::Tombstone(
                 records::persisted_tombstone(reference, version, &owner).map_err(inner)?,
             )),

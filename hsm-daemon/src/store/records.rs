@@ -10,7 +10,7 @@ use super::{KEY_VERSIONS, KEYS, META, TOMBSTONES, USERS, seal::Sealer};
 use crate::{
     crypto::{Curve, KeyClass, KeyKind, KeyMaterial},
     model::{
-        Changes, ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType, KeyRef,
+        Changes, ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType, KeyQuorum, KeyRef,
         PasswordHash, PersistedKey, PersistedMeta, PersistedState, PersistedTombstone, PersistedUser, Role, Username,
         keys::Attributes,
         quorum::{ApproverKey, QuorumValue, QuorumValues},
@@ -26,6 +26,10 @@ pub(crate) const KEY_DIGESTS: TableDefinition<u64, [u8; 32]> = TableDefinition::
 /// secret, so not sealed). A table of its own, so that stores written before
 /// it existed open unchanged: no row means no keys.
 pub(crate) const USER_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_keys");
+
+/// reference -> a token key's quorum values (manage, use); no row means
+/// none (so that stores written before the table open unchanged).
+pub(crate) const KEY_QUORUM: TableDefinition<u64, [u8; 2]> = TableDefinition::new("key_quorum");
 
 /// The `meta` row of the HSM-wide quorum values; absent means all off.
 const QUORUM_ROW: &str = "quorum";
@@ -336,7 +340,12 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
     let mut keys = txn.open_table(KEYS)?;
     let mut versions = txn.open_table(KEY_VERSIONS)?;
     let mut digests = txn.open_table(KEY_DIGESTS)?;
+    let mut quorum = txn.open_table(KEY_QUORUM)?;
     for (reference, key) in batch.iter().flat_map(|c| &c.keys) {
+        match key.as_ref().map(|k| k.quorum).filter(|q| *q != KeyQuorum::default()) {
+            Some(q) => quorum.insert(reference.value(), [q.manage, q.usage])?,
+            None => quorum.remove(reference.value())?,
+        };
         match key {
             None => {
                 keys.remove(reference.value())?;
@@ -362,7 +371,7 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
             }
         }
     }
-    drop((keys, versions, digests));
+    drop((keys, versions, digests, quorum));
     let mut tombstones = txn.open_table(TOMBSTONES)?;
     for (reference, tombstone) in batch.iter().flat_map(|c| &c.tombstones) {
         match tombstone {
@@ -438,7 +447,16 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         None => QuorumValues::default(),
         Some(row) => decode::<QuorumRecord>(row.value(), "the quorum values")?.to_model()?,
     };
-    let keys = load_keys(txn, sealer)?;
+    let mut keys = load_keys(txn, sealer)?;
+    if let Some(table) = optional_table(txn.open_table(KEY_QUORUM))? {
+        for row in table.iter().map_err(|e| e.to_string())? {
+            let (reference, [manage, usage]) = row.map(|(r, q)| (r.value(), q.value())).map_err(|e| e.to_string())?;
+            // Keys load in reference order.
+            if let Ok(at) = keys.binary_search_by_key(&reference, |k| k.reference.value()) {
+                keys[at].quorum = KeyQuorum { manage, usage };
+            }
+        }
+    }
     let mut tombstones = Vec::new();
     if let Some(table) = optional_table(txn.open_table(TOMBSTONES))? {
         for row in table.iter().map_err(|e| e.to_string())? {
@@ -696,6 +714,7 @@ fn persisted_key(reference: u64, k: StoredKey<'_>, names: &mut Names) -> Result<
         shared: k.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
         version: k.version,
         digest: k.digest,
+        quorum: KeyQuorum::default(),
     })
 }
 

@@ -291,7 +291,10 @@ fn full_key(key: &ClusterKey) -> FullKey<'_> {
         key_info: KeyDetails {
             key_owners: vec![coverage(&info.owner)],
             shared_users: info.shared_users.iter().map(|u| coverage(u)).collect(),
-            key_quorum_values: QuorumValues { manage_key_quorum_value: 0, use_key_quorum_value: 0 },
+            key_quorum_values: QuorumValues {
+                manage_key_quorum_value: info.manage_quorum,
+                use_key_quorum_value: info.use_quorum,
+            },
             cluster_coverage: label.to_string(),
             hsms_holding: (label == CoverageLabel::Partial).then_some(key.coverage.holding.as_slice()),
         },
@@ -591,6 +594,8 @@ mod tests {
             owner: "cu1".into(),
             shared_users: vec!["cu2".into()],
             session: true,
+            manage_quorum: 0,
+            use_quorum: 0,
         }
     }
 

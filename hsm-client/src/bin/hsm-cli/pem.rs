@@ -247,6 +247,8 @@ mod tests {
             owner: "cu1".into(),
             shared_users: vec![],
             session: false,
+            manage_quorum: 0,
+            use_quorum: 0,
         };
         let text = reference_pem(&key, ED25519_PUBLIC).unwrap();
         assert_eq!(

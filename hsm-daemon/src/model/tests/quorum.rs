@@ -145,3 +145,61 @@ fn an_mfa_login_needs_the_password_and_a_signed_token_of_this_hsm() {
     assert!(!f.hsm.set_mfa_key(&alice_caller, &alice, Role::CryptoUser, None, f.now).unwrap().mfa);
     assert!(f.login("alice", Role::CryptoUser, "alice-pass").is_ok());
 }
+
+#[test]
+fn a_key_with_quorum_values_needs_its_own_users_approval() {
+    use crate::crypto::{KeyKind, KeyMaterial};
+    let mut f = Fixture::activated();
+    let h = f.hash("bob-pass1");
+    f.hsm.create_user(name("bob"), Role::CryptoUser, h).unwrap();
+    let cu = |f: &mut Fixture, user: &str, password: &str| {
+        let token = f.login(user, Role::CryptoUser, password).unwrap();
+        f.caller(Operation::ShareKey, &token).unwrap()
+    };
+    let (alice, bob) = (cu(&mut f, "alice", "alice-pass"), cu(&mut f, "bob", "bob-pass1"));
+    let (k1, k2) = (Signer::new(KEY_1), Signer::new(KEY_2));
+    f.register(&alice, &k1);
+    f.register(&bob, &k2);
+    let material = KeyMaterial::from_raw_secret(KeyKind::GenericSecret, &[7; 32]).unwrap();
+    let template = Template::parse(&[("sign".into(), "true".into()), ("verify".into(), "true".into())]).unwrap();
+    let new = vec![NewKey { material: Arc::new(material), template, local: true }];
+    let reference = f.hsm.store_keys(&alice, false, new, &[name("bob")]).unwrap()[0].reference;
+    assert!(KeyQuorum::parse(3, 0, 2).is_err(), "more approvers than the key's users");
+    let quorum = KeyQuorum::parse(2, 2, 2).unwrap();
+    f.hsm.set_key_quorum(reference, quorum).unwrap();
+
+    // Management without approval, and unsharing below the quorum value.
+    let check = |f: &mut Fixture, caller: &Caller, service, signers: &[(&str, &Signer)]| {
+        let issued = f.hsm.issue_quorum_token(caller, service, f.now, &mut f.rng).unwrap();
+        let signatures = signers.iter().map(|(n, s)| (name(n), s.sign(&issued.approval_data))).collect();
+        let approval = Approval { token: issued.token, signatures };
+        f.hsm
+            .key_quorum_check(caller, reference, service, Some(approval), f.now)?
+            .map(PendingApproval::verify)
+            .transpose()
+    };
+    assert_eq!(
+        f.hsm.key_quorum_check(&alice, reference, QuorumService::KeyManagement, None, f.now).unwrap_err(),
+        ModelError::QuorumRequired
+    );
+    let approved = check(&mut f, &alice, QuorumService::KeyManagement, &[("alice", &k1), ("bob", &k2)]).unwrap();
+    let unshare =
+        f.hsm.spend_key_approval(&alice, reference, QuorumService::KeyManagement, approved.as_ref(), f.now, |hsm| {
+            hsm.unshare_key(&alice, reference, &name("bob"))
+        });
+    assert!(matches!(unshare, Err(ModelError::InvalidArgument { field: "username", .. })), "{unshare:?}");
+
+    // Use: only with two of alice and bob; an admin is no approver of a key.
+    assert_eq!(f.hsm.key_for_use(&bob, reference, Usage::Verify).map(drop), Ok(()), "only signing is gated");
+    assert_eq!(f.hsm.key_for_use(&bob, reference, Usage::Sign).map(drop), Err(ModelError::QuorumRequired));
+    let admin = f.as_admin("admin", "admin-pass");
+    f.register(&admin, &k2);
+    let outsider = check(&mut f, &bob, QuorumService::KeyUsage, &[("bob", &k2), ("admin", &k2)]).unwrap_err();
+    assert!(outsider.to_string().contains("'admin' neither owns the key nor shares it"), "{outsider}");
+    let approved = check(&mut f, &bob, QuorumService::KeyUsage, &[("alice", &k1), ("bob", &k2)]).unwrap();
+    let used = f.hsm.spend_key_approval(&bob, reference, QuorumService::KeyUsage, approved.as_ref(), f.now, |hsm| {
+        hsm.key_for_approved_use(&bob, reference, Usage::Sign)
+    });
+    assert!(used.is_ok());
+    assert_eq!(f.hsm.snapshot().keys.iter().find(|k| k.reference == reference).unwrap().quorum, quorum);
+}
