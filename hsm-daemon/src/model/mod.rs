@@ -755,6 +755,22 @@ impl Hsm {
         if self.sessions.is_logged_in(username, now) {
             return Err(ModelError::UserLoggedIn { username: username.clone() });
         }
+        // Quorum values above 1 need that many admins with registered keys:
+        // deleting one of them must not lock user management for good.
+        if user.role == Role::Admin && user.quorum_key.is_some() {
+            let approvers = self.users.values().filter(|u| u.role == Role::Admin && u.quorum_key.is_some()).count();
+            let needed =
+                QuorumService::WITH_VALUES.iter().filter_map(|s| self.quorum.of(*s)).map(QuorumValue::get).max();
+            if let Some(needed) = needed.filter(|n| *n > 1 && usize::from(*n) > approvers - 1) {
+                return Err(ModelError::InvalidArgument {
+                    field: "username",
+                    rule: format!(
+                        "'{username}' is one of the {approvers} admins with a quorum key, and a quorum value of \
+                         {needed} needs them; lower the quorum value first"
+                    ),
+                });
+            }
+        }
         let count = self.keys.owned_by(username);
         if count > 0 {
             return Err(ModelError::UserOwnsKeys { username: username.clone(), count });

@@ -203,3 +203,20 @@ fn a_key_with_quorum_values_needs_its_own_users_approval() {
     assert!(used.is_ok());
     assert_eq!(f.hsm.snapshot().keys.iter().find(|k| k.reference == reference).unwrap().quorum, quorum);
 }
+
+#[test]
+fn an_approving_admin_is_not_deleted_below_the_quorum_value() {
+    let mut f = Fixture::activated();
+    let h = f.hash("admin2-pass");
+    f.hsm.create_user(name("admin2"), Role::Admin, h).unwrap();
+    let admin = f.as_admin("admin", "admin-pass");
+    let admin2 = f.as_admin("admin2", "admin2-pass");
+    f.register(&admin, &Signer::new(KEY_1));
+    f.register(&admin2, &Signer::new(KEY_2));
+    f.hsm.logout(&admin2).unwrap();
+    f.hsm.set_quorum_value(QuorumService::Quorum, QuorumValue::parse("value", 2).unwrap()).unwrap();
+    let refused = f.hsm.delete_user(&name("admin2"), Role::Admin, f.now).unwrap_err();
+    assert!(refused.to_string().contains("lower the quorum value first"), "{refused}");
+    f.hsm.set_quorum_value(QuorumService::Quorum, QuorumValue::OFF).unwrap();
+    f.hsm.delete_user(&name("admin2"), Role::Admin, f.now).unwrap();
+}
