@@ -197,11 +197,25 @@ impl Session {
         mechanism: WrapMechanism,
         hash_alg: Option<HashAlgorithm>,
     ) -> Result<Vec<u8>, ClientError> {
+        self.wrap_key_approved(wrapping_key, key, mechanism, hash_alg, None).await
+    }
+
+    /// [`Session::wrap_key`] with a key-management approval, for a key to
+    /// wrap that has a manage quorum value.
+    pub async fn wrap_key_approved(
+        &self,
+        wrapping_key: &str,
+        key: &str,
+        mechanism: WrapMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        approval: Option<&Approval>,
+    ) -> Result<Vec<u8>, ClientError> {
         let request = self.request(pb::WrapKeyRequest {
             wrapping_key_reference: wrapping_key.to_owned(),
             key_reference: key.to_owned(),
             mechanism: mechanism.into(),
             hash: hash(hash_alg),
+            approval: approval.map(Approval::to_proto),
         })?;
         Ok(self.keys().wrap_key(request).await?.into_inner().wrapped_key)
     }
@@ -220,6 +234,35 @@ impl Session {
         curve: Option<&str>,
         options: &KeyOptions,
     ) -> Result<KeyInfo, ClientError> {
+        self.unwrap_key_approved(
+            unwrapping_key,
+            wrapped,
+            mechanism,
+            hash_alg,
+            key_type,
+            key_class,
+            curve,
+            options,
+            None,
+        )
+        .await
+    }
+
+    /// [`Session::unwrap_key`] with a key-management approval, for an
+    /// unwrapping key that has a manage quorum value.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the UnwrapKey request, one argument per field")]
+    pub async fn unwrap_key_approved(
+        &self,
+        unwrapping_key: &str,
+        wrapped: &[u8],
+        mechanism: WrapMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        key_type: KeyType,
+        key_class: KeyClass,
+        curve: Option<&str>,
+        options: &KeyOptions,
+        approval: Option<&Approval>,
+    ) -> Result<KeyInfo, ClientError> {
         let request = self.request(pb::UnwrapKeyRequest {
             unwrapping_key_reference: unwrapping_key.to_owned(),
             wrapped_key: wrapped.to_vec(),
@@ -230,6 +273,7 @@ impl Session {
             attributes: attributes(&options.attributes),
             session: options.session,
             curve: curve.unwrap_or_default().to_owned(),
+            approval: approval.map(Approval::to_proto),
         })?;
         key(self.keys().unwrap_key(request).await?.into_inner())
     }

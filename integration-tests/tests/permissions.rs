@@ -390,6 +390,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                     key_reference: f.target.clone(),
                     mechanism: pb::WrapMechanism::AesKeyWrapPad.into(),
                     hash: 0,
+                    approval: None,
                 },
             ))
             .await

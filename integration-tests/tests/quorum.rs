@@ -603,4 +603,19 @@ fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
     assert!(share(Some(&usage_token)).err().contains("for the key-usage service, not the key-management service"));
     let managed = token("cu1", "key-management", &[("cu1", &k1), ("cu2", &k2)]);
     assert_eq!(share(Some(&managed)).ok(), json!({"message": "Key shared successfully"}));
+
+    // Wrapping (exporting) it is key management too.
+    let wrapper = ["key", "generate-symmetric", "aes", "--label", "wrapper", "--key-length-bytes", "32"];
+    dev.cli(&env(&cu("cu1")), &[&wrapper[..], &["--attributes", "wrap=true"]].concat()).ok();
+    let wrap = |approval: Option<&Path>| {
+        let mut args = vec!["key", "wrap", "aes-pkcs5-pad", "--payload-filter", "attr.label=team-priv"];
+        args.extend(["--wrapping-filter", "attr.label=wrapper"]);
+        if let Some(file) = approval {
+            args.extend(["--approval", path(file)]);
+        }
+        dev.cli(&env(&cu("cu1")), &args)
+    };
+    assert_eq!(wrap(None).err(), QUORUM_REFUSAL);
+    let managed = token("cu1", "key-management", &[("cu2", &k2), ("cu3", &k3)]);
+    assert!(wrap(Some(&managed)).ok()["wrapped-key-data"].is_string(), "cu3 shares the key now");
 }

@@ -173,12 +173,54 @@ impl ClusterSession {
         curve: Option<&str>,
         options: &KeyOptions,
     ) -> Result<ClusterKey, ClientError> {
+        self.unwrap_key_approved(
+            unwrapping_key,
+            wrapped,
+            mechanism,
+            hash_alg,
+            key_type,
+            key_class,
+            curve,
+            options,
+            None,
+        )
+        .await
+    }
+
+    /// [`ClusterSession::unwrap_key`] with a key-management approval of the
+    /// unwrapping key.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the UnwrapKey request, one argument per field")]
+    pub async fn unwrap_key_approved(
+        &self,
+        unwrapping_key: &str,
+        wrapped: &[u8],
+        mechanism: WrapMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        key_type: KeyType,
+        key_class: KeyClass,
+        curve: Option<&str>,
+        options: &KeyOptions,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<ClusterKey, ClientError> {
         let candidates = self.usable(unwrapping_key).await?;
         let (at, key) = self
-            .on_one(&candidates, |s| {
-                s.unwrap_key(unwrapping_key, wrapped, mechanism, hash_alg, key_type, key_class, curve, options)
+            .on_one(&candidates, |s| async move {
+                let approval = approval_for(s, approval).await?;
+                s.unwrap_key_approved(
+                    unwrapping_key,
+                    wrapped,
+                    mechanism,
+                    hash_alg,
+                    key_type,
+                    key_class,
+                    curve,
+                    options,
+                    approval.as_ref(),
+                )
+                .await
             })
             .await?;
+        self.retire(approval).await;
         self.settle_new(at, key).await
     }
 
@@ -279,11 +321,30 @@ impl ClusterSession {
         mechanism: WrapMechanism,
         hash_alg: Option<HashAlgorithm>,
     ) -> Result<Vec<u8>, ClientError> {
+        self.wrap_key_approved(wrapping_key, key, mechanism, hash_alg, None).await
+    }
+
+    /// [`ClusterSession::wrap_key`] with a key-management approval of the
+    /// key to wrap.
+    pub async fn wrap_key_approved(
+        &self,
+        wrapping_key: &str,
+        key: &str,
+        mechanism: WrapMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<Vec<u8>, ClientError> {
         let payload = self.usable(key).await?;
         let wrapping = self.usable(wrapping_key).await?;
         let both: Vec<usize> = payload.iter().copied().filter(|at| wrapping.contains(at)).collect();
         let candidates = if both.is_empty() { payload } else { both };
-        let (_, wrapped) = self.on_one(&candidates, |s| s.wrap_key(wrapping_key, key, mechanism, hash_alg)).await?;
+        let (_, wrapped) = self
+            .on_one(&candidates, |s| async move {
+                let approval = approval_for(s, approval).await?;
+                s.wrap_key_approved(wrapping_key, key, mechanism, hash_alg, approval.as_ref()).await
+            })
+            .await?;
+        self.retire(approval).await;
         Ok(wrapped)
     }
 

@@ -870,7 +870,8 @@ impl Hsm {
         usage: Usage,
     ) -> Result<Arc<KeyMaterial>, ModelError> {
         let material = self.keys.for_use(actor(caller)?, reference, usage)?;
-        if usage == Usage::Sign && self.keys.quorum(reference).usage > 1 {
+        let quorum = self.keys.quorum(reference);
+        if (usage == Usage::Sign && quorum.usage > 1) || (usage == Usage::Unwrap && quorum.manage > 1) {
             return Err(ModelError::QuorumRequired);
         }
         Ok(material)
@@ -887,8 +888,23 @@ impl Hsm {
         self.keys.for_use(actor(caller)?, reference, usage)
     }
 
-    /// The wrapping key and the key it wraps.
+    /// The wrapping key and the key it wraps. Wrapping a key with a manage
+    /// quorum value needs an approval: see [`Hsm::keys_for_approved_wrap`].
     pub fn keys_for_wrap(
+        &self,
+        caller: &Caller,
+        wrapping: KeyRef,
+        target: KeyRef,
+    ) -> Result<(Arc<KeyMaterial>, Arc<KeyMaterial>), ModelError> {
+        let keys = self.keys.for_wrap(actor(caller)?, wrapping, target)?;
+        if self.keys.quorum(target).manage > 1 {
+            return Err(ModelError::QuorumRequired);
+        }
+        Ok(keys)
+    }
+
+    /// As [`Hsm::keys_for_wrap`], inside [`Hsm::spend_key_approval`].
+    pub fn keys_for_approved_wrap(
         &self,
         caller: &Caller,
         wrapping: KeyRef,

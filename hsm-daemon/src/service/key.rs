@@ -173,7 +173,15 @@ impl KeyService for KeyApi {
         let target = reference("key_reference", &req.key_reference)?;
         audit::note_keys(&request, &[target, wrapping]);
         let mechanism = convert::wrap_mechanism(req.mechanism, req.hash)?;
-        let (wrapping_key, target_key) = self.state.hsm().keys_for_wrap(&caller, wrapping, target)?;
+        let (wrapping_key, target_key) = match &req.approval {
+            None => self.state.hsm().keys_for_wrap(&caller, wrapping, target)?,
+            Some(approval) => {
+                key_gated(&self.state, &caller, target, QuorumService::KeyManagement, Some(approval), |hsm| {
+                    hsm.keys_for_approved_wrap(&caller, wrapping, target)
+                })
+                .await?
+            }
+        };
         let mut rng = self.state.fork_rng();
         let wrapped = blocking(move || {
             let bytes = target_key.to_wrappable()?;
@@ -193,7 +201,15 @@ impl KeyService for KeyApi {
         let kind = convert::key_kind(req.key_type, &req.curve)?;
         let class = convert::key_class(req.key_class)?;
         let template = Template::parse(&convert::pairs(&req.attributes))?;
-        let key = self.state.hsm().key_for_use(&caller, unwrapping, Usage::Unwrap)?;
+        let key = match &req.approval {
+            None => self.state.hsm().key_for_use(&caller, unwrapping, Usage::Unwrap)?,
+            Some(approval) => {
+                key_gated(&self.state, &caller, unwrapping, QuorumService::KeyManagement, Some(approval), |hsm| {
+                    hsm.key_for_approved_use(&caller, unwrapping, Usage::Unwrap)
+                })
+                .await?
+            }
+        };
         let wrapped = req.wrapped_key.clone();
         let material = blocking(move || {
             let bytes = crypto::unwrap(&key, mechanism, &wrapped)?;

@@ -293,7 +293,11 @@ async fn wrap(session: &ClusterSession, mechanism: WrapMechanism) -> Result<Valu
     let WrapPlan { keys, mechanism, hash, split_iv } = wrap_plan(&mechanism)?;
     let payload = resolve(session, "--payload-filter", &keys.payload_filter).await?;
     let wrapping = resolve(session, "--wrapping-filter", &keys.wrapping_filter).await?;
-    let wrapped = session.wrap_key(&wrapping.reference, &payload.reference, mechanism, hash).await.map_err(hsm)?;
+    let approval = keys.approval.as_deref().map(quorum::read_approval).transpose()?;
+    let wrapped = session
+        .wrap_key_approved(&wrapping.reference, &payload.reference, mechanism, hash, approval.as_ref())
+        .await
+        .map_err(hsm)?;
     let (iv, data) = if split_iv {
         if wrapped.len() < GCM_IV_LEN {
             return Err("unexpected response from the HSM: AES-GCM wrapped data shorter than its IV".into());
@@ -360,8 +364,10 @@ async fn unwrap(session: &ClusterSession, mechanism: UnwrapMechanism) -> Result<
     let wrapped = iv;
     let options = options(&args.label, "--attributes", &args.attributes, &args.creation, false)?;
     let unwrapping = resolve(session, "--filter", &args.filter).await?;
+    let approval = args.approval.as_deref().map(quorum::read_approval).transpose()?;
+    let (reference, approval) = (&unwrapping.reference, approval.as_ref());
     let mut key = session
-        .unwrap_key(&unwrapping.reference, &wrapped, mechanism, hash, key_type, key_class, curve, &options)
+        .unwrap_key_approved(reference, &wrapped, mechanism, hash, key_type, key_class, curve, &options, approval)
         .await
         .map_err(hsm)?;
     key = share_unwrapped(session, key, &args.creation.share_crypto_users).await?;

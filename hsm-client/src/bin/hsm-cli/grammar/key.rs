@@ -332,6 +332,10 @@ pub(crate) struct WrapKeys {
     /// File to write the wrapped key bytes to (instead of printing them).
     #[arg(long)]
     pub(crate) path: Option<PathBuf>,
+    /// Signed quorum token file (service key-management), for a key to
+    /// wrap that has a manage quorum value.
+    #[arg(long)]
+    pub(crate) approval: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -407,6 +411,10 @@ pub(crate) struct UnwrapArgs {
     /// Key reference or attr.NAME=VALUE terms selecting the unwrapping key.
     #[arg(long, visible_alias = "unwrapping-filter", required = true, num_args = 1.., value_parser = filter_term)]
     pub(crate) filter: Vec<Pair>,
+    /// Signed quorum token file (service key-management), for an
+    /// unwrapping key that has a manage quorum value.
+    #[arg(long)]
+    pub(crate) approval: Option<PathBuf>,
     /// Key type and class of the wrapped key.
     #[arg(long)]
     pub(crate) key_type_class: UnwrapKeyTypeClass,
