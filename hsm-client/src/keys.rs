@@ -5,7 +5,7 @@ use hsm_proto::v1::{self as pb, crypto_service_client::CryptoServiceClient, key_
 pub use hsm_proto::v1::{Cipher, HashAlgorithm, KeyClass, KeyType, SignMechanism, SymmetricKeyType, WrapMechanism};
 use tonic::transport::Channel;
 
-use crate::{ClientError, Session};
+use crate::{Approval, ClientError, Session};
 
 /// A key as the HSM shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,9 @@ pub struct KeyInfo {
     pub shared_users: Vec<String>,
     /// A session key: gone when its session ends.
     pub session: bool,
+    /// Approvals its management and use need (0: none).
+    pub manage_quorum: u32,
+    pub use_quorum: u32,
 }
 
 impl KeyInfo {
@@ -35,6 +38,8 @@ impl From<pb::KeyInfo> for KeyInfo {
             owner: k.owner,
             shared_users: k.shared_users,
             session: k.session,
+            manage_quorum: k.manage_key_quorum_value,
+            use_quorum: k.use_key_quorum_value,
         }
     }
 }
@@ -73,6 +78,10 @@ pub struct KeyOptions {
     pub session: bool,
     /// Crypto users who may use the (private or secret) key.
     pub share_with: Vec<String>,
+    /// Approvals the key's management and use will need (0: none; for a
+    /// pair, the private key's).
+    pub manage_quorum: u32,
+    pub use_quorum: u32,
 }
 
 fn attributes(pairs: &[(String, String)]) -> Vec<pb::Attribute> {
@@ -110,6 +119,8 @@ impl Session {
             attributes: attributes(&options.attributes),
             session: options.session,
             share_with: options.share_with.clone(),
+            manage_key_quorum_value: options.manage_quorum,
+            use_key_quorum_value: options.use_quorum,
         })?;
         key(self.keys().generate_symmetric_key(request).await?.into_inner())
     }
@@ -136,6 +147,8 @@ impl Session {
             private_attributes: attributes(&private.attributes),
             session: private.session || public.session,
             share_with: private.share_with.clone(),
+            manage_key_quorum_value: private.manage_quorum,
+            use_key_quorum_value: private.use_quorum,
         })?;
         let reply = self.keys().generate_key_pair(request).await?.into_inner();
         match (reply.public_key, reply.private_key) {
@@ -184,11 +197,25 @@ impl Session {
         mechanism: WrapMechanism,
         hash_alg: Option<HashAlgorithm>,
     ) -> Result<Vec<u8>, ClientError> {
+        self.wrap_key_approved(wrapping_key, key, mechanism, hash_alg, None).await
+    }
+
+    /// [`Session::wrap_key`] with a key-management approval, for a key to
+    /// wrap that has a manage quorum value.
+    pub async fn wrap_key_approved(
+        &self,
+        wrapping_key: &str,
+        key: &str,
+        mechanism: WrapMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        approval: Option<&Approval>,
+    ) -> Result<Vec<u8>, ClientError> {
         let request = self.request(pb::WrapKeyRequest {
             wrapping_key_reference: wrapping_key.to_owned(),
             key_reference: key.to_owned(),
             mechanism: mechanism.into(),
             hash: hash(hash_alg),
+            approval: approval.map(Approval::to_proto),
         })?;
         Ok(self.keys().wrap_key(request).await?.into_inner().wrapped_key)
     }
@@ -207,6 +234,35 @@ impl Session {
         curve: Option<&str>,
         options: &KeyOptions,
     ) -> Result<KeyInfo, ClientError> {
+        self.unwrap_key_approved(
+            unwrapping_key,
+            wrapped,
+            mechanism,
+            hash_alg,
+            key_type,
+            key_class,
+            curve,
+            options,
+            None,
+        )
+        .await
+    }
+
+    /// [`Session::unwrap_key`] with a key-management approval, for an
+    /// unwrapping key that has a manage quorum value.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the UnwrapKey request, one argument per field")]
+    pub async fn unwrap_key_approved(
+        &self,
+        unwrapping_key: &str,
+        wrapped: &[u8],
+        mechanism: WrapMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        key_type: KeyType,
+        key_class: KeyClass,
+        curve: Option<&str>,
+        options: &KeyOptions,
+        approval: Option<&Approval>,
+    ) -> Result<KeyInfo, ClientError> {
         let request = self.request(pb::UnwrapKeyRequest {
             unwrapping_key_reference: unwrapping_key.to_owned(),
             wrapped_key: wrapped.to_vec(),
@@ -217,6 +273,7 @@ impl Session {
             attributes: attributes(&options.attributes),
             session: options.session,
             curve: curve.unwrap_or_default().to_owned(),
+            approval: approval.map(Approval::to_proto),
         })?;
         key(self.keys().unwrap_key(request).await?.into_inner())
     }
@@ -227,22 +284,50 @@ impl Session {
     }
 
     pub async fn share_key(&self, reference: &str, username: &str) -> Result<KeyInfo, ClientError> {
-        let request =
-            self.request(pb::ShareKeyRequest { key_reference: reference.to_owned(), username: username.to_owned() })?;
-        key(self.keys().share_key(request).await?.into_inner())
+        self.share_key_approved(reference, username, true, None).await
     }
 
     pub async fn unshare_key(&self, reference: &str, username: &str) -> Result<KeyInfo, ClientError> {
-        let request =
-            self.request(pb::ShareKeyRequest { key_reference: reference.to_owned(), username: username.to_owned() })?;
-        key(self.keys().unshare_key(request).await?.into_inner())
+        self.share_key_approved(reference, username, false, None).await
+    }
+
+    /// Shares (`share`) or unshares a key, with a key-management approval
+    /// when the key has a manage quorum value.
+    pub async fn share_key_approved(
+        &self,
+        reference: &str,
+        username: &str,
+        share: bool,
+        approval: Option<&Approval>,
+    ) -> Result<KeyInfo, ClientError> {
+        let request = self.request(pb::ShareKeyRequest {
+            key_reference: reference.to_owned(),
+            username: username.to_owned(),
+            approval: approval.map(Approval::to_proto),
+        })?;
+        let reply =
+            if share { self.keys().share_key(request).await? } else { self.keys().unshare_key(request).await? };
+        key(reply.into_inner())
     }
 
     pub async fn set_key_attribute(&self, reference: &str, name: &str, value: &str) -> Result<KeyInfo, ClientError> {
+        self.set_key_attribute_approved(reference, name, value, None).await
+    }
+
+    /// Sets an attribute, with a key-management approval when the key has a
+    /// manage quorum value.
+    pub async fn set_key_attribute_approved(
+        &self,
+        reference: &str,
+        name: &str,
+        value: &str,
+        approval: Option<&Approval>,
+    ) -> Result<KeyInfo, ClientError> {
         let request = self.request(pb::SetKeyAttributeRequest {
             key_reference: reference.to_owned(),
             name: name.to_owned(),
             value: value.to_owned(),
+            approval: approval.map(Approval::to_proto),
         })?;
         key(self.keys().set_key_attribute(request).await?.into_inner())
     }
@@ -319,12 +404,27 @@ impl Session {
         data: &[u8],
         data_is_digest: bool,
     ) -> Result<Vec<u8>, ClientError> {
+        self.sign_approved(reference, mechanism, hash_alg, data, data_is_digest, None).await
+    }
+
+    /// [`Session::sign`] with a key-usage approval, for a key with a use
+    /// quorum value.
+    pub async fn sign_approved(
+        &self,
+        reference: &str,
+        mechanism: SignMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        data: &[u8],
+        data_is_digest: bool,
+        approval: Option<&Approval>,
+    ) -> Result<Vec<u8>, ClientError> {
         let request = self.request(pb::SignRequest {
             key_reference: reference.to_owned(),
             mechanism: mechanism.into(),
             hash: hash(hash_alg),
             data: data.to_vec(),
             data_is_digest,
+            approval: approval.map(Approval::to_proto),
         })?;
         Ok(self.crypto().sign(request).await?.into_inner().signature)
     }

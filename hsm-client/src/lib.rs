@@ -20,6 +20,7 @@
 //! - [`masked`]: extracting and inserting masked objects on one HSM.
 //! - [`mtls`]: client mTLS trust anchors and the enforcement level.
 //! - [`audit`]: reading an HSM's audit log (admins; an emulator extension).
+//! - [`quorum`]: quorum tokens and values, approver keys, MFA (token-sign).
 //! - [`cluster`]: the cluster layer.
 //! - [`faults`]: fault injection, snapshots and resets on an HSM started
 //!   with `--faults` (test suites).
@@ -54,6 +55,7 @@ pub mod faults;
 pub mod keys;
 pub mod masked;
 pub mod mtls;
+pub mod quorum;
 pub mod types;
 
 use std::fmt;
@@ -76,7 +78,7 @@ pub use crate::{
     audit::{AuditPage, AuditRecord},
     cluster::{
         Cluster, ClusterKey, ClusterKeyPage, ClusterSession, ClusterUser, Completion, Coverage, CoverageLabel, FanOut,
-        HsmResult, Merged, UserChange, UserEffect, UserList,
+        HsmResult, Merged, SignedTokens, UserChange, UserEffect, UserList,
     },
     config::{ClientConfig, DISABLE_KEY_AVAILABILITY_CHECK_ENV, RetryPolicy},
     error::ClientError,
@@ -84,6 +86,7 @@ pub use crate::{
     keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec},
     masked::MaskedObject,
     mtls::{MtlsLevel, TrustAnchor},
+    quorum::{Approval, ClusterApproval, LoginStep, QuorumService, QuorumToken, QuorumTokenInfo},
     types::{ClusterInfo, ClusterState, HsmInfo, Role, SyncStatus, User},
 };
 
@@ -163,20 +166,45 @@ impl HsmClient {
         Ok(ClusterInfo::from(reply.into_inner()))
     }
 
-    /// Logs in and opens a session.
+    /// Logs in and opens a session. A user with MFA on is refused here:
+    /// use [`HsmClient::login_step`].
     pub async fn login(&self, username: &str, role: Role, password: &str) -> Result<Session, ClientError> {
+        match self.login_step(username, role, password, None).await? {
+            LoginStep::Session(session) => Ok(session),
+            LoginStep::MfaRequired(_) => Err(ClientError::FailedPrecondition(format!(
+                "'{username}' has MFA on: the login needs a token signed with their key (login ... mfa-token-sign)"
+            ))),
+        }
+    }
+
+    /// One step of a login: with the user's signature of an MFA token from
+    /// an earlier step (`mfa`: token, signature) when the user has MFA on.
+    /// Without it, such a user gets the token to sign instead of a session.
+    pub async fn login_step(
+        &self,
+        username: &str,
+        role: Role,
+        password: &str,
+        mfa: Option<(&[u8], &[u8])>,
+    ) -> Result<LoginStep, ClientError> {
+        let (mfa_token, mfa_signature) = mfa.map(|(t, s)| (t.to_vec(), s.to_vec())).unwrap_or_default();
         let request = pb::LoginRequest {
             username: username.to_owned(),
             role: pb::Role::from(role).into(),
             password: password.to_owned(),
+            mfa_token,
+            mfa_signature,
         };
         let reply = SessionServiceClient::new(self.channel()).login(request).await?.into_inner();
+        if !reply.mfa_token.is_empty() {
+            return Ok(LoginStep::MfaRequired(reply.mfa_token));
+        }
         let role = Role::try_from(reply.role)?;
-        Ok(Session {
+        Ok(LoginStep::Session(Session {
             client: self.clone(),
             token: Some(Zeroizing::new(reply.session_token.clone())),
             user: Some((reply.username.clone(), role)),
-        })
+        }))
     }
 
     /// A handle that makes calls without logging in, as an unauthenticated
@@ -267,7 +295,13 @@ impl Session {
     pub async fn activate(&self, new_admin_password: &str) -> Result<User, ClientError> {
         let request = self.request(pb::ActivateRequest { new_password: new_admin_password.to_owned() })?;
         let reply = ClusterServiceClient::new(self.client.channel()).activate(request).await?.into_inner();
-        Ok(User { username: reply.username, role: Role::try_from(reply.role)?, locked: false })
+        Ok(User {
+            username: reply.username,
+            role: Role::try_from(reply.role)?,
+            locked: false,
+            quorum: false,
+            mfa: false,
+        })
     }
 
     pub async fn cluster_info(&self) -> Result<ClusterInfo, ClientError> {
@@ -287,18 +321,43 @@ impl Session {
     }
 
     pub async fn create_user(&self, username: &str, role: Role, password: &str) -> Result<User, ClientError> {
+        self.create_user_approved(username, role, password, None).await
+    }
+
+    /// [`Session::create_user`] with a quorum approval (the user service).
+    pub async fn create_user_approved(
+        &self,
+        username: &str,
+        role: Role,
+        password: &str,
+        approval: Option<&Approval>,
+    ) -> Result<User, ClientError> {
         let request = self.request(pb::CreateUserRequest {
             username: username.to_owned(),
             role: pb::Role::from(role).into(),
             password: password.to_owned(),
+            approval: approval.map(Approval::to_proto),
         })?;
         let reply = self.users().create_user(request).await?.into_inner();
         User::try_from(reply.user)
     }
 
     pub async fn delete_user(&self, username: &str, role: Role) -> Result<User, ClientError> {
-        let request =
-            self.request(pb::DeleteUserRequest { username: username.to_owned(), role: pb::Role::from(role).into() })?;
+        self.delete_user_approved(username, role, None).await
+    }
+
+    /// [`Session::delete_user`] with a quorum approval (the user service).
+    pub async fn delete_user_approved(
+        &self,
+        username: &str,
+        role: Role,
+        approval: Option<&Approval>,
+    ) -> Result<User, ClientError> {
+        let request = self.request(pb::DeleteUserRequest {
+            username: username.to_owned(),
+            role: pb::Role::from(role).into(),
+            approval: approval.map(Approval::to_proto),
+        })?;
         let reply = self.users().delete_user(request).await?.into_inner();
         User::try_from(reply.user)
     }
@@ -312,6 +371,18 @@ impl Session {
     /// password when `username` and `role` are the session's, otherwise
     /// another user's (an admin's privilege).
     pub async fn change_password(&self, username: &str, role: Role, new_password: &str) -> Result<User, ClientError> {
+        self.change_password_approved(username, role, new_password, None).await
+    }
+
+    /// [`Session::change_password`] with a quorum approval (the user
+    /// service; changing one's own password needs none).
+    pub async fn change_password_approved(
+        &self,
+        username: &str,
+        role: Role,
+        new_password: &str,
+        approval: Option<&Approval>,
+    ) -> Result<User, ClientError> {
         let own = self
             .user
             .as_ref()
@@ -319,7 +390,7 @@ impl Session {
         if own {
             self.change_own_password(new_password).await
         } else {
-            self.change_user_password(username, role, new_password).await
+            self.change_user_password_approved(username, role, new_password, approval).await
         }
     }
 
@@ -335,10 +406,21 @@ impl Session {
         role: Role,
         new_password: &str,
     ) -> Result<User, ClientError> {
+        self.change_user_password_approved(username, role, new_password, None).await
+    }
+
+    async fn change_user_password_approved(
+        &self,
+        username: &str,
+        role: Role,
+        new_password: &str,
+        approval: Option<&Approval>,
+    ) -> Result<User, ClientError> {
         let request = self.request(pb::ChangeUserPasswordRequest {
             username: username.to_owned(),
             role: pb::Role::from(role).into(),
             new_password: new_password.to_owned(),
+            approval: approval.map(Approval::to_proto),
         })?;
         let reply = self.users().change_user_password(request).await?.into_inner();
         User::try_from(reply.user)

@@ -84,6 +84,10 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub locked: bool,
+    /// A quorum (approver) key is registered.
+    pub quorum: bool,
+    /// MFA (token-sign) is on.
+    pub mfa: bool,
 }
 
 impl TryFrom<Option<pb::User>> for User {
@@ -91,7 +95,13 @@ impl TryFrom<Option<pb::User>> for User {
 
     fn try_from(user: Option<pb::User>) -> Result<Self, Self::Error> {
         let user = user.ok_or_else(|| ClientError::Protocol("response without a user".into()))?;
-        Ok(User { username: user.username, role: Role::try_from(user.role)?, locked: user.locked })
+        Ok(User {
+            username: user.username,
+            role: Role::try_from(user.role)?,
+            locked: user.locked,
+            quorum: user.quorum_registered,
+            mfa: user.mfa_registered,
+        })
     }
 }
 

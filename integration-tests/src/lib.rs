@@ -7,6 +7,7 @@
 //! - [`scrape`]: reading a metrics endpoint over plain HTTP.
 //! - [`DevProcess`]: `hsm-daemon dev` as a child process, with `hsm-cli`
 //!   runs against it.
+//! - [`TestRsaKey`]: a fixed RSA key for approver and MFA signatures.
 //! - `tests/`: one file per area (permissions, users, tls, cli).
 
 use std::{
@@ -242,3 +243,65 @@ impl From<Output> for CliOutput {
         }
     }
 }
+
+/// A fixed RSA-2048 key for tests that need an approver or MFA signature
+/// without the `openssl` binary (its private key is public: tests only).
+/// It signs as `openssl pkeyutl -sign -pkeyopt digest:sha256` does, over
+/// the token's `approval_data` (whose SHA-256 is the token).
+#[derive(Debug)]
+pub struct TestRsaKey {
+    pair: ring::signature::RsaKeyPair,
+}
+
+impl TestRsaKey {
+    pub fn fixed() -> TestRsaKey {
+        let der = b64(TEST_RSA_PKCS1);
+        TestRsaKey { pair: ring::signature::RsaKeyPair::from_der(&der).expect("the fixed test key parses") }
+    }
+
+    /// The public key, SubjectPublicKeyInfo DER.
+    pub fn spki(&self) -> Vec<u8> {
+        b64(TEST_RSA_SPKI)
+    }
+
+    /// RSA PKCS#1 v1.5 SHA-256 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let mut signature = vec![0; self.pair.public().modulus_len()];
+        let rng = ring::rand::SystemRandom::new();
+        self.pair.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, message, &mut signature).expect("RSA signing");
+        signature
+    }
+}
+
+fn b64(parts: &[&str]) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(parts.concat()).expect("base64 constant")
+}
+
+const TEST_RSA_PKCS1: &[&str] = &[
+    "MIIEogIBAAKCAQEAvoe/fEszfAfIRKRKGxez8sGiFLeL2zGyYBx5UFJOzjfrfeDBFvDMKbOmUVLUKWrLIGPmNZqEMfIwU9IL",
+    "zVKXzRkq31h3Dj7MscQRObz14SMGP7bNVM00gA31ez92FCHxzec9LOrhrMh6zyZPvJhHdDRPZRSNEjTQ5G5Lz/3JLrgpFi+R",
+    "OKNmQXN2cuzxv1EexwPWQht/r53EBabJrA5aJy5qeqyypu/Z0w53RNUILvqxy0lA/BlfsKPelMzjyncpeLETVifdZTvmIScb",
+    "x+yUmBOU5puBverXMWtKACsNJo29PbYMueXUxde1MDtD+C+vIDNQaRbXiXElVluXVcZyEQIDAQABAoIBABE9I7ncQqvt4anh",
+    "mi7ksHcTcVXMhvlDKtoqrrNHbzKWDqw/V1klr7ifijnWHl93oSoCFUSJAX2qEG3/wD+d7HbggxIy5TrDEIQ5CDygIzhxPHyB",
+    "TrIQiw0sYNH7m58WCdR7yqYzbk3S1IHE+/aav0RSrf2oTrH0rhMtA5ZYZl6Kn8ejEfzxRaByOYbjLKJyW/r3l2aps9+IYVeD",
+    "MlWFtDCAmkeNYY02q8rwwS/1xIuAyFvqFj82UzgQv0/Dl2/d0lKJt1Uvyh/Lhjnnwj0hZnfbwkaf/JF8qORb/y+iE2Mc8uVA",
+    "4BvPrmIhks05hD+MnTjOYz5/EJQtnVIdp5qL5x0CgYEA56XrsMPpylyGde9GH6ZwqHQeu7qLjiesBbbcN23riiA69TE7zzvK",
+    "pYgfgS++3uKOO0diYVFILAVyka4UHIJ1rXZXLi3gS7h5LxL0O7IdFiB5AHWxsnbOCR3mMN5ifVRi2Glhn9CtQ1N6qFpgrB7G",
+    "cBAhA4SYurwZScnDjLzOcYcCgYEA0o9FB6RRpze5H7krgtzd8JMu6cMbf3GvXQ8AfHs8+S0f683EBSsYnKhzZTT6kQfsVQpo",
+    "rDxQPZiSevkpJf80lBHViHg6705BmU4nEY0y4W/O/FsOe9j7v0C2UgGm0HFCTrkyyulfu1jHPlz8N/0QODkspeBoGwWEWOB+",
+    "d2m3RacCgYANE/z+edEVL6wXtG6NEuSBXizuBFYkrHC10eEU8AvAPJmXhjQOOx3xwoGk1YE9LCVDi4AuZlxgv938A4v3IBZs",
+    "uKWrYcOsAro0wikvxZqGyUaLlBl4LeTr9tgsIiIFWWJLPYfZcfqWNnxSTOfwT7x8TyzN+gp1YHE9DTsREwfEuQKBgCmrpPOw",
+    "N2CqjH6UvOG3KE02M7CbplOAgj4ee/Amy5hcr9aQ8Fw9fS9zvvKmm3gcY08pMjHz9cVa7pJbwSL98L/lD6dkc/VsPVtDtkOo",
+    "+ArZf9M9ig5EkP32pp5wKT1TTNYbnMu/h+yh0zyqVlgWQyF9XzKsyK2gV+Lm+uBTEaw9AoGABtZWwg83KekJ2++hrU27to0c",
+    "x0e2TwebczO4U40wQaQy0TJQ6dVui3wlUSbZ1Twhhn/wg7LaVQgrB0Z1HzE3JbRl0+t+v/BAlmS9zrp4gMS/6GiSCo2AGAk1",
+    "un6HdeO6eFdBa0Zs/JZvmfy9QV0XAiqw9doiry1imUMHFmC4o8A=",
+];
+
+const TEST_RSA_SPKI: &[&str] = &[
+    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAvoe/fEszfAfIRKRKGxez8sGiFLeL2zGyYBx5UFJOzjfrfeDBFvDM",
+    "KbOmUVLUKWrLIGPmNZqEMfIwU9ILzVKXzRkq31h3Dj7MscQRObz14SMGP7bNVM00gA31ez92FCHxzec9LOrhrMh6zyZPvJhH",
+    "dDRPZRSNEjTQ5G5Lz/3JLrgpFi+ROKNmQXN2cuzxv1EexwPWQht/r53EBabJrA5aJy5qeqyypu/Z0w53RNUILvqxy0lA/Blf",
+    "sKPelMzjyncpeLETVifdZTvmIScbx+yUmBOU5puBverXMWtKACsNJo29PbYMueXUxde1MDtD+C+vIDNQaRbXiXElVluXVcZy",
+    "EQIDAQAB",
+];

@@ -27,12 +27,14 @@ fn refused_with_token(dev: &DevProcess) -> String {
             username: "alice".into(),
             role: pb::Role::CryptoUser.into(),
             password: "alice-pass1".into(),
+            ..Default::default()
         };
         let token = SessionServiceClient::new(client.channel()).login(login).await.unwrap().into_inner().session_token;
         let mut request = tonic::Request::new(pb::CreateUserRequest {
             username: "mallory".into(),
             role: pb::Role::Admin.into(),
             password: "mallory-pass".into(),
+            ..Default::default()
         });
         request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
         let refused = UserServiceClient::new(client.channel()).create_user(request).await.unwrap_err();

@@ -11,9 +11,10 @@ use hsm_proto::v1::{
     self as pb, Rpc, audit_service_client::AuditServiceClient, cluster_service_client::ClusterServiceClient,
     crypto_service_client::CryptoServiceClient, key_service_client::KeyServiceClient,
     masked_object_service_client::MaskedObjectServiceClient, mtls_service_client::MtlsServiceClient,
-    session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
+    quorum_service_client::QuorumServiceClient, session_service_client::SessionServiceClient,
+    user_service_client::UserServiceClient,
 };
-use integration_tests::{APPLIANCE_PASSWORD, Options, TestHsm};
+use integration_tests::{APPLIANCE_PASSWORD, Options, TestHsm, TestRsaKey};
 use tonic::{Code, Status};
 
 /// The five identities of the seed (plus PRECO from its PRECO section).
@@ -70,6 +71,16 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
         // appliance user included, which copies it when cloning.
         Rpc::RegisterTrustAnchor | Rpc::DeregisterTrustAnchor | Rpc::SetMtlsEnforcement => &[Who::Co],
         Rpc::ListTrustAnchors | Rpc::GetMtlsEnforcement => &[Who::Co, Who::Cu, Who::Au],
+        // Quorum and MFA: admins and crypto users (the service decides
+        // which tokens each may have); quorum values are set by admins and
+        // read by the appliance user too, to clone a new HSM.
+        Rpc::GenerateQuorumToken
+        | Rpc::ListQuorumTokens
+        | Rpc::DeleteQuorumTokens
+        | Rpc::RegisterQuorumKey
+        | Rpc::ChangeMfa => &[Who::Co, Who::Cu],
+        Rpc::SetQuorumValue => &[Who::Co],
+        Rpc::ListQuorumValues => &[Who::Co, Who::Cu, Who::Au],
     }
 }
 
@@ -111,6 +122,13 @@ fn operation_words(rpc: Rpc) -> &'static str {
         Rpc::ListTrustAnchors => "cluster mtls list-trust-anchors",
         Rpc::SetMtlsEnforcement => "cluster mtls set-enforcement",
         Rpc::GetMtlsEnforcement => "cluster mtls get-enforcement",
+        Rpc::GenerateQuorumToken => "quorum token-sign generate",
+        Rpc::ListQuorumTokens => "quorum token-sign list",
+        Rpc::DeleteQuorumTokens => "quorum token-sign delete",
+        Rpc::SetQuorumValue => "quorum token-sign set-quorum-value",
+        Rpc::ListQuorumValues => "quorum token-sign list-quorum-values",
+        Rpc::RegisterQuorumKey => "user change-quorum token-sign register",
+        Rpc::ChangeMfa => "user change-mfa token-sign",
     }
 }
 
@@ -247,6 +265,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
     let channel = session.client().channel();
     let keys = || KeyServiceClient::new(session.client().channel());
     let crypto = || CryptoServiceClient::new(session.client().channel());
+    let quorum = || QuorumServiceClient::new(session.client().channel());
     let role = |r: pb::Role| i32::from(r);
     match rpc {
         Rpc::GetClusterInfo => ClusterServiceClient::new(channel)
@@ -279,6 +298,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                         username: "app_user".into(),
                         role: role(pb::Role::Appliance),
                         password: APPLIANCE_PASSWORD.into(),
+                        ..Default::default()
                     })
                     .expect("request"),
             )
@@ -297,6 +317,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                         username: "walker".into(),
                         role: role(pb::Role::CryptoUser),
                         password: "walker-pass".into(),
+                        ..Default::default()
                     })
                     .expect("request"),
             )
@@ -305,7 +326,11 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
         Rpc::DeleteUser => UserServiceClient::new(channel)
             .delete_user(
                 session
-                    .request(pb::DeleteUserRequest { username: "victim".into(), role: role(pb::Role::CryptoUser) })
+                    .request(pb::DeleteUserRequest {
+                        username: "victim".into(),
+                        role: role(pb::Role::CryptoUser),
+                        ..Default::default()
+                    })
                     .expect("request"),
             )
             .await
@@ -327,6 +352,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                         username: "victim".into(),
                         role: role(pb::Role::CryptoUser),
                         new_password: "changed-pass".into(),
+                        ..Default::default()
                     })
                     .expect("request"),
             )
@@ -378,6 +404,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                     key_reference: f.target.clone(),
                     mechanism: pb::WrapMechanism::AesKeyWrapPad.into(),
                     hash: 0,
+                    approval: None,
                 },
             ))
             .await
@@ -402,12 +429,15 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
         Rpc::ShareKey => keys()
             .share_key(r(
                 session,
-                pb::ShareKeyRequest { key_reference: f.ec_private.clone(), username: "victim".into() },
+                pb::ShareKeyRequest { key_reference: f.ec_private.clone(), username: "victim".into(), approval: None },
             ))
             .await
             .map(drop),
         Rpc::UnshareKey => keys()
-            .unshare_key(r(session, pb::ShareKeyRequest { key_reference: f.aes.clone(), username: "victim".into() }))
+            .unshare_key(r(
+                session,
+                pb::ShareKeyRequest { key_reference: f.aes.clone(), username: "victim".into(), approval: None },
+            ))
             .await
             .map(drop),
         Rpc::SetKeyAttribute => {
@@ -416,7 +446,12 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             keys()
                 .set_key_attribute(r(
                     session,
-                    pb::SetKeyAttributeRequest { key_reference: f.aes.clone(), name: name.into(), value: value.into() },
+                    pb::SetKeyAttributeRequest {
+                        key_reference: f.aes.clone(),
+                        name: name.into(),
+                        value: value.into(),
+                        approval: None,
+                    },
                 ))
                 .await
                 .map(drop)
@@ -456,6 +491,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                     hash: pb::HashAlgorithm::Sha256.into(),
                     data: b"hello".to_vec(),
                     data_is_digest: false,
+                    approval: None,
                 },
             ))
             .await
@@ -523,6 +559,58 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             .get_mtls_enforcement(r(session, pb::GetMtlsEnforcementRequest {}))
             .await
             .map(drop),
+        Rpc::GenerateQuorumToken => quorum().generate_quorum_token(r(session, registration())).await.map(drop),
+        Rpc::ListQuorumTokens => {
+            quorum().list_quorum_tokens(r(session, pb::ListQuorumTokensRequest {})).await.map(drop)
+        }
+        Rpc::DeleteQuorumTokens => quorum()
+            .delete_quorum_tokens(r(session, pb::DeleteQuorumTokensRequest { all: false, token: Vec::new() }))
+            .await
+            .map(drop),
+        Rpc::SetQuorumValue => quorum()
+            .set_quorum_value(r(
+                session,
+                pb::SetQuorumValueRequest { service: pb::QuorumServiceName::User.into(), value: 1, approval: None },
+            ))
+            .await
+            .map(drop),
+        Rpc::ListQuorumValues => {
+            quorum().list_quorum_values(r(session, pb::ListQuorumValuesRequest {})).await.map(drop)
+        }
+        Rpc::RegisterQuorumKey => {
+            // A registration token to sign, where the caller may have one.
+            let issued = quorum().generate_quorum_token(r(session, registration())).await.ok().map(|t| t.into_inner());
+            let key = TestRsaKey::fixed();
+            let (token, signature) =
+                issued.map(|t| (t.token, key.sign(&t.approval_data))).unwrap_or_else(|| (vec![0; 32], vec![0; 256]));
+            quorum()
+                .register_quorum_key(r(
+                    session,
+                    pb::RegisterQuorumKeyRequest { public_key: key.spki(), token, signature },
+                ))
+                .await
+                .map(drop)
+        }
+        // Turning one's own MFA off (it is off: nothing changes).
+        Rpc::ChangeMfa => {
+            let (username, role) = match who {
+                Who::Cu => ("alice", pb::Role::CryptoUser),
+                Who::Au => ("app_user", pb::Role::Appliance),
+                _ => ("admin", pb::Role::Admin),
+            };
+            UserServiceClient::new(channel)
+                .change_mfa(r(
+                    session,
+                    pb::ChangeMfaRequest {
+                        username: username.into(),
+                        role: role.into(),
+                        deregister: true,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(drop)
+        }
     }
 }
 
@@ -530,6 +618,10 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
 fn operators() -> &'static CertifiedKey {
     static CA: std::sync::OnceLock<CertifiedKey> = std::sync::OnceLock::new();
     CA.get_or_init(|| pki::generate_ca("cluster-operators").expect("CA"))
+}
+
+fn registration() -> pb::GenerateQuorumTokenRequest {
+    pb::GenerateQuorumTokenRequest { service: pb::QuorumServiceName::Registration.into() }
 }
 
 fn extract_key(reference: &str) -> pb::ExtractMaskedObjectRequest {

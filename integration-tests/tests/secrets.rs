@@ -53,6 +53,7 @@ async fn no_secret_reaches_a_log_an_audit_record_or_an_error() {
             username: "alice".into(),
             role: hsm_proto::v1::Role::CryptoUser.into(),
             password: ALICE_PASSWORD.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

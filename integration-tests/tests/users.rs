@@ -164,8 +164,14 @@ async fn bad_input_is_refused_naming_the_field_and_the_rule() {
 
     // An unknown role number straight on the wire.
     use hsm_proto::v1::{CreateUserRequest, user_service_client::UserServiceClient};
-    let request =
-        admin.request(CreateUserRequest { username: "carol".into(), role: 42, password: "good-pass".into() }).unwrap();
+    let request = admin
+        .request(CreateUserRequest {
+            username: "carol".into(),
+            role: 42,
+            password: "good-pass".into(),
+            ..Default::default()
+        })
+        .unwrap();
     let status = UserServiceClient::new(hsm.client.channel()).create_user(request).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert_eq!(status.message(), "invalid role: unknown role value 42");

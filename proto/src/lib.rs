@@ -140,7 +140,8 @@ mod redacted {
 
         #[test]
         fn debug_hides_the_password() {
-            let req = LoginRequest { username: "alice".into(), role: 2, password: "hunter22".into() };
+            let req =
+                LoginRequest { username: "alice".into(), role: 2, password: "hunter22".into(), ..Default::default() };
             let shown = format!("{req:?}");
             assert!(shown.contains("alice"));
             assert!(!shown.contains("hunter22"), "{shown}");

@@ -22,9 +22,9 @@ use std::{collections::BTreeMap, fmt, future::Future};
 
 use futures_util::future::join;
 
-use super::{ClusterSession, Completion, session::lock};
+use super::{ClusterSession, Completion, quorum::approval_for, session::lock};
 use crate::{
-    ClientError, KeyInfo, KeyOptions, KeyPairSpec, Session,
+    Approval, ClientError, ClusterApproval, KeyInfo, KeyOptions, KeyPairSpec, Session,
     config::DISABLE_KEY_AVAILABILITY_CHECK_ENV,
     keys::{Cipher, HashAlgorithm, KeyClass, KeyType, SignMechanism, SymmetricKeyType, WrapMechanism},
 };
@@ -173,12 +173,54 @@ impl ClusterSession {
         curve: Option<&str>,
         options: &KeyOptions,
     ) -> Result<ClusterKey, ClientError> {
+        self.unwrap_key_approved(
+            unwrapping_key,
+            wrapped,
+            mechanism,
+            hash_alg,
+            key_type,
+            key_class,
+            curve,
+            options,
+            None,
+        )
+        .await
+    }
+
+    /// [`ClusterSession::unwrap_key`] with a key-management approval of the
+    /// unwrapping key.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the UnwrapKey request, one argument per field")]
+    pub async fn unwrap_key_approved(
+        &self,
+        unwrapping_key: &str,
+        wrapped: &[u8],
+        mechanism: WrapMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        key_type: KeyType,
+        key_class: KeyClass,
+        curve: Option<&str>,
+        options: &KeyOptions,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<ClusterKey, ClientError> {
         let candidates = self.usable(unwrapping_key).await?;
         let (at, key) = self
-            .on_one(&candidates, |s| {
-                s.unwrap_key(unwrapping_key, wrapped, mechanism, hash_alg, key_type, key_class, curve, options)
+            .on_one(&candidates, |s| async move {
+                let approval = approval_for(s, approval).await?;
+                s.unwrap_key_approved(
+                    unwrapping_key,
+                    wrapped,
+                    mechanism,
+                    hash_alg,
+                    key_type,
+                    key_class,
+                    curve,
+                    options,
+                    approval.as_ref(),
+                )
+                .await
             })
             .await?;
+        self.retire(approval).await;
         self.settle_new(at, key).await
     }
 
@@ -193,15 +235,44 @@ impl ClusterSession {
     }
 
     pub async fn share_key(&self, reference: &str, username: &str) -> Result<ClusterKey, ClientError> {
-        self.modify(reference, true, |s| s.share_key(reference, username)).await
+        self.share_key_approved(reference, username, true, None).await
     }
 
     pub async fn unshare_key(&self, reference: &str, username: &str) -> Result<ClusterKey, ClientError> {
-        self.modify(reference, true, |s| s.unshare_key(reference, username)).await
+        self.share_key_approved(reference, username, false, None).await
+    }
+
+    /// Shares (`share`) or unshares a key with a key-management approval:
+    /// the HSM that makes the change spends its own token of `approval`.
+    pub async fn share_key_approved(
+        &self,
+        reference: &str,
+        username: &str,
+        share: bool,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<ClusterKey, ClientError> {
+        self.modify_approved(reference, approval, |s, approval| async move {
+            s.share_key_approved(reference, username, share, approval.as_ref()).await
+        })
+        .await
     }
 
     pub async fn set_key_attribute(&self, reference: &str, name: &str, value: &str) -> Result<ClusterKey, ClientError> {
-        self.modify(reference, true, |s| s.set_key_attribute(reference, name, value)).await
+        self.set_key_attribute_approved(reference, name, value, None).await
+    }
+
+    /// Sets an attribute with a key-management approval.
+    pub async fn set_key_attribute_approved(
+        &self,
+        reference: &str,
+        name: &str,
+        value: &str,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<ClusterKey, ClientError> {
+        self.modify_approved(reference, approval, |s, approval| async move {
+            s.set_key_attribute_approved(reference, name, value, approval.as_ref()).await
+        })
+        .await
     }
 
     /// Lists keys on every HSM and merges them by reference, each with its
@@ -250,11 +321,30 @@ impl ClusterSession {
         mechanism: WrapMechanism,
         hash_alg: Option<HashAlgorithm>,
     ) -> Result<Vec<u8>, ClientError> {
+        self.wrap_key_approved(wrapping_key, key, mechanism, hash_alg, None).await
+    }
+
+    /// [`ClusterSession::wrap_key`] with a key-management approval of the
+    /// key to wrap.
+    pub async fn wrap_key_approved(
+        &self,
+        wrapping_key: &str,
+        key: &str,
+        mechanism: WrapMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<Vec<u8>, ClientError> {
         let payload = self.usable(key).await?;
         let wrapping = self.usable(wrapping_key).await?;
         let both: Vec<usize> = payload.iter().copied().filter(|at| wrapping.contains(at)).collect();
         let candidates = if both.is_empty() { payload } else { both };
-        let (_, wrapped) = self.on_one(&candidates, |s| s.wrap_key(wrapping_key, key, mechanism, hash_alg)).await?;
+        let (_, wrapped) = self
+            .on_one(&candidates, |s| async move {
+                let approval = approval_for(s, approval).await?;
+                s.wrap_key_approved(wrapping_key, key, mechanism, hash_alg, approval.as_ref()).await
+            })
+            .await?;
+        self.retire(approval).await;
         Ok(wrapped)
     }
 
@@ -290,7 +380,28 @@ impl ClusterSession {
         data: &[u8],
         data_is_digest: bool,
     ) -> Result<Vec<u8>, ClientError> {
-        self.with_key(reference, |s| s.sign(reference, mechanism, hash_alg, data, data_is_digest)).await
+        self.sign_approved(reference, mechanism, hash_alg, data, data_is_digest, None).await
+    }
+
+    /// Signs with a key-usage approval: the HSM that signs spends its own
+    /// token of `approval`.
+    pub async fn sign_approved(
+        &self,
+        reference: &str,
+        mechanism: SignMechanism,
+        hash_alg: Option<HashAlgorithm>,
+        data: &[u8],
+        data_is_digest: bool,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let signature = self
+            .with_key(reference, |s| async move {
+                let approval = approval_for(s, approval).await?;
+                s.sign_approved(reference, mechanism, hash_alg, data, data_is_digest, approval.as_ref()).await
+            })
+            .await?;
+        self.retire(approval).await;
+        Ok(signature)
     }
 
     pub async fn verify(
@@ -325,6 +436,29 @@ impl ClusterSession {
 
     /// Applies a change on an HSM that holds the key and copies the result
     /// (the changed key, or its tombstone) to every other HSM.
+    /// [`Self::modify`] with a key-management approval: the HSM that makes
+    /// the change gets its own token of `approval`, and the other HSMs'
+    /// tokens of it are retired afterwards.
+    async fn modify_approved<'a, Fut>(
+        &'a self,
+        reference: &str,
+        approval: Option<&'a ClusterApproval>,
+        op: impl Fn(&'a Session, Option<Approval>) -> Fut,
+    ) -> Result<ClusterKey, ClientError>
+    where
+        Fut: Future<Output = Result<KeyInfo, ClientError>>,
+    {
+        let op = &op;
+        let changed = self
+            .modify(reference, true, |s| async move {
+                let approval = approval_for(s, approval).await?;
+                op(s, approval).await
+            })
+            .await?;
+        self.retire(approval).await;
+        Ok(changed)
+    }
+
     async fn modify<'a, Fut>(
         &'a self,
         reference: &str,
@@ -544,6 +678,8 @@ mod tests {
             owner: "cu".into(),
             shared_users: Vec::new(),
             session,
+            manage_quorum: 0,
+            use_quorum: 0,
         }
     }
 

@@ -17,12 +17,15 @@
 //!   sync status.
 //! - `fanout`: [`FanOut`] and [`Completion`], the per-HSM results of writes.
 //! - `users`: user changes on every HSM and the merged user list.
+//! - `quorum`: quorum tokens (one per HSM), values, approver and MFA keys
+//!   on every HSM, and MFA logins.
 //! - `keys`: key creation and replication, key changes, crypto routing, key
 //!   lists with coverage and the key availability check.
 //! - `retry`: which failures are tried again elsewhere.
 
 mod fanout;
 mod keys;
+mod quorum;
 mod retry;
 mod session;
 mod users;
@@ -34,6 +37,7 @@ use futures_util::future::join_all;
 pub use self::{
     fanout::{Completion, FanOut, HsmResult},
     keys::{ClusterKey, ClusterKeyPage, Coverage, CoverageLabel},
+    quorum::SignedTokens,
     session::ClusterSession,
     users::{ClusterUser, Merged, UserChange, UserEffect, UserList},
 };

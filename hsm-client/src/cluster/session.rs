@@ -181,7 +181,7 @@ impl ClusterSession {
 }
 
 /// Pairs outcomes (one per configured endpoint, in order) with endpoints.
-fn fan_out_result<T>(cluster: &Cluster, outcomes: Vec<Result<T, ClientError>>) -> FanOut<T> {
+pub(super) fn fan_out_result<T>(cluster: &Cluster, outcomes: Vec<Result<T, ClientError>>) -> FanOut<T> {
     FanOut {
         hsms: cluster
             .endpoints()

@@ -8,8 +8,8 @@
 
 use std::{collections::BTreeMap, fmt};
 
-use super::{ClusterSession, FanOut};
-use crate::{ClientError, Role, Session, User};
+use super::{ClusterSession, FanOut, quorum::approval_for};
+use crate::{ClientError, ClusterApproval, Role, Session, User};
 
 /// What a user change did on one HSM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,8 +108,21 @@ impl ClusterSession {
         role: Role,
         password: &str,
     ) -> Result<FanOut<UserChange>, ClientError> {
+        self.create_user_approved(username, role, password, None).await
+    }
+
+    /// [`ClusterSession::create_user`] with a quorum approval: each HSM
+    /// gets the approval of its own token.
+    pub async fn create_user_approved(
+        &self,
+        username: &str,
+        role: Role,
+        password: &str,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<FanOut<UserChange>, ClientError> {
         self.on_all(|s| async move {
-            match s.create_user(username, role, password).await {
+            let approval = approval_for(s, approval).await?;
+            match s.create_user_approved(username, role, password, approval.as_ref()).await {
                 Ok(user) => Ok(UserChange { user, effect: UserEffect::Applied }),
                 Err(ClientError::AlreadyExists(why)) => match existing(s, username).await? {
                     Some(user) if role.same_login_role(user.role) => {
@@ -132,12 +145,29 @@ impl ClusterSession {
     /// Deletes a user on every HSM; where it is already gone, that HSM
     /// counts as done. `Err` only when it failed everywhere.
     pub async fn delete_user(&self, username: &str, role: Role) -> Result<FanOut<UserChange>, ClientError> {
+        self.delete_user_approved(username, role, None).await
+    }
+
+    /// [`ClusterSession::delete_user`] with a quorum approval.
+    pub async fn delete_user_approved(
+        &self,
+        username: &str,
+        role: Role,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<FanOut<UserChange>, ClientError> {
         self.on_all(|s| async move {
-            match s.delete_user(username, role).await {
+            let approval = approval_for(s, approval).await?;
+            match s.delete_user_approved(username, role, approval.as_ref()).await {
                 Ok(user) => Ok(UserChange { user, effect: UserEffect::Applied }),
                 Err(ClientError::NotFound(why)) => match existing(s, username).await? {
                     None => Ok(UserChange {
-                        user: User { username: username.to_ascii_lowercase(), role, locked: false },
+                        user: User {
+                            username: username.to_ascii_lowercase(),
+                            role,
+                            locked: false,
+                            quorum: false,
+                            mfa: false,
+                        },
                         effect: UserEffect::AlreadyInPlace,
                     }),
                     Some(_) => Err(ClientError::NotFound(why)),
@@ -157,8 +187,20 @@ impl ClusterSession {
         role: Role,
         new_password: &str,
     ) -> Result<FanOut<UserChange>, ClientError> {
+        self.change_password_approved(username, role, new_password, None).await
+    }
+
+    /// [`ClusterSession::change_password`] with a quorum approval.
+    pub async fn change_password_approved(
+        &self,
+        username: &str,
+        role: Role,
+        new_password: &str,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<FanOut<UserChange>, ClientError> {
         self.on_all(|s| async move {
-            let user = s.change_password(username, role, new_password).await?;
+            let approval = approval_for(s, approval).await?;
+            let user = s.change_password_approved(username, role, new_password, approval.as_ref()).await?;
             Ok(UserChange { user, effect: UserEffect::Applied })
         })
         .await
@@ -213,7 +255,7 @@ mod tests {
     use super::*;
 
     fn user(name: &str, role: Role, locked: bool) -> User {
-        User { username: name.into(), role, locked }
+        User { username: name.into(), role, locked, quorum: false, mfa: false }
     }
 
     #[test]

@@ -99,6 +99,37 @@ pub enum ModelError {
     #[error("no snapshot named '{name}' on this HSM; `hsm-cli faults snapshots` lists them")]
     UnknownSnapshot { name: String },
 
+    /// A call gated by quorum came without an approval. The text is
+    /// CloudHSM's own.
+    #[error("Quorum approval is required for this operation")]
+    QuorumRequired,
+
+    /// The approval has too few distinct registered approvers.
+    #[error(
+        "Quorum approval is required for this operation: {approvers} distinct registered approver(s) signed the \
+         token, {required} needed"
+    )]
+    QuorumNotMet { approvers: u8, required: u8 },
+
+    /// No live token of that value: never issued here, used already, deleted
+    /// or expired.
+    #[error(
+        "the quorum token is unknown to this HSM: it was used already, deleted or expired (tokens live 10 minutes); \
+         generate a new one"
+    )]
+    QuorumTokenUnknown,
+
+    /// The token is for another service or was issued to another user.
+    #[error("the quorum token does not fit this call: {rule}")]
+    QuorumTokenMismatch { rule: String },
+
+    /// A signature does not verify, or its signer has no registered key.
+    #[error("quorum approval refused: {rule}")]
+    QuorumSignature { rule: String },
+
+    #[error("the HSM holds the maximum of {max} quorum tokens; use or delete some (quorum token-sign delete)")]
+    TooManyQuorumTokens { max: usize },
+
     /// A mechanism refused its input (sizes, lengths, authentication).
     #[error(transparent)]
     Crypto(#[from] CryptoError),

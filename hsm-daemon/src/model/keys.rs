@@ -540,6 +540,55 @@ impl Facts {
     }
 }
 
+/// A key's quorum values (CloudHSM's `manage-key-quorum-value` and
+/// `use-key-quorum-value`): how many of its owner and shared users must
+/// approve its management (wrap, unwrap, share, unshare, set-attribute) and
+/// its use (sign). 0 or 1: no approval needed (CloudHSM shows 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyQuorum {
+    pub manage: u8,
+    pub usage: u8,
+}
+
+impl KeyQuorum {
+    /// Checks the values against the users the key is associated with
+    /// (its owner and `shared` users): a value cannot exceed their number.
+    pub fn parse(manage: u32, usage: u32, associated: usize) -> Result<Self, ModelError> {
+        let value = |field: &'static str, raw: u32| {
+            let v = u8::try_from(raw).ok().filter(|v| *v <= super::quorum::MAX_QUORUM).ok_or_else(|| {
+                ModelError::InvalidArgument { field, rule: format!("must be 0 to {}", super::quorum::MAX_QUORUM) }
+            })?;
+            if usize::from(v) > associated.max(1) {
+                return Err(ModelError::InvalidArgument {
+                    field,
+                    rule: format!(
+                        "{v} is more than the {associated} user(s) the key is associated with (its owner and the \
+                         users it is shared with)"
+                    ),
+                });
+            }
+            Ok(v)
+        };
+        Ok(KeyQuorum {
+            manage: value("manage_key_quorum_value", manage)?,
+            usage: value("use_key_quorum_value", usage)?,
+        })
+    }
+
+    /// The approvals `service` needs (key-management or key-usage).
+    pub fn required(self, service: super::QuorumService) -> u8 {
+        match service {
+            super::QuorumService::KeyManagement => self.manage,
+            super::QuorumService::KeyUsage => self.usage,
+            _ => 0,
+        }
+    }
+
+    pub fn is_set(self) -> bool {
+        self.manage > 1 || self.usage > 1
+    }
+}
+
 /// One stored key.
 #[derive(Debug)]
 struct Key {
@@ -556,6 +605,7 @@ struct Key {
     /// for every key, often) and stored with the key, so that a restart
     /// need not parse every key to compute it again.
     digest: [u8; 32],
+    quorum: KeyQuorum,
 }
 
 /// A key as listings and replies show it.
@@ -567,6 +617,7 @@ pub struct KeyView {
     pub owner: Username,
     pub shared: Vec<Username>,
     pub session: bool,
+    pub quorum: KeyQuorum,
 }
 
 impl KeyView {
@@ -923,6 +974,7 @@ pub struct PersistedKey {
     /// The sync digest as stored with the key; `None` when it must be
     /// computed (copies from other HSMs, backups, stores that predate it).
     pub digest: Option<[u8; 32]>,
+    pub quorum: KeyQuorum,
 }
 
 /// Who asks: the model passes the caller's name and whether it is an admin.
@@ -1069,6 +1121,7 @@ impl Keys {
                 session,
                 version: 1,
                 digest: [0; 32],
+                quorum: KeyQuorum::default(),
             });
         }
         let adding_asym = prepared.iter().filter(|k| k.material.class() != KeyClass::Secret).count();
@@ -1096,6 +1149,29 @@ impl Keys {
             return Err(ModelError::KeyAttribute { reference, attribute: usage.attribute() });
         }
         Ok(Arc::clone(&key.material))
+    }
+
+    /// Gives a key made just now its quorum values (its version stays 1).
+    pub fn set_quorum_at_creation(&mut self, reference: KeyRef, quorum: KeyQuorum) -> Result<KeyView, ModelError> {
+        let key = self.keys.get_mut(&reference).ok_or(ModelError::KeyNotFound { reference })?;
+        key.quorum = quorum;
+        key.digest = key.compute_digest(reference);
+        if key.session.is_none() {
+            self.dirty.insert(reference);
+        }
+        Ok(view(reference, key))
+    }
+
+    /// A key's quorum values (none for an unknown key).
+    pub fn quorum(&self, reference: KeyRef) -> KeyQuorum {
+        self.keys.get(&reference).map(|k| k.quorum).unwrap_or_default()
+    }
+
+    /// A key's quorum values and the users who may approve for it (its
+    /// owner and shared users), if `actor` can see it.
+    pub fn approvers(&self, actor: Actor<'_>, reference: KeyRef) -> Result<(KeyQuorum, Vec<Username>), ModelError> {
+        let key = self.visible(actor, reference)?;
+        Ok((key.quorum, std::iter::once(&key.owner).chain(&key.shared).cloned().collect()))
     }
 
     /// The wrapping key and the key to wrap. Wrapping exports the target, so
@@ -1195,6 +1271,15 @@ impl Keys {
 
     pub fn unshare(&mut self, actor: Actor<'_>, reference: KeyRef, with: &Username) -> Result<KeyView, ModelError> {
         let key = self.owned_mut(actor, reference, "unshare")?;
+        let needed = key.quorum.manage.max(key.quorum.usage);
+        if key.shared.contains(with) && usize::from(needed) > key.shared.len() {
+            return Err(ModelError::InvalidArgument {
+                field: "username",
+                rule: format!(
+                    "{reference} has a quorum value of {needed}; unsharing would leave fewer users to approve"
+                ),
+            });
+        }
         if !key.shared.remove(with) {
             return Err(ModelError::InvalidArgument {
                 field: "username",
@@ -1582,6 +1667,7 @@ impl Key {
             session: None,
             version: k.version,
             digest: k.digest.unwrap_or_default(),
+            quorum: k.quorum,
         };
         if k.digest.is_none() {
             key.digest = key.compute_digest(k.reference);
@@ -1608,6 +1694,7 @@ impl Key {
             shared: self.shared.iter().cloned().collect(),
             version: self.version,
             digest: Some(self.digest),
+            quorum: self.quorum,
         }
     }
 
@@ -1629,6 +1716,10 @@ impl Key {
         put(&(self.shared.len() as u64).to_be_bytes());
         for user in &self.shared {
             put(user.as_str().as_bytes());
+        }
+        // Only when set, so that digests of keys without them are unchanged.
+        if self.quorum != KeyQuorum::default() {
+            put(&[self.quorum.manage, self.quorum.usage]);
         }
         let mut digest = [0u8; 32];
         digest.copy_from_slice(ctx.finish().as_ref());
@@ -1667,6 +1758,7 @@ fn view(reference: KeyRef, key: &Key) -> KeyView {
         owner: key.owner.clone(),
         shared: key.shared.iter().cloned().collect(),
         session: key.session.is_some(),
+        quorum: key.quorum,
     }
 }
 

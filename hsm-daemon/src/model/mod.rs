@@ -12,15 +12,19 @@
 //! - [`identity`]: cluster and HSM identity.
 //! - [`keys`]: keys, their attributes, owners, shares, quotas and listing.
 //! - [`mtls`]: client mTLS trust anchors and the enforcement level.
+//! - [`quorum`]: quorum values, registered approver and MFA keys, and the
+//!   tokens approvers sign (quorum approvals, MFA logins).
 //! - [`error`]: [`ModelError`], one variant per HSM outcome.
 //! - This file: [`Hsm`], the aggregate whose methods are the HSM's operations.
 
+mod approvals;
 pub mod credentials;
 pub mod error;
 pub mod identity;
 pub mod keys;
 pub mod mtls;
 pub mod permissions;
+pub mod quorum;
 pub mod role;
 pub mod session;
 
@@ -32,7 +36,10 @@ use std::{
 
 use rand::CryptoRng;
 
-use self::keys::{Actor, Keys};
+use self::{
+    keys::{Actor, Keys},
+    quorum::{Purpose, Tokens},
+};
 use crate::crypto::KeyMaterial;
 
 pub use self::{
@@ -40,11 +47,15 @@ pub use self::{
     error::ModelError,
     identity::{ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType},
     keys::{
-        AttrName, Attributes, KeyDigest, KeyPage, KeyQuery, KeyQuotas, KeyRange, KeyRef, KeyView, NewKey, PersistedKey,
-        PersistedTombstone, Replica, Stamp, Template, Usage,
+        AttrName, Attributes, KeyDigest, KeyPage, KeyQuery, KeyQuorum, KeyQuotas, KeyRange, KeyRef, KeyView, NewKey,
+        PersistedKey, PersistedTombstone, Replica, Stamp, Template, Usage,
     },
     mtls::{AnchorCert, AnchorRef, Enforcement, Mtls, TrustAnchor},
     permissions::{Operation, authorize},
+    quorum::{
+        Approval, ApproverKey, IssuedToken, PendingApproval, QuorumService, QuorumValue, QuorumValues, TokenId,
+        TokenView, VerifiedApproval,
+    },
     role::{Identity, Role},
     session::{SessionId, SessionToken, Sessions},
 };
@@ -118,6 +129,10 @@ pub struct UserView {
     pub username: Username,
     pub role: Role,
     pub locked: bool,
+    /// Whether the user registered a quorum (approver) key.
+    pub quorum: bool,
+    /// Whether the user has MFA (token-sign) on.
+    pub mfa: bool,
 }
 
 /// The caller of an operation, established from its session token.
@@ -143,12 +158,27 @@ pub struct LoginAttempt {
     /// `None` when no user of that name and role exists.
     username: Option<Username>,
     hash: PasswordHash,
+    /// The user's MFA key: the login also needs a signed token.
+    mfa_key: Option<ApproverKey>,
+    /// The MFA token whose signature the caller checked and found valid.
+    mfa_passed: Option<TokenId>,
 }
 
 impl LoginAttempt {
     /// The hash the presented password must match.
     pub fn hash(&self) -> &PasswordHash {
         &self.hash
+    }
+
+    /// The key an MFA token's signature must verify with, if the user has
+    /// MFA on.
+    pub fn mfa_key(&self) -> Option<&ApproverKey> {
+        self.mfa_key.as_ref()
+    }
+
+    /// Records that the signature of MFA token `token` verified.
+    pub fn mfa_passed(&mut self, token: TokenId) {
+        self.mfa_passed = Some(token);
     }
 }
 
@@ -174,6 +204,8 @@ struct User {
     hash: PasswordHash,
     failed_logins: u32,
     locked: bool,
+    quorum_key: Option<ApproverKey>,
+    mfa_key: Option<ApproverKey>,
 }
 
 /// One HSM.
@@ -187,6 +219,12 @@ pub struct Hsm {
     sessions: Sessions,
     keys: Keys,
     decoy: PasswordHash,
+    /// The HSM-wide quorum values.
+    quorum: QuorumValues,
+    /// Quorum and MFA tokens (memory only).
+    tokens: Tokens,
+    /// Quorum values changed since the last `take_changes`.
+    dirty_quorum: bool,
     /// Users changed since the last `take_changes`.
     dirty_users: BTreeSet<Username>,
     /// Cluster state changed.
@@ -209,6 +247,8 @@ pub struct PersistedUser {
     pub hash: PasswordHash,
     pub failed_logins: u32,
     pub locked: bool,
+    pub quorum_key: Option<ApproverKey>,
+    pub mfa_key: Option<ApproverKey>,
 }
 
 /// HSM-wide state the store keeps beside users and keys.
@@ -230,6 +270,7 @@ pub struct Changes {
     pub meta: Option<PersistedMeta>,
     /// The whole mTLS policy, when it changed.
     pub mtls: Option<Mtls>,
+    pub quorum: Option<QuorumValues>,
 }
 
 impl Changes {
@@ -239,6 +280,7 @@ impl Changes {
             && self.tombstones.is_empty()
             && self.meta.is_none()
             && self.mtls.is_none()
+            && self.quorum.is_none()
     }
 }
 
@@ -275,6 +317,7 @@ pub struct PersistedState {
     pub keys: Vec<PersistedKey>,
     pub tombstones: Vec<PersistedTombstone>,
     pub mtls: Mtls,
+    pub quorum: QuorumValues,
 }
 
 impl Hsm {
@@ -296,6 +339,9 @@ impl Hsm {
             sessions: Sessions::new(setup.limits.session_idle_timeout, setup.limits.max_sessions),
             keys: Keys::new(setup.limits.keys, setup.key_range),
             decoy: setup.decoy,
+            quorum: QuorumValues::default(),
+            tokens: Tokens::default(),
+            dirty_quorum: false,
             dirty_users,
             dirty_meta: true,
             mtls: Mtls::default(),
@@ -323,6 +369,9 @@ impl Hsm {
                 stored.tombstones,
             ),
             decoy: setup.decoy,
+            quorum: stored.quorum,
+            tokens: Tokens::default(),
+            dirty_quorum: false,
             dirty_users: BTreeSet::new(),
             dirty_meta: false,
             mtls: stored.mtls,
@@ -346,7 +395,8 @@ impl Hsm {
             .then_some(PersistedMeta { state: self.state, next_key_ref });
         self.stored_next_key_ref = next_key_ref;
         let mtls = std::mem::take(&mut self.dirty_mtls).then(|| self.mtls.clone());
-        Changes { users, keys, tombstones, meta, mtls }
+        let quorum = std::mem::take(&mut self.dirty_quorum).then_some(self.quorum);
+        Changes { users, keys, tombstones, meta, mtls, quorum }
     }
 
     /// The users, token keys, tombstones and cluster state as the store
@@ -360,6 +410,7 @@ impl Hsm {
             keys,
             tombstones,
             mtls: self.mtls.clone(),
+            quorum: self.quorum,
         }
     }
 
@@ -375,6 +426,9 @@ impl Hsm {
         self.dirty_users.extend(self.users.keys().cloned());
         self.state = state.meta.state;
         self.dirty_meta = true;
+        self.quorum = state.quorum;
+        self.dirty_quorum = true;
+        self.tokens = Tokens::default();
         self.keys.reset(state.meta.next_key_ref, state.keys, state.tombstones);
         self.mtls = state.mtls;
         self.dirty_mtls = true;
@@ -421,6 +475,20 @@ impl Hsm {
         for (name, user) in &self.users {
             put(name.as_str().as_bytes());
             put(user.role.to_string().as_bytes());
+            // Registered keys must agree across the cluster too (added only
+            // when present, so digests of HSMs without them are unchanged).
+            for (label, key) in [(&b"quorum key"[..], &user.quorum_key), (b"mfa key", &user.mfa_key)] {
+                if let Some(key) = key {
+                    put(label);
+                    put(key.spki());
+                }
+            }
+        }
+        if self.quorum != QuorumValues::default() {
+            put(b"quorum values");
+            for service in QuorumService::WITH_VALUES {
+                put(&[self.quorum.of(service).map_or(1, QuorumValue::get)]);
+            }
         }
         let mut keys = 0;
         for (reference, digest) in self.keys.token_digests() {
@@ -470,13 +538,7 @@ impl Hsm {
                     .users
                     .get(name)
                     .ok_or(ModelError::UserNotFound { username: name.clone(), role: Role::CryptoUser })?;
-                Ok(Masked::User(PersistedUser {
-                    username: name.clone(),
-                    role: user.role,
-                    hash: user.hash.clone(),
-                    failed_logins: 0,
-                    locked: user.locked,
-                }))
+                Ok(Masked::User(PersistedUser { failed_logins: 0, ..user.persisted(name) }))
             }
         }
     }
@@ -542,6 +604,8 @@ impl Hsm {
                 }
                 let mut copied = User::new(user.role, user.hash);
                 copied.locked = user.locked;
+                copied.quorum_key = user.quorum_key;
+                copied.mfa_key = user.mfa_key;
                 self.dirty_users.insert(user.username.clone());
                 self.users.insert(user.username, copied);
                 Ok(true)
@@ -615,9 +679,14 @@ impl Hsm {
                 if user.locked {
                     return Err(ModelError::UserLocked { username: username.clone() });
                 }
-                Ok(LoginAttempt { username: Some(username.clone()), hash: user.hash.clone() })
+                Ok(LoginAttempt {
+                    username: Some(username.clone()),
+                    hash: user.hash.clone(),
+                    mfa_key: user.mfa_key.clone(),
+                    mfa_passed: None,
+                })
             }
-            _ => Ok(LoginAttempt { username: None, hash: self.decoy.clone() }),
+            _ => Ok(LoginAttempt { username: None, hash: self.decoy.clone(), mfa_key: None, mfa_passed: None }),
         }
     }
 
@@ -642,7 +711,17 @@ impl Hsm {
         if user.locked {
             return Err(ModelError::UserLocked { username });
         }
-        if !password_ok {
+        // With MFA on, the second factor must have passed on a token this
+        // HSM still holds for this user's login; using it spends it.
+        let second_factor_ok = match (&user.mfa_key, attempt.mfa_passed) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(_), Some(token)) => {
+                self.tokens.find(&token, &Purpose::MfaLogin, &username, now).is_ok() && self.tokens.remove(&token)
+            }
+        };
+        let user = self.users.get_mut(&username).ok_or(ModelError::LoginFailed)?;
+        if !password_ok || !second_factor_ok {
             user.failed_logins = user.failed_logins.saturating_add(1);
             if user.failed_logins > MAX_FAILED_LOGINS {
                 user.locked = true;
@@ -694,6 +773,22 @@ impl Hsm {
         }
         if self.sessions.is_logged_in(username, now) {
             return Err(ModelError::UserLoggedIn { username: username.clone() });
+        }
+        // Quorum values above 1 need that many admins with registered keys:
+        // deleting one of them must not lock user management for good.
+        if user.role == Role::Admin && user.quorum_key.is_some() {
+            let approvers = self.users.values().filter(|u| u.role == Role::Admin && u.quorum_key.is_some()).count();
+            let needed =
+                QuorumService::WITH_VALUES.iter().filter_map(|s| self.quorum.of(*s)).map(QuorumValue::get).max();
+            if let Some(needed) = needed.filter(|n| *n > 1 && usize::from(*n) > approvers - 1) {
+                return Err(ModelError::InvalidArgument {
+                    field: "username",
+                    rule: format!(
+                        "'{username}' is one of the {approvers} admins with a quorum key, and a quorum value of \
+                         {needed} needs them; lower the quorum value first"
+                    ),
+                });
+            }
         }
         let count = self.keys.owned_by(username);
         if count > 0 {
@@ -785,7 +880,25 @@ impl Hsm {
         Ok(views)
     }
 
+    /// A key's material for `usage`. Signing with a key that has a use
+    /// quorum value needs an approval: see [`Hsm::key_for_approved_use`].
     pub fn key_for_use(
+        &self,
+        caller: &Caller,
+        reference: KeyRef,
+        usage: Usage,
+    ) -> Result<Arc<KeyMaterial>, ModelError> {
+        let material = self.keys.for_use(actor(caller)?, reference, usage)?;
+        let quorum = self.keys.quorum(reference);
+        if (usage == Usage::Sign && quorum.usage > 1) || (usage == Usage::Unwrap && quorum.manage > 1) {
+            return Err(ModelError::QuorumRequired);
+        }
+        Ok(material)
+    }
+
+    /// As [`Hsm::key_for_use`], inside [`Hsm::spend_key_approval`], which
+    /// checked the approval.
+    pub fn key_for_approved_use(
         &self,
         caller: &Caller,
         reference: KeyRef,
@@ -794,8 +907,23 @@ impl Hsm {
         self.keys.for_use(actor(caller)?, reference, usage)
     }
 
-    /// The wrapping key and the key it wraps.
+    /// The wrapping key and the key it wraps. Wrapping a key with a manage
+    /// quorum value needs an approval: see [`Hsm::keys_for_approved_wrap`].
     pub fn keys_for_wrap(
+        &self,
+        caller: &Caller,
+        wrapping: KeyRef,
+        target: KeyRef,
+    ) -> Result<(Arc<KeyMaterial>, Arc<KeyMaterial>), ModelError> {
+        let keys = self.keys.for_wrap(actor(caller)?, wrapping, target)?;
+        if self.keys.quorum(target).manage > 1 {
+            return Err(ModelError::QuorumRequired);
+        }
+        Ok(keys)
+    }
+
+    /// As [`Hsm::keys_for_wrap`], inside [`Hsm::spend_key_approval`].
+    pub fn keys_for_approved_wrap(
         &self,
         caller: &Caller,
         wrapping: KeyRef,
@@ -911,11 +1039,19 @@ impl Hsm {
 
 impl User {
     fn new(role: Role, hash: PasswordHash) -> Self {
-        User { role, hash, failed_logins: 0, locked: false }
+        User { role, hash, failed_logins: 0, locked: false, quorum_key: None, mfa_key: None }
     }
 
     fn from_persisted(u: PersistedUser) -> (Username, Self) {
-        (u.username, User { role: u.role, hash: u.hash, failed_logins: u.failed_logins, locked: u.locked })
+        let user = User {
+            role: u.role,
+            hash: u.hash,
+            failed_logins: u.failed_logins,
+            locked: u.locked,
+            quorum_key: u.quorum_key,
+            mfa_key: u.mfa_key,
+        };
+        (u.username, user)
     }
 
     fn persisted(&self, name: &Username) -> PersistedUser {
@@ -925,6 +1061,8 @@ impl User {
             hash: self.hash.clone(),
             failed_logins: self.failed_logins,
             locked: self.locked,
+            quorum_key: self.quorum_key.clone(),
+            mfa_key: self.mfa_key.clone(),
         }
     }
 
@@ -935,7 +1073,13 @@ impl User {
 }
 
 fn view(username: &Username, user: &User) -> UserView {
-    UserView { username: username.clone(), role: user.role, locked: user.locked }
+    UserView {
+        username: username.clone(),
+        role: user.role,
+        locked: user.locked,
+        quorum: user.quorum_key.is_some(),
+        mfa: user.mfa_key.is_some(),
+    }
 }
 
 /// The caller as the key rules see it.

@@ -83,11 +83,28 @@ pub enum Operation {
     /// `cluster mtls get-enforcement`: admins and crypto users (CloudHSM),
     /// and the appliance user for cloning.
     GetMtlsEnforcement,
+    /// `quorum token-sign generate`: admins for admin services, crypto
+    /// users for key services (the model checks which).
+    GenerateQuorumToken,
+    /// `quorum token-sign list`.
+    ListQuorumTokens,
+    /// `quorum token-sign delete`: one's own, or (admins) everyone's.
+    DeleteQuorumTokens,
+    /// `quorum token-sign set-quorum-value`: admins (and itself gated by
+    /// the quorum service's value).
+    SetQuorumValue,
+    /// `quorum token-sign list-quorum-values`; the appliance user reads
+    /// them to clone a new HSM.
+    ListQuorumValues,
+    /// `user change-quorum token-sign register`: one's own key.
+    RegisterQuorumKey,
+    /// `user change-mfa token-sign`: one's own, or (admins) anyone's.
+    ChangeMfa,
 }
 
 impl Operation {
     /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 35] = [
+    pub const ALL: [Operation; 42] = [
         Operation::GetClusterInfo,
         Operation::GetSyncStatus,
         Operation::ExtractMaskedObject,
@@ -123,6 +140,13 @@ impl Operation {
         Operation::ListTrustAnchors,
         Operation::SetMtlsEnforcement,
         Operation::GetMtlsEnforcement,
+        Operation::GenerateQuorumToken,
+        Operation::ListQuorumTokens,
+        Operation::DeleteQuorumTokens,
+        Operation::SetQuorumValue,
+        Operation::ListQuorumValues,
+        Operation::RegisterQuorumKey,
+        Operation::ChangeMfa,
     ];
 }
 
@@ -165,6 +189,13 @@ impl fmt::Display for Operation {
             Operation::ListTrustAnchors => "cluster mtls list-trust-anchors",
             Operation::SetMtlsEnforcement => "cluster mtls set-enforcement",
             Operation::GetMtlsEnforcement => "cluster mtls get-enforcement",
+            Operation::GenerateQuorumToken => "quorum token-sign generate",
+            Operation::ListQuorumTokens => "quorum token-sign list",
+            Operation::DeleteQuorumTokens => "quorum token-sign delete",
+            Operation::SetQuorumValue => "quorum token-sign set-quorum-value",
+            Operation::ListQuorumValues => "quorum token-sign list-quorum-values",
+            Operation::RegisterQuorumKey => "user change-quorum token-sign register",
+            Operation::ChangeMfa => "user change-mfa token-sign",
         })
     }
 }
@@ -198,6 +229,13 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
         Operation::ReadAuditLog => &[CO],
         Operation::RegisterTrustAnchor | Operation::DeregisterTrustAnchor | Operation::SetMtlsEnforcement => &[CO],
         Operation::ListTrustAnchors | Operation::GetMtlsEnforcement => &[CO, CU, AU],
+        Operation::GenerateQuorumToken
+        | Operation::ListQuorumTokens
+        | Operation::DeleteQuorumTokens
+        | Operation::RegisterQuorumKey
+        | Operation::ChangeMfa => &[CO, CU],
+        Operation::SetQuorumValue => &[CO],
+        Operation::ListQuorumValues => &[CO, CU, AU],
     }
 }
 
@@ -254,6 +292,13 @@ mod tests {
         (Operation::ListTrustAnchors, [true, true, true, false, false]),
         (Operation::SetMtlsEnforcement, [true, false, false, false, false]),
         (Operation::GetMtlsEnforcement, [true, true, true, false, false]),
+        (Operation::GenerateQuorumToken, [true, true, false, false, false]),
+        (Operation::ListQuorumTokens, [true, true, false, false, false]),
+        (Operation::DeleteQuorumTokens, [true, true, false, false, false]),
+        (Operation::SetQuorumValue, [true, false, false, false, false]),
+        (Operation::ListQuorumValues, [true, true, true, false, false]),
+        (Operation::RegisterQuorumKey, [true, true, false, false, false]),
+        (Operation::ChangeMfa, [true, true, false, false, false]),
     ];
     const COLUMNS: [Identity; 5] = [
         Identity::CryptoOfficer,

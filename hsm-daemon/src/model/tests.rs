@@ -6,6 +6,8 @@ use rand::{SeedableRng, rngs::StdRng};
 
 use super::*;
 
+mod quorum;
+
 struct Fixture {
     hsm: Hsm,
     rng: StdRng,

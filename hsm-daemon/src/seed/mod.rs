@@ -212,6 +212,8 @@ impl Seed {
                 hash: user.password.hash(kdf, &mut rng).map_err(|e| self.error(user.at, e))?,
                 failed_logins: 0,
                 locked: false,
+                quorum_key: None,
+                mfa_key: None,
             });
         }
         let quotas = if self.quotas_off {

@@ -55,6 +55,13 @@ pub(super) fn opcode(rpc: Rpc) -> Option<&'static str> {
         Rpc::RegisterTrustAnchor => Some("CN_REGISTER_TRUST_ANCHOR"),
         Rpc::DeregisterTrustAnchor => Some("CN_DEREGISTER_TRUST_ANCHOR"),
         Rpc::SetMtlsEnforcement => Some("CN_SET_MTLS_ENFORCEMENT"),
+        // Quorum events.
+        Rpc::GenerateQuorumToken => Some("CN_GENERATE_QUORUM_TOKEN"),
+        Rpc::DeleteQuorumTokens => Some("CN_DELETE_QUORUM_TOKENS"),
+        Rpc::SetQuorumValue => Some("CN_SET_M_VALUE"),
+        Rpc::RegisterQuorumKey => Some("CN_REGISTER_QUORUM_PUBKEY"),
+        Rpc::ChangeMfa => Some("CN_SET_MFA"),
+        Rpc::ListQuorumTokens | Rpc::ListQuorumValues => None,
         Rpc::GetClusterInfo
         | Rpc::Ping
         | Rpc::GetSyncStatus

@@ -6,7 +6,8 @@ use hsm_proto::v1 as pb;
 use crate::{
     crypto::{Cipher, HashAlg, KeyClass, KeyKind, SignMech, WrapMech},
     model::{
-        ClusterInfo, ClusterState, HsmIdentity, KeyDigest, KeyView, ModelError, Role, UserView, keys::parse_curve,
+        Approval, ClusterInfo, ClusterState, HsmIdentity, KeyDigest, KeyView, ModelError, QuorumService, Role, TokenId,
+        UserView, Username, keys::parse_curve,
     },
 };
 
@@ -33,7 +34,64 @@ pub(super) fn role_to_proto(role: Role) -> pb::Role {
 }
 
 pub(super) fn user(view: UserView) -> pb::User {
-    pb::User { username: view.username.to_string(), role: role_to_proto(view.role).into(), locked: view.locked }
+    pb::User {
+        username: view.username.to_string(),
+        role: role_to_proto(view.role).into(),
+        locked: view.locked,
+        quorum_registered: view.quorum,
+        mfa_registered: view.mfa,
+    }
+}
+
+pub(super) fn quorum_service(field: &'static str, raw: i32) -> Result<QuorumService, ModelError> {
+    use pb::QuorumServiceName as N;
+    match N::try_from(raw) {
+        Ok(N::User) => Ok(QuorumService::User),
+        Ok(N::Quorum) => Ok(QuorumService::Quorum),
+        Ok(N::Cluster) => Ok(QuorumService::Cluster),
+        Ok(N::KeyManagement) => Ok(QuorumService::KeyManagement),
+        Ok(N::KeyUsage) => Ok(QuorumService::KeyUsage),
+        Ok(N::Registration) => Ok(QuorumService::Registration),
+        Ok(N::Unspecified) | Err(_) => {
+            Err(invalid(field, "must be user, quorum, cluster, key-management, key-usage or registration"))
+        }
+    }
+}
+
+pub(super) fn quorum_service_to_proto(service: QuorumService) -> pb::QuorumServiceName {
+    use pb::QuorumServiceName as N;
+    match service {
+        QuorumService::User => N::User,
+        QuorumService::Quorum => N::Quorum,
+        QuorumService::Cluster => N::Cluster,
+        QuorumService::KeyManagement => N::KeyManagement,
+        QuorumService::KeyUsage => N::KeyUsage,
+        QuorumService::Registration => N::Registration,
+    }
+}
+
+/// A 32-byte token.
+pub(super) fn token(field: &'static str, raw: &[u8]) -> Result<TokenId, ModelError> {
+    raw.try_into().map_err(|_| invalid(field, format!("must be a 32-byte token, not {} bytes", raw.len())))
+}
+
+/// An approval, if the request carries one.
+pub(super) fn approval(raw: Option<&pb::Approval>) -> Result<Option<Approval>, ModelError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.signatures.len() > 64 {
+        return Err(invalid("approval.signatures", "at most 64 signatures"));
+    }
+    let signatures = raw
+        .signatures
+        .iter()
+        .map(|s| {
+            if s.signature.len() > 1024 {
+                return Err(invalid("approval.signatures.signature", "at most 1024 bytes (RSA-8192)"));
+            }
+            Ok((Username::parse("approval.signatures.username", &s.username)?, s.signature.clone()))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(Approval { token: token("approval.token", &raw.token)?, signatures }))
 }
 
 pub(super) fn cluster_info(info: ClusterInfo) -> pb::GetClusterInfoResponse {
@@ -96,6 +154,8 @@ pub(super) fn key_info(view: KeyView) -> pb::KeyInfo {
         owner: view.owner.to_string(),
         shared_users: view.shared.iter().map(ToString::to_string).collect(),
         session: view.session,
+        manage_key_quorum_value: u32::from(view.quorum.manage),
+        use_key_quorum_value: u32::from(view.quorum.usage),
     }
 }
 

@@ -13,10 +13,10 @@ use hsm_proto::v1::{
 use rand::{CryptoRng, RngCore, rngs::StdRng};
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, blocking, caller, convert};
+use super::{HsmState, blocking, caller, convert, quorum::key_gated};
 use crate::{
     crypto::{self, Input, KeyKind, KeyMaterial},
-    model::{KeyRef, ModelError, Usage},
+    model::{KeyRef, ModelError, QuorumService, Usage},
 };
 
 #[derive(Debug)]
@@ -109,7 +109,16 @@ impl CryptoService for CryptoApi {
         let req = request.into_inner();
         let key_ref = KeyRef::parse("key_reference", &req.key_reference)?;
         let mechanism = convert::sign_mechanism(req.mechanism, req.hash)?;
-        let key = self.state.hsm().key_for_use(&caller, key_ref, Usage::Sign)?;
+        // Only a key with a use quorum value takes the approval path.
+        let key = match &req.approval {
+            None => self.state.hsm().key_for_use(&caller, key_ref, Usage::Sign)?,
+            Some(approval) => {
+                key_gated(&self.state, &caller, key_ref, QuorumService::KeyUsage, Some(approval), |hsm| {
+                    hsm.key_for_approved_use(&caller, key_ref, Usage::Sign)
+                })
+                .await?
+            }
+        };
         let mut rng = ForkOnUse::new(&self.state);
         let signature =
             run(key, move |k| crypto::sign(k, mechanism, input(&req.data, req.data_is_digest), &mut rng)).await?;

@@ -10,10 +10,13 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, audit, blocking, caller, convert};
+use super::{HsmState, audit, blocking, caller, convert, quorum::key_gated};
 use crate::{
     crypto::{self, Generated, KeyKind, KeyMaterial, KeySpec},
-    model::{AttrName, KeyQuery, KeyRef, KeyView, ModelError, NewKey, Template, Usage, Username},
+    model::{
+        AttrName, Caller, Hsm, KeyQuery, KeyQuorum, KeyRef, KeyView, ModelError, NewKey, QuorumService, Template,
+        Usage, Username,
+    },
 };
 
 #[derive(Debug)]
@@ -64,8 +67,10 @@ impl KeyService for KeyApi {
         else {
             return Err(Status::internal("a symmetric key generated as a pair"));
         };
+        let quorum = KeyQuorum::parse(req.manage_key_quorum_value, req.use_key_quorum_value, 1 + share.len())?;
         let new = vec![NewKey { material: Arc::new(material), template, local: true }];
-        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share)).await?)?;
+        let view =
+            single(self.state.mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum)).await?)?;
         audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, owner = %view.owner, "symmetric key generated");
         Ok(key_response(view))
@@ -105,7 +110,12 @@ impl KeyService for KeyApi {
             NewKey { material: Arc::new(public), template: public_template, local: true },
             NewKey { material: Arc::new(private), template: private_template, local: true },
         ];
-        let mut views = self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &share)).await?.into_iter();
+        let quorum = KeyQuorum::parse(req.manage_key_quorum_value, req.use_key_quorum_value, 1 + share.len())?;
+        let mut views = self
+            .state
+            .mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum))
+            .await?
+            .into_iter();
         let (Some(public), Some(private)) = (views.next(), views.next()) else {
             return Err(Status::internal("the key pair was not stored whole"));
         };
@@ -163,7 +173,15 @@ impl KeyService for KeyApi {
         let target = reference("key_reference", &req.key_reference)?;
         audit::note_keys(&request, &[target, wrapping]);
         let mechanism = convert::wrap_mechanism(req.mechanism, req.hash)?;
-        let (wrapping_key, target_key) = self.state.hsm().keys_for_wrap(&caller, wrapping, target)?;
+        let (wrapping_key, target_key) = match &req.approval {
+            None => self.state.hsm().keys_for_wrap(&caller, wrapping, target)?,
+            Some(approval) => {
+                key_gated(&self.state, &caller, target, QuorumService::KeyManagement, Some(approval), |hsm| {
+                    hsm.keys_for_approved_wrap(&caller, wrapping, target)
+                })
+                .await?
+            }
+        };
         let mut rng = self.state.fork_rng();
         let wrapped = blocking(move || {
             let bytes = target_key.to_wrappable()?;
@@ -183,7 +201,15 @@ impl KeyService for KeyApi {
         let kind = convert::key_kind(req.key_type, &req.curve)?;
         let class = convert::key_class(req.key_class)?;
         let template = Template::parse(&convert::pairs(&req.attributes))?;
-        let key = self.state.hsm().key_for_use(&caller, unwrapping, Usage::Unwrap)?;
+        let key = match &req.approval {
+            None => self.state.hsm().key_for_use(&caller, unwrapping, Usage::Unwrap)?,
+            Some(approval) => {
+                key_gated(&self.state, &caller, unwrapping, QuorumService::KeyManagement, Some(approval), |hsm| {
+                    hsm.key_for_approved_use(&caller, unwrapping, Usage::Unwrap)
+                })
+                .await?
+            }
+        };
         let wrapped = req.wrapped_key.clone();
         let material = blocking(move || {
             let bytes = crypto::unwrap(&key, mechanism, &wrapped)?;
@@ -213,7 +239,10 @@ impl KeyService for KeyApi {
         let user = Username::parse("username", &req.username)?;
         audit::note_keys(&request, &[key]);
         audit::note_target(&request, &user);
-        let view = self.state.mutate(|hsm| hsm.share_key(&caller, key, user)).await?;
+        let view = key_gated(&self.state, &caller, key, QuorumService::KeyManagement, req.approval.as_ref(), |hsm| {
+            hsm.share_key(&caller, key, user)
+        })
+        .await?;
         tracing::info!(key = %view.reference, with = %req.username, "key shared");
         Ok(key_response(view))
     }
@@ -225,7 +254,10 @@ impl KeyService for KeyApi {
         let user = Username::parse("username", &req.username)?;
         audit::note_keys(&request, &[key]);
         audit::note_target(&request, &user);
-        let view = self.state.mutate(|hsm| hsm.unshare_key(&caller, key, &user)).await?;
+        let view = key_gated(&self.state, &caller, key, QuorumService::KeyManagement, req.approval.as_ref(), |hsm| {
+            hsm.unshare_key(&caller, key, &user)
+        })
+        .await?;
         tracing::info!(key = %view.reference, with = %user, "key unshared");
         Ok(key_response(view))
     }
@@ -239,7 +271,10 @@ impl KeyService for KeyApi {
         let key = reference("key_reference", &req.key_reference)?;
         let name = AttrName::parse("name", &req.name)?;
         audit::note_keys(&request, &[key]);
-        let view = self.state.mutate(|hsm| hsm.set_key_attribute(&caller, key, name, &req.value)).await?;
+        let view = key_gated(&self.state, &caller, key, QuorumService::KeyManagement, req.approval.as_ref(), |hsm| {
+            hsm.set_key_attribute(&caller, key, name, &req.value)
+        })
+        .await?;
         tracing::info!(key = %view.reference, attribute = %name, "key attribute set");
         Ok(key_response(view))
     }
@@ -259,4 +294,23 @@ impl KeyService for KeyApi {
             next_token: page.next_token.unwrap_or_default(),
         }))
     }
+}
+
+/// Stores new keys and gives the secret or private one its quorum values,
+/// under one lock (so that no one sees the key without them).
+fn store_with_quorum(
+    hsm: &mut Hsm,
+    caller: &Caller,
+    session: bool,
+    new: Vec<NewKey>,
+    share: &[Username],
+    quorum: KeyQuorum,
+) -> Result<Vec<KeyView>, ModelError> {
+    let mut views = hsm.store_keys(caller, session, new, share)?;
+    if quorum != KeyQuorum::default() {
+        for view in views.iter_mut().filter(|v| v.facts.class != crate::crypto::KeyClass::Public) {
+            *view = hsm.set_key_quorum(view.reference, quorum)?;
+        }
+    }
+    Ok(views)
 }

@@ -6,7 +6,8 @@
 //! - `gate`: the tower layer that, before any handler runs, classifies the
 //!   RPC as an [`Operation`], resolves the session token and checks the
 //!   permission table (`Hsm::admit`).
-//! - `cluster`, `session`, `user`, `key`, `crypto`: one file per service.
+//! - `cluster`, `session`, `user`, `key`, `crypto`, `quorum`: one file per
+//!   service; `quorum` also holds the approval check that gated calls make.
 //! - `convert`: proto fields into model types (`TryFrom`-style parsing).
 //! - `masked`: masked objects (copying keys and users between HSMs).
 //! - `sync`: background sync with the cluster's other HSMs, and cloning.
@@ -41,6 +42,7 @@ mod listener;
 mod masked;
 mod metered;
 mod mtls;
+mod quorum;
 mod session;
 mod status;
 pub(crate) use status::response_code;
@@ -58,7 +60,8 @@ use hsm_proto::v1::{
     Rpc, audit_service_server::AuditServiceServer, cluster_service_server::ClusterServiceServer,
     crypto_service_server::CryptoServiceServer, key_service_server::KeyServiceServer,
     masked_object_service_server::MaskedObjectServiceServer, mtls_service_server::MtlsServiceServer,
-    session_service_server::SessionServiceServer, user_service_server::UserServiceServer,
+    quorum_service_server::QuorumServiceServer, session_service_server::SessionServiceServer,
+    user_service_server::UserServiceServer,
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tokio::net::TcpListener;
@@ -139,6 +142,13 @@ pub fn operation(rpc: Rpc) -> Operation {
         Rpc::ListTrustAnchors => Operation::ListTrustAnchors,
         Rpc::SetMtlsEnforcement => Operation::SetMtlsEnforcement,
         Rpc::GetMtlsEnforcement => Operation::GetMtlsEnforcement,
+        Rpc::GenerateQuorumToken => Operation::GenerateQuorumToken,
+        Rpc::ListQuorumTokens => Operation::ListQuorumTokens,
+        Rpc::DeleteQuorumTokens => Operation::DeleteQuorumTokens,
+        Rpc::SetQuorumValue => Operation::SetQuorumValue,
+        Rpc::ListQuorumValues => Operation::ListQuorumValues,
+        Rpc::RegisterQuorumKey => Operation::RegisterQuorumKey,
+        Rpc::ChangeMfa => Operation::ChangeMfa,
     }
 }
 
@@ -291,6 +301,9 @@ impl Prepared {
                 AuditServiceServer::new(audit::AuditApi::new(Arc::clone(&state))).max_decoding_message_size(max),
             )
             .add_service(MtlsServiceServer::new(mtls::MtlsApi::new(Arc::clone(&state))).max_decoding_message_size(max))
+            .add_service(
+                QuorumServiceServer::new(quorum::QuorumApi::new(Arc::clone(&state))).max_decoding_message_size(max),
+            )
             // Accepting starts last, once everything the HSM serves with
             // (metrics registration included) is in place: a client whose
             // handshake finished finds the HSM whole.

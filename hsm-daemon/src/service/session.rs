@@ -8,7 +8,7 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, audit, caller, convert};
+use super::{HsmState, audit, blocking, caller, convert};
 use crate::model::{ModelError, Password, Username};
 
 #[derive(Debug)]
@@ -35,10 +35,35 @@ impl SessionService for SessionApi {
         let attempt = self.state.hsm().login_attempt(&username, role).inspect_err(|_| {
             self.state.stats.count_failed_login();
         })?;
+        let mut attempt = attempt;
         let hash = attempt.hash().clone();
         let password_ok = self.state.with_kdf(move || Ok(hash.verify(&password))).await?;
         let mut rng = self.state.fork_rng();
         let now = self.state.now();
+        // MFA: a right password without a signed token gets a token to sign;
+        // with one, its signature is checked here, outside the model's lock.
+        if let (true, Some(key)) = (password_ok, attempt.mfa_key().cloned()) {
+            if req.mfa_token.is_empty() {
+                let issued = self.state.mutate(|hsm| hsm.mfa_login_token(&username, now, &mut rng)).await?;
+                tracing::info!(%username, "login needs the MFA token signed");
+                return Ok(Response::new(LoginResponse {
+                    username: username.to_string(),
+                    role: convert::role_to_proto(role).into(),
+                    mfa_token: issued.token.to_vec(),
+                    ..Default::default()
+                }));
+            }
+            let token = convert::token("mfa_token", &req.mfa_token)?;
+            let preimage = self.state.mutate(|hsm| hsm.mfa_login_preimage(&username, &token, now)).await;
+            let signature = req.mfa_signature.clone();
+            let verified = match preimage {
+                Ok(preimage) => blocking(move || Ok(key.verifies(&preimage, &signature))).await?,
+                Err(_) => false,
+            };
+            if verified {
+                attempt.mfa_passed(token);
+            }
+        }
         let mut refused = false;
         let outcome = self
             .state
@@ -67,6 +92,7 @@ impl SessionService for SessionApi {
             username: view.username.to_string(),
             role: convert::role_to_proto(view.role).into(),
             idle_timeout_seconds: idle.as_secs(),
+            mfa_token: Vec::new(),
         }))
     }
 

@@ -20,16 +20,18 @@ impl From<ModelError> for Status {
             }
             ModelError::PermissionDenied { .. }
             | ModelError::KeyPermission { .. }
-            | ModelError::ObjectPermission { .. } => Code::PermissionDenied,
+            | ModelError::ObjectPermission { .. }
+            | ModelError::QuorumSignature { .. } => Code::PermissionDenied,
             ModelError::InvalidArgument { .. } | ModelError::Crypto(_) => Code::InvalidArgument,
             ModelError::UserNotFound { .. }
             | ModelError::KeyNotFound { .. }
             | ModelError::TrustAnchorNotFound { .. }
             | ModelError::UnknownSnapshot { .. } => Code::NotFound,
             ModelError::UserExists { .. } | ModelError::TrustAnchorExists { .. } => Code::AlreadyExists,
-            ModelError::TooManyUsers { .. } | ModelError::TooManySessions { .. } | ModelError::KeyQuota { .. } => {
-                Code::ResourceExhausted
-            }
+            ModelError::TooManyUsers { .. }
+            | ModelError::TooManySessions { .. }
+            | ModelError::KeyQuota { .. }
+            | ModelError::TooManyQuorumTokens { .. } => Code::ResourceExhausted,
             ModelError::UserLocked { .. }
             | ModelError::AlreadyActivated
             | ModelError::UserLoggedIn { .. }
@@ -38,7 +40,13 @@ impl From<ModelError> for Status {
             | ModelError::UserOwnsKeys { .. }
             | ModelError::KeyAttribute { .. }
             | ModelError::MtlsPolicy { .. }
-            | ModelError::NoMaskingKey => Code::FailedPrecondition,
+            | ModelError::NoMaskingKey
+            // The caller may make the call; the cluster's policy wants
+            // approvals first (a state of the system, not of the role).
+            | ModelError::QuorumRequired
+            | ModelError::QuorumNotMet { .. }
+            | ModelError::QuorumTokenUnknown
+            | ModelError::QuorumTokenMismatch { .. } => Code::FailedPrecondition,
             ModelError::Internal(_) => Code::Internal,
         };
         Status::new(code, err.to_string())

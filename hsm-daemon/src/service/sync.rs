@@ -7,8 +7,9 @@
 //!   there, through masked objects. Each HSM pulls; every HSM doing so brings
 //!   the cluster into step. Users are not synchronised in the background (as
 //!   in CloudHSM): `user list` shows the gap, and the client repairs it.
-//! - **Cloning**: before a new HSM serves, it copies the users, the mTLS
-//!   policy (trust anchors, enforcement level) and then the keys of one peer
+//! - **Cloning**: before a new HSM serves, it copies the users (with their
+//!   registered quorum and MFA keys), the quorum values, the mTLS policy
+//!   (trust anchors, enforcement level) and then the keys of one peer
 //!   (`clone_from`).
 //! - **Identity**: over TLS, an HSM presents its own certificate (issued by
 //!   the cluster CA) as its client certificate, so that its peers admit it
@@ -22,7 +23,7 @@ use hsm_client::{ClientConfig, ClientError, HsmClient, Role, Session};
 use hsm_proto::v1::{
     self as pb, cluster_service_client::ClusterServiceClient, extract_masked_object_request,
     masked_object_service_client::MaskedObjectServiceClient, mtls_service_client::MtlsServiceClient,
-    user_service_client::UserServiceClient,
+    quorum_service_client::QuorumServiceClient, user_service_client::UserServiceClient,
 };
 
 use super::HsmState;
@@ -131,6 +132,22 @@ pub(crate) async fn clone_from(state: &HsmState, access: &PeerAccess, peer: &str
     let mtls = peer_mtls(&session).await.map_err(|e| format!("copying the mTLS policy from {peer}: {e}"))?;
     let take = |hsm: &mut crate::model::Hsm| hsm.replace_mtls(&Caller::this_hsm(), mtls);
     state.mutate(take).await.map_err(|s| format!("copying the mTLS policy from {peer}: {}", s.message()))?;
+    // The quorum values travel with the users (masked users carry their
+    // registered keys).
+    let listing = session.request(pb::ListQuorumValuesRequest {}).map_err(|e| e.to_string())?;
+    let values = within(QuorumServiceClient::new(session.client().channel()).list_quorum_values(listing))
+        .await
+        .map_err(|e| format!("listing the quorum values of {peer}: {e}"))?
+        .into_inner()
+        .values;
+    let values = super::quorum::values_from_proto(&values).map_err(|e| format!("quorum values of {peer}: {e}"))?;
+    state
+        .mutate(|hsm| {
+            hsm.adopt_quorum_values(values);
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.message().to_owned())?;
     let mut link = Link::new(peer.to_owned());
     link.session = Some(session);
     report.keys = link.round(state, access).await?;

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use hsm_proto::v1::{
-    ChangeOwnPasswordRequest, ChangeOwnPasswordResponse, ChangeUserPasswordRequest, ChangeUserPasswordResponse,
-    CreateUserRequest, CreateUserResponse, DeleteUserRequest, DeleteUserResponse, ListUsersRequest, ListUsersResponse,
-    user_service_server::UserService,
+    ChangeMfaRequest, ChangeMfaResponse, ChangeOwnPasswordRequest, ChangeOwnPasswordResponse,
+    ChangeUserPasswordRequest, ChangeUserPasswordResponse, CreateUserRequest, CreateUserResponse, DeleteUserRequest,
+    DeleteUserResponse, ListUsersRequest, ListUsersResponse, user_service_server::UserService,
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, audit, caller, convert};
-use crate::model::{Password, Username};
+use super::{HsmState, audit, blocking, caller, convert, quorum::gated};
+use crate::model::{ApproverKey, ModelError, Password, QuorumService, Username};
 
 #[derive(Debug)]
 pub(super) struct UserApi {
@@ -31,8 +31,12 @@ impl UserService for UserApi {
         audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
         let password = Password::parse("password", &req.password)?;
+        let caller = caller(&request)?;
         let hash = self.state.hash(password).await?;
-        let view = self.state.mutate(|hsm| hsm.create_user(username, role, hash)).await?;
+        let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
+            hsm.create_user(username, role, hash)
+        })
+        .await?;
         tracing::info!(username = %view.username, role = %view.role, "user created");
         Ok(Response::new(CreateUserResponse { user: Some(convert::user(view)) }))
     }
@@ -42,7 +46,12 @@ impl UserService for UserApi {
         let username = Username::parse("username", &req.username)?;
         audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
-        let view = self.state.mutate(|hsm| hsm.delete_user(&username, role, self.state.now())).await?;
+        let caller = caller(&request)?;
+        let now = self.state.now();
+        let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
+            hsm.delete_user(&username, role, now)
+        })
+        .await?;
         tracing::info!(username = %view.username, role = %view.role, "user deleted");
         Ok(Response::new(DeleteUserResponse { user: Some(convert::user(view)) }))
     }
@@ -73,9 +82,52 @@ impl UserService for UserApi {
         audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
         let password = Password::parse("new_password", &req.new_password)?;
+        let caller = caller(&request)?;
         let hash = self.state.hash(password).await?;
-        let view = self.state.mutate(|hsm| hsm.change_user_password(&username, role, hash)).await?;
+        let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
+            hsm.change_user_password(&username, role, hash)
+        })
+        .await?;
         tracing::info!(username = %view.username, "password changed by an admin");
         Ok(Response::new(ChangeUserPasswordResponse { user: Some(convert::user(view)) }))
+    }
+
+    /// Two calls turn MFA on (a token to sign, then the signed token and
+    /// key); one turns it off. The change is gated by the user service.
+    async fn change_mfa(&self, request: Request<ChangeMfaRequest>) -> Result<Response<ChangeMfaResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.get_ref();
+        let username = Username::parse("username", &req.username)?;
+        audit::note_target(&request, &username);
+        let role = convert::role("role", req.role)?;
+        let now = self.state.now();
+        if !req.deregister && req.token.is_empty() {
+            let mut rng = self.state.fork_rng();
+            let issued =
+                self.state.mutate(|hsm| hsm.mfa_registration_token(&caller, &username, role, now, &mut rng)).await?;
+            return Ok(Response::new(ChangeMfaResponse { user: None, token: issued.token.to_vec() }));
+        }
+        let key = if req.deregister {
+            None
+        } else {
+            let key = ApproverKey::from_spki("public_key", &req.public_key)?;
+            let token = convert::token("token", &req.token)?;
+            let preimage = self.state.hsm().mfa_registration_preimage(&caller, &username, role, &token, now)?;
+            let (checked, signature) = (key.clone(), req.signature.clone());
+            if !blocking(move || Ok(checked.verifies(&preimage, &signature))).await? {
+                return Err(ModelError::QuorumSignature {
+                    rule: "the signed token does not verify with the MFA public key being registered".into(),
+                }
+                .into());
+            }
+            Some((key, token))
+        };
+        let on = key.is_some();
+        let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
+            hsm.set_mfa_key(&caller, &username, role, key, now)
+        })
+        .await?;
+        tracing::info!(username = %view.username, mfa = on, "MFA changed");
+        Ok(Response::new(ChangeMfaResponse { user: Some(convert::user(view)), token: Vec::new() }))
     }
 }

@@ -13,15 +13,18 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Backing, MasterKey, Opened, Store, StoreError,
-    records::{self, KeyEntry, MtlsRecord, UserEntry},
+    records::{self, KeyEntry, MtlsRecord, QuorumRecord, UserEntry, UserKeysRecord},
     seal::Sealer,
 };
-use crate::model::{Changes, ClusterIdentity, ClusterState, HsmIdentity, Mtls, PersistedState};
+use crate::model::{
+    Changes, ClusterIdentity, ClusterState, HsmIdentity, KeyQuorum, Mtls, PersistedKey, PersistedState, QuorumValues,
+};
 
 const MAGIC: &str = "hsm-emulator backup";
 /// 2 added key versions and tombstones; version 1 backups still restore
-/// (their keys at version 1, with no tombstones). 3 added the mTLS policy;
-/// older backups restore with none.
+/// (their keys at version 1, with no tombstones). 3 added the mTLS policy,
+/// registered quorum and MFA keys and quorum values; older backups restore
+/// with none.
 const VERSION: u32 = 3;
 const LABEL: &[u8] = b"hsm-emulator backup key v1";
 
@@ -34,12 +37,17 @@ struct BackupFile {
     sealed: Vec<u8>,
 }
 
-/// Version 3's payload: version 2's, then the mTLS policy (postcard writes
+/// Version 3's payload: version 2's, then the mTLS policy and what quorum added (postcard writes
 /// fields in order, so the first part reads as version 2).
 #[derive(Serialize, Deserialize)]
 struct Payload {
     base: PayloadV2,
     mtls: MtlsRecord,
+    /// (username, keys) of every user with a registered key.
+    user_keys: Vec<(String, UserKeysRecord)>,
+    quorum: QuorumRecord,
+    /// (reference, manage, use) of every key with quorum values.
+    key_quorum: Vec<(u64, u8, u8)>,
 }
 
 /// Version 2's payload: version 1's fields, then what clusters added.
@@ -80,7 +88,12 @@ impl Store {
             key_versions.push((k.reference.value(), k.version));
             keys.push(KeyEntry::from_model(k).map_err(fail)?);
         }
-        let payload = PayloadV2 {
+        let user_keys = state
+            .users
+            .iter()
+            .filter_map(|u| UserKeysRecord::from_user(u).map(|keys| (u.username.to_string(), keys)))
+            .collect();
+        let base = PayloadV2 {
             base: PayloadV1 {
                 active: state.meta.state == ClusterState::Active,
                 next_key_ref: state.meta.next_key_ref,
@@ -94,7 +107,19 @@ impl Store {
                 .map(|t| (t.reference.value(), t.version, t.owner.to_string()))
                 .collect(),
         };
-        let payload = Payload { base: payload, mtls: MtlsRecord::from_model(&state.mtls) };
+        let key_quorum = state
+            .keys
+            .iter()
+            .filter(|k| k.quorum != KeyQuorum::default())
+            .map(|k| (k.reference.value(), k.quorum.manage, k.quorum.usage))
+            .collect();
+        let payload = Payload {
+            base,
+            mtls: MtlsRecord::from_model(&state.mtls),
+            user_keys,
+            quorum: QuorumRecord::from_model(state.quorum),
+            key_quorum,
+        };
         let plain = zeroize::Zeroizing::new(records::encode(&payload));
         let sealer = Sealer::derive_with(cluster_key, LABEL, cluster_id);
         let sealed = sealer.seal(&plain, cluster_id).map_err(fail)?;
@@ -146,18 +171,21 @@ pub fn restore_backup(
     let plain = sealer
         .open(&file.sealed, cluster.id.as_str())
         .map_err(|_| bad("it does not open with this cluster's key: it is damaged or was altered".into()))?;
-    let decode_error = |e: postcard::Error| bad(format!("backup payload: {e}"));
+    let undecodable = |e: postcard::Error| bad(format!("backup payload: {e}"));
+    let older = |base| Payload {
+        base,
+        mtls: MtlsRecord::from_model(&Mtls::default()),
+        user_keys: Vec::new(),
+        quorum: QuorumRecord::from_model(QuorumValues::default()),
+        key_quorum: Vec::new(),
+    };
     let payload: Payload = match file.version {
         1 => {
-            let base = postcard::from_bytes(&plain).map_err(decode_error)?;
-            let base = PayloadV2 { base, key_versions: Vec::new(), tombstones: Vec::new() };
-            Payload { base, mtls: MtlsRecord::from_model(&Mtls::default()) }
+            let base = postcard::from_bytes(&plain).map_err(undecodable)?;
+            older(PayloadV2 { base, key_versions: Vec::new(), tombstones: Vec::new() })
         }
-        2 => Payload {
-            base: postcard::from_bytes(&plain).map_err(decode_error)?,
-            mtls: MtlsRecord::from_model(&Mtls::default()),
-        },
-        _ => postcard::from_bytes(&plain).map_err(decode_error)?,
+        2 => older(postcard::from_bytes(&plain).map_err(undecodable)?),
+        _ => postcard::from_bytes(&plain).map_err(undecodable)?,
     };
     let state = into_state(payload).map_err(bad)?;
 
@@ -171,6 +199,7 @@ pub fn restore_backup(
         tombstones: state.tombstones.into_iter().map(|t| (t.reference, Some(t))).collect(),
         meta: Some(state.meta),
         mtls: Some(state.mtls),
+        quorum: Some(state.quorum),
     };
     store.initialize(cluster, hsm, &changes)
 }
@@ -185,6 +214,13 @@ fn occupied(path: std::path::PathBuf) -> StoreError {
 
 fn into_state(payload: Payload) -> Result<PersistedState, String> {
     let mtls = payload.mtls.into_model()?;
+    let quorum = payload.quorum.to_model()?;
+    let key_quorum: std::collections::BTreeMap<u64, KeyQuorum> = payload
+        .key_quorum
+        .iter()
+        .map(|(r, manage, usage)| (*r, KeyQuorum { manage: *manage, usage: *usage }))
+        .collect();
+    let mut user_keys: std::collections::BTreeMap<String, UserKeysRecord> = payload.user_keys.into_iter().collect();
     let payload = payload.base;
     let versions: std::collections::BTreeMap<u64, u64> = payload.key_versions.into_iter().collect();
     let tombstones = payload
@@ -193,18 +229,27 @@ fn into_state(payload: Payload) -> Result<PersistedState, String> {
         .map(|(reference, version, owner)| records::persisted_tombstone(*reference, *version, owner))
         .collect::<Result<_, _>>()?;
     let payload = payload.base;
-    let users = payload.users.iter().map(UserEntry::to_model).collect::<Result<_, _>>()?;
+    let mut users: Vec<_> = payload.users.iter().map(UserEntry::to_model).collect::<Result<_, _>>()?;
+    for user in &mut users {
+        if let Some(keys) = user_keys.remove(user.username.as_str()) {
+            keys.apply_to(user)?;
+        }
+    }
     let keys = payload
         .keys
         .iter()
-        .map(|k| k.to_model(versions.get(&k.reference).copied().unwrap_or(1)))
-        .collect::<Result<_, _>>()?;
+        .map(|k| {
+            let key = k.to_model(versions.get(&k.reference).copied().unwrap_or(1))?;
+            Ok(PersistedKey { quorum: key_quorum.get(&k.reference).copied().unwrap_or_default(), ..key })
+        })
+        .collect::<Result<_, String>>()?;
     Ok(PersistedState {
         meta: records::persisted_meta(payload.active, payload.next_key_ref),
         users,
         keys,
         tombstones,
         mtls,
+        quorum,
     })
 }
 

@@ -13,10 +13,10 @@ use zeroize::Zeroizing;
 
 use super::{
     MasterKey,
-    records::{self, KeyEntry, UserEntry},
+    records::{self, KeyEntry, UserEntry, UserKeysRecord},
     seal::Sealer,
 };
-use crate::model::{ClusterId, Masked, ModelError, Replica};
+use crate::model::{ClusterId, KeyQuorum, Masked, ModelError, PersistedKey, Replica};
 
 const MAGIC: &str = "hsm-emulator masked object";
 const VERSION: u32 = 1;
@@ -32,9 +32,28 @@ struct MaskedFile {
 
 #[derive(Serialize, Deserialize)]
 enum Payload {
-    Key { entry: KeyEntry, version: u64 },
-    Tombstone { reference: u64, version: u64, owner: String },
+    Key {
+        entry: KeyEntry,
+        version: u64,
+    },
+    Tombstone {
+        reference: u64,
+        version: u64,
+        owner: String,
+    },
     User(UserEntry),
+    /// A user with its registered quorum and MFA keys; objects masked
+    /// before keys could be registered are `User`.
+    UserWithKeys {
+        entry: UserEntry,
+        keys: Option<UserKeysRecord>,
+    },
+    /// A token key with quorum values (manage, use); keys without are `Key`.
+    KeyWithQuorum {
+        entry: KeyEntry,
+        version: u64,
+        quorum: [u8; 2],
+    },
 }
 
 /// Masks and unmasks objects for one cluster.
@@ -57,12 +76,19 @@ impl Masker {
     pub fn mask(&self, object: &Masked) -> Result<Vec<u8>, ModelError> {
         let payload = match object {
             Masked::Key(Replica::Key(k)) => {
-                Payload::Key { entry: KeyEntry::from_model(k).map_err(ModelError::Internal)?, version: k.version }
+                let entry = KeyEntry::from_model(k).map_err(ModelError::Internal)?;
+                if k.quorum == KeyQuorum::default() {
+                    Payload::Key { entry, version: k.version }
+                } else {
+                    Payload::KeyWithQuorum { entry, version: k.version, quorum: [k.quorum.manage, k.quorum.usage] }
+                }
             }
             Masked::Key(Replica::Tombstone(t)) => {
                 Payload::Tombstone { reference: t.reference.value(), version: t.version, owner: t.owner.to_string() }
             }
-            Masked::User(u) => Payload::User(UserEntry::from_model(u)),
+            Masked::User(u) => {
+                Payload::UserWithKeys { entry: UserEntry::from_model(u), keys: UserKeysRecord::from_user(u) }
+            }
         };
         let plain = Zeroizing::new(records::encode(&payload));
         let sealed = self.sealer.seal(&plain, self.cluster_id.as_str()).map_err(ModelError::Internal)?;
@@ -100,10 +126,21 @@ impl Masker {
         let inner = |e: String| bad(e);
         Ok(match payload {
             Payload::Key { entry, version } => Masked::Key(Replica::Key(entry.to_model(version).map_err(inner)?)),
+            Payload::KeyWithQuorum { entry, version, quorum: [manage, usage] } => {
+                let key = entry.to_model(version).map_err(inner)?;
+                Masked::Key(Replica::Key(PersistedKey { quorum: KeyQuorum { manage, usage }, ..key }))
+            }
             Payload::Tombstone { reference, version, owner } => Masked::Key(Replica::Tombstone(
                 records::persisted_tombstone(reference, version, &owner).map_err(inner)?,
             )),
             Payload::User(entry) => Masked::User(entry.to_model().map_err(inner)?),
+            Payload::UserWithKeys { entry, keys } => {
+                let mut user = entry.to_model().map_err(inner)?;
+                if let Some(keys) = keys {
+                    keys.apply_to(&mut user).map_err(inner)?;
+                }
+                Masked::User(user)
+            }
         })
     }
 }

@@ -10,10 +10,11 @@ use super::{KEY_VERSIONS, KEYS, META, TOMBSTONES, USERS, seal::Sealer};
 use crate::{
     crypto::{Curve, KeyClass, KeyKind, KeyMaterial},
     model::{
-        Changes, ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType, KeyRef,
+        Changes, ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType, KeyQuorum, KeyRef,
         PasswordHash, PersistedKey, PersistedMeta, PersistedState, PersistedTombstone, PersistedUser, Role, Username,
         keys::Attributes,
         mtls::{AnchorCert, AnchorRef, Enforcement, Mtls, TrustAnchor},
+        quorum::{ApproverKey, QuorumValue, QuorumValues},
     },
 };
 
@@ -21,6 +22,18 @@ use crate::{
 /// a restart does not parse every key to compute it again (a key with no row,
 /// from a store written before the table, has it computed on load).
 pub(crate) const KEY_DIGESTS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("key_digests");
+
+/// username -> the user's registered quorum and MFA public keys (not
+/// secret, so not sealed). A table of its own, so that stores written before
+/// it existed open unchanged: no row means no keys.
+pub(crate) const USER_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_keys");
+
+/// reference -> a token key's quorum values (manage, use); no row means
+/// none (so that stores written before the table open unchanged).
+pub(crate) const KEY_QUORUM: TableDefinition<u64, [u8; 2]> = TableDefinition::new("key_quorum");
+
+/// The `meta` row of the HSM-wide quorum values; absent means all off.
+const QUORUM_ROW: &str = "quorum";
 
 /// A failed write, as text (it never carries secrets).
 #[derive(Debug)]
@@ -172,6 +185,55 @@ impl MtlsRecord {
     }
 }
 
+/// A user's registered keys, SubjectPublicKeyInfo DER (the store's
+/// `user_keys` rows, masked users and backups).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct UserKeysRecord {
+    quorum: Option<Vec<u8>>,
+    mfa: Option<Vec<u8>>,
+}
+
+impl UserKeysRecord {
+    /// `None` when the user registered no key.
+    pub(crate) fn from_user(u: &PersistedUser) -> Option<Self> {
+        let der = |k: &Option<ApproverKey>| k.as_ref().map(|k| k.spki().to_vec());
+        (u.quorum_key.is_some() || u.mfa_key.is_some())
+            .then(|| UserKeysRecord { quorum: der(&u.quorum_key), mfa: der(&u.mfa_key) })
+    }
+
+    /// Gives `user` these keys, parsed (and so checked) again.
+    pub(crate) fn apply_to(self, user: &mut PersistedUser) -> Result<(), String> {
+        let key = |der: Option<Vec<u8>>| {
+            der.map(|der| ApproverKey::from_spki("user_keys", &der))
+                .transpose()
+                .map_err(|e| format!("user {}: {e}", user.username))
+        };
+        let (quorum, mfa) = (key(self.quorum)?, key(self.mfa)?);
+        user.quorum_key = quorum;
+        user.mfa_key = mfa;
+        Ok(())
+    }
+}
+
+/// The HSM-wide quorum values (the store's `meta` row and backups).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct QuorumRecord {
+    user: u8,
+    quorum: u8,
+    cluster: u8,
+}
+
+impl QuorumRecord {
+    pub(crate) fn from_model(q: QuorumValues) -> Self {
+        QuorumRecord { user: q.user.get(), quorum: q.quorum.get(), cluster: q.cluster.get() }
+    }
+
+    pub(crate) fn to_model(&self) -> Result<QuorumValues, String> {
+        let value = |v: u8| QuorumValue::parse("quorum", u32::from(v)).map_err(|e| e.to_string());
+        Ok(QuorumValues { user: value(self.user)?, quorum: value(self.quorum)?, cluster: value(self.cluster)? })
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct UserRecord {
     role: u8,
@@ -286,7 +348,12 @@ fn write_key_slot(buf: &mut String, reference: u64) {
 /// the whole batch.
 pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) -> Result<(), WriteError> {
     let mut users = txn.open_table(USERS)?;
+    let mut user_keys = txn.open_table(USER_KEYS)?;
     for (name, user) in batch.iter().flat_map(|c| &c.users) {
+        match user.as_ref().and_then(UserKeysRecord::from_user) {
+            Some(record) => user_keys.insert(name.as_str(), encode(&record).as_slice())?,
+            None => user_keys.remove(name.as_str())?,
+        };
         match user {
             None => {
                 users.remove(name.as_str())?;
@@ -302,11 +369,16 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
             }
         }
     }
-    drop(users);
+    drop((users, user_keys));
     let mut keys = txn.open_table(KEYS)?;
     let mut versions = txn.open_table(KEY_VERSIONS)?;
     let mut digests = txn.open_table(KEY_DIGESTS)?;
+    let mut quorum = txn.open_table(KEY_QUORUM)?;
     for (reference, key) in batch.iter().flat_map(|c| &c.keys) {
+        match key.as_ref().map(|k| k.quorum).filter(|q| *q != KeyQuorum::default()) {
+            Some(q) => quorum.insert(reference.value(), [q.manage, q.usage])?,
+            None => quorum.remove(reference.value())?,
+        };
         match key {
             None => {
                 keys.remove(reference.value())?;
@@ -332,7 +404,7 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
             }
         }
     }
-    drop((keys, versions, digests));
+    drop((keys, versions, digests, quorum));
     let mut tombstones = txn.open_table(TOMBSTONES)?;
     for (reference, tombstone) in batch.iter().flat_map(|c| &c.tombstones) {
         match tombstone {
@@ -355,6 +427,11 @@ pub(crate) fn apply(txn: &WriteTransaction, sealer: &Sealer, batch: &[Changes]) 
     if let Some(mtls) = batch.iter().rev().find_map(|c| c.mtls.as_ref()) {
         let mut table = txn.open_table(META)?;
         table.insert("mtls", encode(&MtlsRecord::from_model(mtls)).as_slice())?;
+    }
+    if let Some(q) = batch.iter().rev().find_map(|c| c.quorum) {
+        let mut table = txn.open_table(META)?;
+        let record = QuorumRecord::from_model(q);
+        table.insert(QUORUM_ROW, encode(&record).as_slice())?;
     }
     Ok(())
 }
@@ -400,7 +477,27 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
         let phc = String::from_utf8(phc.to_vec()).map_err(|_| format!("user {name}: password hash is not text"))?;
         users.push(persisted_user(&name, record.role, phc, record.failed_logins, record.locked)?);
     }
-    let keys = load_keys(txn, sealer)?;
+    if let Some(table) = optional_table(txn.open_table(USER_KEYS))? {
+        for user in &mut users {
+            let Some(row) = table.get(user.username.as_str()).map_err(|e| e.to_string())? else { continue };
+            let record: UserKeysRecord = decode(row.value(), format_args!("the keys of user {}", user.username))?;
+            record.apply_to(user)?;
+        }
+    }
+    let quorum = match meta_table.get(QUORUM_ROW).map_err(|e| e.to_string())? {
+        None => QuorumValues::default(),
+        Some(row) => decode::<QuorumRecord>(row.value(), "the quorum values")?.to_model()?,
+    };
+    let mut keys = load_keys(txn, sealer)?;
+    if let Some(table) = optional_table(txn.open_table(KEY_QUORUM))? {
+        for row in table.iter().map_err(|e| e.to_string())? {
+            let (reference, [manage, usage]) = row.map(|(r, q)| (r.value(), q.value())).map_err(|e| e.to_string())?;
+            // Keys load in reference order.
+            if let Ok(at) = keys.binary_search_by_key(&reference, |k| k.reference.value()) {
+                keys[at].quorum = KeyQuorum { manage, usage };
+            }
+        }
+    }
     let mut tombstones = Vec::new();
     if let Some(table) = optional_table(txn.open_table(TOMBSTONES))? {
         for row in table.iter().map_err(|e| e.to_string())? {
@@ -410,7 +507,7 @@ pub(crate) fn load(txn: &ReadTransaction, sealer: &Sealer) -> Result<PersistedSt
             tombstones.push(persisted_tombstone(reference, record.version, &record.owner)?);
         }
     }
-    Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones, mtls })
+    Ok(PersistedState { meta: persisted_meta(state.active, state.next_key_ref), users, keys, tombstones, mtls, quorum })
 }
 
 /// Every stored key, unsealed; its material is parsed on first use (see
@@ -556,6 +653,8 @@ pub(crate) fn persisted_user(
         hash: PasswordHash::from_phc(phc).map_err(|e| format!("user {name}: {e}"))?,
         failed_logins,
         locked,
+        quorum_key: None,
+        mfa_key: None,
     })
 }
 
@@ -656,6 +755,7 @@ fn persisted_key(reference: u64, k: StoredKey<'_>, names: &mut Names) -> Result<
         shared: k.shared.iter().map(|n| user(n)).collect::<Result<_, _>>()?,
         version: k.version,
         digest: k.digest,
+        quorum: KeyQuorum::default(),
     })
 }
 

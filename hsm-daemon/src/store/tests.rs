@@ -377,3 +377,54 @@ fn a_batch_of_changes_is_written_in_order_in_one_transaction() {
     names.sort();
     assert_eq!(names, ["admin", "alice", "app_user", "bob", "dave"]);
 }
+
+#[test]
+fn registered_keys_and_quorum_values_survive_reopening_backups_and_masking() {
+    use crate::model::{
+        Masked, QuorumService, QuorumValue, QuorumValues,
+        quorum::fixtures::{KEY_1, Signer},
+    };
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let cluster_key = MasterKey::generate().unwrap();
+    let (store, mut hsm, ..) = populated(&mut w, &dir.path().join("a"), &master);
+    let alice = alice_caller(&mut hsm, &mut w.rng);
+    let now = Instant::now();
+    let issued = hsm.issue_quorum_token(&alice, QuorumService::Registration, now, &mut w.rng).unwrap();
+    let key = Signer::new(KEY_1).key();
+    hsm.register_quorum_key(&alice, key.clone(), &issued.token, now).unwrap();
+    let three = QuorumValue::parse("value", 3).unwrap();
+    let values = QuorumValues { quorum: three, ..QuorumValues::default() };
+    hsm.adopt_quorum_values(values);
+    store.apply(&hsm.take_changes()).unwrap();
+    let alice_key = |state: &crate::model::PersistedState| {
+        state.users.iter().find(|u| u.username.as_str() == "alice").and_then(|u| u.quorum_key.clone())
+    };
+
+    // Reopened.
+    let out = dir.path().join("hsm.backup");
+    store.write_backup(&cluster_key, w.cluster.id.as_str(), w.hsm.id.as_str(), &out).unwrap();
+    drop(store);
+    let Opened::Existing(_, _, state) = w.open(&Backing::Dir(dir.path().join("a")), &master).unwrap() else {
+        panic!("not existing")
+    };
+    assert_eq!((alice_key(&state), state.quorum), (Some(key.clone()), values));
+
+    // Restored from a backup.
+    let target = Backing::Dir(dir.path().join("b"));
+    restore_backup(&out, &cluster_key, &target, &master, &w.cluster, &w.hsm).unwrap();
+    let Opened::Existing(_, _, state) = w.open(&target, &master).unwrap() else { panic!("not restored") };
+    assert_eq!((alice_key(&state), state.quorum), (Some(key.clone()), values));
+
+    // Masked for cloning.
+    let masker = Masker::new(&cluster_key, &w.cluster.id);
+    let object = hsm
+        .extract_masked(
+            &crate::model::Caller::this_hsm(),
+            &crate::model::MaskTarget::User(Username::parse("u", "alice").unwrap()),
+        )
+        .unwrap();
+    let Masked::User(user) = masker.unmask(&masker.mask(&object).unwrap()).unwrap() else { panic!("not a user") };
+    assert_eq!(user.quorum_key, Some(key));
+}

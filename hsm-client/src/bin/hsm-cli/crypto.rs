@@ -22,7 +22,7 @@ const FILTER: &str = "--key-filter";
 
 pub(crate) async fn run(session: &ClusterSession, command: CryptoCommand) -> Result<Value, String> {
     match command {
-        CryptoCommand::Sign { mechanism } => sign(session, mechanism).await,
+        CryptoCommand::Sign { mechanism, approval } => sign(session, mechanism, approval.as_deref()).await,
         CryptoCommand::Verify { mechanism } => verify(session, mechanism).await,
         CryptoCommand::Encrypt { cipher } => encrypt(session, cipher).await,
         CryptoCommand::Decrypt { cipher } => decrypt(session, cipher).await,
@@ -90,7 +90,7 @@ fn unsupported_ed25519ph(verb: &str) -> String {
 /// the HSM does not offer), before any HSM is contacted.
 pub(crate) fn check(command: &CryptoCommand) -> Result<(), String> {
     match command {
-        CryptoCommand::Sign { mechanism } => sign_request(mechanism).map(drop),
+        CryptoCommand::Sign { mechanism, .. } => sign_request(mechanism).map(drop),
         CryptoCommand::Verify { mechanism } => verify_request(mechanism).map(drop),
         _ => Ok(()),
     }
@@ -106,16 +106,27 @@ fn sign_request(mechanism: &SignMechanism) -> Result<Request<'_>, String> {
     })
 }
 
-async fn sign(session: &ClusterSession, mechanism: SignMechanism) -> Result<Value, String> {
+async fn sign(
+    session: &ClusterSession,
+    mechanism: SignMechanism,
+    approval: Option<&std::path::Path>,
+) -> Result<Value, String> {
     let request = sign_request(&mechanism)?;
-    run_sign(session, &request).await
+    let approval = approval.map(crate::quorum::read_approval).transpose()?;
+    run_sign(session, &request, approval.as_ref()).await
 }
 
-async fn run_sign(session: &ClusterSession, request: &Request<'_>) -> Result<Value, String> {
+async fn run_sign(
+    session: &ClusterSession,
+    request: &Request<'_>,
+    approval: Option<&hsm_client::ClusterApproval>,
+) -> Result<Value, String> {
     let data = request.data.read()?;
     let key = resolve(session, FILTER, &request.key.key_filter).await?;
-    let signature =
-        session.sign(&key.reference, request.mechanism, request.hash, &data, request.is_digest).await.map_err(hsm)?;
+    let signature = session
+        .sign_approved(&key.reference, request.mechanism, request.hash, &data, request.is_digest, approval)
+        .await
+        .map_err(hsm)?;
     Ok(output::signature(&key.reference, &input::base64(&signature)))
 }
 
@@ -162,7 +173,7 @@ async fn hmac(session: &ClusterSession, operation: HmacOperation) -> Result<Valu
                 hash: Some(args.hash_function.algorithm()),
                 ..Request::pure(Mechanism::Hmac, &args.key, &args.data)
             };
-            run_sign(session, &request).await
+            run_sign(session, &request, None).await
         }
         HmacOperation::Verify(args) => {
             let hmac = &args.hmac;

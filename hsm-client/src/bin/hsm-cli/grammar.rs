@@ -1,7 +1,7 @@
 //! The CloudHSM CLI's command grammar, as clap definitions shared by
 //! single-command and interactive mode.
 //!
-//! - This file: the top level, cluster, login and user commands.
+//! - This file: the top level, cluster, login, user and quorum commands.
 //! - `key`: key management (`key generate-symmetric`, `key list`, ...).
 //! - `crypto`: signing, verification and the emulator's extra operations.
 //! - `common`: flags and values both share (filters, data sources, hashes).
@@ -15,7 +15,7 @@ pub(crate) mod key;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
-use hsm_client::Role;
+use hsm_client::{QuorumService, Role};
 
 use self::{crypto::CryptoCommand, faults::FaultsArgs, key::KeyCommand};
 
@@ -119,15 +119,167 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: Box<KeyCommand>,
     },
-    /// Log in as a user.
-    Login(UserPassword),
+    /// Log in as a user (`... mfa-token-sign --token FILE` for a user with
+    /// MFA on).
+    Login(LoginArgs),
     /// Log out of the current session.
     Logout,
+    /// Quorum authentication (M of N): tokens, approvals and quorum values.
+    Quorum {
+        #[command(subcommand)]
+        command: QuorumCommand,
+    },
     /// User management.
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+/// `login`: a user and password, and for MFA the token-sign strategy.
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    #[command(flatten)]
+    pub(crate) user: UserPassword,
+    #[command(subcommand)]
+    pub(crate) mfa: Option<LoginMfa>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LoginMfa {
+    /// Log in with MFA: writes one unsigned token per HSM to --token, then
+    /// asks for the file with the tokens signed (`"signed"` filled in).
+    MfaTokenSign {
+        /// Where the unsigned tokens are written.
+        #[arg(long)]
+        token: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QuorumCommand {
+    /// Token-sign quorum tokens and values.
+    TokenSign {
+        #[command(subcommand)]
+        command: TokenSignCommand,
+    },
+}
+
+/// The CloudHSM CLI's quorum services, and `registration` (for `user
+/// change-quorum token-sign register`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CliQuorumService {
+    User,
+    Quorum,
+    Cluster,
+    KeyManagement,
+    KeyUsage,
+    Registration,
+}
+
+impl From<CliQuorumService> for QuorumService {
+    fn from(service: CliQuorumService) -> Self {
+        match service {
+            CliQuorumService::User => QuorumService::User,
+            CliQuorumService::Quorum => QuorumService::Quorum,
+            CliQuorumService::Cluster => QuorumService::Cluster,
+            CliQuorumService::KeyManagement => QuorumService::KeyManagement,
+            CliQuorumService::KeyUsage => QuorumService::KeyUsage,
+            CliQuorumService::Registration => QuorumService::Registration,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DeleteScope {
+    /// Your own tokens.
+    User,
+    /// Every user's tokens (admins).
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenSignCommand {
+    /// Generate a token for a service on every HSM and write them to --token
+    /// for approvers to sign.
+    Generate {
+        #[arg(long)]
+        service: CliQuorumService,
+        #[arg(long)]
+        token: PathBuf,
+    },
+    /// List every user's live quorum tokens.
+    List,
+    /// List the quorum values of the user, quorum and cluster services.
+    ListQuorumValues,
+    /// Set a service's quorum value (1 turns quorum off; up to 8).
+    SetQuorumValue {
+        #[arg(long)]
+        service: CliQuorumService,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+        value: u32,
+        /// Signed quorum token file (service quorum) approving the change.
+        #[arg(long)]
+        approval: Option<PathBuf>,
+    },
+    /// Delete quorum tokens: yours, or (admins) everyone's.
+    Delete {
+        #[arg(long)]
+        scope: DeleteScope,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChangeQuorumCommand {
+    /// The token-sign strategy.
+    TokenSign {
+        #[command(subcommand)]
+        command: ChangeQuorumTokenSign,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChangeQuorumTokenSign {
+    /// Register your quorum public key, proven by a registration token
+    /// signed with its private key.
+    Register {
+        /// Yourself (the logged-in user); optional.
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        role: Option<CliRole>,
+        /// The RSA public key, PEM.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// A token file from `quorum token-sign generate --service
+        /// registration`, signed with the key's private key.
+        #[arg(long)]
+        signed_token: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChangeMfaCommand {
+    /// Register (--token) or deregister (--deregister) a token-sign MFA key.
+    TokenSign(ChangeMfaArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ChangeMfaArgs {
+    #[arg(long)]
+    pub(crate) username: String,
+    #[arg(long)]
+    pub(crate) role: CliRole,
+    /// Where the unsigned tokens (one per HSM) are written; the signed file
+    /// and the public key are asked for next.
+    #[arg(long, required_unless_present = "deregister", conflicts_with = "deregister")]
+    pub(crate) token: Option<PathBuf>,
+    /// Turn MFA off.
+    #[arg(long)]
+    pub(crate) deregister: bool,
+    /// Signed quorum token file (service user) approving the change.
+    #[arg(long)]
+    pub(crate) approval: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,18 +379,48 @@ pub(crate) struct UserPassword {
 #[derive(Debug, Subcommand)]
 pub(crate) enum UserCommand {
     /// Create a user (admin only).
-    Create(UserPassword),
+    Create {
+        #[command(flatten)]
+        user: UserPassword,
+        #[command(flatten)]
+        approval: ApprovalFile,
+    },
     /// Delete a user who is not logged in (admin only).
     Delete {
         #[arg(long)]
         username: String,
         #[arg(long)]
         role: CliRole,
+        #[command(flatten)]
+        approval: ApprovalFile,
     },
     /// List users with their role and locked state.
     List,
     /// Change your own password, or (as an admin) anyone's.
-    ChangePassword(UserPassword),
+    ChangePassword {
+        #[command(flatten)]
+        user: UserPassword,
+        #[command(flatten)]
+        approval: ApprovalFile,
+    },
+    /// Register a quorum (approver) key.
+    ChangeQuorum {
+        #[command(subcommand)]
+        command: ChangeQuorumCommand,
+    },
+    /// Turn MFA on or off for a user.
+    ChangeMfa {
+        #[command(subcommand)]
+        command: ChangeMfaCommand,
+    },
+}
+
+/// `--approval FILE`: a quorum token file signed by the approvers.
+#[derive(Debug, Args)]
+pub(crate) struct ApprovalFile {
+    /// Filepath of signed quorum token file to approve operation.
+    #[arg(long)]
+    pub(crate) approval: Option<PathBuf>,
 }
 
 /// The `--role` values of the CloudHSM CLI.

@@ -17,7 +17,7 @@ use crate::{
         },
     },
     input::{self, resolve},
-    output, pem,
+    output, pem, quorum,
 };
 
 /// The IV that AES-GCM key wrapping puts before the ciphertext.
@@ -37,9 +37,13 @@ pub(crate) async fn run(session: &ClusterSession, command: KeyCommand) -> Result
         }
         KeyCommand::Share(args) => share(session, args, true).await,
         KeyCommand::Unshare(args) => share(session, args, false).await,
-        KeyCommand::SetAttribute(SetAttribute { filter, name, value }) => {
+        KeyCommand::SetAttribute(SetAttribute { filter, name, value, approval }) => {
+            let approval = approval.as_deref().map(quorum::read_approval).transpose()?;
             let key = resolve(session, "--filter", &filter.filter).await?;
-            let changed = session.set_key_attribute(&key.reference, &name, &value).await.map_err(hsm)?;
+            let changed = session
+                .set_key_attribute_approved(&key.reference, &name, &value, approval.as_ref())
+                .await
+                .map_err(hsm)?;
             Ok(output::key_change(output::message("Attribute set successfully"), &changed))
         }
         KeyCommand::Wrap { mechanism } => wrap(session, mechanism).await,
@@ -79,6 +83,7 @@ fn options(
         attributes: all,
         session: creation.session,
         share_with: if share { creation.share_crypto_users.clone() } else { Vec::new() },
+        ..KeyOptions::default()
     })
 }
 
@@ -87,7 +92,9 @@ async fn generate_symmetric(session: &ClusterSession, kind: SymmetricKind) -> Re
         SymmetricKind::Aes(args) => (SymmetricKeyType::Aes, args),
         SymmetricKind::GenericSecret(args) => (SymmetricKeyType::GenericSecret, args),
     };
-    let options = options(&args.label, "--attributes", &args.attributes, &args.creation, true)?;
+    let mut options = options(&args.label, "--attributes", &args.attributes, &args.creation, true)?;
+    options.manage_quorum = args.quorum.manage_key_quorum_value;
+    options.use_quorum = args.quorum.use_key_quorum_value;
     let key = session.generate_symmetric_key(key_type, args.key_length_bytes, &options).await.map_err(hsm)?;
     Ok(output::key(&key))
 }
@@ -106,9 +113,11 @@ async fn generate_pair(session: &ClusterSession, kind: PairKind) -> Result<Value
             (spec, ec.halves)
         }
     };
-    let PairHalves { public_label, private_label, public_attributes, private_attributes, creation } = halves;
+    let PairHalves { public_label, private_label, public_attributes, private_attributes, creation, quorum } = halves;
     let public = options(&public_label, "--public-attributes", &public_attributes, &creation, false)?;
-    let private = options(&private_label, "--private-attributes", &private_attributes, &creation, true)?;
+    let mut private = options(&private_label, "--private-attributes", &private_attributes, &creation, true)?;
+    private.manage_quorum = quorum.manage_key_quorum_value;
+    private.use_quorum = quorum.use_key_quorum_value;
     let (public, private) = session.generate_key_pair(&spec, &public, &private).await.map_err(hsm)?;
     Ok(output::key_pair(&public, &private))
 }
@@ -209,14 +218,12 @@ fn share_role(args: &ShareArgs) -> Result<(), String> {
 
 async fn share(session: &ClusterSession, args: ShareArgs, share: bool) -> Result<Value, String> {
     share_role(&args)?;
+    let approval = args.approval.as_deref().map(quorum::read_approval).transpose()?;
     let key = resolve(session, "--filter", &args.filter.filter).await?;
-    if share {
-        let changed = session.share_key(&key.reference, &args.username).await.map_err(hsm)?;
-        Ok(output::key_change(output::message("Key shared successfully"), &changed))
-    } else {
-        let changed = session.unshare_key(&key.reference, &args.username).await.map_err(hsm)?;
-        Ok(output::key_change(output::message("Key unshared successfully"), &changed))
-    }
+    let changed =
+        session.share_key_approved(&key.reference, &args.username, share, approval.as_ref()).await.map_err(hsm)?;
+    let done = if share { "Key shared successfully" } else { "Key unshared successfully" };
+    Ok(output::key_change(output::message(done), &changed))
 }
 
 /// The emulator's AES-GCM wrapping uses 128-bit tags and no AAD.
@@ -286,7 +293,11 @@ async fn wrap(session: &ClusterSession, mechanism: WrapMechanism) -> Result<Valu
     let WrapPlan { keys, mechanism, hash, split_iv } = wrap_plan(&mechanism)?;
     let payload = resolve(session, "--payload-filter", &keys.payload_filter).await?;
     let wrapping = resolve(session, "--wrapping-filter", &keys.wrapping_filter).await?;
-    let wrapped = session.wrap_key(&wrapping.reference, &payload.reference, mechanism, hash).await.map_err(hsm)?;
+    let approval = keys.approval.as_deref().map(quorum::read_approval).transpose()?;
+    let wrapped = session
+        .wrap_key_approved(&wrapping.reference, &payload.reference, mechanism, hash, approval.as_ref())
+        .await
+        .map_err(hsm)?;
     let (iv, data) = if split_iv {
         if wrapped.len() < GCM_IV_LEN {
             return Err("unexpected response from the HSM: AES-GCM wrapped data shorter than its IV".into());
@@ -353,8 +364,10 @@ async fn unwrap(session: &ClusterSession, mechanism: UnwrapMechanism) -> Result<
     let wrapped = iv;
     let options = options(&args.label, "--attributes", &args.attributes, &args.creation, false)?;
     let unwrapping = resolve(session, "--filter", &args.filter).await?;
+    let approval = args.approval.as_deref().map(quorum::read_approval).transpose()?;
+    let (reference, approval) = (&unwrapping.reference, approval.as_ref());
     let mut key = session
-        .unwrap_key(&unwrapping.reference, &wrapped, mechanism, hash, key_type, key_class, curve, &options)
+        .unwrap_key_approved(reference, &wrapped, mechanism, hash, key_type, key_class, curve, &options, approval)
         .await
         .map_err(hsm)?;
     key = share_unwrapped(session, key, &args.creation.share_crypto_users).await?;

@@ -10,6 +10,8 @@
 //! - `faults`: runs `faults ...` (an emulator extension for test suites):
 //!   fault injection, snapshots and resets on one HSM (`--hsm`) or all
 //!   (`--all`), on HSMs started with `--faults`; no login needed.
+//! - `quorum`: quorum tokens, approvals, quorum values, approver keys and
+//!   MFA (token-sign), and their token files.
 //! - `input`: base64/hex flags, data files, and filters that select one key.
 //! - `pem`: PEM files read by `key import pem` and written by
 //!   `key generate-file --encoding reference-pem`.
@@ -27,6 +29,7 @@ mod input;
 mod keys;
 mod output;
 mod pem;
+mod quorum;
 mod shell;
 
 use std::process::ExitCode;

@@ -86,8 +86,8 @@ pub(crate) fn users(list: &UserList) -> Value {
         username: &'a str,
         role: String,
         locked: String,
-        mfa: [(); 0],
-        quorum: [(); 0],
+        mfa: Vec<Value>,
+        quorum: Vec<Value>,
         #[serde(rename = "cluster-coverage")]
         cluster_coverage: &'static str,
         /// Only for an inconsistent user: what each HSM holds.
@@ -120,14 +120,27 @@ pub(crate) fn users(list: &UserList) -> Value {
             username: &u.username,
             role: u.role.to_string(),
             locked: u.locked.map(flag).to_string(),
-            mfa: [],
-            quorum: [],
+            mfa: strategy(u, |user| user.mfa),
+            quorum: strategy(u, |user| user.quorum),
             cluster_coverage: if u.on_every_hsm() { "full" } else { "inconsistent" },
             hsms,
         }
     }
     let data = to_value(Users { users: list.users.iter().map(row).collect() });
     with_failures(data, list.unanswered.iter().map(|(hsm, e)| (hsm.as_str(), e)))
+}
+
+/// `[{"strategy": "token-sign", "status": "enabled"}]` where a user has the
+/// key registered on every HSM that holds it (`"inconsistent"` where only
+/// some do), `[]` where none.
+fn strategy(u: &ClusterUser, registered: impl Fn(&hsm_client::User) -> bool) -> Vec<Value> {
+    let held: Vec<bool> = u.per_hsm.iter().filter_map(|(_, user)| user.as_ref().map(&registered)).collect();
+    let status = match (held.iter().all(|r| *r), held.iter().any(|r| *r)) {
+        (_, false) => return Vec::new(),
+        (true, true) => "enabled",
+        (false, true) => "inconsistent",
+    };
+    vec![serde_json::json!({"strategy": "token-sign", "status": status})]
 }
 
 fn flag(on: bool) -> &'static str {
@@ -342,7 +355,10 @@ fn full_key(key: &ClusterKey) -> FullKey<'_> {
         key_info: KeyDetails {
             key_owners: vec![coverage(&info.owner)],
             shared_users: info.shared_users.iter().map(|u| coverage(u)).collect(),
-            key_quorum_values: QuorumValues { manage_key_quorum_value: 0, use_key_quorum_value: 0 },
+            key_quorum_values: QuorumValues {
+                manage_key_quorum_value: info.manage_quorum,
+                use_key_quorum_value: info.use_quorum,
+            },
             cluster_coverage: label.to_string(),
             hsms_holding: (label == CoverageLabel::Partial).then_some(key.coverage.holding.as_slice()),
         },
@@ -642,6 +658,8 @@ mod tests {
             owner: "cu1".into(),
             shared_users: vec!["cu2".into()],
             session: true,
+            manage_quorum: 0,
+            use_quorum: 0,
         }
     }
 
@@ -726,7 +744,7 @@ mod tests {
 
     #[test]
     fn users_that_differ_between_hsms_print_inconsistent_with_each_hsms_view() {
-        let user = |name: &str, role, locked| User { username: name.into(), role, locked };
+        let user = |name: &str, role, locked| User { username: name.into(), role, locked, quorum: false, mfa: false };
         let list = UserList {
             users: vec![
                 ClusterUser {

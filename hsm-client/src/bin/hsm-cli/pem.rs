@@ -104,7 +104,7 @@ impl Block {
         }
     }
 
-    fn der(&self) -> Option<Vec<u8>> {
+    pub(crate) fn der(&self) -> Option<Vec<u8>> {
         STANDARD.decode(&self.body).ok()
     }
 }
@@ -247,6 +247,8 @@ mod tests {
             owner: "cu1".into(),
             shared_users: vec![],
             session: false,
+            manage_quorum: 0,
+            use_quorum: 0,
         };
         let text = reference_pem(&key, ED25519_PUBLIC).unwrap();
         assert_eq!(

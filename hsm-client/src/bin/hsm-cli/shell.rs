@@ -14,10 +14,10 @@ use zeroize::Zeroizing;
 use crate::{
     crypto, faults,
     grammar::{
-        AuditCommand, ClusterCommand, Command, Connection, Line, LineCommand, MtlsCommand, MtlsLevelArg, UserCommand,
-        UserPassword,
+        AuditCommand, ChangeMfaCommand, ChangeQuorumCommand, ClusterCommand, Command, Connection, Line, LineCommand,
+        LoginArgs, LoginMfa, MtlsCommand, MtlsLevelArg, QuorumCommand, UserCommand, UserPassword,
     },
-    keys, output,
+    keys, output, quorum,
 };
 
 const PROMPT: &str = "aws-cloudhsm > ";
@@ -155,6 +155,9 @@ impl Shell {
                 Ok(Value::String("Logout successful".into()))
             }
             Command::User { command } => self.user(command).await,
+            Command::Quorum { command: QuorumCommand::TokenSign { command } } => {
+                self.with_session(async |s| quorum::token_sign(s, command).await).await
+            }
             Command::Key { command } => {
                 keys::check(&command)?;
                 self.with_session(async |s| keys::run(s, *command).await).await
@@ -167,12 +170,18 @@ impl Shell {
         }
     }
 
-    async fn login(&mut self, args: UserPassword) -> Result<Value, String> {
+    async fn login(&mut self, LoginArgs { user: args, mfa }: LoginArgs) -> Result<Value, String> {
         if let Some(name) = self.session.as_ref().and_then(ClusterSession::username) {
             return Err(format!("already logged in as '{name}'; log out first"));
         }
         let password = password_or_prompt(args.password, false)?;
-        let session = self.client().await?.login(&args.username, args.role.into(), &password).await.map_err(message)?;
+        let client = self.client().await?;
+        let session = match mfa {
+            None => client.login(&args.username, args.role.into(), &password).await.map_err(message)?,
+            Some(LoginMfa::MfaTokenSign { token }) => {
+                quorum::mfa_login(&client, &args.username, args.role.into(), &password, &token).await?
+            }
+        };
         let shown = output::user_ref(session.username().unwrap_or(&args.username), shown_role(&session));
         let shown = output::with_failures(shown, session.unavailable());
         self.session = Some(session);
@@ -202,18 +211,31 @@ impl Shell {
                 &anonymous
             }
         };
+        let approval = |file: Option<std::path::PathBuf>| file.as_deref().map(quorum::read_approval).transpose();
         let (change, username, role) = match command {
             UserCommand::List => return Ok(output::users(&session.list_users().await.map_err(message)?)),
-            UserCommand::Create(UserPassword { username, role, password }) => {
-                let password = password_or_prompt(password, true)?;
-                (session.create_user(&username, role.into(), &password).await, username, role)
+            UserCommand::ChangeQuorum { command: ChangeQuorumCommand::TokenSign { command } } => {
+                return quorum::register(session, command).await;
             }
-            UserCommand::Delete { username, role } => {
-                (session.delete_user(&username, role.into()).await, username, role)
+            UserCommand::ChangeMfa { command: ChangeMfaCommand::TokenSign(args) } => {
+                return quorum::change_mfa(session, args).await;
             }
-            UserCommand::ChangePassword(UserPassword { username, role, password }) => {
+            UserCommand::Create { user: UserPassword { username, role, password }, approval: file } => {
+                let approval = approval(file.approval)?;
                 let password = password_or_prompt(password, true)?;
-                (session.change_password(&username, role.into(), &password).await, username, role)
+                let created = session.create_user_approved(&username, role.into(), &password, approval.as_ref()).await;
+                (created, username, role)
+            }
+            UserCommand::Delete { username, role, approval: file } => {
+                let approval = approval(file.approval)?;
+                (session.delete_user_approved(&username, role.into(), approval.as_ref()).await, username, role)
+            }
+            UserCommand::ChangePassword { user: UserPassword { username, role, password }, approval: file } => {
+                let approval = approval(file.approval)?;
+                let password = password_or_prompt(password, true)?;
+                let changed =
+                    session.change_password_approved(&username, role.into(), &password, approval.as_ref()).await;
+                (changed, username, role)
             }
         };
         Ok(output::user_change(&change.map_err(message)?, &username, role.into()))

@@ -14,6 +14,10 @@ pub(crate) enum CryptoCommand {
     Sign {
         #[command(subcommand)]
         mechanism: SignMechanism,
+        /// Signed quorum token file (service key-usage), for a key with a
+        /// use quorum value.
+        #[arg(long, global = true)]
+        approval: Option<std::path::PathBuf>,
     },
     /// Verify a signature with a public (or private) key.
     Verify {

@@ -97,6 +97,21 @@ pub(crate) struct Symmetric {
     pub(crate) attributes: Vec<Pair>,
     #[command(flatten)]
     pub(crate) creation: Creation,
+    #[command(flatten)]
+    pub(crate) quorum: KeyQuorumValues,
+}
+
+/// A new key's quorum values: how many of its owner and shared users must
+/// approve its management and its use (0: none).
+#[derive(Debug, Default, Args)]
+pub(crate) struct KeyQuorumValues {
+    /// Approvals needed to share, unshare or set an attribute of the key
+    /// (0 to 8; at most the owner and --share-crypto-users together).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub(crate) manage_key_quorum_value: u32,
+    /// Approvals needed to sign with the key (0 to 8).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub(crate) use_key_quorum_value: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +141,9 @@ pub(crate) struct PairHalves {
     pub(crate) private_attributes: Vec<Pair>,
     #[command(flatten)]
     pub(crate) creation: Creation,
+    /// The private key's quorum values.
+    #[command(flatten)]
+    pub(crate) quorum: KeyQuorumValues,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +300,9 @@ pub(crate) struct ShareArgs {
     /// The user's role: keys are shared with crypto users only.
     #[arg(long)]
     pub(crate) role: CliRole,
+    /// Signed quorum token file (service key-management) approving the change.
+    #[arg(long)]
+    pub(crate) approval: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +315,9 @@ pub(crate) struct SetAttribute {
     /// Value to set.
     #[arg(long)]
     pub(crate) value: String,
+    /// Signed quorum token file (service key-management) approving the change.
+    #[arg(long)]
+    pub(crate) approval: Option<std::path::PathBuf>,
 }
 
 /// The key to wrap and the key that wraps it.
@@ -308,6 +332,10 @@ pub(crate) struct WrapKeys {
     /// File to write the wrapped key bytes to (instead of printing them).
     #[arg(long)]
     pub(crate) path: Option<PathBuf>,
+    /// Signed quorum token file (service key-management), for a key to
+    /// wrap that has a manage quorum value.
+    #[arg(long)]
+    pub(crate) approval: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -383,6 +411,10 @@ pub(crate) struct UnwrapArgs {
     /// Key reference or attr.NAME=VALUE terms selecting the unwrapping key.
     #[arg(long, visible_alias = "unwrapping-filter", required = true, num_args = 1.., value_parser = filter_term)]
     pub(crate) filter: Vec<Pair>,
+    /// Signed quorum token file (service key-management), for an
+    /// unwrapping key that has a manage quorum value.
+    #[arg(long)]
+    pub(crate) approval: Option<PathBuf>,
     /// Key type and class of the wrapped key.
     #[arg(long)]
     pub(crate) key_type_class: UnwrapKeyTypeClass,
