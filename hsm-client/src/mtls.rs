@@ -11,7 +11,7 @@ use std::fmt;
 
 use hsm_proto::v1::{self as pb, mtls_service_client::MtlsServiceClient};
 
-use crate::{ClientError, ClusterSession, FanOut, Session};
+use crate::{Approval, ClientError, ClusterApproval, ClusterSession, FanOut, Session, cluster::quorum::approval_for};
 
 /// A registered trust anchor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,14 +82,40 @@ impl Session {
     /// Registers a CA certificate (PEM) as a trust anchor (admins; at most
     /// 2 per HSM).
     pub async fn register_trust_anchor(&self, certificate_pem: &str) -> Result<TrustAnchor, ClientError> {
-        let request = self.request(pb::RegisterTrustAnchorRequest { certificate: certificate_pem.to_owned() })?;
+        self.register_trust_anchor_approved(certificate_pem, None).await
+    }
+
+    /// [`Session::register_trust_anchor`] with a quorum approval (the
+    /// `cluster` service).
+    pub async fn register_trust_anchor_approved(
+        &self,
+        certificate_pem: &str,
+        approval: Option<&Approval>,
+    ) -> Result<TrustAnchor, ClientError> {
+        let request = self.request(pb::RegisterTrustAnchorRequest {
+            certificate: certificate_pem.to_owned(),
+            approval: approval.map(Approval::to_proto),
+        })?;
         let reply = self.mtls().register_trust_anchor(request).await?.into_inner();
         anchor(reply.trust_anchor)
     }
 
     /// Removes a trust anchor by reference (`0x01`).
     pub async fn deregister_trust_anchor(&self, reference: &str) -> Result<TrustAnchor, ClientError> {
-        let request = self.request(pb::DeregisterTrustAnchorRequest { certificate_reference: reference.to_owned() })?;
+        self.deregister_trust_anchor_approved(reference, None).await
+    }
+
+    /// [`Session::deregister_trust_anchor`] with a quorum approval (the
+    /// `cluster` service).
+    pub async fn deregister_trust_anchor_approved(
+        &self,
+        reference: &str,
+        approval: Option<&Approval>,
+    ) -> Result<TrustAnchor, ClientError> {
+        let request = self.request(pb::DeregisterTrustAnchorRequest {
+            certificate_reference: reference.to_owned(),
+            approval: approval.map(Approval::to_proto),
+        })?;
         let reply = self.mtls().deregister_trust_anchor(request).await?.into_inner();
         anchor(reply.trust_anchor)
     }
@@ -103,7 +129,20 @@ impl Session {
     /// connection that presented a client certificate chained to a
     /// registered trust anchor.
     pub async fn set_mtls_enforcement(&self, level: MtlsLevel) -> Result<MtlsLevel, ClientError> {
-        let request = self.request(pb::SetMtlsEnforcementRequest { level: level.as_str().to_owned() })?;
+        self.set_mtls_enforcement_approved(level, None).await
+    }
+
+    /// [`Session::set_mtls_enforcement`] with a quorum approval (the
+    /// `cluster` service).
+    pub async fn set_mtls_enforcement_approved(
+        &self,
+        level: MtlsLevel,
+        approval: Option<&Approval>,
+    ) -> Result<MtlsLevel, ClientError> {
+        let request = self.request(pb::SetMtlsEnforcementRequest {
+            level: level.as_str().to_owned(),
+            approval: approval.map(Approval::to_proto),
+        })?;
         MtlsLevel::parse(&self.mtls().set_mtls_enforcement(request).await?.into_inner().level)
     }
 
@@ -121,8 +160,19 @@ impl ClusterSession {
     /// Registers a trust anchor on every HSM; where it is already
     /// registered, that HSM counts as done. `Err` only when no HSM has it.
     pub async fn register_trust_anchor(&self, certificate_pem: &str) -> Result<FanOut<TrustAnchor>, ClientError> {
+        self.register_trust_anchor_approved(certificate_pem, None).await
+    }
+
+    /// [`ClusterSession::register_trust_anchor`] with a quorum approval:
+    /// each HSM gets the approval of its own token.
+    pub async fn register_trust_anchor_approved(
+        &self,
+        certificate_pem: &str,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<FanOut<TrustAnchor>, ClientError> {
         self.on_all(|s| async move {
-            match s.register_trust_anchor(certificate_pem).await {
+            let approval = approval_for(s, approval).await?;
+            match s.register_trust_anchor_approved(certificate_pem, approval.as_ref()).await {
                 Err(ClientError::AlreadyExists(why)) => s
                     .list_trust_anchors()
                     .await?
@@ -139,8 +189,18 @@ impl ClusterSession {
     /// Removes a trust anchor on every HSM; where it is already gone, that
     /// HSM counts as done.
     pub async fn deregister_trust_anchor(&self, reference: &str) -> Result<FanOut<Option<TrustAnchor>>, ClientError> {
+        self.deregister_trust_anchor_approved(reference, None).await
+    }
+
+    /// [`ClusterSession::deregister_trust_anchor`] with a quorum approval.
+    pub async fn deregister_trust_anchor_approved(
+        &self,
+        reference: &str,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<FanOut<Option<TrustAnchor>>, ClientError> {
         self.on_all(|s| async move {
-            match s.deregister_trust_anchor(reference).await {
+            let approval = approval_for(s, approval).await?;
+            match s.deregister_trust_anchor_approved(reference, approval.as_ref()).await {
                 Ok(anchor) => Ok(Some(anchor)),
                 Err(ClientError::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
@@ -157,7 +217,21 @@ impl ClusterSession {
 
     /// Sets the enforcement level on every HSM.
     pub async fn set_mtls_enforcement(&self, level: MtlsLevel) -> Result<FanOut<MtlsLevel>, ClientError> {
-        self.on_all(|s| s.set_mtls_enforcement(level)).await.into_result()
+        self.set_mtls_enforcement_approved(level, None).await
+    }
+
+    /// [`ClusterSession::set_mtls_enforcement`] with a quorum approval.
+    pub async fn set_mtls_enforcement_approved(
+        &self,
+        level: MtlsLevel,
+        approval: Option<&ClusterApproval>,
+    ) -> Result<FanOut<MtlsLevel>, ClientError> {
+        self.on_all(|s| async move {
+            let approval = approval_for(s, approval).await?;
+            s.set_mtls_enforcement_approved(level, approval.as_ref()).await
+        })
+        .await
+        .into_result()
     }
 
     /// Every HSM's enforcement level.

@@ -521,7 +521,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
         Rpc::RegisterTrustAnchor => {
             let certificate = pki::generate_ca("cluster-anchor").expect("CA").cert_pem;
             MtlsServiceClient::new(channel)
-                .register_trust_anchor(r(session, pb::RegisterTrustAnchorRequest { certificate }))
+                .register_trust_anchor(r(session, pb::RegisterTrustAnchorRequest { certificate, approval: None }))
                 .await
                 .map(drop)
         }
@@ -530,10 +530,10 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             if who == Who::Co {
                 let certificate = pki::generate_ca("cluster-anchor").expect("CA").cert_pem;
                 MtlsServiceClient::new(channel.clone())
-                    .register_trust_anchor(r(session, pb::RegisterTrustAnchorRequest { certificate }))
+                    .register_trust_anchor(r(session, pb::RegisterTrustAnchorRequest { certificate, approval: None }))
                     .await?;
             }
-            let request = pb::DeregisterTrustAnchorRequest { certificate_reference: "0x01".into() };
+            let request = pb::DeregisterTrustAnchorRequest { certificate_reference: "0x01".into(), approval: None };
             MtlsServiceClient::new(channel).deregister_trust_anchor(r(session, request)).await.map(drop)
         }
         Rpc::ListTrustAnchors => MtlsServiceClient::new(channel)
@@ -547,11 +547,14 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             if who == Who::Co {
                 let certificate = operators().cert_pem.clone();
                 MtlsServiceClient::new(channel.clone())
-                    .register_trust_anchor(r(session, pb::RegisterTrustAnchorRequest { certificate }))
+                    .register_trust_anchor(r(session, pb::RegisterTrustAnchorRequest { certificate, approval: None }))
                     .await?;
             }
             MtlsServiceClient::new(channel)
-                .set_mtls_enforcement(r(session, pb::SetMtlsEnforcementRequest { level: "none".into() }))
+                .set_mtls_enforcement(r(
+                    session,
+                    pb::SetMtlsEnforcementRequest { level: "none".into(), approval: None },
+                ))
                 .await
                 .map(drop)
         }

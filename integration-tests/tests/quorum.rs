@@ -619,3 +619,49 @@ fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
     let managed = token("cu1", "key-management", &[("cu2", &k2), ("cu3", &k3)]);
     assert!(wrap(Some(&managed)).ok()["wrapped-key-data"].is_string(), "cu3 shares the key now");
 }
+
+/// The `cluster` service's quorum value gates the cluster-wide mTLS
+/// settings: registering and deregistering trust anchors and setting the
+/// enforcement level.
+#[tokio::test]
+async fn the_cluster_quorum_value_gates_the_mtls_settings() {
+    let hsm = TestHsm::start(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = hsm.admin().await;
+    admin.create_user("admin2", Role::Admin, "admin2-pass").await.unwrap();
+    let admin2 = hsm.login("admin2", Role::Admin, "admin2-pass").await;
+    let (k1, k2) = (RsaKey::generate(dir.path(), "a1"), RsaKey::generate(dir.path(), "a2"));
+    register(&admin, &k1).await;
+    register(&admin2, &k2).await;
+    let anchor = hsm_daemon::pki::generate_ca("operators").unwrap().cert_pem;
+    // Quorum off: no approval needed.
+    admin.register_trust_anchor(&anchor).await.unwrap();
+    admin.set_quorum_value(QuorumService::Cluster, 2, None).await.unwrap();
+
+    let refused = admin.deregister_trust_anchor("0x01").await.unwrap_err();
+    assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
+    let other = hsm_daemon::pki::generate_ca("others").unwrap().cert_pem;
+    let refused = admin.register_trust_anchor(&other).await.unwrap_err();
+    assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
+    let refused = admin.set_mtls_enforcement(hsm_client::MtlsLevel::None).await.unwrap_err();
+    assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
+    assert_eq!(admin.list_trust_anchors().await.unwrap().len(), 1, "nothing changed");
+
+    // A user-service token does not approve a cluster change.
+    let token = admin.generate_quorum_token(QuorumService::User).await.unwrap();
+    let wrong = signed(&token, &[("admin", &k1), ("admin2", &k2)]);
+    assert!(admin.register_trust_anchor_approved(&other, Some(&wrong)).await.is_err());
+    // One approver is not enough; two are.
+    let token = admin.generate_quorum_token(QuorumService::Cluster).await.unwrap();
+    let one = signed(&token, &[("admin", &k1)]);
+    let refused = admin.register_trust_anchor_approved(&other, Some(&one)).await.unwrap_err();
+    assert!(matches!(&refused, ClientError::FailedPrecondition(m) if m.contains("2 needed")), "{refused:?}");
+    let token = admin.generate_quorum_token(QuorumService::Cluster).await.unwrap();
+    let two = signed(&token, &[("admin", &k1), ("admin2", &k2)]);
+    let registered = admin.register_trust_anchor_approved(&other, Some(&two)).await.unwrap();
+    assert_eq!(registered.reference, "0x02");
+    let token = admin.generate_quorum_token(QuorumService::Cluster).await.unwrap();
+    let two = signed(&token, &[("admin", &k1), ("admin2", &k2)]);
+    admin.deregister_trust_anchor_approved("0x01", Some(&two)).await.unwrap();
+    assert_eq!(admin.list_trust_anchors().await.unwrap().len(), 1);
+}

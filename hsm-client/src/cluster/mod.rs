@@ -25,7 +25,7 @@
 
 mod fanout;
 mod keys;
-mod quorum;
+pub(crate) mod quorum;
 mod retry;
 mod session;
 mod users;

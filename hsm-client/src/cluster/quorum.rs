@@ -180,7 +180,7 @@ impl ClusterSession {
 }
 
 /// The approval for the HSM behind `session`, if there is an approval.
-pub(super) async fn approval_for(
+pub(crate) async fn approval_for(
     session: &Session,
     approval: Option<&ClusterApproval>,
 ) -> Result<Option<Approval>, ClientError> {

@@ -11,8 +11,8 @@ use hsm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{HsmState, caller, listener::ConnInfo};
-use crate::model::{AnchorCert, AnchorRef, Enforcement, TrustAnchor};
+use super::{HsmState, caller, listener::ConnInfo, quorum::gated};
+use crate::model::{AnchorCert, AnchorRef, Enforcement, QuorumService, TrustAnchor};
 
 #[derive(Debug)]
 pub(super) struct MtlsApi {
@@ -31,8 +31,11 @@ impl MtlsService for MtlsApi {
         &self,
         request: Request<RegisterTrustAnchorRequest>,
     ) -> Result<Response<RegisterTrustAnchorResponse>, Status> {
-        let cert = AnchorCert::from_pem("certificate", &request.get_ref().certificate)?;
-        let anchor = self.state.mutate(|hsm| hsm.register_trust_anchor(cert)).await?;
+        let req = request.get_ref();
+        let cert = AnchorCert::from_pem("certificate", &req.certificate)?;
+        let caller = caller(&request)?;
+        let change = |hsm: &mut crate::model::Hsm| hsm.register_trust_anchor(cert);
+        let anchor = gated(&self.state, &caller, QuorumService::Cluster, req.approval.as_ref(), change).await?;
         tracing::info!(reference = %anchor.reference, "mTLS trust anchor registered");
         Ok(Response::new(RegisterTrustAnchorResponse { trust_anchor: Some(to_proto(&anchor)) }))
     }
@@ -41,8 +44,11 @@ impl MtlsService for MtlsApi {
         &self,
         request: Request<DeregisterTrustAnchorRequest>,
     ) -> Result<Response<DeregisterTrustAnchorResponse>, Status> {
-        let reference = AnchorRef::parse("certificate_reference", &request.get_ref().certificate_reference)?;
-        let anchor = self.state.mutate(|hsm| hsm.deregister_trust_anchor(reference)).await?;
+        let req = request.get_ref();
+        let reference = AnchorRef::parse("certificate_reference", &req.certificate_reference)?;
+        let caller = caller(&request)?;
+        let change = |hsm: &mut crate::model::Hsm| hsm.deregister_trust_anchor(reference);
+        let anchor = gated(&self.state, &caller, QuorumService::Cluster, req.approval.as_ref(), change).await?;
         tracing::info!(%reference, "mTLS trust anchor deregistered");
         Ok(Response::new(DeregisterTrustAnchorResponse { trust_anchor: Some(to_proto(&anchor)) }))
     }
@@ -66,7 +72,8 @@ impl MtlsService for MtlsApi {
         // counts).
         let chain = request.extensions().get::<ConnInfo>().and_then(|info| info.chain.clone());
         let anchored = self.state.trust.is_anchored(chain.as_ref());
-        self.state.mutate(|hsm| hsm.set_mtls_enforcement(&caller, level, anchored)).await?;
+        let change = |hsm: &mut crate::model::Hsm| hsm.set_mtls_enforcement(&caller, level, anchored);
+        gated(&self.state, &caller, QuorumService::Cluster, request.get_ref().approval.as_ref(), change).await?;
         tracing::info!(%level, "mTLS enforcement level set");
         Ok(Response::new(SetMtlsEnforcementResponse { level: level.to_string() }))
     }

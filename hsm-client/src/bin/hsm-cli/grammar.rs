@@ -313,12 +313,16 @@ pub(crate) enum MtlsCommand {
         /// The trust anchor's certificate file (PEM).
         #[arg(long)]
         path: PathBuf,
+        #[command(flatten)]
+        approval: ApprovalFile,
     },
     /// Remove a trust anchor (admins).
     DeregisterTrustAnchor {
         /// The anchor's reference, e.g. 0x01 (see list-trust-anchors).
         #[arg(long)]
         certificate_reference: String,
+        #[command(flatten)]
+        approval: ApprovalFile,
     },
     /// List the registered trust anchors.
     ListTrustAnchors,
@@ -328,6 +332,8 @@ pub(crate) enum MtlsCommand {
     SetEnforcement {
         #[arg(long)]
         level: MtlsLevelArg,
+        #[command(flatten)]
+        approval: ApprovalFile,
     },
     /// Show the enforcement level.
     GetEnforcement,

@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 use crate::{
     crypto, faults,
     grammar::{
-        AuditCommand, ChangeMfaCommand, ChangeQuorumCommand, ClusterCommand, Command, Connection, Line, LineCommand,
-        LoginArgs, LoginMfa, MtlsCommand, MtlsLevelArg, QuorumCommand, UserCommand, UserPassword,
+        ApprovalFile, AuditCommand, ChangeMfaCommand, ChangeQuorumCommand, ClusterCommand, Command, Connection, Line,
+        LineCommand, LoginArgs, LoginMfa, MtlsCommand, MtlsLevelArg, QuorumCommand, UserCommand, UserPassword,
     },
     keys, output, quorum,
 };
@@ -272,14 +272,20 @@ impl Shell {
 
 /// `cluster mtls ...`.
 async fn mtls(session: &ClusterSession, command: MtlsCommand) -> Result<Value, String> {
+    let approval = |file: ApprovalFile| file.approval.as_deref().map(quorum::read_approval).transpose();
     match command {
-        MtlsCommand::RegisterTrustAnchor { path } => {
+        MtlsCommand::RegisterTrustAnchor { path, approval: file } => {
             let pem = std::fs::read_to_string(&path).map_err(|e| format!("--path {}: {e}", path.display()))?;
-            let registered = session.register_trust_anchor(&pem).await.map_err(message)?;
+            let approval = approval(file)?;
+            let registered = session.register_trust_anchor_approved(&pem, approval.as_ref()).await.map_err(message)?;
             Ok(output::trust_anchor_registered(&registered))
         }
-        MtlsCommand::DeregisterTrustAnchor { certificate_reference } => {
-            let removed = session.deregister_trust_anchor(&certificate_reference).await.map_err(message)?;
+        MtlsCommand::DeregisterTrustAnchor { certificate_reference, approval: file } => {
+            let approval = approval(file)?;
+            let removed = session
+                .deregister_trust_anchor_approved(&certificate_reference, approval.as_ref())
+                .await
+                .map_err(message)?;
             let done = output::message(&format!("Trust anchor {certificate_reference} deregistered successfully"));
             Ok(output::with_failures(done, removed.failed()))
         }
@@ -287,8 +293,9 @@ async fn mtls(session: &ClusterSession, command: MtlsCommand) -> Result<Value, S
             let lists = session.list_trust_anchors_all().await.into_result().map_err(message)?;
             Ok(output::trust_anchors(&lists))
         }
-        MtlsCommand::SetEnforcement { level } => {
-            let set = session.set_mtls_enforcement(level.into()).await.map_err(message)?;
+        MtlsCommand::SetEnforcement { level, approval: file } => {
+            let approval = approval(file)?;
+            let set = session.set_mtls_enforcement_approved(level.into(), approval.as_ref()).await.map_err(message)?;
             let shown = match level {
                 MtlsLevelArg::None => "None",
                 MtlsLevelArg::Cluster => "Cluster",
