@@ -97,7 +97,8 @@ pub struct Approval {
 }
 
 impl Approval {
-    pub(crate) fn to_proto(&self) -> pb::Approval {
+    /// The approval as a gated request carries it.
+    pub fn to_proto(&self) -> pb::Approval {
         pb::Approval {
             token: self.token.clone(),
             signatures: self
@@ -117,6 +118,42 @@ impl Approval {
 pub struct ClusterApproval(pub Vec<Approval>);
 
 impl ClusterApproval {
+    /// Reads a signed token file as `quorum token-sign generate` writes it
+    /// and approvers complete it: `{"tokens": [{"hsm": ID, "token": BASE64,
+    /// "signatures": [{"username": NAME, "signature": BASE64}]}]}`. Errors
+    /// name the entry and the field.
+    pub fn from_json(text: &str) -> Result<Self, ClientError> {
+        let bad = |rule: String| ClientError::InvalidArgument(format!("token file: {rule}"));
+        let file: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let entries = file["tokens"].as_array().ok_or_else(|| bad("no \"tokens\" array".into()))?;
+        let base64 = |at: String, field: &str, value: &serde_json::Value| {
+            use base64::{Engine as _, engine::general_purpose::STANDARD};
+            let text = value.as_str().ok_or_else(|| bad(format!("{at}: \"{field}\" must be a base64 string")))?;
+            STANDARD.decode(text.trim()).map_err(|e| bad(format!("{at}: \"{field}\" is not base64: {e}")))
+        };
+        let mut approvals = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            let at = format!("tokens[{i}]");
+            let hsm_id =
+                entry["hsm"].as_str().ok_or_else(|| bad(format!("{at}: \"hsm\" must be the issuing HSM's id")))?;
+            let token = base64(at.clone(), "token", &entry["token"])?;
+            let mut signatures = Vec::new();
+            let listed = match &entry["signatures"] {
+                serde_json::Value::Null => &[][..],
+                value => value.as_array().ok_or_else(|| bad(format!("{at}: \"signatures\" must be an array")))?,
+            };
+            for (j, s) in listed.iter().enumerate() {
+                let at = format!("{at}.signatures[{j}]");
+                let username = s["username"]
+                    .as_str()
+                    .ok_or_else(|| bad(format!("{at}: \"username\" must be the approver's name")))?;
+                signatures.push((username.to_owned(), base64(at, "signature", &s["signature"])?));
+            }
+            approvals.push(Approval { hsm_id: hsm_id.to_owned(), token, signatures });
+        }
+        Ok(ClusterApproval(approvals))
+    }
+
     /// The approval for the HSM `hsm_id`.
     pub fn for_hsm(&self, hsm_id: &str) -> Result<&Approval, ClientError> {
         self.0.iter().find(|a| a.hsm_id == hsm_id).ok_or_else(|| {

@@ -51,6 +51,7 @@ mod commit;
 pub mod config;
 pub mod crypto;
 pub mod determinism;
+pub mod fuzzing;
 pub mod material;
 pub mod metrics;
 pub mod model;

@@ -223,7 +223,12 @@ impl Settings {
     /// Reads a config file. Unknown keys are refused, naming the key.
     pub fn from_file(path: &Path) -> Result<Self, SettingsError> {
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| err(format!("{}: {e}", path.display())))
+        Self::from_toml(&text).map_err(|e| err(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses a config file's text (TOML, the fields of [`Settings`]).
+    pub fn from_toml(text: &str) -> Result<Self, SettingsError> {
+        toml::from_str(text).map_err(|e| err(e.to_string()))
     }
 
     /// These settings, with `base` filling what they leave unset.

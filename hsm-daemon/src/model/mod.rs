@@ -95,7 +95,7 @@ impl Limits {
 }
 
 /// How a new HSM starts out.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HsmSetup {
     pub cluster: ClusterIdentity,
     pub hsm: HsmIdentity,
@@ -115,7 +115,7 @@ pub struct HsmSetup {
 }
 
 /// The admin a new HSM starts with.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum AdminSetup {
     /// The precrypto officer, with the hash of the default password.
     Unactivated(PasswordHash),

@@ -188,6 +188,18 @@ impl Seed {
         self.admin_password.is_some()
     }
 
+    /// Whether planning is quick: at most `max_keys` keys, none of them an
+    /// RSA key to generate (seconds each). The fuzz target plans only such
+    /// seeds.
+    pub fn cheap_to_plan(&self, max_keys: usize) -> bool {
+        let keys: usize = self.keys.iter().map(|k| k.count.saturating_mul(2)).fold(0, usize::saturating_add);
+        keys <= max_keys
+            && !self
+                .keys
+                .iter()
+                .any(|k| matches!(k.material, SeedMaterial::Generate(crate::crypto::KeySpec::Rsa { .. })))
+    }
+
     /// Whether planning generates key material: HSMs started separately
     /// (`run`) then agree on it only in deterministic mode.
     pub fn generates_keys(&self) -> bool {

@@ -43,6 +43,7 @@ mod masked;
 mod metered;
 mod mtls;
 mod quorum;
+pub(crate) mod rig;
 mod session;
 mod status;
 pub(crate) use status::response_code;
@@ -65,7 +66,7 @@ use hsm_proto::v1::{
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tokio::net::TcpListener;
-use tonic::{Request, Status, transport::Server};
+use tonic::{Request, Status, service::Routes, transport::Server};
 use tower::util::option_layer;
 
 use crate::{
@@ -273,36 +274,18 @@ impl Prepared {
         // layer is outermost: it counts what the gate and faults refuse too.
         let registration = metrics.map(|m| m.register(Arc::clone(&state) as Arc<dyn metrics::Source>));
         let recorder = registration.is_some().then(|| metrics::Recorder::new(Arc::clone(&state.stats)));
-        let server = builder
+        let mut builder = builder
             .layer(option_layer(recorder))
             .layer(option_layer(faults::Injector::before_gate(Arc::clone(&state))))
             .layer(layer::StateLayer::<audit::Auditor>::new(Arc::clone(&state)))
             .layer(layer::StateLayer::<gate::Gate>::new(Arc::clone(&state)))
-            .layer(option_layer(faults::Injector::after_gate(Arc::clone(&state))))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(
-                ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(&state))).max_decoding_message_size(max),
-            )
-            .add_service(
-                SessionServiceServer::new(session::SessionApi::new(Arc::clone(&state))).max_decoding_message_size(max),
-            )
-            .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(&state))).max_decoding_message_size(max))
-            .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(&state))).max_decoding_message_size(max))
-            .add_service(
-                CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(&state))).max_decoding_message_size(max),
-            )
-            .add_service(
-                MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(&state)))
-                    .max_decoding_message_size(max),
-            )
-            .add_service(
-                AuditServiceServer::new(audit::AuditApi::new(Arc::clone(&state))).max_decoding_message_size(max),
-            )
-            .add_service(MtlsServiceServer::new(mtls::MtlsApi::new(Arc::clone(&state))).max_decoding_message_size(max))
-            .add_service(
-                QuorumServiceServer::new(quorum::QuorumApi::new(Arc::clone(&state))).max_decoding_message_size(max),
+            .layer(option_layer(faults::Injector::after_gate(Arc::clone(&state))));
+        let server = builder
+            .add_routes(
+                routes(&state, max)
+                    .add_service(health_service)
+                    .add_service(reflection_v1)
+                    .add_service(reflection_v1alpha),
             )
             // Accepting starts last, once everything the HSM serves with
             // (metrics registration included) is in place: a client whose
@@ -345,6 +328,25 @@ impl Prepared {
         drop(registration);
         result
     }
+}
+
+/// The HSM's own gRPC services, each refusing requests over `max` bytes.
+/// Served behind the audit layer and the permission gate (see
+/// [`Prepared::serve`] and [`crate::fuzzing`]).
+fn routes(state: &Arc<HsmState>, max: usize) -> Routes {
+    Routes::new(ClusterServiceServer::new(cluster::ClusterApi::new(Arc::clone(state))).max_decoding_message_size(max))
+        .add_service(
+            SessionServiceServer::new(session::SessionApi::new(Arc::clone(state))).max_decoding_message_size(max),
+        )
+        .add_service(UserServiceServer::new(user::UserApi::new(Arc::clone(state))).max_decoding_message_size(max))
+        .add_service(KeyServiceServer::new(key::KeyApi::new(Arc::clone(state))).max_decoding_message_size(max))
+        .add_service(CryptoServiceServer::new(crypto::CryptoApi::new(Arc::clone(state))).max_decoding_message_size(max))
+        .add_service(
+            MaskedObjectServiceServer::new(masked::MaskedApi::new(Arc::clone(state))).max_decoding_message_size(max),
+        )
+        .add_service(AuditServiceServer::new(audit::AuditApi::new(Arc::clone(state))).max_decoding_message_size(max))
+        .add_service(MtlsServiceServer::new(mtls::MtlsApi::new(Arc::clone(state))).max_decoding_message_size(max))
+        .add_service(QuorumServiceServer::new(quorum::QuorumApi::new(Arc::clone(state))).max_decoding_message_size(max))
 }
 
 /// The TLS acceptor: the HSM's certificate, HTTP/2, and client

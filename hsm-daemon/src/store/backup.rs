@@ -121,17 +121,25 @@ impl Store {
             key_quorum,
         };
         let plain = zeroize::Zeroizing::new(records::encode(&payload));
-        let sealer = Sealer::derive_with(cluster_key, LABEL, cluster_id);
-        let sealed = sealer.seal(&plain, cluster_id).map_err(fail)?;
-        let file = BackupFile {
-            magic: MAGIC.into(),
-            version: VERSION,
-            cluster_id: cluster_id.into(),
-            hsm_id: hsm_id.into(),
-            sealed,
-        };
-        write_atomically(out, &records::encode(&file)).map_err(|e| fail(e.to_string()))
+        let file = seal_file(VERSION, &plain, cluster_key, cluster_id, hsm_id).map_err(fail)?;
+        write_atomically(out, &file).map_err(|e| fail(e.to_string()))
     }
+}
+
+/// A backup file of format `version` holding `plain`, sealed under the
+/// cluster key.
+pub(crate) fn seal_file(
+    version: u32,
+    plain: &[u8],
+    cluster_key: &MasterKey,
+    cluster_id: &str,
+    hsm_id: &str,
+) -> Result<Vec<u8>, String> {
+    let sealer = Sealer::derive_with(cluster_key, LABEL, cluster_id);
+    let sealed = sealer.seal(plain, cluster_id)?;
+    let file =
+        BackupFile { magic: MAGIC.into(), version, cluster_id: cluster_id.into(), hsm_id: hsm_id.into(), sealed };
+    Ok(records::encode(&file))
 }
 
 /// Creates the store of a new HSM (`cluster`, `hsm`) from a backup of its
@@ -151,26 +159,56 @@ pub fn restore_backup(
             return Err(occupied(path));
         }
     }
-    let bad = |detail: String| StoreError::BadBackup { path: from.to_owned(), detail };
     let bytes = std::fs::read(from).map_err(|e| StoreError::Io { path: from.to_owned(), detail: e.to_string() })?;
-    let file: BackupFile = postcard::from_bytes(&bytes).map_err(|_| bad("not an hsm-emulator backup".into()))?;
-    if file.magic != MAGIC {
-        return Err(bad("not an hsm-emulator backup".into()));
+    let state = decode(&bytes, cluster_key, cluster).map_err(|refusal| refusal.at(from))?;
+
+    let store = match Store::open(backing, master, cluster.id.as_str(), hsm.id.as_str())? {
+        Opened::New(store) => store,
+        Opened::Existing(opening, ..) => return Err(occupied(opening.path().to_owned())),
+    };
+    store.initialize(cluster, hsm, &changes_of(state))
+}
+
+/// Every record of `state`, as the changes that write it to a new store.
+pub(crate) fn changes_of(state: PersistedState) -> Changes {
+    Changes {
+        users: state.users.into_iter().map(|u| (u.username.clone(), Some(u))).collect(),
+        keys: state.keys.into_iter().map(|k| (k.reference, Some(k))).collect(),
+        tombstones: state.tombstones.into_iter().map(|t| (t.reference, Some(t))).collect(),
+        meta: Some(state.meta),
+        mtls: Some(state.mtls),
+        quorum: Some(state.quorum),
     }
-    if file.version > VERSION {
-        return Err(StoreError::NewerFormat { path: from.to_owned(), found: file.version, supported: VERSION });
+}
+
+/// Why a backup's bytes were refused; [`Refusal::at`] names the file.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    Bad(String),
+    Newer(u32),
+    OtherCluster { found: String, expected: String },
+}
+
+impl Refusal {
+    fn at(self, path: &Path) -> StoreError {
+        let path = path.to_owned();
+        match self {
+            Refusal::Bad(detail) => StoreError::BadBackup { path, detail },
+            Refusal::Newer(found) => StoreError::NewerFormat { path, found, supported: VERSION },
+            Refusal::OtherCluster { found, expected } => StoreError::BackupOfAnotherCluster { path, found, expected },
+        }
     }
-    if file.cluster_id != cluster.id.as_str() {
-        return Err(StoreError::BackupOfAnotherCluster {
-            path: from.to_owned(),
-            found: format!("{} (from {})", file.cluster_id, file.hsm_id),
-            expected: format!("this HSM is in {}", cluster.id),
-        });
-    }
-    let sealer = Sealer::derive_with(cluster_key, LABEL, cluster.id.as_str());
-    let plain = sealer
-        .open(&file.sealed, cluster.id.as_str())
-        .map_err(|_| bad("it does not open with this cluster's key: it is damaged or was altered".into()))?;
+}
+
+/// The state a backup file holds, checked: of `cluster`, sealed under
+/// `cluster_key`, of a format this HSM reads, and whole.
+pub(crate) fn decode(
+    bytes: &[u8],
+    cluster_key: &MasterKey,
+    cluster: &ClusterIdentity,
+) -> Result<PersistedState, Refusal> {
+    let (version, plain) = open(bytes, cluster_key, cluster)?;
+    let bad = Refusal::Bad;
     let undecodable = |e: postcard::Error| bad(format!("backup payload: {e}"));
     let older = |base| Payload {
         base,
@@ -179,7 +217,7 @@ pub fn restore_backup(
         quorum: QuorumRecord::from_model(QuorumValues::default()),
         key_quorum: Vec::new(),
     };
-    let payload: Payload = match file.version {
+    let payload: Payload = match version {
         1 => {
             let base = postcard::from_bytes(&plain).map_err(undecodable)?;
             older(PayloadV2 { base, key_versions: Vec::new(), tombstones: Vec::new() })
@@ -187,21 +225,35 @@ pub fn restore_backup(
         2 => older(postcard::from_bytes(&plain).map_err(undecodable)?),
         _ => postcard::from_bytes(&plain).map_err(undecodable)?,
     };
-    let state = into_state(payload).map_err(bad)?;
+    into_state(payload).map_err(bad)
+}
 
-    let store = match Store::open(backing, master, cluster.id.as_str(), hsm.id.as_str())? {
-        Opened::New(store) => store,
-        Opened::Existing(opening, ..) => return Err(occupied(opening.path().to_owned())),
-    };
-    let changes = Changes {
-        users: state.users.into_iter().map(|u| (u.username.clone(), Some(u))).collect(),
-        keys: state.keys.into_iter().map(|k| (k.reference, Some(k))).collect(),
-        tombstones: state.tombstones.into_iter().map(|t| (t.reference, Some(t))).collect(),
-        meta: Some(state.meta),
-        mtls: Some(state.mtls),
-        quorum: Some(state.quorum),
-    };
-    store.initialize(cluster, hsm, &changes)
+/// A backup's format and its payload, once the file is checked to be of
+/// `cluster`, a format this HSM reads, and sealed under `cluster_key`.
+pub(crate) fn open(
+    bytes: &[u8],
+    cluster_key: &MasterKey,
+    cluster: &ClusterIdentity,
+) -> Result<(u32, zeroize::Zeroizing<Vec<u8>>), Refusal> {
+    let bad = Refusal::Bad;
+    let file: BackupFile = postcard::from_bytes(bytes).map_err(|_| bad("not an hsm-emulator backup".into()))?;
+    if file.magic != MAGIC {
+        return Err(bad("not an hsm-emulator backup".into()));
+    }
+    if file.version > VERSION {
+        return Err(Refusal::Newer(file.version));
+    }
+    if file.cluster_id != cluster.id.as_str() {
+        return Err(Refusal::OtherCluster {
+            found: format!("{} (from {})", file.cluster_id, file.hsm_id),
+            expected: format!("this HSM is in {}", cluster.id),
+        });
+    }
+    let sealer = Sealer::derive_with(cluster_key, LABEL, cluster.id.as_str());
+    let plain = sealer
+        .open(&file.sealed, cluster.id.as_str())
+        .map_err(|_| bad("it does not open with this cluster's key: it is damaged or was altered".into()))?;
+    Ok((file.version, plain))
 }
 
 /// Restore never writes over a store.

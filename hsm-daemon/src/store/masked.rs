@@ -90,8 +90,12 @@ impl Masker {
                 Payload::UserWithKeys { entry: UserEntry::from_model(u), keys: UserKeysRecord::from_user(u) }
             }
         };
-        let plain = Zeroizing::new(records::encode(&payload));
-        let sealed = self.sealer.seal(&plain, self.cluster_id.as_str()).map_err(ModelError::Internal)?;
+        self.seal(&Zeroizing::new(records::encode(&payload)))
+    }
+
+    /// A masked object holding `plain`, an encoded payload.
+    pub(crate) fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, ModelError> {
+        let sealed = self.sealer.seal(plain, self.cluster_id.as_str()).map_err(ModelError::Internal)?;
         let file =
             MaskedFile { magic: MAGIC.into(), version: VERSION, cluster_id: self.cluster_id.to_string(), sealed };
         Ok(records::encode(&file))
@@ -100,27 +104,8 @@ impl Masker {
     /// Opens an object, refusing one of another cluster, a damaged or
     /// altered one, and one of a newer format, each with its reason.
     pub fn unmask(&self, bytes: &[u8]) -> Result<Masked, ModelError> {
+        let plain = self.open_payload(bytes)?;
         let bad = |rule: String| ModelError::InvalidArgument { field: "masked_object", rule };
-        let file: MaskedFile = match postcard::from_bytes(bytes) {
-            Ok(file @ MaskedFile { .. }) if file.magic == MAGIC => file,
-            _ => return Err(bad("not a masked object".into())),
-        };
-        if file.version > VERSION {
-            return Err(bad(format!("format {} is newer than this HSM reads ({VERSION})", file.version)));
-        }
-        if file.cluster_id != self.cluster_id.as_str() {
-            return Err(bad(format!(
-                "it was extracted from an HSM of {}, and this HSM belongs to {}; masked objects move only within \
-                 their cluster",
-                truncate(&file.cluster_id),
-                self.cluster_id
-            )));
-        }
-        let plain = self.sealer.open(&file.sealed, self.cluster_id.as_str()).map_err(|_| {
-            bad("it does not open under this cluster's masking key: it was altered, damaged, or masked by \
-                 another cluster that uses the same id"
-                .into())
-        })?;
         let payload: Payload =
             postcard::from_bytes(&plain).map_err(|e| bad(format!("its content does not decode: {e}")))?;
         let inner = |e: String| bad(e);
@@ -141,6 +126,32 @@ impl Masker {
                 }
                 Masked::User(user)
             }
+        })
+    }
+
+    /// The payload sealed in a masked object, once the object is checked to
+    /// be of this cluster and a format this HSM reads.
+    pub(crate) fn open_payload(&self, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, ModelError> {
+        let bad = |rule: String| ModelError::InvalidArgument { field: "masked_object", rule };
+        let file: MaskedFile = match postcard::from_bytes(bytes) {
+            Ok(file @ MaskedFile { .. }) if file.magic == MAGIC => file,
+            _ => return Err(bad("not a masked object".into())),
+        };
+        if file.version > VERSION {
+            return Err(bad(format!("format {} is newer than this HSM reads ({VERSION})", file.version)));
+        }
+        if file.cluster_id != self.cluster_id.as_str() {
+            return Err(bad(format!(
+                "it was extracted from an HSM of {}, and this HSM belongs to {}; masked objects move only within \
+                 their cluster",
+                truncate(&file.cluster_id),
+                self.cluster_id
+            )));
+        }
+        self.sealer.open(&file.sealed, self.cluster_id.as_str()).map_err(|_| {
+            bad("it does not open under this cluster's masking key: it was altered, damaged, or masked by \
+                 another cluster that uses the same id"
+                .into())
         })
     }
 }

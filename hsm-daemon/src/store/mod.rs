@@ -49,6 +49,9 @@ use std::{
 use redb::{Database, ReadableDatabase as _, TableDefinition, backends::InMemoryBackend};
 use zeroize::Zeroizing;
 
+pub(crate) use self::backup::{
+    changes_of, decode as decode_backup, open as open_backup_payload, seal_file as seal_backup,
+};
 pub use self::{backup::restore_backup, masked::Masker, seal::MasterKey};
 use self::{records::StoredIdentity, seal::Sealer};
 use crate::model::{Changes, ClusterIdentity, HsmIdentity, PersistedState};

@@ -21,7 +21,7 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use hsm_client::{Approval, ClientError, Cluster, ClusterApproval, ClusterSession, FanOut, Role, SignedTokens};
+use hsm_client::{ClientError, Cluster, ClusterApproval, ClusterSession, FanOut, Role, SignedTokens};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -178,23 +178,8 @@ fn signed_tokens(unsigned_path: &Path, unsigned: &FanOut<Vec<u8>>) -> Result<Sig
 
 /// Reads a signed quorum token file.
 pub(crate) fn read_approval(path: &Path) -> Result<ClusterApproval, String> {
-    let file = read_json(path)?;
-    let entries = file["tokens"].as_array().ok_or_else(|| format!("{}: no \"tokens\" array", path.display()))?;
-    let mut approvals = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let hsm_id = entry["hsm"].as_str().ok_or_else(|| format!("{}: a token without \"hsm\"", path.display()))?;
-        let token = decode(path, "token", entry["token"].as_str().unwrap_or_default())?;
-        let mut signatures = Vec::new();
-        for s in entry["signatures"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            let username = s["username"]
-                .as_str()
-                .ok_or_else(|| format!("{}: a signature without \"username\"", path.display()))?;
-            signatures
-                .push((username.to_owned(), decode(path, "signature", s["signature"].as_str().unwrap_or_default())?));
-        }
-        approvals.push(Approval { hsm_id: hsm_id.to_owned(), token, signatures });
-    }
-    Ok(ClusterApproval(approvals))
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    ClusterApproval::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The quorum values, one per service, `"inconsistent"` where HSMs differ.
