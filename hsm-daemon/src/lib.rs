@@ -24,6 +24,8 @@
 //! - [`store`]: the durable, sealed store, backups, and masked objects.
 //! - [`seed`]: seed files, the users and keys a new cluster starts with.
 //! - [`determinism`]: deterministic mode (tests): randomness from a seed.
+//! - [`fuzzing`]: the entries of the fuzz targets (`fuzz/`), which the
+//!   test suite also replays.
 //! - [`metrics`]: Prometheus metrics on a plain HTTP port (`--metrics-addr`).
 //! - [`settings`]: the config file, flags and environment, resolved into a
 //!   [`DaemonConfig`].

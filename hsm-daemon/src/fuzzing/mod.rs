@@ -101,6 +101,16 @@ impl Target {
         }
     }
 
+    /// As [`Target::run`], on HSMs made for this input alone rather than
+    /// kept from earlier inputs (the same as `HSM_FUZZ_FRESH`): what
+    /// replaying one crash needs.
+    pub fn run_alone(self, data: &[u8]) -> bool {
+        ALONE.set(true);
+        let reached = self.run(data);
+        ALONE.set(false);
+        reached
+    }
+
     /// Valid inputs to start the corpus from.
     pub fn seeds(self) -> Vec<Vec<u8>> {
         match self {
@@ -176,41 +186,82 @@ async fn populated() -> (Rig, Sessions) {
     (rig, Sessions { admin, alice, bob, logged_out })
 }
 
-/// Runs a sequence of calls on a new populated HSM. Each call is
+/// Runs a sequence of calls on a populated HSM. Each call is
 /// `[rpc][who][length: u16 LE][body]`: `rpc` indexes [`Rpc::ALL`], `who`'s
 /// low bits pick the caller ([`authorization`]) and its high bits move the
 /// clock by that many 2-minute steps first.
+///
+/// One HSM serves up to [`REUSES`] inputs (making one is most of an
+/// input's cost), so an input may meet what earlier ones left; with
+/// `HSM_FUZZ_FRESH` set, each input gets a new HSM (to replay a crash
+/// alone).
 ///
 /// Properties: no call answers `Internal` or `Unknown` (bad input is the
 /// caller's fault, and says so), no answer names a password or session
 /// token, and the HSM keeps serving.
 pub fn requests(data: &[u8]) -> bool {
-    block_on(async {
-        let (mut rig, sessions) = populated().await;
-        let secrets = [ADMIN_PASSWORD, USER_PASSWORD, &sessions.admin, &sessions.alice, &sessions.bob];
-        let mut rest = data;
-        let mut rsa_generated = false;
-        let mut any_ok = false;
-        for _ in 0..MAX_CALLS {
-            let [rpc, who, lo, hi, tail @ ..] = rest else { break };
-            let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(tail.len());
-            let (body, tail) = tail.split_at(len);
-            rest = tail;
-            let rpc = Rpc::ALL[usize::from(*rpc) % Rpc::ALL.len()];
-            if slow(rpc, body, &mut rsa_generated) {
-                continue;
-            }
-            let steps = u64::from(who >> 3);
-            if steps > 0 {
-                rig.advance(std::time::Duration::from_secs(120 * steps));
-            }
-            let answer = rig.call(rpc, authorization(*who, &sessions).as_deref(), body).await;
-            check(&answer, rpc, &secrets);
-            assert!(rig.is_healthy(), "{rpc:?} stopped the HSM");
-            any_ok |= answer.code == Code::Ok;
-        }
-        any_ok
+    REQUEST_RIG.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let (rig, sessions) = reused(&mut cell, |(rig, _)| !rig.is_healthy(), || block_on(populated()));
+        block_on(calls(rig, sessions, data))
     })
+}
+
+/// Inputs one rig serves before a new one replaces it.
+const REUSES: u32 = 64;
+
+thread_local! {
+    static REQUEST_RIG: std::cell::RefCell<Reused<(Rig, Sessions)>> = const { std::cell::RefCell::new(None) };
+}
+
+thread_local! {
+    /// Set by [`Target::run_alone`].
+    static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A rig kept across inputs, and how many it has served.
+type Reused<T> = Option<(T, u32)>;
+
+/// The rig in `slot`, replaced by `make`'s when it has served [`REUSES`]
+/// inputs or `spent` says it cannot serve another (and always with
+/// `HSM_FUZZ_FRESH`).
+fn reused<T>(slot: &mut Reused<T>, spent: impl Fn(&T) -> bool, make: impl FnOnce() -> T) -> &mut T {
+    static FRESH: OnceLock<bool> = OnceLock::new();
+    let fresh = *FRESH.get_or_init(|| std::env::var_os("HSM_FUZZ_FRESH").is_some());
+    let stale = |(value, uses): &(T, u32)| fresh || ALONE.get() || *uses >= REUSES || spent(value);
+    if slot.as_ref().is_none_or(stale) {
+        *slot = None;
+        *slot = Some((make(), 0));
+    }
+    let (value, uses) = slot.get_or_insert_with(|| unreachable!("just made"));
+    *uses += 1;
+    value
+}
+
+async fn calls(rig: &mut Rig, sessions: &Sessions, data: &[u8]) -> bool {
+    let secrets = [ADMIN_PASSWORD, USER_PASSWORD, &sessions.admin, &sessions.alice, &sessions.bob];
+    let mut rest = data;
+    let mut rsa_generated = false;
+    let mut any_ok = false;
+    for _ in 0..MAX_CALLS {
+        let [rpc, who, lo, hi, tail @ ..] = rest else { break };
+        let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(tail.len());
+        let (body, tail) = tail.split_at(len);
+        rest = tail;
+        let rpc = Rpc::ALL[usize::from(*rpc) % Rpc::ALL.len()];
+        if slow(rpc, body, &mut rsa_generated) {
+            continue;
+        }
+        let steps = u64::from(who >> 3);
+        if steps > 0 {
+            rig.advance(std::time::Duration::from_secs(120 * steps));
+        }
+        let answer = rig.call(rpc, authorization(*who, sessions).as_deref(), body).await;
+        check(&answer, rpc, &secrets);
+        assert!(rig.is_healthy(), "{rpc:?} stopped the HSM");
+        any_ok |= answer.code == Code::Ok;
+    }
+    any_ok
 }
 
 /// Whether to skip a call that would only spend time: generating an RSA
@@ -264,7 +315,7 @@ pub fn key_filters(data: &[u8]) -> bool {
     }
     FILTER_RIG.with(|cell| {
         let mut cell = cell.borrow_mut();
-        let (rig, sessions) = cell.get_or_insert_with(|| block_on(populated()));
+        let (rig, sessions) = reused(&mut cell, |(rig, _)| !rig.is_healthy(), || block_on(populated()));
         block_on(async {
             let mut listed = false;
             for token in [&sessions.alice, &sessions.admin] {
@@ -276,8 +327,7 @@ pub fn key_filters(data: &[u8]) -> bool {
 }
 
 thread_local! {
-    /// Listing changes nothing, so one populated HSM serves every input.
-    static FILTER_RIG: std::cell::RefCell<Option<(Rig, Sessions)>> = const { std::cell::RefCell::new(None) };
+    static FILTER_RIG: std::cell::RefCell<Reused<(Rig, Sessions)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Whether the first page listed.
@@ -449,20 +499,27 @@ pub fn backup(data: &[u8]) -> bool {
 pub fn quorum_approval(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else { return false };
     let Ok(file) = hsm_client::ClusterApproval::from_json(text) else { return false };
-    block_on(async {
-        let (mut rig, gated) = quorum_rig().await;
+    QUORUM_RIG.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        // A user made spends the token: the next input needs a new one.
+        let (rig, gated) =
+            reused(&mut cell, |(rig, gated)| gated.spent || !rig.is_healthy(), || block_on(quorum_rig()));
         let Ok(approval) = file.for_hsm(&rig.hsm_id()) else { return false };
         let approval = approval.to_proto();
-        let answer = rig.create_user(&gated.admin, "carol", pb::Role::CryptoUser, Some(approval.clone())).await;
-        match answer {
+        match block_on(rig.create_user(&gated.admin, "carol", pb::Role::CryptoUser, Some(approval.clone()))) {
             Ok(()) => {
-                let approvers = valid_approvers(&approval, &gated);
+                gated.spent = true;
+                let approvers = valid_approvers(&approval, gated);
                 assert!(approvers >= 2, "a user was created with {approvers} valid approvals of 2");
             }
             Err(answer) => check(&answer, Rpc::CreateUser, &[ADMIN_PASSWORD, USER_PASSWORD]),
         }
         true
     })
+}
+
+thread_local! {
+    static QUORUM_RIG: std::cell::RefCell<Reused<(Rig, Gated)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// What a rig from [`quorum_rig`] gives: the admin's session, and the
@@ -472,6 +529,8 @@ pub(crate) struct Gated {
     pub(crate) admin: String,
     pub(crate) token: Vec<u8>,
     pub(crate) approval_data: Vec<u8>,
+    /// Whether a call spent the token.
+    pub(crate) spent: bool,
 }
 
 /// An HSM with two admins (`admin`, `admin2`), each with a registered
@@ -496,7 +555,7 @@ pub(crate) async fn quorum_rig() -> (Rig, Gated) {
     let _: pb::SetQuorumValueResponse =
         expect(rig.typed(Rpc::SetQuorumValue, Some(&admin), &request).await, "setting the user quorum");
     let token = generate_token(&mut rig, &admin, pb::QuorumServiceName::User).await;
-    (rig, Gated { admin, token: token.token, approval_data: token.approval_data })
+    (rig, Gated { admin, token: token.token, approval_data: token.approval_data, spent: false })
 }
 
 async fn generate_token(
