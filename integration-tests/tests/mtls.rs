@@ -173,6 +173,7 @@ fn hsm_cli_cannot_connect_without_a_certificate_once_enforced() {
     // Now hsm-cli without a certificate cannot connect; with one it can.
     let refused = dev.cli(&[], &["cluster", "hsm-info"]).err();
     assert!(refused.contains("cannot connect") || refused.contains("connection to the HSM was closed"), "{refused}");
+    assert!(refused.contains("certificate chained to a registered trust anchor"), "{refused}");
     assert_eq!(
         dev.cli(&with_cert, &["cluster", "mtls", "get-enforcement"]).ok(),
         json!({"mtls-enforcement-level": "cluster"})

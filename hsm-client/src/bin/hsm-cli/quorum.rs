@@ -21,13 +21,14 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use hsm_client::{ClientError, Cluster, ClusterApproval, ClusterSession, FanOut, Role, SignedTokens};
+use hsm_client::{Cluster, ClusterApproval, ClusterSession, FanOut, Role, SignedTokens};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::{
     grammar::{ChangeMfaArgs, ChangeQuorumTokenSign, DeleteScope, TokenSignCommand},
     output, pem,
+    shell::message,
 };
 
 /// `quorum token-sign ...`.
@@ -235,10 +236,6 @@ fn read_json(path: &Path) -> Result<Value, String> {
 
 fn decode(path: &Path, field: &str, text: &str) -> Result<Vec<u8>, String> {
     B64.decode(text.trim()).map_err(|e| format!("{}: \"{field}\" is not base64: {e}", path.display()))
-}
-
-fn message(err: ClientError) -> String {
-    err.to_string()
 }
 
 /// The registered user as the HSMs reported it, else as the flags named it.

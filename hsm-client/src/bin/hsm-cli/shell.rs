@@ -314,8 +314,23 @@ fn shown_role(session: &ClusterSession) -> Role {
     session.role().unwrap_or(Role::Admin)
 }
 
-fn message(err: ClientError) -> String {
-    err.to_string()
+/// An error as the CLI says it. Mutual TLS enforcement refuses a client at
+/// the TLS handshake, where nothing reaches the client but a closed
+/// connection; that error says what to check.
+pub(crate) fn message(err: ClientError) -> String {
+    let text = err.to_string();
+    // A closed connection (TLS 1.3: the refusal comes after the handshake),
+    // or the alerts TLS 1.2 refuses with.
+    let refusals = ["connection to the HSM was closed", "CertificateRequired", "BadCertificate", "UnknownCA"];
+    if matches!(err, ClientError::Unavailable(_)) && refusals.iter().any(|r| text.contains(r)) {
+        format!(
+            "{text} (if the cluster enforces mutual TLS, this client must present a certificate chained to a \
+             registered trust anchor: --client-cert-hsm-tls-file and --client-key-hsm-tls-file, or \
+             HSM_CLIENT_CERT and HSM_CLIENT_KEY)"
+        )
+    } else {
+        text
+    }
 }
 
 fn print_outcome(outcome: &Result<Value, String>) -> ExitCode {
