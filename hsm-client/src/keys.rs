@@ -164,6 +164,9 @@ impl Session {
             secret_key_type: SymmetricKeyType::Unspecified.into(),
             attributes: attributes(&options.attributes),
             session: options.session,
+            share_with: options.share_with.clone(),
+            manage_key_quorum_value: options.manage_quorum,
+            use_key_quorum_value: options.use_quorum,
         })?;
         key(self.keys().import_key(request).await?.into_inner())
     }
@@ -180,6 +183,9 @@ impl Session {
             secret_key_type: key_type.into(),
             attributes: attributes(&options.attributes),
             session: options.session,
+            share_with: options.share_with.clone(),
+            manage_key_quorum_value: options.manage_quorum,
+            use_key_quorum_value: options.use_quorum,
         })?;
         key(self.keys().import_key(request).await?.into_inner())
     }
@@ -274,6 +280,9 @@ impl Session {
             session: options.session,
             curve: curve.unwrap_or_default().to_owned(),
             approval: approval.map(Approval::to_proto),
+            share_with: options.share_with.clone(),
+            manage_key_quorum_value: options.manage_quorum,
+            use_key_quorum_value: options.use_quorum,
         })?;
         key(self.keys().unwrap_key(request).await?.into_inner())
     }

@@ -606,7 +606,7 @@ fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
 
     // Wrapping (exporting) it is key management too.
     let wrapper = ["key", "generate-symmetric", "aes", "--label", "wrapper", "--key-length-bytes", "32"];
-    dev.cli(&env(&cu("cu1")), &[&wrapper[..], &["--attributes", "wrap=true"]].concat()).ok();
+    dev.cli(&env(&cu("cu1")), &[&wrapper[..], &["--attributes", "wrap=true", "unwrap=true"]].concat()).ok();
     let wrap = |approval: Option<&Path>| {
         let mut args = vec!["key", "wrap", "aes-pkcs5-pad", "--payload-filter", "attr.label=team-priv"];
         args.extend(["--wrapping-filter", "attr.label=wrapper"]);
@@ -617,7 +617,29 @@ fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
     };
     assert_eq!(wrap(None).err(), QUORUM_REFUSAL);
     let managed = token("cu1", "key-management", &[("cu2", &k2), ("cu3", &k3)]);
-    assert!(wrap(Some(&managed)).ok()["wrapped-key-data"].is_string(), "cu3 shares the key now");
+    let wrapped = wrap(Some(&managed)).ok()["wrapped-key-data"].as_str().unwrap().to_owned();
+
+    // Keys made by import and unwrap take shares and quorum values too.
+    let pem = dir.join("imported.pem");
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path(&pem)]);
+    let quorum = ["--share-crypto-users", "cu2", "--use-key-quorum-value", "2", "--manage-key-quorum-value", "2"];
+    let import = ["key", "import", "pem", "--path", path(&pem), "--label", "imported", "--key-type-class"];
+    let imported =
+        dev.cli(&env(&cu("cu1")), &[&import[..], &["ec-private", "--attributes", "sign=true"], &quorum].concat());
+    let info = &imported.ok()["key"]["key-info"];
+    assert_eq!(info["key-quorum-values"], json!({"manage-key-quorum-value": 2, "use-key-quorum-value": 2}));
+    assert_eq!(info["shared-users"][0]["username"], "cu2");
+    let sign_imported = ["crypto", "sign", "ecdsa", "--key-filter", "attr.label=imported", "--hash-function"];
+    let sign_imported = [&sign_imported[..], &["sha256", "--data", "aGVsbG8="]].concat();
+    assert_eq!(dev.cli(&env(&cu("cu1")), &sign_imported).err(), QUORUM_REFUSAL);
+    let unwrap = ["key", "unwrap", "aes-pkcs5-pad", "--filter", "attr.label=wrapper", "--key-type-class", "ec-private"];
+    let unwrap = [&unwrap[..], &["--curve", "secp256r1", "--label", "unwrapped", "--data", &wrapped]].concat();
+    let unwrapped = dev.cli(&env(&cu("cu1")), &[&unwrap[..], &["--attributes", "sign=true"], &quorum].concat());
+    let info = &unwrapped.ok()["key"]["key-info"];
+    assert_eq!(info["key-quorum-values"], json!({"manage-key-quorum-value": 2, "use-key-quorum-value": 2}));
+    assert_eq!(info["shared-users"][0]["username"], "cu2");
+    let too_many = dev.cli(&env(&cu("cu1")), &[&unwrap[..], &["--use-key-quorum-value", "2"]].concat());
+    assert!(too_many.err().contains("more than the 1 user(s)"), "a value above the unwrapped key's users");
 }
 
 /// The `cluster` service's quorum value gates the cluster-wide mTLS

@@ -57,7 +57,7 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let kind = convert::symmetric_kind("key_type", req.key_type)?;
         let template = Template::parse(&convert::pairs(&req.attributes))?;
-        let share = usernames("share_with", &req.share_with)?;
+        let (share, quorum) = sharing(&req.share_with, req.manage_key_quorum_value, req.use_key_quorum_value)?;
         let len = req.key_length_bytes;
         let spec = match kind {
             KeyKind::Aes => KeySpec::Aes { bits: len.saturating_mul(8) },
@@ -67,7 +67,6 @@ impl KeyService for KeyApi {
         else {
             return Err(Status::internal("a symmetric key generated as a pair"));
         };
-        let quorum = KeyQuorum::parse(req.manage_key_quorum_value, req.use_key_quorum_value, 1 + share.len())?;
         let new = vec![NewKey { material: Arc::new(material), template, local: true }];
         let view =
             single(self.state.mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum)).await?)?;
@@ -84,7 +83,7 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let public_template = Template::parse(&convert::pairs(&req.public_attributes))?;
         let private_template = Template::parse(&convert::pairs(&req.private_attributes))?;
-        let share = usernames("share_with", &req.share_with)?;
+        let (share, quorum) = sharing(&req.share_with, req.manage_key_quorum_value, req.use_key_quorum_value)?;
         let parameters = req.parameters.clone().ok_or(ModelError::InvalidArgument {
             field: "parameters",
             rule: "must be set: rsa, ec or ed25519".into(),
@@ -110,7 +109,6 @@ impl KeyService for KeyApi {
             NewKey { material: Arc::new(public), template: public_template, local: true },
             NewKey { material: Arc::new(private), template: private_template, local: true },
         ];
-        let quorum = KeyQuorum::parse(req.manage_key_quorum_value, req.use_key_quorum_value, 1 + share.len())?;
         let mut views = self
             .state
             .mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum))
@@ -148,8 +146,10 @@ impl KeyService for KeyApi {
                 .into());
             }
         };
+        let (share, quorum) = sharing(&req.share_with, req.manage_key_quorum_value, req.use_key_quorum_value)?;
         let new = vec![NewKey { material: Arc::new(material), template, local: false }];
-        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[])).await?)?;
+        let view =
+            single(self.state.mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum)).await?)?;
         audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, owner = %view.owner, "key imported");
         Ok(key_response(view))
@@ -201,6 +201,7 @@ impl KeyService for KeyApi {
         let kind = convert::key_kind(req.key_type, &req.curve)?;
         let class = convert::key_class(req.key_class)?;
         let template = Template::parse(&convert::pairs(&req.attributes))?;
+        let (share, quorum) = sharing(&req.share_with, req.manage_key_quorum_value, req.use_key_quorum_value)?;
         let key = match &req.approval {
             None => self.state.hsm().key_for_use(&caller, unwrapping, Usage::Unwrap)?,
             Some(approval) => {
@@ -217,7 +218,8 @@ impl KeyService for KeyApi {
         })
         .await?;
         let new = vec![NewKey { material: Arc::new(material), template, local: false }];
-        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, req.session, new, &[])).await?)?;
+        let view =
+            single(self.state.mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum)).await?)?;
         audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, unwrapping_key = %unwrapping, "key unwrapped");
         Ok(key_response(view))
@@ -298,6 +300,13 @@ impl KeyService for KeyApi {
 
 /// Stores new keys and gives the secret or private one its quorum values,
 /// under one lock (so that no one sees the key without them).
+/// A new key's `share_with` users and quorum values, checked.
+fn sharing(share_with: &[String], manage: u32, usage: u32) -> Result<(Vec<Username>, KeyQuorum), ModelError> {
+    let share = usernames("share_with", share_with)?;
+    let quorum = KeyQuorum::parse(manage, usage, 1 + share.len())?;
+    Ok((share, quorum))
+}
+
 fn store_with_quorum(
     hsm: &mut Hsm,
     caller: &Caller,

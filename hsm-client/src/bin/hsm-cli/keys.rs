@@ -1,7 +1,7 @@
 //! Runs the `key ...` commands against a cluster session.
 
 use hsm_client::{
-    ClientError, ClusterKey, ClusterSession, KeyOptions, KeyPairSpec,
+    ClientError, ClusterSession, KeyOptions, KeyPairSpec,
     keys::{HashAlgorithm, KeyClass, KeyType, SymmetricKeyType, WrapMechanism as Mechanism},
 };
 use serde_json::Value;
@@ -139,7 +139,9 @@ async fn import_pem(session: &ClusterSession, args: ImportPem) -> Result<Value, 
             found_class
         ));
     }
-    let options = options(&args.label, "--attributes", &args.attributes, &Creation::default(), false)?;
+    let mut options = options(&args.label, "--attributes", &args.attributes, &args.creation, true)?;
+    options.manage_quorum = args.quorum.manage_key_quorum_value;
+    options.use_quorum = args.quorum.use_key_quorum_value;
     let key = session.import_pem(&block.text, &options).await.map_err(hsm)?;
     // The HSM decides what the PEM holds; a kind the local check could not
     // read is compared afterwards, and a mismatching copy is not kept.
@@ -362,15 +364,16 @@ async fn unwrap(session: &ClusterSession, mechanism: UnwrapMechanism) -> Result<
     let UnwrapPlan { args, mechanism, hash, mut iv, key_type, key_class, curve } = unwrap_plan(&mechanism)?;
     iv.extend(args.data.read()?);
     let wrapped = iv;
-    let options = options(&args.label, "--attributes", &args.attributes, &args.creation, false)?;
+    let mut options = options(&args.label, "--attributes", &args.attributes, &args.creation, true)?;
+    options.manage_quorum = args.quorum.manage_key_quorum_value;
+    options.use_quorum = args.quorum.use_key_quorum_value;
     let unwrapping = resolve(session, "--filter", &args.filter).await?;
     let approval = args.approval.as_deref().map(quorum::read_approval).transpose()?;
     let (reference, approval) = (&unwrapping.reference, approval.as_ref());
-    let mut key = session
+    let key = session
         .unwrap_key_approved(reference, &wrapped, mechanism, hash, key_type, key_class, curve, &options, approval)
         .await
         .map_err(hsm)?;
-    key = share_unwrapped(session, key, &args.creation.share_crypto_users).await?;
     Ok(output::key(&key))
 }
 
@@ -397,18 +400,4 @@ fn unwrap_kind(args: &UnwrapArgs) -> Result<(KeyType, KeyClass, Option<&'static 
         UnwrapKeyTypeClass::Ed25519Private => (KeyType::Ed25519, KeyClass::Private),
     };
     Ok((key_type, key_class, curve))
-}
-
-/// Shares a freshly unwrapped key (the HSM's unwrap takes no share list).
-async fn share_unwrapped(
-    session: &ClusterSession,
-    mut key: ClusterKey,
-    users: &[String],
-) -> Result<ClusterKey, String> {
-    for user in users {
-        key = session.share_key(&key.info.reference, user).await.map_err(|e| {
-            format!("the key was unwrapped as {}, but sharing it with '{user}' failed: {e}", key.info.reference)
-        })?;
-    }
-    Ok(key)
 }

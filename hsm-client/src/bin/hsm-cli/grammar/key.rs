@@ -214,6 +214,11 @@ pub(crate) struct ImportPem {
     /// Space separated list of key attributes, KEY_ATTRIBUTE_NAME=KEY_ATTRIBUTE_VALUE.
     #[arg(long, num_args = 1.., value_parser = attribute_pair)]
     pub(crate) attributes: Vec<Pair>,
+    #[command(flatten)]
+    pub(crate) creation: Creation,
+    /// A private key's quorum values (a public key has none).
+    #[command(flatten)]
+    pub(crate) quorum: KeyQuorumValues,
 }
 
 /// `key import pem --key-type-class`: the CloudHSM CLI's `rsa-public` and
@@ -433,6 +438,8 @@ pub(crate) struct UnwrapArgs {
     pub(crate) attributes: Vec<Pair>,
     #[command(flatten)]
     pub(crate) creation: Creation,
+    #[command(flatten)]
+    pub(crate) quorum: KeyQuorumValues,
 }
 
 /// `key unwrap --key-type-class`.
