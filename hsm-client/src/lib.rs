@@ -195,15 +195,16 @@ impl HsmClient {
             mfa_token,
             mfa_signature,
         };
-        let reply = SessionServiceClient::new(self.channel()).login(request).await?.into_inner();
+        let mut reply = SessionServiceClient::new(self.channel()).login(request).await?.into_inner();
         if !reply.mfa_token.is_empty() {
             return Ok(LoginStep::MfaRequired(reply.mfa_token));
         }
         let role = Role::try_from(reply.role)?;
         Ok(LoginStep::Session(Session {
             client: self.clone(),
-            token: Some(Zeroizing::new(reply.session_token.clone())),
-            user: Some((reply.username.clone(), role)),
+            // Moved, not copied: the only copy is the one zeroized on drop.
+            token: Some(Zeroizing::new(std::mem::take(&mut reply.session_token))),
+            user: Some((std::mem::take(&mut reply.username), role)),
         }))
     }
 
