@@ -623,6 +623,30 @@ pub unsafe extern "C" fn C_Verify(
     })
 }
 
+/// Multi-part signing is not offered yet; the refusal ends the operation.
+#[unsafe(no_mangle)]
+pub extern "C" fn C_SignUpdate(session: Handle, _: Bytes, _: Len) -> CK_RV {
+    guard(|| with_library(|l| l.refuse_multi_part(session, true)))
+}
+
+/// As [`C_SignUpdate`].
+#[unsafe(no_mangle)]
+pub extern "C" fn C_SignFinal(session: Handle, _: Bytes, _: LenOut) -> CK_RV {
+    guard(|| with_library(|l| l.refuse_multi_part(session, true)))
+}
+
+/// As [`C_SignUpdate`], for verifying.
+#[unsafe(no_mangle)]
+pub extern "C" fn C_VerifyUpdate(session: Handle, _: Bytes, _: Len) -> CK_RV {
+    guard(|| with_library(|l| l.refuse_multi_part(session, false)))
+}
+
+/// As [`C_VerifyUpdate`].
+#[unsafe(no_mangle)]
+pub extern "C" fn C_VerifyFinal(session: Handle, _: Bytes, _: Len) -> CK_RV {
+    guard(|| with_library(|l| l.refuse_multi_part(session, false)))
+}
+
 /// Functions this library does not offer: each returns
 /// `CKR_FUNCTION_NOT_SUPPORTED` without reading its arguments.
 macro_rules! unsupported {
@@ -666,12 +690,8 @@ unsupported! {
     C_DigestUpdate(Handle, Bytes, Len);
     C_DigestKey(Handle, Object);
     C_DigestFinal(Handle, Bytes, LenOut);
-    C_SignUpdate(Handle, Bytes, Len);
-    C_SignFinal(Handle, Bytes, LenOut);
     C_SignRecoverInit(Handle, Mech, Object);
     C_SignRecover(Handle, Bytes, Len, Bytes, LenOut);
-    C_VerifyUpdate(Handle, Bytes, Len);
-    C_VerifyFinal(Handle, Bytes, Len);
     C_VerifyRecoverInit(Handle, Mech, Object);
     C_VerifyRecover(Handle, Bytes, Len, Bytes, LenOut);
     C_DigestEncryptUpdate(Handle, Bytes, Len, Bytes, LenOut);

@@ -240,6 +240,12 @@ fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
     assert_eq!(session.find_objects(&[Attribute::Label(b"rsa".to_vec())]).unwrap(), vec![rsa_public]);
     assert_eq!(rv(session.get_attributes(rsa_private, &[AttributeType::Label])), RvError::ObjectHandleInvalid);
 
+    // Multi-part signing is not offered yet; refusing it ends the operation,
+    // so a single-part one can start after it.
+    session.sign_init(&Mechanism::EcdsaSha256, ec_private).unwrap();
+    assert_eq!(rv(session.sign_update(message)), RvError::FunctionNotSupported);
+    assert_eq!(session.sign(&Mechanism::EcdsaSha256, ec_private, message).unwrap().len(), 64);
+
     // No random-number RPC on the HSM.
     assert_eq!(rv(session.generate_random_vec(16)), RvError::FunctionNotSupported);
 
