@@ -235,6 +235,28 @@ fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
     assert!(session.find_objects(&[Attribute::Label(b"P256".to_vec())]).unwrap().is_empty(), "labels match exactly");
     assert_eq!(session.find_objects(&[Attribute::KeyType(KeyType::RSA)]).unwrap().len(), 2);
 
+    // Several threads at once, each with its own (read-only) session under
+    // the application's one login.
+    std::thread::scope(|scope| {
+        for i in 0..4u8 {
+            let (pkcs11, point) = (&pkcs11, point);
+            scope.spawn(move || {
+                let session = pkcs11.open_ro_session(slot).unwrap();
+                let message = [b'm', i];
+                let signature = session.sign(&Mechanism::EcdsaSha256, ec_private, &message).unwrap();
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(&message, &signature)
+                    .unwrap();
+            });
+        }
+    });
+    // A read-only session makes no token keys.
+    let read_only = pkcs11.open_ro_session(slot).unwrap();
+    assert_eq!(
+        rv(read_only.generate_key_pair(&Mechanism::EccKeyPairGen, &[Attribute::EcParams(P256.to_vec())], &[])),
+        RvError::SessionReadOnly
+    );
+
     // Destroy.
     session.destroy_object(rsa_private).unwrap();
     assert_eq!(session.find_objects(&[Attribute::Label(b"rsa".to_vec())]).unwrap(), vec![rsa_public]);
@@ -261,6 +283,8 @@ fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
         RvError::UserNotLoggedIn
     );
     session.logout().unwrap();
+    assert_eq!(rv(session.login(UserType::So, Some(&pin("admin:admin-pass")))), RvError::SessionReadOnlyExists);
+    drop(read_only);
     session.login(UserType::So, Some(&pin("admin:admin-pass"))).unwrap();
     assert_eq!(rv(session.sign(&Mechanism::EcdsaSha256, ec_private, message)), RvError::UserNotLoggedIn);
     session.logout().unwrap();
