@@ -136,8 +136,8 @@ impl Library {
     /// use.
     pub(crate) fn new() -> Result<Library, CK_RV> {
         let config = match std::env::var_os(CONFIG_ENV) {
-            Some(path) => ClientConfig::from_env_file(std::path::Path::new(&path)),
-            None => ClientConfig::from_env(),
+            Some(path) => ClientConfig::from_env_file(std::path::Path::new(&path)).map_err(|e| e.to_string()),
+            None => ClientConfig::from_env().map_err(|e| format!("{e}; or set {CONFIG_ENV} to its path")),
         }
         .map_err(|e| {
             // The only way to tell an application's user what is missing:
