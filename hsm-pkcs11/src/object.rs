@@ -1,0 +1,522 @@
+//! Objects: PKCS#11 attributes read off the HSM's keys, search templates
+//! turned into `key list` filters, and key-pair templates turned into the
+//! HSM's key attributes.
+//!
+//! The HSM names attributes as the CloudHSM CLI does (`label`, `key-type`,
+//! `ec-point`...) and shows values as text (`0x...` for bytes); this module
+//! is the one place that translates between the two.
+
+use cryptoki_sys::{
+    CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_FALSE, CK_KEY_TYPE, CK_OBJECT_CLASS, CK_RV, CK_TRUE, CK_ULONG,
+    CK_UNAVAILABLE_INFORMATION, CKA_ALWAYS_AUTHENTICATE, CKA_ALWAYS_SENSITIVE, CKA_CHECK_VALUE, CKA_CLASS,
+    CKA_COEFFICIENT, CKA_DECRYPT, CKA_DERIVE, CKA_DESTROYABLE, CKA_EC_PARAMS, CKA_EC_POINT, CKA_ENCRYPT, CKA_END_DATE,
+    CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_EXTRACTABLE, CKA_ID, CKA_KEY_GEN_MECHANISM, CKA_KEY_TYPE, CKA_LABEL, CKA_LOCAL,
+    CKA_MODIFIABLE, CKA_MODULUS, CKA_MODULUS_BITS, CKA_NEVER_EXTRACTABLE, CKA_PRIME_1, CKA_PRIME_2, CKA_PRIVATE,
+    CKA_PRIVATE_EXPONENT, CKA_PUBLIC_EXPONENT, CKA_SENSITIVE, CKA_SIGN, CKA_START_DATE, CKA_SUBJECT, CKA_TOKEN,
+    CKA_TRUSTED, CKA_UNWRAP, CKA_VALUE, CKA_VALUE_LEN, CKA_VERIFY, CKA_WRAP, CKA_WRAP_WITH_TRUSTED, CKK_AES, CKK_EC,
+    CKK_EC_EDWARDS, CKK_GENERIC_SECRET, CKK_RSA, CKM_EC_KEY_PAIR_GEN, CKM_RSA_PKCS_KEY_PAIR_GEN, CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY, CKO_SECRET_KEY, CKR_ATTRIBUTE_READ_ONLY, CKR_ATTRIBUTE_TYPE_INVALID, CKR_ATTRIBUTE_VALUE_INVALID,
+    CKR_TEMPLATE_INCOMPLETE, CKR_TEMPLATE_INCONSISTENT,
+};
+use hsm_client::{KeyInfo, KeyOptions, KeyPairSpec};
+
+use crate::mechanism::Family;
+
+/// One attribute of a caller's template, copied out of C memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attribute {
+    pub(crate) kind: CK_ATTRIBUTE_TYPE,
+    pub(crate) value: Vec<u8>,
+}
+
+/// One attribute's value as `C_GetAttributeValue` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    Bytes(Vec<u8>),
+    /// The object has no such attribute.
+    Invalid,
+    /// The attribute exists but may not leave the HSM.
+    Sensitive,
+}
+
+/// The true/false attributes, by PKCS#11 type and HSM name.
+const FLAGS: [(CK_ATTRIBUTE_TYPE, &str); 16] = [
+    (CKA_TOKEN, "token"),
+    (CKA_PRIVATE, "private"),
+    (CKA_ENCRYPT, "encrypt"),
+    (CKA_DECRYPT, "decrypt"),
+    (CKA_WRAP, "wrap"),
+    (CKA_UNWRAP, "unwrap"),
+    (CKA_SIGN, "sign"),
+    (CKA_VERIFY, "verify"),
+    (CKA_DERIVE, "derive"),
+    (CKA_EXTRACTABLE, "extractable"),
+    (CKA_SENSITIVE, "sensitive"),
+    (CKA_MODIFIABLE, "modifiable"),
+    (CKA_DESTROYABLE, "destroyable"),
+    (CKA_LOCAL, "local"),
+    (CKA_ALWAYS_SENSITIVE, "always-sensitive"),
+    (CKA_NEVER_EXTRACTABLE, "never-extractable"),
+];
+
+/// Flags PKCS#11 defines but only an admin (`trusted`) or nobody may set
+/// through this library.
+const MORE_FLAGS: [(CK_ATTRIBUTE_TYPE, &str); 2] =
+    [(CKA_TRUSTED, "trusted"), (CKA_WRAP_WITH_TRUSTED, "wrap-with-trusted")];
+
+/// Secret parts of private and secret keys.
+const SECRETS: [CK_ATTRIBUTE_TYPE; 7] =
+    [CKA_VALUE, CKA_PRIVATE_EXPONENT, CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT];
+
+/// The key's class as PKCS#11 numbers it.
+pub(crate) fn class(key: &KeyInfo) -> Option<CK_OBJECT_CLASS> {
+    match key.attribute("class")? {
+        "secret-key" => Some(CKO_SECRET_KEY),
+        "public-key" => Some(CKO_PUBLIC_KEY),
+        "private-key" => Some(CKO_PRIVATE_KEY),
+        _ => None,
+    }
+}
+
+fn class_name(class: CK_OBJECT_CLASS) -> Option<&'static str> {
+    match class {
+        CKO_SECRET_KEY => Some("secret-key"),
+        CKO_PUBLIC_KEY => Some("public-key"),
+        CKO_PRIVATE_KEY => Some("private-key"),
+        _ => None,
+    }
+}
+
+pub(crate) fn key_type(key: &KeyInfo) -> Option<CK_KEY_TYPE> {
+    match key.attribute("key-type")? {
+        "aes" => Some(CKK_AES),
+        "generic-secret" => Some(CKK_GENERIC_SECRET),
+        "rsa" => Some(CKK_RSA),
+        "ec" => Some(CKK_EC),
+        "ec-edwards" => Some(CKK_EC_EDWARDS),
+        _ => None,
+    }
+}
+
+fn key_type_name(key_type: CK_KEY_TYPE) -> Option<&'static str> {
+    match key_type {
+        CKK_AES => Some("aes"),
+        CKK_GENERIC_SECRET => Some("generic-secret"),
+        CKK_RSA => Some("rsa"),
+        CKK_EC => Some("ec"),
+        CKK_EC_EDWARDS => Some("ec-edwards"),
+        _ => None,
+    }
+}
+
+/// The signature family a key belongs to, if it signs.
+pub(crate) fn family(key: &KeyInfo) -> Option<Family> {
+    match key_type(key)? {
+        CKK_EC => Some(Family::Ec),
+        CKK_RSA => Some(Family::Rsa),
+        _ => None,
+    }
+}
+
+/// The length of the key's signatures: r || s for ECDSA, the modulus for
+/// RSA.
+pub(crate) fn signature_len(key: &KeyInfo) -> Option<usize> {
+    match family(key)? {
+        Family::Ec => Some(2 * curve(key.attribute("curve")?)?.field_bytes),
+        Family::Rsa => key.attribute("modulus-size-bits")?.parse::<usize>().ok().map(|bits| bits.div_ceil(8)),
+    }
+}
+
+/// The value of one attribute of `key`.
+pub(crate) fn value(key: &KeyInfo, kind: CK_ATTRIBUTE_TYPE) -> Value {
+    let class = class(key);
+    let attr = |name: &str| key.attribute(name);
+    let bytes = |name: &str| attr(name).and_then(hex_value).map_or(Value::Invalid, Value::Bytes);
+    if let Some((_, name)) = FLAGS.iter().chain(&MORE_FLAGS).find(|(k, _)| *k == kind) {
+        return match attr(name) {
+            Some(v) => Value::Bytes(vec![bool_byte(v == "true")]),
+            None if kind == CKA_TOKEN => Value::Bytes(vec![bool_byte(!key.session)]),
+            None => Value::Invalid,
+        };
+    }
+    match kind {
+        CKA_CLASS => class.map_or(Value::Invalid, ulong),
+        CKA_KEY_TYPE => key_type(key).map_or(Value::Invalid, ulong),
+        CKA_LABEL => Value::Bytes(attr("label").unwrap_or_default().as_bytes().to_vec()),
+        CKA_ID => match attr("id") {
+            None | Some("") => Value::Bytes(Vec::new()),
+            Some(id) => hex_value(id).map_or(Value::Invalid, Value::Bytes),
+        },
+        CKA_CHECK_VALUE => bytes("check-value"),
+        CKA_MODULUS => bytes("modulus"),
+        CKA_PUBLIC_EXPONENT => bytes("public-exponent"),
+        CKA_MODULUS_BITS => attr("modulus-size-bits").and_then(|v| v.parse().ok()).map_or(Value::Invalid, ulong),
+        CKA_VALUE_LEN => attr("key-length-bytes").and_then(|v| v.parse().ok()).map_or(Value::Invalid, ulong),
+        CKA_EC_PARAMS => match key_type(key) {
+            Some(CKK_EC) => attr("curve").and_then(curve).map_or(Value::Invalid, |c| Value::Bytes(c.oid_der.to_vec())),
+            _ => Value::Invalid,
+        },
+        CKA_EC_POINT => match attr("ec-point").and_then(hex_value) {
+            Some(point) => Value::Bytes(octet_string(&point)),
+            None => Value::Invalid,
+        },
+        CKA_KEY_GEN_MECHANISM => match (attr("local"), key_type(key)) {
+            (Some("true"), Some(CKK_RSA)) => ulong(CKM_RSA_PKCS_KEY_PAIR_GEN),
+            (Some("true"), Some(CKK_EC)) => ulong(CKM_EC_KEY_PAIR_GEN),
+            _ => ulong(CK_UNAVAILABLE_INFORMATION),
+        },
+        CKA_ALWAYS_AUTHENTICATE if class == Some(CKO_PRIVATE_KEY) => Value::Bytes(vec![CK_FALSE]),
+        CKA_SUBJECT if class != Some(CKO_SECRET_KEY) => Value::Bytes(Vec::new()),
+        CKA_START_DATE | CKA_END_DATE => Value::Bytes(Vec::new()),
+        _ if SECRETS.contains(&kind) && class != Some(CKO_PUBLIC_KEY) => Value::Sensitive,
+        _ => Value::Invalid,
+    }
+}
+
+/// A search template as `key list` filters, and what the HSM cannot be
+/// asked and is checked here ([`matches`]) instead. `None`: nothing can
+/// match (a class or key type the HSM does not hold).
+pub(crate) fn filters(template: &[Attribute]) -> Option<Vec<(String, String)>> {
+    let mut filters = Vec::new();
+    for a in template {
+        let (name, value) = match a.kind {
+            CKA_CLASS => ("class", class_name(read_ulong(&a.value)?)?.to_owned()),
+            CKA_KEY_TYPE => ("key-type", key_type_name(read_ulong(&a.value)?)?.to_owned()),
+            // The HSM compares labels without case; `matches` compares them
+            // exactly, as PKCS#11 does.
+            CKA_LABEL => ("label", String::from_utf8(a.value.clone()).ok()?),
+            CKA_ID if !a.value.is_empty() => ("id", format!("0x{}", hex::encode(&a.value))),
+            kind => match FLAGS.iter().find(|(k, _)| *k == kind) {
+                Some((_, name)) => (*name, read_bool(&a.value)?.to_string()),
+                None => continue,
+            },
+        };
+        filters.push((format!("attr.{name}"), value));
+    }
+    Some(filters)
+}
+
+/// Whether `key` has every attribute of `template`, byte for byte.
+pub(crate) fn matches(key: &KeyInfo, template: &[Attribute]) -> bool {
+    template.iter().all(|a| value(key, a.kind) == Value::Bytes(a.value.clone()))
+}
+
+/// A key-pair request read off `C_GenerateKeyPair`'s templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PairRequest {
+    pub(crate) spec: KeyPairSpec,
+    pub(crate) public: KeyOptions,
+    pub(crate) private: KeyOptions,
+    /// Token objects (CKA_TOKEN true, the default): they need a read/write
+    /// session.
+    pub(crate) token: bool,
+}
+
+/// Reads the two templates of `C_GenerateKeyPair` for `family`.
+pub(crate) fn pair_request(family: Family, public: &[Attribute], private: &[Attribute]) -> Result<PairRequest, CK_RV> {
+    let want_type = match family {
+        Family::Ec => CKK_EC,
+        Family::Rsa => CKK_RSA,
+    };
+    let (public_opts, public_token, params) = half(CKO_PUBLIC_KEY, want_type, public)?;
+    let (private_opts, private_token, private_params) = half(CKO_PRIVATE_KEY, want_type, private)?;
+    if private_params.curve.is_some() && private_params.curve != params.curve {
+        return Err(CKR_TEMPLATE_INCONSISTENT);
+    }
+    if private_params.bits.is_some() || private_params.exponent.is_some() {
+        return Err(CKR_TEMPLATE_INCONSISTENT);
+    }
+    let token = match (public_token, private_token) {
+        (Some(a), Some(b)) if a != b => return Err(CKR_TEMPLATE_INCONSISTENT),
+        (a, b) => a.or(b).unwrap_or(true),
+    };
+    let spec = match family {
+        Family::Ec => {
+            if params.bits.is_some() || params.exponent.is_some() {
+                return Err(CKR_TEMPLATE_INCONSISTENT);
+            }
+            KeyPairSpec::Ec { curve: params.curve.ok_or(CKR_TEMPLATE_INCOMPLETE)?.to_owned() }
+        }
+        Family::Rsa => {
+            if params.curve.is_some() {
+                return Err(CKR_TEMPLATE_INCONSISTENT);
+            }
+            let bits = params.bits.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+            KeyPairSpec::Rsa {
+                modulus_size_bits: u32::try_from(bits).map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?,
+                public_exponent: params.exponent.unwrap_or(65_537),
+            }
+        }
+    };
+    let session = !token;
+    Ok(PairRequest {
+        spec,
+        public: KeyOptions { session, ..public_opts },
+        private: KeyOptions { session, ..private_opts },
+        token,
+    })
+}
+
+/// Key parameters a template may carry.
+#[derive(Debug, Default)]
+struct Params {
+    curve: Option<&'static str>,
+    bits: Option<CK_ULONG>,
+    exponent: Option<u64>,
+}
+
+/// One half of a key pair: its HSM attributes, CKA_TOKEN if given, and the
+/// key parameters.
+fn half(
+    class: CK_OBJECT_CLASS,
+    want_type: CK_KEY_TYPE,
+    template: &[Attribute],
+) -> Result<(KeyOptions, Option<bool>, Params), CK_RV> {
+    let public = class == CKO_PUBLIC_KEY;
+    let mut options = KeyOptions::default();
+    let mut token = None;
+    let mut params = Params::default();
+    let mut set = |name: &str, value: String| options.attributes.push((name.to_owned(), value));
+    for a in template {
+        let flag = || read_bool(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID);
+        match a.kind {
+            CKA_CLASS if read_ulong(&a.value) != Some(class) => return Err(CKR_TEMPLATE_INCONSISTENT),
+            CKA_KEY_TYPE if read_ulong(&a.value) != Some(want_type) => return Err(CKR_TEMPLATE_INCONSISTENT),
+            CKA_CLASS | CKA_KEY_TYPE => {}
+            CKA_TOKEN => token = Some(flag()?),
+            CKA_LABEL => set("label", String::from_utf8(a.value.clone()).map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?),
+            CKA_ID if a.value.is_empty() => {}
+            CKA_ID => set("id", format!("0x{}", hex::encode(&a.value))),
+            CKA_PRIVATE => set("private", flag()?.to_string()),
+            CKA_MODIFIABLE => set("modifiable", flag()?.to_string()),
+            CKA_DESTROYABLE => set("destroyable", flag()?.to_string()),
+            CKA_DERIVE => set("derive", flag()?.to_string()),
+            CKA_VERIFY if public => set("verify", flag()?.to_string()),
+            CKA_ENCRYPT if public => set("encrypt", flag()?.to_string()),
+            CKA_WRAP if public => set("wrap", flag()?.to_string()),
+            CKA_SIGN if !public => set("sign", flag()?.to_string()),
+            CKA_DECRYPT if !public => set("decrypt", flag()?.to_string()),
+            CKA_UNWRAP if !public => set("unwrap", flag()?.to_string()),
+            CKA_EXTRACTABLE if !public => set("extractable", flag()?.to_string()),
+            CKA_SENSITIVE if !public => set("sensitive", flag()?.to_string()),
+            CKA_WRAP_WITH_TRUSTED if !public => set("wrap-with-trusted", flag()?.to_string()),
+            CKA_VERIFY
+            | CKA_ENCRYPT
+            | CKA_WRAP
+            | CKA_SIGN
+            | CKA_DECRYPT
+            | CKA_UNWRAP
+            | CKA_EXTRACTABLE
+            | CKA_SENSITIVE
+            | CKA_WRAP_WITH_TRUSTED => return Err(CKR_TEMPLATE_INCONSISTENT),
+            CKA_SUBJECT | CKA_START_DATE | CKA_END_DATE if a.value.is_empty() => {}
+            CKA_EC_PARAMS => {
+                params.curve = Some(curve_of_oid(&a.value).map(|c| c.name).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?);
+            }
+            CKA_MODULUS_BITS => params.bits = Some(read_ulong(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?),
+            CKA_PUBLIC_EXPONENT => params.exponent = Some(read_exponent(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?),
+            CKA_TRUSTED
+            | CKA_LOCAL
+            | CKA_ALWAYS_SENSITIVE
+            | CKA_NEVER_EXTRACTABLE
+            | CKA_KEY_GEN_MECHANISM
+            | CKA_MODULUS
+            | CKA_EC_POINT
+            | CKA_CHECK_VALUE
+            | CKA_VALUE_LEN => return Err(CKR_ATTRIBUTE_READ_ONLY),
+            _ => return Err(CKR_ATTRIBUTE_TYPE_INVALID),
+        }
+    }
+    Ok((options, token, params))
+}
+
+/// A curve the HSM offers.
+#[derive(Debug, Clone, Copy)]
+struct Curve {
+    /// CloudHSM's name.
+    name: &'static str,
+    /// The named curve's OID, DER-encoded: CKA_EC_PARAMS.
+    oid_der: &'static [u8],
+    field_bytes: usize,
+}
+
+const CURVES: [Curve; 5] = [
+    Curve { name: "secp224r1", oid_der: &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x21], field_bytes: 28 },
+    Curve {
+        name: "secp256r1",
+        oid_der: &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+        field_bytes: 32,
+    },
+    Curve { name: "secp384r1", oid_der: &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22], field_bytes: 48 },
+    Curve { name: "secp521r1", oid_der: &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23], field_bytes: 66 },
+    Curve { name: "secp256k1", oid_der: &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a], field_bytes: 32 },
+];
+
+fn curve(name: &str) -> Option<Curve> {
+    CURVES.into_iter().find(|c| c.name == name)
+}
+
+fn curve_of_oid(der: &[u8]) -> Option<Curve> {
+    CURVES.into_iter().find(|c| c.oid_der == der)
+}
+
+/// `0x0102...` (or empty) as bytes.
+fn hex_value(text: &str) -> Option<Vec<u8>> {
+    hex::decode(text.strip_prefix("0x").unwrap_or(text)).ok()
+}
+
+/// A DER OCTET STRING holding `bytes`: CKA_EC_POINT's encoding.
+fn octet_string(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x04];
+    let len = bytes.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let be = len.to_be_bytes();
+        let first = be.iter().position(|b| *b != 0).unwrap_or(be.len() - 1);
+        out.push(0x80 | (be.len() - first) as u8);
+        out.extend(&be[first..]);
+    }
+    out.extend(bytes);
+    out
+}
+
+fn bool_byte(v: bool) -> CK_BBOOL {
+    if v { CK_TRUE } else { CK_FALSE }
+}
+
+fn ulong(v: CK_ULONG) -> Value {
+    Value::Bytes(v.to_ne_bytes().to_vec())
+}
+
+/// A CK_ULONG in the caller's (native) byte order.
+pub(crate) fn read_ulong(bytes: &[u8]) -> Option<CK_ULONG> {
+    Some(CK_ULONG::from_ne_bytes(bytes.try_into().ok()?))
+}
+
+fn read_bool(bytes: &[u8]) -> Option<bool> {
+    match bytes {
+        [b] => Some(*b != CK_FALSE),
+        _ => None,
+    }
+}
+
+/// A big-endian public exponent that fits in 64 bits.
+fn read_exponent(bytes: &[u8]) -> Option<u64> {
+    let digits = &bytes[bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len())..];
+    (!digits.is_empty() && digits.len() <= 8).then(|| digits.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pairs: &[(&str, &str)]) -> KeyInfo {
+        KeyInfo {
+            reference: "0x0000000000000001".into(),
+            attributes: pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+            owner: "alice".into(),
+            shared_users: Vec::new(),
+            session: false,
+            manage_quorum: 0,
+            use_quorum: 0,
+        }
+    }
+
+    fn attr(kind: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Attribute {
+        Attribute { kind, value: value.to_vec() }
+    }
+
+    #[test]
+    fn an_ec_public_key_reads_as_pkcs11_says() {
+        let k = key(&[
+            ("key-type", "ec"),
+            ("label", "p256"),
+            ("id", "0x0102"),
+            ("class", "public-key"),
+            ("verify", "true"),
+            ("ec-point", "0x04aabb"),
+            ("curve", "secp256r1"),
+        ]);
+        assert_eq!(value(&k, CKA_CLASS), Value::Bytes(CKO_PUBLIC_KEY.to_ne_bytes().to_vec()));
+        assert_eq!(value(&k, CKA_LABEL), Value::Bytes(b"p256".to_vec()));
+        assert_eq!(value(&k, CKA_ID), Value::Bytes(vec![1, 2]));
+        assert_eq!(value(&k, CKA_VERIFY), Value::Bytes(vec![CK_TRUE]));
+        assert_eq!(value(&k, CKA_TOKEN), Value::Bytes(vec![CK_TRUE]), "from the session flag");
+        assert_eq!(value(&k, CKA_EC_POINT), Value::Bytes(vec![0x04, 3, 0x04, 0xaa, 0xbb]));
+        assert_eq!(value(&k, CKA_EC_PARAMS), Value::Bytes(CURVES[1].oid_der.to_vec()));
+        assert_eq!(value(&k, CKA_MODULUS), Value::Invalid);
+        assert_eq!(value(&k, CKA_VALUE), Value::Invalid, "a public key has nothing secret");
+        assert_eq!(value(&k, 0x7fff_0000), Value::Invalid);
+        assert_eq!(signature_len(&k), Some(64));
+    }
+
+    #[test]
+    fn secrets_of_private_keys_are_sensitive() {
+        let k = key(&[("key-type", "rsa"), ("class", "private-key"), ("modulus-size-bits", "2048")]);
+        assert_eq!(value(&k, CKA_PRIVATE_EXPONENT), Value::Sensitive);
+        assert_eq!(value(&k, CKA_MODULUS_BITS), Value::Bytes(CK_ULONG::to_ne_bytes(2048).to_vec()));
+        assert_eq!(signature_len(&k), Some(256));
+    }
+
+    #[test]
+    fn long_points_use_long_form_lengths() {
+        let der = octet_string(&[4; 133]);
+        assert_eq!(&der[..3], &[0x04, 0x81, 133]);
+        assert_eq!(der.len(), 136);
+    }
+
+    #[test]
+    fn search_templates_become_filters() {
+        let template = [
+            attr(CKA_CLASS, &CKO_PRIVATE_KEY.to_ne_bytes()),
+            attr(CKA_LABEL, b"p256"),
+            attr(CKA_ID, &[0xab]),
+            attr(CKA_SIGN, &[CK_TRUE]),
+            attr(CKA_TOKEN, &[CK_TRUE]),
+        ];
+        let got = filters(&template).unwrap();
+        let want: Vec<(String, String)> = [
+            ("attr.class", "private-key"),
+            ("attr.label", "p256"),
+            ("attr.id", "0xab"),
+            ("attr.sign", "true"),
+            ("attr.token", "true"),
+        ]
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+        assert_eq!(got, want);
+        assert_eq!(filters(&[attr(CKA_CLASS, &7u64.to_ne_bytes())]), None, "certificates: none here");
+    }
+
+    #[test]
+    fn labels_match_exactly() {
+        let k = key(&[("label", "P256"), ("class", "private-key")]);
+        assert!(!matches(&k, &[attr(CKA_LABEL, b"p256")]));
+        assert!(matches(&k, &[attr(CKA_LABEL, b"P256")]));
+    }
+
+    #[test]
+    fn pair_templates() {
+        let public = [attr(CKA_EC_PARAMS, CURVES[1].oid_der), attr(CKA_VERIFY, &[CK_TRUE]), attr(CKA_LABEL, b"k")];
+        let private = [attr(CKA_SIGN, &[CK_TRUE]), attr(CKA_TOKEN, &[CK_FALSE])];
+        let request = pair_request(Family::Ec, &public, &private).unwrap();
+        assert_eq!(request.spec, KeyPairSpec::Ec { curve: "secp256r1".into() });
+        assert!(!request.token && request.public.session && request.private.session);
+        assert_eq!(request.private.attributes, vec![("sign".to_owned(), "true".to_owned())]);
+
+        assert_eq!(pair_request(Family::Ec, &[], &[]), Err(CKR_TEMPLATE_INCOMPLETE));
+        assert_eq!(pair_request(Family::Ec, &[attr(CKA_EC_PARAMS, b"junk")], &[]), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+        assert_eq!(
+            pair_request(Family::Ec, &[attr(CKA_EC_PARAMS, CURVES[1].oid_der), attr(CKA_SIGN, &[1])], &[]),
+            Err(CKR_TEMPLATE_INCONSISTENT)
+        );
+        let rsa = [attr(CKA_MODULUS_BITS, &2048u64.to_ne_bytes()), attr(CKA_PUBLIC_EXPONENT, &[1, 0, 1])];
+        assert_eq!(
+            pair_request(Family::Rsa, &rsa, &[]).unwrap().spec,
+            KeyPairSpec::Rsa { modulus_size_bits: 2048, public_exponent: 65_537 }
+        );
+        assert_eq!(pair_request(Family::Rsa, &rsa, &[attr(0x7fff_0000, &[])]), Err(CKR_ATTRIBUTE_TYPE_INVALID));
+    }
+}

@@ -1,0 +1,137 @@
+//! OpenSC's `pkcs11-tool` (Debian package `opensc`) against the library and
+//! an in-process HSM, as a user would run it; `openssl` checks the
+//! signatures with the public keys read out through PKCS#11.
+//!
+//! Skipped, saying so, where `pkcs11-tool` or `openssl` is not installed.
+#![expect(clippy::unwrap_used, reason = "a test fails loudly on the first unexpected error")]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use hsm_client::Role;
+use hsm_daemon::testing::{Options, TestCluster};
+
+fn library_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().join("libhsm_pkcs11.so")
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok()
+}
+
+/// Runs pkcs11-tool with the library and `args`.
+fn tool(client_env: &Path, args: &[&str]) -> Output {
+    let module = library_path();
+    let output = Command::new("pkcs11-tool")
+        .env(hsm_pkcs11::CONFIG_ENV, client_env)
+        .arg("--module")
+        .arg(&module)
+        .args(args)
+        .output()
+        .unwrap();
+    eprintln!(
+        "pkcs11-tool {}: {}\n{}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn ok(client_env: &Path, args: &[&str]) -> String {
+    let output = tool(client_env, args);
+    assert!(output.status.success(), "pkcs11-tool {} failed", args.join(" "));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `args` after alice's login.
+fn as_alice<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    [&["--login", "--pin", "alice:alice-pass"][..], args].concat()
+}
+
+#[test]
+fn pkcs11_tool_makes_keys_that_sign_what_openssl_verifies() {
+    if !installed("pkcs11-tool") || !installed("openssl") {
+        eprintln!("SKIPPED: pkcs11-tool (apt-get install opensc) or openssl is not installed");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let options =
+        Options { users: vec![("alice".into(), Role::CryptoUser, "alice-pass".into())], ..Options::default() };
+    let cluster = runtime.block_on(TestCluster::start(1, options));
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("client.env");
+    std::fs::write(dir.path().join("ca.pem"), cluster.ca_pem()).unwrap();
+    std::fs::write(&env, format!("HSM_ENDPOINTS={}\nHSM_CA_CERT=ca.pem\n", cluster.endpoints().join(","))).unwrap();
+    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let data = file("data.txt");
+    std::fs::write(&data, b"signed by pkcs11-tool").unwrap();
+
+    assert!(ok(&env, &["--show-info"]).contains("hsm-emulator"));
+    assert!(ok(&env, &["--list-slots"]).contains("token label        : hsm-emulator"));
+
+    ok(&env, &as_alice(&["--keypairgen", "--key-type", "EC:prime256v1", "--label", "ec", "--id", "01"]));
+    ok(&env, &as_alice(&["--keypairgen", "--key-type", "rsa:2048", "--label", "rsa", "--id", "02"]));
+    let listed = ok(&env, &as_alice(&["--list-objects"]));
+    assert_eq!(listed.matches("label:      ec").count(), 2, "{listed}");
+
+    // EC: sign (DER, as openssl wants it), export the public key, verify.
+    let (ec_sig, ec_pub) = (file("ec.sig"), file("ec.der"));
+    let sign =
+        ["--sign", "-m", "ECDSA-SHA256", "--id", "01", "--signature-format", "openssl", "-i", &data, "-o", &ec_sig];
+    ok(&env, &as_alice(&sign));
+    ok(&env, &as_alice(&["--read-object", "--type", "pubkey", "--id", "01", "-o", &ec_pub]));
+    let openssl = |key: &str, sig: &str| {
+        Command::new("openssl")
+            .args(["dgst", "-sha256", "-keyform", "DER", "-verify", key, "-signature", sig, &data])
+            .output()
+            .unwrap()
+    };
+    let verified = openssl(&ec_pub, &ec_sig);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+
+    // RSA: the same, and pkcs11-tool's own verify.
+    let (rsa_sig, rsa_pub) = (file("rsa.sig"), file("rsa.der"));
+    ok(&env, &as_alice(&["--sign", "-m", "SHA256-RSA-PKCS", "--id", "02", "-i", &data, "-o", &rsa_sig]));
+    ok(&env, &as_alice(&["--read-object", "--type", "pubkey", "--id", "02", "-o", &rsa_pub]));
+    assert!(openssl(&rsa_pub, &rsa_sig).status.success());
+    let verify =
+        as_alice(&["--verify", "-m", "SHA256-RSA-PKCS", "--id", "02", "-i", &data, "--signature-file", &rsa_sig]);
+    assert!(ok(&env, &verify).contains("Signature is valid"));
+
+    // The tool's self-test passes (C_GenerateRandom, digests and decryption
+    // are reported as not there).
+    ok(&env, &as_alice(&["--test"]));
+
+    // An admin's PIN logs in but cannot sign.
+    let refused = tool(
+        &env,
+        &[
+            "--login",
+            "--pin",
+            "admin:admin-pass",
+            "--sign",
+            "-m",
+            "ECDSA-SHA256",
+            "--id",
+            "01",
+            "-i",
+            &data,
+            "-o",
+            &file("x.sig"),
+        ],
+    );
+    assert!(!refused.status.success());
+    // A wrong password is a wrong PIN.
+    let wrong = tool(&env, &["--login", "--pin", "alice:wrong-pass", "--list-objects"]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("CKR_PIN_INCORRECT"));
+
+    ok(&env, &as_alice(&["--delete-object", "--type", "privkey", "--id", "02"]));
+    let listed = ok(&env, &as_alice(&["--list-objects", "--type", "privkey"]));
+    assert!(listed.contains("label:      ec") && !listed.contains("label:      rsa"), "{listed}");
+    drop(cluster);
+}
