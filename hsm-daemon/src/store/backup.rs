@@ -295,14 +295,31 @@ fn into_state(payload: Payload) -> Result<PersistedState, String> {
             Ok(PersistedKey { quorum: key_quorum.get(&k.reference).copied().unwrap_or_default(), ..key })
         })
         .collect::<Result<_, String>>()?;
-    Ok(PersistedState {
+    let state = PersistedState {
         meta: records::persisted_meta(payload.active, payload.next_key_ref),
         users,
         keys,
         tombstones,
         mtls,
         quorum,
-    })
+    };
+    // A store holds one record per user and per key; a backup that lists
+    // one twice is damaged, and restoring it would silently keep one copy.
+    once("user", state.users.iter().map(|u| u.username.to_string()))?;
+    once("key", state.keys.iter().map(|k| k.reference.to_string()))?;
+    once("deleted key", state.tombstones.iter().map(|t| t.reference.to_string()))?;
+    Ok(state)
+}
+
+/// Refuses a list that names one `what` twice.
+fn once(what: &str, names: impl Iterator<Item = String>) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        if !seen.insert(name.clone()) {
+            return Err(format!("it lists {what} {name} twice"));
+        }
+    }
+    Ok(())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

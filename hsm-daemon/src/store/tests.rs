@@ -278,6 +278,13 @@ fn backups_restore_into_their_cluster_only_and_never_over_a_store() {
     std::fs::write(&out, &tampered).unwrap();
     let err = restore_backup(&out, &cluster_key, &fresh, &master_b, &w.cluster, &other_hsm).unwrap_err();
     assert!(err.to_string().contains("damaged or was altered"), "{err}");
+    // One that lists a user twice (a payload the backup fuzz target found,
+    // less its first byte): restoring it would keep one of the two.
+    let twice = &include_bytes!("../../fuzz/regressions/backup/crash-1d267cbfea372455f16907e8d8bb0c4543835706")[1..];
+    let file = backup::seal_file(3, twice, &cluster_key, w.cluster.id.as_str(), w.hsm.id.as_str()).unwrap();
+    std::fs::write(&out, file).unwrap();
+    let err = restore_backup(&out, &cluster_key, &fresh, &master_b, &w.cluster, &other_hsm).unwrap_err();
+    assert!(err.to_string().contains("lists user alice twice"), "{err}");
     assert!(!dir.path().join("c").join(STORE_FILE).exists(), "a refused restore creates nothing");
 }
 
