@@ -136,7 +136,17 @@ impl HsmClient {
             if let Some(name) = config.server_name() {
                 tls = tls.domain_name(name);
             }
-            builder = builder.tls_config(tls).map_err(|e| ClientError::Config(format!("TLS settings: {e}")))?;
+            builder = builder.tls_config(tls).map_err(|e| {
+                let mut text = format!("TLS settings: {}", error::chain(&e));
+                if text.contains("UnsupportedCertVersion") {
+                    // `openssl x509 -req` without extensions makes these.
+                    text.push_str(
+                        " (the client certificate is X.509 version 1; TLS needs version 3, which openssl \
+                                   makes when given extensions, e.g. -extfile with extendedKeyUsage=clientAuth)",
+                    );
+                }
+                ClientError::Config(text)
+            })?;
         }
         Ok(builder)
     }
