@@ -368,12 +368,7 @@ impl Library {
         parameter_len: usize,
         key: CK_OBJECT_HANDLE,
     ) -> Result<(), CK_RV> {
-        if self.session(handle)?.sign.is_some() {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        let operation = self.operation(mechanism, parameter_len, key, Use::Sign)?;
-        self.session_mut(handle)?.sign = Some(operation);
-        Ok(())
+        self.begin(handle, mechanism, parameter_len, key, Use::Sign, |s| &mut s.sign)
     }
 
     /// Signs `data`, or with `room` `None` (or too small) says how long the
@@ -413,11 +408,25 @@ impl Library {
         parameter_len: usize,
         key: CK_OBJECT_HANDLE,
     ) -> Result<(), CK_RV> {
-        if self.session(handle)?.verify.is_some() {
+        self.begin(handle, mechanism, parameter_len, key, Use::Verify, |s| &mut s.verify)
+    }
+
+    /// Starts a sign or verify operation in the session's `slot` for it,
+    /// unless one is already active there.
+    fn begin(
+        &mut self,
+        handle: CK_SESSION_HANDLE,
+        mechanism: CK_MECHANISM_TYPE,
+        parameter_len: usize,
+        key: CK_OBJECT_HANDLE,
+        usage: Use,
+        slot: fn(&mut Session) -> &mut Option<Operation>,
+    ) -> Result<(), CK_RV> {
+        if slot(self.session_mut(handle)?).is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        let operation = self.operation(mechanism, parameter_len, key, Use::Verify)?;
-        self.session_mut(handle)?.verify = Some(operation);
+        let operation = self.operation(mechanism, parameter_len, key, usage)?;
+        *slot(self.session_mut(handle)?) = Some(operation);
         Ok(())
     }
 
