@@ -463,4 +463,10 @@ impl Session {
         let request = self.request(pb::DigestRequest { hash: hash_alg.into(), data: data.to_vec() })?;
         Ok(self.crypto().digest(request).await?.into_inner().digest)
     }
+
+    /// `length` (1 to 16384) bytes from the HSM's random number generator.
+    pub async fn generate_random(&self, length: u32) -> Result<Vec<u8>, ClientError> {
+        let request = self.request(pb::GenerateRandomRequest { length })?;
+        Ok(self.crypto().generate_random(request).await?.into_inner().random)
+    }
 }

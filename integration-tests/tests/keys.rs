@@ -155,6 +155,23 @@ async fn aes_gcm_and_hmac_and_digests_match_ring_both_ways() {
 }
 
 #[tokio::test]
+async fn random_bytes_come_in_the_length_asked_for_and_differ() {
+    let (_hsm, alice, ..) = two_users().await;
+    let a = alice.generate_random(32).await.unwrap();
+    let b = alice.generate_random(32).await.unwrap();
+    assert_eq!((a.len(), b.len()), (32, 32));
+    assert_ne!(a, b, "two draws of 256 bits");
+    assert_eq!(alice.generate_random(16_384).await.unwrap().len(), 16_384);
+    for length in [0, 16_385, u32::MAX] {
+        let refused = alice.generate_random(length).await.unwrap_err();
+        assert!(
+            matches!(&refused, ClientError::InvalidArgument(m) if m.contains("length") && m.contains("16384")),
+            "{length}: {refused:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn symmetric_keys_are_listed_with_filters_and_pages() {
     let (_hsm, alice, ..) = two_users().await;
     alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &opts(&[("label", "aes-key")])).await.unwrap();

@@ -64,6 +64,8 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
         Rpc::SetKeyAttribute | Rpc::ListKeys => &[Who::Co, Who::Cu],
         // "Encrypt, decrypt", "Sign, verify", "Generate digests and HMACs": CU.
         Rpc::Encrypt | Rpc::Decrypt | Rpc::Sign | Rpc::Verify | Rpc::Digest => &[Who::Cu],
+        // Random numbers (an extension, for PKCS#11): a crypto operation.
+        Rpc::GenerateRandom => &[Who::Cu],
         // The audit log (an extension): admins only.
         Rpc::ReadAuditLog => &[Who::Co],
         // mTLS: admins change the policy (CloudHSM); reading it is for
@@ -116,6 +118,7 @@ fn operation_words(rpc: Rpc) -> &'static str {
         Rpc::Sign => "crypto sign",
         Rpc::Verify => "crypto verify",
         Rpc::Digest => "crypto digest",
+        Rpc::GenerateRandom => "generate random",
         Rpc::ReadAuditLog => "audit list",
         Rpc::RegisterTrustAnchor => "cluster mtls register-trust-anchor",
         Rpc::DeregisterTrustAnchor => "cluster mtls deregister-trust-anchor",
@@ -514,6 +517,9 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             .digest(r(session, pb::DigestRequest { hash: pb::HashAlgorithm::Sha256.into(), data: b"hello".to_vec() }))
             .await
             .map(drop),
+        Rpc::GenerateRandom => {
+            crypto().generate_random(r(session, pb::GenerateRandomRequest { length: 32 })).await.map(drop)
+        }
         Rpc::ReadAuditLog => AuditServiceClient::new(channel)
             .read_audit_log(r(session, pb::ReadAuditLogRequest { from_seq: 1, limit: 10 }))
             .await

@@ -420,6 +420,11 @@ impl ClusterSession {
         Ok(self.on_one(&self.logged_in(), |s| s.digest(hash_alg, data)).await?.1)
     }
 
+    /// `length` (1 to 16384) random bytes from one of the HSMs.
+    pub async fn generate_random(&self, length: u32) -> Result<Vec<u8>, ClientError> {
+        Ok(self.on_one(&self.logged_in(), |s| s.generate_random(length)).await?.1)
+    }
+
     /// Runs `op` on an HSM that holds the key, round-robin with retries.
     async fn with_key<'a, T, Fut>(&'a self, reference: &str, op: impl Fn(&'a Session) -> Fut) -> Result<T, ClientError>
     where

@@ -211,6 +211,7 @@ pub(super) fn requests() -> Vec<Vec<u8>> {
         ]
         .concat(),
         call(Rpc::Digest, ALICE, &pb::DigestRequest { hash: pb::HashAlgorithm::Sha384.into(), data: vec![7; 100] }),
+        call(Rpc::GenerateRandom, ALICE, &pb::GenerateRandomRequest { length: 48 }),
         call(
             Rpc::ListKeys,
             ALICE,

@@ -64,6 +64,10 @@ pub enum Operation {
     Verify,
     /// Seed row "Generate digests and HMACs".
     Digest,
+    /// Random bytes from the HSM's generator (PKCS#11's C_GenerateRandom):
+    /// not in the seed; CloudHSM's PKCS#11 library asks for it in a
+    /// crypto user's session, so it is classed with the crypto operations.
+    GenerateRandom,
     /// Reading the HSM's audit log: not in the seed (CloudHSM ships audit
     /// logs to CloudWatch); admins only, since the log shows every user's
     /// activity.
@@ -104,7 +108,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 42] = [
+    pub const ALL: [Operation; 43] = [
         Operation::GetClusterInfo,
         Operation::GetSyncStatus,
         Operation::ExtractMaskedObject,
@@ -134,6 +138,7 @@ impl Operation {
         Operation::Sign,
         Operation::Verify,
         Operation::Digest,
+        Operation::GenerateRandom,
         Operation::ReadAuditLog,
         Operation::RegisterTrustAnchor,
         Operation::DeregisterTrustAnchor,
@@ -183,6 +188,7 @@ impl fmt::Display for Operation {
             Operation::Sign => "crypto sign",
             Operation::Verify => "crypto verify",
             Operation::Digest => "crypto digest",
+            Operation::GenerateRandom => "generate random",
             Operation::ReadAuditLog => "audit list",
             Operation::RegisterTrustAnchor => "cluster mtls register-trust-anchor",
             Operation::DeregisterTrustAnchor => "cluster mtls deregister-trust-anchor",
@@ -226,6 +232,7 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
         | Operation::UnshareKey => &[CU],
         Operation::SetKeyAttribute | Operation::ListKeys => &[CO, CU],
         Operation::Encrypt | Operation::Decrypt | Operation::Sign | Operation::Verify | Operation::Digest => &[CU],
+        Operation::GenerateRandom => &[CU],
         Operation::ReadAuditLog => &[CO],
         Operation::RegisterTrustAnchor | Operation::DeregisterTrustAnchor | Operation::SetMtlsEnforcement => &[CO],
         Operation::ListTrustAnchors | Operation::GetMtlsEnforcement => &[CO, CU, AU],
@@ -286,6 +293,7 @@ mod tests {
         (Operation::Sign, [false, true, false, false, false]),
         (Operation::Verify, [false, true, false, false, false]),
         (Operation::Digest, [false, true, false, false, false]),
+        (Operation::GenerateRandom, [false, true, false, false, false]),
         (Operation::ReadAuditLog, [true, false, false, false, false]),
         (Operation::RegisterTrustAnchor, [true, false, false, false, false]),
         (Operation::DeregisterTrustAnchor, [true, false, false, false, false]),

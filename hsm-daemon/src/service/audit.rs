@@ -73,6 +73,7 @@ pub(super) fn opcode(rpc: Rpc) -> Option<&'static str> {
         | Rpc::Sign
         | Rpc::Verify
         | Rpc::Digest
+        | Rpc::GenerateRandom
         | Rpc::ReadAuditLog
         | Rpc::ListTrustAnchors
         | Rpc::GetMtlsEnforcement => None,
@@ -82,7 +83,9 @@ pub(super) fn opcode(rpc: Rpc) -> Option<&'static str> {
 /// The opcode a refused call of an unaudited RPC is recorded under.
 fn refused_opcode(rpc: Rpc) -> &'static str {
     match rpc {
-        Rpc::Encrypt | Rpc::Decrypt | Rpc::Sign | Rpc::Verify | Rpc::Digest => "CN_CRYPTO_OPERATION",
+        Rpc::Encrypt | Rpc::Decrypt | Rpc::Sign | Rpc::Verify | Rpc::Digest | Rpc::GenerateRandom => {
+            "CN_CRYPTO_OPERATION"
+        }
         Rpc::ReadAuditLog => "CN_READ_AUDIT_LOG",
         _ => "CN_QUERY",
     }

@@ -1,4 +1,4 @@
-//! `hsm.v1.CryptoService`: encrypt, decrypt, sign, verify, digest.
+//! `hsm.v1.CryptoService`: encrypt, decrypt, sign, verify, digest, random.
 //!
 //! The model checks the caller may use the key for this purpose and hands
 //! back its parsed material; the mechanism then runs outside the model's
@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use hsm_proto::v1::{
-    DecryptRequest, DecryptResponse, DigestRequest, DigestResponse, EncryptRequest, EncryptResponse, SignRequest,
-    SignResponse, VerifyRequest, VerifyResponse, crypto_service_server::CryptoService,
+    DecryptRequest, DecryptResponse, DigestRequest, DigestResponse, EncryptRequest, EncryptResponse,
+    GenerateRandomRequest, GenerateRandomResponse, SignRequest, SignResponse, VerifyRequest, VerifyResponse,
+    crypto_service_server::CryptoService,
 };
 use rand::{CryptoRng, RngCore, rngs::StdRng};
 use tonic::{Request, Response, Status};
@@ -148,5 +149,22 @@ impl CryptoService for CryptoApi {
             .into());
         }
         Ok(Response::new(DigestResponse { digest: crypto::digest(hash, &req.data) }))
+    }
+
+    async fn generate_random(
+        &self,
+        request: Request<GenerateRandomRequest>,
+    ) -> Result<Response<GenerateRandomResponse>, Status> {
+        let length = usize::try_from(request.get_ref().length).unwrap_or(usize::MAX);
+        if !(1..=crypto::MAX_DATA_LEN).contains(&length) {
+            return Err(ModelError::InvalidArgument {
+                field: "length",
+                rule: format!("must be 1 to {} bytes in one call", crypto::MAX_DATA_LEN),
+            }
+            .into());
+        }
+        let mut random = vec![0; length];
+        self.state.fork_rng().fill_bytes(&mut random);
+        Ok(Response::new(GenerateRandomResponse { random }))
     }
 }

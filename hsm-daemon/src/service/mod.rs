@@ -137,6 +137,7 @@ pub fn operation(rpc: Rpc) -> Operation {
         Rpc::Sign => Operation::Sign,
         Rpc::Verify => Operation::Verify,
         Rpc::Digest => Operation::Digest,
+        Rpc::GenerateRandom => Operation::GenerateRandom,
         Rpc::ReadAuditLog => Operation::ReadAuditLog,
         Rpc::RegisterTrustAnchor => Operation::RegisterTrustAnchor,
         Rpc::DeregisterTrustAnchor => Operation::DeregisterTrustAnchor,
