@@ -7,8 +7,8 @@
 //! message, which names the rule and never a secret, goes to the log.
 
 use cryptoki_sys::{
-    CK_RV, CKR_ACTION_PROHIBITED, CKR_ARGUMENTS_BAD, CKR_DATA_INVALID, CKR_DEVICE_ERROR, CKR_DEVICE_MEMORY,
-    CKR_FUNCTION_FAILED, CKR_GENERAL_ERROR, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID,
+    CK_RV, CKR_ACTION_PROHIBITED, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_READ_ONLY, CKR_DATA_INVALID, CKR_DEVICE_ERROR,
+    CKR_DEVICE_MEMORY, CKR_FUNCTION_FAILED, CKR_GENERAL_ERROR, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID,
     CKR_OBJECT_HANDLE_INVALID, CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_TEMPLATE_INCONSISTENT, CKR_USER_NOT_LOGGED_IN,
 };
 use hsm_client::ClientError;
@@ -21,6 +21,8 @@ pub(crate) enum Doing {
     Reading,
     /// Making keys.
     Creating,
+    /// Changing a key's attributes.
+    Modifying,
     Destroying,
     /// Signing or verifying.
     Using,
@@ -52,6 +54,7 @@ pub(crate) fn rv(err: &ClientError, doing: Doing, admin: bool) -> CK_RV {
         (ClientError::NotFound(_), _) => CKR_OBJECT_HANDLE_INVALID,
         (ClientError::InvalidArgument(_), Doing::Using) => CKR_DATA_INVALID,
         (ClientError::InvalidArgument(_), Doing::Creating) => CKR_TEMPLATE_INCONSISTENT,
+        (ClientError::InvalidArgument(_), Doing::Modifying) => CKR_ATTRIBUTE_READ_ONLY,
         (ClientError::InvalidArgument(_), _) => CKR_ARGUMENTS_BAD,
         (ClientError::ResourceExhausted(_), _) => CKR_DEVICE_MEMORY,
         (ClientError::FailedPrecondition(_) | ClientError::AlreadyExists(_) | ClientError::Other { .. }, _) => {

@@ -2,8 +2,9 @@
 //! crate.
 //!
 //! Each function copies its arguments out of C memory (checking pointers
-//! for null and lengths for range), calls one [`Library`] method under the
-//! global lock, and copies results back following PKCS#11's conventions
+//! for null and lengths for range), calls one [`Library`] method (which
+//! locks only what it touches), and copies results back following
+//! PKCS#11's conventions
 //! (the length-query and `CKR_BUFFER_TOO_SMALL` protocol). A panic never
 //! crosses the boundary: [`guard`] turns it into `CKR_GENERAL_ERROR`.
 //!
@@ -17,30 +18,36 @@
 use std::{
     ffi::c_void,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Arc, PoisonError, RwLock},
 };
 
 use cryptoki_sys::{
-    CK_ATTRIBUTE, CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_BYTE, CK_C_INITIALIZE_ARGS, CK_FLAGS, CK_FUNCTION_LIST, CK_INFO,
-    CK_MECHANISM, CK_MECHANISM_INFO, CK_MECHANISM_TYPE, CK_NOTIFY, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE,
-    CK_SESSION_INFO, CK_SLOT_ID, CK_SLOT_INFO, CK_TOKEN_INFO, CK_ULONG, CK_UNAVAILABLE_INFORMATION, CK_USER_TYPE,
-    CK_UTF8CHAR, CK_VERSION, CKF_LIBRARY_CANT_CREATE_OS_THREADS, CKF_LOGIN_REQUIRED, CKF_OS_LOCKING_OK,
-    CKF_TOKEN_INITIALIZED, CKF_TOKEN_PRESENT, CKF_USER_PIN_INITIALIZED, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_SENSITIVE,
-    CKR_ATTRIBUTE_TYPE_INVALID, CKR_BUFFER_TOO_SMALL, CKR_CANT_LOCK, CKR_CRYPTOKI_ALREADY_INITIALIZED,
-    CKR_CRYPTOKI_NOT_INITIALIZED, CKR_FUNCTION_NOT_PARALLEL, CKR_FUNCTION_NOT_SUPPORTED, CKR_GENERAL_ERROR,
-    CKR_MECHANISM_INVALID, CKR_NEED_TO_CREATE_THREADS, CKR_OK, CKR_SLOT_ID_INVALID,
+    CK_AES_CTR_PARAMS, CK_ATTRIBUTE, CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_BYTE, CK_C_INITIALIZE_ARGS, CK_FLAGS,
+    CK_FUNCTION_LIST, CK_GCM_PARAMS, CK_INFO, CK_MECHANISM, CK_MECHANISM_INFO, CK_MECHANISM_TYPE, CK_NOTIFY,
+    CK_OBJECT_HANDLE, CK_RSA_PKCS_OAEP_PARAMS, CK_RSA_PKCS_PSS_PARAMS, CK_RV, CK_SESSION_HANDLE, CK_SESSION_INFO,
+    CK_SLOT_ID, CK_SLOT_INFO, CK_TOKEN_INFO, CK_ULONG, CK_UNAVAILABLE_INFORMATION, CK_USER_TYPE, CK_UTF8CHAR,
+    CK_VERSION, CKF_LIBRARY_CANT_CREATE_OS_THREADS, CKF_LOGIN_REQUIRED, CKF_OS_LOCKING_OK, CKF_TOKEN_INITIALIZED,
+    CKF_TOKEN_PRESENT, CKF_USER_PIN_INITIALIZED, CKM_AES_CBC_PAD, CKM_AES_CTR, CKM_AES_GCM, CKM_RSA_PKCS_OAEP,
+    CKM_RSA_PKCS_PSS, CKM_SHA1_RSA_PKCS_PSS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS,
+    CKM_SHA512_RSA_PKCS_PSS, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID,
+    CKR_BUFFER_TOO_SMALL, CKR_CANT_LOCK, CKR_CRYPTOKI_ALREADY_INITIALIZED, CKR_CRYPTOKI_NOT_INITIALIZED,
+    CKR_FUNCTION_NOT_PARALLEL, CKR_FUNCTION_NOT_SUPPORTED, CKR_GENERAL_ERROR, CKR_MECHANISM_INVALID,
+    CKR_MECHANISM_PARAM_INVALID, CKR_NEED_TO_CREATE_THREADS, CKR_OK, CKR_RANDOM_SEED_NOT_SUPPORTED,
+    CKR_SLOT_ID_INVALID,
 };
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::{
-    library::{Library, SLOT_ID, Signed},
-    mechanism,
+    library::{Library, Output, Produced, SLOT_ID, Slot},
+    mechanism::{self, IvOut, Mechanism, Parameter},
     object::{Attribute, Value},
 };
 
-/// The library between `C_Initialize` and `C_Finalize`; one lock makes every
-/// call thread-safe (`CKF_OS_LOCKING_OK`).
-static LIBRARY: Mutex<Option<Library>> = Mutex::new(None);
+/// The library between `C_Initialize` and `C_Finalize`. Calls share it
+/// through the `Arc` and hold this lock only to take a reference, so that
+/// calls run at once (`CKF_OS_LOCKING_OK`); `C_Initialize` and `C_Finalize`
+/// take it to write.
+static LIBRARY: RwLock<Option<Arc<Library>>> = RwLock::new(None);
 
 const MANUFACTURER: &str = "hsm-emulator";
 
@@ -53,16 +60,15 @@ fn guard(f: impl FnOnce() -> Result<(), CK_RV>) -> CK_RV {
     }
 }
 
-/// The state, even after a panic elsewhere poisoned the lock (the state is
-/// a map of sessions; a half-finished call leaves nothing worse than an
-/// operation to start again).
-fn lock() -> MutexGuard<'static, Option<Library>> {
-    LIBRARY.lock().unwrap_or_else(PoisonError::into_inner)
+/// The library, if initialised (even after a panic elsewhere poisoned the
+/// lock: it guards only whether there is a library).
+fn library() -> Result<Arc<Library>, CK_RV> {
+    LIBRARY.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(CKR_CRYPTOKI_NOT_INITIALIZED)
 }
 
-fn with_library<T>(f: impl FnOnce(&mut Library) -> Result<T, CK_RV>) -> Result<T, CK_RV> {
-    let mut state = lock();
-    f(state.as_mut().ok_or(CKR_CRYPTOKI_NOT_INITIALIZED)?)
+fn with_library<T>(f: impl FnOnce(&Library) -> Result<T, CK_RV>) -> Result<T, CK_RV> {
+    let library = library()?;
+    f(&library)
 }
 
 fn initialized() -> Result<(), CK_RV> {
@@ -156,12 +162,107 @@ unsafe fn template(ptr: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Vec<Attribut
         .collect()
 }
 
-/// A mechanism's type and its parameter's length.
-unsafe fn mechanism_of(ptr: *const CK_MECHANISM) -> Result<(CK_MECHANISM_TYPE, usize), CK_RV> {
+/// A caller's structure parameter, which must be exactly a `T`.
+unsafe fn parameter_struct<T: Copy>(m: &CK_MECHANISM) -> Result<T, CK_RV> {
+    if m.pParameter.is_null() || len(m.ulParameterLen)? != std::mem::size_of::<T>() {
+        return Err(CKR_MECHANISM_PARAM_INVALID);
+    }
+    // SAFETY: non-null and as long as a `T`: the caller's parameter for
+    // this mechanism, which PKCS#11 says is a `T`. Read unaligned: the
+    // caller's buffer need not be aligned for it.
+    Ok(unsafe { m.pParameter.cast::<T>().read_unaligned() })
+}
+
+/// A caller's mechanism and its parameter, copied.
+unsafe fn mechanism_of(ptr: *const CK_MECHANISM) -> Result<Mechanism, CK_RV> {
     // SAFETY: the caller's mechanism.
     let m = unsafe { read(ptr) }?;
     let parameter_len = if m.pParameter.is_null() { 0 } else { len(m.ulParameterLen)? };
-    Ok((m.mechanism, parameter_len))
+    let parameter = match m.mechanism {
+        _ if parameter_len == 0 => Parameter::None,
+        // SAFETY: the caller's IV of `ulParameterLen` bytes.
+        CKM_AES_CBC_PAD => Parameter::Bytes(unsafe { input(m.pParameter.cast(), m.ulParameterLen) }?.to_vec()),
+        CKM_AES_CTR => {
+            // SAFETY: the caller's CK_AES_CTR_PARAMS.
+            let p: CK_AES_CTR_PARAMS = unsafe { parameter_struct(&m) }?;
+            Parameter::Ctr { counter_bits: p.ulCounterBits, block: p.cb }
+        }
+        CKM_AES_GCM => {
+            // SAFETY: the caller's CK_GCM_PARAMS.
+            let p: CK_GCM_PARAMS = unsafe { parameter_struct(&m) }?;
+            // SAFETY: its IV and AAD, of the lengths it gives.
+            let iv = unsafe { input(p.pIv, p.ulIvLen) }?.to_vec();
+            // SAFETY: as above.
+            let aad = unsafe { input(p.pAAD, p.ulAADLen) }?.to_vec();
+            let iv_out =
+                (!p.pIv.is_null()).then(|| Ok::<_, CK_RV>(IvOut { address: p.pIv as usize, len: len(p.ulIvLen)? }));
+            Parameter::Gcm { iv, aad, tag_bits: p.ulTagBits, iv_out: iv_out.transpose()? }
+        }
+        CKM_RSA_PKCS_OAEP => {
+            // SAFETY: the caller's CK_RSA_PKCS_OAEP_PARAMS.
+            let p: CK_RSA_PKCS_OAEP_PARAMS = unsafe { parameter_struct(&m) }?;
+            // SAFETY: its label, of the length it gives.
+            let label = unsafe { input(p.pSourceData.cast(), p.ulSourceDataLen) }?.to_vec();
+            Parameter::Oaep { hash: p.hashAlg, mgf: p.mgf, source: p.source, label }
+        }
+        CKM_RSA_PKCS_PSS
+        | CKM_SHA1_RSA_PKCS_PSS
+        | CKM_SHA224_RSA_PKCS_PSS
+        | CKM_SHA256_RSA_PKCS_PSS
+        | CKM_SHA384_RSA_PKCS_PSS
+        | CKM_SHA512_RSA_PKCS_PSS => {
+            // SAFETY: the caller's CK_RSA_PKCS_PSS_PARAMS.
+            let p: CK_RSA_PKCS_PSS_PARAMS = unsafe { parameter_struct(&m) }?;
+            Parameter::Pss { hash: p.hashAlg, mgf: p.mgf, salt_len: p.sLen }
+        }
+        _ => Parameter::Other(parameter_len),
+    };
+    Ok(Mechanism { kind: m.mechanism, parameter })
+}
+
+/// Copies an [`Output`] out by the length protocol: the length alone, or
+/// the bytes into the caller's buffer (which [`Library`] checked is long
+/// enough).
+unsafe fn output_out(output: Output, buffer: *mut CK_BYTE, buffer_len: *mut CK_ULONG) -> Result<(), CK_RV> {
+    match output {
+        Output::Length { len, fits } => {
+            // SAFETY: the caller's length.
+            unsafe { write(buffer_len, ulong(len)) }?;
+            if fits { Ok(()) } else { Err(CKR_BUFFER_TOO_SMALL) }
+        }
+        Output::Bytes(bytes) => {
+            if !bytes.is_empty() {
+                // SAFETY: the caller's buffer, non-null (a null one asks for
+                // the length) and at least `bytes.len()` long, as the
+                // library checked against the caller's stated length.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buffer, bytes.len()) };
+            }
+            // SAFETY: the caller's length.
+            unsafe { write(buffer_len, ulong(bytes.len())) }
+        }
+    }
+}
+
+/// The room a caller's output buffer has: `None` asks for the length.
+unsafe fn room(buffer: *const CK_BYTE, buffer_len: *const CK_ULONG) -> Result<Option<usize>, CK_RV> {
+    // SAFETY: the caller's length.
+    let n = unsafe { read(buffer_len) }?;
+    if buffer.is_null() { Ok(None) } else { len(n).map(Some) }
+}
+
+/// Copies out a finished operation's result, and the IV the HSM made into
+/// the caller's AES-GCM parameter.
+unsafe fn produced_out(produced: Produced, buffer: *mut CK_BYTE, buffer_len: *mut CK_ULONG) -> Result<(), CK_RV> {
+    if let Some((out, iv)) = produced.iv {
+        let n = iv.len().min(out.len);
+        // SAFETY: the `pIv` of the CK_GCM_PARAMS given to C_EncryptInit,
+        // `len` bytes long, which CloudHSM's contract keeps valid until the
+        // operation ends (this call is its end, or the length query before
+        // it).
+        unsafe { std::ptr::copy_nonoverlapping(iv.as_ptr(), out.address as *mut u8, n) };
+    }
+    // SAFETY: the caller's buffer and length.
+    unsafe { output_out(produced.output, buffer, buffer_len) }
 }
 
 /// The length protocol for a list: with a null `list`, says how many
@@ -220,11 +321,11 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
                 return Err(CKR_NEED_TO_CREATE_THREADS);
             }
         }
-        let mut state = lock();
+        let mut state = LIBRARY.write().unwrap_or_else(PoisonError::into_inner);
         if state.is_some() {
             return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
         }
-        *state = Some(Library::new()?);
+        *state = Some(Arc::new(Library::new()?));
         Ok(())
     })
 }
@@ -235,9 +336,9 @@ pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
         if !reserved.is_null() {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let library = lock().take().ok_or(CKR_CRYPTOKI_NOT_INITIALIZED)?;
+        let library = LIBRARY.write().unwrap_or_else(PoisonError::into_inner).take();
         // Outside the lock: logging out waits on the HSMs.
-        library.shutdown();
+        library.ok_or(CKR_CRYPTOKI_NOT_INITIALIZED)?.shutdown();
         Ok(())
     })
 }
@@ -515,6 +616,28 @@ pub unsafe extern "C" fn C_GetAttributeValue(
 }
 
 #[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_GenerateKey(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    attributes: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard(|| {
+        if key.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        // SAFETY: the caller's mechanism.
+        let mechanism = unsafe { mechanism_of(mechanism) }?;
+        // SAFETY: the caller's template.
+        let template = unsafe { template(attributes, count) }?;
+        let handle = with_library(|l| l.generate_key(session, &mechanism, &template))?;
+        // SAFETY: the caller's out-pointer, checked non-null above.
+        unsafe { write(key, handle) }
+    })
+}
+
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_GenerateKeyPair(
     session: CK_SESSION_HANDLE,
     mechanism: *mut CK_MECHANISM,
@@ -530,13 +653,13 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
             return Err(CKR_ARGUMENTS_BAD);
         }
         // SAFETY: the caller's mechanism and templates.
-        let (kind, parameter_len) = unsafe { mechanism_of(mechanism) }?;
+        let mechanism = unsafe { mechanism_of(mechanism) }?;
         // SAFETY: as above.
         let public = unsafe { template(public_template, public_count) }?;
         // SAFETY: as above.
         let private = unsafe { template(private_template, private_count) }?;
         let (public_handle, private_handle) =
-            with_library(|l| l.generate_key_pair(session, kind, parameter_len, &public, &private))?;
+            with_library(|l| l.generate_key_pair(session, &mechanism, &public, &private))?;
         // SAFETY: the caller's out-pointers, checked non-null above.
         unsafe { write(public_key, public_handle) }?;
         // SAFETY: as above.
@@ -545,106 +668,347 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
 }
 
 #[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_CreateObject(
+    session: CK_SESSION_HANDLE,
+    attributes: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    object: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard(|| {
+        if object.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        // SAFETY: the caller's template; key material is wiped when dropped.
+        let template = unsafe { template(attributes, count) }?;
+        let handle = with_library(|l| l.create_object(session, &template));
+        zeroize_template(template);
+        // SAFETY: the caller's out-pointer, checked non-null above.
+        unsafe { write(object, handle?) }
+    })
+}
+
+/// Wipes a template that may carry key material.
+fn zeroize_template(template: Vec<Attribute>) {
+    for mut attribute in template {
+        attribute.value.zeroize();
+    }
+}
+
+#[unsafe(no_mangle)]
 pub extern "C" fn C_DestroyObject(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> CK_RV {
     guard(|| with_library(|l| l.destroy(session, object)))
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn C_SignInit(
+pub unsafe extern "C" fn C_GetObjectSize(
     session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    size: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        if size.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        with_library(|l| l.object_exists(session, object))?;
+        // SAFETY: the caller's out-pointer, checked non-null above.
+        unsafe { write(size, CK_UNAVAILABLE_INFORMATION) }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SetAttributeValue(
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    attributes: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        // SAFETY: the caller's template.
+        let template = unsafe { template(attributes, count) }?;
+        with_library(|l| l.set_attributes(session, object, &template))
+    })
+}
+
+/// `C_*Init` of an operation with a key.
+unsafe fn begin(
+    session: CK_SESSION_HANDLE,
+    slot: Slot,
     mechanism: *mut CK_MECHANISM,
-    key: CK_OBJECT_HANDLE,
+    key: Option<CK_OBJECT_HANDLE>,
 ) -> CK_RV {
     guard(|| {
         // SAFETY: the caller's mechanism.
-        let (kind, parameter_len) = unsafe { mechanism_of(mechanism) }?;
-        with_library(|l| l.sign_init(session, kind, parameter_len, key))
+        let mechanism = unsafe { mechanism_of(mechanism) }?;
+        with_library(|l| l.begin(session, slot, &mechanism, key))
     })
+}
+
+/// A single-part call (`data` given) or a `Final` that hands back bytes.
+unsafe fn finish(
+    session: CK_SESSION_HANDLE,
+    slot: Slot,
+    data: Option<(*const CK_BYTE, CK_ULONG)>,
+    out: *mut CK_BYTE,
+    out_len: *mut CK_ULONG,
+) -> CK_RV {
+    guard(|| {
+        let data = match data {
+            // SAFETY: the caller's data.
+            Some((ptr, n)) => Some(unsafe { input(ptr, n) }?),
+            None => None,
+        };
+        // SAFETY: the caller's output buffer and length.
+        let room = unsafe { room(out, out_len) }?;
+        let produced = with_library(|l| l.finish(session, slot, data, room))?;
+        // SAFETY: as above.
+        unsafe { produced_out(produced, out, out_len) }
+    })
+}
+
+/// An `Update` that takes data (and, for encryption, hands back nothing
+/// yet: the data goes to the HSM at `Final`).
+unsafe fn update(session: CK_SESSION_HANDLE, slot: Slot, data: *const CK_BYTE, n: CK_ULONG) -> CK_RV {
+    guard(|| {
+        // SAFETY: the caller's data.
+        let data = unsafe { input(data, n) }?;
+        with_library(|l| l.update(session, slot, data))
+    })
+}
+
+/// An `Update` with an output buffer: the whole result comes at `Final`,
+/// so every part hands back zero bytes. A null buffer asks for the length
+/// and takes no data, as PKCS#11 has it.
+unsafe fn update_out(
+    session: CK_SESSION_HANDLE,
+    slot: Slot,
+    data: *const CK_BYTE,
+    n: CK_ULONG,
+    out: *const CK_BYTE,
+    out_len: *mut CK_ULONG,
+) -> CK_RV {
+    if out_len.is_null() {
+        return CKR_ARGUMENTS_BAD;
+    }
+    let rv = if out.is_null() {
+        guard(|| with_library(|l| l.session_info(session)).map(drop))
+    } else {
+        // SAFETY: the caller's data.
+        unsafe { update(session, slot, data, n) }
+    };
+    if rv == CKR_OK {
+        // SAFETY: the caller's length, checked non-null above.
+        return guard(|| unsafe { write(out_len, 0) });
+    }
+    rv
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SignInit(session: Handle, mechanism: Mech, key: Object) -> CK_RV {
+    // SAFETY: the caller's mechanism.
+    unsafe { begin(session, Slot::Sign, mechanism, Some(key)) }
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_Sign(
-    session: CK_SESSION_HANDLE,
-    data: *mut CK_BYTE,
-    data_len: CK_ULONG,
-    signature: *mut CK_BYTE,
-    signature_len: *mut CK_ULONG,
+    session: Handle,
+    data: Bytes,
+    n: Len,
+    signature: Bytes,
+    signature_len: LenOut,
 ) -> CK_RV {
+    // SAFETY: the caller's buffers.
+    unsafe { finish(session, Slot::Sign, Some((data, n)), signature, signature_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SignUpdate(session: Handle, data: Bytes, n: Len) -> CK_RV {
+    // SAFETY: the caller's data.
+    unsafe { update(session, Slot::Sign, data, n) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_SignFinal(session: Handle, signature: Bytes, signature_len: LenOut) -> CK_RV {
+    // SAFETY: the caller's buffer.
+    unsafe { finish(session, Slot::Sign, None, signature, signature_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifyInit(session: Handle, mechanism: Mech, key: Object) -> CK_RV {
+    // SAFETY: the caller's mechanism.
+    unsafe { begin(session, Slot::Verify, mechanism, Some(key)) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_Verify(session: Handle, data: Bytes, n: Len, signature: Bytes, signature_len: Len) -> CK_RV {
     guard(|| {
-        // SAFETY: the caller's data.
-        let data = unsafe { input(data, data_len) }?;
-        // SAFETY: the caller's length.
-        let room = unsafe { read(signature_len) }?;
-        let room = if signature.is_null() { None } else { Some(len(room)?) };
-        match with_library(|l| l.sign(session, data, room))? {
-            Signed::Length { len, fits } => {
-                // SAFETY: the caller's length, read above.
-                unsafe { write(signature_len, ulong(len)) }?;
-                if fits { Ok(()) } else { Err(CKR_BUFFER_TOO_SMALL) }
-            }
-            Signed::Signature(bytes) => {
-                // SAFETY: `room` (checked by `sign`) >= bytes.len() writable
-                // bytes at the non-null `signature`.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), signature, bytes.len()) };
-                // SAFETY: the caller's length, read above.
-                unsafe { write(signature_len, ulong(bytes.len())) }
-            }
-        }
+        // SAFETY: the caller's data and signature.
+        let data = unsafe { input(data, n) }?;
+        // SAFETY: as above.
+        let signature = unsafe { input(signature, signature_len) }?;
+        with_library(|l| l.verify(session, Some(data), signature))
     })
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn C_VerifyInit(
-    session: CK_SESSION_HANDLE,
-    mechanism: *mut CK_MECHANISM,
-    key: CK_OBJECT_HANDLE,
+pub unsafe extern "C" fn C_VerifyUpdate(session: Handle, data: Bytes, n: Len) -> CK_RV {
+    // SAFETY: the caller's data.
+    unsafe { update(session, Slot::Verify, data, n) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_VerifyFinal(session: Handle, signature: Bytes, signature_len: Len) -> CK_RV {
+    guard(|| {
+        // SAFETY: the caller's signature.
+        let signature = unsafe { input(signature, signature_len) }?;
+        with_library(|l| l.verify(session, None, signature))
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_EncryptInit(session: Handle, mechanism: Mech, key: Object) -> CK_RV {
+    // SAFETY: the caller's mechanism.
+    unsafe { begin(session, Slot::Encrypt, mechanism, Some(key)) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_Encrypt(session: Handle, data: Bytes, n: Len, out: Bytes, out_len: LenOut) -> CK_RV {
+    // SAFETY: the caller's buffers.
+    unsafe { finish(session, Slot::Encrypt, Some((data, n)), out, out_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_EncryptUpdate(session: Handle, data: Bytes, n: Len, out: Bytes, out_len: LenOut) -> CK_RV {
+    // SAFETY: the caller's buffers.
+    unsafe { update_out(session, Slot::Encrypt, data, n, out, out_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_EncryptFinal(session: Handle, out: Bytes, out_len: LenOut) -> CK_RV {
+    // SAFETY: the caller's buffer.
+    unsafe { finish(session, Slot::Encrypt, None, out, out_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_DecryptInit(session: Handle, mechanism: Mech, key: Object) -> CK_RV {
+    // SAFETY: the caller's mechanism.
+    unsafe { begin(session, Slot::Decrypt, mechanism, Some(key)) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_Decrypt(session: Handle, data: Bytes, n: Len, out: Bytes, out_len: LenOut) -> CK_RV {
+    // SAFETY: the caller's buffers.
+    unsafe { finish(session, Slot::Decrypt, Some((data, n)), out, out_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_DecryptUpdate(session: Handle, data: Bytes, n: Len, out: Bytes, out_len: LenOut) -> CK_RV {
+    // SAFETY: the caller's buffers.
+    unsafe { update_out(session, Slot::Decrypt, data, n, out, out_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_DecryptFinal(session: Handle, out: Bytes, out_len: LenOut) -> CK_RV {
+    // SAFETY: the caller's buffer.
+    unsafe { finish(session, Slot::Decrypt, None, out, out_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_DigestInit(session: Handle, mechanism: Mech) -> CK_RV {
+    // SAFETY: the caller's mechanism.
+    unsafe { begin(session, Slot::Digest, mechanism, None) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_Digest(session: Handle, data: Bytes, n: Len, out: Bytes, out_len: LenOut) -> CK_RV {
+    // SAFETY: the caller's buffers.
+    unsafe { finish(session, Slot::Digest, Some((data, n)), out, out_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_DigestUpdate(session: Handle, data: Bytes, n: Len) -> CK_RV {
+    // SAFETY: the caller's data.
+    unsafe { update(session, Slot::Digest, data, n) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_DigestFinal(session: Handle, out: Bytes, out_len: LenOut) -> CK_RV {
+    // SAFETY: the caller's buffer.
+    unsafe { finish(session, Slot::Digest, None, out, out_len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn C_WrapKey(
+    session: Handle,
+    mechanism: Mech,
+    wrapping_key: Object,
+    key: Object,
+    wrapped: Bytes,
+    wrapped_len: LenOut,
 ) -> CK_RV {
     guard(|| {
         // SAFETY: the caller's mechanism.
-        let (kind, parameter_len) = unsafe { mechanism_of(mechanism) }?;
-        with_library(|l| l.verify_init(session, kind, parameter_len, key))
+        let mechanism = unsafe { mechanism_of(mechanism) }?;
+        // SAFETY: the caller's buffer and length.
+        let room = unsafe { room(wrapped, wrapped_len) }?;
+        let output = with_library(|l| l.wrap(session, &mechanism, wrapping_key, key, room))?;
+        // SAFETY: as above.
+        unsafe { output_out(output, wrapped, wrapped_len) }
     })
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn C_Verify(
-    session: CK_SESSION_HANDLE,
-    data: *mut CK_BYTE,
-    data_len: CK_ULONG,
-    signature: *mut CK_BYTE,
-    signature_len: CK_ULONG,
+pub unsafe extern "C" fn C_UnwrapKey(
+    session: Handle,
+    mechanism: Mech,
+    unwrapping_key: Object,
+    wrapped: Bytes,
+    wrapped_len: Len,
+    attributes: Template,
+    count: Len,
+    key: ObjectOut,
 ) -> CK_RV {
     guard(|| {
-        // SAFETY: the caller's data and signature.
-        let data = unsafe { input(data, data_len) }?;
+        if key.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        // SAFETY: the caller's mechanism, wrapped key and template.
+        let mechanism = unsafe { mechanism_of(mechanism) }?;
         // SAFETY: as above.
-        let signature = unsafe { input(signature, signature_len) }?;
-        with_library(|l| l.verify(session, data, signature))
+        let wrapped = unsafe { input(wrapped, wrapped_len) }?;
+        // SAFETY: as above.
+        let template = unsafe { template(attributes, count) }?;
+        let handle = with_library(|l| l.unwrap(session, &mechanism, unwrapping_key, wrapped, &template))?;
+        // SAFETY: the caller's out-pointer, checked non-null above.
+        unsafe { write(key, handle) }
     })
 }
 
-/// Multi-part signing is not offered yet; the refusal ends the operation.
 #[unsafe(no_mangle)]
-pub extern "C" fn C_SignUpdate(session: Handle, _: Bytes, _: Len) -> CK_RV {
-    guard(|| with_library(|l| l.refuse_multi_part(session, true)))
+pub unsafe extern "C" fn C_GenerateRandom(session: Handle, out: Bytes, n: Len) -> CK_RV {
+    guard(|| {
+        let n = len(n)?;
+        if out.is_null() && n != 0 {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        let random = with_library(|l| l.random(session, n))?;
+        if n != 0 {
+            // SAFETY: the caller's buffer of `n` bytes, non-null; `random`
+            // is exactly `n` long.
+            unsafe { std::ptr::copy_nonoverlapping(random.as_ptr(), out, n) };
+        }
+        Ok(())
+    })
 }
 
-/// As [`C_SignUpdate`].
+/// The HSM draws from its own generator; seeding it from outside is not
+/// offered (`CKR_RANDOM_SEED_NOT_SUPPORTED`, as PKCS#11 has for such a
+/// token).
 #[unsafe(no_mangle)]
-pub extern "C" fn C_SignFinal(session: Handle, _: Bytes, _: LenOut) -> CK_RV {
-    guard(|| with_library(|l| l.refuse_multi_part(session, true)))
-}
-
-/// As [`C_SignUpdate`], for verifying.
-#[unsafe(no_mangle)]
-pub extern "C" fn C_VerifyUpdate(session: Handle, _: Bytes, _: Len) -> CK_RV {
-    guard(|| with_library(|l| l.refuse_multi_part(session, false)))
-}
-
-/// As [`C_VerifyUpdate`].
-#[unsafe(no_mangle)]
-pub extern "C" fn C_VerifyFinal(session: Handle, _: Bytes, _: Len) -> CK_RV {
-    guard(|| with_library(|l| l.refuse_multi_part(session, false)))
+pub extern "C" fn C_SeedRandom(session: Handle, _: Bytes, _: Len) -> CK_RV {
+    guard(|| {
+        with_library(|l| l.session_info(session))?;
+        Err(CKR_RANDOM_SEED_NOT_SUPPORTED)
+    })
 }
 
 /// Functions this library does not offer: each returns
@@ -668,28 +1032,16 @@ type Template = *mut CK_ATTRIBUTE;
 type ObjectOut = *mut CK_OBJECT_HANDLE;
 
 unsupported! {
+    // Tokens and PINs are the cluster's users, managed with hsm-cli.
     C_InitToken(CK_SLOT_ID, *mut CK_UTF8CHAR, Len, *mut CK_UTF8CHAR);
     C_InitPIN(Handle, *mut CK_UTF8CHAR, Len);
     C_SetPIN(Handle, *mut CK_UTF8CHAR, Len, *mut CK_UTF8CHAR, Len);
     C_GetOperationState(Handle, Bytes, LenOut);
     C_SetOperationState(Handle, Bytes, Len, Object, Object);
-    C_CreateObject(Handle, Template, Len, ObjectOut);
+    // CloudHSM's library does not copy objects either: a key's copy would
+    // need its material out of the HSM, which only wrapping gives.
     C_CopyObject(Handle, Object, Template, Len, ObjectOut);
-    C_GetObjectSize(Handle, Object, LenOut);
-    C_SetAttributeValue(Handle, Object, Template, Len);
-    C_EncryptInit(Handle, Mech, Object);
-    C_Encrypt(Handle, Bytes, Len, Bytes, LenOut);
-    C_EncryptUpdate(Handle, Bytes, Len, Bytes, LenOut);
-    C_EncryptFinal(Handle, Bytes, LenOut);
-    C_DecryptInit(Handle, Mech, Object);
-    C_Decrypt(Handle, Bytes, Len, Bytes, LenOut);
-    C_DecryptUpdate(Handle, Bytes, Len, Bytes, LenOut);
-    C_DecryptFinal(Handle, Bytes, LenOut);
-    C_DigestInit(Handle, Mech);
-    C_Digest(Handle, Bytes, Len, Bytes, LenOut);
-    C_DigestUpdate(Handle, Bytes, Len);
     C_DigestKey(Handle, Object);
-    C_DigestFinal(Handle, Bytes, LenOut);
     C_SignRecoverInit(Handle, Mech, Object);
     C_SignRecover(Handle, Bytes, Len, Bytes, LenOut);
     C_VerifyRecoverInit(Handle, Mech, Object);
@@ -698,13 +1050,7 @@ unsupported! {
     C_DecryptDigestUpdate(Handle, Bytes, Len, Bytes, LenOut);
     C_SignEncryptUpdate(Handle, Bytes, Len, Bytes, LenOut);
     C_DecryptVerifyUpdate(Handle, Bytes, Len, Bytes, LenOut);
-    C_GenerateKey(Handle, Mech, Template, Len, ObjectOut);
-    C_WrapKey(Handle, Mech, Object, Object, Bytes, LenOut);
-    C_UnwrapKey(Handle, Mech, Object, Bytes, Len, Template, Len, ObjectOut);
     C_DeriveKey(Handle, Mech, Object, Template, Len, ObjectOut);
-    C_SeedRandom(Handle, Bytes, Len);
-    // The HSM has no random-number RPC.
-    C_GenerateRandom(Handle, Bytes, Len);
     C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, *mut c_void);
 }
 

@@ -25,6 +25,7 @@
 //! - `mechanism`: the mechanisms offered and how each maps to the HSM.
 //! - `error`: the HSM's refusals as `CKR_*` values.
 
+mod der;
 mod error;
 pub mod ffi;
 mod library;

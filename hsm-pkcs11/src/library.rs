@@ -7,31 +7,46 @@
 //! them, crypto spread over them. Async calls run on a Tokio runtime the
 //! library owns, through `block_on`; the caller's threads wait.
 //!
+//! # Locking
+//! No lock is held across a call to the HSMs except the calling session's
+//! own: PKCS#11 sessions are independent, so calls in different sessions
+//! run at once, from as many threads as the application has. The session
+//! table, the login and the object handles each sit behind their own lock,
+//! held only to read or change them. Logging in and out is serialised by
+//! one more lock, so that two threads cannot both log in.
+//!
 //! Object handles are numbers the library hands out for key references, so
 //! that a handle stays valid while its key exists.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock},
+};
 
 use cryptoki_sys::{
-    CK_ATTRIBUTE_TYPE, CK_FLAGS, CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_STATE, CK_USER_TYPE,
-    CKF_RW_SESSION, CKF_SERIAL_SESSION, CKM_EC_KEY_PAIR_GEN, CKM_RSA_PKCS_KEY_PAIR_GEN, CKO_PRIVATE_KEY,
-    CKO_PUBLIC_KEY, CKR_DEVICE_ERROR, CKR_FUNCTION_NOT_SUPPORTED, CKR_GENERAL_ERROR, CKR_KEY_FUNCTION_NOT_PERMITTED,
-    CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT, CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID,
-    CKR_OBJECT_HANDLE_INVALID, CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED, CKR_PIN_INCORRECT,
-    CKR_SESSION_HANDLE_INVALID, CKR_SESSION_PARALLEL_NOT_SUPPORTED, CKR_SESSION_READ_ONLY,
-    CKR_SESSION_READ_ONLY_EXISTS, CKR_SESSION_READ_WRITE_SO_EXISTS, CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE,
+    CK_ATTRIBUTE_TYPE, CK_FLAGS, CK_OBJECT_CLASS, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_STATE, CK_USER_TYPE,
+    CKF_RW_SESSION, CKF_SERIAL_SESSION, CKM_AES_KEY_GEN, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN,
+    CKM_GENERIC_SECRET_KEY_GEN, CKM_RSA_PKCS_KEY_PAIR_GEN, CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY,
+    CKR_ARGUMENTS_BAD, CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID,
+    CKR_KEY_TYPE_INCONSISTENT, CKR_MECHANISM_INVALID, CKR_OBJECT_HANDLE_INVALID, CKR_OPERATION_ACTIVE,
+    CKR_OPERATION_NOT_INITIALIZED, CKR_PIN_INCORRECT, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_PARALLEL_NOT_SUPPORTED,
+    CKR_SESSION_READ_ONLY, CKR_SESSION_READ_ONLY_EXISTS, CKR_SESSION_READ_WRITE_SO_EXISTS, CKR_SIGNATURE_INVALID,
+    CKR_SIGNATURE_LEN_RANGE, CKR_UNWRAPPING_KEY_HANDLE_INVALID, CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
     CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN, CKR_USER_NOT_LOGGED_IN, CKR_USER_TYPE_INVALID,
-    CKS_RO_PUBLIC_SESSION, CKS_RO_USER_FUNCTIONS, CKS_RW_PUBLIC_SESSION, CKS_RW_SO_FUNCTIONS, CKS_RW_USER_FUNCTIONS,
-    CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER,
+    CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_TYPE_INCONSISTENT, CKS_RO_PUBLIC_SESSION, CKS_RO_USER_FUNCTIONS,
+    CKS_RW_PUBLIC_SESSION, CKS_RW_SO_FUNCTIONS, CKS_RW_USER_FUNCTIONS, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER,
 };
-use hsm_client::{ClientConfig, ClientError, Cluster, ClusterSession, KeyInfo, Role};
+use hsm_client::{
+    ClientConfig, ClientError, Cluster, ClusterSession, KeyInfo, Role,
+    keys::{HashAlgorithm, SymmetricKeyType},
+};
 use tokio::runtime::Runtime;
 use zeroize::Zeroizing;
 
 use crate::{
     error::{Doing, rv},
-    mechanism::{Family, Signing},
-    object::{self, Attribute, Value},
+    mechanism::{self, Ciphering, Family, Input, IvOut, MAX_DATA_LEN, Mechanism, Signing},
+    object::{self, Attribute, Material, Value},
 };
 
 /// The environment variable naming a `client.env` file to read the
@@ -41,15 +56,31 @@ pub const CONFIG_ENV: &str = "HSM_PKCS11_CONFIG";
 /// The one slot's id.
 pub(crate) const SLOT_ID: cryptoki_sys::CK_SLOT_ID = 1;
 
+/// A lock, even after a panic elsewhere poisoned it: what it guards (maps
+/// of sessions and handles, a login) is never left half-changed.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Everything between `C_Initialize` and `C_Finalize`.
 #[derive(Debug)]
 pub(crate) struct Library {
     runtime: Runtime,
     cluster: Cluster,
-    login: Option<Login>,
-    sessions: BTreeMap<CK_SESSION_HANDLE, Session>,
-    next_session: CK_SESSION_HANDLE,
-    objects: Handles,
+    login: RwLock<Option<Arc<Login>>>,
+    /// Held while logging in or out.
+    login_change: Mutex<()>,
+    sessions: Mutex<Sessions>,
+    objects: Mutex<Handles>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    open: BTreeMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>,
+    /// Read/write flags by handle, for token info and login checks without
+    /// waiting on a busy session.
+    read_write: BTreeMap<CK_SESSION_HANDLE, bool>,
+    last: CK_SESSION_HANDLE,
 }
 
 /// The application's login.
@@ -65,19 +96,44 @@ struct Login {
 /// One PKCS#11 session: its flags and the operations in progress.
 #[derive(Debug, Default)]
 struct Session {
-    read_write: bool,
     /// Handles found by `C_FindObjectsInit`, not yet returned.
     find: Option<Vec<CK_OBJECT_HANDLE>>,
-    sign: Option<Operation>,
-    verify: Option<Operation>,
+    operations: [Option<Operation>; 5],
 }
 
-/// A sign or verify operation between its `Init` and its end.
-#[derive(Debug, Clone)]
+/// The kinds of operation a session can have active, one of each at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Sign,
+    Verify,
+    Encrypt,
+    Decrypt,
+    Digest,
+}
+
+impl Slot {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// An operation between its `Init` and its end.
+#[derive(Debug)]
 struct Operation {
-    reference: String,
-    signing: Signing,
-    signature_len: usize,
+    kind: Kind,
+    input: Input,
+    /// The result, made by the first call that needed it and kept until a
+    /// call with room for it takes it (PKCS#11's length protocol).
+    output: Option<Zeroizing<Vec<u8>>>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Sign { reference: String, signing: Signing },
+    Verify { reference: String, signing: Signing, signature_len: Option<usize> },
+    Encrypt { reference: String, ciphering: Ciphering },
+    Decrypt { reference: String, ciphering: Ciphering },
+    Digest { hash: HashAlgorithm },
 }
 
 /// Handles for key references, both ways.
@@ -99,8 +155,8 @@ impl Handles {
         self.last
     }
 
-    fn reference(&self, handle: CK_OBJECT_HANDLE) -> Option<&str> {
-        self.by_handle.get(&handle).map(String::as_str)
+    fn reference(&self, handle: CK_OBJECT_HANDLE) -> Option<String> {
+        self.by_handle.get(&handle).cloned()
     }
 
     fn forget(&mut self, handle: CK_OBJECT_HANDLE) {
@@ -118,16 +174,34 @@ pub(crate) struct TokenInfo {
     pub(crate) rw_sessions: usize,
 }
 
-/// The outcome of `C_Sign` before the signature is copied out.
+/// The outcome of a call that hands back bytes, before they are copied
+/// out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Signed {
+pub(crate) enum Output {
     /// The caller asked for the length (or gave too little room: `fits`
     /// false); the operation goes on.
     Length {
         len: usize,
         fits: bool,
     },
-    Signature(Vec<u8>),
+    Bytes(Zeroizing<Vec<u8>>),
+}
+
+/// [`Output`], and an IV the HSM made that goes back to the caller's
+/// parameter (AES-GCM encryption), the first time the result is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Produced {
+    pub(crate) output: Output,
+    pub(crate) iv: Option<(IvOut, Vec<u8>)>,
+}
+
+/// The length protocol over a finished result.
+fn offer(bytes: &[u8], room: Option<usize>) -> Option<Output> {
+    match room {
+        None => Some(Output::Length { len: bytes.len(), fits: true }),
+        Some(room) if room < bytes.len() => Some(Output::Length { len: bytes.len(), fits: false }),
+        Some(_) => None,
+    }
 }
 
 impl Library {
@@ -146,7 +220,7 @@ impl Library {
             CKR_GENERAL_ERROR
         })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .thread_name("hsm-pkcs11")
             .enable_all()
             .build()
@@ -158,66 +232,78 @@ impl Library {
         Ok(Library {
             runtime,
             cluster,
-            login: None,
-            sessions: BTreeMap::new(),
-            next_session: 1,
-            objects: Handles::default(),
+            login: RwLock::new(None),
+            login_change: Mutex::new(()),
+            sessions: Mutex::new(Sessions::default()),
+            objects: Mutex::new(Handles::default()),
         })
     }
 
     /// Logs out (best effort) before the runtime goes.
-    pub(crate) fn shutdown(mut self) {
+    pub(crate) fn shutdown(&self) {
         self.end_login();
     }
 
     pub(crate) fn token_info(&self) -> Result<TokenInfo, CK_RV> {
         let info = self.runtime.block_on(self.cluster.cluster_info()).map_err(|e| rv(&e, Doing::Reading, false))?;
+        let sessions = lock(&self.sessions);
         Ok(TokenInfo {
             cluster_id: info.cluster_id,
-            sessions: self.sessions.len(),
-            rw_sessions: self.sessions.values().filter(|s| s.read_write).count(),
+            sessions: sessions.read_write.len(),
+            rw_sessions: sessions.read_write.values().filter(|rw| **rw).count(),
         })
     }
 
-    pub(crate) fn open_session(&mut self, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE, CK_RV> {
+    pub(crate) fn open_session(&self, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE, CK_RV> {
         if flags & CKF_SERIAL_SESSION == 0 {
             return Err(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
         }
         let read_write = flags & CKF_RW_SESSION != 0;
-        if !read_write && self.login.as_ref().is_some_and(|l| l.user_type == CKU_SO) {
+        if !read_write && self.current().is_some_and(|l| l.user_type == CKU_SO) {
             return Err(CKR_SESSION_READ_WRITE_SO_EXISTS);
         }
-        let handle = self.next_session;
-        self.next_session += 1;
-        self.sessions.insert(handle, Session { read_write, ..Session::default() });
+        let mut sessions = lock(&self.sessions);
+        sessions.last += 1;
+        let handle = sessions.last;
+        sessions.open.insert(handle, Arc::new(Mutex::new(Session::default())));
+        sessions.read_write.insert(handle, read_write);
         Ok(handle)
     }
 
     /// Closes a session; closing the last one logs out, as PKCS#11 says.
-    pub(crate) fn close_session(&mut self, handle: CK_SESSION_HANDLE) -> Result<(), CK_RV> {
-        self.sessions.remove(&handle).ok_or(CKR_SESSION_HANDLE_INVALID)?;
-        if self.sessions.is_empty() {
+    pub(crate) fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<(), CK_RV> {
+        let last = {
+            let mut sessions = lock(&self.sessions);
+            sessions.open.remove(&handle).ok_or(CKR_SESSION_HANDLE_INVALID)?;
+            sessions.read_write.remove(&handle);
+            sessions.open.is_empty()
+        };
+        if last {
             self.end_login();
         }
         Ok(())
     }
 
-    pub(crate) fn close_all_sessions(&mut self) {
-        self.sessions.clear();
+    pub(crate) fn close_all_sessions(&self) {
+        {
+            let mut sessions = lock(&self.sessions);
+            sessions.open.clear();
+            sessions.read_write.clear();
+        }
         self.end_login();
     }
 
     /// (state, flags) of a session.
     pub(crate) fn session_info(&self, handle: CK_SESSION_HANDLE) -> Result<(CK_STATE, CK_FLAGS), CK_RV> {
-        let session = self.session(handle)?;
-        let state = match (self.login.as_ref().map(|l| l.user_type), session.read_write) {
+        let read_write = *lock(&self.sessions).read_write.get(&handle).ok_or(CKR_SESSION_HANDLE_INVALID)?;
+        let state = match (self.current().map(|l| l.user_type), read_write) {
             (None, false) => CKS_RO_PUBLIC_SESSION,
             (None, true) => CKS_RW_PUBLIC_SESSION,
             (Some(CKU_SO), _) => CKS_RW_SO_FUNCTIONS,
             (Some(_), false) => CKS_RO_USER_FUNCTIONS,
             (Some(_), true) => CKS_RW_USER_FUNCTIONS,
         };
-        let flags = CKF_SERIAL_SESSION | if session.read_write { CKF_RW_SESSION } else { 0 };
+        let flags = CKF_SERIAL_SESSION | if read_write { CKF_RW_SESSION } else { 0 };
         Ok((state, flags))
     }
 
@@ -226,7 +312,7 @@ impl Library {
     /// counts a failed attempt only against the user whose role was asked
     /// for, so trying both costs no extra failure).
     pub(crate) fn login(
-        &mut self,
+        &self,
         handle: CK_SESSION_HANDLE,
         user_type: CK_USER_TYPE,
         pin: &Zeroizing<Vec<u8>>,
@@ -238,12 +324,13 @@ impl Library {
             CKU_CONTEXT_SPECIFIC => return Err(CKR_OPERATION_NOT_INITIALIZED),
             _ => return Err(CKR_USER_TYPE_INVALID),
         };
-        match &self.login {
+        let _change = lock(&self.login_change);
+        match self.current() {
             Some(l) if l.user_type == user_type => return Err(CKR_USER_ALREADY_LOGGED_IN),
             Some(_) => return Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
             None => {}
         }
-        if user_type == CKU_SO && self.sessions.values().any(|s| !s.read_write) {
+        if user_type == CKU_SO && lock(&self.sessions).read_write.values().any(|rw| !rw) {
             return Err(CKR_SESSION_READ_ONLY_EXISTS);
         }
         let text = std::str::from_utf8(pin).map_err(|_| CKR_PIN_INCORRECT)?;
@@ -252,7 +339,8 @@ impl Library {
         for role in roles {
             match self.runtime.block_on(self.cluster.login(username, *role, password)) {
                 Ok(session) => {
-                    self.login = Some(Login { session, user_type, admin: *role == Role::Admin });
+                    let login = Login { session, user_type, admin: *role == Role::Admin };
+                    *self.login.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(login));
                     return Ok(());
                 }
                 Err(e @ ClientError::Unauthenticated(_)) => last = rv(&e, Doing::Login, false),
@@ -262,20 +350,22 @@ impl Library {
         Err(last)
     }
 
-    pub(crate) fn logout(&mut self, handle: CK_SESSION_HANDLE) -> Result<(), CK_RV> {
+    pub(crate) fn logout(&self, handle: CK_SESSION_HANDLE) -> Result<(), CK_RV> {
         self.session(handle)?;
-        if self.login.is_none() {
+        if self.current().is_none() {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         self.end_login();
         Ok(())
     }
 
-    pub(crate) fn find_init(&mut self, handle: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<(), CK_RV> {
-        if self.session(handle)?.find.is_some() {
+    pub(crate) fn find_init(&self, handle: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<(), CK_RV> {
+        let session = self.session(handle)?;
+        let mut session = lock(&session);
+        if session.find.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        let found = match (&self.login, object::filters(template)) {
+        let found = match (self.current(), object::filters(template)) {
             // Every key is private to its users: nothing is visible logged out.
             (None, _) | (_, None) => Vec::new(),
             (Some(login), Some(filters)) => {
@@ -283,27 +373,30 @@ impl Library {
                     .runtime
                     .block_on(login.session.list_keys(&filters, 0, None))
                     .map_err(|e| rv(&e, Doing::Reading, login.admin))?;
-                let keys: Vec<String> = page
-                    .keys
+                let mut objects = lock(&self.objects);
+                page.keys
                     .into_iter()
                     .filter(|k| object::matches(&k.info, template))
-                    .map(|k| k.info.reference)
-                    .collect();
-                keys.iter().map(|r| self.objects.handle(r)).collect()
+                    .map(|k| objects.handle(&k.info.reference))
+                    .collect()
             }
         };
-        self.session_mut(handle)?.find = Some(found);
+        session.find = Some(found);
         Ok(())
     }
 
-    pub(crate) fn find(&mut self, handle: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>, CK_RV> {
-        let found = self.session_mut(handle)?.find.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+    pub(crate) fn find(&self, handle: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>, CK_RV> {
+        let session = self.session(handle)?;
+        let mut session = lock(&session);
+        let found = session.find.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         let n = max.min(found.len());
         Ok(found.drain(..n).collect())
     }
 
-    pub(crate) fn find_final(&mut self, handle: CK_SESSION_HANDLE) -> Result<(), CK_RV> {
-        self.session_mut(handle)?.find.take().ok_or(CKR_OPERATION_NOT_INITIALIZED).map(drop)
+    pub(crate) fn find_final(&self, handle: CK_SESSION_HANDLE) -> Result<(), CK_RV> {
+        let session = self.session(handle)?;
+        let mut session = lock(&session);
+        session.find.take().ok_or(CKR_OPERATION_NOT_INITIALIZED).map(drop)
     }
 
     pub(crate) fn attributes(
@@ -317,186 +410,423 @@ impl Library {
         Ok(kinds.iter().map(|kind| object::value(&key, *kind)).collect())
     }
 
+    /// Checks that the object exists; its size is not something the HSM
+    /// tells.
+    pub(crate) fn object_exists(&self, handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<(), CK_RV> {
+        self.session(handle)?;
+        self.key(object, Doing::Reading).map(drop)
+    }
+
+    /// Sets attributes, one HSM change each, in the template's order.
+    pub(crate) fn set_attributes(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<(), CK_RV> {
+        let read_write = self.read_write(handle)?;
+        let changes = object::changes(template)?;
+        let key = self.key(object, Doing::Modifying)?;
+        if !key.session && !read_write {
+            return Err(CKR_SESSION_READ_ONLY);
+        }
+        let login = self.logged_in()?;
+        for (name, value) in changes {
+            self.runtime
+                .block_on(login.session.set_key_attribute(&key.reference, &name, &value))
+                .map_err(|e| rv(&e, Doing::Modifying, login.admin))?;
+        }
+        Ok(())
+    }
+
+    /// Generates an AES or generic-secret key.
+    pub(crate) fn generate_key(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let read_write = self.read_write(handle)?;
+        let key_type = match mechanism.kind {
+            CKM_AES_KEY_GEN => SymmetricKeyType::Aes,
+            CKM_GENERIC_SECRET_KEY_GEN => SymmetricKeyType::GenericSecret,
+            _ => return Err(CKR_MECHANISM_INVALID),
+        };
+        mechanism.no_parameter()?;
+        let request = object::secret_request(key_type, template)?;
+        if request.token && !read_write {
+            return Err(CKR_SESSION_READ_ONLY);
+        }
+        let login = self.logged_in()?;
+        let key = self
+            .runtime
+            .block_on(login.session.generate_symmetric_key(request.key_type, request.length, &request.options))
+            .map_err(|e| rv(&e, Doing::Creating, login.admin))?;
+        Ok(lock(&self.objects).handle(&key.info.reference))
+    }
+
     /// Generates a key pair; returns (public, private) handles.
     pub(crate) fn generate_key_pair(
-        &mut self,
+        &self,
         handle: CK_SESSION_HANDLE,
-        mechanism: CK_MECHANISM_TYPE,
-        parameter_len: usize,
+        mechanism: &Mechanism,
         public: &[Attribute],
         private: &[Attribute],
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE), CK_RV> {
-        let session = self.session(handle)?;
-        let family = match mechanism {
+        let read_write = self.read_write(handle)?;
+        let family = match mechanism.kind {
             CKM_EC_KEY_PAIR_GEN => Family::Ec,
+            CKM_EC_EDWARDS_KEY_PAIR_GEN => Family::Ed25519,
             CKM_RSA_PKCS_KEY_PAIR_GEN => Family::Rsa,
             _ => return Err(CKR_MECHANISM_INVALID),
         };
-        if parameter_len != 0 {
-            return Err(CKR_MECHANISM_PARAM_INVALID);
-        }
+        mechanism.no_parameter()?;
         let request = object::pair_request(family, public, private)?;
-        if request.token && !session.read_write {
+        if request.token && !read_write {
             return Err(CKR_SESSION_READ_ONLY);
         }
-        let login = self.login.as_ref().ok_or(CKR_USER_NOT_LOGGED_IN)?;
+        let login = self.logged_in()?;
         let (public, private) = self
             .runtime
             .block_on(login.session.generate_key_pair(&request.spec, &request.public, &request.private))
             .map_err(|e| rv(&e, Doing::Creating, login.admin))?;
-        Ok((self.objects.handle(&public.info.reference), self.objects.handle(&private.info.reference)))
+        let mut objects = lock(&self.objects);
+        Ok((objects.handle(&public.info.reference), objects.handle(&private.info.reference)))
     }
 
-    pub(crate) fn destroy(&mut self, handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<(), CK_RV> {
-        let read_write = self.session(handle)?.read_write;
+    /// Imports a key from its attribute values.
+    pub(crate) fn create_object(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let read_write = self.read_write(handle)?;
+        let (material, options, token) = object::create_request(template)?;
+        if token && !read_write {
+            return Err(CKR_SESSION_READ_ONLY);
+        }
+        let login = self.logged_in()?;
+        let key = match &material {
+            Material::Secret(kind, bytes) => self.runtime.block_on(login.session.import_secret(*kind, bytes, &options)),
+            Material::Pem(pem) => self.runtime.block_on(login.session.import_pem(pem, &options)),
+        }
+        .map_err(|e| rv(&e, Doing::Creating, login.admin))?;
+        Ok(lock(&self.objects).handle(&key.info.reference))
+    }
+
+    pub(crate) fn destroy(&self, handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<(), CK_RV> {
+        let read_write = self.read_write(handle)?;
         let key = self.key(object, Doing::Destroying)?;
         if !key.session && !read_write {
             return Err(CKR_SESSION_READ_ONLY);
         }
-        let login = self.login.as_ref().ok_or(CKR_USER_NOT_LOGGED_IN)?;
+        let login = self.logged_in()?;
         self.runtime
             .block_on(login.session.delete_key(&key.reference))
             .map_err(|e| rv(&e, Doing::Destroying, login.admin))?;
-        self.objects.forget(object);
+        lock(&self.objects).forget(object);
         Ok(())
     }
 
-    pub(crate) fn sign_init(
-        &mut self,
+    /// Wraps `key` with `wrapping`. With `room` `None` (or too small), says
+    /// how long the wrapped key is: the HSM wraps it to find out.
+    pub(crate) fn wrap(
+        &self,
         handle: CK_SESSION_HANDLE,
-        mechanism: CK_MECHANISM_TYPE,
-        parameter_len: usize,
+        mechanism: &Mechanism,
+        wrapping: CK_OBJECT_HANDLE,
         key: CK_OBJECT_HANDLE,
-    ) -> Result<(), CK_RV> {
-        self.begin(handle, mechanism, parameter_len, key, Use::Sign, |s| &mut s.sign)
-    }
-
-    /// Signs `data`, or with `room` `None` (or too small) says how long the
-    /// signature is. Any other outcome ends the operation.
-    pub(crate) fn sign(
-        &mut self,
-        handle: CK_SESSION_HANDLE,
-        data: &[u8],
         room: Option<usize>,
-    ) -> Result<Signed, CK_RV> {
-        let operation = self.session(handle)?.sign.clone().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        match room {
-            None => return Ok(Signed::Length { len: operation.signature_len, fits: true }),
-            Some(room) if room < operation.signature_len => {
-                return Ok(Signed::Length { len: operation.signature_len, fits: false });
-            }
-            Some(_) => {}
-        }
-        self.session_mut(handle)?.sign = None;
-        let (mechanism, hash, input, is_digest) = operation.signing.request(data)?;
-        let login = self.login.as_ref().ok_or(CKR_USER_NOT_LOGGED_IN)?;
-        let signature = self
+    ) -> Result<Output, CK_RV> {
+        self.session(handle)?;
+        let (wrap, hash, family) = mechanism::wrapping(mechanism)?;
+        let login = self.logged_in()?;
+        let wrapping =
+            self.key_for(wrapping, Some(family), CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_TYPE_INCONSISTENT)?;
+        let key = self.key_for(key, None, CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT)?;
+        let wrapped = self
             .runtime
-            .block_on(login.session.sign(&operation.reference, mechanism, Some(hash), input, is_digest))
+            .block_on(login.session.wrap_key(&wrapping.reference, &key.reference, wrap, hash))
             .map_err(|e| rv(&e, Doing::Using, login.admin))?;
-        if signature.len() != operation.signature_len {
-            tracing::debug!(len = signature.len(), "the HSM's signature has an unexpected length");
-            return Err(CKR_DEVICE_ERROR);
+        Ok(offer(&wrapped, room).unwrap_or(Output::Bytes(Zeroizing::new(wrapped))))
+    }
+
+    /// Unwraps `wrapped` into a new key the template describes.
+    pub(crate) fn unwrap(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let read_write = self.read_write(handle)?;
+        let (wrap, hash, family) = mechanism::wrapping(mechanism)?;
+        let (class, key_type, curve, options, token) = object::unwrap_request(template)?;
+        if token && !read_write {
+            return Err(CKR_SESSION_READ_ONLY);
         }
-        Ok(Signed::Signature(signature))
+        let login = self.logged_in()?;
+        let unwrapping = self.key_for(
+            unwrapping,
+            Some(family),
+            CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+            CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
+        )?;
+        let key = self
+            .runtime
+            .block_on(login.session.unwrap_key(
+                &unwrapping.reference,
+                wrapped,
+                wrap,
+                hash,
+                key_type,
+                class,
+                curve,
+                &options,
+            ))
+            .map_err(|e| rv(&e, Doing::Creating, login.admin))?;
+        Ok(lock(&self.objects).handle(&key.info.reference))
     }
 
-    pub(crate) fn verify_init(
-        &mut self,
-        handle: CK_SESSION_HANDLE,
-        mechanism: CK_MECHANISM_TYPE,
-        parameter_len: usize,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<(), CK_RV> {
-        self.begin(handle, mechanism, parameter_len, key, Use::Verify, |s| &mut s.verify)
+    /// `len` bytes from the HSMs' generators, in calls of at most 16 KiB.
+    pub(crate) fn random(&self, handle: CK_SESSION_HANDLE, len: usize) -> Result<Zeroizing<Vec<u8>>, CK_RV> {
+        self.session(handle)?;
+        let login = self.logged_in()?;
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
+        while out.len() < len {
+            let n = (len - out.len()).min(MAX_DATA_LEN);
+            let chunk = self
+                .runtime
+                .block_on(login.session.generate_random(u32::try_from(n).map_err(|_| CKR_ARGUMENTS_BAD)?))
+                .map_err(|e| rv(&e, Doing::Using, login.admin))?;
+            if chunk.len() != n {
+                return Err(CKR_DEVICE_ERROR);
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 
-    /// Starts a sign or verify operation in the session's `slot` for it,
-    /// unless one is already active there.
-    fn begin(
-        &mut self,
+    /// Starts an operation of `slot`'s kind with `mechanism` (and `key`,
+    /// for all but digests), unless one is already active.
+    pub(crate) fn begin(
+        &self,
         handle: CK_SESSION_HANDLE,
-        mechanism: CK_MECHANISM_TYPE,
-        parameter_len: usize,
-        key: CK_OBJECT_HANDLE,
-        usage: Use,
-        slot: fn(&mut Session) -> &mut Option<Operation>,
+        slot: Slot,
+        mechanism: &Mechanism,
+        key: Option<CK_OBJECT_HANDLE>,
     ) -> Result<(), CK_RV> {
-        if slot(self.session_mut(handle)?).is_some() {
+        let session = self.session(handle)?;
+        let mut session = lock(&session);
+        if session.operations[slot.index()].is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        let operation = self.operation(mechanism, parameter_len, key, usage)?;
-        *slot(self.session_mut(handle)?) = Some(operation);
+        let operation = self.operation(slot, mechanism, key)?;
+        session.operations[slot.index()] = Some(operation);
         Ok(())
     }
 
-    /// Verifies `signature` over `data`, ending the operation.
-    pub(crate) fn verify(&mut self, handle: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<(), CK_RV> {
-        let operation = self.session_mut(handle)?.verify.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        if signature.len() != operation.signature_len {
+    /// Takes a part of the data. A failure ends the operation.
+    pub(crate) fn update(&self, handle: CK_SESSION_HANDLE, slot: Slot, data: &[u8]) -> Result<(), CK_RV> {
+        let session = self.session(handle)?;
+        let mut session = lock(&session);
+        let operation = session.operations[slot.index()].as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        if operation.output.is_some() {
+            // A single-part call already made the result.
+            return Err(CKR_OPERATION_ACTIVE);
+        }
+        let result = operation.input.update(data);
+        if result.is_err() {
+            session.operations[slot.index()] = None;
+        }
+        result
+    }
+
+    /// Finishes a sign, encrypt, decrypt or digest operation: single-part
+    /// with `data`, or the last step of a multi-part one without. With
+    /// `room` `None` (or too small) says how long the result is, and the
+    /// operation goes on; any other outcome ends it.
+    pub(crate) fn finish(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        slot: Slot,
+        data: Option<&[u8]>,
+        room: Option<usize>,
+    ) -> Result<Produced, CK_RV> {
+        let session = self.session(handle)?;
+        let mut session = lock(&session);
+        let ops = &mut session.operations[slot.index()];
+        let operation = ops.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        let mut iv = None;
+        if operation.output.is_none() {
+            let made = data.map_or(Ok(()), |d| operation.input.update(d)).and_then(|()| self.run(operation));
+            match made {
+                Ok((bytes, back)) => {
+                    operation.output = Some(bytes);
+                    iv = back;
+                }
+                Err(e) => {
+                    *ops = None;
+                    return Err(e);
+                }
+            }
+        }
+        let bytes = operation.output.as_ref().ok_or(CKR_GENERAL_ERROR)?;
+        let output = match offer(bytes, room) {
+            Some(length) => length,
+            None => Output::Bytes(ops.take().and_then(|o| o.output).ok_or(CKR_GENERAL_ERROR)?),
+        };
+        Ok(Produced { output, iv })
+    }
+
+    /// Verifies `signature` over the data (`data`, single-part, or what
+    /// the updates gave), ending the operation.
+    pub(crate) fn verify(&self, handle: CK_SESSION_HANDLE, data: Option<&[u8]>, signature: &[u8]) -> Result<(), CK_RV> {
+        let session = self.session(handle)?;
+        let mut operation =
+            lock(&session).operations[Slot::Verify.index()].take().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        let Kind::Verify { reference, signing, signature_len } = &operation.kind else {
+            return Err(CKR_GENERAL_ERROR);
+        };
+        if signature_len.is_some_and(|n| n != signature.len()) {
             return Err(CKR_SIGNATURE_LEN_RANGE);
         }
-        let (mechanism, hash, input, is_digest) = operation.signing.request(data)?;
-        let login = self.login.as_ref().ok_or(CKR_USER_NOT_LOGGED_IN)?;
+        if let Some(data) = data {
+            operation.input.update(data)?;
+        }
+        let input = std::mem::replace(&mut operation.input, Input::Buffer(Zeroizing::default()));
+        let request = signing.request(input)?;
+        let login = self.logged_in()?;
         let valid = self
             .runtime
-            .block_on(login.session.verify(&operation.reference, mechanism, Some(hash), input, is_digest, signature))
+            .block_on(login.session.verify(
+                reference,
+                request.mechanism,
+                request.hash,
+                &request.data,
+                request.is_digest,
+                signature,
+            ))
             .map_err(|e| rv(&e, Doing::Using, login.admin))?;
         if valid { Ok(()) } else { Err(CKR_SIGNATURE_INVALID) }
     }
 
-    /// Multi-part signing and verifying (`C_SignUpdate`, `C_SignFinal`,
-    /// `C_VerifyUpdate`, `C_VerifyFinal`) are not in this library yet. As
-    /// any failed call of theirs must, refusing ends the operation, so that
-    /// the application can start another (a single-part one).
-    pub(crate) fn refuse_multi_part(&mut self, handle: CK_SESSION_HANDLE, signing: bool) -> Result<(), CK_RV> {
-        let session = self.session_mut(handle)?;
-        let operation = if signing { &mut session.sign } else { &mut session.verify };
-        operation.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        Err(CKR_FUNCTION_NOT_SUPPORTED)
+    /// Runs an operation's HSM call over its whole input: the result, and
+    /// an IV the HSM made for the caller's parameter.
+    #[expect(clippy::type_complexity, reason = "the result and the IV to hand back, used once")]
+    fn run(&self, operation: &mut Operation) -> Result<(Zeroizing<Vec<u8>>, Option<(IvOut, Vec<u8>)>), CK_RV> {
+        let login = self.logged_in()?;
+        let input = std::mem::replace(&mut operation.input, Input::Buffer(Zeroizing::default()));
+        let refused = |e: ClientError| rv(&e, Doing::Using, login.admin);
+        match &operation.kind {
+            Kind::Sign { reference, signing } => {
+                let r = signing.request(input)?;
+                let signature = self
+                    .runtime
+                    .block_on(login.session.sign(reference, r.mechanism, r.hash, &r.data, r.is_digest))
+                    .map_err(refused)?;
+                Ok((Zeroizing::new(signature), None))
+            }
+            Kind::Encrypt { reference, ciphering: c } => {
+                let data = input.finish();
+                let (iv, ciphertext) = self
+                    .runtime
+                    .block_on(login.session.encrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data))
+                    .map_err(refused)?;
+                Ok((Zeroizing::new(ciphertext), c.iv_out.map(|out| (out, iv))))
+            }
+            Kind::Decrypt { reference, ciphering: c } => {
+                let data = input.finish();
+                let plaintext = self
+                    .runtime
+                    .block_on(login.session.decrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data))
+                    .map_err(|e| match e {
+                        // A ciphertext that does not open (tag, padding).
+                        ClientError::InvalidArgument(_) => cryptoki_sys::CKR_ENCRYPTED_DATA_INVALID,
+                        e => refused(e),
+                    })?;
+                Ok((Zeroizing::new(plaintext), None))
+            }
+            Kind::Digest { hash } => {
+                let data = input.finish();
+                let digest = self.runtime.block_on(login.session.digest(*hash, &data)).map_err(refused)?;
+                Ok((Zeroizing::new(digest), None))
+            }
+            Kind::Verify { .. } => Err(CKR_GENERAL_ERROR),
+        }
     }
 
-    /// Checks a key against a mechanism for one use.
-    fn operation(
-        &self,
-        mechanism: CK_MECHANISM_TYPE,
-        parameter_len: usize,
-        key: CK_OBJECT_HANDLE,
-        usage: Use,
-    ) -> Result<Operation, CK_RV> {
-        let signing = Signing::from_mechanism(mechanism).ok_or(CKR_MECHANISM_INVALID)?;
-        if parameter_len != 0 {
-            return Err(CKR_MECHANISM_PARAM_INVALID);
+    /// Checks a mechanism (and key) for one kind of operation.
+    fn operation(&self, slot: Slot, mechanism: &Mechanism, key: Option<CK_OBJECT_HANDLE>) -> Result<Operation, CK_RV> {
+        let start = |kind, input| Ok(Operation { kind, input, output: None });
+        if slot == Slot::Digest {
+            let hash = mechanism::digesting(mechanism)?;
+            self.logged_in()?;
+            return start(Kind::Digest { hash }, Input::Buffer(Zeroizing::default()));
         }
-        if self.login.is_none() {
-            return Err(CKR_USER_NOT_LOGGED_IN);
-        }
-        let info = self.key(key, Doing::Using).map_err(|e| match e {
-            CKR_OBJECT_HANDLE_INVALID => CKR_KEY_HANDLE_INVALID,
-            e => e,
-        })?;
-        if object::family(&info) != Some(signing.family) {
+        let (family, signing, ciphering) = match slot {
+            Slot::Sign | Slot::Verify => {
+                let signing = Signing::from_mechanism(mechanism)?;
+                (signing.family, Some(signing), None)
+            }
+            _ => {
+                let ciphering = Ciphering::from_mechanism(mechanism, slot == Slot::Encrypt)?;
+                (ciphering.family, None, Some(ciphering))
+            }
+        };
+        self.logged_in()?;
+        let key = key.ok_or(CKR_KEY_HANDLE_INVALID)?;
+        let info = self.key_for(key, Some(family), CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT)?;
+        let (classes, flag): ([CK_OBJECT_CLASS; 2], &str) = match slot {
+            Slot::Sign => ([CKO_PRIVATE_KEY, CKO_SECRET_KEY], "sign"),
+            Slot::Verify => ([CKO_PUBLIC_KEY, CKO_SECRET_KEY], "verify"),
+            Slot::Encrypt => ([CKO_PUBLIC_KEY, CKO_SECRET_KEY], "encrypt"),
+            _ => ([CKO_PRIVATE_KEY, CKO_SECRET_KEY], "decrypt"),
+        };
+        if !object::class(&info).is_some_and(|c| classes.contains(&c)) {
             return Err(CKR_KEY_TYPE_INCONSISTENT);
         }
-        let (class, flag) = match usage {
-            Use::Sign => (CKO_PRIVATE_KEY, "sign"),
-            Use::Verify => (CKO_PUBLIC_KEY, "verify"),
-        };
-        if object::class(&info) == Some(class) && info.attribute(flag) != Some("true") {
+        if info.attribute(flag) != Some("true") {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
-        if usage == Use::Sign && object::class(&info) != Some(CKO_PRIVATE_KEY) {
-            return Err(CKR_KEY_TYPE_INCONSISTENT);
+        let reference = info.reference.clone();
+        match (signing, ciphering) {
+            (Some(signing), _) if slot == Slot::Sign => start(Kind::Sign { reference, signing }, signing.input()),
+            (Some(signing), _) => {
+                let signature_len = signing.fixed_len().or_else(|| object::signature_len(&info));
+                start(Kind::Verify { reference, signing, signature_len }, signing.input())
+            }
+            (_, Some(ciphering)) if slot == Slot::Encrypt => {
+                start(Kind::Encrypt { reference, ciphering }, Input::Buffer(Zeroizing::default()))
+            }
+            (_, Some(ciphering)) => start(Kind::Decrypt { reference, ciphering }, Input::Buffer(Zeroizing::default())),
+            (None, None) => Err(CKR_GENERAL_ERROR),
         }
-        let signature_len = object::signature_len(&info).ok_or(CKR_KEY_TYPE_INCONSISTENT)?;
-        Ok(Operation { reference: info.reference, signing, signature_len })
+    }
+
+    /// The key behind a handle given for a use: a handle that names no key
+    /// is `invalid`, a key not of `family` is `inconsistent`.
+    fn key_for(
+        &self,
+        object: CK_OBJECT_HANDLE,
+        family: Option<Family>,
+        invalid: CK_RV,
+        inconsistent: CK_RV,
+    ) -> Result<KeyInfo, CK_RV> {
+        let key =
+            self.key(object, Doing::Using).map_err(|e| if e == CKR_OBJECT_HANDLE_INVALID { invalid } else { e })?;
+        match family {
+            Some(family) if !object::fits(&key, family) => Err(inconsistent),
+            _ => Ok(key),
+        }
     }
 
     /// The key behind an object handle, as the HSM shows it now.
     fn key(&self, object: CK_OBJECT_HANDLE, doing: Doing) -> Result<KeyInfo, CK_RV> {
-        let reference = self.objects.reference(object).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
-        let login = self.login.as_ref().ok_or(CKR_OBJECT_HANDLE_INVALID)?;
-        let filters = [("key-reference".to_owned(), reference.to_owned())];
+        let reference = lock(&self.objects).reference(object).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+        let login = self.current().ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+        let filters = [("key-reference".to_owned(), reference)];
         let page = self
             .runtime
             .block_on(login.session.list_keys(&filters, 0, None))
@@ -504,32 +834,41 @@ impl Library {
         page.keys.into_iter().next().map(|k| k.info).ok_or(CKR_OBJECT_HANDLE_INVALID)
     }
 
-    fn session(&self, handle: CK_SESSION_HANDLE) -> Result<&Session, CK_RV> {
-        self.sessions.get(&handle).ok_or(CKR_SESSION_HANDLE_INVALID)
+    fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>, CK_RV> {
+        lock(&self.sessions).open.get(&handle).cloned().ok_or(CKR_SESSION_HANDLE_INVALID)
     }
 
-    fn session_mut(&mut self, handle: CK_SESSION_HANDLE) -> Result<&mut Session, CK_RV> {
-        self.sessions.get_mut(&handle).ok_or(CKR_SESSION_HANDLE_INVALID)
+    fn read_write(&self, handle: CK_SESSION_HANDLE) -> Result<bool, CK_RV> {
+        lock(&self.sessions).read_write.get(&handle).copied().ok_or(CKR_SESSION_HANDLE_INVALID)
+    }
+
+    fn current(&self) -> Option<Arc<Login>> {
+        self.login.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn logged_in(&self) -> Result<Arc<Login>, CK_RV> {
+        self.current().ok_or(CKR_USER_NOT_LOGGED_IN)
     }
 
     /// Logs out of the HSMs (best effort: a session the HSM no longer has
     /// is gone anyway) and ends every operation that needed the login.
-    fn end_login(&mut self) {
-        if let Some(login) = self.login.take()
-            && let Err(e) = self.runtime.block_on(login.session.logout())
-        {
-            tracing::debug!(error = %e, "logout failed");
+    fn end_login(&self) {
+        let _change = lock(&self.login_change);
+        let login = self.login.write().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(login) = login {
+            // Another thread may still hold the login for a call under way;
+            // the HSM sessions end when the last holder lets go.
+            if let Ok(login) = Arc::try_unwrap(login)
+                && let Err(e) = self.runtime.block_on(login.session.logout())
+            {
+                tracing::debug!(error = %e, "logout failed");
+            }
         }
-        for session in self.sessions.values_mut() {
+        let sessions: Vec<Arc<Mutex<Session>>> = lock(&self.sessions).open.values().cloned().collect();
+        for session in sessions {
+            let mut session = lock(&session);
             session.find = None;
-            session.sign = None;
-            session.verify = None;
+            session.operations = Default::default();
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Use {
-    Sign,
-    Verify,
 }

@@ -1,24 +1,42 @@
-//! Mechanisms: which PKCS#11 mechanisms the library offers, and how each
-//! becomes an HSM sign or verify call.
+//! Mechanisms: which PKCS#11 mechanisms the library offers, their
+//! parameters, and how each becomes an HSM call.
 //!
-//! The list holds only what works end to end against the HSM. CKM_ECDSA and
-//! CKM_RSA_PKCS take input the caller has already hashed; the HSM signs
-//! digests of a known hash, so CKM_ECDSA accepts the digest lengths of
-//! SHA-1/224/256/384/512 and CKM_RSA_PKCS accepts a DER DigestInfo of one of
-//! those hashes (not arbitrary raw data).
+//! The list holds only what works end to end against the HSM. As CloudHSM's
+//! Client SDK 5 does, RSA and ECDSA mechanisms that hash (`CKM_SHA256_RSA_PKCS`,
+//! `CKM_ECDSA_SHA256`...) hash the data here, in software, and send the HSM
+//! the digest, so their data has no size limit and they work in parts. Every
+//! other operation sends its data in one call, so it takes at most
+//! [`MAX_DATA_LEN`] bytes, whether given at once or in parts. `CKM_ECDSA`
+//! and `CKM_RSA_PKCS` take input the caller has already hashed: digests of
+//! SHA-1/224/256/384/512 (for RSA, as a DER DigestInfo), not arbitrary data.
 
 use cryptoki_sys::{
-    CK_FLAGS, CK_MECHANISM_TYPE, CK_RV, CK_ULONG, CKF_EC_F_P, CKF_EC_NAMEDCURVE, CKF_EC_UNCOMPRESS,
-    CKF_GENERATE_KEY_PAIR, CKF_HW, CKF_SIGN, CKF_VERIFY, CKM_EC_KEY_PAIR_GEN, CKM_ECDSA, CKM_ECDSA_SHA1,
-    CKM_ECDSA_SHA224, CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512, CKM_RSA_PKCS, CKM_RSA_PKCS_KEY_PAIR_GEN,
-    CKM_SHA1_RSA_PKCS, CKM_SHA224_RSA_PKCS, CKM_SHA256_RSA_PKCS, CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS,
-    CKR_DATA_INVALID, CKR_DATA_LEN_RANGE,
+    CK_FLAGS, CK_MECHANISM_TYPE, CK_RV, CK_ULONG, CKF_DECRYPT, CKF_DIGEST, CKF_EC_F_P, CKF_EC_NAMEDCURVE,
+    CKF_EC_UNCOMPRESS, CKF_ENCRYPT, CKF_GENERATE, CKF_GENERATE_KEY_PAIR, CKF_HW, CKF_SIGN, CKF_UNWRAP, CKF_VERIFY,
+    CKF_WRAP, CKG_MGF1_SHA1, CKG_MGF1_SHA224, CKG_MGF1_SHA256, CKG_MGF1_SHA384, CKG_MGF1_SHA512, CKM_AES_CBC_PAD,
+    CKM_AES_CTR, CKM_AES_ECB, CKM_AES_GCM, CKM_AES_KEY_GEN, CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD,
+    CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN, CKM_ECDSA, CKM_ECDSA_SHA1, CKM_ECDSA_SHA224, CKM_ECDSA_SHA256,
+    CKM_ECDSA_SHA384, CKM_ECDSA_SHA512, CKM_EDDSA, CKM_GENERIC_SECRET_KEY_GEN, CKM_RSA_PKCS, CKM_RSA_PKCS_KEY_PAIR_GEN,
+    CKM_RSA_PKCS_OAEP, CKM_RSA_PKCS_PSS, CKM_SHA_1, CKM_SHA_1_HMAC, CKM_SHA1_RSA_PKCS, CKM_SHA1_RSA_PKCS_PSS,
+    CKM_SHA224, CKM_SHA224_HMAC, CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA256, CKM_SHA256_HMAC,
+    CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384, CKM_SHA384_HMAC, CKM_SHA384_RSA_PKCS,
+    CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512, CKM_SHA512_HMAC, CKM_SHA512_RSA_PKCS, CKM_SHA512_RSA_PKCS_PSS,
+    CKR_DATA_INVALID, CKR_DATA_LEN_RANGE, CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID, CKZ_DATA_SPECIFIED,
 };
-use hsm_client::keys::{HashAlgorithm, SignMechanism};
+use hsm_client::keys::{Cipher, HashAlgorithm, SignMechanism, WrapMechanism};
+use sha2::Digest as _;
+use zeroize::Zeroizing;
+
+/// The most data the HSM takes in one operation (16 KiB), for operations
+/// that send the data itself.
+pub(crate) const MAX_DATA_LEN: usize = 16 * 1024;
 
 /// Every mechanism offered, in the order `C_GetMechanismList` gives them.
-pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 14] = [
+pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 41] = [
+    CKM_AES_KEY_GEN,
+    CKM_GENERIC_SECRET_KEY_GEN,
     CKM_EC_KEY_PAIR_GEN,
+    CKM_EC_EDWARDS_KEY_PAIR_GEN,
     CKM_RSA_PKCS_KEY_PAIR_GEN,
     CKM_ECDSA,
     CKM_ECDSA_SHA1,
@@ -26,95 +44,485 @@ pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 14] = [
     CKM_ECDSA_SHA256,
     CKM_ECDSA_SHA384,
     CKM_ECDSA_SHA512,
+    CKM_EDDSA,
     CKM_RSA_PKCS,
     CKM_SHA1_RSA_PKCS,
     CKM_SHA224_RSA_PKCS,
     CKM_SHA256_RSA_PKCS,
     CKM_SHA384_RSA_PKCS,
     CKM_SHA512_RSA_PKCS,
+    CKM_RSA_PKCS_PSS,
+    CKM_SHA1_RSA_PKCS_PSS,
+    CKM_SHA224_RSA_PKCS_PSS,
+    CKM_SHA256_RSA_PKCS_PSS,
+    CKM_SHA384_RSA_PKCS_PSS,
+    CKM_SHA512_RSA_PKCS_PSS,
+    CKM_RSA_PKCS_OAEP,
+    CKM_SHA_1_HMAC,
+    CKM_SHA224_HMAC,
+    CKM_SHA256_HMAC,
+    CKM_SHA384_HMAC,
+    CKM_SHA512_HMAC,
+    CKM_AES_ECB,
+    CKM_AES_CBC_PAD,
+    CKM_AES_CTR,
+    CKM_AES_GCM,
+    CKM_AES_KEY_WRAP,
+    CKM_AES_KEY_WRAP_PAD,
+    CKM_SHA_1,
+    CKM_SHA224,
+    CKM_SHA256,
+    CKM_SHA384,
+    CKM_SHA512,
 ];
 
 /// `C_GetMechanismInfo`: (minimum key size, maximum key size, flags), key
-/// sizes in bits as PKCS#11 counts them for RSA and EC.
+/// sizes in bits for RSA and EC and in bytes for AES and generic secrets,
+/// as PKCS#11 counts them.
 pub(crate) fn info(mechanism: CK_MECHANISM_TYPE) -> Option<(CK_ULONG, CK_ULONG, CK_FLAGS)> {
     const EC: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
     let sign = CKF_HW | CKF_SIGN | CKF_VERIFY;
+    let crypt = CKF_HW | CKF_ENCRYPT | CKF_DECRYPT;
+    let wrap = CKF_HW | CKF_WRAP | CKF_UNWRAP;
     match mechanism {
+        CKM_AES_KEY_GEN => Some((16, 32, CKF_HW | CKF_GENERATE)),
+        CKM_GENERIC_SECRET_KEY_GEN => Some((1, 800, CKF_HW | CKF_GENERATE)),
         CKM_EC_KEY_PAIR_GEN => Some((224, 521, CKF_HW | CKF_GENERATE_KEY_PAIR | EC)),
+        CKM_EC_EDWARDS_KEY_PAIR_GEN => Some((255, 255, CKF_HW | CKF_GENERATE_KEY_PAIR)),
         CKM_RSA_PKCS_KEY_PAIR_GEN => Some((2048, 4096, CKF_HW | CKF_GENERATE_KEY_PAIR)),
         CKM_ECDSA | CKM_ECDSA_SHA1 | CKM_ECDSA_SHA224 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384 | CKM_ECDSA_SHA512 => {
             Some((224, 521, sign | EC))
         }
-        CKM_RSA_PKCS | CKM_SHA1_RSA_PKCS | CKM_SHA224_RSA_PKCS | CKM_SHA256_RSA_PKCS | CKM_SHA384_RSA_PKCS
-        | CKM_SHA512_RSA_PKCS => Some((2048, 4096, sign)),
+        CKM_EDDSA => Some((255, 255, sign)),
+        CKM_RSA_PKCS => Some((2048, 4096, sign | crypt)),
+        CKM_SHA1_RSA_PKCS
+        | CKM_SHA224_RSA_PKCS
+        | CKM_SHA256_RSA_PKCS
+        | CKM_SHA384_RSA_PKCS
+        | CKM_SHA512_RSA_PKCS
+        | CKM_RSA_PKCS_PSS
+        | CKM_SHA1_RSA_PKCS_PSS
+        | CKM_SHA224_RSA_PKCS_PSS
+        | CKM_SHA256_RSA_PKCS_PSS
+        | CKM_SHA384_RSA_PKCS_PSS
+        | CKM_SHA512_RSA_PKCS_PSS => Some((2048, 4096, sign)),
+        CKM_RSA_PKCS_OAEP => Some((2048, 4096, crypt | wrap)),
+        CKM_SHA_1_HMAC | CKM_SHA224_HMAC | CKM_SHA256_HMAC | CKM_SHA384_HMAC | CKM_SHA512_HMAC => Some((1, 800, sign)),
+        CKM_AES_ECB | CKM_AES_CBC_PAD | CKM_AES_CTR => Some((16, 32, crypt)),
+        CKM_AES_GCM => Some((16, 32, crypt | wrap)),
+        CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_PAD => Some((16, 32, wrap)),
+        CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512 => Some((0, 0, CKF_DIGEST)),
         _ => None,
     }
 }
 
-/// The key family a signing mechanism needs.
+/// Where the caller asked for an IV the HSM makes to be written: the
+/// `pIv` of an AES-GCM encryption's `CK_GCM_PARAMS`, as CloudHSM's library
+/// writes it. The address is the caller's, valid until the operation ends
+/// (CloudHSM's contract for this parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IvOut {
+    pub(crate) address: usize,
+    pub(crate) len: usize,
+}
+
+/// A mechanism's parameter, copied out of C memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Parameter {
+    None,
+    /// A parameter that is a byte string: the IV of `CKM_AES_CBC_PAD`.
+    Bytes(Vec<u8>),
+    Ctr {
+        counter_bits: CK_ULONG,
+        block: [u8; 16],
+    },
+    Gcm {
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        tag_bits: CK_ULONG,
+        iv_out: Option<IvOut>,
+    },
+    Oaep {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_ULONG,
+        source: CK_ULONG,
+        label: Vec<u8>,
+    },
+    Pss {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_ULONG,
+        salt_len: CK_ULONG,
+    },
+    /// A parameter of a kind this library does not read, by length.
+    Other(usize),
+}
+
+/// A mechanism and its parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mechanism {
+    pub(crate) kind: CK_MECHANISM_TYPE,
+    pub(crate) parameter: Parameter,
+}
+
+impl Mechanism {
+    #[cfg(test)]
+    pub(crate) fn bare(kind: CK_MECHANISM_TYPE) -> Mechanism {
+        Mechanism { kind, parameter: Parameter::None }
+    }
+
+    /// Refuses any parameter: for mechanisms that take none.
+    pub(crate) fn no_parameter(&self) -> Result<(), CK_RV> {
+        match self.parameter {
+            Parameter::None => Ok(()),
+            _ => Err(CKR_MECHANISM_PARAM_INVALID),
+        }
+    }
+}
+
+/// The kind of key a mechanism needs, as the HSM's `key-type` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Family {
     Ec,
+    Ed25519,
     Rsa,
+    Aes,
+    /// HMAC keys: generic secrets (and AES keys, which the HSM also takes).
+    Secret,
 }
 
-/// A signing mechanism as the HSM takes it.
+/// The hash a digest mechanism (or an OAEP/PSS parameter) names.
+pub(crate) fn hash_of(mechanism: CK_MECHANISM_TYPE) -> Option<HashAlgorithm> {
+    match mechanism {
+        CKM_SHA_1 => Some(HashAlgorithm::Sha1),
+        CKM_SHA224 => Some(HashAlgorithm::Sha224),
+        CKM_SHA256 => Some(HashAlgorithm::Sha256),
+        CKM_SHA384 => Some(HashAlgorithm::Sha384),
+        CKM_SHA512 => Some(HashAlgorithm::Sha512),
+        _ => None,
+    }
+}
+
+fn mgf_of(hash: HashAlgorithm) -> CK_ULONG {
+    match hash {
+        HashAlgorithm::Sha1 | HashAlgorithm::Unspecified => CKG_MGF1_SHA1,
+        HashAlgorithm::Sha224 => CKG_MGF1_SHA224,
+        HashAlgorithm::Sha256 => CKG_MGF1_SHA256,
+        HashAlgorithm::Sha384 => CKG_MGF1_SHA384,
+        HashAlgorithm::Sha512 => CKG_MGF1_SHA512,
+    }
+}
+
+pub(crate) fn digest_len(hash: HashAlgorithm) -> usize {
+    match hash {
+        HashAlgorithm::Sha1 => 20,
+        HashAlgorithm::Sha224 => 28,
+        HashAlgorithm::Sha256 | HashAlgorithm::Unspecified => 32,
+        HashAlgorithm::Sha384 => 48,
+        HashAlgorithm::Sha512 => 64,
+    }
+}
+
+/// A hash computed here, for the mechanisms that hash in software.
+#[derive(Debug, Clone)]
+pub(crate) enum Hasher {
+    Sha1(sha1::Sha1),
+    Sha224(sha2::Sha224),
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(hash: HashAlgorithm) -> Hasher {
+        match hash {
+            HashAlgorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            HashAlgorithm::Sha224 => Hasher::Sha224(sha2::Sha224::new()),
+            HashAlgorithm::Sha256 | HashAlgorithm::Unspecified => Hasher::Sha256(sha2::Sha256::new()),
+            HashAlgorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            HashAlgorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha1(h) => h.update(data),
+            Hasher::Sha224(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Sha224(h) => h.finalize().to_vec(),
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha384(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// An operation's input so far: buffered for the HSM, or hashed here.
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    Buffer(Zeroizing<Vec<u8>>),
+    Hashing(Hasher),
+}
+
+impl Input {
+    /// Takes more data: a buffer past [`MAX_DATA_LEN`] is refused.
+    pub(crate) fn update(&mut self, data: &[u8]) -> Result<(), CK_RV> {
+        match self {
+            Input::Buffer(buffer) => {
+                if buffer.len() + data.len() > MAX_DATA_LEN {
+                    return Err(CKR_DATA_LEN_RANGE);
+                }
+                buffer.extend_from_slice(data);
+            }
+            Input::Hashing(hasher) => hasher.update(data),
+        }
+        Ok(())
+    }
+
+    /// The bytes to send: the buffer, or the digest.
+    pub(crate) fn finish(self) -> Zeroizing<Vec<u8>> {
+        match self {
+            Input::Buffer(buffer) => buffer,
+            Input::Hashing(hasher) => Zeroizing::new(hasher.finish()),
+        }
+    }
+}
+
+fn buffer() -> Input {
+    Input::Buffer(Zeroizing::new(Vec::new()))
+}
+
+/// A signing (or verifying) mechanism as the HSM takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Signing {
     pub(crate) family: Family,
-    /// `None`: the caller hashed; the hash is read off the input.
+    mechanism: SignMechanism,
+    /// The hash the mechanism names; `None` for raw ECDSA and RSA PKCS#1
+    /// (read off the input) and for EdDSA.
     hash: Option<HashAlgorithm>,
+    /// RSA and ECDSA with a hash: hashed here.
+    local: bool,
+}
+
+/// What a signing operation sends the HSM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SignRequest {
+    pub(crate) mechanism: SignMechanism,
+    pub(crate) hash: Option<HashAlgorithm>,
+    pub(crate) data: Zeroizing<Vec<u8>>,
+    pub(crate) is_digest: bool,
 }
 
 impl Signing {
-    /// The signing mechanisms offered; `None` for any other.
-    pub(crate) fn from_mechanism(mechanism: CK_MECHANISM_TYPE) -> Option<Signing> {
-        let (family, hash) = match mechanism {
-            CKM_ECDSA => (Family::Ec, None),
-            CKM_ECDSA_SHA1 => (Family::Ec, Some(HashAlgorithm::Sha1)),
-            CKM_ECDSA_SHA224 => (Family::Ec, Some(HashAlgorithm::Sha224)),
-            CKM_ECDSA_SHA256 => (Family::Ec, Some(HashAlgorithm::Sha256)),
-            CKM_ECDSA_SHA384 => (Family::Ec, Some(HashAlgorithm::Sha384)),
-            CKM_ECDSA_SHA512 => (Family::Ec, Some(HashAlgorithm::Sha512)),
-            CKM_RSA_PKCS => (Family::Rsa, None),
-            CKM_SHA1_RSA_PKCS => (Family::Rsa, Some(HashAlgorithm::Sha1)),
-            CKM_SHA224_RSA_PKCS => (Family::Rsa, Some(HashAlgorithm::Sha224)),
-            CKM_SHA256_RSA_PKCS => (Family::Rsa, Some(HashAlgorithm::Sha256)),
-            CKM_SHA384_RSA_PKCS => (Family::Rsa, Some(HashAlgorithm::Sha384)),
-            CKM_SHA512_RSA_PKCS => (Family::Rsa, Some(HashAlgorithm::Sha512)),
-            _ => return None,
+    /// The signing mechanisms offered; `CKR_MECHANISM_INVALID` for any other.
+    pub(crate) fn from_mechanism(mechanism: &Mechanism) -> Result<Signing, CK_RV> {
+        use HashAlgorithm::{Sha1, Sha224, Sha256, Sha384, Sha512};
+        let (family, sign, hash) = match mechanism.kind {
+            CKM_ECDSA => (Family::Ec, SignMechanism::Ecdsa, None),
+            CKM_ECDSA_SHA1 => (Family::Ec, SignMechanism::Ecdsa, Some(Sha1)),
+            CKM_ECDSA_SHA224 => (Family::Ec, SignMechanism::Ecdsa, Some(Sha224)),
+            CKM_ECDSA_SHA256 => (Family::Ec, SignMechanism::Ecdsa, Some(Sha256)),
+            CKM_ECDSA_SHA384 => (Family::Ec, SignMechanism::Ecdsa, Some(Sha384)),
+            CKM_ECDSA_SHA512 => (Family::Ec, SignMechanism::Ecdsa, Some(Sha512)),
+            CKM_EDDSA => (Family::Ed25519, SignMechanism::Ed25519, None),
+            CKM_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, None),
+            CKM_SHA1_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, Some(Sha1)),
+            CKM_SHA224_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, Some(Sha224)),
+            CKM_SHA256_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, Some(Sha256)),
+            CKM_SHA384_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, Some(Sha384)),
+            CKM_SHA512_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, Some(Sha512)),
+            CKM_RSA_PKCS_PSS => (Family::Rsa, SignMechanism::RsaPss, None),
+            CKM_SHA1_RSA_PKCS_PSS => (Family::Rsa, SignMechanism::RsaPss, Some(Sha1)),
+            CKM_SHA224_RSA_PKCS_PSS => (Family::Rsa, SignMechanism::RsaPss, Some(Sha224)),
+            CKM_SHA256_RSA_PKCS_PSS => (Family::Rsa, SignMechanism::RsaPss, Some(Sha256)),
+            CKM_SHA384_RSA_PKCS_PSS => (Family::Rsa, SignMechanism::RsaPss, Some(Sha384)),
+            CKM_SHA512_RSA_PKCS_PSS => (Family::Rsa, SignMechanism::RsaPss, Some(Sha512)),
+            CKM_SHA_1_HMAC => (Family::Secret, SignMechanism::Hmac, Some(Sha1)),
+            CKM_SHA224_HMAC => (Family::Secret, SignMechanism::Hmac, Some(Sha224)),
+            CKM_SHA256_HMAC => (Family::Secret, SignMechanism::Hmac, Some(Sha256)),
+            CKM_SHA384_HMAC => (Family::Secret, SignMechanism::Hmac, Some(Sha384)),
+            CKM_SHA512_HMAC => (Family::Secret, SignMechanism::Hmac, Some(Sha512)),
+            _ => return Err(CKR_MECHANISM_INVALID),
         };
-        Some(Signing { family, hash })
+        let hash = if sign == SignMechanism::RsaPss {
+            // The HSM's PSS: MGF1 with the signing hash, salt as long as
+            // the hash. Raw PSS takes its hash from the parameter.
+            let Parameter::Pss { hash: named, mgf, salt_len } = mechanism.parameter else {
+                return Err(CKR_MECHANISM_PARAM_INVALID);
+            };
+            let named = hash_of(named).ok_or(CKR_MECHANISM_PARAM_INVALID)?;
+            if hash.is_some_and(|h| h != named)
+                || mgf != mgf_of(named)
+                || usize::try_from(salt_len).ok() != Some(digest_len(named))
+            {
+                return Err(CKR_MECHANISM_PARAM_INVALID);
+            }
+            Some(named)
+        } else {
+            mechanism.no_parameter()?;
+            hash
+        };
+        // Raw PSS takes a digest; HMAC is keyed, so the HSM hashes.
+        let local = hash.is_some() && mechanism.kind != CKM_RSA_PKCS_PSS && sign != SignMechanism::Hmac;
+        Ok(Signing { family, mechanism: sign, hash, local })
     }
 
-    /// What to send the HSM for `input`: (mechanism, hash, bytes, whether
-    /// the bytes are a digest).
-    pub(crate) fn request<'a>(&self, input: &'a [u8]) -> Result<(SignMechanism, HashAlgorithm, &'a [u8], bool), CK_RV> {
-        let mechanism = match self.family {
-            Family::Ec => SignMechanism::Ecdsa,
-            Family::Rsa => SignMechanism::RsaPkcs,
-        };
-        if let Some(hash) = self.hash {
-            return Ok((mechanism, hash, input, false));
+    /// A fresh input for one operation.
+    pub(crate) fn input(&self) -> Input {
+        match (self.local, self.hash) {
+            (true, Some(hash)) => Input::Hashing(Hasher::new(hash)),
+            _ => buffer(),
         }
-        let (hash, digest) = match self.family {
-            Family::Ec => (hash_of_len(input.len()).ok_or(CKR_DATA_LEN_RANGE)?, input),
-            Family::Rsa => split_digest_info(input).ok_or(CKR_DATA_INVALID)?,
-        };
-        Ok((mechanism, hash, digest, true))
     }
+
+    /// The signature length, where the mechanism fixes it apart from the key.
+    pub(crate) fn fixed_len(&self) -> Option<usize> {
+        match self.mechanism {
+            SignMechanism::Ed25519 => Some(64),
+            SignMechanism::Hmac => self.hash.map(digest_len),
+            _ => None,
+        }
+    }
+
+    /// What to send the HSM for the operation's whole input.
+    pub(crate) fn request(&self, input: Input) -> Result<SignRequest, CK_RV> {
+        let data = input.finish();
+        let request = |hash, data, is_digest| SignRequest { mechanism: self.mechanism, hash, data, is_digest };
+        if self.local {
+            return Ok(request(self.hash, data, true));
+        }
+        match (self.mechanism, self.hash) {
+            (SignMechanism::Ed25519, _) => Ok(request(None, data, false)),
+            (SignMechanism::Hmac, hash) => Ok(request(hash, data, false)),
+            (SignMechanism::RsaPss, Some(hash)) => {
+                if data.len() != digest_len(hash) {
+                    return Err(CKR_DATA_LEN_RANGE);
+                }
+                Ok(request(Some(hash), data, true))
+            }
+            (SignMechanism::Ecdsa, _) => {
+                let hash = hash_of_len(data.len()).ok_or(CKR_DATA_LEN_RANGE)?;
+                Ok(request(Some(hash), data, true))
+            }
+            _ => {
+                let (hash, digest) = split_digest_info(&data).ok_or(CKR_DATA_INVALID)?;
+                let digest = Zeroizing::new(digest.to_vec());
+                Ok(request(Some(hash), digest, true))
+            }
+        }
+    }
+}
+
+/// An encryption (or decryption) mechanism as the HSM takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ciphering {
+    pub(crate) family: Family,
+    pub(crate) cipher: Cipher,
+    pub(crate) hash: Option<HashAlgorithm>,
+    pub(crate) iv: Vec<u8>,
+    pub(crate) aad: Vec<u8>,
+    /// AES-GCM encryption: where the HSM's IV goes.
+    pub(crate) iv_out: Option<IvOut>,
+}
+
+/// AES-GCM's IV, which the HSM makes, and its tag, 128 bits.
+const GCM_IV_LEN: usize = 12;
+const GCM_TAG_BITS: CK_ULONG = 128;
+
+impl Ciphering {
+    /// The encryption mechanisms offered; `encrypting` false for decryption.
+    pub(crate) fn from_mechanism(mechanism: &Mechanism, encrypting: bool) -> Result<Ciphering, CK_RV> {
+        let aes = |cipher, iv: Vec<u8>| Ciphering {
+            family: Family::Aes,
+            cipher,
+            hash: None,
+            iv,
+            aad: Vec::new(),
+            iv_out: None,
+        };
+        match (mechanism.kind, &mechanism.parameter) {
+            (CKM_AES_ECB, Parameter::None) => Ok(aes(Cipher::AesEcb, Vec::new())),
+            (CKM_AES_CBC_PAD, Parameter::Bytes(iv)) if iv.len() == 16 => Ok(aes(Cipher::AesCbcPad, iv.clone())),
+            (CKM_AES_CTR, Parameter::Ctr { counter_bits, block }) if (1..=128).contains(counter_bits) => {
+                Ok(aes(Cipher::AesCtr, block.to_vec()))
+            }
+            (CKM_AES_GCM, Parameter::Gcm { iv, aad, tag_bits, iv_out }) => {
+                if *tag_bits != GCM_TAG_BITS || aad.len() > MAX_DATA_LEN {
+                    return Err(CKR_MECHANISM_PARAM_INVALID);
+                }
+                // Encrypting, the HSM makes the IV and the library hands it
+                // back through `pIv` (CloudHSM's behaviour); decrypting
+                // takes the IV that encryption made.
+                let (iv, iv_out) = if encrypting {
+                    let out = iv_out.filter(|o| o.len >= GCM_IV_LEN).ok_or(CKR_MECHANISM_PARAM_INVALID)?;
+                    (Vec::new(), Some(IvOut { len: GCM_IV_LEN, ..out }))
+                } else if iv.len() == GCM_IV_LEN {
+                    (iv.clone(), None)
+                } else {
+                    return Err(CKR_MECHANISM_PARAM_INVALID);
+                };
+                Ok(Ciphering { aad: aad.clone(), iv_out, ..aes(Cipher::AesGcm, iv) })
+            }
+            (CKM_RSA_PKCS, Parameter::None) => {
+                Ok(Ciphering { family: Family::Rsa, ..aes(Cipher::RsaPkcs, Vec::new()) })
+            }
+            (CKM_RSA_PKCS_OAEP, parameter) => {
+                let hash = oaep_hash(parameter)?;
+                Ok(Ciphering { family: Family::Rsa, hash: Some(hash), ..aes(Cipher::RsaOaep, Vec::new()) })
+            }
+            (CKM_AES_ECB | CKM_AES_CBC_PAD | CKM_AES_CTR | CKM_AES_GCM | CKM_RSA_PKCS, _) => {
+                Err(CKR_MECHANISM_PARAM_INVALID)
+            }
+            _ => Err(CKR_MECHANISM_INVALID),
+        }
+    }
+}
+
+/// The hash of an OAEP parameter: MGF1 with the same hash, no label (the
+/// HSM takes none).
+fn oaep_hash(parameter: &Parameter) -> Result<HashAlgorithm, CK_RV> {
+    let Parameter::Oaep { hash, mgf, source, label } = parameter else {
+        return Err(CKR_MECHANISM_PARAM_INVALID);
+    };
+    let hash = hash_of(*hash).ok_or(CKR_MECHANISM_PARAM_INVALID)?;
+    if *mgf != mgf_of(hash) || !(*source == 0 || *source == CKZ_DATA_SPECIFIED) || !label.is_empty() {
+        return Err(CKR_MECHANISM_PARAM_INVALID);
+    }
+    Ok(hash)
+}
+
+/// A wrapping mechanism as the HSM takes it: (mechanism, hash, the
+/// wrapping key's family).
+pub(crate) fn wrapping(mechanism: &Mechanism) -> Result<(WrapMechanism, Option<HashAlgorithm>, Family), CK_RV> {
+    match mechanism.kind {
+        CKM_AES_KEY_WRAP => mechanism.no_parameter().map(|()| (WrapMechanism::AesKeyWrap, None, Family::Aes)),
+        CKM_AES_KEY_WRAP_PAD => mechanism.no_parameter().map(|()| (WrapMechanism::AesKeyWrapPad, None, Family::Aes)),
+        // The wrapped key carries its IV: the parameter's is not used.
+        CKM_AES_GCM => Ok((WrapMechanism::AesGcm, None, Family::Aes)),
+        CKM_RSA_PKCS_OAEP => Ok((WrapMechanism::RsaOaep, Some(oaep_hash(&mechanism.parameter)?), Family::Rsa)),
+        _ => Err(CKR_MECHANISM_INVALID),
+    }
+}
+
+/// The hash of a digest mechanism.
+pub(crate) fn digesting(mechanism: &Mechanism) -> Result<HashAlgorithm, CK_RV> {
+    let hash = hash_of(mechanism.kind).ok_or(CKR_MECHANISM_INVALID)?;
+    mechanism.no_parameter()?;
+    Ok(hash)
 }
 
 /// The hash whose digests are `len` bytes long.
 fn hash_of_len(len: usize) -> Option<HashAlgorithm> {
-    match len {
-        20 => Some(HashAlgorithm::Sha1),
-        28 => Some(HashAlgorithm::Sha224),
-        32 => Some(HashAlgorithm::Sha256),
-        48 => Some(HashAlgorithm::Sha384),
-        64 => Some(HashAlgorithm::Sha512),
-        _ => None,
-    }
+    [HashAlgorithm::Sha1, HashAlgorithm::Sha224, HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512]
+        .into_iter()
+        .find(|h| digest_len(*h) == len)
 }
 
 /// The DER DigestInfo prefixes (RFC 8017, section 9.2, note 1).
@@ -162,6 +570,17 @@ fn split_digest_info(input: &[u8]) -> Option<(HashAlgorithm, &[u8])> {
 mod tests {
     use super::*;
 
+    fn signing(kind: CK_MECHANISM_TYPE) -> Signing {
+        Signing::from_mechanism(&Mechanism::bare(kind)).unwrap()
+    }
+
+    fn sign_request(kind: CK_MECHANISM_TYPE, data: &[u8]) -> Result<SignRequest, CK_RV> {
+        let s = signing(kind);
+        let mut input = s.input();
+        input.update(data)?;
+        s.request(input)
+    }
+
     #[test]
     fn every_listed_mechanism_has_info() {
         for m in MECHANISMS {
@@ -171,25 +590,93 @@ mod tests {
 
     #[test]
     fn raw_ecdsa_reads_the_hash_off_the_digest_length() {
-        let ecdsa = Signing::from_mechanism(CKM_ECDSA).unwrap();
-        let (_, hash, bytes, digest) = ecdsa.request(&[7; 48]).unwrap();
-        assert_eq!((hash, bytes.len(), digest), (HashAlgorithm::Sha384, 48, true));
-        assert_eq!(ecdsa.request(&[7; 31]), Err(CKR_DATA_LEN_RANGE));
+        let r = sign_request(CKM_ECDSA, &[7; 48]).unwrap();
+        assert_eq!((r.hash, r.data.len(), r.is_digest), (Some(HashAlgorithm::Sha384), 48, true));
+        assert_eq!(sign_request(CKM_ECDSA, &[7; 31]), Err(CKR_DATA_LEN_RANGE));
     }
 
     #[test]
     fn raw_rsa_takes_a_digest_info_and_nothing_else() {
-        let rsa = Signing::from_mechanism(CKM_RSA_PKCS).unwrap();
         let mut info = DIGEST_INFO[2].1.to_vec();
         info.extend([9; 32]);
-        assert_eq!(rsa.request(&info).unwrap(), (SignMechanism::RsaPkcs, HashAlgorithm::Sha256, &[9u8; 32][..], true));
-        assert_eq!(rsa.request(&info[..info.len() - 1]), Err(CKR_DATA_INVALID));
-        assert_eq!(rsa.request(b"plain data"), Err(CKR_DATA_INVALID));
+        let r = sign_request(CKM_RSA_PKCS, &info).unwrap();
+        assert_eq!((r.hash, &r.data[..], r.is_digest), (Some(HashAlgorithm::Sha256), &[9u8; 32][..], true));
+        assert_eq!(sign_request(CKM_RSA_PKCS, &info[..info.len() - 1]), Err(CKR_DATA_INVALID));
+        assert_eq!(sign_request(CKM_RSA_PKCS, b"plain data"), Err(CKR_DATA_INVALID));
     }
 
     #[test]
-    fn hashing_mechanisms_send_the_data() {
-        let m = Signing::from_mechanism(CKM_SHA256_RSA_PKCS).unwrap();
-        assert_eq!(m.request(b"abc").unwrap(), (SignMechanism::RsaPkcs, HashAlgorithm::Sha256, &b"abc"[..], false));
+    fn hashing_mechanisms_hash_here_in_parts() {
+        let s = signing(CKM_SHA256_RSA_PKCS);
+        let mut input = s.input();
+        input.update(b"ab").unwrap();
+        input.update(b"c").unwrap();
+        let r = s.request(input).unwrap();
+        assert_eq!(&r.data[..], sha2::Sha256::digest(b"abc").as_slice());
+        assert!(r.is_digest);
+        // No size limit: the HSM sees only the digest.
+        let mut input = s.input();
+        input.update(&vec![0; 3 * MAX_DATA_LEN]).unwrap();
+    }
+
+    #[test]
+    fn hmac_sends_the_data_and_caps_it() {
+        let r = sign_request(CKM_SHA384_HMAC, b"msg").unwrap();
+        assert_eq!(
+            (r.mechanism, r.hash, &r.data[..], r.is_digest),
+            (SignMechanism::Hmac, Some(HashAlgorithm::Sha384), &b"msg"[..], false)
+        );
+        assert_eq!(signing(CKM_SHA384_HMAC).fixed_len(), Some(48));
+        let mut input = signing(CKM_SHA256_HMAC).input();
+        input.update(&vec![0; MAX_DATA_LEN]).unwrap();
+        assert_eq!(input.update(&[0]), Err(CKR_DATA_LEN_RANGE));
+    }
+
+    #[test]
+    fn pss_parameters_must_be_the_hsms() {
+        let pss = |kind, hash, mgf, salt_len| Mechanism { kind, parameter: Parameter::Pss { hash, mgf, salt_len } };
+        assert!(Signing::from_mechanism(&pss(CKM_SHA256_RSA_PKCS_PSS, CKM_SHA256, CKG_MGF1_SHA256, 32)).is_ok());
+        for bad in [
+            pss(CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384, CKG_MGF1_SHA384, 48),
+            pss(CKM_SHA256_RSA_PKCS_PSS, CKM_SHA256, CKG_MGF1_SHA1, 32),
+            pss(CKM_SHA256_RSA_PKCS_PSS, CKM_SHA256, CKG_MGF1_SHA256, 20),
+            Mechanism::bare(CKM_SHA256_RSA_PKCS_PSS),
+        ] {
+            assert_eq!(Signing::from_mechanism(&bad), Err(CKR_MECHANISM_PARAM_INVALID), "{bad:?}");
+        }
+        let raw = Signing::from_mechanism(&pss(CKM_RSA_PKCS_PSS, CKM_SHA384, CKG_MGF1_SHA384, 48)).unwrap();
+        let mut input = raw.input();
+        input.update(&[1; 48]).unwrap();
+        let r = raw.request(input).unwrap();
+        assert_eq!((r.hash, r.is_digest), (Some(HashAlgorithm::Sha384), true));
+    }
+
+    #[test]
+    fn gcm_encryption_hands_back_the_hsms_iv() {
+        let gcm = |iv_out| Mechanism {
+            kind: CKM_AES_GCM,
+            parameter: Parameter::Gcm { iv: vec![0; 12], aad: b"aad".to_vec(), tag_bits: 128, iv_out },
+        };
+        let out = IvOut { address: 0x1000, len: 12 };
+        let c = Ciphering::from_mechanism(&gcm(Some(out)), true).unwrap();
+        assert_eq!((c.iv.len(), c.iv_out, &c.aad[..]), (0, Some(out), &b"aad"[..]));
+        assert_eq!(Ciphering::from_mechanism(&gcm(None), true), Err(CKR_MECHANISM_PARAM_INVALID));
+        let d = Ciphering::from_mechanism(&gcm(None), false).unwrap();
+        assert_eq!((d.iv, d.iv_out), (vec![0; 12], None));
+    }
+
+    #[test]
+    fn oaep_takes_mgf1_of_its_hash_and_no_label() {
+        let oaep = |mgf, label: &[u8]| Mechanism {
+            kind: CKM_RSA_PKCS_OAEP,
+            parameter: Parameter::Oaep { hash: CKM_SHA256, mgf, source: CKZ_DATA_SPECIFIED, label: label.to_vec() },
+        };
+        assert_eq!(
+            Ciphering::from_mechanism(&oaep(CKG_MGF1_SHA256, b""), true).unwrap().hash,
+            Some(HashAlgorithm::Sha256)
+        );
+        assert_eq!(Ciphering::from_mechanism(&oaep(CKG_MGF1_SHA1, b""), true), Err(CKR_MECHANISM_PARAM_INVALID));
+        assert_eq!(Ciphering::from_mechanism(&oaep(CKG_MGF1_SHA256, b"l"), true), Err(CKR_MECHANISM_PARAM_INVALID));
+        assert_eq!(wrapping(&oaep(CKG_MGF1_SHA256, b"")).unwrap().0, WrapMechanism::RsaOaep);
     }
 }

@@ -14,13 +14,18 @@ use cryptoki_sys::{
     CKA_MODIFIABLE, CKA_MODULUS, CKA_MODULUS_BITS, CKA_NEVER_EXTRACTABLE, CKA_PRIME_1, CKA_PRIME_2, CKA_PRIVATE,
     CKA_PRIVATE_EXPONENT, CKA_PUBLIC_EXPONENT, CKA_SENSITIVE, CKA_SIGN, CKA_START_DATE, CKA_SUBJECT, CKA_TOKEN,
     CKA_TRUSTED, CKA_UNWRAP, CKA_VALUE, CKA_VALUE_LEN, CKA_VERIFY, CKA_WRAP, CKA_WRAP_WITH_TRUSTED, CKK_AES, CKK_EC,
-    CKK_EC_EDWARDS, CKK_GENERIC_SECRET, CKK_RSA, CKM_EC_KEY_PAIR_GEN, CKM_RSA_PKCS_KEY_PAIR_GEN, CKO_PRIVATE_KEY,
-    CKO_PUBLIC_KEY, CKO_SECRET_KEY, CKR_ATTRIBUTE_READ_ONLY, CKR_ATTRIBUTE_TYPE_INVALID, CKR_ATTRIBUTE_VALUE_INVALID,
+    CKK_EC_EDWARDS, CKK_GENERIC_SECRET, CKK_RSA, CKM_AES_KEY_GEN, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN,
+    CKM_GENERIC_SECRET_KEY_GEN, CKM_RSA_PKCS_KEY_PAIR_GEN, CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY,
+    CKR_ATTRIBUTE_READ_ONLY, CKR_ATTRIBUTE_TYPE_INVALID, CKR_ATTRIBUTE_VALUE_INVALID, CKR_MECHANISM_INVALID,
     CKR_TEMPLATE_INCOMPLETE, CKR_TEMPLATE_INCONSISTENT,
 };
-use hsm_client::{KeyInfo, KeyOptions, KeyPairSpec};
+use hsm_client::{
+    KeyInfo, KeyOptions, KeyPairSpec,
+    keys::{KeyClass, KeyType, SymmetricKeyType},
+};
+use zeroize::Zeroizing;
 
-use crate::mechanism::Family;
+use crate::{der, mechanism::Family};
 
 /// One attribute of a caller's template, copied out of C memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,17 +118,31 @@ fn key_type_name(key_type: CK_KEY_TYPE) -> Option<&'static str> {
 pub(crate) fn family(key: &KeyInfo) -> Option<Family> {
     match key_type(key)? {
         CKK_EC => Some(Family::Ec),
+        CKK_EC_EDWARDS => Some(Family::Ed25519),
         CKK_RSA => Some(Family::Rsa),
+        CKK_AES => Some(Family::Aes),
+        CKK_GENERIC_SECRET => Some(Family::Secret),
         _ => None,
     }
 }
 
-/// The length of the key's signatures: r || s for ECDSA, the modulus for
-/// RSA.
+/// Whether `key` is of the family a mechanism needs (HMAC takes AES keys
+/// as well as generic secrets, as the HSM does).
+pub(crate) fn fits(key: &KeyInfo, need: Family) -> bool {
+    match (family(key), need) {
+        (Some(Family::Aes), Family::Secret) => true,
+        (have, need) => have == Some(need),
+    }
+}
+
+/// The length of the key's signatures where the key fixes it: r || s for
+/// ECDSA, the modulus for RSA, 64 bytes for Ed25519.
 pub(crate) fn signature_len(key: &KeyInfo) -> Option<usize> {
     match family(key)? {
         Family::Ec => Some(2 * curve(key.attribute("curve")?)?.field_bytes),
         Family::Rsa => key.attribute("modulus-size-bits")?.parse::<usize>().ok().map(|bits| bits.div_ceil(8)),
+        Family::Ed25519 => Some(64),
+        Family::Aes | Family::Secret => None,
     }
 }
 
@@ -154,15 +173,19 @@ pub(crate) fn value(key: &KeyInfo, kind: CK_ATTRIBUTE_TYPE) -> Value {
         CKA_VALUE_LEN => attr("key-length-bytes").and_then(|v| v.parse().ok()).map_or(Value::Invalid, ulong),
         CKA_EC_PARAMS => match key_type(key) {
             Some(CKK_EC) => attr("curve").and_then(curve).map_or(Value::Invalid, |c| Value::Bytes(c.oid_der.to_vec())),
+            Some(CKK_EC_EDWARDS) => Value::Bytes(ED25519_OID.to_vec()),
             _ => Value::Invalid,
         },
         CKA_EC_POINT => match attr("ec-point").and_then(hex_value) {
-            Some(point) => Value::Bytes(octet_string(&point)),
-            None => Value::Invalid,
+            Some(point) if class != Some(CKO_SECRET_KEY) => Value::Bytes(der::octet_string(&point)),
+            _ => Value::Invalid,
         },
         CKA_KEY_GEN_MECHANISM => match (attr("local"), key_type(key)) {
             (Some("true"), Some(CKK_RSA)) => ulong(CKM_RSA_PKCS_KEY_PAIR_GEN),
             (Some("true"), Some(CKK_EC)) => ulong(CKM_EC_KEY_PAIR_GEN),
+            (Some("true"), Some(CKK_EC_EDWARDS)) => ulong(CKM_EC_EDWARDS_KEY_PAIR_GEN),
+            (Some("true"), Some(CKK_AES)) => ulong(CKM_AES_KEY_GEN),
+            (Some("true"), Some(CKK_GENERIC_SECRET)) => ulong(CKM_GENERIC_SECRET_KEY_GEN),
             _ => ulong(CK_UNAVAILABLE_INFORMATION),
         },
         CKA_ALWAYS_AUTHENTICATE if class == Some(CKO_PRIVATE_KEY) => Value::Bytes(vec![CK_FALSE]),
@@ -201,6 +224,154 @@ pub(crate) fn matches(key: &KeyInfo, template: &[Attribute]) -> bool {
     template.iter().all(|a| value(key, a.kind) == Value::Bytes(a.value.clone()))
 }
 
+/// What a template asks of a new key (or of `C_SetAttributeValue`), read
+/// off it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Template {
+    /// The HSM attributes to set, by CloudHSM CLI name.
+    pub(crate) attributes: Vec<(String, String)>,
+    pub(crate) class: Option<CK_OBJECT_CLASS>,
+    pub(crate) key_type: Option<CK_KEY_TYPE>,
+    /// CKA_TOKEN, if given.
+    pub(crate) token: Option<bool>,
+    pub(crate) curve: Option<&'static str>,
+    pub(crate) ed25519: bool,
+    pub(crate) bits: Option<CK_ULONG>,
+    pub(crate) exponent: Option<Vec<u8>>,
+    pub(crate) value_len: Option<CK_ULONG>,
+    /// Key material (`C_CreateObject` only): CKA_VALUE, CKA_EC_POINT, the
+    /// RSA numbers, by attribute type.
+    pub(crate) material: Vec<(CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>)>,
+}
+
+impl Template {
+    pub(crate) fn material(&self, kind: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        self.material.iter().find(|(k, _)| *k == kind).map(|(_, v)| v.as_slice())
+    }
+
+    /// The options a creation call takes; `token` is the default of
+    /// CKA_TOKEN.
+    pub(crate) fn options(&self, token: bool) -> KeyOptions {
+        KeyOptions {
+            attributes: self.attributes.clone(),
+            session: !self.token.unwrap_or(token),
+            ..KeyOptions::default()
+        }
+    }
+}
+
+/// What a template is for: which attributes it may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// `C_GenerateKey`, `C_GenerateKeyPair`, `C_UnwrapKey`: no key material.
+    Generate,
+    /// `C_CreateObject`: key material too.
+    Create,
+    /// `C_SetAttributeValue`: only what the HSM lets change.
+    Modify,
+}
+
+/// Reads a template for an object of `class` (or of the class it names).
+pub(crate) fn template(
+    class: Option<CK_OBJECT_CLASS>,
+    attributes: &[Attribute],
+    purpose: Purpose,
+) -> Result<Template, CK_RV> {
+    let mut out = Template { class, ..Template::default() };
+    let named = attributes.iter().find(|a| a.kind == CKA_CLASS).map(|a| read_ulong(&a.value));
+    match (class, named) {
+        (_, Some(None)) => return Err(CKR_ATTRIBUTE_VALUE_INVALID),
+        (Some(want), Some(Some(got))) if want != got && purpose != Purpose::Modify => {
+            return Err(CKR_TEMPLATE_INCONSISTENT);
+        }
+        (None, Some(Some(got))) => out.class = Some(got),
+        _ => {}
+    }
+    let class = out.class;
+    let public = class == Some(CKO_PUBLIC_KEY);
+    let private = class == Some(CKO_PRIVATE_KEY);
+    let secret = class == Some(CKO_SECRET_KEY);
+    let create = purpose == Purpose::Create;
+    let modify = purpose == Purpose::Modify;
+    for a in attributes {
+        let flag = || read_bool(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID);
+        let mut set = |name: &str, value: String| out.attributes.push((name.to_owned(), value));
+        match a.kind {
+            CKA_CLASS | CKA_KEY_TYPE | CKA_TOKEN if modify => return Err(CKR_ATTRIBUTE_READ_ONLY),
+            CKA_CLASS => {}
+            CKA_KEY_TYPE => out.key_type = Some(read_ulong(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?),
+            CKA_TOKEN => out.token = Some(flag()?),
+            CKA_LABEL => set("label", String::from_utf8(a.value.clone()).map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?),
+            CKA_ID if a.value.is_empty() && !modify => {}
+            CKA_ID => set("id", format!("0x{}", hex::encode(&a.value))),
+            CKA_PRIVATE | CKA_MODIFIABLE | CKA_DESTROYABLE | CKA_DERIVE => {
+                set(flag_name(a.kind), flag()?.to_string());
+            }
+            CKA_VERIFY | CKA_ENCRYPT | CKA_WRAP if !private => set(flag_name(a.kind), flag()?.to_string()),
+            CKA_SIGN | CKA_DECRYPT | CKA_UNWRAP | CKA_EXTRACTABLE | CKA_SENSITIVE | CKA_WRAP_WITH_TRUSTED
+                if !public =>
+            {
+                set(flag_name(a.kind), flag()?.to_string());
+            }
+            CKA_VERIFY
+            | CKA_ENCRYPT
+            | CKA_WRAP
+            | CKA_SIGN
+            | CKA_DECRYPT
+            | CKA_UNWRAP
+            | CKA_EXTRACTABLE
+            | CKA_SENSITIVE
+            | CKA_WRAP_WITH_TRUSTED => return Err(CKR_TEMPLATE_INCONSISTENT),
+            CKA_SUBJECT | CKA_START_DATE | CKA_END_DATE if a.value.is_empty() => {}
+            CKA_EC_PARAMS if !modify => {
+                if a.value == ED25519_OID || a.value == ED25519_NAME {
+                    out.ed25519 = true;
+                } else {
+                    out.curve = Some(curve_of_oid(&a.value).map(|c| c.name).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?);
+                }
+            }
+            CKA_MODULUS_BITS if !modify && !create => {
+                out.bits = Some(read_ulong(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?);
+            }
+            CKA_PUBLIC_EXPONENT if !modify => out.exponent = Some(a.value.clone()),
+            CKA_VALUE_LEN if secret && !modify && !create => {
+                out.value_len = Some(read_ulong(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?);
+            }
+            CKA_VALUE | CKA_EC_POINT | CKA_MODULUS | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2
+            | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT
+                if create =>
+            {
+                out.material.push((a.kind, Zeroizing::new(a.value.clone())));
+            }
+            CKA_TRUSTED
+            | CKA_LOCAL
+            | CKA_ALWAYS_SENSITIVE
+            | CKA_NEVER_EXTRACTABLE
+            | CKA_KEY_GEN_MECHANISM
+            | CKA_MODULUS
+            | CKA_MODULUS_BITS
+            | CKA_PUBLIC_EXPONENT
+            | CKA_EC_PARAMS
+            | CKA_EC_POINT
+            | CKA_CHECK_VALUE
+            | CKA_VALUE_LEN
+            | CKA_VALUE
+            | CKA_PRIVATE_EXPONENT
+            | CKA_PRIME_1
+            | CKA_PRIME_2
+            | CKA_EXPONENT_1
+            | CKA_EXPONENT_2
+            | CKA_COEFFICIENT => return Err(CKR_ATTRIBUTE_READ_ONLY),
+            _ => return Err(CKR_ATTRIBUTE_TYPE_INVALID),
+        }
+    }
+    Ok(out)
+}
+
+fn flag_name(kind: CK_ATTRIBUTE_TYPE) -> &'static str {
+    FLAGS.iter().chain(&MORE_FLAGS).find(|(k, _)| *k == kind).map_or("", |(_, name)| name)
+}
+
 /// A key-pair request read off `C_GenerateKeyPair`'s templates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PairRequest {
@@ -216,119 +387,193 @@ pub(crate) struct PairRequest {
 pub(crate) fn pair_request(family: Family, public: &[Attribute], private: &[Attribute]) -> Result<PairRequest, CK_RV> {
     let want_type = match family {
         Family::Ec => CKK_EC,
+        Family::Ed25519 => CKK_EC_EDWARDS,
         Family::Rsa => CKK_RSA,
+        Family::Aes | Family::Secret => return Err(CKR_MECHANISM_INVALID),
     };
-    let (public_opts, public_token, params) = half(CKO_PUBLIC_KEY, want_type, public)?;
-    let (private_opts, private_token, private_params) = half(CKO_PRIVATE_KEY, want_type, private)?;
-    if private_params.curve.is_some() && private_params.curve != params.curve {
+    let public = template(Some(CKO_PUBLIC_KEY), public, Purpose::Generate)?;
+    let private = template(Some(CKO_PRIVATE_KEY), private, Purpose::Generate)?;
+    if [public.key_type, private.key_type].iter().any(|t| t.is_some_and(|t| t != want_type)) {
         return Err(CKR_TEMPLATE_INCONSISTENT);
     }
-    if private_params.bits.is_some() || private_params.exponent.is_some() {
+    if (private.curve.is_some() && private.curve != public.curve)
+        || (private.ed25519 && family != Family::Ed25519)
+        || private.bits.is_some()
+        || private.exponent.is_some()
+    {
         return Err(CKR_TEMPLATE_INCONSISTENT);
     }
-    let token = match (public_token, private_token) {
+    let token = match (public.token, private.token) {
         (Some(a), Some(b)) if a != b => return Err(CKR_TEMPLATE_INCONSISTENT),
         (a, b) => a.or(b).unwrap_or(true),
     };
+    let rsa_params = public.bits.is_some() || public.exponent.is_some();
     let spec = match family {
-        Family::Ec => {
-            if params.bits.is_some() || params.exponent.is_some() {
+        Family::Ec if rsa_params || public.ed25519 => return Err(CKR_TEMPLATE_INCONSISTENT),
+        Family::Ec => KeyPairSpec::Ec { curve: public.curve.ok_or(CKR_TEMPLATE_INCOMPLETE)?.to_owned() },
+        Family::Ed25519 if rsa_params || public.curve.is_some() => return Err(CKR_TEMPLATE_INCONSISTENT),
+        // CKA_EC_PARAMS may be left out: Ed25519 is the only Edwards curve.
+        Family::Ed25519 => KeyPairSpec::Ed25519,
+        _ => {
+            if public.curve.is_some() || public.ed25519 {
                 return Err(CKR_TEMPLATE_INCONSISTENT);
             }
-            KeyPairSpec::Ec { curve: params.curve.ok_or(CKR_TEMPLATE_INCOMPLETE)?.to_owned() }
-        }
-        Family::Rsa => {
-            if params.curve.is_some() {
-                return Err(CKR_TEMPLATE_INCONSISTENT);
-            }
-            let bits = params.bits.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+            let bits = public.bits.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+            let exponent = match &public.exponent {
+                Some(e) => read_exponent(e).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?,
+                None => 65_537,
+            };
             KeyPairSpec::Rsa {
                 modulus_size_bits: u32::try_from(bits).map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?,
-                public_exponent: params.exponent.unwrap_or(65_537),
+                public_exponent: exponent,
             }
         }
     };
-    let session = !token;
-    Ok(PairRequest {
-        spec,
-        public: KeyOptions { session, ..public_opts },
-        private: KeyOptions { session, ..private_opts },
-        token,
-    })
+    Ok(PairRequest { spec, public: public.options(token), private: private.options(token), token })
 }
 
-/// Key parameters a template may carry.
-#[derive(Debug, Default)]
-struct Params {
-    curve: Option<&'static str>,
-    bits: Option<CK_ULONG>,
-    exponent: Option<u64>,
+/// A secret-key request read off `C_GenerateKey`'s template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SecretRequest {
+    pub(crate) key_type: SymmetricKeyType,
+    pub(crate) length: u32,
+    pub(crate) options: KeyOptions,
+    pub(crate) token: bool,
 }
 
-/// One half of a key pair: its HSM attributes, CKA_TOKEN if given, and the
-/// key parameters.
-fn half(
-    class: CK_OBJECT_CLASS,
-    want_type: CK_KEY_TYPE,
-    template: &[Attribute],
-) -> Result<(KeyOptions, Option<bool>, Params), CK_RV> {
-    let public = class == CKO_PUBLIC_KEY;
-    let mut options = KeyOptions::default();
-    let mut token = None;
-    let mut params = Params::default();
-    let mut set = |name: &str, value: String| options.attributes.push((name.to_owned(), value));
-    for a in template {
-        let flag = || read_bool(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID);
-        match a.kind {
-            CKA_CLASS if read_ulong(&a.value) != Some(class) => return Err(CKR_TEMPLATE_INCONSISTENT),
-            CKA_KEY_TYPE if read_ulong(&a.value) != Some(want_type) => return Err(CKR_TEMPLATE_INCONSISTENT),
-            CKA_CLASS | CKA_KEY_TYPE => {}
-            CKA_TOKEN => token = Some(flag()?),
-            CKA_LABEL => set("label", String::from_utf8(a.value.clone()).map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?),
-            CKA_ID if a.value.is_empty() => {}
-            CKA_ID => set("id", format!("0x{}", hex::encode(&a.value))),
-            CKA_PRIVATE => set("private", flag()?.to_string()),
-            CKA_MODIFIABLE => set("modifiable", flag()?.to_string()),
-            CKA_DESTROYABLE => set("destroyable", flag()?.to_string()),
-            CKA_DERIVE => set("derive", flag()?.to_string()),
-            CKA_VERIFY if public => set("verify", flag()?.to_string()),
-            CKA_ENCRYPT if public => set("encrypt", flag()?.to_string()),
-            CKA_WRAP if public => set("wrap", flag()?.to_string()),
-            CKA_SIGN if !public => set("sign", flag()?.to_string()),
-            CKA_DECRYPT if !public => set("decrypt", flag()?.to_string()),
-            CKA_UNWRAP if !public => set("unwrap", flag()?.to_string()),
-            CKA_EXTRACTABLE if !public => set("extractable", flag()?.to_string()),
-            CKA_SENSITIVE if !public => set("sensitive", flag()?.to_string()),
-            CKA_WRAP_WITH_TRUSTED if !public => set("wrap-with-trusted", flag()?.to_string()),
-            CKA_VERIFY
-            | CKA_ENCRYPT
-            | CKA_WRAP
-            | CKA_SIGN
-            | CKA_DECRYPT
-            | CKA_UNWRAP
-            | CKA_EXTRACTABLE
-            | CKA_SENSITIVE
-            | CKA_WRAP_WITH_TRUSTED => return Err(CKR_TEMPLATE_INCONSISTENT),
-            CKA_SUBJECT | CKA_START_DATE | CKA_END_DATE if a.value.is_empty() => {}
-            CKA_EC_PARAMS => {
-                params.curve = Some(curve_of_oid(&a.value).map(|c| c.name).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?);
-            }
-            CKA_MODULUS_BITS => params.bits = Some(read_ulong(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?),
-            CKA_PUBLIC_EXPONENT => params.exponent = Some(read_exponent(&a.value).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?),
-            CKA_TRUSTED
-            | CKA_LOCAL
-            | CKA_ALWAYS_SENSITIVE
-            | CKA_NEVER_EXTRACTABLE
-            | CKA_KEY_GEN_MECHANISM
-            | CKA_MODULUS
-            | CKA_EC_POINT
-            | CKA_CHECK_VALUE
-            | CKA_VALUE_LEN => return Err(CKR_ATTRIBUTE_READ_ONLY),
-            _ => return Err(CKR_ATTRIBUTE_TYPE_INVALID),
-        }
+/// Reads `C_GenerateKey`'s template; secret keys default to session
+/// objects, as PKCS#11 has CKA_TOKEN default to false.
+pub(crate) fn secret_request(key_type: SymmetricKeyType, attributes: &[Attribute]) -> Result<SecretRequest, CK_RV> {
+    let t = template(Some(CKO_SECRET_KEY), attributes, Purpose::Generate)?;
+    let want = if key_type == SymmetricKeyType::Aes { CKK_AES } else { CKK_GENERIC_SECRET };
+    if t.key_type.is_some_and(|k| k != want)
+        || t.curve.is_some()
+        || t.ed25519
+        || t.exponent.is_some()
+        || t.bits.is_some()
+    {
+        return Err(CKR_TEMPLATE_INCONSISTENT);
     }
-    Ok((options, token, params))
+    let length = u32::try_from(t.value_len.ok_or(CKR_TEMPLATE_INCOMPLETE)?).map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?;
+    let token = t.token.unwrap_or(false);
+    Ok(SecretRequest { key_type, length, options: t.options(false), token })
 }
+
+/// The class, key type and curve `C_UnwrapKey`'s template names, and the
+/// options for the new key.
+pub(crate) fn unwrap_request(
+    attributes: &[Attribute],
+) -> Result<(KeyClass, KeyType, Option<&'static str>, KeyOptions, bool), CK_RV> {
+    let t = template(None, attributes, Purpose::Generate)?;
+    let class = match t.class.ok_or(CKR_TEMPLATE_INCOMPLETE)? {
+        CKO_SECRET_KEY => KeyClass::Secret,
+        CKO_PRIVATE_KEY => KeyClass::Private,
+        _ => return Err(CKR_TEMPLATE_INCONSISTENT),
+    };
+    let key_type = match (t.key_type.ok_or(CKR_TEMPLATE_INCOMPLETE)?, class) {
+        (CKK_AES, KeyClass::Secret) => KeyType::Aes,
+        (CKK_GENERIC_SECRET, KeyClass::Secret) => KeyType::GenericSecret,
+        (CKK_RSA, KeyClass::Private) => KeyType::Rsa,
+        (CKK_EC, KeyClass::Private) => KeyType::Ec,
+        (CKK_EC_EDWARDS, KeyClass::Private) => KeyType::Ed25519,
+        _ => return Err(CKR_TEMPLATE_INCONSISTENT),
+    };
+    if key_type == KeyType::Ec && t.curve.is_none() {
+        return Err(CKR_TEMPLATE_INCOMPLETE);
+    }
+    let token = t.token.unwrap_or(false);
+    Ok((class, key_type, t.curve, t.options(false), token))
+}
+
+/// What `C_CreateObject` imports.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Material {
+    Secret(SymmetricKeyType, Zeroizing<Vec<u8>>),
+    /// A key as PEM (SPKI, PKCS#1, SEC1 or PKCS#8).
+    Pem(Zeroizing<String>),
+}
+
+/// A `C_CreateObject` template as the key to import, its options, and
+/// whether it is a token object.
+pub(crate) fn create_request(attributes: &[Attribute]) -> Result<(Material, KeyOptions, bool), CK_RV> {
+    let t = template(None, attributes, Purpose::Create)?;
+    let need = |kind| t.material(kind).ok_or(CKR_TEMPLATE_INCOMPLETE);
+    let class = t.class.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+    let key_type = t.key_type.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+    let allowed: &[CK_ATTRIBUTE_TYPE] = match (class, key_type) {
+        (CKO_SECRET_KEY, CKK_AES | CKK_GENERIC_SECRET) | (CKO_PRIVATE_KEY, CKK_EC | CKK_EC_EDWARDS) => &[CKA_VALUE],
+        (CKO_PUBLIC_KEY, CKK_EC | CKK_EC_EDWARDS) => &[CKA_EC_POINT],
+        (CKO_PUBLIC_KEY, CKK_RSA) => &[CKA_MODULUS],
+        (CKO_PRIVATE_KEY, CKK_RSA) => &[
+            CKA_MODULUS,
+            CKA_PRIVATE_EXPONENT,
+            CKA_PRIME_1,
+            CKA_PRIME_2,
+            CKA_EXPONENT_1,
+            CKA_EXPONENT_2,
+            CKA_COEFFICIENT,
+        ],
+        (CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, _) => return Err(CKR_TEMPLATE_INCONSISTENT),
+        _ => return Err(CKR_ATTRIBUTE_VALUE_INVALID),
+    };
+    if t.material.iter().any(|(k, _)| !allowed.contains(k)) {
+        return Err(CKR_TEMPLATE_INCONSISTENT);
+    }
+    // The named curve's OID; `None` for Ed25519.
+    let curve_oid = || -> Result<Option<&'static [u8]>, CK_RV> {
+        if key_type == CKK_EC_EDWARDS {
+            return Ok(None);
+        }
+        t.curve.and_then(curve).map(|c| Some(c.oid_der)).ok_or(CKR_TEMPLATE_INCOMPLETE)
+    };
+    let pem = |label, der: Zeroizing<Vec<u8>>| Material::Pem(der::pem(label, &der));
+    let material = match (class, key_type) {
+        (CKO_SECRET_KEY, kind) => {
+            let kind = if kind == CKK_AES { SymmetricKeyType::Aes } else { SymmetricKeyType::GenericSecret };
+            Material::Secret(kind, Zeroizing::new(need(CKA_VALUE)?.to_vec()))
+        }
+        (CKO_PUBLIC_KEY, CKK_RSA) => {
+            let exponent = t.exponent.as_deref().ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+            pem("RSA PUBLIC KEY", der::rsa_key(&[need(CKA_MODULUS)?, exponent]))
+        }
+        (CKO_PUBLIC_KEY, _) => {
+            let point = need(CKA_EC_POINT)?;
+            let point = der::octet_string_content(point).unwrap_or(point);
+            pem("PUBLIC KEY", der::spki(curve_oid()?, point))
+        }
+        (CKO_PRIVATE_KEY, CKK_RSA) => {
+            let exponent = t.exponent.as_deref().ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+            let numbers = [
+                &[0u8][..],
+                need(CKA_MODULUS)?,
+                exponent,
+                need(CKA_PRIVATE_EXPONENT)?,
+                need(CKA_PRIME_1)?,
+                need(CKA_PRIME_2)?,
+                need(CKA_EXPONENT_1)?,
+                need(CKA_EXPONENT_2)?,
+                need(CKA_COEFFICIENT)?,
+            ];
+            pem("RSA PRIVATE KEY", der::rsa_key(&numbers))
+        }
+        (_, _) => match curve_oid()? {
+            Some(oid) => pem("EC PRIVATE KEY", der::ec_private(oid, need(CKA_VALUE)?)),
+            None => pem("PRIVATE KEY", der::ed25519_private(need(CKA_VALUE)?)),
+        },
+    };
+    let token = t.token.unwrap_or(false);
+    Ok((material, t.options(false), token))
+}
+
+/// `C_SetAttributeValue`'s template as (HSM name, value) changes.
+pub(crate) fn changes(attributes: &[Attribute]) -> Result<Vec<(String, String)>, CK_RV> {
+    Ok(template(None, attributes, Purpose::Modify)?.attributes)
+}
+
+/// CKA_EC_PARAMS of Ed25519: the OID 1.3.101.112, or the printable string
+/// `edwards25519` that PKCS#11 v3 also allows.
+const ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+const ED25519_NAME: &[u8] = b"\x13\x0cedwards25519";
 
 /// A curve the HSM offers.
 #[derive(Debug, Clone, Copy)]
@@ -363,22 +608,6 @@ fn curve_of_oid(der: &[u8]) -> Option<Curve> {
 /// `0x0102...` (or empty) as bytes.
 fn hex_value(text: &str) -> Option<Vec<u8>> {
     hex::decode(text.strip_prefix("0x").unwrap_or(text)).ok()
-}
-
-/// A DER OCTET STRING holding `bytes`: CKA_EC_POINT's encoding.
-fn octet_string(bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x04];
-    let len = bytes.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let be = len.to_be_bytes();
-        let first = be.iter().position(|b| *b != 0).unwrap_or(be.len() - 1);
-        out.push(0x80 | (be.len() - first) as u8);
-        out.extend(&be[first..]);
-    }
-    out.extend(bytes);
-    out
 }
 
 fn bool_byte(v: bool) -> CK_BBOOL {
@@ -461,7 +690,7 @@ mod tests {
 
     #[test]
     fn long_points_use_long_form_lengths() {
-        let der = octet_string(&[4; 133]);
+        let der = der::octet_string(&[4; 133]);
         assert_eq!(&der[..3], &[0x04, 0x81, 133]);
         assert_eq!(der.len(), 136);
     }

@@ -12,14 +12,19 @@ use std::path::PathBuf;
 use cryptoki::{
     context::{CInitializeArgs, CInitializeFlags, Pkcs11},
     error::{Error, RvError},
-    mechanism::{Mechanism, MechanismType},
+    mechanism::{
+        Mechanism, MechanismType,
+        aead::GcmParams,
+        eddsa::{EddsaParams, EddsaSignatureScheme},
+        rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams},
+    },
     object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle},
     session::{Session, UserType},
     types::AuthPin,
 };
 use hsm_client::Role;
 use hsm_daemon::testing::{Options, TestCluster};
-use ring::{digest, signature};
+use ring::{digest, hmac, rand::SystemRandom, signature};
 
 /// CKA_EC_PARAMS of P-256: the named curve's OID.
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -119,7 +124,10 @@ fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
     for m in [MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDSA_SHA256, MechanismType::SHA256_RSA_PKCS] {
         assert!(mechanisms.contains(&m), "{m} missing from {mechanisms:?}");
     }
-    assert!(!mechanisms.contains(&MechanismType::AES_KEY_GEN), "only what works is listed");
+    for m in [MechanismType::AES_KEY_GEN, MechanismType::AES_GCM, MechanismType::EDDSA, MechanismType::SHA256_HMAC] {
+        assert!(mechanisms.contains(&m), "{m} missing from {mechanisms:?}");
+    }
+    assert!(!mechanisms.contains(&MechanismType::DES3_KEY_GEN), "only what works is listed");
     let ecdsa = pkcs11.get_mechanism_info(slot, MechanismType::ECDSA).unwrap();
     assert!(ecdsa.sign() && ecdsa.verify());
 
@@ -257,19 +265,30 @@ fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
         RvError::SessionReadOnly
     );
 
+    more_mechanisms(&session, (rsa_public, rsa_private), (&n, &e));
+
     // Destroy.
     session.destroy_object(rsa_private).unwrap();
     assert_eq!(session.find_objects(&[Attribute::Label(b"rsa".to_vec())]).unwrap(), vec![rsa_public]);
     assert_eq!(rv(session.get_attributes(rsa_private, &[AttributeType::Label])), RvError::ObjectHandleInvalid);
 
-    // Multi-part signing is not offered yet; refusing it ends the operation,
-    // so a single-part one can start after it.
+    // Multi-part signing and verifying: hashed here, so any length.
+    let long = vec![b'x'; 40_000];
     session.sign_init(&Mechanism::EcdsaSha256, ec_private).unwrap();
-    assert_eq!(rv(session.sign_update(message)), RvError::FunctionNotSupported);
-    assert_eq!(session.sign(&Mechanism::EcdsaSha256, ec_private, message).unwrap().len(), 64);
+    session.sign_update(&long[..25_000]).unwrap();
+    session.sign_update(&long[25_000..]).unwrap();
+    let signature = session.sign_final().unwrap();
+    signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(&long, &signature).unwrap();
+    session.verify_init(&Mechanism::EcdsaSha256, ec_public).unwrap();
+    session.verify_update(&long[..1]).unwrap();
+    session.verify_update(&long[1..]).unwrap();
+    session.verify_final(&signature).unwrap();
 
-    // No random-number RPC on the HSM.
-    assert_eq!(rv(session.generate_random_vec(16)), RvError::FunctionNotSupported);
+    // Random bytes from the HSMs.
+    let (a, b) = (session.generate_random_vec(32).unwrap(), session.generate_random_vec(32).unwrap());
+    assert_eq!((a.len(), b.len()), (32, 32));
+    assert_ne!(a, b);
+    assert_eq!(session.generate_random_vec(40_000).unwrap().len(), 40_000, "more than one HSM call's worth");
 
     // An admin may log in but not use or make keys: the HSM's permission
     // table refuses.
@@ -292,4 +311,171 @@ fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
     drop(session);
     pkcs11.finalize().unwrap();
     drop(cluster);
+}
+
+/// AES, HMAC, digests, Ed25519, RSA OAEP and PSS, wrapping, importing and
+/// changing attributes, each checked against ring where ring can.
+fn more_mechanisms(session: &Session, rsa: (ObjectHandle, ObjectHandle), (n, e): (&[u8], &[u8])) {
+    let data = b"sixteen byte blk and then some more";
+
+    // AES-256, a session key.
+    let aes = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::ValueLen(32.into()),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Wrap(true),
+                Attribute::Unwrap(true),
+                Attribute::Label(b"aes".to_vec()),
+            ],
+        )
+        .unwrap();
+    let attributes = session.get_attributes(aes, &[AttributeType::KeyType, AttributeType::Token]).unwrap();
+    assert_eq!(attributes, vec![Attribute::KeyType(KeyType::AES), Attribute::Token(false)]);
+    assert_eq!(
+        rv(session.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(20.into())])),
+        RvError::TemplateInconsistent,
+        "the HSM refuses a 20-byte AES key"
+    );
+
+    // CBC with padding, single and multi-part, which agree.
+    let iv = [7u8; 16];
+    let ciphertext = session.encrypt(&Mechanism::AesCbcPad(iv), aes, data).unwrap();
+    assert_eq!(ciphertext.len(), 48);
+    session.encrypt_init(&Mechanism::AesCbcPad(iv), aes).unwrap();
+    let mut parts = session.encrypt_update(&data[..10]).unwrap();
+    parts.extend(session.encrypt_update(&data[10..]).unwrap());
+    parts.extend(session.encrypt_final().unwrap());
+    assert_eq!(parts, ciphertext);
+    assert_eq!(session.decrypt(&Mechanism::AesCbcPad(iv), aes, &ciphertext).unwrap(), data);
+
+    // GCM: the HSM makes the IV and hands it back through the parameter.
+    let mut gcm_iv = [0u8; 12];
+    let ciphertext = session
+        .encrypt(&Mechanism::AesGcm(GcmParams::new(&mut gcm_iv, b"aad", 128.into()).unwrap()), aes, data)
+        .unwrap();
+    assert_eq!(ciphertext.len(), data.len() + 16);
+    assert_ne!(gcm_iv, [0; 12], "the HSM's IV came back");
+    let mechanism = Mechanism::AesGcm(GcmParams::new(&mut gcm_iv, b"aad", 128.into()).unwrap());
+    assert_eq!(session.decrypt(&mechanism, aes, &ciphertext).unwrap(), data);
+    let mut tampered = ciphertext.clone();
+    tampered[0] ^= 1;
+    assert_eq!(rv(session.decrypt(&mechanism, aes, &tampered)), RvError::EncryptedDataInvalid);
+
+    // ECB takes whole blocks.
+    let ciphertext = session.encrypt(&Mechanism::AesEcb, aes, &data[..32]).unwrap();
+    assert_eq!(session.decrypt(&Mechanism::AesEcb, aes, &ciphertext).unwrap(), &data[..32]);
+
+    // HMAC with an imported key, checked with ring; and digests.
+    let mac_key = [0x5au8; 32];
+    let mac = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Value(mac_key.to_vec()),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+            Attribute::Extractable(true),
+        ])
+        .unwrap();
+    let tag = session.sign(&Mechanism::Sha256Hmac, mac, data).unwrap();
+    assert_eq!(tag, hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &mac_key), data).as_ref());
+    session.verify(&Mechanism::Sha256Hmac, mac, data, &tag).unwrap();
+    assert_eq!(rv(session.verify(&Mechanism::Sha256Hmac, mac, b"other", &tag)), RvError::SignatureInvalid);
+    assert_eq!(session.digest(&Mechanism::Sha256, data).unwrap(), digest::digest(&digest::SHA256, data).as_ref());
+    session.digest_init(&Mechanism::Sha384).unwrap();
+    session.digest_update(&data[..3]).unwrap();
+    session.digest_update(&data[3..]).unwrap();
+    assert_eq!(session.digest_final().unwrap(), digest::digest(&digest::SHA384, data).as_ref());
+
+    // Wrap the HMAC key with AES, unwrap it as a new key: the same tags.
+    let wrapped = session.wrap_key(&Mechanism::AesKeyWrapPad, aes, mac).unwrap();
+    let unwrapped = session
+        .unwrap_key(
+            &Mechanism::AesKeyWrapPad,
+            aes,
+            &wrapped,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Sign(true),
+                Attribute::Label(b"unwrapped".to_vec()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(session.sign(&Mechanism::Sha256Hmac, unwrapped, data).unwrap(), tag);
+    assert_eq!(rv(session.wrap_key(&Mechanism::AesKeyWrapPad, mac, aes)), RvError::WrappingKeyTypeInconsistent);
+
+    // Ed25519, checked with ring.
+    let (ed_public, ed_private) = session
+        .generate_key_pair(
+            &Mechanism::EccEdwardsKeyPairGen,
+            &[Attribute::Verify(true), Attribute::EcParams(vec![0x06, 0x03, 0x2b, 0x65, 0x70])],
+            &[Attribute::Sign(true)],
+        )
+        .unwrap();
+    let eddsa = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519));
+    let signature = session.sign(&eddsa, ed_private, data).unwrap();
+    let attributes = session.get_attributes(ed_public, &[AttributeType::EcPoint]).unwrap();
+    let point = bytes(&attributes, AttributeType::EcPoint);
+    assert_eq!(&point[..2], &[0x04, 32]);
+    signature::UnparsedPublicKey::new(&signature::ED25519, &point[2..]).verify(data, &signature).unwrap();
+    session.verify(&eddsa, ed_public, data, &signature).unwrap();
+
+    // RSA: let the pair encrypt and decrypt (C_SetAttributeValue), then
+    // OAEP both ways, and PSS checked with ring.
+    let (rsa_public, rsa_private) = rsa;
+    session.update_attributes(rsa_public, &[Attribute::Encrypt(true)]).unwrap();
+    session.update_attributes(rsa_private, &[Attribute::Decrypt(true)]).unwrap();
+    let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    ));
+    let ciphertext = session.encrypt(&oaep, rsa_public, data).unwrap();
+    assert_eq!(ciphertext.len(), 256);
+    assert_eq!(session.decrypt(&oaep, rsa_private, &ciphertext).unwrap(), data);
+    let pss = Mechanism::Sha256RsaPkcsPss(PkcsPssParams {
+        hash_alg: MechanismType::SHA256,
+        mgf: PkcsMgfType::MGF1_SHA256,
+        s_len: 32.into(),
+    });
+    let signature = session.sign(&pss, rsa_private, data).unwrap();
+    signature::RsaPublicKeyComponents { n, e }.verify(&signature::RSA_PSS_2048_8192_SHA256, data, &signature).unwrap();
+
+    // An EC public key made elsewhere, imported, verifies its signatures.
+    let rng = SystemRandom::new();
+    let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let ring_key =
+        signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    use signature::KeyPair as _;
+    let mut ec_point = vec![0x04, 65];
+    ec_point.extend_from_slice(ring_key.public_key().as_ref());
+    let imported = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::EcParams(P256.to_vec()),
+            Attribute::EcPoint(ec_point),
+            Attribute::Verify(true),
+            Attribute::Label(b"imported".to_vec()),
+        ])
+        .unwrap();
+    let ring_signature = ring_key.sign(&rng, data).unwrap();
+    session.verify(&Mechanism::EcdsaSha256, imported, data, ring_signature.as_ref()).unwrap();
+
+    // Attributes change where the HSM allows, and copying is not offered.
+    session.update_attributes(imported, &[Attribute::Label(b"renamed".to_vec())]).unwrap();
+    assert_eq!(
+        bytes(&session.get_attributes(imported, &[AttributeType::Label]).unwrap(), AttributeType::Label),
+        b"renamed"
+    );
+    assert_eq!(
+        rv(session.update_attributes(imported, &[Attribute::KeyType(KeyType::RSA)])),
+        RvError::AttributeReadOnly
+    );
+    assert_eq!(rv(session.copy_object(imported, &[])), RvError::FunctionNotSupported);
+    session.destroy_object(imported).unwrap();
 }
