@@ -7,8 +7,9 @@
 //! is global: everything runs in one test function.
 #![expect(clippy::unwrap_used, reason = "a test fails loudly on the first unexpected error")]
 
-use std::path::PathBuf;
+mod common;
 
+use common::{Rig, library_path};
 use cryptoki::{
     context::{CInitializeArgs, CInitializeFlags, Pkcs11},
     error::{Error, RvError},
@@ -22,29 +23,11 @@ use cryptoki::{
     session::{Session, UserType},
     types::AuthPin,
 };
-use hsm_client::Role;
-use hsm_daemon::testing::{Options, TestCluster};
+use hsm_daemon::testing::Options;
 use ring::{digest, hmac, rand::SystemRandom, signature};
 
 /// CKA_EC_PARAMS of P-256: the named curve's OID.
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-
-/// The library built with this test: cargo puts the cdylib beside the test
-/// binary, in `target/<profile>/deps`.
-fn library_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().join("libhsm_pkcs11.so");
-    assert!(path.exists(), "{} not built", path.display());
-    path
-}
-
-/// Sets `HSM_PKCS11_CONFIG` (the file is written once the cluster is up).
-#[expect(unsafe_code, reason = "setting the environment the library reads")]
-fn point_the_library_at(client_env: &std::path::Path) {
-    // SAFETY: called first in the only test of this binary, before the test
-    // starts any thread; nothing else reads or writes the environment now.
-    unsafe { std::env::set_var(hsm_pkcs11::CONFIG_ENV, client_env) };
-}
 
 fn pin(text: &str) -> AuthPin {
     AuthPin::new(text.into())
@@ -89,18 +72,8 @@ fn ec_pair(session: &Session, label: &str) -> (ObjectHandle, ObjectHandle) {
 
 #[test]
 fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
-    let dir = tempfile::tempdir().unwrap();
-    let client_env = dir.path().join("client.env");
-    point_the_library_at(&client_env);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let options =
-        Options { users: vec![("alice".into(), Role::CryptoUser, "alice-pass".into())], ..Options::default() };
-    let cluster = runtime.block_on(TestCluster::start(2, options));
-    // client.env as `hsm-daemon dev` writes it; the CA path is relative to it.
-    std::fs::write(dir.path().join("ca.pem"), cluster.ca_pem()).unwrap();
-    std::fs::write(&client_env, format!("HSM_ENDPOINTS={}\nHSM_CA_CERT=ca.pem\n", cluster.endpoints().join(",")))
-        .unwrap();
+    let rig = Rig::with_users(2, &[], Options::default());
+    rig.point_the_library_here();
 
     let pkcs11 = Pkcs11::new(library_path()).unwrap();
     pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).unwrap();
@@ -310,7 +283,6 @@ fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
 
     drop(session);
     pkcs11.finalize().unwrap();
-    drop(cluster);
 }
 
 /// AES, HMAC, digests, Ed25519, RSA OAEP and PSS, wrapping, importing and

@@ -6,19 +6,22 @@
 //! test function.
 #![allow(unsafe_code, reason = "calling the library's C functions with raw pointers, as C code does")]
 
+mod common;
+
 use std::ptr::null_mut;
 
+use common::Rig;
 use cryptoki_sys::{
-    CK_ATTRIBUTE, CK_BBOOL, CK_C_INITIALIZE_ARGS, CK_MECHANISM, CK_OBJECT_HANDLE, CK_SESSION_HANDLE, CK_SLOT_ID,
-    CK_TRUE, CK_ULONG, CK_UNAVAILABLE_INFORMATION, CKA_EC_PARAMS, CKA_LABEL, CKA_SIGN, CKA_TOKEN, CKA_VALUE,
-    CKA_VERIFY, CKF_LIBRARY_CANT_CREATE_OS_THREADS, CKF_OS_LOCKING_OK, CKF_RW_SESSION, CKF_SERIAL_SESSION,
-    CKM_EC_KEY_PAIR_GEN, CKM_ECDSA_SHA256, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID,
-    CKR_BUFFER_TOO_SMALL, CKR_CRYPTOKI_NOT_INITIALIZED, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_MECHANISM_PARAM_INVALID,
-    CKR_NEED_TO_CREATE_THREADS, CKR_OK, CKR_OPERATION_NOT_INITIALIZED, CKR_SESSION_HANDLE_INVALID,
-    CKR_SESSION_PARALLEL_NOT_SUPPORTED, CKU_USER,
+    CK_AES_CTR_PARAMS, CK_ATTRIBUTE, CK_BBOOL, CK_C_INITIALIZE_ARGS, CK_GCM_PARAMS, CK_MECHANISM, CK_OBJECT_HANDLE,
+    CK_SESSION_HANDLE, CK_SLOT_ID, CK_TRUE, CK_ULONG, CK_UNAVAILABLE_INFORMATION, CKA_DECRYPT, CKA_EC_PARAMS,
+    CKA_ENCRYPT, CKA_LABEL, CKA_SIGN, CKA_TOKEN, CKA_VALUE, CKA_VALUE_LEN, CKA_VERIFY,
+    CKF_LIBRARY_CANT_CREATE_OS_THREADS, CKF_OS_LOCKING_OK, CKF_RW_SESSION, CKF_SERIAL_SESSION, CKM_AES_CBC_PAD,
+    CKM_AES_CTR, CKM_AES_GCM, CKM_AES_KEY_GEN, CKM_EC_KEY_PAIR_GEN, CKM_ECDSA_SHA256, CKR_ARGUMENTS_BAD,
+    CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID, CKR_BUFFER_TOO_SMALL, CKR_CRYPTOKI_NOT_INITIALIZED,
+    CKR_DATA_LEN_RANGE, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_MECHANISM_PARAM_INVALID, CKR_NEED_TO_CREATE_THREADS,
+    CKR_OK, CKR_OPERATION_NOT_INITIALIZED, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_PARALLEL_NOT_SUPPORTED, CKU_USER,
 };
-use hsm_client::Role;
-use hsm_daemon::testing::{Options, TestCluster};
+use hsm_daemon::testing::Options;
 use hsm_pkcs11::ffi::*;
 
 const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -45,11 +48,8 @@ fn initialize_args(flags: CK_ULONG, reserved: bool) -> CK_C_INITIALIZE_ARGS {
 
 #[test]
 fn the_c_functions_follow_the_pkcs11_protocols() {
-    let dir = tempfile::tempdir().unwrap();
-    let client_env = dir.path().join("client.env");
-    // SAFETY: first in the only test of this binary, before any thread of
-    // its own; nothing else reads or writes the environment now.
-    unsafe { std::env::set_var(hsm_pkcs11::CONFIG_ENV, &client_env) };
+    let rig = Rig::with_users(1, &[], Options::default());
+    rig.point_the_library_here();
 
     // SAFETY: every pointer passed below is to this test's own live locals,
     // sized as the lengths passed say (or null where the test says so).
@@ -62,14 +62,6 @@ fn the_c_functions_follow_the_pkcs11_protocols() {
         let mut args = initialize_args(CKF_LIBRARY_CANT_CREATE_OS_THREADS, false);
         assert_eq!(C_Initialize((&raw mut args).cast()), CKR_NEED_TO_CREATE_THREADS);
     }
-
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let options =
-        Options { users: vec![("alice".into(), Role::CryptoUser, "alice-pass".into())], ..Options::default() };
-    let cluster = runtime.block_on(TestCluster::start(1, options));
-    std::fs::write(dir.path().join("ca.pem"), cluster.ca_pem()).unwrap();
-    std::fs::write(&client_env, format!("HSM_ENDPOINTS={}\nHSM_CA_CERT=ca.pem\n", cluster.endpoints().join(",")))
-        .unwrap();
 
     // SAFETY: as above.
     unsafe {
@@ -194,11 +186,106 @@ fn the_c_functions_follow_the_pkcs11_protocols() {
         assert_eq!(C_SignInit(session, &mut sign, private_key), CKR_OK);
         assert_eq!(C_Sign(session, null_mut(), 4, null_mut(), &mut len), CKR_ARGUMENTS_BAD);
 
+        // An AES key for the parameter protocols.
+        let (mut value_len, mut yes) = ((32 as CK_ULONG).to_ne_bytes(), [CK_TRUE]);
+        let mut template = [
+            attribute(CKA_VALUE_LEN, &mut value_len),
+            attribute(CKA_ENCRYPT, &mut yes),
+            attribute(CKA_DECRYPT, &mut yes),
+        ];
+        let mut aes: CK_OBJECT_HANDLE = 0;
+        assert_eq!(C_GenerateKey(session, &mut mechanism(CKM_AES_KEY_GEN), template.as_mut_ptr(), 3, &mut aes), CKR_OK);
+
+        // AES-GCM: the HSM's IV comes back through the parameter's pIv, on
+        // the call that makes the ciphertext (here the length query).
+        let (mut iv, mut aad, mut plain) = ([0u8; 12], *b"header", *b"seventeen bytes!!");
+        let mut gcm = CK_GCM_PARAMS {
+            pIv: iv.as_mut_ptr(),
+            ulIvLen: 12,
+            ulIvBits: 96,
+            pAAD: aad.as_mut_ptr(),
+            ulAADLen: 6,
+            ulTagBits: 128,
+        };
+        let mut with_gcm = CK_MECHANISM {
+            mechanism: CKM_AES_GCM,
+            pParameter: (&raw mut gcm).cast(),
+            ulParameterLen: size_of::<CK_GCM_PARAMS>() as CK_ULONG,
+        };
+        assert_eq!(C_EncryptInit(session, &mut with_gcm, aes), CKR_OK);
+        let mut out = [0u8; 64];
+        let mut len: CK_ULONG = 0;
+        assert_eq!(C_Encrypt(session, plain.as_mut_ptr(), 17, null_mut(), &mut len), CKR_OK);
+        assert_eq!(len, 17 + 16);
+        assert_ne!(iv, [0; 12], "the IV is written back");
+        let iv_given = iv;
+        assert_eq!(C_Encrypt(session, plain.as_mut_ptr(), 17, out.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(iv, iv_given, "written once");
+        let mut sealed = out;
+        assert_eq!(C_DecryptInit(session, &mut with_gcm, aes), CKR_OK);
+        let mut opened = [0u8; 64];
+        let mut opened_len: CK_ULONG = 64;
+        assert_eq!(C_Decrypt(session, sealed.as_mut_ptr(), len, opened.as_mut_ptr(), &mut opened_len), CKR_OK);
+        assert_eq!(&opened[..opened_len as usize], &plain);
+        // An IV the HSM's cannot fit, and a parameter of the wrong size.
+        let mut short_iv = CK_GCM_PARAMS { ulIvLen: 8, ..gcm };
+        let mut with_short_iv = CK_MECHANISM { pParameter: (&raw mut short_iv).cast(), ..with_gcm };
+        assert_eq!(C_EncryptInit(session, &mut with_short_iv, aes), CKR_MECHANISM_PARAM_INVALID);
+        with_short_iv.ulParameterLen -= 1;
+        assert_eq!(C_EncryptInit(session, &mut with_short_iv, aes), CKR_MECHANISM_PARAM_INVALID);
+
+        // AES-CTR: a counter block; the ciphertext is as long as the data.
+        let mut ctr = CK_AES_CTR_PARAMS { ulCounterBits: 128, cb: [9; 16] };
+        let mut with_ctr = CK_MECHANISM {
+            mechanism: CKM_AES_CTR,
+            pParameter: (&raw mut ctr).cast(),
+            ulParameterLen: size_of::<CK_AES_CTR_PARAMS>() as CK_ULONG,
+        };
+        assert_eq!(C_EncryptInit(session, &mut with_ctr, aes), CKR_OK);
+        len = 64;
+        assert_eq!(C_Encrypt(session, plain.as_mut_ptr(), 17, out.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(len, 17);
+        assert_eq!(C_DecryptInit(session, &mut with_ctr, aes), CKR_OK);
+        opened_len = 64;
+        assert_eq!(C_Decrypt(session, out.as_mut_ptr(), 17, opened.as_mut_ptr(), &mut opened_len), CKR_OK);
+        assert_eq!(&opened[..17], &plain);
+
+        // Multi-part: an update with no output buffer asks the length and
+        // takes no data; the whole result comes at Final.
+        let mut iv16 = [3u8; 16];
+        let mut cbc =
+            CK_MECHANISM { mechanism: CKM_AES_CBC_PAD, pParameter: iv16.as_mut_ptr().cast(), ulParameterLen: 16 };
+        assert_eq!(C_EncryptInit(session, &mut cbc, aes), CKR_OK);
+        len = 99;
+        assert_eq!(C_EncryptUpdate(session, plain.as_mut_ptr(), 17, null_mut(), &mut len), CKR_OK);
+        assert_eq!(len, 0);
+        assert_eq!(C_EncryptUpdate(session, plain.as_mut_ptr(), 17, out.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(len, 0);
+        assert_eq!(C_EncryptFinal(session, null_mut(), &mut len), CKR_OK);
+        assert_eq!(len, 32, "17 bytes padded, once");
+        assert_eq!(C_EncryptFinal(session, out.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(C_EncryptFinal(session, out.as_mut_ptr(), &mut len), CKR_OPERATION_NOT_INITIALIZED);
+        // More than the HSM takes in one call ends the operation.
+        let mut big = vec![0u8; 16 * 1024 + 1];
+        assert_eq!(C_EncryptInit(session, &mut cbc, aes), CKR_OK);
+        len = 0;
+        assert_eq!(
+            C_Encrypt(session, big.as_mut_ptr(), big.len() as CK_ULONG, null_mut(), &mut len),
+            CKR_DATA_LEN_RANGE
+        );
+        assert_eq!(C_EncryptFinal(session, null_mut(), &mut len), CKR_OPERATION_NOT_INITIALIZED);
+
+        // Random bytes: a length with no buffer is refused.
+        let mut random = [0u8; 32];
+        assert_eq!(C_GenerateRandom(session, random.as_mut_ptr(), 32), CKR_OK);
+        assert_ne!(random, [0; 32]);
+        assert_eq!(C_GenerateRandom(session, null_mut(), 32), CKR_ARGUMENTS_BAD);
+        assert_eq!(C_DestroyObject(session, aes), CKR_OK);
+
         assert_eq!(C_DestroyObject(session, private_key), CKR_OK);
         assert_eq!(C_DestroyObject(session, public_key), CKR_OK);
         assert_eq!(C_CloseSession(session), CKR_OK);
         assert_eq!(C_Finalize(null_mut()), CKR_OK);
         assert_eq!(C_Finalize(null_mut()), CKR_CRYPTOKI_NOT_INITIALIZED);
     }
-    drop(cluster);
 }
