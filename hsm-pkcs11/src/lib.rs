@@ -9,10 +9,13 @@
 //! through `HSM_PKCS11_CONFIG` (the path of a `client.env` as
 //! `hsm-daemon dev` writes it) or else `HSM_ENDPOINTS` and `HSM_CA_CERT`.
 //!
-//! This slice offers: info, slot, token and mechanism queries; sessions;
-//! login and logout; object search by template; attribute reads; EC and RSA
-//! key-pair generation; single-part ECDSA and RSA PKCS#1 v1.5 sign and
-//! verify; object destruction. Every other function returns
+//! It offers what CloudHSM's Client SDK 5 library offers, against the
+//! HSM's own mechanisms: key and key-pair generation (AES, generic secret,
+//! EC, Ed25519, RSA), key import from attribute values, search, attribute
+//! reads and changes, sign and verify (ECDSA, EdDSA, RSA PKCS#1 and PSS,
+//! HMAC), encrypt and decrypt (AES ECB, CBC-PAD, CTR, GCM; RSA PKCS#1 and
+//! OAEP), digests, wrap and unwrap, random numbers; multi-part where
+//! PKCS#11 has it. Every other function returns
 //! `CKR_FUNCTION_NOT_SUPPORTED`.
 //!
 //! # Layout
@@ -22,7 +25,9 @@
 //!   runtime, the cluster client, sessions, the login, object handles) and
 //!   each operation as a safe method.
 //! - `object`: PKCS#11 attributes to and from the HSM's key attributes.
-//! - `mechanism`: the mechanisms offered and how each maps to the HSM.
+//! - `mechanism`: the mechanisms offered, their parameters, and how each
+//!   maps to the HSM (with the hashing done here).
+//! - `der`: the DER key encodings `C_CreateObject` hands the HSM.
 //! - `error`: the HSM's refusals as `CKR_*` values.
 
 mod der;
