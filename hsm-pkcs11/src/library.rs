@@ -70,6 +70,9 @@ pub(crate) struct Library {
     login: RwLock<Option<Arc<Login>>>,
     /// Held while logging in or out.
     login_change: Mutex<()>,
+    /// Logins ended while a call in another thread still held them: logged
+    /// out of the HSMs at the next logout or at `C_Finalize`, once free.
+    retired: Mutex<Vec<Arc<Login>>>,
     sessions: Mutex<Sessions>,
     objects: Mutex<Handles>,
 }
@@ -234,6 +237,7 @@ impl Library {
             cluster,
             login: RwLock::new(None),
             login_change: Mutex::new(()),
+            retired: Mutex::new(Vec::new()),
             sessions: Mutex::new(Sessions::default()),
             objects: Mutex::new(Handles::default()),
         })
@@ -730,6 +734,7 @@ impl Library {
             }
             Kind::Encrypt { reference, ciphering: c } => {
                 let data = input.finish();
+                c.check_len(data.len())?;
                 let (iv, ciphertext) = self
                     .runtime
                     .block_on(login.session.encrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data))
@@ -738,6 +743,7 @@ impl Library {
             }
             Kind::Decrypt { reference, ciphering: c } => {
                 let data = input.finish();
+                c.check_len(data.len())?;
                 let plaintext = self
                     .runtime
                     .block_on(login.session.decrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data))
@@ -854,16 +860,21 @@ impl Library {
     /// is gone anyway) and ends every operation that needed the login.
     fn end_login(&self) {
         let _change = lock(&self.login_change);
-        let login = self.login.write().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(login) = login {
-            // Another thread may still hold the login for a call under way;
-            // the HSM sessions end when the last holder lets go.
-            if let Ok(login) = Arc::try_unwrap(login)
-                && let Err(e) = self.runtime.block_on(login.session.logout())
-            {
-                tracing::debug!(error = %e, "logout failed");
+        let ended = self.login.write().unwrap_or_else(PoisonError::into_inner).take();
+        let mut retired = lock(&self.retired);
+        retired.extend(ended);
+        // A login a call under way still holds waits for the next time.
+        for login in std::mem::take(&mut *retired) {
+            match Arc::try_unwrap(login) {
+                Ok(login) => {
+                    if let Err(e) = self.runtime.block_on(login.session.logout()) {
+                        tracing::debug!(error = %e, "logout failed");
+                    }
+                }
+                Err(held) => retired.push(held),
             }
         }
+        drop(retired);
         let sessions: Vec<Arc<Mutex<Session>>> = lock(&self.sessions).open.values().cloned().collect();
         for session in sessions {
             let mut session = lock(&session);

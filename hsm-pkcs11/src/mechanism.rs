@@ -430,6 +430,8 @@ pub(crate) struct Ciphering {
     pub(crate) aad: Vec<u8>,
     /// AES-GCM encryption: where the HSM's IV goes.
     pub(crate) iv_out: Option<IvOut>,
+    /// AES-CTR: how many low bits of the block count.
+    counter_bits: Option<CK_ULONG>,
 }
 
 /// AES-GCM's IV, which the HSM makes, and its tag, 128 bits.
@@ -446,12 +448,13 @@ impl Ciphering {
             iv,
             aad: Vec::new(),
             iv_out: None,
+            counter_bits: None,
         };
         match (mechanism.kind, &mechanism.parameter) {
             (CKM_AES_ECB, Parameter::None) => Ok(aes(Cipher::AesEcb, Vec::new())),
             (CKM_AES_CBC_PAD, Parameter::Bytes(iv)) if iv.len() == 16 => Ok(aes(Cipher::AesCbcPad, iv.clone())),
             (CKM_AES_CTR, Parameter::Ctr { counter_bits, block }) if (1..=128).contains(counter_bits) => {
-                Ok(aes(Cipher::AesCtr, block.to_vec()))
+                Ok(Ciphering { counter_bits: Some(*counter_bits), ..aes(Cipher::AesCtr, block.to_vec()) })
             }
             (CKM_AES_GCM, Parameter::Gcm { iv, aad, tag_bits, iv_out }) => {
                 if *tag_bits != GCM_TAG_BITS || aad.len() > MAX_DATA_LEN {
@@ -482,6 +485,23 @@ impl Ciphering {
             }
             _ => Err(CKR_MECHANISM_INVALID),
         }
+    }
+}
+
+impl Ciphering {
+    /// Refuses data the mechanism cannot take in one go: AES-CTR data that
+    /// would carry its counter (the block's low `counter_bits`) past its
+    /// top. The HSM counts with the whole block, which is the same short of
+    /// that.
+    pub(crate) fn check_len(&self, len: usize) -> Result<(), CK_RV> {
+        let Some(bits) = self.counter_bits.filter(|b| *b < 128) else {
+            return Ok(());
+        };
+        let block: [u8; 16] = self.iv.as_slice().try_into().map_err(|_| CKR_MECHANISM_PARAM_INVALID)?;
+        let top = 1u128 << bits;
+        let counter = u128::from_be_bytes(block) & (top - 1);
+        let blocks = u128::try_from(len.div_ceil(16)).map_err(|_| CKR_DATA_LEN_RANGE)?;
+        if counter + blocks > top { Err(CKR_DATA_LEN_RANGE) } else { Ok(()) }
     }
 }
 
@@ -663,6 +683,19 @@ mod tests {
         assert_eq!(Ciphering::from_mechanism(&gcm(None), true), Err(CKR_MECHANISM_PARAM_INVALID));
         let d = Ciphering::from_mechanism(&gcm(None), false).unwrap();
         assert_eq!((d.iv, d.iv_out), (vec![0; 12], None));
+    }
+
+    #[test]
+    fn a_ctr_counter_may_not_wrap_in_its_bits() {
+        let ctr = |counter_bits, last| {
+            let mut block = [0u8; 16];
+            block[15] = last;
+            let parameter = Parameter::Ctr { counter_bits, block };
+            Ciphering::from_mechanism(&Mechanism { kind: CKM_AES_CTR, parameter }, true).unwrap()
+        };
+        assert_eq!(ctr(8, 0xfe).check_len(32), Ok(()), "blocks 0xfe and 0xff");
+        assert_eq!(ctr(8, 0xfe).check_len(33), Err(CKR_DATA_LEN_RANGE), "0x100 wraps");
+        assert_eq!(ctr(128, 0xff).check_len(MAX_DATA_LEN), Ok(()));
     }
 
     #[test]
