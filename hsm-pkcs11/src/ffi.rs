@@ -743,6 +743,17 @@ unsafe fn begin(
     })
 }
 
+/// Bad arguments to a call of an operation end the operation, as every
+/// failure does but a length query's `CKR_BUFFER_TOO_SMALL`.
+fn ending<T>(session: CK_SESSION_HANDLE, slot: Slot, arguments: Result<T, CK_RV>) -> Result<T, CK_RV> {
+    if arguments.is_err() {
+        // The session may itself be bad; the arguments' error is the one
+        // to report.
+        let _ended = with_library(|l| l.end(session, slot));
+    }
+    arguments
+}
+
 /// A single-part call (`data` given) or a `Final` that hands back bytes.
 unsafe fn finish(
     session: CK_SESSION_HANDLE,
@@ -754,11 +765,11 @@ unsafe fn finish(
     guard(|| {
         let data = match data {
             // SAFETY: the caller's data.
-            Some((ptr, n)) => Some(unsafe { input(ptr, n) }?),
+            Some((ptr, n)) => Some(ending(session, slot, unsafe { input(ptr, n) })?),
             None => None,
         };
         // SAFETY: the caller's output buffer and length.
-        let room = unsafe { room(out, out_len) }?;
+        let room = ending(session, slot, unsafe { room(out, out_len) })?;
         let produced = with_library(|l| l.finish(session, slot, data, room))?;
         // SAFETY: as above.
         unsafe { produced_out(produced, out, out_len) }
@@ -770,7 +781,7 @@ unsafe fn finish(
 unsafe fn update(session: CK_SESSION_HANDLE, slot: Slot, data: *const CK_BYTE, n: CK_ULONG) -> CK_RV {
     guard(|| {
         // SAFETY: the caller's data.
-        let data = unsafe { input(data, n) }?;
+        let data = ending(session, slot, unsafe { input(data, n) })?;
         with_library(|l| l.update(session, slot, data))
     })
 }
@@ -842,9 +853,9 @@ pub unsafe extern "C" fn C_VerifyInit(session: Handle, mechanism: Mech, key: Obj
 pub unsafe extern "C" fn C_Verify(session: Handle, data: Bytes, n: Len, signature: Bytes, signature_len: Len) -> CK_RV {
     guard(|| {
         // SAFETY: the caller's data and signature.
-        let data = unsafe { input(data, n) }?;
+        let data = ending(session, Slot::Verify, unsafe { input(data, n) })?;
         // SAFETY: as above.
-        let signature = unsafe { input(signature, signature_len) }?;
+        let signature = ending(session, Slot::Verify, unsafe { input(signature, signature_len) })?;
         with_library(|l| l.verify(session, Some(data), signature))
     })
 }
@@ -859,7 +870,7 @@ pub unsafe extern "C" fn C_VerifyUpdate(session: Handle, data: Bytes, n: Len) ->
 pub unsafe extern "C" fn C_VerifyFinal(session: Handle, signature: Bytes, signature_len: Len) -> CK_RV {
     guard(|| {
         // SAFETY: the caller's signature.
-        let signature = unsafe { input(signature, signature_len) }?;
+        let signature = ending(session, Slot::Verify, unsafe { input(signature, signature_len) })?;
         with_library(|l| l.verify(session, None, signature))
     })
 }

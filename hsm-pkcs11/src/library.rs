@@ -631,6 +631,13 @@ impl Library {
         Ok(())
     }
 
+    /// Ends `slot`'s operation, if one is active.
+    pub(crate) fn end(&self, handle: CK_SESSION_HANDLE, slot: Slot) -> Result<(), CK_RV> {
+        let session = self.session(handle)?;
+        lock(&session).operations[slot.index()] = None;
+        Ok(())
+    }
+
     /// Takes a part of the data. A failure ends the operation.
     pub(crate) fn update(&self, handle: CK_SESSION_HANDLE, slot: Slot, data: &[u8]) -> Result<(), CK_RV> {
         let session = self.session(handle)?;

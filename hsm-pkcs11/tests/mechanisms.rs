@@ -1,0 +1,324 @@
+//! Every mechanism `C_GetMechanismList` lists works: the test runs each one
+//! through the library against an HSM, checks results with ring (or, where
+//! ring lacks the algorithm, with sha2 or through the library's own verify
+//! and a tampered input), and finally checks that the mechanisms it ran are
+//! exactly the ones listed.
+//!
+//! The library reads its configuration from the process environment: one
+//! test function.
+#![expect(clippy::unwrap_used, reason = "a test fails loudly on the first unexpected error")]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Rig, library_path};
+use cryptoki::{
+    context::{CInitializeArgs, CInitializeFlags, Pkcs11},
+    mechanism::{
+        Mechanism, MechanismType,
+        aead::GcmParams,
+        eddsa::{EddsaParams, EddsaSignatureScheme},
+        rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams},
+        vendor_defined::VendorDefinedMechanism,
+    },
+    object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle},
+    session::{Session, UserType},
+    types::AuthPin,
+};
+use cryptoki_sys::{CK_AES_CTR_PARAMS, CK_MECHANISM_TYPE, CKM_SHA224_RSA_PKCS_PSS};
+use hsm_daemon::testing::Options;
+use ring::{digest, hmac, signature};
+use sha2::Digest as _;
+
+const P224: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x21];
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+const P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+const K256: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
+const SHA256_DIGEST_INFO: &[u8] =
+    &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+const DATA: &[u8] = b"every mechanism the library lists";
+
+/// The mechanisms run so far.
+#[derive(Default)]
+struct Ran(BTreeSet<CK_MECHANISM_TYPE>);
+
+impl Ran {
+    fn mark<'m, 'a>(&mut self, m: &'m Mechanism<'a>) -> &'m Mechanism<'a> {
+        self.0.insert(*m.mechanism_type());
+        m
+    }
+}
+
+fn bytes(session: &Session, object: ObjectHandle, kind: AttributeType) -> Vec<u8> {
+    match session.get_attributes(object, &[kind]).unwrap().pop().unwrap() {
+        Attribute::EcPoint(v) | Attribute::Modulus(v) | Attribute::PublicExponent(v) => v,
+        other => panic!("not bytes: {other:?}"),
+    }
+}
+
+/// Signs `DATA`, verifies through the library, and checks a tampered
+/// message is refused; returns the signature.
+fn sign_verify(session: &Session, m: &Mechanism, private: ObjectHandle, public: ObjectHandle) -> Vec<u8> {
+    let signature = session.sign(m, private, DATA).unwrap();
+    session.verify(m, public, DATA, &signature).unwrap();
+    assert!(session.verify(m, public, b"tampered", &signature).is_err(), "{m:?}");
+    signature
+}
+
+/// A key pair that signs and verifies (`rsa`: and encrypts and wraps).
+fn pair(session: &Session, generate: &Mechanism, params: &[Attribute], rsa: bool) -> (ObjectHandle, ObjectHandle) {
+    let mut public = params.to_vec();
+    let mut private = vec![Attribute::Sign(true)];
+    public.push(Attribute::Verify(true));
+    if rsa {
+        public.extend([Attribute::Encrypt(true), Attribute::Wrap(true)]);
+        private.extend([Attribute::Decrypt(true), Attribute::Unwrap(true)]);
+    }
+    session.generate_key_pair(generate, &public, &private).unwrap()
+}
+
+/// The mechanism list as the C function gives it (the `cryptoki` crate
+/// drops the types it has no name for), from the library's own code
+/// linked into this test.
+#[expect(unsafe_code, reason = "calling the library's C functions, as C code does")]
+fn listed() -> BTreeSet<CK_MECHANISM_TYPE> {
+    use hsm_pkcs11::ffi::{C_Finalize, C_GetMechanismList, C_Initialize};
+    let mut list = [0; 64];
+    let mut count = list.len() as cryptoki_sys::CK_ULONG;
+    // SAFETY: null initialise arguments and reserved pointer, as PKCS#11
+    // allows; the list and count are this function's, `count` long.
+    unsafe {
+        assert_eq!(C_Initialize(std::ptr::null_mut()), cryptoki_sys::CKR_OK);
+        assert_eq!(C_GetMechanismList(1, list.as_mut_ptr(), &mut count), cryptoki_sys::CKR_OK);
+        assert_eq!(C_Finalize(std::ptr::null_mut()), cryptoki_sys::CKR_OK);
+    }
+    list[..usize::try_from(count).unwrap()].iter().copied().collect()
+}
+
+/// A raw `r || s` ECDSA signature as the DER SEQUENCE ring's ASN.1
+/// verifiers take.
+fn asn1(signature: &[u8]) -> Vec<u8> {
+    let integer = |half: &[u8]| {
+        let digits = &half[half.iter().position(|b| *b != 0).unwrap_or(half.len() - 1)..];
+        let pad = usize::from(digits[0] & 0x80 != 0);
+        let mut out = vec![0x02, u8::try_from(digits.len() + pad).unwrap()];
+        out.extend(std::iter::repeat_n(0, pad));
+        out.extend(digits);
+        out
+    };
+    let (r, s) = signature.split_at(signature.len() / 2);
+    let body = [integer(r), integer(s)].concat();
+    [vec![0x30, u8::try_from(body.len()).unwrap()], body].concat()
+}
+
+/// HMAC-SHA-224 (RFC 2104), which ring lacks.
+fn hmac_sha224(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = sha2::Sha224::new().chain_update(pad(0x36)).chain_update(data).finalize();
+    sha2::Sha224::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
+}
+
+#[test]
+fn every_listed_mechanism_works() {
+    let rig = Rig::with_users(1, &[], Options::default());
+    rig.point_the_library_here();
+    let pkcs11 = Pkcs11::new(library_path()).unwrap();
+    pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).unwrap();
+    let slot = pkcs11.get_slots_with_token().unwrap()[0];
+    let listed = listed();
+    assert_eq!(listed.len(), pkcs11.get_mechanism_list(slot).unwrap().len() + 4, "cryptoki drops four it cannot name");
+    let s = pkcs11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new("alice:alice-pass".into()))).unwrap();
+    let mut ran = Ran::default();
+
+    // Secret keys.
+    let usable = [Attribute::Encrypt(true), Attribute::Decrypt(true), Attribute::Wrap(true), Attribute::Unwrap(true)];
+    let aes =
+        s.generate_key(ran.mark(&Mechanism::AesKeyGen), &[&usable[..], &[Attribute::ValueLen(32.into())]].concat());
+    let aes = aes.unwrap();
+    let to_wrap = [Attribute::ValueLen(16.into()), Attribute::Extractable(true), Attribute::Encrypt(true)];
+    let small = s.generate_key(&Mechanism::AesKeyGen, &to_wrap).unwrap();
+    let macs = [Attribute::ValueLen(32.into()), Attribute::Sign(true), Attribute::Verify(true)];
+    let generated_mac = s.generate_key(ran.mark(&Mechanism::GenericSecretKeyGen), &macs).unwrap();
+    s.sign(&Mechanism::Sha256Hmac, generated_mac, DATA).unwrap();
+
+    // EC on every curve; ECDSA with every hash, on P-256.
+    for curve in [P224, P256, P384, P521, K256] {
+        let (public, private) =
+            pair(&s, ran.mark(&Mechanism::EccKeyPairGen), &[Attribute::EcParams(curve.to_vec())], false);
+        sign_verify(&s, &Mechanism::EcdsaSha256, private, public);
+    }
+    let (ec_public, ec_private) = pair(&s, &Mechanism::EccKeyPairGen, &[Attribute::EcParams(P256.to_vec())], false);
+    let point = bytes(&s, ec_public, AttributeType::EcPoint)[2..].to_vec();
+    let ring_ec = |alg, signature: &[u8]| {
+        signature::UnparsedPublicKey::new(alg, &point).verify(DATA, signature).unwrap();
+    };
+    ring_ec(
+        &signature::ECDSA_P256_SHA256_FIXED,
+        &sign_verify(&s, ran.mark(&Mechanism::EcdsaSha256), ec_private, ec_public),
+    );
+    ring_ec(
+        &signature::ECDSA_P256_SHA384_ASN1,
+        &asn1(&sign_verify(&s, ran.mark(&Mechanism::EcdsaSha384), ec_private, ec_public)),
+    );
+    for m in [Mechanism::EcdsaSha1, Mechanism::EcdsaSha224, Mechanism::EcdsaSha512] {
+        sign_verify(&s, ran.mark(&m), ec_private, ec_public);
+    }
+    let prehashed = digest::digest(&digest::SHA256, DATA);
+    let raw = s.sign(ran.mark(&Mechanism::Ecdsa), ec_private, prehashed.as_ref()).unwrap();
+    ring_ec(&signature::ECDSA_P256_SHA256_FIXED, &raw);
+
+    // Ed25519.
+    let (ed_public, ed_private) = pair(&s, ran.mark(&Mechanism::EccEdwardsKeyPairGen), &[], false);
+    let eddsa = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519));
+    let signature = sign_verify(&s, ran.mark(&eddsa), ed_private, ed_public);
+    let ed_point = bytes(&s, ed_public, AttributeType::EcPoint)[2..].to_vec();
+    signature::UnparsedPublicKey::new(&signature::ED25519, &ed_point).verify(DATA, &signature).unwrap();
+
+    // RSA-2048: PKCS#1 v1.5 and PSS with every hash, raw and hashing.
+    let rsa_generate = Mechanism::RsaPkcsKeyPairGen;
+    let rsa_params = [Attribute::ModulusBits(2048.into()), Attribute::PublicExponent(vec![1, 0, 1])];
+    let (rsa_public, rsa_private) = pair(&s, ran.mark(&rsa_generate), &rsa_params, true);
+    let n = bytes(&s, rsa_public, AttributeType::Modulus);
+    let e = bytes(&s, rsa_public, AttributeType::PublicExponent);
+    let ring_rsa = |alg, signature: &[u8]| {
+        signature::RsaPublicKeyComponents { n: &n, e: &e }.verify(alg, DATA, signature).unwrap();
+    };
+    let digest_info = [SHA256_DIGEST_INFO, prehashed.as_ref()].concat();
+    ring_rsa(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        &s.sign(ran.mark(&Mechanism::RsaPkcs), rsa_private, &digest_info).unwrap(),
+    );
+    let pkcs1 = [
+        (Mechanism::Sha1RsaPkcs, Some(&signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY)),
+        (Mechanism::Sha224RsaPkcs, None),
+        (Mechanism::Sha256RsaPkcs, Some(&signature::RSA_PKCS1_2048_8192_SHA256)),
+        (Mechanism::Sha384RsaPkcs, Some(&signature::RSA_PKCS1_2048_8192_SHA384)),
+        (Mechanism::Sha512RsaPkcs, Some(&signature::RSA_PKCS1_2048_8192_SHA512)),
+    ];
+    for (m, alg) in &pkcs1 {
+        let signature = sign_verify(&s, ran.mark(m), rsa_private, rsa_public);
+        if let Some(alg) = alg {
+            ring_rsa(*alg, &signature);
+        }
+    }
+    let pss = |hash_alg, mgf, s_len: u64| PkcsPssParams { hash_alg, mgf, s_len: s_len.into() };
+    let pss256 = pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32);
+    let raw_pss = s.sign(ran.mark(&Mechanism::RsaPkcsPss(pss256)), rsa_private, prehashed.as_ref()).unwrap();
+    ring_rsa(&signature::RSA_PSS_2048_8192_SHA256, &raw_pss);
+    // cryptoki cannot name CKM_SHA224_RSA_PKCS_PSS: tests/ffi.rs runs it.
+    ran.0.insert(CKM_SHA224_RSA_PKCS_PSS);
+    let with_pss = [
+        (Mechanism::Sha1RsaPkcsPss(pss(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, 20)), None),
+        (Mechanism::Sha256RsaPkcsPss(pss256), Some(&signature::RSA_PSS_2048_8192_SHA256)),
+        (
+            Mechanism::Sha384RsaPkcsPss(pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48)),
+            Some(&signature::RSA_PSS_2048_8192_SHA384),
+        ),
+        (
+            Mechanism::Sha512RsaPkcsPss(pss(MechanismType::SHA512, PkcsMgfType::MGF1_SHA512, 64)),
+            Some(&signature::RSA_PSS_2048_8192_SHA512),
+        ),
+    ];
+    for (m, alg) in &with_pss {
+        let signature = sign_verify(&s, ran.mark(m), rsa_private, rsa_public);
+        if let Some(alg) = alg {
+            ring_rsa(*alg, &signature);
+        }
+    }
+
+    // HMAC with every hash, on a key of known value.
+    let mac_key = [0x42u8; 32];
+    let mac = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Value(mac_key.to_vec()),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+        ])
+        .unwrap();
+    let ring_hmac = |alg| hmac::sign(&hmac::Key::new(alg, &mac_key), DATA).as_ref().to_vec();
+    let hmacs = [
+        (Mechanism::Sha1Hmac, ring_hmac(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY)),
+        (Mechanism::Sha224Hmac, hmac_sha224(&mac_key, DATA)),
+        (Mechanism::Sha256Hmac, ring_hmac(hmac::HMAC_SHA256)),
+        (Mechanism::Sha384Hmac, ring_hmac(hmac::HMAC_SHA384)),
+        (Mechanism::Sha512Hmac, ring_hmac(hmac::HMAC_SHA512)),
+    ];
+    for (m, want) in &hmacs {
+        assert_eq!(&sign_verify(&s, ran.mark(m), mac, mac), want, "{m:?}");
+    }
+
+    // Digests.
+    let digests = [
+        (Mechanism::Sha1, digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, DATA).as_ref().to_vec()),
+        (Mechanism::Sha224, sha2::Sha224::digest(DATA).to_vec()),
+        (Mechanism::Sha256, digest::digest(&digest::SHA256, DATA).as_ref().to_vec()),
+        (Mechanism::Sha384, digest::digest(&digest::SHA384, DATA).as_ref().to_vec()),
+        (Mechanism::Sha512, digest::digest(&digest::SHA512, DATA).as_ref().to_vec()),
+    ];
+    for (m, want) in &digests {
+        assert_eq!(&s.digest(ran.mark(m), DATA).unwrap(), want, "{m:?}");
+    }
+
+    // Encryption round trips.
+    let blocks = &DATA[..32];
+    let ctr = CK_AES_CTR_PARAMS { ulCounterBits: 128, cb: [5; 16] };
+    let mut gcm_iv = [0u8; 12];
+    let round_trips = [
+        (Mechanism::AesEcb, aes, blocks, 32),
+        (Mechanism::AesCbcPad([1; 16]), aes, DATA, 48),
+        (
+            Mechanism::VendorDefined(VendorDefinedMechanism::new(MechanismType::AES_CTR, Some(&ctr))),
+            aes,
+            DATA,
+            DATA.len(),
+        ),
+        (Mechanism::RsaPkcs, rsa_public, DATA, 256),
+    ];
+    for (m, key, plain, len) in &round_trips {
+        let decrypt_key = if *key == rsa_public { rsa_private } else { *key };
+        let sealed = s.encrypt(ran.mark(m), *key, plain).unwrap();
+        assert_eq!(sealed.len(), *len, "{m:?}");
+        assert_eq!(&s.decrypt(m, decrypt_key, &sealed).unwrap(), plain, "{m:?}");
+    }
+    let sealed =
+        s.encrypt(&Mechanism::AesGcm(GcmParams::new(&mut gcm_iv, b"", 128.into()).unwrap()), aes, DATA).unwrap();
+    let gcm = Mechanism::AesGcm(GcmParams::new(&mut gcm_iv, b"", 128.into()).unwrap());
+    assert_eq!(s.decrypt(ran.mark(&gcm), aes, &sealed).unwrap(), DATA);
+    let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    ));
+    let sealed = s.encrypt(ran.mark(&oaep), rsa_public, DATA).unwrap();
+    assert_eq!(s.decrypt(&oaep, rsa_private, &sealed).unwrap(), DATA);
+
+    // Wrapping: each mechanism wraps the small AES key and unwraps it as a
+    // new key, which encrypts as the original does.
+    let reference = s.encrypt(&Mechanism::AesEcb, small, &blocks[..16]).unwrap();
+    let mut wrap_iv = [0u8; 12];
+    let gcm_wrap = Mechanism::AesGcm(GcmParams::new(&mut wrap_iv, b"", 128.into()).unwrap());
+    let wraps = [
+        (Mechanism::AesKeyWrap, aes, aes),
+        (Mechanism::AesKeyWrapPad, aes, aes),
+        (gcm_wrap, aes, aes),
+        (oaep, rsa_public, rsa_private),
+    ];
+    for (m, wrapping, unwrapping) in &wraps {
+        let wrapped = s.wrap_key(ran.mark(m), *wrapping, small).unwrap();
+        let template =
+            [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::AES), Attribute::Encrypt(true)];
+        let unwrapped = s.unwrap_key(m, *unwrapping, &wrapped, &template).unwrap();
+        assert_eq!(s.encrypt(&Mechanism::AesEcb, unwrapped, &blocks[..16]).unwrap(), reference, "{m:?}");
+    }
+
+    assert_eq!(ran.0, listed, "the mechanisms run are exactly the ones listed");
+    drop(s);
+    pkcs11.finalize().unwrap();
+}
