@@ -19,9 +19,9 @@ use cryptoki_sys::{
     CKF_SERIAL_SESSION, CKG_MGF1_SHA224, CKM_AES_CBC_PAD, CKM_AES_CTR, CKM_AES_GCM, CKM_AES_KEY_GEN,
     CKM_EC_KEY_PAIR_GEN, CKM_ECDSA_SHA256, CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_SHA224, CKM_SHA224_RSA_PKCS_PSS,
     CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID, CKR_BUFFER_TOO_SMALL,
-    CKR_CRYPTOKI_NOT_INITIALIZED, CKR_DATA_LEN_RANGE, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_MECHANISM_PARAM_INVALID,
-    CKR_NEED_TO_CREATE_THREADS, CKR_OK, CKR_OPERATION_NOT_INITIALIZED, CKR_SESSION_HANDLE_INVALID,
-    CKR_SESSION_PARALLEL_NOT_SUPPORTED, CKR_SIGNATURE_INVALID, CKU_USER,
+    CKR_CRYPTOKI_NOT_INITIALIZED, CKR_DATA_LEN_RANGE, CKR_HOST_MEMORY, CKR_KEY_FUNCTION_NOT_PERMITTED,
+    CKR_MECHANISM_PARAM_INVALID, CKR_NEED_TO_CREATE_THREADS, CKR_OK, CKR_OPERATION_NOT_INITIALIZED,
+    CKR_SESSION_HANDLE_INVALID, CKR_SESSION_PARALLEL_NOT_SUPPORTED, CKR_SIGNATURE_INVALID, CKU_USER,
 };
 use hsm_daemon::testing::Options;
 use hsm_pkcs11::ffi::*;
@@ -326,6 +326,9 @@ fn the_c_functions_follow_the_pkcs11_protocols() {
         assert_eq!(C_GenerateRandom(session, random.as_mut_ptr(), 32), CKR_OK);
         assert_ne!(random, [0; 32]);
         assert_eq!(C_GenerateRandom(session, null_mut(), 32), CKR_ARGUMENTS_BAD);
+        // More than memory holds is refused, not an abort (the buffer is
+        // never touched: the library cannot make the bytes to fill it).
+        assert_eq!(C_GenerateRandom(session, random.as_mut_ptr(), CK_ULONG::MAX / 2), CKR_HOST_MEMORY);
         assert_eq!(C_DestroyObject(session, aes), CKR_OK);
 
         assert_eq!(C_DestroyObject(session, private_key), CKR_OK);
