@@ -16,10 +16,10 @@ use cryptoki_sys::{
     CKF_WRAP, CKG_MGF1_SHA1, CKG_MGF1_SHA224, CKG_MGF1_SHA256, CKG_MGF1_SHA384, CKG_MGF1_SHA512, CKM_AES_CBC_PAD,
     CKM_AES_CTR, CKM_AES_ECB, CKM_AES_GCM, CKM_AES_KEY_GEN, CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD,
     CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN, CKM_ECDSA, CKM_ECDSA_SHA1, CKM_ECDSA_SHA224, CKM_ECDSA_SHA256,
-    CKM_ECDSA_SHA384, CKM_ECDSA_SHA512, CKM_EDDSA, CKM_GENERIC_SECRET_KEY_GEN, CKM_RSA_PKCS, CKM_RSA_PKCS_KEY_PAIR_GEN,
-    CKM_RSA_PKCS_OAEP, CKM_RSA_PKCS_PSS, CKM_SHA_1, CKM_SHA_1_HMAC, CKM_SHA1_RSA_PKCS, CKM_SHA1_RSA_PKCS_PSS,
-    CKM_SHA224, CKM_SHA224_HMAC, CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA256, CKM_SHA256_HMAC,
-    CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384, CKM_SHA384_HMAC, CKM_SHA384_RSA_PKCS,
+    CKM_ECDSA_SHA384, CKM_ECDSA_SHA512, CKM_EDDSA, CKM_GENERIC_SECRET_KEY_GEN, CKM_RSA_AES_KEY_WRAP, CKM_RSA_PKCS,
+    CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_RSA_PKCS_OAEP, CKM_RSA_PKCS_PSS, CKM_SHA_1, CKM_SHA_1_HMAC, CKM_SHA1_RSA_PKCS,
+    CKM_SHA1_RSA_PKCS_PSS, CKM_SHA224, CKM_SHA224_HMAC, CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA256,
+    CKM_SHA256_HMAC, CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384, CKM_SHA384_HMAC, CKM_SHA384_RSA_PKCS,
     CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512, CKM_SHA512_HMAC, CKM_SHA512_RSA_PKCS, CKM_SHA512_RSA_PKCS_PSS,
     CKR_DATA_INVALID, CKR_DATA_LEN_RANGE, CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID, CKZ_DATA_SPECIFIED,
 };
@@ -32,7 +32,7 @@ use zeroize::Zeroizing;
 pub(crate) const MAX_DATA_LEN: usize = 16 * 1024;
 
 /// Every mechanism offered, in the order `C_GetMechanismList` gives them.
-pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 41] = [
+pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 42] = [
     CKM_AES_KEY_GEN,
     CKM_GENERIC_SECRET_KEY_GEN,
     CKM_EC_KEY_PAIR_GEN,
@@ -69,6 +69,7 @@ pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 41] = [
     CKM_AES_GCM,
     CKM_AES_KEY_WRAP,
     CKM_AES_KEY_WRAP_PAD,
+    CKM_RSA_AES_KEY_WRAP,
     CKM_SHA_1,
     CKM_SHA224,
     CKM_SHA256,
@@ -107,6 +108,7 @@ pub(crate) fn info(mechanism: CK_MECHANISM_TYPE) -> Option<(CK_ULONG, CK_ULONG, 
         | CKM_SHA384_RSA_PKCS_PSS
         | CKM_SHA512_RSA_PKCS_PSS => Some((2048, 4096, sign)),
         CKM_RSA_PKCS_OAEP => Some((2048, 4096, crypt | wrap)),
+        CKM_RSA_AES_KEY_WRAP => Some((2048, 4096, wrap)),
         CKM_SHA_1_HMAC | CKM_SHA224_HMAC | CKM_SHA256_HMAC | CKM_SHA384_HMAC | CKM_SHA512_HMAC => Some((1, 800, sign)),
         CKM_AES_ECB | CKM_AES_CBC_PAD | CKM_AES_CTR => Some((16, 32, crypt)),
         CKM_AES_GCM => Some((16, 32, crypt | wrap)),
@@ -152,6 +154,12 @@ pub(crate) enum Parameter {
         hash: CK_MECHANISM_TYPE,
         mgf: CK_ULONG,
         salt_len: CK_ULONG,
+    },
+    /// `CK_RSA_AES_KEY_WRAP_PARAMS`: the AES key's size and the OAEP
+    /// parameter ([`Parameter::Oaep`]).
+    RsaAes {
+        aes_bits: CK_ULONG,
+        oaep: Box<Parameter>,
     },
     /// A parameter of a kind this library does not read, by length.
     Other(usize),
@@ -527,6 +535,13 @@ pub(crate) fn wrapping(mechanism: &Mechanism) -> Result<(WrapMechanism, Option<H
         // The wrapped key carries its IV: the parameter's is not used.
         CKM_AES_GCM => Ok((WrapMechanism::AesGcm, None, Family::Aes)),
         CKM_RSA_PKCS_OAEP => Ok((WrapMechanism::RsaOaep, Some(oaep_hash(&mechanism.parameter)?), Family::Rsa)),
+        // The HSM's RSA-AES wraps with an AES-256 key (then RFC 5649).
+        CKM_RSA_AES_KEY_WRAP => match &mechanism.parameter {
+            Parameter::RsaAes { aes_bits: 256, oaep } => {
+                Ok((WrapMechanism::RsaAes, Some(oaep_hash(oaep)?), Family::Rsa))
+            }
+            _ => Err(CKR_MECHANISM_PARAM_INVALID),
+        },
         _ => Err(CKR_MECHANISM_INVALID),
     }
 }

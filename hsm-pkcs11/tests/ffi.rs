@@ -13,15 +13,17 @@ use std::ptr::null_mut;
 use common::Rig;
 use cryptoki_sys::{
     CK_AES_CTR_PARAMS, CK_ATTRIBUTE, CK_BBOOL, CK_C_INITIALIZE_ARGS, CK_GCM_PARAMS, CK_MECHANISM, CK_OBJECT_HANDLE,
-    CK_RSA_PKCS_PSS_PARAMS, CK_SESSION_HANDLE, CK_SLOT_ID, CK_TRUE, CK_ULONG, CK_UNAVAILABLE_INFORMATION, CKA_DECRYPT,
-    CKA_EC_PARAMS, CKA_ENCRYPT, CKA_LABEL, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT, CKA_SIGN, CKA_TOKEN, CKA_VALUE,
-    CKA_VALUE_LEN, CKA_VERIFY, CKF_LIBRARY_CANT_CREATE_OS_THREADS, CKF_OS_LOCKING_OK, CKF_RW_SESSION,
-    CKF_SERIAL_SESSION, CKG_MGF1_SHA224, CKM_AES_CBC_PAD, CKM_AES_CTR, CKM_AES_GCM, CKM_AES_KEY_GEN,
-    CKM_EC_KEY_PAIR_GEN, CKM_ECDSA_SHA256, CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_SHA224, CKM_SHA224_RSA_PKCS_PSS,
-    CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID, CKR_BUFFER_TOO_SMALL,
-    CKR_CRYPTOKI_NOT_INITIALIZED, CKR_DATA_LEN_RANGE, CKR_HOST_MEMORY, CKR_KEY_FUNCTION_NOT_PERMITTED,
-    CKR_MECHANISM_PARAM_INVALID, CKR_NEED_TO_CREATE_THREADS, CKR_OK, CKR_OPERATION_NOT_INITIALIZED,
-    CKR_SESSION_HANDLE_INVALID, CKR_SESSION_PARALLEL_NOT_SUPPORTED, CKR_SIGNATURE_INVALID, CKU_USER,
+    CK_RSA_AES_KEY_WRAP_PARAMS, CK_RSA_PKCS_OAEP_PARAMS, CK_RSA_PKCS_PSS_PARAMS, CK_SESSION_HANDLE, CK_SLOT_ID,
+    CK_TRUE, CK_ULONG, CK_UNAVAILABLE_INFORMATION, CKA_CLASS, CKA_DECRYPT, CKA_EC_PARAMS, CKA_ENCRYPT, CKA_KEY_TYPE,
+    CKA_LABEL, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT, CKA_SIGN, CKA_TOKEN, CKA_UNWRAP, CKA_VALUE, CKA_VALUE_LEN,
+    CKA_VERIFY, CKA_WRAP, CKF_LIBRARY_CANT_CREATE_OS_THREADS, CKF_OS_LOCKING_OK, CKF_RW_SESSION, CKF_SERIAL_SESSION,
+    CKG_MGF1_SHA224, CKG_MGF1_SHA256, CKK_AES, CKM_AES_CBC_PAD, CKM_AES_CTR, CKM_AES_ECB, CKM_AES_GCM, CKM_AES_KEY_GEN,
+    CKM_EC_KEY_PAIR_GEN, CKM_ECDSA_SHA256, CKM_RSA_AES_KEY_WRAP, CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_SHA224,
+    CKM_SHA224_RSA_PKCS_PSS, CKM_SHA256, CKO_SECRET_KEY, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_SENSITIVE,
+    CKR_ATTRIBUTE_TYPE_INVALID, CKR_BUFFER_TOO_SMALL, CKR_CRYPTOKI_NOT_INITIALIZED, CKR_DATA_LEN_RANGE,
+    CKR_HOST_MEMORY, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_MECHANISM_PARAM_INVALID, CKR_NEED_TO_CREATE_THREADS, CKR_OK,
+    CKR_OPERATION_NOT_INITIALIZED, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_PARALLEL_NOT_SUPPORTED,
+    CKR_SIGNATURE_INVALID, CKU_USER, CKZ_DATA_SPECIFIED,
 };
 use hsm_daemon::testing::Options;
 use hsm_pkcs11::ffi::*;
@@ -289,16 +291,17 @@ fn the_c_functions_follow_the_pkcs11_protocols() {
             attribute(CKA_MODULUS_BITS, &mut bits),
             attribute(CKA_PUBLIC_EXPONENT, &mut exponent),
             attribute(CKA_VERIFY, &mut yes),
+            attribute(CKA_WRAP, &mut yes),
         ];
-        let mut rsa_private_template = [attribute(CKA_SIGN, &mut yes)];
+        let mut rsa_private_template = [attribute(CKA_SIGN, &mut yes), attribute(CKA_UNWRAP, &mut yes)];
         let (mut rsa_public, mut rsa_private): (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) = (0, 0);
         let rv = C_GenerateKeyPair(
             session,
             &mut mechanism(CKM_RSA_PKCS_KEY_PAIR_GEN),
             rsa_public_template.as_mut_ptr(),
-            3,
+            4,
             rsa_private_template.as_mut_ptr(),
-            1,
+            2,
             &mut rsa_public,
             &mut rsa_private,
         );
@@ -318,6 +321,61 @@ fn the_c_functions_follow_the_pkcs11_protocols() {
         assert_eq!(C_Verify(session, plain.as_mut_ptr(), 17, rsa_signature.as_mut_ptr(), 256), CKR_OK);
         assert_eq!(C_VerifyInit(session, &mut sha224_pss, rsa_public), CKR_OK);
         assert_eq!(C_Verify(session, plain.as_mut_ptr(), 16, rsa_signature.as_mut_ptr(), 256), CKR_SIGNATURE_INVALID);
+        // CKM_RSA_AES_KEY_WRAP (which cryptoki cannot name either): the AES
+        // key out under the RSA key and back in as a new key that encrypts
+        // as it does.
+        let mut oaep = CK_RSA_PKCS_OAEP_PARAMS {
+            hashAlg: CKM_SHA256,
+            mgf: CKG_MGF1_SHA256,
+            source: CKZ_DATA_SPECIFIED,
+            pSourceData: null_mut(),
+            ulSourceDataLen: 0,
+        };
+        let mut rsa_aes_params = CK_RSA_AES_KEY_WRAP_PARAMS { ulAESKeyBits: 256, pOAEPParams: &raw mut oaep };
+        let mut rsa_aes = CK_MECHANISM {
+            mechanism: CKM_RSA_AES_KEY_WRAP,
+            pParameter: (&raw mut rsa_aes_params).cast(),
+            ulParameterLen: size_of::<CK_RSA_AES_KEY_WRAP_PARAMS>() as CK_ULONG,
+        };
+        let mut wrapped = [0u8; 512];
+        len = 0;
+        assert_eq!(C_WrapKey(session, &mut rsa_aes, rsa_public, aes, null_mut(), &mut len), CKR_OK);
+        assert_eq!(C_WrapKey(session, &mut rsa_aes, rsa_public, aes, wrapped.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(len, 256 + 40, "RSA-OAEP of the AES-256 key, then RFC 5649 of the 32-byte key");
+        let (mut secret, mut aes_type) = (CKO_SECRET_KEY.to_ne_bytes(), CKK_AES.to_ne_bytes());
+        let mut unwrap_template = [
+            attribute(CKA_CLASS, &mut secret),
+            attribute(CKA_KEY_TYPE, &mut aes_type),
+            attribute(CKA_ENCRYPT, &mut yes),
+        ];
+        let mut unwrapped: CK_OBJECT_HANDLE = 0;
+        let rv = C_UnwrapKey(
+            session,
+            &mut rsa_aes,
+            rsa_private,
+            wrapped.as_mut_ptr(),
+            len,
+            unwrap_template.as_mut_ptr(),
+            3,
+            &mut unwrapped,
+        );
+        assert_eq!(rv, CKR_OK);
+        let mut ecb = mechanism(CKM_AES_ECB);
+        let (mut block, mut by_original, mut by_unwrapped) = ([7u8; 16], [0u8; 16], [0u8; 16]);
+        for (key, out) in [(aes, &mut by_original), (unwrapped, &mut by_unwrapped)] {
+            len = 16;
+            assert_eq!(C_EncryptInit(session, &mut ecb, key), CKR_OK);
+            assert_eq!(C_Encrypt(session, block.as_mut_ptr(), 16, out.as_mut_ptr(), &mut len), CKR_OK);
+        }
+        assert_eq!(by_original, by_unwrapped);
+        let mut aes_128_params = CK_RSA_AES_KEY_WRAP_PARAMS { ulAESKeyBits: 128, ..rsa_aes_params };
+        let mut aes_128 = CK_MECHANISM { pParameter: (&raw mut aes_128_params).cast(), ..rsa_aes };
+        assert_eq!(
+            C_WrapKey(session, &mut aes_128, rsa_public, aes, null_mut(), &mut len),
+            CKR_MECHANISM_PARAM_INVALID,
+            "the HSM's RSA-AES uses an AES-256 key"
+        );
+        assert_eq!(C_DestroyObject(session, unwrapped), CKR_OK);
         assert_eq!(C_DestroyObject(session, rsa_private), CKR_OK);
         assert_eq!(C_DestroyObject(session, rsa_public), CKR_OK);
 
