@@ -93,6 +93,7 @@ fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
     assert_eq!(token.label(), "hsm-emulator");
     assert!(!token.serial_number().is_empty());
     assert!(token.login_required());
+    assert!(token.rng(), "CKF_RNG: random numbers come from the HSMs");
     let mechanisms = pkcs11.get_mechanism_list(slot).unwrap();
     for m in [MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDSA_SHA256, MechanismType::SHA256_RSA_PKCS] {
         assert!(mechanisms.contains(&m), "{m} missing from {mechanisms:?}");
