@@ -40,17 +40,5 @@ fn java_sunpkcs11_signs_encrypts_and_draws_random_bytes() {
     let library = library_path();
     std::fs::write(&config, format!("name = HsmEmulator\nlibrary = {}\nslot = 1\n{usage}", library.display())).unwrap();
 
-    let output = Command::new("java")
-        .arg("-cp")
-        .arg(&classes)
-        .arg("SunPkcs11Probe")
-        .arg(&config)
-        .arg("alice:alice-pass")
-        .env(hsm_pkcs11::CONFIG_ENV, &rig.client_env)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "SunPkcs11Probe failed");
-    assert!(stdout.contains("all checks passed"));
+    rig.run_checks("SunPkcs11Probe", Command::new("java").arg("-cp").arg(&classes).arg("SunPkcs11Probe").arg(&config));
 }

@@ -27,15 +27,5 @@ fn python_pkcs11_generates_signs_verifies_encrypts_and_decrypts() {
     let rig = Rig::with_users(2, &[], Options::default());
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/roundtrip.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .arg(library_path())
-        .arg("alice:alice-pass")
-        .env(hsm_pkcs11::CONFIG_ENV, &rig.client_env)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "roundtrip.py failed");
-    assert!(stdout.contains("all checks passed"));
+    rig.run_checks("roundtrip.py", Command::new("python3").arg(&script).arg(library_path()));
 }

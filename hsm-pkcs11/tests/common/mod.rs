@@ -55,6 +55,16 @@ impl Rig {
         unsafe { std::env::set_var(hsm_pkcs11::CONFIG_ENV, &self.client_env) };
     }
 
+    /// Runs a program of checks (it prints `all checks passed` at the end)
+    /// with the library pointed at the cluster and alice's PIN as its last
+    /// argument; fails the test, showing its output, unless all passed.
+    pub(crate) fn run_checks(&self, what: &str, program: &mut std::process::Command) {
+        let output = program.arg("alice:alice-pass").env(hsm_pkcs11::CONFIG_ENV, &self.client_env).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success() && stdout.contains("all checks passed"), "{what} failed");
+    }
+
     /// A path in the rig's directory.
     pub(crate) fn file(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().unwrap().to_owned()
