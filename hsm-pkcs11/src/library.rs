@@ -80,11 +80,16 @@ pub(crate) struct Library {
 
 #[derive(Debug, Default)]
 struct Sessions {
-    open: BTreeMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>,
-    /// Read/write flags by handle, for token info and login checks without
-    /// waiting on a busy session.
-    read_write: BTreeMap<CK_SESSION_HANDLE, bool>,
+    open: BTreeMap<CK_SESSION_HANDLE, Open>,
     last: CK_SESSION_HANDLE,
+}
+
+/// An open session: its fixed flag, readable without waiting on a busy
+/// session, and its state behind its own lock.
+#[derive(Debug, Clone)]
+struct Open {
+    read_write: bool,
+    state: Arc<Mutex<Session>>,
 }
 
 /// The application's login.
@@ -138,6 +143,13 @@ enum Kind {
     Encrypt { reference: String, ciphering: Ciphering },
     Decrypt { reference: String, ciphering: Ciphering },
     Digest { hash: HashAlgorithm },
+}
+
+/// A mechanism read for a keyed operation.
+#[derive(Debug)]
+enum Parsed {
+    Signing(Signing),
+    Ciphering(Ciphering),
 }
 
 /// Handles for key references, both ways.
@@ -254,8 +266,8 @@ impl Library {
         let sessions = lock(&self.sessions);
         Ok(TokenInfo {
             cluster_id: info.cluster_id,
-            sessions: sessions.read_write.len(),
-            rw_sessions: sessions.read_write.values().filter(|rw| **rw).count(),
+            sessions: sessions.open.len(),
+            rw_sessions: sessions.open.values().filter(|s| s.read_write).count(),
         })
     }
 
@@ -270,8 +282,7 @@ impl Library {
         let mut sessions = lock(&self.sessions);
         sessions.last += 1;
         let handle = sessions.last;
-        sessions.open.insert(handle, Arc::new(Mutex::new(Session::default())));
-        sessions.read_write.insert(handle, read_write);
+        sessions.open.insert(handle, Open { read_write, state: Arc::default() });
         Ok(handle)
     }
 
@@ -280,7 +291,6 @@ impl Library {
         let last = {
             let mut sessions = lock(&self.sessions);
             sessions.open.remove(&handle).ok_or(CKR_SESSION_HANDLE_INVALID)?;
-            sessions.read_write.remove(&handle);
             sessions.open.is_empty()
         };
         if last {
@@ -290,17 +300,13 @@ impl Library {
     }
 
     pub(crate) fn close_all_sessions(&self) {
-        {
-            let mut sessions = lock(&self.sessions);
-            sessions.open.clear();
-            sessions.read_write.clear();
-        }
+        lock(&self.sessions).open.clear();
         self.end_login();
     }
 
     /// (state, flags) of a session.
     pub(crate) fn session_info(&self, handle: CK_SESSION_HANDLE) -> Result<(CK_STATE, CK_FLAGS), CK_RV> {
-        let read_write = *lock(&self.sessions).read_write.get(&handle).ok_or(CKR_SESSION_HANDLE_INVALID)?;
+        let read_write = self.open(handle)?.read_write;
         let state = match (self.current().map(|l| l.user_type), read_write) {
             (None, false) => CKS_RO_PUBLIC_SESSION,
             (None, true) => CKS_RW_PUBLIC_SESSION,
@@ -335,7 +341,7 @@ impl Library {
             Some(_) => return Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
             None => {}
         }
-        if user_type == CKU_SO && lock(&self.sessions).read_write.values().any(|rw| !rw) {
+        if user_type == CKU_SO && lock(&self.sessions).open.values().any(|s| !s.read_write) {
             return Err(CKR_SESSION_READ_ONLY_EXISTS);
         }
         let text = std::str::from_utf8(pin).map_err(|_| CKR_PIN_INCORRECT)?;
@@ -374,10 +380,7 @@ impl Library {
             // Every key is private to its users: nothing is visible logged out.
             (None, _) | (_, None) => Vec::new(),
             (Some(login), Some(filters)) => {
-                let page = self
-                    .runtime
-                    .block_on(login.session.list_keys(&filters, 0, None))
-                    .map_err(|e| rv(&e, Doing::Reading, login.admin))?;
+                let page = self.call(&login, Doing::Reading, login.session.list_keys(&filters, 0, None))?;
                 let mut objects = lock(&self.objects);
                 page.keys
                     .into_iter()
@@ -429,17 +432,13 @@ impl Library {
         object: CK_OBJECT_HANDLE,
         template: &[Attribute],
     ) -> Result<(), CK_RV> {
-        let read_write = self.read_write(handle)?;
+        self.session(handle)?;
         let changes = object::changes(template)?;
         let key = self.key(object, Doing::Modifying)?;
-        if !key.session && !read_write {
-            return Err(CKR_SESSION_READ_ONLY);
-        }
+        self.may_write(handle, !key.session)?;
         let login = self.logged_in()?;
         for (name, value) in changes {
-            self.runtime
-                .block_on(login.session.set_key_attribute(&key.reference, &name, &value))
-                .map_err(|e| rv(&e, Doing::Modifying, login.admin))?;
+            self.call(&login, Doing::Modifying, login.session.set_key_attribute(&key.reference, &name, &value))?;
         }
         Ok(())
     }
@@ -451,7 +450,7 @@ impl Library {
         mechanism: &Mechanism,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
-        let read_write = self.read_write(handle)?;
+        self.session(handle)?;
         let key_type = match mechanism.kind {
             CKM_AES_KEY_GEN => SymmetricKeyType::Aes,
             CKM_GENERIC_SECRET_KEY_GEN => SymmetricKeyType::GenericSecret,
@@ -459,14 +458,10 @@ impl Library {
         };
         mechanism.no_parameter()?;
         let request = object::secret_request(key_type, template)?;
-        if request.token && !read_write {
-            return Err(CKR_SESSION_READ_ONLY);
-        }
+        self.may_write(handle, request.token)?;
         let login = self.logged_in()?;
-        let key = self
-            .runtime
-            .block_on(login.session.generate_symmetric_key(request.key_type, request.length, &request.options))
-            .map_err(|e| rv(&e, Doing::Creating, login.admin))?;
+        let generate = login.session.generate_symmetric_key(request.key_type, request.length, &request.options);
+        let key = self.call(&login, Doing::Creating, generate)?;
         Ok(lock(&self.objects).handle(&key.info.reference))
     }
 
@@ -478,7 +473,7 @@ impl Library {
         public: &[Attribute],
         private: &[Attribute],
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE), CK_RV> {
-        let read_write = self.read_write(handle)?;
+        self.session(handle)?;
         let family = match mechanism.kind {
             CKM_EC_KEY_PAIR_GEN => Family::Ec,
             CKM_EC_EDWARDS_KEY_PAIR_GEN => Family::Ed25519,
@@ -487,14 +482,10 @@ impl Library {
         };
         mechanism.no_parameter()?;
         let request = object::pair_request(family, public, private)?;
-        if request.token && !read_write {
-            return Err(CKR_SESSION_READ_ONLY);
-        }
+        self.may_write(handle, request.token)?;
         let login = self.logged_in()?;
-        let (public, private) = self
-            .runtime
-            .block_on(login.session.generate_key_pair(&request.spec, &request.public, &request.private))
-            .map_err(|e| rv(&e, Doing::Creating, login.admin))?;
+        let generate = login.session.generate_key_pair(&request.spec, &request.public, &request.private);
+        let (public, private) = self.call(&login, Doing::Creating, generate)?;
         let mut objects = lock(&self.objects);
         Ok((objects.handle(&public.info.reference), objects.handle(&private.info.reference)))
     }
@@ -505,30 +496,25 @@ impl Library {
         handle: CK_SESSION_HANDLE,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
-        let read_write = self.read_write(handle)?;
-        let (material, options, token) = object::create_request(template)?;
-        if token && !read_write {
-            return Err(CKR_SESSION_READ_ONLY);
-        }
+        self.session(handle)?;
+        let request = object::create_request(template)?;
+        self.may_write(handle, request.token)?;
         let login = self.logged_in()?;
-        let key = match &material {
-            Material::Secret(kind, bytes) => self.runtime.block_on(login.session.import_secret(*kind, bytes, &options)),
-            Material::Pem(pem) => self.runtime.block_on(login.session.import_pem(pem, &options)),
-        }
-        .map_err(|e| rv(&e, Doing::Creating, login.admin))?;
+        let key = match &request.material {
+            Material::Secret(kind, bytes) => {
+                self.call(&login, Doing::Creating, login.session.import_secret(*kind, bytes, &request.options))
+            }
+            Material::Pem(pem) => self.call(&login, Doing::Creating, login.session.import_pem(pem, &request.options)),
+        }?;
         Ok(lock(&self.objects).handle(&key.info.reference))
     }
 
     pub(crate) fn destroy(&self, handle: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<(), CK_RV> {
-        let read_write = self.read_write(handle)?;
+        self.session(handle)?;
         let key = self.key(object, Doing::Destroying)?;
-        if !key.session && !read_write {
-            return Err(CKR_SESSION_READ_ONLY);
-        }
+        self.may_write(handle, !key.session)?;
         let login = self.logged_in()?;
-        self.runtime
-            .block_on(login.session.delete_key(&key.reference))
-            .map_err(|e| rv(&e, Doing::Destroying, login.admin))?;
+        self.call(&login, Doing::Destroying, login.session.delete_key(&key.reference))?;
         lock(&self.objects).forget(object);
         Ok(())
     }
@@ -549,10 +535,8 @@ impl Library {
         let wrapping =
             self.key_for(wrapping, Some(family), CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_TYPE_INCONSISTENT)?;
         let key = self.key_for(key, None, CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT)?;
-        let wrapped = self
-            .runtime
-            .block_on(login.session.wrap_key(&wrapping.reference, &key.reference, wrap, hash))
-            .map_err(|e| rv(&e, Doing::Using, login.admin))?;
+        let wrapped =
+            self.call(&login, Doing::Using, login.session.wrap_key(&wrapping.reference, &key.reference, wrap, hash))?;
         Ok(offer(&wrapped, room).unwrap_or(Output::Bytes(Zeroizing::new(wrapped))))
     }
 
@@ -565,12 +549,10 @@ impl Library {
         wrapped: &[u8],
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
-        let read_write = self.read_write(handle)?;
+        self.session(handle)?;
         let (wrap, hash, family) = mechanism::wrapping(mechanism)?;
-        let (class, key_type, curve, options, token) = object::unwrap_request(template)?;
-        if token && !read_write {
-            return Err(CKR_SESSION_READ_ONLY);
-        }
+        let request = object::unwrap_request(template)?;
+        self.may_write(handle, request.token)?;
         let login = self.logged_in()?;
         let unwrapping = self.key_for(
             unwrapping,
@@ -578,19 +560,17 @@ impl Library {
             CKR_UNWRAPPING_KEY_HANDLE_INVALID,
             CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
         )?;
-        let key = self
-            .runtime
-            .block_on(login.session.unwrap_key(
-                &unwrapping.reference,
-                wrapped,
-                wrap,
-                hash,
-                key_type,
-                class,
-                curve,
-                &options,
-            ))
-            .map_err(|e| rv(&e, Doing::Creating, login.admin))?;
+        let unwrap = login.session.unwrap_key(
+            &unwrapping.reference,
+            wrapped,
+            wrap,
+            hash,
+            request.key_type,
+            request.class,
+            request.curve,
+            &request.options,
+        );
+        let key = self.call(&login, Doing::Creating, unwrap)?;
         Ok(lock(&self.objects).handle(&key.info.reference))
     }
 
@@ -602,10 +582,8 @@ impl Library {
         out.try_reserve_exact(len).map_err(|_| CKR_HOST_MEMORY)?;
         while out.len() < len {
             let n = (len - out.len()).min(MAX_DATA_LEN);
-            let chunk = self
-                .runtime
-                .block_on(login.session.generate_random(u32::try_from(n).map_err(|_| CKR_ARGUMENTS_BAD)?))
-                .map_err(|e| rv(&e, Doing::Using, login.admin))?;
+            let n32 = u32::try_from(n).map_err(|_| CKR_ARGUMENTS_BAD)?;
+            let chunk = self.call(&login, Doing::Using, login.session.generate_random(n32))?;
             if chunk.len() != n {
                 return Err(CKR_DEVICE_ERROR);
             }
@@ -708,20 +686,10 @@ impl Library {
         if let Some(data) = data {
             operation.input.update(data)?;
         }
-        let input = std::mem::replace(&mut operation.input, Input::Buffer(Zeroizing::default()));
-        let request = signing.request(input)?;
+        let r = signing.request(std::mem::take(&mut operation.input))?;
         let login = self.logged_in()?;
-        let valid = self
-            .runtime
-            .block_on(login.session.verify(
-                reference,
-                request.mechanism,
-                request.hash,
-                &request.data,
-                request.is_digest,
-                signature,
-            ))
-            .map_err(|e| rv(&e, Doing::Using, login.admin))?;
+        let verify = login.session.verify(reference, r.mechanism, r.hash, &r.data, r.is_digest, signature);
+        let valid = self.call(&login, Doing::Using, verify)?;
         if valid { Ok(()) } else { Err(CKR_SIGNATURE_INVALID) }
     }
 
@@ -730,24 +698,18 @@ impl Library {
     #[expect(clippy::type_complexity, reason = "the result and the IV to hand back, used once")]
     fn run(&self, operation: &mut Operation) -> Result<(Zeroizing<Vec<u8>>, Option<(IvOut, Vec<u8>)>), CK_RV> {
         let login = self.logged_in()?;
-        let input = std::mem::replace(&mut operation.input, Input::Buffer(Zeroizing::default()));
-        let refused = |e: ClientError| rv(&e, Doing::Using, login.admin);
+        let input = std::mem::take(&mut operation.input);
         match &operation.kind {
             Kind::Sign { reference, signing } => {
                 let r = signing.request(input)?;
-                let signature = self
-                    .runtime
-                    .block_on(login.session.sign(reference, r.mechanism, r.hash, &r.data, r.is_digest))
-                    .map_err(refused)?;
-                Ok((Zeroizing::new(signature), None))
+                let sign = login.session.sign(reference, r.mechanism, r.hash, &r.data, r.is_digest);
+                Ok((Zeroizing::new(self.call(&login, Doing::Using, sign)?), None))
             }
             Kind::Encrypt { reference, ciphering: c } => {
                 let data = input.finish();
                 c.check_len(data.len())?;
-                let (iv, ciphertext) = self
-                    .runtime
-                    .block_on(login.session.encrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data))
-                    .map_err(refused)?;
+                let encrypt = login.session.encrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data);
+                let (iv, ciphertext) = self.call(&login, Doing::Using, encrypt)?;
                 Ok((Zeroizing::new(ciphertext), c.iv_out.map(|out| (out, iv))))
             }
             Kind::Decrypt { reference, ciphering: c } => {
@@ -759,13 +721,13 @@ impl Library {
                     .map_err(|e| match e {
                         // A ciphertext that does not open (tag, padding).
                         ClientError::InvalidArgument(_) => cryptoki_sys::CKR_ENCRYPTED_DATA_INVALID,
-                        e => refused(e),
+                        e => rv(&e, Doing::Using, login.admin),
                     })?;
                 Ok((Zeroizing::new(plaintext), None))
             }
             Kind::Digest { hash } => {
                 let data = input.finish();
-                let digest = self.runtime.block_on(login.session.digest(*hash, &data)).map_err(refused)?;
+                let digest = self.call(&login, Doing::Using, login.session.digest(*hash, &data))?;
                 Ok((Zeroizing::new(digest), None))
             }
             Kind::Verify { .. } => Err(CKR_GENERAL_ERROR),
@@ -774,21 +736,20 @@ impl Library {
 
     /// Checks a mechanism (and key) for one kind of operation.
     fn operation(&self, slot: Slot, mechanism: &Mechanism, key: Option<CK_OBJECT_HANDLE>) -> Result<Operation, CK_RV> {
-        let start = |kind, input| Ok(Operation { kind, input, output: None });
-        if slot == Slot::Digest {
-            let hash = mechanism::digesting(mechanism)?;
-            self.logged_in()?;
-            return start(Kind::Digest { hash }, Input::Buffer(Zeroizing::default()));
-        }
-        let (family, signing, ciphering) = match slot {
-            Slot::Sign | Slot::Verify => {
-                let signing = Signing::from_mechanism(mechanism)?;
-                (signing.family, Some(signing), None)
+        let parsed = match slot {
+            Slot::Digest => {
+                let hash = mechanism::digesting(mechanism)?;
+                self.logged_in()?;
+                return Ok(Operation { kind: Kind::Digest { hash }, input: Input::default(), output: None });
             }
-            _ => {
-                let ciphering = Ciphering::from_mechanism(mechanism, slot == Slot::Encrypt)?;
-                (ciphering.family, None, Some(ciphering))
+            Slot::Sign | Slot::Verify => Parsed::Signing(Signing::from_mechanism(mechanism)?),
+            Slot::Encrypt | Slot::Decrypt => {
+                Parsed::Ciphering(Ciphering::from_mechanism(mechanism, slot == Slot::Encrypt)?)
             }
+        };
+        let family = match &parsed {
+            Parsed::Signing(signing) => signing.family,
+            Parsed::Ciphering(ciphering) => ciphering.family,
         };
         self.logged_in()?;
         let key = key.ok_or(CKR_KEY_HANDLE_INVALID)?;
@@ -806,18 +767,16 @@ impl Library {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
         let reference = info.reference.clone();
-        match (signing, ciphering) {
-            (Some(signing), _) if slot == Slot::Sign => start(Kind::Sign { reference, signing }, signing.input()),
-            (Some(signing), _) => {
+        let (kind, input) = match (slot, parsed) {
+            (Slot::Sign, Parsed::Signing(signing)) => (Kind::Sign { reference, signing }, signing.input()),
+            (_, Parsed::Signing(signing)) => {
                 let signature_len = signing.fixed_len().or_else(|| object::signature_len(&info));
-                start(Kind::Verify { reference, signing, signature_len }, signing.input())
+                (Kind::Verify { reference, signing, signature_len }, signing.input())
             }
-            (_, Some(ciphering)) if slot == Slot::Encrypt => {
-                start(Kind::Encrypt { reference, ciphering }, Input::Buffer(Zeroizing::default()))
-            }
-            (_, Some(ciphering)) => start(Kind::Decrypt { reference, ciphering }, Input::Buffer(Zeroizing::default())),
-            (None, None) => Err(CKR_GENERAL_ERROR),
-        }
+            (Slot::Encrypt, Parsed::Ciphering(ciphering)) => (Kind::Encrypt { reference, ciphering }, Input::default()),
+            (_, Parsed::Ciphering(ciphering)) => (Kind::Decrypt { reference, ciphering }, Input::default()),
+        };
+        Ok(Operation { kind, input, output: None })
     }
 
     /// The key behind a handle given for a use: a handle that names no key
@@ -842,19 +801,33 @@ impl Library {
         let reference = lock(&self.objects).reference(object).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
         let login = self.current().ok_or(CKR_OBJECT_HANDLE_INVALID)?;
         let filters = [("key-reference".to_owned(), reference)];
-        let page = self
-            .runtime
-            .block_on(login.session.list_keys(&filters, 0, None))
-            .map_err(|e| rv(&e, doing, login.admin))?;
+        let page = self.call(&login, doing, login.session.list_keys(&filters, 0, None))?;
         page.keys.into_iter().next().map(|k| k.info).ok_or(CKR_OBJECT_HANDLE_INVALID)
     }
 
-    fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>, CK_RV> {
+    fn open(&self, handle: CK_SESSION_HANDLE) -> Result<Open, CK_RV> {
         lock(&self.sessions).open.get(&handle).cloned().ok_or(CKR_SESSION_HANDLE_INVALID)
     }
 
-    fn read_write(&self, handle: CK_SESSION_HANDLE) -> Result<bool, CK_RV> {
-        lock(&self.sessions).read_write.get(&handle).copied().ok_or(CKR_SESSION_HANDLE_INVALID)
+    fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>, CK_RV> {
+        Ok(self.open(handle)?.state)
+    }
+
+    /// Refuses a change to a token object (`token`) from a read-only
+    /// session.
+    fn may_write(&self, handle: CK_SESSION_HANDLE, token: bool) -> Result<(), CK_RV> {
+        if token && !self.open(handle)?.read_write { Err(CKR_SESSION_READ_ONLY) } else { Ok(()) }
+    }
+
+    /// Waits on a call to the HSMs made under `login`; a refusal becomes
+    /// the return value for what was being done.
+    fn call<T>(
+        &self,
+        login: &Login,
+        doing: Doing,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, CK_RV> {
+        self.runtime.block_on(call).map_err(|e| rv(&e, doing, login.admin))
     }
 
     fn current(&self) -> Option<Arc<Login>> {
@@ -884,9 +857,9 @@ impl Library {
             }
         }
         drop(retired);
-        let sessions: Vec<Arc<Mutex<Session>>> = lock(&self.sessions).open.values().cloned().collect();
+        let sessions: Vec<Open> = lock(&self.sessions).open.values().cloned().collect();
         for session in sessions {
-            let mut session = lock(&session);
+            let mut session = lock(&session.state);
             session.find = None;
             session.operations = Default::default();
         }

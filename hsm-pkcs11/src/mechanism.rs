@@ -303,8 +303,11 @@ impl Input {
     }
 }
 
-fn buffer() -> Input {
-    Input::Buffer(Zeroizing::new(Vec::new()))
+/// An empty buffer: what an operation that sends its data starts with.
+impl Default for Input {
+    fn default() -> Input {
+        Input::Buffer(Zeroizing::default())
+    }
 }
 
 /// A signing (or verifying) mechanism as the HSM takes it.
@@ -386,7 +389,7 @@ impl Signing {
     pub(crate) fn input(&self) -> Input {
         match (self.local, self.hash) {
             (true, Some(hash)) => Input::Hashing(Hasher::new(hash)),
-            _ => buffer(),
+            _ => Input::default(),
         }
     }
 

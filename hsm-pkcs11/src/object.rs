@@ -459,11 +459,19 @@ pub(crate) fn secret_request(key_type: SymmetricKeyType, attributes: &[Attribute
     Ok(SecretRequest { key_type, length, options: t.options(false), token })
 }
 
-/// The class, key type and curve `C_UnwrapKey`'s template names, and the
-/// options for the new key.
-pub(crate) fn unwrap_request(
-    attributes: &[Attribute],
-) -> Result<(KeyClass, KeyType, Option<&'static str>, KeyOptions, bool), CK_RV> {
+/// A new key's description read off `C_UnwrapKey`'s template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UnwrapRequest {
+    pub(crate) class: KeyClass,
+    pub(crate) key_type: KeyType,
+    pub(crate) curve: Option<&'static str>,
+    pub(crate) options: KeyOptions,
+    pub(crate) token: bool,
+}
+
+/// Reads `C_UnwrapKey`'s template: the class, key type and (EC) curve it
+/// names, and the new key's options.
+pub(crate) fn unwrap_request(attributes: &[Attribute]) -> Result<UnwrapRequest, CK_RV> {
     let t = template(None, attributes, Purpose::Generate)?;
     let class = match t.class.ok_or(CKR_TEMPLATE_INCOMPLETE)? {
         CKO_SECRET_KEY => KeyClass::Secret,
@@ -481,8 +489,7 @@ pub(crate) fn unwrap_request(
     if key_type == KeyType::Ec && t.curve.is_none() {
         return Err(CKR_TEMPLATE_INCOMPLETE);
     }
-    let token = t.token.unwrap_or(false);
-    Ok((class, key_type, t.curve, t.options(false), token))
+    Ok(UnwrapRequest { class, key_type, curve: t.curve, options: t.options(false), token: t.token.unwrap_or(false) })
 }
 
 /// What `C_CreateObject` imports.
@@ -493,9 +500,16 @@ pub(crate) enum Material {
     Pem(Zeroizing<String>),
 }
 
-/// A `C_CreateObject` template as the key to import, its options, and
-/// whether it is a token object.
-pub(crate) fn create_request(attributes: &[Attribute]) -> Result<(Material, KeyOptions, bool), CK_RV> {
+/// A key to import read off `C_CreateObject`'s template.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct CreateRequest {
+    pub(crate) material: Material,
+    pub(crate) options: KeyOptions,
+    pub(crate) token: bool,
+}
+
+/// Reads `C_CreateObject`'s template.
+pub(crate) fn create_request(attributes: &[Attribute]) -> Result<CreateRequest, CK_RV> {
     let t = template(None, attributes, Purpose::Create)?;
     let need = |kind| t.material(kind).ok_or(CKR_TEMPLATE_INCOMPLETE);
     let class = t.class.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
@@ -561,8 +575,7 @@ pub(crate) fn create_request(attributes: &[Attribute]) -> Result<(Material, KeyO
             None => pem("PRIVATE KEY", der::ed25519_private(need(CKA_VALUE)?)),
         },
     };
-    let token = t.token.unwrap_or(false);
-    Ok((material, t.options(false), token))
+    Ok(CreateRequest { material, options: t.options(false), token: t.token.unwrap_or(false) })
 }
 
 /// `C_SetAttributeValue`'s template as (HSM name, value) changes.
