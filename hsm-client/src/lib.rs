@@ -74,6 +74,7 @@ use tonic::{
 };
 use zeroize::Zeroizing;
 
+use crate::types::CreateToken;
 pub use crate::{
     audit::{AuditPage, AuditRecord},
     cluster::{
@@ -343,11 +344,26 @@ impl Session {
         password: &str,
         approval: Option<&Approval>,
     ) -> Result<User, ClientError> {
+        self.create_user_attempt(username, role, password, approval, None).await
+    }
+
+    /// One attempt of a create; every attempt of one create carries the same
+    /// `token`, so that the HSM answers a retry of a create it already made
+    /// as done, and refuses every other create of an existing user.
+    pub(crate) async fn create_user_attempt(
+        &self,
+        username: &str,
+        role: Role,
+        password: &str,
+        approval: Option<&Approval>,
+        token: Option<&CreateToken>,
+    ) -> Result<User, ClientError> {
         let request = self.request(pb::CreateUserRequest {
             username: username.to_owned(),
             role: pb::Role::from(role).into(),
             password: password.to_owned(),
             approval: approval.map(Approval::to_proto),
+            create_token: token.map(|t| t.0.to_vec()).unwrap_or_default(),
         })?;
         let reply = self.users().create_user(request).await?.into_inner();
         User::try_from(reply.user)

@@ -27,6 +27,24 @@ impl Role {
     }
 }
 
+/// Names one user creation in every attempt of it (see the HSM's
+/// `CreateUserRequest.create_token`): 16 bytes from the operating system's
+/// CSPRNG, so that no other create can present it.
+#[derive(Clone, Copy)]
+pub(crate) struct CreateToken(pub(crate) [u8; 16]);
+
+impl CreateToken {
+    pub(crate) fn random() -> Self {
+        CreateToken(rand::random())
+    }
+}
+
+impl fmt::Debug for CreateToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CreateToken(..)")
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

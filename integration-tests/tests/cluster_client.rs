@@ -150,11 +150,12 @@ async fn user_changes_reach_every_hsm_and_leave_them_in_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_on_some_hsms_lists_as_inconsistent_until_create_runs_again() {
+async fn a_user_on_some_hsms_lists_as_inconsistent_and_create_never_overwrites_it() {
     let (cluster, client) = cluster_of(3, Options::default()).await;
     let admin = login_admin(&client).await;
     // Made behind the cluster layer's back, on HSM 0 only.
     cluster.hsm(0).admin().await.create_user("carol", Role::CryptoUser, "carol-old-1").await.unwrap();
+    let before = digests(&admin).await;
 
     let list = admin.list_users().await.unwrap();
     let carol = list.users.iter().find(|u| u.username == "carol").unwrap();
@@ -163,29 +164,44 @@ async fn a_user_on_some_hsms_lists_as_inconsistent_until_create_runs_again() {
     assert_eq!(present, [true, false, false]);
     assert!(list.users.iter().filter(|u| u.username != "carol").all(|u| u.is_consistent()), "{list:?}");
 
-    let repaired = admin.create_user("carol", Role::CryptoUser, "carol-new-1").await.unwrap();
-    assert_eq!(repaired.completion(), Completion::Full);
-    let effects: Vec<UserEffect> = repaired.succeeded().map(|(_, c)| c.effect).collect();
-    assert_eq!(effects, [UserEffect::AlreadyInPlace, UserEffect::Applied, UserEffect::Applied]);
+    // Creating her again, in any case and with another password, is refused
+    // before anything is written: her password stays, and the HSMs that lack
+    // her still do (a password of the caller's choosing there would let
+    // anyone log in as carol).
+    let endpoints = cluster.endpoints();
+    for name in ["carol", "CAROL"] {
+        let refused = admin.create_user(name, Role::CryptoUser, "carol-new-1").await.unwrap_err();
+        let ClientError::AlreadyExists(message) = &refused else { panic!("{refused:?}") };
+        assert!(message.starts_with("a user named 'carol' already exists"), "{message}");
+        assert!(
+            message.contains(&format!("on {} but not on {}, {}", endpoints[0], endpoints[1], endpoints[2])),
+            "{message}"
+        );
+    }
+    assert_eq!(digests(&admin).await, before, "nothing was written anywhere");
+    cluster.hsm(0).login("carol", Role::CryptoUser, "carol-old-1").await.logout().await.unwrap();
+    assert!(cluster.hsm(0).client.login("carol", Role::CryptoUser, "carol-new-1").await.is_err());
+
+    // The repair: delete her where she is, then create her everywhere.
+    let deleted = admin.delete_user("carol", Role::CryptoUser).await.unwrap();
+    let effects: Vec<UserEffect> = deleted.succeeded().map(|(_, c)| c.effect).collect();
+    assert_eq!(effects, [UserEffect::Applied, UserEffect::AlreadyInPlace, UserEffect::AlreadyInPlace]);
+    let created = admin.create_user("carol", Role::CryptoUser, "carol-new-1").await.unwrap();
+    assert_eq!(created.completion(), Completion::Full);
     assert!(admin.list_users().await.unwrap().users.iter().all(|u| u.is_consistent()));
     let d = digests(&admin).await;
     assert!(d.iter().all(|x| *x == d[0]), "{d:?}");
-    // The repair gave HSM 0 the same password as the others.
     for i in 0..3 {
         cluster.hsm(i).login("carol", Role::CryptoUser, "carol-new-1").await;
     }
 
-    // A name with different roles on different HSMs: the role is inconsistent,
-    // and create reports where it could not be made.
+    // A name with another role on one HSM is refused the same way.
     cluster.hsm(1).admin().await.create_user("dave", Role::Admin, "dave-pass-1").await.unwrap();
+    let refused = admin.create_user("dave", Role::CryptoUser, "dave-pass-2").await.unwrap_err();
+    assert!(matches!(&refused, ClientError::AlreadyExists(m) if m.contains("'dave'")), "{refused:?}");
     let dave = admin.list_users().await.unwrap().users.into_iter().find(|u| u.username == "dave").unwrap();
-    assert_eq!(dave.role, Merged::Consistent(Role::Admin), "only one HSM has dave so far");
-    let partial = admin.create_user("dave", Role::CryptoUser, "dave-pass-1").await.unwrap();
-    assert_eq!(partial.completion(), Completion::Partial);
-    let failed: Vec<&str> = partial.failed().map(|(endpoint, _)| endpoint).collect();
-    assert_eq!(failed, [cluster.endpoints()[1].as_str()]);
-    let dave = admin.list_users().await.unwrap().users.into_iter().find(|u| u.username == "dave").unwrap();
-    assert_eq!(dave.role, Merged::Inconsistent);
+    assert_eq!(dave.role, Merged::Consistent(Role::Admin), "still only HSM 1 has dave, as an admin");
+    assert_eq!(dave.per_hsm.iter().filter(|(_, u)| u.is_some()).count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,13 +320,22 @@ async fn with_one_hsm_down_logins_keys_and_users_work_and_say_what_was_missed() 
     }
     drop(cu);
 
-    // Back up: a new session reaches it, and re-running the creation repairs it.
+    // Back up: a new session reaches it. Creating erin again is refused
+    // (she exists on two HSMs), and deleting and creating her repairs it.
     cluster.restart(2).await;
     let admin = login_admin(&client).await;
     assert!(admin.unavailable().is_empty());
-    let repaired = admin.create_user("erin", Role::CryptoUser, "erin-pass1").await.unwrap();
-    let effects: Vec<UserEffect> = repaired.succeeded().map(|(_, c)| c.effect).collect();
-    assert_eq!(effects, [UserEffect::AlreadyInPlace, UserEffect::AlreadyInPlace, UserEffect::Applied]);
+    let refused = admin.create_user("erin", Role::CryptoUser, "erin-pass2").await.unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::AlreadyExists(m) if m.contains(&format!("but not on {down}"))),
+        "{refused:?}"
+    );
+    cluster.hsm(0).login("erin", Role::CryptoUser, "erin-pass1").await.logout().await.unwrap();
+    let deleted = admin.delete_user("erin", Role::CryptoUser).await.unwrap();
+    let effects: Vec<UserEffect> = deleted.succeeded().map(|(_, c)| c.effect).collect();
+    assert_eq!(effects, [UserEffect::Applied, UserEffect::Applied, UserEffect::AlreadyInPlace]);
+    let repaired = admin.create_user("erin", Role::CryptoUser, "erin-pass2").await.unwrap();
+    assert_eq!(repaired.completion(), Completion::Full);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! The seed's permission table, walked over real TLS: every RPC, called as
-//! each of the five identities, is allowed or refused exactly as the table
+//! each of the five identities (and the appliance user before activation), is allowed or refused exactly as the table
 //! says, and every refusal names the operation and the role.
 
 use hsm_client::{
@@ -25,9 +25,11 @@ enum Who {
     Co,
     Cu,
     Au,
+    /// The appliance user of a cluster not yet activated.
+    AuBefore,
 }
 
-const EVERYONE: [Who; 5] = [Who::Unauthenticated, Who::Preco, Who::Co, Who::Cu, Who::Au];
+const EVERYONE: [Who; 6] = [Who::Unauthenticated, Who::Preco, Who::Co, Who::Cu, Who::Au, Who::AuBefore];
 
 /// Written from the seed's table (and the issue for PRECO), independently of
 /// the daemon's table.
@@ -41,11 +43,12 @@ fn allowed(rpc: Rpc) -> &'static [Who] {
         Rpc::Activate => &[Who::Preco],
         // Anyone may open a session.
         Rpc::Login => &EVERYONE,
-        Rpc::Logout | Rpc::Ping => &[Who::Preco, Who::Co, Who::Cu, Who::Au],
+        Rpc::Logout | Rpc::Ping => &[Who::Preco, Who::Co, Who::Cu, Who::Au, Who::AuBefore],
         // "Add, remove users": CO only.
         Rpc::CreateUser | Rpc::DeleteUser => &[Who::Co],
-        // Not in the seed; every logged-in user of an active cluster.
-        Rpc::ListUsers => &[Who::Co, Who::Cu, Who::Au],
+        // Not in the seed; every logged-in user, and before activation one
+        // of the three things that work (cloudhsm-facts.md).
+        Rpc::ListUsers => &[Who::Preco, Who::Co, Who::Cu, Who::Au, Who::AuBefore],
         // "Change own password": CO, CU, AU.
         Rpc::ChangeOwnPassword => &[Who::Co, Who::Cu, Who::Au],
         // "Change any user's password": CO only.
@@ -141,7 +144,7 @@ fn role_words(who: Who) -> &'static str {
         Who::Preco => "unactivated-admin",
         Who::Co => "admin",
         Who::Cu => "crypto-user",
-        Who::Au => "appliance",
+        Who::Au | Who::AuBefore => "appliance",
     }
 }
 
@@ -234,11 +237,12 @@ impl Fixture {
 /// user `victim` who is not logged in, for delete and password calls, and
 /// keys of the crypto user `alice`.
 async fn session_as(who: Who) -> (TestHsm, Session, Fixture) {
-    let base = if who == Who::Preco { Options::unactivated() } else { Options::default() };
+    let before = matches!(who, Who::Preco | Who::AuBefore);
+    let base = if before { Options::unactivated() } else { Options::default() };
     let client_identity = Some(pki::issue_client(operators(), "operator").expect("client certificate"));
     let hsm = TestHsm::start(Options { client_identity, ..base }).await;
     let mut fixture = Fixture::dummy();
-    if who != Who::Preco {
+    if !before {
         let admin = hsm.admin().await;
         admin.create_user("victim", Role::CryptoUser, "victim-pass").await.expect("victim");
         admin.create_user("alice", Role::CryptoUser, "alice-pass").await.expect("alice");
@@ -253,7 +257,7 @@ async fn session_as(who: Who) -> (TestHsm, Session, Fixture) {
         Who::Preco => hsm.login("admin", Role::Admin, "password").await,
         Who::Co => hsm.admin().await,
         Who::Cu => hsm.login("alice", Role::CryptoUser, "alice-pass").await,
-        Who::Au => hsm.login("app_user", Role::Appliance, APPLIANCE_PASSWORD).await,
+        Who::Au | Who::AuBefore => hsm.login("app_user", Role::Appliance, APPLIANCE_PASSWORD).await,
     };
     (hsm, session, fixture)
 }
@@ -604,7 +608,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
         Rpc::ChangeMfa => {
             let (username, role) = match who {
                 Who::Cu => ("alice", pb::Role::CryptoUser),
-                Who::Au => ("app_user", pb::Role::Appliance),
+                Who::Au | Who::AuBefore => ("app_user", pb::Role::Appliance),
                 _ => ("admin", pb::Role::Admin),
             };
             UserServiceClient::new(channel)
@@ -650,8 +654,13 @@ async fn every_rpc_as_every_identity_follows_the_seed_table() {
             match (&result, want_allowed) {
                 (Ok(()), true) => {}
                 (Err(status), false) => {
-                    let want_code =
-                        if who == Who::Unauthenticated { Code::Unauthenticated } else { Code::PermissionDenied };
+                    let want_code = match who {
+                        Who::Unauthenticated => Code::Unauthenticated,
+                        // Before activation nothing but cluster info, the
+                        // user list and activation works: not a matter of role.
+                        Who::Preco | Who::AuBefore => Code::FailedPrecondition,
+                        Who::Co | Who::Cu | Who::Au => Code::PermissionDenied,
+                    };
                     assert_eq!(status.code(), want_code, "{rpc:?} as {who:?}: {status:?}");
                     let msg = status.message();
                     assert!(
@@ -667,7 +676,7 @@ async fn every_rpc_as_every_identity_follows_the_seed_table() {
             hsm.shutdown().await;
         }
     }
-    assert_eq!(checked, Rpc::ALL.len() * 5);
+    assert_eq!(checked, Rpc::ALL.len() * EVERYONE.len());
 }
 
 #[tokio::test]

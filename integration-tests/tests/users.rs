@@ -15,10 +15,19 @@ async fn a_new_cluster_holds_the_preco_and_the_appliance_user_and_activates_once
     let hsm = TestHsm::start(Options::unactivated()).await;
     assert_eq!(hsm.client.cluster_info().await.unwrap().state, ClusterState::Uninitialized);
 
-    // Before activation the PRECO can do nothing but cluster info and activation.
+    // Before activation the PRECO can do nothing but cluster info, the user
+    // list and activation.
     let preco = hsm.login("admin", Role::Admin, "password").await;
     assert_eq!(preco.role(), Some(Role::UnactivatedAdmin));
-    assert!(matches!(preco.list_users().await, Err(ClientError::PermissionDenied(_))));
+    assert_eq!(
+        users(&preco.list_users().await.unwrap()),
+        [("admin".into(), Role::UnactivatedAdmin, false), ("app_user".into(), Role::Appliance, false)]
+    );
+    let refused = preco.create_user("alice", Role::CryptoUser, "alice-pass").await;
+    assert!(
+        matches!(refused, Err(ClientError::FailedPrecondition(ref m)) if m.contains("not activated")),
+        "{refused:?}"
+    );
     preco.logout().await.unwrap();
 
     let admin = hsm.client.activate("first-admin-pass").await.unwrap();

@@ -49,6 +49,17 @@ where
     }
 }
 
+/// Runs `op` on one HSM, and again there on a retryable failure, up to
+/// `policy.attempts` tries: for writes that must reach every HSM, where
+/// another HSM is no substitute.
+pub(crate) async fn run_here<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ClientError>>,
+{
+    run(policy, &[0], 0, move |_| op()).await.map(|(_, value)| value)
+}
+
 #[cfg(test)]
 mod tests {
     use std::{cell::RefCell, time::Duration};

@@ -2,14 +2,16 @@
 //! merged from all of them.
 //!
 //! HSMs do not copy users to each other, so a change that reached only some
-//! HSMs leaves the cluster inconsistent until it is run again. Running it
-//! again is made safe: creating a user that already exists with the same
-//! role, or deleting one that is already gone, counts as done on that HSM.
+//! HSMs leaves the cluster inconsistent until it is repaired. No repair ever
+//! turns a refusal into a write: creating a user who exists anywhere is
+//! refused (an HSM that missed a create is retried within that same create,
+//! by its token), and deleting one that is already gone counts as done on
+//! that HSM, since nothing is left to write there.
 
 use std::{collections::BTreeMap, fmt};
 
-use super::{ClusterSession, FanOut, quorum::approval_for};
-use crate::{ClientError, ClusterApproval, Role, Session, User};
+use super::{ClusterSession, FanOut, quorum::approval_for, retry};
+use crate::{ClientError, ClusterApproval, Role, Session, User, types::CreateToken};
 
 /// What a user change did on one HSM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +24,8 @@ pub struct UserChange {
 pub enum UserEffect {
     /// The HSM made the change.
     Applied,
-    /// The HSM was already as asked: the user existed with that role (and,
-    /// for an admin creating it, was given the requested password so that
-    /// every HSM agrees), or was already gone.
+    /// The HSM was already as asked, and nothing was written: the user to
+    /// delete was already gone.
     AlreadyInPlace,
 }
 
@@ -98,10 +99,13 @@ pub struct UserList {
 }
 
 impl ClusterSession {
-    /// Creates a user on every HSM. Where it already exists with the same
-    /// role, that HSM counts as done and an admin session sets the given
-    /// password there, so re-running a partly failed creation repairs it.
-    /// `Err` only when no HSM ended up with the user.
+    /// Creates a user on every HSM. A user of that name (in any case) on any
+    /// HSM that answers is refused before anything is written, and is left as
+    /// it is: a create never changes an existing user. An HSM that could not
+    /// take the call (down, busy) is tried again with the same create, which
+    /// the HSM recognises by its token, so a retry may finish the create it
+    /// started and nothing else. `Err` only when no HSM ended up with the
+    /// user.
     pub async fn create_user(
         &self,
         username: &str,
@@ -120,26 +124,41 @@ impl ClusterSession {
         password: &str,
         approval: Option<&ClusterApproval>,
     ) -> Result<FanOut<UserChange>, ClientError> {
+        self.refuse_existing(username).await?;
+        let token = CreateToken::random();
+        let policy = self.cluster.settings.retry;
         self.on_all(|s| async move {
-            let approval = approval_for(s, approval).await?;
-            match s.create_user_approved(username, role, password, approval.as_ref()).await {
-                Ok(user) => Ok(UserChange { user, effect: UserEffect::Applied }),
-                Err(ClientError::AlreadyExists(why)) => match existing(s, username).await? {
-                    Some(user) if role.same_login_role(user.role) => {
-                        let user = if s.role() == Some(Role::Admin) {
-                            s.change_user_password(username, role, password).await?
-                        } else {
-                            user
-                        };
-                        Ok(UserChange { user, effect: UserEffect::AlreadyInPlace })
-                    }
-                    _ => Err(ClientError::AlreadyExists(why)),
-                },
-                Err(e) => Err(e),
-            }
+            let user = retry::run_here(policy, || async {
+                let approval = approval_for(s, approval).await?;
+                s.create_user_attempt(username, role, password, approval.as_ref(), Some(&token)).await
+            })
+            .await?;
+            Ok(UserChange { user, effect: UserEffect::Applied })
         })
         .await
         .into_result()
+    }
+
+    /// `AlreadyExists` when any HSM that answers holds a user named
+    /// `username`, naming the HSMs that do when not all of them do (a create
+    /// that reached only some: repair it by deleting the user and creating
+    /// it again, never by overwriting).
+    async fn refuse_existing(&self, username: &str) -> Result<(), ClientError> {
+        let found = self.on_all(|s| existing(s, username)).await;
+        let (holders, missing): (Vec<_>, Vec<_>) = found.succeeded().partition(|(_, user)| user.is_some());
+        let Some((_, Some(user))) = holders.first() else {
+            return Ok(());
+        };
+        let mut message = format!("a user named '{}' already exists", user.username);
+        if !missing.is_empty() {
+            let names = |list: &[(&str, &Option<User>)]| list.iter().map(|(e, _)| *e).collect::<Vec<_>>().join(", ");
+            message += &format!(
+                " on {} but not on {}: delete it (user delete) and create it again to repair the cluster",
+                names(&holders),
+                names(&missing)
+            );
+        }
+        Err(ClientError::AlreadyExists(message))
     }
 
     /// Deletes a user on every HSM; where it is already gone, that HSM

@@ -115,6 +115,7 @@ pub(super) fn requests() -> Vec<Vec<u8>> {
         role: role.into(),
         password: "carol-pass".into(),
         approval: None,
+        create_token: vec![7; 16],
     };
     vec![
         [

@@ -49,6 +49,42 @@ impl fmt::Display for Username {
     }
 }
 
+/// The client's name for one user creation, sent with every attempt of it.
+/// A repeated attempt that carries the token the user was created with is
+/// that same creation finishing (its first answer was lost), and changes
+/// nothing; any other create of an existing user is refused. So a retry can
+/// complete the create it started and never overwrite someone's credentials.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CreateToken([u8; CreateToken::LEN]);
+
+impl CreateToken {
+    pub const LEN: usize = 16;
+
+    /// An empty field is no token (a create that is not retried).
+    pub fn parse(field: &'static str, raw: &[u8]) -> Result<Option<Self>, ModelError> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let bytes = <[u8; Self::LEN]>::try_from(raw).map_err(|_| ModelError::InvalidArgument {
+            field,
+            rule: format!("must be empty or {} bytes, not {}", Self::LEN, raw.len()),
+        })?;
+        Ok(Some(CreateToken(bytes)))
+    }
+
+    /// Compared in constant time: the token is the only proof that an
+    /// attempt belongs to the creation.
+    pub fn matches(&self, other: &CreateToken) -> bool {
+        subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]).into()
+    }
+}
+
+impl fmt::Debug for CreateToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CreateToken(..)")
+    }
+}
+
 /// A password in clear, held only as long as it takes to hash or verify it.
 #[derive(Clone)]
 pub struct Password(Zeroizing<String>);

@@ -20,6 +20,14 @@ pub enum ModelError {
     #[error("{operation} is not permitted for role {identity}")]
     PermissionDenied { operation: Operation, identity: Identity },
 
+    /// A pre-activation identity asked for more than the cluster allows
+    /// before activation.
+    #[error(
+        "{operation} is not permitted for role {identity} while the cluster is not activated; until then only \
+         cluster info, the user list and activation (by the precrypto officer) work"
+    )]
+    NotActivated { operation: Operation, identity: Identity },
+
     /// The presented session token is malformed, unknown, logged out or expired.
     #[error("{operation} refused (role: unauthenticated): the session token is {reason}; log in again")]
     InvalidSession { operation: Operation, reason: &'static str },

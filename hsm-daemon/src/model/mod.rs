@@ -43,7 +43,7 @@ use self::{
 use crate::crypto::KeyMaterial;
 
 pub use self::{
-    credentials::{KdfParams, Password, PasswordHash, Username},
+    credentials::{CreateToken, KdfParams, Password, PasswordHash, Username},
     error::ModelError,
     identity::{ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType},
     keys::{
@@ -206,6 +206,10 @@ struct User {
     locked: bool,
     quorum_key: Option<ApproverKey>,
     mfa_key: Option<ApproverKey>,
+    /// The token of the create that made this user, until its password
+    /// changes: only a retry of that create is answered as done. Kept in
+    /// memory only; after a restart a retry is refused, the safe direction.
+    created_by: Option<CreateToken>,
 }
 
 /// One HSM.
@@ -452,6 +456,12 @@ impl Hsm {
         self.hsm.address = address;
     }
 
+    /// Whether the cluster was activated on this HSM: the permission
+    /// table's pre-activation identities depend on it.
+    pub fn is_activated(&self) -> bool {
+        self.state == ClusterState::Active
+    }
+
     pub fn hsm_id(&self) -> &HsmId {
         &self.hsm.id
     }
@@ -629,7 +639,7 @@ impl Hsm {
                     self.reap();
                     return Err(ModelError::InvalidSession { operation, reason: "for a deleted user" });
                 };
-                Caller { identity: user.role.identity(), session: Some((id, username)) }
+                Caller { identity: user.role.identity(self.is_activated()), session: Some((id, username)) }
             }
         };
         authorize(operation, caller.identity)?;
@@ -642,7 +652,7 @@ impl Hsm {
     pub fn identify(&mut self, token: &str, now: Instant) -> Option<Caller> {
         let (id, username) = self.sessions.touch(token, now).ok()?;
         let username = username.clone();
-        let identity = self.users.get(&username)?.role.identity();
+        let identity = self.users.get(&username)?.role.identity(self.is_activated());
         Some(Caller { identity, session: Some((id, username)) })
     }
 
@@ -746,17 +756,32 @@ impl Hsm {
         Ok(())
     }
 
-    pub fn create_user(&mut self, username: Username, role: Role, hash: PasswordHash) -> Result<UserView, ModelError> {
+    /// Creates a user. A user of that name (in any case) is refused and left
+    /// as it is, unless `token` is the one it was created with and the role
+    /// is the same: then this is a retry of that create, answered as done
+    /// with nothing written.
+    pub fn create_user(
+        &mut self,
+        username: Username,
+        role: Role,
+        hash: PasswordHash,
+        token: Option<CreateToken>,
+    ) -> Result<UserView, ModelError> {
         if !matches!(role, Role::Admin | Role::CryptoUser) {
             return Err(ModelError::InvalidArgument { field: "role", rule: "must be admin or crypto-user".into() });
         }
-        if self.users.contains_key(&username) {
-            return Err(ModelError::UserExists { username });
+        if let Some(existing) = self.users.get(&username) {
+            let same_create = match (&existing.created_by, &token) {
+                (Some(made_by), Some(token)) => made_by.matches(token) && existing.role == role,
+                _ => false,
+            };
+            return if same_create { Ok(view(&username, existing)) } else { Err(ModelError::UserExists { username }) };
         }
         if self.users.len() >= self.limits.max_users {
             return Err(ModelError::TooManyUsers { max: self.limits.max_users });
         }
-        let user = User::new(role, hash);
+        let mut user = User::new(role, hash);
+        user.created_by = token;
         let shown = view(&username, &user);
         self.dirty_users.insert(username.clone());
         self.users.insert(username, user);
@@ -1039,7 +1064,7 @@ impl Hsm {
 
 impl User {
     fn new(role: Role, hash: PasswordHash) -> Self {
-        User { role, hash, failed_logins: 0, locked: false, quorum_key: None, mfa_key: None }
+        User { role, hash, failed_logins: 0, locked: false, quorum_key: None, mfa_key: None, created_by: None }
     }
 
     fn from_persisted(u: PersistedUser) -> (Username, Self) {
@@ -1050,6 +1075,7 @@ impl User {
             locked: u.locked,
             quorum_key: u.quorum_key,
             mfa_key: u.mfa_key,
+            created_by: None,
         };
         (u.username, user)
     }
@@ -1069,6 +1095,8 @@ impl User {
     fn set_password(&mut self, hash: PasswordHash) {
         self.hash = hash;
         self.failed_logins = 0;
+        // A later retry of the create must not pass for the current state.
+        self.created_by = None;
     }
 }
 

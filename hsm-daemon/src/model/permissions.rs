@@ -38,7 +38,9 @@ pub enum Operation {
     CreateUser,
     /// Seed row "Add, remove users".
     DeleteUser,
-    /// Listing users: not in the seed; CloudHSM lets every logged-in user do it.
+    /// Listing users: not in the seed; CloudHSM lets every logged-in user do
+    /// it, and before activation it is one of the three things that work
+    /// (cloudhsm-facts.md).
     ListUsers,
     /// Seed row "Key management functions" (create, delete, wrap, unwrap,
     /// modify): crypto users.
@@ -208,19 +210,22 @@ impl fmt::Display for Operation {
 
 /// The identities that may perform `operation`.
 pub fn allowed(operation: Operation) -> &'static [Identity] {
-    use Identity::{ApplianceUser as AU, CryptoOfficer as CO, CryptoUser as CU, PrecryptoOfficer as PRECO};
+    use Identity::{
+        ApplianceUser as AU, CryptoOfficer as CO, CryptoUser as CU, PrecryptoOfficer as PRECO,
+        UnactivatedAppliance as AU0,
+    };
     const ANYONE: &[Identity] = &Identity::ALL;
     match operation {
         Operation::GetClusterInfo => ANYONE,
         Operation::GetSyncStatus | Operation::ExtractMaskedObject | Operation::InsertMaskedObject => &[CO, CU, AU],
         Operation::ActivateCluster => &[PRECO],
         Operation::Login => ANYONE,
-        Operation::Logout | Operation::Ping => &[PRECO, CO, CU, AU],
+        Operation::Logout | Operation::Ping => &[PRECO, CO, CU, AU, AU0],
         Operation::ChangeOwnPassword => &[CO, CU, AU],
         Operation::ChangeAnyPassword => &[CO],
         Operation::CreateUser => &[CO],
         Operation::DeleteUser => &[CO],
-        Operation::ListUsers => &[CO, CU, AU],
+        Operation::ListUsers => &[PRECO, CO, CU, AU, AU0],
         Operation::GenerateSymmetricKey
         | Operation::GenerateKeyPair
         | Operation::ImportKey
@@ -252,6 +257,8 @@ pub fn authorize(operation: Operation, identity: Identity) -> Result<(), ModelEr
         Ok(())
     } else if identity == Identity::Unauthenticated {
         Err(ModelError::NotLoggedIn { operation })
+    } else if identity.before_activation() {
+        Err(ModelError::NotActivated { operation, identity })
     } else {
         Err(ModelError::PermissionDenied { operation, identity })
     }
@@ -262,58 +269,60 @@ mod tests {
     use super::*;
 
     /// The seed's table written out independently of `allowed`, row by row,
-    /// in the column order CO, CU, AU, unauthenticated, PRECO.
-    const EXPECTED: &[(Operation, [bool; 5])] = &[
-        (Operation::GetClusterInfo, [true, true, true, true, true]),
-        (Operation::GetSyncStatus, [true, true, true, false, false]),
-        (Operation::ExtractMaskedObject, [true, true, true, false, false]),
-        (Operation::InsertMaskedObject, [true, true, true, false, false]),
-        (Operation::ChangeOwnPassword, [true, true, true, false, false]),
-        (Operation::ChangeAnyPassword, [true, false, false, false, false]),
-        (Operation::CreateUser, [true, false, false, false, false]),
-        (Operation::DeleteUser, [true, false, false, false, false]),
-        (Operation::ActivateCluster, [false, false, false, false, true]),
-        (Operation::Login, [true, true, true, true, true]),
-        (Operation::Logout, [true, true, true, false, true]),
-        (Operation::Ping, [true, true, true, false, true]),
-        (Operation::ListUsers, [true, true, true, false, false]),
-        (Operation::GenerateSymmetricKey, [false, true, false, false, false]),
-        (Operation::GenerateKeyPair, [false, true, false, false, false]),
-        (Operation::ImportKey, [false, true, false, false, false]),
-        (Operation::ExportPublicKey, [false, true, false, false, false]),
-        (Operation::WrapKey, [false, true, false, false, false]),
-        (Operation::UnwrapKey, [false, true, false, false, false]),
-        (Operation::DeleteKey, [false, true, false, false, false]),
-        (Operation::ShareKey, [false, true, false, false, false]),
-        (Operation::UnshareKey, [false, true, false, false, false]),
-        (Operation::SetKeyAttribute, [true, true, false, false, false]),
-        (Operation::ListKeys, [true, true, false, false, false]),
-        (Operation::Encrypt, [false, true, false, false, false]),
-        (Operation::Decrypt, [false, true, false, false, false]),
-        (Operation::Sign, [false, true, false, false, false]),
-        (Operation::Verify, [false, true, false, false, false]),
-        (Operation::Digest, [false, true, false, false, false]),
-        (Operation::GenerateRandom, [false, true, false, false, false]),
-        (Operation::ReadAuditLog, [true, false, false, false, false]),
-        (Operation::RegisterTrustAnchor, [true, false, false, false, false]),
-        (Operation::DeregisterTrustAnchor, [true, false, false, false, false]),
-        (Operation::ListTrustAnchors, [true, true, true, false, false]),
-        (Operation::SetMtlsEnforcement, [true, false, false, false, false]),
-        (Operation::GetMtlsEnforcement, [true, true, true, false, false]),
-        (Operation::GenerateQuorumToken, [true, true, false, false, false]),
-        (Operation::ListQuorumTokens, [true, true, false, false, false]),
-        (Operation::DeleteQuorumTokens, [true, true, false, false, false]),
-        (Operation::SetQuorumValue, [true, false, false, false, false]),
-        (Operation::ListQuorumValues, [true, true, true, false, false]),
-        (Operation::RegisterQuorumKey, [true, true, false, false, false]),
-        (Operation::ChangeMfa, [true, true, false, false, false]),
+    /// in the column order CO, CU, AU, unauthenticated, PRECO, and AU before
+    /// activation (cluster info, user list and session upkeep only).
+    const EXPECTED: &[(Operation, [bool; 6])] = &[
+        (Operation::GetClusterInfo, [true, true, true, true, true, true]),
+        (Operation::GetSyncStatus, [true, true, true, false, false, false]),
+        (Operation::ExtractMaskedObject, [true, true, true, false, false, false]),
+        (Operation::InsertMaskedObject, [true, true, true, false, false, false]),
+        (Operation::ChangeOwnPassword, [true, true, true, false, false, false]),
+        (Operation::ChangeAnyPassword, [true, false, false, false, false, false]),
+        (Operation::CreateUser, [true, false, false, false, false, false]),
+        (Operation::DeleteUser, [true, false, false, false, false, false]),
+        (Operation::ActivateCluster, [false, false, false, false, true, false]),
+        (Operation::Login, [true, true, true, true, true, true]),
+        (Operation::Logout, [true, true, true, false, true, true]),
+        (Operation::Ping, [true, true, true, false, true, true]),
+        (Operation::ListUsers, [true, true, true, false, true, true]),
+        (Operation::GenerateSymmetricKey, [false, true, false, false, false, false]),
+        (Operation::GenerateKeyPair, [false, true, false, false, false, false]),
+        (Operation::ImportKey, [false, true, false, false, false, false]),
+        (Operation::ExportPublicKey, [false, true, false, false, false, false]),
+        (Operation::WrapKey, [false, true, false, false, false, false]),
+        (Operation::UnwrapKey, [false, true, false, false, false, false]),
+        (Operation::DeleteKey, [false, true, false, false, false, false]),
+        (Operation::ShareKey, [false, true, false, false, false, false]),
+        (Operation::UnshareKey, [false, true, false, false, false, false]),
+        (Operation::SetKeyAttribute, [true, true, false, false, false, false]),
+        (Operation::ListKeys, [true, true, false, false, false, false]),
+        (Operation::Encrypt, [false, true, false, false, false, false]),
+        (Operation::Decrypt, [false, true, false, false, false, false]),
+        (Operation::Sign, [false, true, false, false, false, false]),
+        (Operation::Verify, [false, true, false, false, false, false]),
+        (Operation::Digest, [false, true, false, false, false, false]),
+        (Operation::GenerateRandom, [false, true, false, false, false, false]),
+        (Operation::ReadAuditLog, [true, false, false, false, false, false]),
+        (Operation::RegisterTrustAnchor, [true, false, false, false, false, false]),
+        (Operation::DeregisterTrustAnchor, [true, false, false, false, false, false]),
+        (Operation::ListTrustAnchors, [true, true, true, false, false, false]),
+        (Operation::SetMtlsEnforcement, [true, false, false, false, false, false]),
+        (Operation::GetMtlsEnforcement, [true, true, true, false, false, false]),
+        (Operation::GenerateQuorumToken, [true, true, false, false, false, false]),
+        (Operation::ListQuorumTokens, [true, true, false, false, false, false]),
+        (Operation::DeleteQuorumTokens, [true, true, false, false, false, false]),
+        (Operation::SetQuorumValue, [true, false, false, false, false, false]),
+        (Operation::ListQuorumValues, [true, true, true, false, false, false]),
+        (Operation::RegisterQuorumKey, [true, true, false, false, false, false]),
+        (Operation::ChangeMfa, [true, true, false, false, false, false]),
     ];
-    const COLUMNS: [Identity; 5] = [
+    const COLUMNS: [Identity; 6] = [
         Identity::CryptoOfficer,
         Identity::CryptoUser,
         Identity::ApplianceUser,
         Identity::Unauthenticated,
         Identity::PrecryptoOfficer,
+        Identity::UnactivatedAppliance,
     ];
 
     #[test]
@@ -335,5 +344,11 @@ mod tests {
         assert!(matches!(err, ModelError::NotLoggedIn { .. }));
         assert!(err.to_string().contains("user list"), "{err}");
         assert!(err.to_string().contains("unauthenticated"), "{err}");
+        for before in [Identity::PrecryptoOfficer, Identity::UnactivatedAppliance] {
+            let err = authorize(Operation::GetSyncStatus, before).unwrap_err();
+            assert_eq!(err, ModelError::NotActivated { operation: Operation::GetSyncStatus, identity: before });
+            assert!(err.to_string().contains("cluster sync-status"), "{err}");
+            assert!(err.to_string().contains("while the cluster is not activated"), "{err}");
+        }
     }
 }

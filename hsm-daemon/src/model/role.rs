@@ -16,13 +16,18 @@ pub enum Role {
 }
 
 impl Role {
-    /// The identity a session of a user with this role acts as.
-    pub fn identity(self) -> Identity {
+    /// The identity a session of a user with this role acts as. Before
+    /// activation the appliance user is a column of its own: until the
+    /// cluster is activated nothing but cluster info, the user list and
+    /// activation works (cloudhsm-facts.md), for it as for the precrypto
+    /// officer.
+    pub fn identity(self, activated: bool) -> Identity {
         match self {
             Role::UnactivatedAdmin => Identity::PrecryptoOfficer,
             Role::Admin => Identity::CryptoOfficer,
             Role::CryptoUser => Identity::CryptoUser,
-            Role::Appliance => Identity::ApplianceUser,
+            Role::Appliance if activated => Identity::ApplianceUser,
+            Role::Appliance => Identity::UnactivatedAppliance,
         }
     }
 
@@ -60,17 +65,31 @@ pub enum Identity {
     CryptoUser,
     /// AU.
     ApplianceUser,
+    /// AU of a cluster not yet activated (see [`Role::identity`]).
+    UnactivatedAppliance,
 }
 
 impl Identity {
     /// Every identity, for tables and tests that walk them all.
-    pub const ALL: [Identity; 5] = [
+    pub const ALL: [Identity; 6] = [
         Identity::Unauthenticated,
         Identity::PrecryptoOfficer,
         Identity::CryptoOfficer,
         Identity::CryptoUser,
         Identity::ApplianceUser,
+        Identity::UnactivatedAppliance,
     ];
+
+    /// Identities that exist only until the cluster is activated: what they
+    /// may not do is refused as "not activated", not as a matter of role.
+    pub fn before_activation(self) -> bool {
+        match self {
+            Identity::PrecryptoOfficer | Identity::UnactivatedAppliance => true,
+            Identity::Unauthenticated | Identity::CryptoOfficer | Identity::CryptoUser | Identity::ApplianceUser => {
+                false
+            }
+        }
+    }
 }
 
 impl fmt::Display for Identity {
@@ -81,6 +100,7 @@ impl fmt::Display for Identity {
             Identity::CryptoOfficer => "admin (CO)",
             Identity::CryptoUser => "crypto-user (CU)",
             Identity::ApplianceUser => "appliance (AU)",
+            Identity::UnactivatedAppliance => "appliance (AU) of an unactivated cluster",
         })
     }
 }

@@ -80,7 +80,7 @@ impl Fixture {
         f.hsm.activate(&preco, h).unwrap();
         f.hsm.logout(&preco).unwrap();
         let h = f.hash("alice-pass");
-        f.hsm.create_user(name("alice"), Role::CryptoUser, h).unwrap();
+        f.hsm.create_user(name("alice"), Role::CryptoUser, h, None).unwrap();
         f
     }
 
@@ -114,7 +114,8 @@ fn the_preco_acts_as_preco_until_activation_then_as_admin() {
     let t = f.login("ADMIN", Role::Admin, "password").unwrap();
     let c = f.caller(Operation::GetClusterInfo, &t).unwrap();
     assert_eq!(c.identity, Identity::PrecryptoOfficer);
-    assert!(matches!(f.caller(Operation::CreateUser, &t), Err(ModelError::PermissionDenied { .. })));
+    assert!(matches!(f.caller(Operation::CreateUser, &t), Err(ModelError::NotActivated { .. })));
+    assert!(f.caller(Operation::ListUsers, &t).is_ok(), "before activation the PRECO may list users");
 
     let h = f.hash("new-admin-pass");
     let shown = f.hsm.activate(&c, h).unwrap();
@@ -132,18 +133,77 @@ fn the_preco_acts_as_preco_until_activation_then_as_admin() {
 fn admins_create_users_with_case_insensitive_unique_names() {
     let mut f = Fixture::activated();
     let h = f.hash("bob-pass1");
-    let bob = f.hsm.create_user(name("Bob"), Role::Admin, h).unwrap();
+    let bob = f.hsm.create_user(name("Bob"), Role::Admin, h, None).unwrap();
     assert_eq!(bob.username.as_str(), "bob");
     let h = f.hash("bob-pass1");
     assert_eq!(
-        f.hsm.create_user(name("BOB"), Role::CryptoUser, h).unwrap_err(),
+        f.hsm.create_user(name("BOB"), Role::CryptoUser, h, None).unwrap_err(),
         ModelError::UserExists { username: name("bob") }
     );
     assert!(f.login("bOb", Role::Admin, "bob-pass1").is_ok());
     assert_eq!(f.login("bob", Role::CryptoUser, "bob-pass1").unwrap_err(), ModelError::LoginFailed);
     let h = f.hash("x-pass-1");
-    let err = f.hsm.create_user(name("carol"), Role::Appliance, h).unwrap_err();
+    let err = f.hsm.create_user(name("carol"), Role::Appliance, h, None).unwrap_err();
     assert_eq!(err.to_string(), "invalid role: must be admin or crypto-user");
+}
+
+#[test]
+fn creating_an_existing_user_never_changes_it_and_only_its_own_retry_passes() {
+    let mut f = Fixture::activated();
+    let first = CreateToken::parse("create_token", &[7; 16]).unwrap();
+    let other = CreateToken::parse("create_token", &[8; 16]).unwrap();
+    let h = f.hash("zoe-pass");
+    f.hsm.create_user(name("zoe"), Role::CryptoUser, h, first).unwrap();
+    f.hsm.take_changes();
+    // Another create, whatever its token, case or password: refused, and
+    // the password in place still logs in.
+    for (username, token) in [("zoe", None), ("ZOE", other), ("Zoe", None)] {
+        let h = f.hash("other-pass");
+        let err = f.hsm.create_user(name(username), Role::CryptoUser, h, token).unwrap_err();
+        assert_eq!(err, ModelError::UserExists { username: name("zoe") });
+        assert_eq!(err.to_string(), "a user named 'zoe' already exists");
+    }
+    // The same create again (its answer was lost): done, nothing written.
+    let h = f.hash("other-pass");
+    let again = f.hsm.create_user(name("zoe"), Role::CryptoUser, h, first).unwrap();
+    assert_eq!(again.username.as_str(), "zoe");
+    assert!(f.hsm.take_changes().is_empty(), "a retry writes nothing");
+    // ...but not with another role.
+    let h = f.hash("zoe-pass");
+    assert!(f.hsm.create_user(name("zoe"), Role::Admin, h, first).is_err());
+    assert!(f.login("zoe", Role::CryptoUser, "zoe-pass").is_ok());
+    assert_eq!(f.login("zoe", Role::CryptoUser, "other-pass").unwrap_err(), ModelError::LoginFailed);
+    // Once the password has changed, the old create's retry is refused too.
+    let h = f.hash("newer-pass");
+    f.hsm.change_user_password(&name("zoe"), Role::CryptoUser, h).unwrap();
+    let h = f.hash("zoe-pass");
+    assert!(f.hsm.create_user(name("zoe"), Role::CryptoUser, h, first).is_err());
+    assert!(f.login("zoe", Role::CryptoUser, "newer-pass").is_ok());
+    assert!(CreateToken::parse("create_token", &[1; 15]).unwrap_err().to_string().contains("create_token"));
+    assert_eq!(CreateToken::parse("create_token", &[]).unwrap(), None);
+}
+
+#[test]
+fn before_activation_the_appliance_user_and_the_preco_may_list_users_and_little_else() {
+    let mut f = Fixture::new(8);
+    for (username, role, password) in
+        [("admin", Role::Admin, "password"), ("app_user", Role::Appliance, "appliance-secret")]
+    {
+        let t = f.login(username, role, password).unwrap();
+        assert!(f.caller(Operation::ListUsers, &t).is_ok(), "{username}");
+        assert!(f.caller(Operation::GetClusterInfo, &t).is_ok(), "{username}");
+        let err = f.caller(Operation::GetSyncStatus, &t).unwrap_err();
+        assert!(matches!(err, ModelError::NotActivated { .. }), "{username}: {err}");
+        let err = f.caller(Operation::ExtractMaskedObject, &t).unwrap_err();
+        assert!(matches!(err, ModelError::NotActivated { .. }), "{username}: {err}");
+    }
+    // After activation the appliance user is back to its full row.
+    let t = f.login("admin", Role::Admin, "password").unwrap();
+    let c = f.caller(Operation::ActivateCluster, &t).unwrap();
+    let h = f.hash("admin-pass");
+    f.hsm.activate(&c, h).unwrap();
+    let t = f.login("app_user", Role::Appliance, "appliance-secret").unwrap();
+    assert_eq!(f.caller(Operation::GetSyncStatus, &t).unwrap().identity, Identity::ApplianceUser);
 }
 
 #[test]
@@ -155,10 +215,13 @@ fn the_user_count_is_capped() {
     f.hsm.activate(&c, h).unwrap();
     for n in ["u1", "u2"] {
         let h = f.hash("user-pass");
-        f.hsm.create_user(name(n), Role::CryptoUser, h).unwrap();
+        f.hsm.create_user(name(n), Role::CryptoUser, h, None).unwrap();
     }
     let h = f.hash("user-pass");
-    assert_eq!(f.hsm.create_user(name("u3"), Role::CryptoUser, h).unwrap_err(), ModelError::TooManyUsers { max: 4 });
+    assert_eq!(
+        f.hsm.create_user(name("u3"), Role::CryptoUser, h, None).unwrap_err(),
+        ModelError::TooManyUsers { max: 4 }
+    );
 }
 
 #[test]
@@ -246,7 +309,7 @@ fn delete_checks_the_role_and_protects_the_last_admin_and_the_appliance_user() {
         ModelError::ApplianceUserFixed { username: name("app_user") }
     );
     let h = f.hash("second-admin");
-    f.hsm.create_user(name("admin2"), Role::Admin, h).unwrap();
+    f.hsm.create_user(name("admin2"), Role::Admin, h, None).unwrap();
     f.hsm.delete_user(&name("admin"), Role::Admin, f.now).unwrap();
     assert_eq!(
         f.hsm.delete_user(&name("admin2"), Role::Admin, f.now).unwrap_err(),
@@ -292,7 +355,7 @@ mod keys {
             let mut f = Fixture::activated_at(index);
             for n in ["bob", "carol"] {
                 let h = f.hash("user-pass");
-                f.hsm.create_user(name(n), Role::CryptoUser, h).unwrap();
+                f.hsm.create_user(name(n), Role::CryptoUser, h, None).unwrap();
             }
             let caller = |f: &mut Fixture, user: &str, role: Role, pass: &str| {
                 let t = f.login(user, role, pass).unwrap();
@@ -417,7 +480,7 @@ mod keys {
         assert!(err.to_string().contains("not a crypto user"), "{err}");
         for i in 0..8 {
             let h = f.hash("user-pass");
-            f.hsm.create_user(name(&format!("cu{i}")), Role::CryptoUser, h).unwrap();
+            f.hsm.create_user(name(&format!("cu{i}")), Role::CryptoUser, h, None).unwrap();
         }
         for i in 0..7 {
             f.hsm.share_key(&alice, k, name(&format!("cu{i}"))).unwrap();
@@ -715,7 +778,7 @@ mod keys {
         a.aes(&alice_a, &[], true);
         assert_eq!(a.hsm.sync_status(), b.hsm.sync_status());
         let h = a.hash("dave-pass1");
-        a.hsm.create_user(name("dave"), Role::CryptoUser, h).unwrap();
+        a.hsm.create_user(name("dave"), Role::CryptoUser, h, None).unwrap();
         assert_ne!(a.hsm.sync_status().digest, b.hsm.sync_status().digest, "a user shows");
     }
 
@@ -815,7 +878,7 @@ mod keys {
             Err(ModelError::ObjectPermission { .. })
         ));
         let h = a.hash("dave-pass1");
-        a.hsm.create_user(name("dave"), Role::CryptoUser, h).unwrap();
+        a.hsm.create_user(name("dave"), Role::CryptoUser, h, None).unwrap();
         let dave = a.hsm.extract_masked(&au_a, &MaskTarget::User(name("dave"))).unwrap();
         assert!(matches!(b.hsm.insert_masked(&admin_b, dave.clone()), Err(ModelError::ObjectPermission { .. })));
         let au_b = b.appliance();
@@ -837,7 +900,7 @@ mod keys {
         let err = b.hsm.insert_masked(&admin_b, object.clone()).unwrap_err().to_string();
         assert!(err.contains("'bob'") && err.contains("not a crypto user on this HSM"), "{err}");
         let h = b.hash("bob-pass-1");
-        b.hsm.create_user(name("bob"), Role::CryptoUser, h).unwrap();
+        b.hsm.create_user(name("bob"), Role::CryptoUser, h, None).unwrap();
         assert!(b.hsm.insert_masked(&admin_b, object).unwrap());
     }
 
@@ -851,9 +914,11 @@ mod keys {
         let admin = a.hsm.extract_masked(&au_a, &MaskTarget::User(name("admin"))).unwrap();
         let mut b = Fixture::at(1_024, 2);
         let preco = b.login("admin", Role::Admin, "password").unwrap();
+        // A client cannot do it through the new HSM's appliance user (before
+        // activation it may only list users); the HSM's own clone does.
         let t = b.login("app_user", Role::Appliance, "appliance-secret").unwrap();
-        let au_b = b.caller(Operation::InsertMaskedObject, &t).unwrap();
-        assert!(b.hsm.insert_masked(&au_b, admin).unwrap());
+        assert!(matches!(b.caller(Operation::InsertMaskedObject, &t), Err(ModelError::NotActivated { .. })));
+        assert!(b.hsm.insert_masked(&Caller::this_hsm(), admin).unwrap());
         assert_eq!(b.hsm.cluster_info().state, ClusterState::Active);
         assert!(b.login("admin", Role::Admin, "admin-pass").is_ok());
         assert!(b.caller(Operation::GetClusterInfo, &preco).is_err(), "the precrypto officer's session ended");
@@ -873,7 +938,7 @@ mod keys {
 
         // Afterwards: a new user and key, a changed key, a session key.
         let h = f.hash("dave-pass1");
-        f.hsm.create_user(name("dave"), Role::CryptoUser, h).unwrap();
+        f.hsm.create_user(name("dave"), Role::CryptoUser, h, None).unwrap();
         let added = f.aes(&alice, &[], false);
         f.hsm.set_key_attribute(&alice, kept, AttrName::Label, "renamed").unwrap();
         f.aes(&alice, &[], true);
@@ -900,7 +965,7 @@ mod keys {
         // added key go, the rest is written as the snapshot holds it.
         let (mut again, alice_again, ..) = Fixture::with_crypto_users();
         let h = again.hash("erin-pass1");
-        again.hsm.create_user(name("erin"), Role::CryptoUser, h).unwrap();
+        again.hsm.create_user(name("erin"), Role::CryptoUser, h, None).unwrap();
         let first = again.aes(&alice_again, &[], false);
         let other = again.aes(&alice_again, &[], false);
         again.hsm.take_changes();

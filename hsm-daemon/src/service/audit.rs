@@ -163,7 +163,7 @@ fn role_name(identity: Identity) -> &'static str {
         Identity::PrecryptoOfficer => "unactivated-admin",
         Identity::CryptoOfficer => "admin",
         Identity::CryptoUser => "crypto-user",
-        Identity::ApplianceUser => "appliance",
+        Identity::ApplianceUser | Identity::UnactivatedAppliance => "appliance",
     }
 }
 

@@ -241,6 +241,7 @@ impl Rig {
             role: role.into(),
             password: USER_PASSWORD.into(),
             approval,
+            create_token: Vec::new(),
         };
         self.typed::<pb::CreateUserResponse>(Rpc::CreateUser, Some(admin), &request).await.map(drop)
     }

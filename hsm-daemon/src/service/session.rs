@@ -83,8 +83,11 @@ impl SessionService for SessionApi {
                 return Err(status);
             }
         };
-        let number = self.state.hsm().session_number(token.id());
-        audit::note_login(&request, &view.username, view.role.identity(), number);
+        let (number, activated) = {
+            let hsm = self.state.hsm();
+            (hsm.session_number(token.id()), hsm.is_activated())
+        };
+        audit::note_login(&request, &view.username, view.role.identity(activated), number);
         tracing::info!(%username, role = %view.role, "logged in");
         let idle = self.state.hsm().limits().session_idle_timeout;
         Ok(Response::new(LoginResponse {

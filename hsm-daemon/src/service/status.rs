@@ -33,6 +33,7 @@ impl From<ModelError> for Status {
             | ModelError::KeyQuota { .. }
             | ModelError::TooManyQuorumTokens { .. } => Code::ResourceExhausted,
             ModelError::UserLocked { .. }
+            | ModelError::NotActivated { .. }
             | ModelError::AlreadyActivated
             | ModelError::UserLoggedIn { .. }
             | ModelError::LastAdmin { .. }

@@ -94,6 +94,11 @@ pub(crate) async fn run(state: Arc<HsmState>, access: PeerAccess, peers: Vec<Str
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Before activation there is nothing to copy (no crypto user, so no
+        // key), and a peer's appliance user may only list users then.
+        if !state.hsm().is_activated() {
+            continue;
+        }
         let isolated = state.is_isolated();
         state.count_sync_round(isolated);
         if isolated {

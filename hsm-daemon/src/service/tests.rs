@@ -53,7 +53,7 @@ async fn create_users(state: &Arc<HsmState>, n: usize) -> Vec<Result<(), Status>
         .map(|i| {
             let (state, hash) = (Arc::clone(state), hash.clone());
             tokio::spawn(async move {
-                state.mutate(|hsm| hsm.create_user(username(i), Role::CryptoUser, hash)).await.map(drop)
+                state.mutate(|hsm| hsm.create_user(username(i), Role::CryptoUser, hash, None)).await.map(drop)
             })
         })
         .collect();
@@ -113,7 +113,7 @@ async fn a_failed_commit_fails_every_caller_of_its_batch_and_stops_the_hsm() {
     assert!(refused.message().contains("restart the daemon"), "{refused:?}");
     // Nothing is written after the failure, even once the disk works again.
     state.store.broken.store(false, std::sync::atomic::Ordering::SeqCst);
-    let later = state.mutate(|hsm| hsm.create_user(username(99), Role::CryptoUser, hash_of(&state))).await;
+    let later = state.mutate(|hsm| hsm.create_user(username(99), Role::CryptoUser, hash_of(&state), None)).await;
     assert_eq!(later.unwrap_err().code(), Code::Unavailable);
     drop(state);
     let stored = stored_users(&config);

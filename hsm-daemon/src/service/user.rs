@@ -10,7 +10,7 @@ use hsm_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{HsmState, audit, blocking, caller, convert, quorum::gated};
-use crate::model::{ApproverKey, ModelError, Password, QuorumService, Username};
+use crate::model::{ApproverKey, CreateToken, ModelError, Password, QuorumService, Username};
 
 #[derive(Debug)]
 pub(super) struct UserApi {
@@ -31,10 +31,11 @@ impl UserService for UserApi {
         audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
         let password = Password::parse("password", &req.password)?;
+        let token = CreateToken::parse("create_token", &req.create_token)?;
         let caller = caller(&request)?;
         let hash = self.state.hash(password).await?;
         let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
-            hsm.create_user(username, role, hash)
+            hsm.create_user(username, role, hash, token)
         })
         .await?;
         tracing::info!(username = %view.username, role = %view.role, "user created");

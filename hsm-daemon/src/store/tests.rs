@@ -60,7 +60,7 @@ fn populated(w: &mut World, dir: &Path, master: &MasterKey) -> (Store, Hsm, Vec<
     store.initialize(&w.cluster, &w.hsm, &hsm.take_changes()).unwrap();
     let k = KdfParams::TESTING;
     let hash = Password::parse("p", "alice-pass").unwrap().hash(&k, &mut w.rng).unwrap();
-    hsm.create_user(Username::parse("u", "alice").unwrap(), Role::CryptoUser, hash).unwrap();
+    hsm.create_user(Username::parse("u", "alice").unwrap(), Role::CryptoUser, hash, None).unwrap();
     let attempt = hsm.login_attempt(&Username::parse("u", "alice").unwrap(), Role::CryptoUser).unwrap();
     let (token, _) = hsm.finish_login(attempt, true, Instant::now(), &mut w.rng).unwrap();
     let alice = hsm.admit(Operation::ListKeys, Some(token.expose()), Instant::now()).unwrap();
@@ -369,7 +369,7 @@ fn a_batch_of_changes_is_written_in_order_in_one_transaction() {
     let mut batch = Vec::new();
     for name in ["bob", "carol", "dave"] {
         let hash = Password::parse("p", "some-pass").unwrap().hash(&KdfParams::TESTING, &mut w.rng).unwrap();
-        hsm.create_user(user(name), Role::CryptoUser, hash).unwrap();
+        hsm.create_user(user(name), Role::CryptoUser, hash, None).unwrap();
         batch.push(hsm.take_changes());
     }
     // Deleted later in the same batch: the later change wins.

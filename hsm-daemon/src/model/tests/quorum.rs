@@ -39,7 +39,7 @@ impl Fixture {
 fn user_management_needs_m_distinct_registered_admins_and_spends_the_token() {
     let mut f = Fixture::activated();
     let h = f.hash("admin2-pass");
-    f.hsm.create_user(name("admin2"), Role::Admin, h).unwrap();
+    f.hsm.create_user(name("admin2"), Role::Admin, h, None).unwrap();
     let (k1, k2) = (Signer::new(KEY_1), Signer::new(KEY_2));
     let admin = f.as_admin("admin", "admin-pass");
     let admin2 = f.as_admin("admin2", "admin2-pass");
@@ -55,7 +55,7 @@ fn user_management_needs_m_distinct_registered_admins_and_spends_the_token() {
 
     let create = |hsm: &mut Hsm, approval: Option<&VerifiedApproval>, now| {
         hsm.spend_approval(QuorumService::User, approval, now, |hsm| {
-            hsm.create_user(name("carol"), Role::CryptoUser, hsm.decoy.clone())
+            hsm.create_user(name("carol"), Role::CryptoUser, hsm.decoy.clone(), None)
         })
     };
     assert_eq!(f.hsm.quorum_check(&admin, QuorumService::User, None, f.now).unwrap_err(), ModelError::QuorumRequired);
@@ -151,7 +151,7 @@ fn a_key_with_quorum_values_needs_its_own_users_approval() {
     use crate::crypto::{KeyKind, KeyMaterial};
     let mut f = Fixture::activated();
     let h = f.hash("bob-pass1");
-    f.hsm.create_user(name("bob"), Role::CryptoUser, h).unwrap();
+    f.hsm.create_user(name("bob"), Role::CryptoUser, h, None).unwrap();
     let cu = |f: &mut Fixture, user: &str, password: &str| {
         let token = f.login(user, Role::CryptoUser, password).unwrap();
         f.caller(Operation::ShareKey, &token).unwrap()
@@ -208,7 +208,7 @@ fn a_key_with_quorum_values_needs_its_own_users_approval() {
 fn an_approving_admin_is_not_deleted_below_the_quorum_value() {
     let mut f = Fixture::activated();
     let h = f.hash("admin2-pass");
-    f.hsm.create_user(name("admin2"), Role::Admin, h).unwrap();
+    f.hsm.create_user(name("admin2"), Role::Admin, h, None).unwrap();
     let admin = f.as_admin("admin", "admin-pass");
     let admin2 = f.as_admin("admin2", "admin2-pass");
     f.register(&admin, &Signer::new(KEY_1));
