@@ -88,7 +88,7 @@ pub use crate::{
     masked::MaskedObject,
     mtls::{MtlsLevel, TrustAnchor},
     quorum::{Approval, ClusterApproval, LoginStep, QuorumService, QuorumToken, QuorumTokenInfo},
-    types::{ClusterInfo, ClusterState, HsmInfo, Role, SyncStatus, User},
+    types::{ClusterInfo, ClusterState, Deregister, HsmInfo, Role, SyncStatus, User},
 };
 
 /// The password a new cluster's precrypto officer starts with.
@@ -398,31 +398,49 @@ impl Session {
     /// password when `username` and `role` are the session's, otherwise
     /// another user's (an admin's privilege).
     pub async fn change_password(&self, username: &str, role: Role, new_password: &str) -> Result<User, ClientError> {
-        self.change_password_approved(username, role, new_password, None).await
+        self.change_password_approved(username, role, new_password, None, Deregister::default()).await
     }
 
     /// [`Session::change_password`] with a quorum approval (the user
-    /// service; changing one's own password needs none).
+    /// service; changing one's own password needs none unless it also
+    /// deregisters a key), and the keys to deregister with it.
     pub async fn change_password_approved(
         &self,
         username: &str,
         role: Role,
         new_password: &str,
         approval: Option<&Approval>,
+        deregister: Deregister,
     ) -> Result<User, ClientError> {
         let own = self
             .user
             .as_ref()
             .is_some_and(|(name, actual)| username.eq_ignore_ascii_case(name) && role.same_login_role(*actual));
-        if own {
-            self.change_own_password(new_password).await
+        let reply = if own {
+            let request = self.request(pb::ChangeOwnPasswordRequest {
+                new_password: new_password.to_owned(),
+                deregister_mfa: deregister.mfa,
+                deregister_quorum: deregister.quorum,
+                approval: approval.map(Approval::to_proto),
+            })?;
+            self.users().change_own_password(request).await?.into_inner().user
         } else {
-            self.change_user_password_approved(username, role, new_password, approval).await
-        }
+            let request = self.request(pb::ChangeUserPasswordRequest {
+                username: username.to_owned(),
+                role: pb::Role::from(role).into(),
+                new_password: new_password.to_owned(),
+                approval: approval.map(Approval::to_proto),
+                deregister_mfa: deregister.mfa,
+                deregister_quorum: deregister.quorum,
+            })?;
+            self.users().change_user_password(request).await?.into_inner().user
+        };
+        User::try_from(reply)
     }
 
     pub async fn change_own_password(&self, new_password: &str) -> Result<User, ClientError> {
-        let request = self.request(pb::ChangeOwnPasswordRequest { new_password: new_password.to_owned() })?;
+        let request =
+            self.request(pb::ChangeOwnPasswordRequest { new_password: new_password.to_owned(), ..Default::default() })?;
         let reply = self.users().change_own_password(request).await?.into_inner();
         User::try_from(reply.user)
     }
@@ -433,21 +451,11 @@ impl Session {
         role: Role,
         new_password: &str,
     ) -> Result<User, ClientError> {
-        self.change_user_password_approved(username, role, new_password, None).await
-    }
-
-    async fn change_user_password_approved(
-        &self,
-        username: &str,
-        role: Role,
-        new_password: &str,
-        approval: Option<&Approval>,
-    ) -> Result<User, ClientError> {
         let request = self.request(pb::ChangeUserPasswordRequest {
             username: username.to_owned(),
             role: pb::Role::from(role).into(),
             new_password: new_password.to_owned(),
-            approval: approval.map(Approval::to_proto),
+            ..Default::default()
         })?;
         let reply = self.users().change_user_password(request).await?.into_inner();
         User::try_from(reply.user)

@@ -27,6 +27,14 @@ impl Role {
     }
 }
 
+/// Keys a password change also removes (`user change-password
+/// --deregister-mfa`, `--deregister-quorum`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deregister {
+    pub mfa: bool,
+    pub quorum: bool,
+}
+
 /// Names one user creation in every attempt of it (see the HSM's
 /// `CreateUserRequest.create_token`): 16 bytes from the operating system's
 /// CSPRNG, so that no other create can present it.

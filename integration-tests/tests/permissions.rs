@@ -348,7 +348,9 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             .map(drop),
         Rpc::ChangeOwnPassword => UserServiceClient::new(channel)
             .change_own_password(
-                session.request(pb::ChangeOwnPasswordRequest { new_password: "changed-pass".into() }).expect("r"),
+                session
+                    .request(pb::ChangeOwnPasswordRequest { new_password: "changed-pass".into(), ..Default::default() })
+                    .expect("r"),
             )
             .await
             .map(drop),

@@ -4,12 +4,14 @@
 //! activation the precrypto officer and the appliance user may read cluster
 //! info and list users, and nothing else.
 
+use std::{path::Path, process::Command};
+
 use hsm_client::{ClientError, Completion, FaultSpec, Role, UserEffect};
 use hsm_proto::v1::{
     self as pb, cluster_service_client::ClusterServiceClient, masked_object_service_client::MaskedObjectServiceClient,
     user_service_client::UserServiceClient,
 };
-use integration_tests::{APPLIANCE_PASSWORD, DevProcess, Options, TestCluster, TestHsm};
+use integration_tests::{APPLIANCE_PASSWORD, DevProcess, Options, TestCluster, TestHsm, TestRsaKey, hsm_cli};
 use tonic::Code;
 
 /// A CreateUser request for a crypto user, as the wire carries it.
@@ -218,4 +220,98 @@ async fn the_cluster_clients_already_done_answers_never_write() {
     let changed = admin.change_password("dave", Role::Admin, "dave-pass-2").await.expect("HSM 1 has dave");
     assert_eq!(changed.completion(), Completion::Partial);
     assert!(cluster.hsm(0).client.login("dave", Role::Admin, "dave-pass-2").await.is_err(), "no dave made on HSM 0");
+}
+
+/// An RSA key made and used by `openssl`, signing a token as AWS's
+/// walkthrough does (`openssl pkeyutl -sign -pkeyopt digest:sha256`).
+struct OpensslKey {
+    dir: tempfile::TempDir,
+}
+
+impl OpensslKey {
+    fn generate() -> OpensslKey {
+        let dir = tempfile::tempdir().expect("temp dir");
+        openssl(dir.path(), &["genrsa", "-out", "key.pem", "2048"]);
+        openssl(dir.path(), &["rsa", "-in", "key.pem", "-pubout", "-outform", "DER", "-out", "pub.der"]);
+        OpensslKey { dir }
+    }
+
+    fn spki(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("pub.der")).expect("public key")
+    }
+
+    fn sign(&self, token: &[u8]) -> Vec<u8> {
+        std::fs::write(self.dir.path().join("token.bin"), token).expect("token file");
+        openssl(
+            self.dir.path(),
+            &["pkeyutl", "-sign", "-inkey", "key.pem", "-pkeyopt", "digest:sha256", "-in", "token.bin", "-out", "sig"],
+        );
+        std::fs::read(self.dir.path().join("sig")).expect("signature")
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("the openssl binary");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_password_deregisters_the_mfa_and_quorum_keys_as_asked() {
+    let hsm = TestHsm::start(Options::default()).await;
+    let admin = hsm.admin().await;
+    admin.create_user("alice", Role::CryptoUser, "alice-pass").await.expect("alice");
+    admin.create_user("admin2", Role::Admin, "admin2-pass").await.expect("admin2");
+    admin.logout().await.expect("logout");
+
+    // alice turns MFA on; then her password alone no longer logs her in.
+    let key = OpensslKey::generate();
+    let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
+    let token = alice.mfa_registration_token("alice", Role::CryptoUser).await.expect("token");
+    let on = alice.register_mfa("alice", Role::CryptoUser, &key.spki(), &token, &key.sign(&token), None).await;
+    assert!(on.expect("MFA on").mfa);
+    alice.logout().await.expect("logout");
+    assert!(hsm.client.login("alice", Role::CryptoUser, "alice-pass").await.is_err(), "MFA is on");
+    // admin2 registers a quorum key.
+    let admin2 = hsm.login("admin2", Role::Admin, "admin2-pass").await;
+    let issued = admin2.generate_quorum_token(hsm_client::QuorumService::Registration).await.expect("token");
+    let approver = TestRsaKey::fixed();
+    let signature = approver.sign(&issued.approval_data);
+    admin2.register_quorum_key(&approver.spki(), &issued.token, &signature).await.expect("register");
+    admin2.logout().await.expect("logout");
+
+    // The admin resets both through hsm-cli, as AWS's flags say.
+    let ca = tempfile::NamedTempFile::new().expect("CA file");
+    std::fs::write(ca.path(), &hsm.ca.cert_pem).expect("CA");
+    let env = [("CLOUDHSM_ROLE", "admin"), ("CLOUDHSM_PIN", "admin:admin-pass")];
+    let cli = |args: &[&str]| hsm_cli(&hsm.address, ca.path(), &env, args, None);
+    let reset = cli(&[
+        "user",
+        "change-password",
+        "--username",
+        "alice",
+        "--role",
+        "crypto-user",
+        "--password",
+        "alice-new-1",
+        "--deregister-mfa",
+    ]);
+    assert_eq!(reset.ok(), serde_json::json!({"username": "alice", "role": "crypto-user"}));
+    let reset = cli(&[
+        "user",
+        "change-password",
+        "--username",
+        "admin2",
+        "--role",
+        "admin",
+        "--password",
+        "admin2-new",
+        "--deregister-quorum",
+    ]);
+    assert_eq!(reset.ok(), serde_json::json!({"username": "admin2", "role": "admin"}));
+    let listed = cli(&["user", "list"]).ok();
+    let user = |name: &str| listed["users"].as_array().and_then(|u| u.iter().find(|u| u["username"] == name)).cloned();
+    assert_eq!(user("alice").map(|u| u["mfa"].clone()), Some(serde_json::json!([])), "{listed}");
+    assert_eq!(user("admin2").map(|u| u["quorum"].clone()), Some(serde_json::json!([])), "{listed}");
+    hsm.login("alice", Role::CryptoUser, "alice-new-1").await.logout().await.expect("logout");
+    hsm.shutdown().await;
 }

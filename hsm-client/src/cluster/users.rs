@@ -11,7 +11,7 @@
 use std::{collections::BTreeMap, fmt};
 
 use super::{ClusterSession, FanOut, quorum::approval_for, retry};
-use crate::{ClientError, ClusterApproval, Role, Session, User, types::CreateToken};
+use crate::{ClientError, ClusterApproval, Deregister, Role, Session, User, types::CreateToken};
 
 /// What a user change did on one HSM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,20 +206,22 @@ impl ClusterSession {
         role: Role,
         new_password: &str,
     ) -> Result<FanOut<UserChange>, ClientError> {
-        self.change_password_approved(username, role, new_password, None).await
+        self.change_password_approved(username, role, new_password, None, Deregister::default()).await
     }
 
-    /// [`ClusterSession::change_password`] with a quorum approval.
+    /// [`ClusterSession::change_password`] with a quorum approval, and the
+    /// keys to deregister with it.
     pub async fn change_password_approved(
         &self,
         username: &str,
         role: Role,
         new_password: &str,
         approval: Option<&ClusterApproval>,
+        deregister: Deregister,
     ) -> Result<FanOut<UserChange>, ClientError> {
         self.on_all(|s| async move {
             let approval = approval_for(s, approval).await?;
-            let user = s.change_password_approved(username, role, new_password, approval.as_ref()).await?;
+            let user = s.change_password_approved(username, role, new_password, approval.as_ref(), deregister).await?;
             Ok(UserChange { user, effect: UserEffect::Applied })
         })
         .await

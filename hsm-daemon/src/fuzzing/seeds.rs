@@ -313,7 +313,11 @@ pub(super) fn requests() -> Vec<Vec<u8>> {
         [
             call(Rpc::Ping, ALICE, &pb::PingRequest {}),
             call(Rpc::ReadAuditLog, ADMIN, &pb::ReadAuditLogRequest::default()),
-            call(Rpc::ChangeOwnPassword, BOB, &pb::ChangeOwnPasswordRequest { new_password: "bob-pass-2".into() }),
+            call(
+                Rpc::ChangeOwnPassword,
+                BOB,
+                &pb::ChangeOwnPasswordRequest { new_password: "bob-pass-2".into(), ..Default::default() },
+            ),
             call(Rpc::Logout, ALICE, &pb::LogoutRequest {}),
             call(Rpc::Ping, ALICE | 0x80, &pb::PingRequest {}),
         ]

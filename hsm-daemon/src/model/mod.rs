@@ -212,6 +212,20 @@ struct User {
     created_by: Option<CreateToken>,
 }
 
+/// What a password change also removes: `user change-password
+/// --deregister-mfa` and `--deregister-quorum`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deregister {
+    pub mfa: bool,
+    pub quorum: bool,
+}
+
+impl Deregister {
+    pub fn any(self) -> bool {
+        self.mfa || self.quorum
+    }
+}
+
 /// One HSM.
 #[derive(Debug)]
 pub struct Hsm {
@@ -799,22 +813,7 @@ impl Hsm {
         if self.sessions.is_logged_in(username, now) {
             return Err(ModelError::UserLoggedIn { username: username.clone() });
         }
-        // Quorum values above 1 need that many admins with registered keys:
-        // deleting one of them must not lock user management for good.
-        if user.role == Role::Admin && user.quorum_key.is_some() {
-            let approvers = self.users.values().filter(|u| u.role == Role::Admin && u.quorum_key.is_some()).count();
-            let needed =
-                QuorumService::WITH_VALUES.iter().filter_map(|s| self.quorum.of(*s)).map(QuorumValue::get).max();
-            if let Some(needed) = needed.filter(|n| *n > 1 && usize::from(*n) > approvers - 1) {
-                return Err(ModelError::InvalidArgument {
-                    field: "username",
-                    rule: format!(
-                        "'{username}' is one of the {approvers} admins with a quorum key, and a quorum value of \
-                         {needed} needs them; lower the quorum value first"
-                    ),
-                });
-            }
-        }
+        self.approver_may_go("username", username, user)?;
         let count = self.keys.owned_by(username);
         if count > 0 {
             return Err(ModelError::UserOwnsKeys { username: username.clone(), count });
@@ -831,13 +830,16 @@ impl Hsm {
         self.users.iter().map(|(name, user)| view(name, user)).collect()
     }
 
-    pub fn change_own_password(&mut self, caller: &Caller, hash: PasswordHash) -> Result<UserView, ModelError> {
-        let username = caller_username(caller)?;
-        let user = self.users.get_mut(username).ok_or_else(|| internal("caller has no user"))?;
-        user.set_password(hash);
-        let shown = view(username, user);
-        self.dirty_users.insert(username.clone());
-        Ok(shown)
+    /// A user sets their own password, and may drop their own MFA or
+    /// quorum key with it.
+    pub fn change_own_password(
+        &mut self,
+        caller: &Caller,
+        hash: PasswordHash,
+        deregister: Deregister,
+    ) -> Result<UserView, ModelError> {
+        let username = caller_username(caller)?.clone();
+        self.set_password(&username, hash, deregister, false)
     }
 
     /// An admin sets anyone's password; this also unlocks the user.
@@ -846,15 +848,59 @@ impl Hsm {
         username: &Username,
         role: Role,
         hash: PasswordHash,
+        deregister: Deregister,
     ) -> Result<UserView, ModelError> {
         self.user_with_role(username, role)?;
+        self.set_password(username, hash, deregister, true)
+    }
+
+    fn set_password(
+        &mut self,
+        username: &Username,
+        hash: PasswordHash,
+        deregister: Deregister,
+        unlock: bool,
+    ) -> Result<UserView, ModelError> {
+        let user = self.users.get(username).ok_or_else(|| internal("user vanished"))?;
+        if deregister.quorum {
+            self.approver_may_go("deregister_quorum", username, user)?;
+        }
         let user = self.users.get_mut(username).ok_or_else(|| internal("user vanished"))?;
         user.set_password(hash);
-        user.locked = false;
-        user.failed_logins = 0;
+        if unlock {
+            user.locked = false;
+            user.failed_logins = 0;
+        }
+        if deregister.mfa {
+            user.mfa_key = None;
+        }
+        if deregister.quorum {
+            user.quorum_key = None;
+        }
         let shown = view(username, user);
         self.dirty_users.insert(username.clone());
         Ok(shown)
+    }
+
+    /// Quorum values above 1 need that many admins with registered keys:
+    /// deleting one of them, or dropping their key, must not lock user
+    /// management for good.
+    fn approver_may_go(&self, field: &'static str, username: &Username, user: &User) -> Result<(), ModelError> {
+        if user.role != Role::Admin || user.quorum_key.is_none() {
+            return Ok(());
+        }
+        let approvers = self.users.values().filter(|u| u.role == Role::Admin && u.quorum_key.is_some()).count();
+        let needed = QuorumService::WITH_VALUES.iter().filter_map(|s| self.quorum.of(*s)).map(QuorumValue::get).max();
+        match needed.filter(|n| *n > 1 && usize::from(*n) > approvers - 1) {
+            Some(needed) => Err(ModelError::InvalidArgument {
+                field,
+                rule: format!(
+                    "'{username}' is one of the {approvers} admins with a quorum key, and a quorum value of {needed} \
+                     needs them; lower the quorum value first"
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Closes idle sessions; returns how many.

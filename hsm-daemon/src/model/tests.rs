@@ -175,7 +175,7 @@ fn creating_an_existing_user_never_changes_it_and_only_its_own_retry_passes() {
     assert_eq!(f.login("zoe", Role::CryptoUser, "other-pass").unwrap_err(), ModelError::LoginFailed);
     // Once the password has changed, the old create's retry is refused too.
     let h = f.hash("newer-pass");
-    f.hsm.change_user_password(&name("zoe"), Role::CryptoUser, h).unwrap();
+    f.hsm.change_user_password(&name("zoe"), Role::CryptoUser, h, Deregister::default()).unwrap();
     let h = f.hash("zoe-pass");
     assert!(f.hsm.create_user(name("zoe"), Role::CryptoUser, h, first).is_err());
     assert!(f.login("zoe", Role::CryptoUser, "newer-pass").is_ok());
@@ -238,7 +238,7 @@ fn more_than_five_failures_lock_and_an_admin_password_change_unlocks() {
         ModelError::UserLocked { username: name("alice") }
     );
     let h = f.hash("alice-new-pass");
-    let shown = f.hsm.change_user_password(&name("alice"), Role::CryptoUser, h).unwrap();
+    let shown = f.hsm.change_user_password(&name("alice"), Role::CryptoUser, h, Deregister::default()).unwrap();
     assert!(!shown.locked);
     assert!(f.login("alice", Role::CryptoUser, "alice-new-pass").is_ok());
 }
@@ -262,7 +262,7 @@ fn users_change_their_own_password() {
     let t = f.login("alice", Role::CryptoUser, "alice-pass").unwrap();
     let c = f.caller(Operation::ChangeOwnPassword, &t).unwrap();
     let h = f.hash("alice-pass-2");
-    f.hsm.change_own_password(&c, h).unwrap();
+    f.hsm.change_own_password(&c, h, Deregister::default()).unwrap();
     assert_eq!(f.login("alice", Role::CryptoUser, "alice-pass").unwrap_err(), ModelError::LoginFailed);
     assert!(f.login("alice", Role::CryptoUser, "alice-pass-2").is_ok());
 }
@@ -330,7 +330,7 @@ fn a_password_changed_during_a_login_check_fails_that_login() {
     let attempt = f.hsm.login_attempt(&name("alice"), Role::CryptoUser).unwrap();
     let ok = attempt.hash().verify(&pw("alice-pass"));
     let h = f.hash("changed-pass");
-    f.hsm.change_user_password(&name("alice"), Role::CryptoUser, h).unwrap();
+    f.hsm.change_user_password(&name("alice"), Role::CryptoUser, h, Deregister::default()).unwrap();
     assert_eq!(f.hsm.finish_login(attempt, ok, f.now, &mut f.rng).unwrap_err(), ModelError::LoginFailed);
 }
 
@@ -752,7 +752,7 @@ mod keys {
         let (mut b, alice_b, ..) = Fixture::with_crypto_users();
         // Password hashes are salted per HSM: they are not compared.
         let h = b.hash("another-pass");
-        b.hsm.change_user_password(&name("bob"), Role::CryptoUser, h).unwrap();
+        b.hsm.change_user_password(&name("bob"), Role::CryptoUser, h, Deregister::default()).unwrap();
         let same_key = |f: &mut Fixture, who: &Caller| {
             let material = KeyMaterial::from_raw_secret(crate::crypto::KeyKind::Aes, &[7u8; 32]).unwrap();
             let new = vec![NewKey { material: Arc::new(material), template: template(&[("label", "k")]), local: true }];

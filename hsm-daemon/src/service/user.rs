@@ -10,7 +10,7 @@ use hsm_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{HsmState, audit, blocking, caller, convert, quorum::gated};
-use crate::model::{ApproverKey, CreateToken, ModelError, Password, QuorumService, Username};
+use crate::model::{ApproverKey, CreateToken, Deregister, ModelError, Password, QuorumService, Username};
 
 #[derive(Debug)]
 pub(super) struct UserApi {
@@ -67,9 +67,18 @@ impl UserService for UserApi {
         request: Request<ChangeOwnPasswordRequest>,
     ) -> Result<Response<ChangeOwnPasswordResponse>, Status> {
         let caller = caller(&request)?;
-        let password = Password::parse("new_password", &request.get_ref().new_password)?;
+        let req = request.get_ref();
+        let password = Password::parse("new_password", &req.new_password)?;
+        let deregister = Deregister { mfa: req.deregister_mfa, quorum: req.deregister_quorum };
         let hash = self.state.hash(password).await?;
-        let view = self.state.mutate(|hsm| hsm.change_own_password(&caller, hash)).await?;
+        let change = |hsm: &mut crate::model::Hsm| hsm.change_own_password(&caller, hash, deregister);
+        // Dropping a second factor is gated as `user change-mfa` is; a
+        // password alone is one's own business.
+        let view = if deregister.any() {
+            gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), change).await?
+        } else {
+            self.state.mutate(change).await?
+        };
         tracing::info!(username = %view.username, "password changed by its user");
         Ok(Response::new(ChangeOwnPasswordResponse { user: Some(convert::user(view)) }))
     }
@@ -83,10 +92,11 @@ impl UserService for UserApi {
         audit::note_target(&request, &username);
         let role = convert::role("role", req.role)?;
         let password = Password::parse("new_password", &req.new_password)?;
+        let deregister = Deregister { mfa: req.deregister_mfa, quorum: req.deregister_quorum };
         let caller = caller(&request)?;
         let hash = self.state.hash(password).await?;
         let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
-            hsm.change_user_password(&username, role, hash)
+            hsm.change_user_password(&username, role, hash, deregister)
         })
         .await?;
         tracing::info!(username = %view.username, "password changed by an admin");

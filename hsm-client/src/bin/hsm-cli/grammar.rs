@@ -408,6 +408,12 @@ pub(crate) enum UserCommand {
         user: UserPassword,
         #[command(flatten)]
         approval: ApprovalFile,
+        /// Deregister the user's mfa public key, if present.
+        #[arg(long)]
+        deregister_mfa: bool,
+        /// Deregister the user's quorum public key, if present.
+        #[arg(long)]
+        deregister_quorum: bool,
     },
     /// Register a quorum (approver) key.
     ChangeQuorum {

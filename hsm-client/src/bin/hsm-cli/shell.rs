@@ -7,7 +7,7 @@ use std::{
 };
 
 use clap::Parser as _;
-use hsm_client::{ClientConfig, ClientError, Cluster, ClusterSession, Completion, Role};
+use hsm_client::{ClientConfig, ClientError, Cluster, ClusterSession, Completion, Deregister, Role};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -230,11 +230,18 @@ impl Shell {
                 let approval = approval(file.approval)?;
                 (session.delete_user_approved(&username, role.into(), approval.as_ref()).await, username, role)
             }
-            UserCommand::ChangePassword { user: UserPassword { username, role, password }, approval: file } => {
+            UserCommand::ChangePassword {
+                user: UserPassword { username, role, password },
+                approval: file,
+                deregister_mfa,
+                deregister_quorum,
+            } => {
                 let approval = approval(file.approval)?;
                 let password = password_or_prompt(password, true)?;
-                let changed =
-                    session.change_password_approved(&username, role.into(), &password, approval.as_ref()).await;
+                let deregister = Deregister { mfa: deregister_mfa, quorum: deregister_quorum };
+                let changed = session
+                    .change_password_approved(&username, role.into(), &password, approval.as_ref(), deregister)
+                    .await;
                 (changed, username, role)
             }
         };

@@ -205,7 +205,7 @@ fn a_key_with_quorum_values_needs_its_own_users_approval() {
 }
 
 #[test]
-fn an_approving_admin_is_not_deleted_below_the_quorum_value() {
+fn an_approving_admin_is_neither_deleted_nor_deregistered_below_the_quorum_value() {
     let mut f = Fixture::activated();
     let h = f.hash("admin2-pass");
     f.hsm.create_user(name("admin2"), Role::Admin, h, None).unwrap();
@@ -217,6 +217,19 @@ fn an_approving_admin_is_not_deleted_below_the_quorum_value() {
     f.hsm.set_quorum_value(QuorumService::Quorum, QuorumValue::parse("value", 2).unwrap()).unwrap();
     let refused = f.hsm.delete_user(&name("admin2"), Role::Admin, f.now).unwrap_err();
     assert!(refused.to_string().contains("lower the quorum value first"), "{refused}");
+    // `user change-password --deregister-quorum`: refused as a whole, the
+    // key and the password stay.
+    let quorum = Deregister { mfa: false, quorum: true };
+    let h = f.hash("admin2-new");
+    let refused = f.hsm.change_user_password(&name("admin2"), Role::Admin, h, quorum).unwrap_err();
+    assert!(matches!(&refused, ModelError::InvalidArgument { field: "deregister_quorum", .. }), "{refused}");
+    assert!(f.user("admin2").quorum);
+    assert!(f.login("admin2", Role::Admin, "admin2-pass").is_ok());
+
     f.hsm.set_quorum_value(QuorumService::Quorum, QuorumValue::OFF).unwrap();
+    let h = f.hash("admin2-new");
+    assert!(!f.hsm.change_user_password(&name("admin2"), Role::Admin, h, quorum).unwrap().quorum);
+    assert!(f.login("admin2", Role::Admin, "admin2-new").is_ok());
+    f.hsm.end_all_sessions();
     f.hsm.delete_user(&name("admin2"), Role::Admin, f.now).unwrap();
 }
