@@ -547,9 +547,10 @@ impl Hsm {
         self.keys.digests()
     }
 
-    /// A token key (or its tombstone) or, for the appliance user, a user, to
-    /// be masked and copied to another HSM of the cluster. Crypto users take
-    /// only keys they own.
+    /// A token key (or its tombstone) or, for the appliance user (cloning)
+    /// and admins (`user replicate`), a user, to be masked and copied to
+    /// another HSM of the cluster or of a clone of it. Crypto users take only
+    /// keys they own.
     pub fn extract_masked(&self, caller: &Caller, target: &MaskTarget) -> Result<Masked, ModelError> {
         match target {
             MaskTarget::Key(reference) => {
@@ -557,7 +558,7 @@ impl Hsm {
                 Ok(Masked::Key(self.keys.extract(*reference, owner)?))
             }
             MaskTarget::User(name) => {
-                only_appliance(caller)?;
+                copies_users(caller)?;
                 let user = self
                     .users
                     .get(name)
@@ -571,9 +572,10 @@ impl Hsm {
     /// from this cluster) if it is new here; returns whether anything
     /// changed. Keys: only when newer than this HSM's copy, owned by the
     /// caller if it is a crypto user, and owned and shared by crypto users
-    /// this HSM knows. Users (appliance user only): only where no user of
-    /// that name exists, except that a new, unactivated HSM takes the
-    /// cluster's admin in place of its precrypto officer and becomes active.
+    /// this HSM knows. Users (appliance user and admins): only where no user
+    /// of that name exists, never over one, except that a new, unactivated
+    /// HSM takes the cluster's admin in place of its precrypto officer and
+    /// becomes active.
     pub fn insert_masked(&mut self, caller: &Caller, object: Masked) -> Result<bool, ModelError> {
         match object {
             Masked::Key(replica) => {
@@ -600,7 +602,7 @@ impl Hsm {
                 self.keys.insert_replica(replica)
             }
             Masked::User(user) => {
-                only_appliance(caller)?;
+                copies_users(caller)?;
                 let activating = user.role == Role::Admin
                     && self.state == ClusterState::Uninitialized
                     && self.users.get(&user.username).is_some_and(|u| u.role == Role::UnactivatedAdmin);
@@ -1160,6 +1162,22 @@ fn view(username: &Username, user: &User) -> UserView {
 fn actor(caller: &Caller) -> Result<Actor<'_>, ModelError> {
     let user = caller_username(caller)?;
     Ok(Actor { user, admin: caller.identity == Identity::CryptoOfficer })
+}
+
+/// Users travel as masked objects when the appliance user clones an HSM and
+/// when an admin replicates a user to a cloned cluster (`user replicate`);
+/// the seed's table gives admins "extract, insert masked objects".
+fn copies_users(caller: &Caller) -> Result<(), ModelError> {
+    match caller.identity {
+        Identity::ApplianceUser | Identity::CryptoOfficer => Ok(()),
+        Identity::Unauthenticated
+        | Identity::PrecryptoOfficer
+        | Identity::CryptoUser
+        | Identity::UnactivatedAppliance => Err(ModelError::ObjectPermission {
+            rule: "users are copied only by the appliance user (cloning) and admins (user replicate); use user create"
+                .into(),
+        }),
+    }
 }
 
 fn only_appliance(caller: &Caller) -> Result<(), ModelError> {

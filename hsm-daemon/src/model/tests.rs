@@ -872,19 +872,26 @@ mod keys {
         let object = a.hsm.extract_masked(&admin_a, &MaskTarget::Key(k)).unwrap();
         assert!(denied(b.hsm.insert_masked(&bob_b, object.clone())).contains("inserts only keys it owns"));
         assert!(b.hsm.insert_masked(&admin_b, object).unwrap());
-        // Users: only the appliance user copies them.
+        // Users: the appliance user (cloning) and admins (user replicate)
+        // copy them; crypto users do not.
         assert!(matches!(
-            a.hsm.extract_masked(&admin_a, &MaskTarget::User(name("alice"))),
+            a.hsm.extract_masked(&alice_a, &MaskTarget::User(name("alice"))),
             Err(ModelError::ObjectPermission { .. })
         ));
         let h = a.hash("dave-pass1");
         a.hsm.create_user(name("dave"), Role::CryptoUser, h, None).unwrap();
         let dave = a.hsm.extract_masked(&au_a, &MaskTarget::User(name("dave"))).unwrap();
-        assert!(matches!(b.hsm.insert_masked(&admin_b, dave.clone()), Err(ModelError::ObjectPermission { .. })));
+        assert!(matches!(b.hsm.insert_masked(&bob_b, dave.clone()), Err(ModelError::ObjectPermission { .. })));
         let au_b = b.appliance();
         assert!(b.hsm.insert_masked(&au_b, dave.clone()).unwrap());
         assert!(!b.hsm.insert_masked(&au_b, dave).unwrap(), "an existing user is never replaced");
         assert!(b.login("dave", Role::CryptoUser, "dave-pass1").is_ok(), "the password hash travels");
+        let h = a.hash("erin-pass1");
+        a.hsm.create_user(name("erin"), Role::CryptoUser, h, None).unwrap();
+        let erin = a.hsm.extract_masked(&admin_a, &MaskTarget::User(name("erin"))).unwrap();
+        assert!(b.hsm.insert_masked(&admin_b, erin.clone()).unwrap());
+        assert!(!b.hsm.insert_masked(&admin_b, erin).unwrap(), "not over an existing user either");
+        assert!(b.login("erin", Role::CryptoUser, "erin-pass1").is_ok());
         let _ = alice_b;
     }
 
