@@ -4,7 +4,10 @@
 //! A key is parsed once, when it is made or imported, into every form the
 //! mechanisms use (ring's key pairs beside the RustCrypto keys, and the DER
 //! encodings that attributes and check values read), so that repeated
-//! operations parse nothing.
+//! operations parse nothing. ed25519-dalek's forms of an Ed25519 key, which
+//! only Ed25519ph uses, are made on its first use and then kept.
+
+use std::sync::OnceLock;
 
 use pkcs8::der::asn1::{BitStringRef, OctetStringRef};
 use pkcs8::der::pem::LineEnding;
@@ -70,6 +73,10 @@ pub(super) struct Ed25519Private {
     pub(super) ring: Ed25519KeyPair,
     seed: Zeroizing<[u8; 32]>,
     pub(super) public: Ed25519Public,
+    /// ed25519-dalek's key, for Ed25519ph (ring has no prehashed form).
+    /// Made on first use: most keys only ever sign pure Ed25519, and making
+    /// it costs a scalar multiplication.
+    dalek: OnceLock<ed25519_dalek::SigningKey>,
 }
 
 /// An Ed25519 public key and its SPKI encoding.
@@ -77,6 +84,11 @@ pub(super) struct Ed25519Private {
 pub(super) struct Ed25519Public {
     pub(super) key: [u8; 32],
     spki_der: Vec<u8>,
+    /// ed25519-dalek's key, for Ed25519ph, decompressed on first use; `None`
+    /// inside when the 32 bytes are not a curve point (ring, which verifies
+    /// pure Ed25519, finds that out only when it verifies, so import does
+    /// not refuse such a key either).
+    dalek: OnceLock<Option<ed25519_dalek::VerifyingKey>>,
 }
 
 /// A stored encoding that does not parse: it was authenticated when it was
@@ -132,7 +144,12 @@ impl Ed25519Private {
         }
         .map_err(|e| invalid_key(format_args!("Ed25519 private key rejected by ring: {e}")))?;
         let public = Ed25519Public::new(ring.public_key().as_ref())?;
-        Ok(Self { ring, seed, public })
+        Ok(Self { ring, seed, public, dalek: OnceLock::new() })
+    }
+
+    /// The key ed25519-dalek signs Ed25519ph with.
+    pub(super) fn dalek(&self) -> &ed25519_dalek::SigningKey {
+        self.dalek.get_or_init(|| ed25519_dalek::SigningKey::from_bytes(&self.seed))
     }
 
     /// PKCS#8 v1 (RFC 8410 `OneAsymmetricKey` without the public key, as
@@ -177,7 +194,13 @@ impl Ed25519Public {
             subject_public_key: BitStringRef::from_bytes(&key).map_err(encoding)?,
         };
         let spki_der = spki.to_der().map_err(encoding)?;
-        Ok(Self { key, spki_der })
+        Ok(Self { key, spki_der, dalek: OnceLock::new() })
+    }
+
+    /// The key ed25519-dalek verifies Ed25519ph with; `None` when the key is
+    /// not a curve point (no signature verifies under it).
+    pub(super) fn dalek(&self) -> Option<&ed25519_dalek::VerifyingKey> {
+        self.dalek.get_or_init(|| ed25519_dalek::VerifyingKey::from_bytes(&self.key).ok()).as_ref()
     }
 }
 

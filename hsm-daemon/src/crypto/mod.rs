@@ -1,6 +1,7 @@
 //! Mechanisms: the one place that maps a CloudHSM mechanism to a library
 //! call. `ring` for everything it offers; well-kept RustCrypto crates for the
-//! rest. Nothing here is hand-written cryptography.
+//! rest, and ed25519-dalek for Ed25519ph (HashEdDSA), which ring lacks.
+//! Nothing here is hand-written cryptography.
 //!
 //! Pure: no I/O, no clock. Randomness is passed in as `&mut impl
 //! rand::CryptoRng` (rand 0.9, the workspace's) so that later a seeded
@@ -216,6 +217,11 @@ pub enum SignMech {
     Ecdsa(HashAlg),
     /// Ed25519 (pure; `Input::Digest` is refused).
     Ed25519,
+    /// HashEdDSA, Ed25519ph (RFC 8032 section 5.1) with an empty context:
+    /// Ed25519 over the SHA-512 digest of the data, the prehash the RFC
+    /// fixes. `Input::Digest` is that 64-byte digest. A signature of one kind
+    /// never verifies as the other (the RFC's domain separation).
+    Ed25519ph,
     /// RSA PKCS#1 v1.5.
     RsaPkcs1(HashAlg),
     /// RSA-PSS, MGF1 with the same hash, salt length = hash length.

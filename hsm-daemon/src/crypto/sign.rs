@@ -6,7 +6,8 @@
 //! and PSS with SHA-256/384/512 over data. RustCrypto for the rest: SHA-224
 //! and HMAC-SHA224 (`sha2`, `hmac`), every other ECDSA curve/hash pair and
 //! every prehashed ECDSA input (`PrehashSigner` / `PrehashVerifier`), RSA
-//! with SHA-1/SHA-224 and every prehashed RSA input (the `rsa` crate).
+//! with SHA-1/SHA-224 and every prehashed RSA input (the `rsa` crate), and
+//! Ed25519ph (`ed25519-dalek`; ring has only pure Ed25519).
 
 use hmac::{KeyInit as _, Mac as _};
 use rand::CryptoRng;
@@ -39,6 +40,14 @@ pub(super) fn sign(
                 return Err(digest_refused(mech));
             };
             Ok(private.ring.sign(data).as_ref().to_vec())
+        }
+        SignMech::Ed25519ph => {
+            let private = key.ed25519_private().ok_or_else(|| wrong_key(mech, key))?;
+            private
+                .dalek()
+                .sign_prehashed(ed25519ph_prehash(input), None)
+                .map(|signature| signature.to_bytes().to_vec())
+                .map_err(|e| CryptoError::InvalidKey(format!("Ed25519ph signing failed: {e}")))
         }
         SignMech::RsaPkcs1(hash) => {
             let private = key.rsa_private().ok_or_else(|| wrong_key(mech, key))?;
@@ -91,6 +100,14 @@ pub(super) fn verify(
             };
             Ok(ring_verify(&ring_sig::ED25519, &public.key, data, signature))
         }
+        SignMech::Ed25519ph => {
+            let public = key.ed25519_public().ok_or_else(|| wrong_key(mech, key))?;
+            let (Some(public), Ok(signature)) = (public.dalek(), ed25519_dalek::Signature::from_slice(signature))
+            else {
+                return Ok(false);
+            };
+            Ok(public.verify_prehashed(ed25519ph_prehash(input), None, &signature).is_ok())
+        }
         SignMech::RsaPkcs1(hash) | SignMech::RsaPss(hash) => {
             let public = key.rsa_public().ok_or_else(|| wrong_key(mech, key))?;
             match (ring_rsa_verify_alg(mech), input) {
@@ -129,6 +146,7 @@ fn check_input(mech: SignMech, input: Input<'_>) -> Result<(), CryptoError> {
         Input::Digest(digest) => {
             let hash = match mech {
                 SignMech::Ecdsa(hash) | SignMech::RsaPkcs1(hash) | SignMech::RsaPss(hash) => hash,
+                SignMech::Ed25519ph => HashAlg::Sha512,
                 SignMech::Ed25519 | SignMech::Hmac(_) => return Err(digest_refused(mech)),
             };
             if digest.len() != hash.output_len() {
@@ -147,6 +165,49 @@ fn prehash(hash: HashAlg, input: Input<'_>) -> Vec<u8> {
     match input {
         Input::Data(data) => digest(hash, data),
         Input::Digest(digest) => digest.to_vec(),
+    }
+}
+
+/// The SHA-512 digest Ed25519ph signs: the data hashed here, or the caller's
+/// digest (its length was checked by [`check_input`]).
+fn ed25519ph_prehash(input: Input<'_>) -> Sha512Output {
+    let mut output = [0u8; 64];
+    let digest = prehash(HashAlg::Sha512, input);
+    let n = digest.len().min(output.len());
+    output[..n].copy_from_slice(&digest[..n]);
+    Sha512Output(output)
+}
+
+/// A SHA-512 digest already made, in the form ed25519-dalek's prehashed
+/// signing takes: a hash state that it finalizes (it has no entry point for
+/// the 64 bytes themselves, which `--data-type digest` gives). Finalizing
+/// hands the digest back; nothing is hashed by hand.
+#[derive(Clone)]
+struct Sha512Output([u8; 64]);
+
+/// `Digest` asks for `Default`; an all-zero digest is never signed (every
+/// use starts from [`ed25519ph_prehash`]).
+impl Default for Sha512Output {
+    fn default() -> Self {
+        Sha512Output([0; 64])
+    }
+}
+
+impl sha2::digest::HashMarker for Sha512Output {}
+
+impl sha2::digest::OutputSizeUser for Sha512Output {
+    type OutputSize = sha2::digest::consts::U64;
+}
+
+impl sha2::digest::Update for Sha512Output {
+    /// The digest is final: ed25519-dalek only finalizes the state it is
+    /// given, and nothing else feeds this type.
+    fn update(&mut self, _data: &[u8]) {}
+}
+
+impl sha2::digest::FixedOutput for Sha512Output {
+    fn finalize_into(self, out: &mut sha2::digest::Output<Self>) {
+        out.copy_from_slice(&self.0);
     }
 }
 

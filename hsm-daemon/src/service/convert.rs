@@ -222,7 +222,11 @@ pub(super) fn sign_mechanism(raw: i32, hash_raw: i32) -> Result<SignMech, ModelE
         Ok(pb::SignMechanism::RsaPkcs) => Ok(SignMech::RsaPkcs1(hash("hash", hash_raw)?)),
         Ok(pb::SignMechanism::RsaPss) => Ok(SignMech::RsaPss(hash("hash", hash_raw)?)),
         Ok(pb::SignMechanism::Hmac) => Ok(SignMech::Hmac(hash("hash", hash_raw)?)),
-        _ => Err(invalid("mechanism", "must be ecdsa, ed25519, rsa-pkcs, rsa-pss or hmac")),
+        Ok(pb::SignMechanism::Ed25519ph) => match pb::HashAlgorithm::try_from(hash_raw) {
+            Ok(pb::HashAlgorithm::Sha512) => Ok(SignMech::Ed25519ph),
+            _ => Err(invalid("hash", "must be sha512 for ed25519ph (RFC 8032 prehashes with SHA-512)")),
+        },
+        _ => Err(invalid("mechanism", "must be ecdsa, ed25519, ed25519ph, rsa-pkcs, rsa-pss or hmac")),
     }
 }
 
@@ -248,6 +252,18 @@ mod tests {
         assert_eq!(role("role", 99).unwrap_err().to_string(), "invalid role: unknown role value 99");
         for r in [Role::UnactivatedAdmin, Role::Admin, Role::CryptoUser, Role::Appliance] {
             assert_eq!(role("role", role_to_proto(r).into()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn ed25519ph_takes_sha512_only() {
+        let ph = pb::SignMechanism::Ed25519ph.into();
+        assert_eq!(sign_mechanism(ph, pb::HashAlgorithm::Sha512.into()).unwrap(), SignMech::Ed25519ph);
+        for other in [pb::HashAlgorithm::Unspecified, pb::HashAlgorithm::Sha256, pb::HashAlgorithm::Sha384] {
+            assert_eq!(
+                sign_mechanism(ph, other.into()).unwrap_err().to_string(),
+                "invalid hash: must be sha512 for ed25519ph (RFC 8032 prehashes with SHA-512)"
+            );
         }
     }
 }

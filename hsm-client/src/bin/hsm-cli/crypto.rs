@@ -10,7 +10,7 @@ use crate::{
     grammar::{
         common::{DataSource, SignatureSource},
         crypto::{
-            CryptoCommand, DataType, DecryptCipher, EncryptCipher, Hashed, HmacOperation, KeySelector, Pss,
+            CryptoCommand, DataType, DecryptCipher, EncryptCipher, Hashed, HmacOperation, KeySelector, Prehashed, Pss,
             SignMechanism, VerifyMechanism,
         },
     },
@@ -46,16 +46,37 @@ struct Request<'a> {
     hash: Option<HashAlgorithm>,
     data: &'a DataSource,
     is_digest: bool,
+    /// With `--data-type digest`: the hash's name and digest length, which
+    /// the data must have.
+    digest: Option<(&'static str, u32)>,
 }
 
 impl<'a> Request<'a> {
     fn hashed(mechanism: Mechanism, args: &'a Hashed) -> Self {
+        let is_digest = args.data_type == DataType::Digest;
+        let hash = args.hash_function;
         Request {
             key: &args.key,
             mechanism,
-            hash: Some(args.hash_function.algorithm()),
+            hash: Some(hash.algorithm()),
             data: &args.data,
-            is_digest: args.data_type == DataType::Digest,
+            is_digest,
+            digest: is_digest.then(|| (hash.name(), hash.digest_len())),
+        }
+    }
+
+    /// HashEdDSA: the HSM hashes raw data with SHA-512, or signs the SHA-512
+    /// digest given.
+    fn ed25519ph(args: &'a Prehashed) -> Self {
+        let is_digest = args.data_type == DataType::Digest;
+        let hash = args.hash_function.hash();
+        Request {
+            key: &args.key,
+            mechanism: Mechanism::Ed25519ph,
+            hash: Some(hash.algorithm()),
+            data: &args.data,
+            is_digest,
+            digest: is_digest.then(|| (hash.name(), hash.digest_len())),
         }
     }
 
@@ -76,14 +97,20 @@ impl<'a> Request<'a> {
     }
 
     fn pure(mechanism: Mechanism, key: &'a KeySelector, data: &'a DataSource) -> Self {
-        Request { key, mechanism, hash: None, data, is_digest: false }
+        Request { key, mechanism, hash: None, data, is_digest: false, digest: None }
     }
-}
 
-fn unsupported_ed25519ph(verb: &str) -> String {
-    format!(
-        "crypto {verb} ed25519ph (HashEdDSA) is not supported by the emulator; use crypto {verb} ed25519 (pure Ed25519)"
-    )
+    /// Reads the data; a digest must be as long as its hash makes them.
+    fn read_data(&self) -> Result<Vec<u8>, String> {
+        let data = self.data.read()?;
+        match self.digest {
+            Some((name, len)) if usize::try_from(len).ok() != Some(data.len()) => Err(format!(
+                "--data-type digest: the data must be a {name} digest of {len} bytes, not {} bytes",
+                data.len()
+            )),
+            _ => Ok(data),
+        }
+    }
 }
 
 /// Checks what the flags alone decide (unsupported mechanisms, parameters
@@ -102,7 +129,7 @@ fn sign_request(mechanism: &SignMechanism) -> Result<Request<'_>, String> {
         SignMechanism::RsaPkcs(args) => Request::hashed(Mechanism::RsaPkcs, args),
         SignMechanism::RsaPkcsPss(args) => Request::pss(args)?,
         SignMechanism::Ed25519(args) => Request::pure(Mechanism::Ed25519, &args.key, &args.data),
-        SignMechanism::Ed25519ph(_) => return Err(unsupported_ed25519ph("sign")),
+        SignMechanism::Ed25519ph(args) => Request::ed25519ph(args),
     })
 }
 
@@ -121,7 +148,7 @@ async fn run_sign(
     request: &Request<'_>,
     approval: Option<&hsm_client::ClusterApproval>,
 ) -> Result<Value, String> {
-    let data = request.data.read()?;
+    let data = request.read_data()?;
     let key = resolve(session, FILTER, &request.key.key_filter).await?;
     let signature = session
         .sign_approved(&key.reference, request.mechanism, request.hash, &data, request.is_digest, approval)
@@ -138,7 +165,7 @@ fn verify_request(mechanism: &VerifyMechanism) -> Result<(Request<'_>, &Signatur
         VerifyMechanism::Ed25519(args) => {
             (Request::pure(Mechanism::Ed25519, &args.pure.key, &args.pure.data), &args.signature)
         }
-        VerifyMechanism::Ed25519ph(_) => return Err(unsupported_ed25519ph("verify")),
+        VerifyMechanism::Ed25519ph(args) => (Request::ed25519ph(&args.prehashed), &args.signature),
     })
 }
 
@@ -152,7 +179,7 @@ async fn run_verify(
     request: &Request<'_>,
     signature: &SignatureSource,
 ) -> Result<Value, String> {
-    let data = request.data.read()?;
+    let data = request.read_data()?;
     let signature = signature.read()?;
     let key = resolve(session, FILTER, &request.key.key_filter).await?;
     let valid = session

@@ -603,6 +603,38 @@ fn ed25519_matches_rfc_8032_and_dalek() {
     assert!(!verify(&other, SignMech::Ed25519, Input::Data(DATA), &theirs).unwrap());
 }
 
+#[test]
+fn ed25519ph_matches_rfc_8032() {
+    // RFC 8032 §7.3 TEST abc: Ed25519ph, empty context.
+    let seed = hex("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42");
+    let (private, public) = KeyMaterial::generate_ed25519(&mut FixedRng::new(&seed)).unwrap();
+    assert_eq!(public.ec_point().unwrap(), hex("ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf"));
+    let expected = hex(
+        "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae4131f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406",
+    );
+    let mech = SignMech::Ed25519ph;
+    assert_eq!(sign(&private, mech, Input::Data(b"abc"), &mut test_rng(0)).unwrap(), expected);
+    // The same signature from the SHA-512 digest (computed by RustCrypto, not ring).
+    let prehash = sha2::Sha512::digest(b"abc").to_vec();
+    assert_eq!(sign(&private, mech, Input::Digest(&prehash), &mut test_rng(0)).unwrap(), expected);
+    for (key, input) in
+        [(&public, Input::Data(b"abc")), (&private, Input::Data(b"abc")), (&public, Input::Digest(&prehash))]
+    {
+        assert!(verify(key, mech, input, &expected).unwrap());
+    }
+    let mut tampered = expected.clone();
+    tampered[10] ^= 1;
+    assert!(!verify(&public, mech, Input::Data(b"abc"), &tampered).unwrap());
+    assert!(!verify(&public, mech, Input::Data(b"abd"), &expected).unwrap());
+
+    // RFC 8032's domain separation: pure and prehashed signatures never cross.
+    let pure = sign(&private, SignMech::Ed25519, Input::Data(b"abc"), &mut test_rng(0)).unwrap();
+    assert!(!verify(&public, mech, Input::Data(b"abc"), &pure).unwrap());
+    assert!(!verify(&public, SignMech::Ed25519, Input::Data(b"abc"), &expected).unwrap());
+    // Nor is Ed25519ph pure Ed25519 over the digest.
+    assert!(!verify(&public, SignMech::Ed25519, Input::Data(&prehash), &expected).unwrap());
+}
+
 // ---- AES key wrap ----
 
 #[test]

@@ -105,6 +105,7 @@ fn stored_material_parses_on_first_use_and_matches_the_eager_form() {
     let stored = |key: &KeyMaterial| KeyMaterial::stored(key.kind(), key.class(), key.to_wrappable().unwrap());
     // Deterministic: equal signatures.
     assert_eq!(sign(&stored(&ed_private), SignMech::Ed25519), sign(&ed_private, SignMech::Ed25519));
+    assert_eq!(sign(&stored(&ed_private), SignMech::Ed25519ph), sign(&ed_private, SignMech::Ed25519ph));
     let pkcs1 = SignMech::RsaPkcs1(HashAlg::Sha256);
     assert_eq!(sign(&stored(rsa_private), pkcs1), sign(rsa_private, pkcs1));
     // ECDSA through ring is randomised: each verifies the other's.

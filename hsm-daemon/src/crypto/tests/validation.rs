@@ -170,9 +170,10 @@ fn wrong_key_types_for_signatures() {
     let (ed_private, ed_public) = ed25519();
     let (aes, generic) = (aes(16), generic());
     let input = Input::Data(DATA);
-    let cases: [(SignMech, Vec<&KeyMaterial>); 5] = [
+    let cases: [(SignMech, Vec<&KeyMaterial>); 6] = [
         (SignMech::Ecdsa(HashAlg::Sha256), vec![rsa_private, &ed_private, &ec_public, &aes]),
         (SignMech::Ed25519, vec![&ec_private, &ed_public, rsa_private, &generic]),
+        (SignMech::Ed25519ph, vec![&ec_private, &ed_public, rsa_private, &aes]),
         (SignMech::RsaPkcs1(HashAlg::Sha256), vec![rsa_public, &ec_private, &generic]),
         (SignMech::RsaPss(HashAlg::Sha256), vec![rsa_public, &ed_private, &aes]),
         (SignMech::Hmac(HashAlg::Sha256), vec![rsa_private, &ec_private, &ed_private]),
@@ -185,6 +186,7 @@ fn wrong_key_types_for_signatures() {
     // Verification takes public or private keys of the right kind only.
     assert_wrong_key(verify(rsa_public, SignMech::Ecdsa(HashAlg::Sha256), input, &[0; 64]));
     assert_wrong_key(verify(&ec_public, SignMech::Ed25519, input, &[0; 64]));
+    assert_wrong_key(verify(&ec_private, SignMech::Ed25519ph, input, &[0; 64]));
     assert_wrong_key(verify(&ed_public, SignMech::RsaPss(HashAlg::Sha256), input, &[0; 256]));
     assert_wrong_key(verify(rsa_public, SignMech::Hmac(HashAlg::Sha256), input, &[0; 32]));
     assert_wrong_key(verify(&generic, SignMech::RsaPkcs1(HashAlg::Sha256), input, &[0; 256]));
@@ -262,6 +264,7 @@ fn data_length_limits() {
         (rsa_private, SignMech::RsaPss(HashAlg::Sha512)),
         (&generic(), SignMech::Hmac(HashAlg::Sha224)),
         (&ed25519().0, SignMech::Ed25519),
+        (&ed25519().0, SignMech::Ed25519ph),
     ] {
         assert!(sign(key, mech, Input::Data(&max), &mut rng).is_ok(), "{mech:?}");
         assert_invalid(sign(key, mech, Input::Data(&over), &mut rng), "data");
@@ -342,8 +345,15 @@ fn digest_inputs() {
             }
         }
     }
-    // Ed25519 and HMAC sign the data itself.
+    // Ed25519ph takes a SHA-512 digest, 64 bytes.
     let (ed_private, ed_public) = ed25519();
+    for len in [0, 32, 48, 63, 65] {
+        let input = Input::Digest(&vec![1; len][..]);
+        assert_invalid(sign(&ed_private, SignMech::Ed25519ph, input, &mut rng), "digest");
+        assert_invalid(verify(&ed_public, SignMech::Ed25519ph, input, &[0; 64]), "digest");
+    }
+    assert!(sign(&ed_private, SignMech::Ed25519ph, Input::Digest(&[1; 64]), &mut rng).is_ok());
+    // Ed25519 and HMAC sign the data itself.
     assert_invalid(sign(&ed_private, SignMech::Ed25519, Input::Digest(&[0; 64]), &mut rng), "input");
     assert_invalid(verify(&ed_public, SignMech::Ed25519, Input::Digest(&[0; 64]), &[0; 64]), "input");
     let mech = SignMech::Hmac(HashAlg::Sha256);
@@ -416,6 +426,7 @@ fn malformed_signatures_verify_false() {
         (ec(Curve::P384).0, SignMech::Ecdsa(HashAlg::Sha1)),
         (ec(Curve::Secp256k1).0, SignMech::Ecdsa(HashAlg::Sha256)),
         (ed25519().0, SignMech::Ed25519),
+        (ed25519().0, SignMech::Ed25519ph),
         (generic(), SignMech::Hmac(HashAlg::Sha512)),
     ];
     let rsa_cases = [SignMech::RsaPkcs1(HashAlg::Sha256), SignMech::RsaPss(HashAlg::Sha1)];

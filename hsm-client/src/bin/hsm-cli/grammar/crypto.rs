@@ -3,10 +3,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{
-    common::{CiphertextSource, DataSource, HashFunction, MaskGeneration, Pair, SignatureSource, filter_term},
-    key::Unsupported,
-};
+use super::common::{CiphertextSource, DataSource, HashFunction, MaskGeneration, Pair, SignatureSource, filter_term};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CryptoCommand {
@@ -99,14 +96,46 @@ pub(crate) struct Pure {
     pub(crate) data: DataSource,
 }
 
+/// HashEdDSA (Ed25519ph, RFC 8032): Ed25519 over the data's SHA-512 digest.
+/// Both flags are required, as in the CloudHSM CLI.
+#[derive(Debug, Args)]
+pub(crate) struct Prehashed {
+    #[command(flatten)]
+    pub(crate) key: KeySelector,
+    #[command(flatten)]
+    pub(crate) data: DataSource,
+    /// The type of data passed in, either raw or digest (a 64-byte SHA-512
+    /// digest).
+    #[arg(long, value_enum)]
+    pub(crate) data_type: DataType,
+    /// Hash function.
+    #[arg(long, value_enum)]
+    pub(crate) hash_function: PrehashFunction,
+}
+
+/// `--hash-function` of Ed25519ph: only the SHA-512 RFC 8032 fixes, so clap
+/// refuses any other with the one possible value, as the CloudHSM CLI does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PrehashFunction {
+    Sha512,
+}
+
+impl PrehashFunction {
+    pub(crate) fn hash(self) -> HashFunction {
+        match self {
+            PrehashFunction::Sha512 => HashFunction::Sha512,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum SignMechanism {
     /// ECDSA with an EC private key; the signature is raw r || s.
     Ecdsa(Hashed),
     /// Ed25519 (pure EdDSA) with an Ed25519 private key (emulator extension).
     Ed25519(Pure),
-    /// HashEdDSA (not supported by the emulator; use ed25519).
-    Ed25519ph(Unsupported),
+    /// HashEdDSA (Ed25519ph) with an Ed25519 private key.
+    Ed25519ph(Prehashed),
     /// RSA PKCS #1 v1.5 with an RSA private key.
     RsaPkcs(Hashed),
     /// RSA-PSS with an RSA private key.
@@ -137,14 +166,22 @@ pub(crate) struct VerifyPure {
     pub(crate) signature: SignatureSource,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct VerifyPrehashed {
+    #[command(flatten)]
+    pub(crate) prehashed: Prehashed,
+    #[command(flatten)]
+    pub(crate) signature: SignatureSource,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum VerifyMechanism {
     /// ECDSA with an EC public key.
     Ecdsa(VerifyHashed),
     /// Ed25519 (pure EdDSA) with an Ed25519 public key (emulator extension).
     Ed25519(VerifyPure),
-    /// HashEdDSA (not supported by the emulator; use ed25519).
-    Ed25519ph(Unsupported),
+    /// HashEdDSA (Ed25519ph) with an Ed25519 public key.
+    Ed25519ph(VerifyPrehashed),
     /// RSA PKCS #1 v1.5 with an RSA public key.
     RsaPkcs(VerifyHashed),
     /// RSA-PSS with an RSA public key.
