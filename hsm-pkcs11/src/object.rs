@@ -151,6 +151,18 @@ pub(crate) fn value(key: &KeyInfo, kind: CK_ATTRIBUTE_TYPE) -> Value {
     let class = class(key);
     let attr = |name: &str| key.attribute(name);
     let bytes = |name: &str| attr(name).and_then(hex_value).map_or(Value::Invalid, Value::Bytes);
+    // The HSM shows `key-length-bytes` of every key, and the sensitivity
+    // flags (false) of public keys, as the CloudHSM CLI does; PKCS #11
+    // gives CKA_VALUE_LEN to secret keys only, and those flags to no
+    // public key.
+    let absent = match kind {
+        CKA_VALUE_LEN => class != Some(CKO_SECRET_KEY),
+        CKA_SENSITIVE | CKA_ALWAYS_SENSITIVE | CKA_NEVER_EXTRACTABLE => class == Some(CKO_PUBLIC_KEY),
+        _ => false,
+    };
+    if absent {
+        return Value::Invalid;
+    }
     if let Some((_, name)) = FLAGS.iter().chain(&MORE_FLAGS).find(|(k, _)| *k == kind) {
         return match attr(name) {
             Some(v) => Value::Bytes(vec![bool_byte(v == "true")]),

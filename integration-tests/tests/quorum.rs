@@ -494,9 +494,9 @@ async fn a_new_hsm_clones_registered_keys_and_quorum_values() {
     );
 }
 
-/// Per-key quorum: a key made with `--use-key-quorum-value 2` signs only
+/// Per-key quorum: a key made with a use quorum value of 2 signs only
 /// with a key-usage approval by two of its owner and shared users, and one
-/// with `--manage-key-quorum-value 2` is shared only with a key-management
+/// with a manage quorum value of 2 is shared only with a key-management
 /// approval.
 #[test]
 fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
@@ -540,9 +540,9 @@ fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
             "sign=true",
             "--share-crypto-users",
             "cu2",
-            "--use-key-quorum-value",
+            "--use-private-key-quorum-value",
             "2",
-            "--manage-key-quorum-value",
+            "--manage-private-key-quorum-value",
             "2",
         ],
     );

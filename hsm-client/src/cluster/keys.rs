@@ -100,6 +100,8 @@ pub struct ClusterKeyPage {
     pub keys: Vec<ClusterKey>,
     /// Keys matched over all pages and all HSMs.
     pub total: u64,
+    /// How many keys this and earlier pages listed, when more remain:
+    /// the `starting_token` of the next page.
     pub next_token: Option<String>,
     /// HSMs that could not list, and why.
     pub unanswered: Vec<(String, ClientError)>,
@@ -276,15 +278,18 @@ impl ClusterSession {
     }
 
     /// Lists keys on every HSM and merges them by reference, each with its
-    /// coverage. Paging (`max_items` 0 means all, `starting_token` from the
-    /// previous page) runs over the merged list.
+    /// coverage. Paging (`max_items` 0 means all) runs over the merged list,
+    /// and its token is an offset into it, as the CloudHSM CLI's is: the
+    /// first page of two gives `next_token` "2", the next "4". A token
+    /// survives no change to the keys in between (a key added or deleted
+    /// before it shifts the pages), as AWS's offsets do not.
     pub async fn list_keys(
         &self,
         filters: &[(String, String)],
         max_items: u32,
         starting_token: Option<&str>,
     ) -> Result<ClusterKeyPage, ClientError> {
-        let start = starting_token.map(|t| parse_reference(t, "starting_token")).transpose()?;
+        let skip = starting_token.map(parse_offset).transpose()?.unwrap_or(0);
         let lists =
             self.on_all(|s| async move { Ok(s.list_keys(filters, 0, None).await?.keys) }).await.into_result()?;
         let answered: Vec<(String, Vec<KeyInfo>)> =
@@ -292,14 +297,12 @@ impl ClusterSession {
         let unanswered: Vec<(String, ClientError)> =
             lists.failed().map(|(endpoint, e)| (endpoint.to_owned(), e.clone())).collect();
         let merged = merge_keys(&answered, self.cluster_size(), &unanswered);
-        let total = merged.len() as u64;
-        let mut rest = merged.into_iter().filter(|k| start.is_none_or(|s| reference_order(&k.info.reference) >= s));
-        let keys: Vec<ClusterKey> = match max_items {
-            0 => rest.by_ref().collect(),
-            n => rest.by_ref().take(n as usize).collect(),
-        };
-        let next_token = rest.next().map(|k| k.info.reference);
-        Ok(ClusterKeyPage { keys, total, next_token, unanswered })
+        let total = merged.len();
+        let take = if max_items == 0 { usize::MAX } else { max_items as usize };
+        let keys: Vec<ClusterKey> = merged.into_iter().skip(skip).take(take).collect();
+        let shown = skip.saturating_add(keys.len());
+        let next_token = (shown < total).then(|| shown.to_string());
+        Ok(ClusterKeyPage { keys, total: total as u64, next_token, unanswered })
     }
 
     /// Which HSMs hold a key now (asked afresh).
@@ -624,6 +627,20 @@ fn failures(coverage: &Coverage) -> String {
     if listed.is_empty() { "no other HSM is logged in".to_owned() } else { listed.join("; ") }
 }
 
+/// A `starting_token`: the number of keys earlier pages listed, in decimal
+/// (what `next_token` gave).
+fn parse_offset(raw: &str) -> Result<usize, ClientError> {
+    if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        // A count too large for usize is past the end of every list.
+        return Ok(raw.parse().unwrap_or(usize::MAX));
+    }
+    let shown: String = raw.chars().take(40).collect();
+    Err(ClientError::InvalidArgument(format!(
+        "invalid starting_token: must be the next_token of an earlier page, a count of keys such as \"2\" (got \
+         {shown:?})"
+    )))
+}
+
 /// A key reference as a number, so that listings sort as the HSMs sort.
 /// Errors as the HSM words them.
 fn parse_reference(raw: &str, field: &str) -> Result<u64, ClientError> {
@@ -745,7 +762,18 @@ mod tests {
         assert_eq!(parse_reference("0x0000000000100001", "f").unwrap(), 0x100001);
         assert_eq!(parse_reference("0XfF", "f").unwrap(), 0xff);
         for bad in ["", "0x", "12", "0x12345678901234567", "0xzz"] {
-            let err = parse_reference(bad, "starting_token").unwrap_err();
+            let err = parse_reference(bad, "key_reference").unwrap_err();
+            assert!(matches!(&err, ClientError::InvalidArgument(m) if m.starts_with("invalid key_reference")), "{err}");
+        }
+    }
+
+    #[test]
+    fn starting_tokens_are_counts_of_keys_already_listed() {
+        assert_eq!(parse_offset("0").unwrap(), 0);
+        assert_eq!(parse_offset("4").unwrap(), 4);
+        assert_eq!(parse_offset("99999999999999999999999").unwrap(), usize::MAX, "past every list");
+        for bad in ["", "-2", "2.0", " 2", "0x0000000000100001", "page-two"] {
+            let err = parse_offset(bad).unwrap_err();
             assert!(
                 matches!(&err, ClientError::InvalidArgument(m) if m.starts_with("invalid starting_token")),
                 "{err}"

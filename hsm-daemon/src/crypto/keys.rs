@@ -501,6 +501,25 @@ impl KeyMaterial {
         self.secret_bytes().map(<[u8]>::len)
     }
 
+    /// `key-length-bytes` as the CloudHSM CLI shows it, for every key: a
+    /// secret key's length; a private key's PKCS#8 DER length (about 1217
+    /// for RSA-2048, 122 for P-224, as AWS's examples show); a public EC or
+    /// Ed25519 key's point length (57 for P-224); and for an RSA public key
+    /// twice the modulus length, which gives AWS's 512 for 2048 bits (AWS
+    /// does not say how it counts). `None` only if stored material no longer
+    /// parses.
+    pub fn key_length_bytes(&self) -> Option<usize> {
+        match self.inner()? {
+            Key::Aes(bytes) | Key::GenericSecret(bytes) => Some(bytes.len()),
+            Key::RsaPublic(k) => Some(2 * k.size()),
+            Key::EcPublic(k) => Some(k.point.len()),
+            Key::Ed25519Public(k) => Some(k.key.len()),
+            Key::RsaPrivate(_) | Key::EcPrivate(_) | Key::Ed25519Private(_) => {
+                self.to_wrappable().ok().map(|der| der.len())
+            }
+        }
+    }
+
     /// RSA modulus (big-endian) and its size in bits; `None` for non-RSA.
     pub fn modulus(&self) -> Option<(Vec<u8>, u32)> {
         let public = self.rsa_public()?;

@@ -263,9 +263,9 @@ impl AttrName {
         AttrName::Wrap,
         AttrName::WrapWithTrusted,
         AttrName::KeyLengthBytes,
+        AttrName::PublicExponent,
         AttrName::Modulus,
         AttrName::ModulusSizeBits,
-        AttrName::PublicExponent,
         AttrName::EcPoint,
         AttrName::Curve,
     ];
@@ -520,7 +520,9 @@ pub struct Facts {
     pub kind: KeyKind,
     pub class: KeyClass,
     pub check_value: [u8; 3],
-    pub secret_len: Option<usize>,
+    /// `key-length-bytes`, which every key has (see
+    /// [`KeyMaterial::key_length_bytes`]).
+    pub length_bytes: Option<usize>,
     pub modulus: Option<(Vec<u8>, u32)>,
     pub public_exponent: Option<u64>,
     pub ec_point: Option<Vec<u8>>,
@@ -532,7 +534,7 @@ impl Facts {
             kind: material.kind(),
             class: material.class(),
             check_value: material.check_value(),
-            secret_len: material.secret_len(),
+            length_bytes: material.key_length_bytes(),
             modulus: material.modulus(),
             public_exponent: material.public_exponent(),
             ec_point: material.ec_point(),
@@ -654,9 +656,9 @@ impl KeyView {
             | AttrName::WrapWithTrusted
             | AttrName::Local
             | AttrName::AlwaysSensitive
-            | AttrName::NeverExtractable => flag(a, f.class, name).flatten().map(|v| v.to_string()),
+            | AttrName::NeverExtractable => flag(a, f.class, name).map(|v| v.to_string()),
             AttrName::CheckValue => Some(format!("0x{}", hex::encode(f.check_value))),
-            AttrName::KeyLengthBytes => f.secret_len.map(|n| n.to_string()),
+            AttrName::KeyLengthBytes => f.length_bytes.map(|n| n.to_string()),
             AttrName::Modulus => f.modulus.as_ref().map(|(m, _)| format!("0x{}", hex::encode(m))),
             AttrName::ModulusSizeBits => f.modulus.as_ref().map(|(_, bits)| bits.to_string()),
             AttrName::PublicExponent => f.public_exponent.map(|e| {
@@ -675,28 +677,30 @@ impl KeyView {
     }
 }
 
-/// A true/false attribute's value: `Some(None)` where it does not exist for
-/// a key of `class`; `None` for an attribute that is not a flag. Read off
-/// the attributes alone, so that filters on flags parse no key material.
-fn flag(a: &Attributes, class: KeyClass, name: AttrName) -> Option<Option<bool>> {
-    let secret_only = |v: bool| Some((class != KeyClass::Public).then_some(v));
+/// A true/false attribute's value; `None` for an attribute that is not a
+/// flag. Read off the attributes alone, so that filters on flags parse no
+/// key material. Every key has every flag, as the CloudHSM CLI shows them:
+/// a public key's `sensitive`, `always-sensitive` and `never-extractable`
+/// are false (it holds nothing secret).
+fn flag(a: &Attributes, class: KeyClass, name: AttrName) -> Option<bool> {
+    let secret_only = |v: bool| Some(class != KeyClass::Public && v);
     match name {
-        AttrName::Encrypt => Some(Some(a.encrypt)),
-        AttrName::Decrypt => Some(Some(a.decrypt)),
-        AttrName::Wrap => Some(Some(a.wrap)),
-        AttrName::Unwrap => Some(Some(a.unwrap)),
-        AttrName::Derive => Some(Some(a.derive)),
-        AttrName::Sign => Some(Some(a.sign)),
-        AttrName::Verify => Some(Some(a.verify)),
-        AttrName::Extractable => Some(Some(a.extractable)),
+        AttrName::Encrypt => Some(a.encrypt),
+        AttrName::Decrypt => Some(a.decrypt),
+        AttrName::Wrap => Some(a.wrap),
+        AttrName::Unwrap => Some(a.unwrap),
+        AttrName::Derive => Some(a.derive),
+        AttrName::Sign => Some(a.sign),
+        AttrName::Verify => Some(a.verify),
+        AttrName::Extractable => Some(a.extractable),
         AttrName::Sensitive => secret_only(a.sensitive),
-        AttrName::Token => Some(Some(a.token)),
-        AttrName::Private => Some(Some(a.private)),
-        AttrName::Modifiable => Some(Some(a.modifiable)),
-        AttrName::Destroyable => Some(Some(a.destroyable)),
-        AttrName::Trusted => Some(Some(a.trusted)),
-        AttrName::WrapWithTrusted => Some(Some(a.wrap_with_trusted)),
-        AttrName::Local => Some(Some(a.local)),
+        AttrName::Token => Some(a.token),
+        AttrName::Private => Some(a.private),
+        AttrName::Modifiable => Some(a.modifiable),
+        AttrName::Destroyable => Some(a.destroyable),
+        AttrName::Trusted => Some(a.trusted),
+        AttrName::WrapWithTrusted => Some(a.wrap_with_trusted),
+        AttrName::Local => Some(a.local),
         AttrName::AlwaysSensitive => secret_only(a.always_sensitive),
         AttrName::NeverExtractable => secret_only(a.never_extractable),
         AttrName::Label
@@ -1783,7 +1787,7 @@ impl Filter {
             AttrName::Class => class_name(class).eq_ignore_ascii_case(want),
             AttrName::KeyType => kind_name(key.material.kind()).eq_ignore_ascii_case(want),
             _ => match flag(&key.attrs, class, name) {
-                Some(value) => value.is_some_and(|v| want.eq_ignore_ascii_case(if v { "true" } else { "false" })),
+                Some(v) => want.eq_ignore_ascii_case(if v { "true" } else { "false" }),
                 None => view(reference, key).attribute(name).is_some_and(|have| have.eq_ignore_ascii_case(want)),
             },
         }

@@ -1,7 +1,7 @@
 //! Runs the `key ...` commands against a cluster session.
 
 use hsm_client::{
-    ClientError, ClusterSession, KeyOptions, KeyPairSpec,
+    ClientError, ClusterSession, KeyOptions, KeyPairSpec, Role,
     keys::{HashAlgorithm, KeyClass, KeyType, SymmetricKeyType, WrapMechanism as Mechanism},
 };
 use serde_json::Value;
@@ -95,7 +95,10 @@ async fn generate_symmetric(session: &ClusterSession, kind: SymmetricKind) -> Re
     let mut options = options(&args.label, "--attributes", &args.attributes, &args.creation, true)?;
     options.manage_quorum = args.quorum.manage_key_quorum_value;
     options.use_quorum = args.quorum.use_key_quorum_value;
-    let key = session.generate_symmetric_key(key_type, args.key_length_bytes, &options).await.map_err(hsm)?;
+    let key = session
+        .generate_symmetric_key(key_type, args.key_length_bytes, &options)
+        .await
+        .map_err(|e| quorum_flag_names(e, "--manage-key-quorum-value", "--use-key-quorum-value"))?;
     Ok(output::key(&key))
 }
 
@@ -116,9 +119,12 @@ async fn generate_pair(session: &ClusterSession, kind: PairKind) -> Result<Value
     let PairHalves { public_label, private_label, public_attributes, private_attributes, creation, quorum } = halves;
     let public = options(&public_label, "--public-attributes", &public_attributes, &creation, false)?;
     let mut private = options(&private_label, "--private-attributes", &private_attributes, &creation, true)?;
-    private.manage_quorum = quorum.manage_key_quorum_value;
-    private.use_quorum = quorum.use_key_quorum_value;
-    let (public, private) = session.generate_key_pair(&spec, &public, &private).await.map_err(hsm)?;
+    private.manage_quorum = quorum.manage_private_key_quorum_value;
+    private.use_quorum = quorum.use_private_key_quorum_value;
+    let (public, private) = session
+        .generate_key_pair(&spec, &public, &private)
+        .await
+        .map_err(|e| quorum_flag_names(e, "--manage-private-key-quorum-value", "--use-private-key-quorum-value"))?;
     Ok(output::key_pair(&public, &private))
 }
 
@@ -198,7 +204,16 @@ async fn list(session: &ClusterSession, args: List) -> Result<Value, String> {
         .list_keys(&tuples(&args.filter), args.max_items, args.starting_token.as_deref())
         .await
         .map_err(flag_names)?;
-    Ok(output::key_list(&page, args.verbose))
+    // As in the CloudHSM CLI, `--verbose` has no effect for admins: they
+    // see each key's reference and label only.
+    let verbose = args.verbose && session.role() != Some(Role::Admin);
+    Ok(output::key_list(&page, verbose))
+}
+
+/// The HSM names the quorum fields of its request; say the command's flags
+/// (the pair's differ from the other commands').
+fn quorum_flag_names(err: ClientError, manage_flag: &str, use_flag: &str) -> String {
+    err.to_string().replacen("manage_key_quorum_value", manage_flag, 1).replacen("use_key_quorum_value", use_flag, 1)
 }
 
 /// The HSM names its request fields; say the flags instead.

@@ -797,6 +797,11 @@ fn attributes() {
     assert_eq!((modulus.len(), bits, modulus[0] & 0x80), (256, 2048, 0x80));
     assert_eq!(private.modulus(), public.modulus());
     assert_eq!((public.public_exponent(), private.secret_len()), (Some(65537), None));
+    // key-length-bytes as AWS shows it: twice the modulus for the public key
+    // (512 for 2048 bits), the PKCS#8 DER for the private key.
+    assert_eq!(aes.key_length_bytes(), Some(24));
+    assert_eq!(public.key_length_bytes(), Some(512));
+    assert_eq!(private.key_length_bytes(), Some(private.to_wrappable().unwrap().len()));
     let other = rsa_other();
     assert_eq!(modulus, other.public.n_bytes().to_vec());
 
@@ -807,6 +812,11 @@ fn attributes() {
         assert_eq!((private.kind(), public.kind()), (KeyKind::Ec(curve), KeyKind::Ec(curve)));
         let point = public.ec_point().unwrap();
         assert_eq!((point.len(), point[0]), (len, 4), "{curve:?}");
+        assert_eq!(public.key_length_bytes(), Some(len), "{curve:?}");
+        assert_eq!(private.key_length_bytes(), Some(private.to_wrappable().unwrap().len()), "{curve:?}");
+        if curve == Curve::P224 {
+            assert_eq!(private.key_length_bytes(), Some(122), "AWS's example shows 122 for P-224");
+        }
         assert_eq!(private.ec_point(), Some(point));
         assert!(public.public_half().is_none());
         assert_eq!(private.public_half().unwrap().public_pem(), public.public_pem());
@@ -814,6 +824,8 @@ fn attributes() {
     let (private, public) = KeyMaterial::generate_ed25519(&mut rng).unwrap();
     assert_eq!((private.kind(), private.class()), (KeyKind::Ed25519, KeyClass::Private));
     assert_eq!(public.ec_point().unwrap().len(), 32);
+    // 32: the public key; 48: the seed's PKCS#8 DER (RFC 8410).
+    assert_eq!((public.key_length_bytes(), private.key_length_bytes()), (Some(32), Some(48)));
 }
 
 #[test]

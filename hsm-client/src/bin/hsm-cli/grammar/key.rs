@@ -141,9 +141,21 @@ pub(crate) struct PairHalves {
     pub(crate) private_attributes: Vec<Pair>,
     #[command(flatten)]
     pub(crate) creation: Creation,
-    /// The private key's quorum values.
     #[command(flatten)]
-    pub(crate) quorum: KeyQuorumValues,
+    pub(crate) quorum: PrivateKeyQuorumValues,
+}
+
+/// A new pair's quorum values, which only its private key takes (a public
+/// key has none), under the flag names the CloudHSM CLI gives them.
+#[derive(Debug, Default, Args)]
+pub(crate) struct PrivateKeyQuorumValues {
+    /// Approvals needed to share, unshare or set an attribute of the private
+    /// key (0 to 8; at most the owner and --share-crypto-users together).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub(crate) manage_private_key_quorum_value: u32,
+    /// Approvals needed to sign with the private key (0 to 8).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub(crate) use_private_key_quorum_value: u32,
 }
 
 #[derive(Debug, Args)]
@@ -287,10 +299,12 @@ pub(crate) struct List {
     /// The number of keys to return; 0 returns all.
     #[arg(long, default_value_t = 10)]
     pub(crate) max_items: u32,
-    /// Where to resume: the next_token of the previous page.
+    /// Where to resume: the next_token of the previous page, which counts
+    /// the keys already listed ("2" after a first page of two).
     #[arg(long)]
     pub(crate) starting_token: Option<String>,
-    /// Show every attribute and the key information of each key.
+    /// Show every attribute and the key information of each key, not just
+    /// its key-reference and label. Has no effect for admins.
     #[arg(short, long)]
     pub(crate) verbose: bool,
 }
