@@ -69,6 +69,27 @@ pub enum KeyPairSpec {
     Ed25519,
 }
 
+/// How a key is wrapped, beyond the mechanism: what the `_approved` wrap
+/// and unwrap calls take.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WrapParams {
+    /// The RSA mechanisms' OAEP hash (MGF1 uses the same).
+    pub hash: Option<HashAlgorithm>,
+    /// AES-GCM's additional authenticated data (empty: none). Unwrapping
+    /// needs the same bytes.
+    pub aad: Vec<u8>,
+    /// AES-GCM's tag length in bits: 64, 96, 104, 112, 120 or 128 (`None`:
+    /// 128). Unwrapping needs the same length.
+    pub tag_length_bits: Option<u32>,
+}
+
+impl WrapParams {
+    /// Only a hash (or none): what the RSA mechanisms and AES key wrap take.
+    pub fn hashed(hash: Option<HashAlgorithm>) -> Self {
+        WrapParams { hash, ..WrapParams::default() }
+    }
+}
+
 /// Options every key creation takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyOptions {
@@ -203,31 +224,34 @@ impl Session {
         mechanism: WrapMechanism,
         hash_alg: Option<HashAlgorithm>,
     ) -> Result<Vec<u8>, ClientError> {
-        self.wrap_key_approved(wrapping_key, key, mechanism, hash_alg, None).await
+        self.wrap_key_approved(wrapping_key, key, mechanism, &WrapParams::hashed(hash_alg), None).await
     }
 
-    /// [`Session::wrap_key`] with a key-management approval, for a key to
-    /// wrap that has a manage quorum value.
+    /// [`Session::wrap_key`] with AES-GCM's parameters and a key-management
+    /// approval, for a key to wrap that has a manage quorum value.
     pub async fn wrap_key_approved(
         &self,
         wrapping_key: &str,
         key: &str,
         mechanism: WrapMechanism,
-        hash_alg: Option<HashAlgorithm>,
+        params: &WrapParams,
         approval: Option<&Approval>,
     ) -> Result<Vec<u8>, ClientError> {
         let request = self.request(pb::WrapKeyRequest {
             wrapping_key_reference: wrapping_key.to_owned(),
             key_reference: key.to_owned(),
             mechanism: mechanism.into(),
-            hash: hash(hash_alg),
+            hash: hash(params.hash),
             approval: approval.map(Approval::to_proto),
+            aad: params.aad.clone(),
+            tag_length_bits: params.tag_length_bits.unwrap_or_default(),
         })?;
         Ok(self.keys().wrap_key(request).await?.into_inner().wrapped_key)
     }
 
-    /// Unwraps `wrapped` into a new key of `key_type` and `key_class`
-    /// (`curve` for EC keys).
+    /// Unwraps `wrapped` into a new key of `key_type` and `key_class`.
+    /// `curve`, for EC keys, is the curve the key must be on; `None` takes
+    /// the curve the wrapped key names.
     #[expect(clippy::too_many_arguments, reason = "mirrors the UnwrapKey request, one argument per field")]
     pub async fn unwrap_key(
         &self,
@@ -244,7 +268,7 @@ impl Session {
             unwrapping_key,
             wrapped,
             mechanism,
-            hash_alg,
+            &WrapParams::hashed(hash_alg),
             key_type,
             key_class,
             curve,
@@ -254,15 +278,16 @@ impl Session {
         .await
     }
 
-    /// [`Session::unwrap_key`] with a key-management approval, for an
-    /// unwrapping key that has a manage quorum value.
+    /// [`Session::unwrap_key`] with AES-GCM's parameters and a
+    /// key-management approval, for an unwrapping key that has a manage
+    /// quorum value.
     #[expect(clippy::too_many_arguments, reason = "mirrors the UnwrapKey request, one argument per field")]
     pub async fn unwrap_key_approved(
         &self,
         unwrapping_key: &str,
         wrapped: &[u8],
         mechanism: WrapMechanism,
-        hash_alg: Option<HashAlgorithm>,
+        params: &WrapParams,
         key_type: KeyType,
         key_class: KeyClass,
         curve: Option<&str>,
@@ -273,7 +298,7 @@ impl Session {
             unwrapping_key_reference: unwrapping_key.to_owned(),
             wrapped_key: wrapped.to_vec(),
             mechanism: mechanism.into(),
-            hash: hash(hash_alg),
+            hash: hash(params.hash),
             key_type: key_type.into(),
             key_class: key_class.into(),
             attributes: attributes(&options.attributes),
@@ -283,6 +308,8 @@ impl Session {
             share_with: options.share_with.clone(),
             manage_key_quorum_value: options.manage_quorum,
             use_key_quorum_value: options.use_quorum,
+            aad: params.aad.clone(),
+            tag_length_bits: params.tag_length_bits.unwrap_or_default(),
         })?;
         key(self.keys().unwrap_key(request).await?.into_inner())
     }

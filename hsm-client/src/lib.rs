@@ -84,7 +84,7 @@ pub use crate::{
     config::{ClientConfig, DISABLE_KEY_AVAILABILITY_CHECK_ENV, RetryPolicy},
     error::ClientError,
     faults::{Cleared, FaultMode, FaultRule, FaultSpec, FaultState, Isolation, Reset, ResetTarget, Snapshot},
-    keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec},
+    keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec, WrapParams},
     masked::MaskedObject,
     mtls::{MtlsLevel, TrustAnchor},
     quorum::{Approval, ClusterApproval, LoginStep, QuorumService, QuorumToken, QuorumTokenInfo},

@@ -352,14 +352,14 @@ fn symmetric_keys_are_generated_listed_paged_used_and_wrapped() {
     let unwrap_common =
         "--filter attr.label=aes-main --key-type-class generic-secret --attributes sign=true verify=true";
     let wrapped = ok(&dev, "cu1", &format!("key wrap aes-pkcs5-pad {payload}"));
-    assert_eq!(wrapped["payload-key-reference"], reference.as_str());
-    let data = wrapped["wrapped-key-data"].as_str().expect("wrapped data");
+    assert_eq!(wrapped["payload_key_reference"], reference.as_str());
+    let data = wrapped["wrapped_key_data"].as_str().expect("wrapped data");
     ok(&dev, "cu1", &format!("key unwrap aes-pkcs5-pad {unwrap_common} --label copy-kwp --data {data}"));
 
     let gcm = ok(&dev, "cu1", &format!("key wrap aes-gcm {payload} --tag-length-bits 128"));
     let iv = gcm["iv"].as_str().expect("iv");
     assert!(iv.starts_with("0x") && iv.len() == 26, "{gcm}");
-    let data = gcm["wrapped-key-data"].as_str().expect("wrapped data");
+    let data = gcm["wrapped_key_data"].as_str().expect("wrapped data");
     ok(
         &dev,
         "cu1",
@@ -368,7 +368,7 @@ fn symmetric_keys_are_generated_listed_paged_used_and_wrapped() {
 
     let wrapped_path = path(&dev, "hmac.wrapped");
     let filed = ok(&dev, "cu1", &format!("key wrap aes-no-pad {payload} --path {wrapped_path}"));
-    assert_eq!(filed["wrapped-key-path"], wrapped_path.as_str());
+    assert_eq!(filed["wrapped_key_path"], wrapped_path.as_str());
     let unwrapped =
         ok(&dev, "cu1", &format!("key unwrap aes-no-pad {unwrap_common} --label copy-kw --data-path {wrapped_path}"));
     assert_eq!(unwrapped["key"]["attributes"]["local"], false);

@@ -412,8 +412,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
                     wrapping_key_reference: f.aes.clone(),
                     key_reference: f.target.clone(),
                     mechanism: pb::WrapMechanism::AesKeyWrapPad.into(),
-                    hash: 0,
-                    approval: None,
+                    ..Default::default()
                 },
             ))
             .await

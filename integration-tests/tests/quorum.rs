@@ -617,7 +617,7 @@ fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
     };
     assert_eq!(wrap(None).err(), QUORUM_REFUSAL);
     let managed = token("cu1", "key-management", &[("cu2", &k2), ("cu3", &k3)]);
-    let wrapped = wrap(Some(&managed)).ok()["wrapped-key-data"].as_str().unwrap().to_owned();
+    let wrapped = wrap(Some(&managed)).ok()["wrapped_key_data"].as_str().unwrap().to_owned();
 
     // Keys made by import and unwrap take shares and quorum values too.
     let pem = dir.join("imported.pem");
@@ -633,7 +633,7 @@ fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
     let sign_imported = [&sign_imported[..], &["sha256", "--data", "aGVsbG8="]].concat();
     assert_eq!(dev.cli(&env(&cu("cu1")), &sign_imported).err(), QUORUM_REFUSAL);
     let unwrap = ["key", "unwrap", "aes-pkcs5-pad", "--filter", "attr.label=wrapper", "--key-type-class", "ec-private"];
-    let unwrap = [&unwrap[..], &["--curve", "secp256r1", "--label", "unwrapped", "--data", &wrapped]].concat();
+    let unwrap = [&unwrap[..], &["--label", "unwrapped", "--data", &wrapped]].concat();
     let unwrapped = dev.cli(&env(&cu("cu1")), &[&unwrap[..], &["--attributes", "sign=true"], &quorum].concat());
     let info = &unwrapped.ok()["key"]["key-info"];
     assert_eq!(info["key-quorum-values"], json!({"manage-key-quorum-value": 2, "use-key-quorum-value": 2}));

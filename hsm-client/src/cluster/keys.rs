@@ -26,7 +26,7 @@ use super::{ClusterSession, Completion, quorum::approval_for, session::lock};
 use crate::{
     Approval, ClientError, ClusterApproval, KeyInfo, KeyOptions, KeyPairSpec, Session,
     config::DISABLE_KEY_AVAILABILITY_CHECK_ENV,
-    keys::{Cipher, HashAlgorithm, KeyClass, KeyType, SignMechanism, SymmetricKeyType, WrapMechanism},
+    keys::{Cipher, HashAlgorithm, KeyClass, KeyType, SignMechanism, SymmetricKeyType, WrapMechanism, WrapParams},
 };
 
 /// A key and where in the cluster it is.
@@ -179,7 +179,7 @@ impl ClusterSession {
             unwrapping_key,
             wrapped,
             mechanism,
-            hash_alg,
+            &WrapParams::hashed(hash_alg),
             key_type,
             key_class,
             curve,
@@ -197,7 +197,7 @@ impl ClusterSession {
         unwrapping_key: &str,
         wrapped: &[u8],
         mechanism: WrapMechanism,
-        hash_alg: Option<HashAlgorithm>,
+        params: &WrapParams,
         key_type: KeyType,
         key_class: KeyClass,
         curve: Option<&str>,
@@ -212,7 +212,7 @@ impl ClusterSession {
                     unwrapping_key,
                     wrapped,
                     mechanism,
-                    hash_alg,
+                    params,
                     key_type,
                     key_class,
                     curve,
@@ -324,17 +324,17 @@ impl ClusterSession {
         mechanism: WrapMechanism,
         hash_alg: Option<HashAlgorithm>,
     ) -> Result<Vec<u8>, ClientError> {
-        self.wrap_key_approved(wrapping_key, key, mechanism, hash_alg, None).await
+        self.wrap_key_approved(wrapping_key, key, mechanism, &WrapParams::hashed(hash_alg), None).await
     }
 
-    /// [`ClusterSession::wrap_key`] with a key-management approval of the
-    /// key to wrap.
+    /// [`ClusterSession::wrap_key`] with AES-GCM's parameters and a
+    /// key-management approval of the key to wrap.
     pub async fn wrap_key_approved(
         &self,
         wrapping_key: &str,
         key: &str,
         mechanism: WrapMechanism,
-        hash_alg: Option<HashAlgorithm>,
+        params: &WrapParams,
         approval: Option<&ClusterApproval>,
     ) -> Result<Vec<u8>, ClientError> {
         let payload = self.usable(key).await?;
@@ -344,7 +344,7 @@ impl ClusterSession {
         let (_, wrapped) = self
             .on_one(&candidates, |s| async move {
                 let approval = approval_for(s, approval).await?;
-                s.wrap_key_approved(wrapping_key, key, mechanism, hash_alg, approval.as_ref()).await
+                s.wrap_key_approved(wrapping_key, key, mechanism, params, approval.as_ref()).await
             })
             .await?;
         self.retire(approval).await;

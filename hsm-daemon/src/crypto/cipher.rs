@@ -2,7 +2,8 @@
 //! call, and the AES and RSA helpers that [`super::wrap`] shares.
 //!
 //! AES-GCM with 128- and 256-bit keys is ring's; ring has no AES-192-GCM, so
-//! that size is `aes-gcm`'s. CBC, CTR and ECB are `aes` with `cbc`, `ctr`
+//! that size is `aes-gcm`'s, as are tags shorter than 128 bits (key wrapping
+//! with `tag_length_bits`; ring has full tags only). CBC, CTR and ECB are `aes` with `cbc`, `ctr`
 //! and `ecb`; RSA encryption is the `rsa` crate's (ring has none).
 
 use aes::cipher::block_padding::{NoPadding, Pkcs7};
@@ -12,7 +13,7 @@ use ring::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
 use super::keys::{RsaPrivate, RsaPublic};
-use super::{Cipher, CryptoError, Encrypted, HashAlg, KeyMaterial, SecretBytes, check_data_len, rng};
+use super::{Cipher, CryptoError, Encrypted, GcmTagLen, HashAlg, KeyMaterial, SecretBytes, check_data_len, rng};
 
 /// AES-GCM IV length: 96 bits, the size CloudHSM generates.
 pub(super) const GCM_IV_LEN: usize = 12;
@@ -94,19 +95,7 @@ pub(super) fn encrypt(
         Cipher::RsaPkcs1 => {
             let public = rsa_public(key, cipher)?;
             refuse_iv(cipher, iv)?;
-            // RFC 8017 §7.2.1: at least 8 bytes of padding plus 3 framing bytes.
-            let max = public.size().saturating_sub(11);
-            if plaintext.len() > max {
-                return Err(CryptoError::invalid(
-                    "plaintext",
-                    format!("at most {max} bytes for RSA PKCS#1 v1.5 with this key"),
-                ));
-            }
-            let ciphertext = public
-                .key
-                .pkcs1v15_encrypt_with_rng(&mut rng::current(rng), plaintext)
-                .map_err(|e| CryptoError::invalid("plaintext", format!("RSA PKCS#1 v1.5 encryption: {e}")))?;
-            Ok(Encrypted { iv: None, ciphertext })
+            Ok(Encrypted { iv: None, ciphertext: pkcs1_encrypt(public, plaintext, rng)? })
         }
     }
 }
@@ -181,14 +170,7 @@ pub(super) fn decrypt(
         Cipher::RsaPkcs1 => {
             let private = rsa_private(key, cipher)?;
             refuse_iv(cipher, iv)?;
-            check_rsa_ciphertext_len(&private.public, ciphertext)?;
-            // Implicit rejection: bad padding yields a pseudo-random message
-            // (see `Cipher::RsaPkcs1`); only malformed ciphertexts fail.
-            let plaintext = private
-                .key
-                .pkcs1v15_decrypt(ciphertext)
-                .map_err(|_| CryptoError::Authentication("RSA PKCS#1 v1.5 decryption"))?;
-            Ok(Zeroizing::new(plaintext))
+            pkcs1_decrypt(private, ciphertext)
         }
     }
 }
@@ -256,6 +238,95 @@ pub(super) fn gcm_open(
         }
         n => Err(CryptoError::InvalidKey(format!("AES key of {n} bytes"))),
     }
+}
+
+/// AES-GCM encryption with a tag of `tag_len`: ciphertext || tag. Full tags
+/// go through [`gcm_seal`]; shorter ones are `aes-gcm`'s.
+pub(super) fn gcm_seal_tagged(
+    key: &[u8],
+    tag_len: GcmTagLen,
+    nonce: [u8; GCM_IV_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    use aes_gcm::aead::consts::{U8, U12, U13, U14, U15};
+    if tag_len == GcmTagLen::FULL {
+        return gcm_seal(key, nonce, aad, plaintext);
+    }
+    with_aes!(key, Aes => match tag_len.bytes() {
+        8 => seal_truncated::<Aes, U8>(key, nonce, aad, plaintext),
+        12 => seal_truncated::<Aes, U12>(key, nonce, aad, plaintext),
+        13 => seal_truncated::<Aes, U13>(key, nonce, aad, plaintext),
+        14 => seal_truncated::<Aes, U14>(key, nonce, aad, plaintext),
+        15 => seal_truncated::<Aes, U15>(key, nonce, aad, plaintext),
+        n => Err(CryptoError::invalid("tag_length_bits", format!("no AES-GCM tag of {n} bytes"))),
+    })
+}
+
+/// AES-GCM decryption of ciphertext || tag, the tag `tag_len` long.
+pub(super) fn gcm_open_tagged(
+    key: &[u8],
+    tag_len: GcmTagLen,
+    nonce: [u8; GCM_IV_LEN],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<SecretBytes, CryptoError> {
+    use aes_gcm::aead::consts::{U8, U12, U13, U14, U15};
+    if tag_len == GcmTagLen::FULL {
+        return gcm_open(key, nonce, aad, ciphertext);
+    }
+    if ciphertext.len() < tag_len.bytes() {
+        return Err(CryptoError::invalid(
+            "ciphertext",
+            format!("shorter than the {}-byte AES-GCM tag", tag_len.bytes()),
+        ));
+    }
+    with_aes!(key, Aes => match tag_len.bytes() {
+        8 => open_truncated::<Aes, U8>(key, nonce, aad, ciphertext),
+        12 => open_truncated::<Aes, U12>(key, nonce, aad, ciphertext),
+        13 => open_truncated::<Aes, U13>(key, nonce, aad, ciphertext),
+        14 => open_truncated::<Aes, U14>(key, nonce, aad, ciphertext),
+        15 => open_truncated::<Aes, U15>(key, nonce, aad, ciphertext),
+        n => Err(CryptoError::invalid("tag_length_bits", format!("no AES-GCM tag of {n} bytes"))),
+    })
+}
+
+/// `aes-gcm` with AES `A` and a `T`-byte tag.
+type TruncatedGcm<A, T> = aes_gcm::AesGcm<A, aes_gcm::aead::consts::U12, T>;
+
+fn seal_truncated<A, T>(
+    key: &[u8],
+    nonce: [u8; GCM_IV_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError>
+where
+    T: aes_gcm::TagSize,
+    TruncatedGcm<A, T>: KeyInit + aes_gcm::aead::Aead + aes_gcm::aead::AeadCore<NonceSize = aes_gcm::aead::consts::U12>,
+{
+    use aes_gcm::aead::{Aead, Payload};
+    TruncatedGcm::<A, T>::new_from_slice(key)
+        .map_err(|_| CryptoError::InvalidKey(format!("AES key of {} bytes", key.len())))?
+        .encrypt(&nonce.into(), Payload { msg: plaintext, aad })
+        .map_err(|_| CryptoError::invalid("plaintext", "too long for AES-GCM"))
+}
+
+fn open_truncated<A, T>(
+    key: &[u8],
+    nonce: [u8; GCM_IV_LEN],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<SecretBytes, CryptoError>
+where
+    T: aes_gcm::TagSize,
+    TruncatedGcm<A, T>: KeyInit + aes_gcm::aead::Aead + aes_gcm::aead::AeadCore<NonceSize = aes_gcm::aead::consts::U12>,
+{
+    use aes_gcm::aead::{Aead, Payload};
+    TruncatedGcm::<A, T>::new_from_slice(key)
+        .map_err(|_| CryptoError::InvalidKey(format!("AES key of {} bytes", key.len())))?
+        .decrypt(&nonce.into(), Payload { msg: ciphertext, aad })
+        .map(Zeroizing::new)
+        .map_err(|_| CryptoError::Authentication("AES-GCM decryption"))
 }
 
 fn ring_gcm_key(key: &[u8]) -> Result<LessSafeKey, CryptoError> {
@@ -395,6 +466,38 @@ pub(super) fn oaep_decrypt(private: &RsaPrivate, hash: HashAlg, ciphertext: &[u8
     }
     .map(Zeroizing::new)
     .map_err(|_| CryptoError::Authentication("RSA-OAEP decryption"))
+}
+
+/// RSA PKCS #1 v1.5 decryption. Implicit rejection: bad padding yields a
+/// pseudo-random message (see `Cipher::RsaPkcs1`); only malformed
+/// ciphertexts fail.
+pub(super) fn pkcs1_decrypt(private: &RsaPrivate, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+    check_rsa_ciphertext_len(&private.public, ciphertext)?;
+    private
+        .key
+        .pkcs1v15_decrypt(ciphertext)
+        .map(Zeroizing::new)
+        .map_err(|_| CryptoError::Authentication("RSA PKCS#1 v1.5 decryption"))
+}
+
+/// RSA PKCS #1 v1.5 encryption.
+pub(super) fn pkcs1_encrypt(
+    public: &RsaPublic,
+    plaintext: &[u8],
+    rng: &mut impl CryptoRng,
+) -> Result<Vec<u8>, CryptoError> {
+    // RFC 8017 §7.2.1: at least 8 bytes of padding plus 3 framing bytes.
+    let max = public.size().saturating_sub(11);
+    if plaintext.len() > max {
+        return Err(CryptoError::invalid(
+            "plaintext",
+            format!("at most {max} bytes for RSA PKCS#1 v1.5 with this key"),
+        ));
+    }
+    public
+        .key
+        .pkcs1v15_encrypt_with_rng(&mut rng::current(rng), plaintext)
+        .map_err(|e| CryptoError::invalid("plaintext", format!("RSA PKCS#1 v1.5 encryption: {e}")))
 }
 
 fn check_rsa_ciphertext_len(public: &RsaPublic, ciphertext: &[u8]) -> Result<(), CryptoError> {

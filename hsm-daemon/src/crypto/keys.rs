@@ -307,19 +307,7 @@ impl KeyMaterial {
                     .map_err(|e| invalid_key(format_args!("RSA PUBLIC KEY: {e}")))?;
                 Ok(Key::RsaPublic(Box::new(RsaPublic::new(key)?)).into())
             }
-            "EC PRIVATE KEY" => {
-                let sec1 =
-                    sec1::EcPrivateKey::from_der(der).map_err(|e| invalid_key(format_args!("EC PRIVATE KEY: {e}")))?;
-                let key = match sec1.parameters.and_then(|p| p.named_curve()) {
-                    Some(oid) => {
-                        let curve = ec::curve_from_oid(&oid)
-                            .ok_or_else(|| invalid_key(format_args!("EC PRIVATE KEY: unsupported curve {oid}")))?;
-                        EcPrivate::from_sec1_der(curve, der)?
-                    }
-                    None => sec1_without_curve(&sec1, der)?,
-                };
-                Ok(Key::EcPrivate(Box::new(key)).into())
-            }
+            "EC PRIVATE KEY" => Self::from_sec1_der(der),
             other => Err(invalid_key(format_args!(
                 "unsupported PEM label {other:?} (PRIVATE KEY, PUBLIC KEY, RSA PRIVATE KEY, RSA PUBLIC KEY or EC PRIVATE KEY)"
             ))),
@@ -343,6 +331,21 @@ impl KeyMaterial {
         } else {
             Err(invalid_key(format_args!("PKCS#8: unsupported algorithm {oid}")))
         }
+    }
+
+    /// Parses a SEC1 `ECPrivateKey` (DER), on the curve its parameters name
+    /// (or, without them, the one its length and public key settle).
+    fn from_sec1_der(der: &[u8]) -> Result<Self, CryptoError> {
+        let sec1 = sec1::EcPrivateKey::from_der(der).map_err(|e| invalid_key(format_args!("EC PRIVATE KEY: {e}")))?;
+        let key = match sec1.parameters.and_then(|p| p.named_curve()) {
+            Some(oid) => {
+                let curve = ec::curve_from_oid(&oid)
+                    .ok_or_else(|| invalid_key(format_args!("EC PRIVATE KEY: unsupported curve {oid}")))?;
+                EcPrivate::from_sec1_der(curve, der)?
+            }
+            None => sec1_without_curve(&sec1, der)?,
+        };
+        Ok(Key::EcPrivate(Box::new(key)).into())
     }
 
     /// Parses a `SubjectPublicKeyInfo` (DER) of an RSA, EC or Ed25519 key.
@@ -482,6 +485,21 @@ impl KeyMaterial {
                 "the bytes hold a {} key, not a {} key",
                 kind_name(key.kind()),
                 kind_name(kind)
+            )));
+        }
+        Ok(key)
+    }
+
+    /// An unwrapped EC private key on whichever curve its encoding names:
+    /// PKCS #8 (what [`Self::to_wrappable`] gives) carries the curve's OID,
+    /// and SEC1 (what other tools may wrap) its parameters. CloudHSM's
+    /// unwrap takes no curve, so the curve comes from here.
+    pub fn from_wrapped_ec_private(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let key = Self::from_der_private(bytes).or_else(|pkcs8| Self::from_sec1_der(bytes).map_err(|_| pkcs8))?;
+        if !matches!(key.kind(), KeyKind::Ec(_)) || key.class() != KeyClass::Private {
+            return Err(invalid_key(format_args!(
+                "the bytes hold a {} key, not an EC private key",
+                kind_name(key.kind())
             )));
         }
         Ok(key)

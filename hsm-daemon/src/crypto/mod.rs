@@ -242,17 +242,58 @@ pub enum Input<'a> {
 /// Key wrapping mechanisms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WrapMech {
-    /// AES-GCM: output is 12-byte IV || ciphertext || 16-byte tag.
-    AesGcm,
+    /// AES-GCM: output is 12-byte IV || ciphertext || tag of this length.
+    /// The only mechanism that takes additional authenticated data.
+    AesGcm(GcmTagLen),
     /// AES key wrap, RFC 3394 (key bytes a multiple of 8, at least 16).
     AesKeyWrap,
-    /// AES key wrap with padding, RFC 5649.
+    /// AES key wrap with padding, RFC 5649: CloudHSM's "AES key wrap with
+    /// zero padding" (`aes-zero-pad`, `CKM_AES_KEY_WRAP_PAD`), which pads
+    /// with zeros and keeps the length in the IV.
     AesKeyWrapPad,
+    /// CloudHSM's "AES key wrap with PKCS #5 padding" (`aes-pkcs5-pad`):
+    /// PKCS #5 padding to a multiple of 8 bytes (1 to 8 bytes added), then
+    /// RFC 3394 with its default IV.
+    AesKeyWrapPkcs5,
     /// RSA-OAEP with this hash (OAEP and MGF1), empty label.
     RsaOaep(HashAlg),
     /// CKM_RSA_AES_KEY_WRAP: a fresh AES-256 key wrapped with RSA-OAEP(hash),
     /// followed by the target wrapped with that key by RFC 5649.
     RsaAes(HashAlg),
+    /// RSA PKCS #1 v1.5 encryption of the key bytes (`rsa-pkcs`). Unwrapping
+    /// has the implicit rejection of [`Cipher::RsaPkcs1`]: bad padding yields
+    /// bytes that then fail to parse as a key, never a padding oracle.
+    RsaPkcs1,
+}
+
+/// An AES-GCM tag length. SP 800-38D allows 128, 120, 112, 104 and 96 bits
+/// in general and 64 for some uses; CloudHSM's CLI example wraps with 64.
+/// (32-bit tags, which SP 800-38D restricts further, are refused.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcmTagLen(u8);
+
+impl GcmTagLen {
+    /// 128 bits: the default, and what encryption uses.
+    pub const FULL: GcmTagLen = GcmTagLen(16);
+    /// The tag lengths accepted, in bits.
+    pub const ALLOWED_BITS: [u32; 6] = [64, 96, 104, 112, 120, 128];
+
+    /// The tag length of `bits` bits, if it is one of [`Self::ALLOWED_BITS`].
+    pub fn from_bits(bits: u32) -> Result<Self, CryptoError> {
+        if !Self::ALLOWED_BITS.contains(&bits) {
+            return Err(CryptoError::invalid(
+                "tag_length_bits",
+                format!("AES-GCM tags are 64, 96, 104, 112, 120 or 128 bits, not {bits}"),
+            ));
+        }
+        // At most 128 / 8 = 16, so it fits.
+        Ok(GcmTagLen(u8::try_from(bits / 8).unwrap_or(16)))
+    }
+
+    /// The length in bytes.
+    pub const fn bytes(self) -> usize {
+        self.0 as usize
+    }
 }
 
 /// The largest input one operation accepts (CloudHSM: about 16 KiB).
@@ -307,21 +348,29 @@ pub fn digest(alg: HashAlg, data: &[u8]) -> Vec<u8> {
     sign::digest(alg, data)
 }
 
-/// Wraps `key_bytes` (from `to_wrappable`) under `wrapping_key`.
-/// RSA mechanisms take a public key or a private key's public half.
+/// Wraps `key_bytes` (from `to_wrappable`) under `wrapping_key`. `aad` is
+/// AES-GCM's additional authenticated data; other mechanisms refuse a
+/// non-empty one. RSA mechanisms take a public key or a private key's
+/// public half.
 pub fn wrap(
     wrapping_key: &KeyMaterial,
     mech: WrapMech,
+    aad: &[u8],
     key_bytes: &[u8],
     rng: &mut impl CryptoRng,
 ) -> Result<Vec<u8>, CryptoError> {
-    wrap::wrap(wrapping_key, mech, key_bytes, rng)
+    wrap::wrap(wrapping_key, mech, aad, key_bytes, rng)
 }
 
 /// Unwraps what `wrap` made (or an independent implementation of the same
-/// mechanism made).
-pub fn unwrap(unwrapping_key: &KeyMaterial, mech: WrapMech, wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
-    wrap::unwrap(unwrapping_key, mech, wrapped)
+/// mechanism made), with the same `aad`.
+pub fn unwrap(
+    unwrapping_key: &KeyMaterial,
+    mech: WrapMech,
+    aad: &[u8],
+    wrapped: &[u8],
+) -> Result<SecretBytes, CryptoError> {
+    wrap::unwrap(unwrapping_key, mech, aad, wrapped)
 }
 
 /// Fails when `data` is longer than [`MAX_DATA_LEN`].

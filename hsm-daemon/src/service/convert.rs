@@ -4,7 +4,7 @@
 use hsm_proto::v1 as pb;
 
 use crate::{
-    crypto::{Cipher, HashAlg, KeyClass, KeyKind, SignMech, WrapMech},
+    crypto::{Cipher, GcmTagLen, HashAlg, KeyClass, KeyKind, SignMech, WrapMech},
     model::{
         Approval, ClusterInfo, ClusterState, HsmIdentity, KeyDigest, KeyView, ModelError, QuorumService, Role, TokenId,
         UserView, Username, keys::parse_curve,
@@ -171,13 +171,16 @@ pub(super) fn symmetric_kind(field: &'static str, raw: i32) -> Result<KeyKind, M
     }
 }
 
-pub(super) fn key_kind(raw: i32, curve: &str) -> Result<KeyKind, ModelError> {
+/// The kind of key an unwrap makes. `None` for an EC key given no curve:
+/// it takes the curve the wrapped key's encoding names.
+pub(super) fn unwrapped_kind(raw: i32, curve: &str) -> Result<Option<KeyKind>, ModelError> {
     match pb::KeyType::try_from(raw) {
-        Ok(pb::KeyType::Aes) => Ok(KeyKind::Aes),
-        Ok(pb::KeyType::GenericSecret) => Ok(KeyKind::GenericSecret),
-        Ok(pb::KeyType::Rsa) => Ok(KeyKind::Rsa),
-        Ok(pb::KeyType::Ec) => Ok(KeyKind::Ec(parse_curve("curve", curve)?)),
-        Ok(pb::KeyType::Ed25519) => Ok(KeyKind::Ed25519),
+        Ok(pb::KeyType::Aes) => Ok(Some(KeyKind::Aes)),
+        Ok(pb::KeyType::GenericSecret) => Ok(Some(KeyKind::GenericSecret)),
+        Ok(pb::KeyType::Rsa) => Ok(Some(KeyKind::Rsa)),
+        Ok(pb::KeyType::Ec) if curve.is_empty() => Ok(None),
+        Ok(pb::KeyType::Ec) => Ok(Some(KeyKind::Ec(parse_curve("curve", curve)?))),
+        Ok(pb::KeyType::Ed25519) => Ok(Some(KeyKind::Ed25519)),
         _ => Err(invalid("key_type", "must be aes, generic-secret, rsa, ec or ed25519")),
     }
 }
@@ -230,14 +233,29 @@ pub(super) fn sign_mechanism(raw: i32, hash_raw: i32) -> Result<SignMech, ModelE
     }
 }
 
-pub(super) fn wrap_mechanism(raw: i32, hash_raw: i32) -> Result<WrapMech, ModelError> {
-    match pb::WrapMechanism::try_from(raw) {
-        Ok(pb::WrapMechanism::AesGcm) => Ok(WrapMech::AesGcm),
+/// A wrap mechanism with its parameters: the RSA mechanisms' hash, and
+/// AES-GCM's tag length (0 for the default 128 bits; other mechanisms take
+/// none).
+pub(super) fn wrap_mechanism(raw: i32, hash_raw: i32, tag_length_bits: u32) -> Result<WrapMech, ModelError> {
+    let mechanism = pb::WrapMechanism::try_from(raw);
+    if tag_length_bits != 0 && mechanism != Ok(pb::WrapMechanism::AesGcm) {
+        return Err(invalid("tag_length_bits", "only AES-GCM key wrapping has a tag length"));
+    }
+    match mechanism {
+        Ok(pb::WrapMechanism::AesGcm) => {
+            let tag = if tag_length_bits == 0 { GcmTagLen::FULL } else { GcmTagLen::from_bits(tag_length_bits)? };
+            Ok(WrapMech::AesGcm(tag))
+        }
         Ok(pb::WrapMechanism::AesKeyWrap) => Ok(WrapMech::AesKeyWrap),
         Ok(pb::WrapMechanism::AesKeyWrapPad) => Ok(WrapMech::AesKeyWrapPad),
+        Ok(pb::WrapMechanism::AesKeyWrapPkcs5Pad) => Ok(WrapMech::AesKeyWrapPkcs5),
         Ok(pb::WrapMechanism::RsaOaep) => Ok(WrapMech::RsaOaep(hash("hash", hash_raw)?)),
         Ok(pb::WrapMechanism::RsaAes) => Ok(WrapMech::RsaAes(hash("hash", hash_raw)?)),
-        _ => Err(invalid("mechanism", "must be aes-gcm, aes-key-wrap, aes-key-wrap-pad, rsa-oaep or rsa-aes")),
+        Ok(pb::WrapMechanism::RsaPkcs) => Ok(WrapMech::RsaPkcs1),
+        _ => Err(invalid(
+            "mechanism",
+            "must be aes-gcm, aes-key-wrap, aes-key-wrap-pad, aes-key-wrap-pkcs5-pad, rsa-oaep, rsa-aes or rsa-pkcs",
+        )),
     }
 }
 

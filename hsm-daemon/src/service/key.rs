@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::{HsmState, audit, blocking, caller, convert, quorum::key_gated};
 use crate::{
-    crypto::{self, Generated, KeyKind, KeyMaterial, KeySpec},
+    crypto::{self, Generated, KeyClass, KeyKind, KeyMaterial, KeySpec},
     model::{
         AttrName, Caller, Hsm, KeyQuery, KeyQuorum, KeyRef, KeyView, ModelError, NewKey, QuorumService, Template,
         Usage, Username,
@@ -172,7 +172,7 @@ impl KeyService for KeyApi {
         let wrapping = reference("wrapping_key_reference", &req.wrapping_key_reference)?;
         let target = reference("key_reference", &req.key_reference)?;
         audit::note_keys(&request, &[target, wrapping]);
-        let mechanism = convert::wrap_mechanism(req.mechanism, req.hash)?;
+        let mechanism = convert::wrap_mechanism(req.mechanism, req.hash, req.tag_length_bits)?;
         let (wrapping_key, target_key) = match &req.approval {
             None => self.state.hsm().keys_for_wrap(&caller, wrapping, target)?,
             Some(approval) => {
@@ -183,9 +183,10 @@ impl KeyService for KeyApi {
             }
         };
         let mut rng = self.state.fork_rng();
+        let aad = req.aad.clone();
         let wrapped = blocking(move || {
             let bytes = target_key.to_wrappable()?;
-            Ok(crypto::wrap(&wrapping_key, mechanism, &bytes, &mut rng)?)
+            Ok(crypto::wrap(&wrapping_key, mechanism, &aad, &bytes, &mut rng)?)
         })
         .await?;
         tracing::info!(key = %target, wrapping_key = %wrapping, "key wrapped");
@@ -197,9 +198,16 @@ impl KeyService for KeyApi {
         let req = request.get_ref();
         let unwrapping = reference("unwrapping_key_reference", &req.unwrapping_key_reference)?;
         audit::note_keys(&request, &[unwrapping]);
-        let mechanism = convert::wrap_mechanism(req.mechanism, req.hash)?;
-        let kind = convert::key_kind(req.key_type, &req.curve)?;
+        let mechanism = convert::wrap_mechanism(req.mechanism, req.hash, req.tag_length_bits)?;
+        let kind = convert::unwrapped_kind(req.key_type, &req.curve)?;
         let class = convert::key_class(req.key_class)?;
+        if kind.is_none() && class != KeyClass::Private {
+            return Err(ModelError::InvalidArgument {
+                field: "curve",
+                rule: "needed for an EC key that is not a private key".into(),
+            }
+            .into());
+        }
         let template = Template::parse(&convert::pairs(&req.attributes))?;
         let (share, quorum) = sharing(&req.share_with, req.manage_key_quorum_value, req.use_key_quorum_value)?;
         let key = match &req.approval {
@@ -211,10 +219,13 @@ impl KeyService for KeyApi {
                 .await?
             }
         };
-        let wrapped = req.wrapped_key.clone();
+        let (wrapped, aad) = (req.wrapped_key.clone(), req.aad.clone());
         let material = blocking(move || {
-            let bytes = crypto::unwrap(&key, mechanism, &wrapped)?;
-            Ok(KeyMaterial::from_wrappable(kind, class, &bytes)?)
+            let bytes = crypto::unwrap(&key, mechanism, &aad, &wrapped)?;
+            Ok(match kind {
+                Some(kind) => KeyMaterial::from_wrappable(kind, class, &bytes)?,
+                None => KeyMaterial::from_wrapped_ec_private(&bytes)?,
+            })
         })
         .await?;
         let new = vec![NewKey { material: Arc::new(material), template, local: false }];

@@ -1,7 +1,7 @@
 //! Runs the `key ...` commands against a cluster session.
 
 use hsm_client::{
-    ClientError, ClusterSession, KeyOptions, KeyPairSpec, Role,
+    ClientError, ClusterSession, KeyOptions, KeyPairSpec, Role, WrapParams,
     keys::{HashAlgorithm, KeyClass, KeyType, SymmetricKeyType, WrapMechanism as Mechanism},
 };
 use serde_json::Value;
@@ -11,7 +11,7 @@ use crate::{
         CliRole,
         common::{HashFunction, MaskGeneration, Pair, tuples},
         key::{
-            Creation, Curve, FileEncoding, GenerateFile, ImportFormat, ImportPem, KeyCommand, List, PairHalves,
+            Creation, FileEncoding, GcmParams, GenerateFile, ImportFormat, ImportPem, KeyCommand, List, PairHalves,
             PairKind, SetAttribute, ShareArgs, SymmetricKind, UnwrapArgs, UnwrapKeyTypeClass, UnwrapMechanism,
             WrapKeys, WrapMechanism,
         },
@@ -243,21 +243,10 @@ async fn share(session: &ClusterSession, args: ShareArgs, share: bool) -> Result
     Ok(output::key_change(output::message(done), &changed))
 }
 
-/// The emulator's AES-GCM wrapping uses 128-bit tags and no AAD.
-fn gcm_parameters(tag_length_bits: u32, aad: Option<&str>) -> Result<(), String> {
-    if tag_length_bits != 128 {
-        return Err(format!(
-            "--tag-length-bits {tag_length_bits}: the emulator wraps with AES-GCM using 128-bit tags only"
-        ));
-    }
-    if let Some(aad) = aad
-        && !input::hex_flag("--aad", aad)?.is_empty()
-    {
-        return Err(
-            "--aad: AES-GCM key wrapping with additional authenticated data is not supported by the emulator".into()
-        );
-    }
-    Ok(())
+/// AES-GCM's `--aad` (hex) and `--tag-length-bits` (checked by the grammar).
+fn gcm_params(gcm: &GcmParams) -> Result<WrapParams, String> {
+    let aad = gcm.aad.as_deref().map(|aad| input::hex_flag("--aad", aad)).transpose()?.unwrap_or_default();
+    Ok(WrapParams { hash: None, aad, tag_length_bits: Some(gcm.tag_length_bits) })
 }
 
 /// The HSM's RSA-OAEP uses MGF1 with the OAEP hash.
@@ -266,53 +255,43 @@ fn oaep_hash(hash: HashFunction, mgf: MaskGeneration) -> Result<HashAlgorithm, S
     Ok(hash.algorithm())
 }
 
-fn unsupported_wrap(verb: &str, mechanism: &str, instead: &str) -> String {
-    format!("key {verb} {mechanism} is not supported by the emulator (the HSM has no such mechanism); use {instead}")
-}
-
 /// How a wrap runs, from its flags alone.
 struct WrapPlan<'a> {
     keys: &'a WrapKeys,
     mechanism: Mechanism,
-    hash: Option<HashAlgorithm>,
+    params: WrapParams,
     /// `aes-gcm` prints the IV apart from the wrapped data.
     split_iv: bool,
 }
 
 fn wrap_plan(mechanism: &WrapMechanism) -> Result<WrapPlan<'_>, String> {
-    let plan = |keys, mechanism, hash, split_iv| WrapPlan { keys, mechanism, hash, split_iv };
+    let plan = |keys, mechanism, params, split_iv| WrapPlan { keys, mechanism, params, split_iv };
+    let plain = WrapParams::default;
     Ok(match mechanism {
-        WrapMechanism::AesGcm(args) => {
-            gcm_parameters(args.tag_length_bits, args.aad.as_deref())?;
-            plan(&args.keys, Mechanism::AesGcm, None, true)
-        }
-        WrapMechanism::CloudhsmAesGcm(args) => {
-            gcm_parameters(args.tag_length_bits, args.aad.as_deref())?;
-            plan(&args.keys, Mechanism::AesGcm, None, false)
-        }
-        WrapMechanism::AesNoPad(keys) => plan(keys, Mechanism::AesKeyWrap, None, false),
-        WrapMechanism::AesPkcs5Pad(keys) => plan(keys, Mechanism::AesKeyWrapPad, None, false),
+        WrapMechanism::AesGcm(args) => plan(&args.keys, Mechanism::AesGcm, gcm_params(&args.gcm)?, true),
+        WrapMechanism::CloudhsmAesGcm(args) => plan(&args.keys, Mechanism::AesGcm, gcm_params(&args.gcm)?, false),
+        WrapMechanism::AesNoPad(keys) => plan(keys, Mechanism::AesKeyWrap, plain(), false),
+        WrapMechanism::AesPkcs5Pad(keys) => plan(keys, Mechanism::AesKeyWrapPkcs5Pad, plain(), false),
+        WrapMechanism::AesZeroPad(keys) => plan(keys, Mechanism::AesKeyWrapPad, plain(), false),
         WrapMechanism::RsaOaep(args) => {
-            plan(&args.keys, Mechanism::RsaOaep, Some(oaep_hash(args.hash_function, args.mgf)?), false)
+            let params = WrapParams::hashed(Some(oaep_hash(args.hash_function, args.mgf)?));
+            plan(&args.keys, Mechanism::RsaOaep, params, false)
         }
         WrapMechanism::RsaAes(args) => {
-            plan(&args.keys, Mechanism::RsaAes, Some(oaep_hash(args.hash_function, args.mgf)?), false)
+            let params = WrapParams::hashed(Some(oaep_hash(args.hash_function, args.mgf)?));
+            plan(&args.keys, Mechanism::RsaAes, params, false)
         }
-        WrapMechanism::AesZeroPad(_) => return Err(unsupported_wrap("wrap", "aes-zero-pad", AES_INSTEAD)),
-        WrapMechanism::RsaPkcs(_) => return Err(unsupported_wrap("wrap", "rsa-pkcs", RSA_INSTEAD)),
+        WrapMechanism::RsaPkcs(keys) => plan(keys, Mechanism::RsaPkcs, plain(), false),
     })
 }
 
-const AES_INSTEAD: &str = "aes-no-pad (RFC 3394) or aes-pkcs5-pad (RFC 5649)";
-const RSA_INSTEAD: &str = "rsa-oaep or rsa-aes";
-
 async fn wrap(session: &ClusterSession, mechanism: WrapMechanism) -> Result<Value, String> {
-    let WrapPlan { keys, mechanism, hash, split_iv } = wrap_plan(&mechanism)?;
+    let WrapPlan { keys, mechanism, params, split_iv } = wrap_plan(&mechanism)?;
     let payload = resolve(session, "--payload-filter", &keys.payload_filter).await?;
     let wrapping = resolve(session, "--wrapping-filter", &keys.wrapping_filter).await?;
-    let approval = keys.approval.as_deref().map(quorum::read_approval).transpose()?;
+    let approval = keys.payload_approval.as_deref().map(quorum::read_approval).transpose()?;
     let wrapped = session
-        .wrap_key_approved(&wrapping.reference, &payload.reference, mechanism, hash, approval.as_ref())
+        .wrap_key_approved(&wrapping.reference, &payload.reference, mechanism, &params, approval.as_ref())
         .await
         .map_err(hsm)?;
     let (iv, data) = if split_iv {
@@ -338,45 +317,44 @@ async fn wrap(session: &ClusterSession, mechanism: WrapMechanism) -> Result<Valu
 struct UnwrapPlan<'a> {
     args: &'a UnwrapArgs,
     mechanism: Mechanism,
-    hash: Option<HashAlgorithm>,
+    params: WrapParams,
     /// Put before the wrapped data (`aes-gcm`'s `--iv`).
     iv: Vec<u8>,
     key_type: KeyType,
     key_class: KeyClass,
-    curve: Option<&'static str>,
 }
 
 fn unwrap_plan(mechanism: &UnwrapMechanism) -> Result<UnwrapPlan<'_>, String> {
-    let (args, mechanism, hash, iv) = match mechanism {
+    let plain = WrapParams::default;
+    let (args, mechanism, params, iv) = match mechanism {
         UnwrapMechanism::AesGcm(gcm) => {
-            gcm_parameters(gcm.tag_length_bits, gcm.aad.as_deref())?;
+            let params = gcm_params(&gcm.gcm)?;
             let iv = input::hex_flag("--iv", &gcm.iv)?;
             if iv.len() != GCM_IV_LEN {
                 return Err(format!("--iv: must be {GCM_IV_LEN} bytes (24 hex digits), got {}", iv.len()));
             }
-            (&gcm.args, Mechanism::AesGcm, None, iv)
+            (&gcm.args, Mechanism::AesGcm, params, iv)
         }
-        UnwrapMechanism::CloudhsmAesGcm(gcm) => {
-            gcm_parameters(gcm.tag_length_bits, gcm.aad.as_deref())?;
-            (&gcm.args, Mechanism::AesGcm, None, Vec::new())
-        }
-        UnwrapMechanism::AesNoPad(args) => (args, Mechanism::AesKeyWrap, None, Vec::new()),
-        UnwrapMechanism::AesPkcs5Pad(args) => (args, Mechanism::AesKeyWrapPad, None, Vec::new()),
+        UnwrapMechanism::CloudhsmAesGcm(gcm) => (&gcm.args, Mechanism::AesGcm, gcm_params(&gcm.gcm)?, Vec::new()),
+        UnwrapMechanism::AesNoPad(args) => (args, Mechanism::AesKeyWrap, plain(), Vec::new()),
+        UnwrapMechanism::AesPkcs5Pad(args) => (args, Mechanism::AesKeyWrapPkcs5Pad, plain(), Vec::new()),
+        UnwrapMechanism::AesZeroPad(args) => (args, Mechanism::AesKeyWrapPad, plain(), Vec::new()),
         UnwrapMechanism::RsaOaep(rsa) => {
-            (&rsa.args, Mechanism::RsaOaep, Some(oaep_hash(rsa.hash_function, rsa.mgf)?), Vec::new())
+            let params = WrapParams::hashed(Some(oaep_hash(rsa.hash_function, rsa.mgf)?));
+            (&rsa.args, Mechanism::RsaOaep, params, Vec::new())
         }
         UnwrapMechanism::RsaAes(rsa) => {
-            (&rsa.args, Mechanism::RsaAes, Some(oaep_hash(rsa.hash_function, rsa.mgf)?), Vec::new())
+            let params = WrapParams::hashed(Some(oaep_hash(rsa.hash_function, rsa.mgf)?));
+            (&rsa.args, Mechanism::RsaAes, params, Vec::new())
         }
-        UnwrapMechanism::AesZeroPad(_) => return Err(unsupported_wrap("unwrap", "aes-zero-pad", AES_INSTEAD)),
-        UnwrapMechanism::RsaPkcs(_) => return Err(unsupported_wrap("unwrap", "rsa-pkcs", RSA_INSTEAD)),
+        UnwrapMechanism::RsaPkcs(args) => (args, Mechanism::RsaPkcs, plain(), Vec::new()),
     };
-    let (key_type, key_class, curve) = unwrap_kind(args)?;
-    Ok(UnwrapPlan { args, mechanism, hash, iv, key_type, key_class, curve })
+    let (key_type, key_class) = unwrap_kind(args)?;
+    Ok(UnwrapPlan { args, mechanism, params, iv, key_type, key_class })
 }
 
 async fn unwrap(session: &ClusterSession, mechanism: UnwrapMechanism) -> Result<Value, String> {
-    let UnwrapPlan { args, mechanism, hash, mut iv, key_type, key_class, curve } = unwrap_plan(&mechanism)?;
+    let UnwrapPlan { args, mechanism, params, mut iv, key_type, key_class } = unwrap_plan(&mechanism)?;
     iv.extend(args.data.read()?);
     let wrapped = iv;
     let mut options = options(&args.label, "--attributes", &args.attributes, &args.creation, true)?;
@@ -385,34 +363,26 @@ async fn unwrap(session: &ClusterSession, mechanism: UnwrapMechanism) -> Result<
     let unwrapping = resolve(session, "--filter", &args.filter).await?;
     let approval = args.approval.as_deref().map(quorum::read_approval).transpose()?;
     let (reference, approval) = (&unwrapping.reference, approval.as_ref());
+    // No curve: an EC key's comes from the wrapped key itself.
     let key = session
-        .unwrap_key_approved(reference, &wrapped, mechanism, hash, key_type, key_class, curve, &options, approval)
+        .unwrap_key_approved(reference, &wrapped, mechanism, &params, key_type, key_class, None, &options, approval)
         .await
         .map_err(hsm)?;
     Ok(output::key(&key))
 }
 
-/// What `--key-type-class` (and `--curve`) say the wrapped bytes are.
-fn unwrap_kind(args: &UnwrapArgs) -> Result<(KeyType, KeyClass, Option<&'static str>), String> {
-    let curve = match (args.key_type_class, args.curve) {
-        (UnwrapKeyTypeClass::EcPrivate, None) => {
-            return Err(
-                "--curve is required with --key-type-class ec-private (the HSM needs the wrapped key's curve)".into()
-            );
-        }
-        (UnwrapKeyTypeClass::EcPrivate, Some(Curve::Ed25519)) => {
-            return Err("--curve ed25519: use --key-type-class ed25519-private for Ed25519 keys".into());
-        }
-        (UnwrapKeyTypeClass::EcPrivate, Some(curve)) => curve.ec_name(),
-        (_, Some(_)) => return Err("--curve applies only to --key-type-class ec-private".into()),
-        (_, None) => None,
-    };
-    let (key_type, key_class) = match args.key_type_class {
+/// What `--key-type-class` says the wrapped bytes are.
+fn unwrap_kind(args: &UnwrapArgs) -> Result<(KeyType, KeyClass), String> {
+    if let Some(curve) = &args.curve {
+        return Err(format!(
+            "--curve {curve}: key unwrap takes no curve; an EC private key's curve comes from the wrapped key"
+        ));
+    }
+    Ok(match args.key_type_class {
         UnwrapKeyTypeClass::Aes => (KeyType::Aes, KeyClass::Secret),
         UnwrapKeyTypeClass::GenericSecret => (KeyType::GenericSecret, KeyClass::Secret),
         UnwrapKeyTypeClass::RsaPrivate => (KeyType::Rsa, KeyClass::Private),
         UnwrapKeyTypeClass::EcPrivate => (KeyType::Ec, KeyClass::Private),
         UnwrapKeyTypeClass::Ed25519Private => (KeyType::Ed25519, KeyClass::Private),
-    };
-    Ok((key_type, key_class, curve))
+    })
 }

@@ -468,10 +468,11 @@ pub(crate) enum Wrapped {
     File(String),
 }
 
-/// `key wrap`'s data. `iv` (hex) only for `aes-gcm`.
+/// `key wrap`'s data, with the CloudHSM CLI's snake_case keys. `iv` (hex)
+/// only for `aes-gcm`; `wrapped_key_path` (an emulator addition) in place of
+/// `wrapped_key_data` when the bytes went to `--path`.
 pub(crate) fn wrapped(payload: &str, wrapping: &str, iv: Option<&str>, out: &Wrapped) -> Value {
     #[derive(Serialize)]
-    #[serde(rename_all = "kebab-case")]
     struct WrapOutput<'a> {
         payload_key_reference: &'a str,
         wrapping_key_reference: &'a str,
@@ -712,12 +713,12 @@ mod tests {
         let printed = wrapped("0x1", "0x2", Some("0x00"), &Wrapped::Data("AAAA".into()));
         assert_eq!(
             printed,
-            json!({"payload-key-reference": "0x1", "wrapping-key-reference": "0x2", "iv": "0x00", "wrapped-key-data": "AAAA"})
+            json!({"payload_key_reference": "0x1", "wrapping_key_reference": "0x2", "iv": "0x00", "wrapped_key_data": "AAAA"})
         );
         let filed = wrapped("0x1", "0x2", None, &Wrapped::File("/tmp/k".into()));
         assert_eq!(
             filed,
-            json!({"payload-key-reference": "0x1", "wrapping-key-reference": "0x2", "wrapped-key-path": "/tmp/k"})
+            json!({"payload_key_reference": "0x1", "wrapping_key_reference": "0x2", "wrapped_key_path": "/tmp/k"})
         );
     }
 

@@ -16,8 +16,8 @@ use sha2::digest::FixedOutputReset;
 
 use super::{FixedRng, hex, rsa_2048, test_rng};
 use crate::crypto::{
-    Cipher, Curve, HashAlg, Input, KeyClass, KeyKind, KeyMaterial, SignMech, WrapMech, decrypt, digest, encrypt, sign,
-    unwrap, verify, wrap,
+    Cipher, CryptoError, Curve, GcmTagLen, HashAlg, Input, KeyClass, KeyKind, KeyMaterial, SignMech, WrapMech, decrypt,
+    digest, encrypt, sign, unwrap, verify, wrap,
 };
 
 const DATA: &[u8] = b"The quick brown fox jumps over the lazy dog";
@@ -424,13 +424,13 @@ where
         assert_eq!(*decrypt(private, Cipher::RsaOaep(hash), None, &[], &theirs).unwrap(), plaintext, "{hash:?}");
 
         // Wrapping is the same OAEP.
-        let wrapped = wrap(public, WrapMech::RsaOaep(hash), DATA, &mut rng).unwrap();
+        let wrapped = wrap(public, WrapMech::RsaOaep(hash), &[], DATA, &mut rng).unwrap();
         assert_eq!(other.private.oaep_decrypt::<D>(&wrapped).unwrap(), DATA);
         let theirs = other
             .public
             .oaep_encrypt_with_rng::<D, _>(&mut rand_chacha::ChaCha20Rng::from_seed([3; 32]), DATA)
             .unwrap();
-        assert_eq!(*unwrap(private, WrapMech::RsaOaep(hash), &theirs).unwrap(), DATA);
+        assert_eq!(*unwrap(private, WrapMech::RsaOaep(hash), &[], &theirs).unwrap(), DATA);
     }
 }
 
@@ -655,8 +655,8 @@ fn aes_key_wrap_matches_rfc_3394_and_5649() {
     ];
     for (kek, key, wrapped) in cases {
         let kek = aes(&hex(kek));
-        assert_eq!(wrap(&kek, WrapMech::AesKeyWrap, &hex(key), &mut rng).unwrap(), hex(wrapped));
-        assert_eq!(*unwrap(&kek, WrapMech::AesKeyWrap, &hex(wrapped)).unwrap(), hex(key));
+        assert_eq!(wrap(&kek, WrapMech::AesKeyWrap, &[], &hex(key), &mut rng).unwrap(), hex(wrapped));
+        assert_eq!(*unwrap(&kek, WrapMech::AesKeyWrap, &[], &hex(wrapped)).unwrap(), hex(key));
     }
     // RFC 5649 §6.
     let kek = aes(&hex("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8"));
@@ -668,8 +668,8 @@ fn aes_key_wrap_matches_rfc_3394_and_5649() {
         ("466f7250617369", "afbeb0f07dfbf5419200f2ccb50bb24f"),
     ];
     for (key, wrapped) in cases {
-        assert_eq!(wrap(&kek, WrapMech::AesKeyWrapPad, &hex(key), &mut rng).unwrap(), hex(wrapped));
-        assert_eq!(*unwrap(&kek, WrapMech::AesKeyWrapPad, &hex(wrapped)).unwrap(), hex(key));
+        assert_eq!(wrap(&kek, WrapMech::AesKeyWrapPad, &[], &hex(key), &mut rng).unwrap(), hex(wrapped));
+        assert_eq!(*unwrap(&kek, WrapMech::AesKeyWrapPad, &[], &hex(wrapped)).unwrap(), hex(key));
     }
 }
 
@@ -683,21 +683,21 @@ fn aes_key_wrap_against_the_aes_kw_crate() {
     let kwp = aes_kw::KwpAes256::new_from_slice(&kek_bytes).unwrap();
     for len in [16, 24, 32, 40] {
         let key = random(len, len as u64);
-        let ours = wrap(&kek, WrapMech::AesKeyWrap, &key, &mut rng).unwrap();
+        let ours = wrap(&kek, WrapMech::AesKeyWrap, &[], &key, &mut rng).unwrap();
         let mut buf = vec![0; len];
         assert_eq!(kw.unwrap_key(&ours, &mut buf).unwrap(), key);
         let mut theirs = vec![0; len + 8];
         kw.wrap_key(&key, &mut theirs).unwrap();
-        assert_eq!(*unwrap(&kek, WrapMech::AesKeyWrap, &theirs).unwrap(), key);
+        assert_eq!(*unwrap(&kek, WrapMech::AesKeyWrap, &[], &theirs).unwrap(), key);
     }
     for len in [1, 7, 8, 9, 20, 1000] {
         let key = random(len, len as u64);
-        let ours = wrap(&kek, WrapMech::AesKeyWrapPad, &key, &mut rng).unwrap();
+        let ours = wrap(&kek, WrapMech::AesKeyWrapPad, &[], &key, &mut rng).unwrap();
         let mut buf = vec![0; ours.len() - 8];
         assert_eq!(kwp.unwrap_key(&ours, &mut buf).unwrap(), key);
         let mut theirs = vec![0; len.div_ceil(8) * 8 + 8];
         let theirs = kwp.wrap_key(&key, &mut theirs).unwrap();
-        assert_eq!(*unwrap(&kek, WrapMech::AesKeyWrapPad, theirs).unwrap(), key);
+        assert_eq!(*unwrap(&kek, WrapMech::AesKeyWrapPad, &[], theirs).unwrap(), key);
     }
 }
 
@@ -708,13 +708,99 @@ fn aes_gcm_wrap_against_the_aes_gcm_crate() {
         let kek_bytes = random(len, 33);
         let kek = aes(&kek_bytes);
         let key = random(48, 34);
-        let ours = wrap(&kek, WrapMech::AesGcm, &key, &mut rng).unwrap();
+        let ours = wrap(&kek, WrapMech::AesGcm(GcmTagLen::FULL), &[], &key, &mut rng).unwrap();
         assert_eq!(ours.len(), 12 + 48 + 16);
         assert_eq!(gcm_crate(&kek_bytes, &ours[..12], &[], &ours[12..], false), key);
         let nonce = random(12, 35);
         let theirs = [nonce.clone(), gcm_crate(&kek_bytes, &nonce, &[], &key, true)].concat();
-        assert_eq!(*unwrap(&kek, WrapMech::AesGcm, &theirs).unwrap(), key);
+        assert_eq!(*unwrap(&kek, WrapMech::AesGcm(GcmTagLen::FULL), &[], &theirs).unwrap(), key);
     }
+}
+
+#[test]
+fn aes_gcm_wrap_with_short_tags_and_aad_is_rings_gcm_cut_short() {
+    let mut rng = test_rng(36);
+    let (kek_bytes, key, aad) = (random(32, 37), random(32, 38), b"header".to_vec());
+    let kek = aes(&kek_bytes);
+    for bits in GcmTagLen::ALLOWED_BITS {
+        let tag = GcmTagLen::from_bits(bits).unwrap();
+        let ours = wrap(&kek, WrapMech::AesGcm(tag), &aad, &key, &mut rng).unwrap();
+        assert_eq!(ours.len(), 12 + 32 + tag.bytes(), "{bits}-bit tag");
+        // ring (full tags only): the same ciphertext, and our tag is the
+        // first bytes of its tag.
+        let full = gcm_crate(&kek_bytes, &ours[..12], &aad, &key, true);
+        assert_eq!(ours[12..], full[..32 + tag.bytes()], "{bits}-bit tag");
+        assert_eq!(*unwrap(&kek, WrapMech::AesGcm(tag), &aad, &ours).unwrap(), key);
+        assert!(matches!(unwrap(&kek, WrapMech::AesGcm(tag), b"other", &ours), Err(CryptoError::Authentication(_))));
+        assert!(matches!(unwrap(&kek, WrapMech::AesGcm(tag), &[], &ours), Err(CryptoError::Authentication(_))));
+    }
+    let short = wrap(&kek, WrapMech::AesGcm(GcmTagLen::from_bits(64).unwrap()), &aad, &key, &mut rng).unwrap();
+    let as_96 = WrapMech::AesGcm(GcmTagLen::from_bits(96).unwrap());
+    assert!(matches!(unwrap(&kek, as_96, &aad, &short), Err(CryptoError::Authentication(_))));
+    for bits in [0, 8, 32, 63, 100, 136, 256] {
+        assert!(
+            matches!(GcmTagLen::from_bits(bits), Err(CryptoError::InvalidArgument { field: "tag_length_bits", .. })),
+            "{bits}"
+        );
+    }
+    let refused = wrap(&kek, WrapMech::AesKeyWrapPad, b"aad", &key, &mut rng);
+    assert!(matches!(refused, Err(CryptoError::InvalidArgument { field: "aad", .. })), "{refused:?}");
+}
+
+#[test]
+fn aes_key_wrap_with_pkcs5_padding_is_rfc_3394_of_the_padded_key() {
+    let mut rng = test_rng(39);
+    // OpenSSL: `openssl enc -id-aes256-wrap -K 0001..1f -iv A6A6A6A6A6A6A6A6`
+    // of the key with its PKCS #5 padding added by hand.
+    let kek = aes(&hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
+    let cases = [
+        (
+            "00112233445566778899aabbccddeeff01020304",
+            "95b417317df5f95102a56fbf932410630d15031389c93bef261bf4e9196cff1e",
+        ),
+        ("00112233445566778899aabbccddeeff", "3426b13862b5bf25adf3f8c8f74b35f81829224d8e746eb7c5dabac1d472e214"),
+    ];
+    for (key, wrapped) in cases {
+        assert_eq!(wrap(&kek, WrapMech::AesKeyWrapPkcs5, &[], &hex(key), &mut rng).unwrap(), hex(wrapped));
+        assert_eq!(*unwrap(&kek, WrapMech::AesKeyWrapPkcs5, &[], &hex(wrapped)).unwrap(), hex(key));
+    }
+    // RFC 3394 output whose plaintext is not PKCS #5 padded is refused.
+    let unpadded = wrap(&kek, WrapMech::AesKeyWrap, &[], &[9; 24], &mut rng).unwrap();
+    assert!(matches!(unwrap(&kek, WrapMech::AesKeyWrapPkcs5, &[], &unpadded), Err(CryptoError::Authentication(_))));
+}
+
+#[test]
+fn rsa_pkcs1_wrap_against_the_rsa_crate() {
+    let (private, public) = rsa_2048();
+    let other = rsa_other();
+    let key = random(32, 42);
+    let mut rng = test_rng(43);
+    let ours = wrap(public, WrapMech::RsaPkcs1, &[], &key, &mut rng).unwrap();
+    assert_eq!(ours.len(), 256);
+    assert_eq!(other.private.pkcs1v15_decrypt(&ours).unwrap(), key);
+    let theirs =
+        other.public.pkcs1v15_encrypt_with_rng(&mut rand_chacha::ChaCha20Rng::from_seed([6; 32]), &key).unwrap();
+    assert_eq!(*unwrap(private, WrapMech::RsaPkcs1, &[], &theirs).unwrap(), key);
+}
+
+#[test]
+fn ec_private_keys_unwrap_on_the_curve_their_encoding_names() {
+    let mut rng = test_rng(45);
+    for curve in [Curve::P224, Curve::P256, Curve::P384, Curve::P521, Curve::Secp256k1] {
+        let (private, _) = KeyMaterial::generate_ec(curve, &mut rng).unwrap();
+        let pkcs8 = private.to_wrappable().unwrap();
+        let back = KeyMaterial::from_wrapped_ec_private(&pkcs8).unwrap();
+        assert_eq!((back.kind(), back.class()), (KeyKind::Ec(curve), KeyClass::Private), "{curve:?}");
+        assert_eq!(back.to_wrappable().unwrap(), pkcs8);
+    }
+    // SEC1 with its curve parameters, as OpenSSL writes `EC PRIVATE KEY`.
+    let sec1 = p384::SecretKey::from_slice(&[7; 48]).unwrap().to_sec1_der().unwrap();
+    let back = KeyMaterial::from_wrapped_ec_private(&sec1).unwrap();
+    assert_eq!(back.kind(), KeyKind::Ec(Curve::P384));
+    // Other keys are not EC private keys.
+    let (rsa_private, _) = rsa_2048();
+    assert!(KeyMaterial::from_wrapped_ec_private(&rsa_private.to_wrappable().unwrap()).is_err());
+    assert!(KeyMaterial::from_wrapped_ec_private(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
 }
 
 #[test]
@@ -725,7 +811,7 @@ fn rsa_aes_wrap_against_the_rsa_and_aes_kw_crates() {
     let key = random(100, 40);
     let mut rng = test_rng(41);
     for hash in [HashAlg::Sha1, HashAlg::Sha256] {
-        let ours = wrap(public, WrapMech::RsaAes(hash), &key, &mut rng).unwrap();
+        let ours = wrap(public, WrapMech::RsaAes(hash), &[], &key, &mut rng).unwrap();
         let (head, tail) = ours.split_at(256);
         let ephemeral = match hash {
             HashAlg::Sha1 => other.private.oaep_decrypt::<sha1::Sha1>(head).unwrap(),
@@ -745,7 +831,7 @@ fn rsa_aes_wrap_against_the_rsa_and_aes_kw_crates() {
     let mut tail = vec![0; key.len().div_ceil(8) * 8 + 8];
     aes_kw::KwpAes128::new_from_slice(&ephemeral).unwrap().wrap_key(&key, &mut tail).unwrap();
     let theirs = [head, tail].concat();
-    assert_eq!(*unwrap(private, WrapMech::RsaAes(HashAlg::Sha256), &theirs).unwrap(), key);
+    assert_eq!(*unwrap(private, WrapMech::RsaAes(HashAlg::Sha256), &[], &theirs).unwrap(), key);
 }
 
 // ---- keys: import, export, attributes ----
@@ -771,8 +857,8 @@ fn keys_round_trip_through_wrapping() {
     assert_eq!(rsa_copy.modulus(), rsa_public.modulus());
     for key in &keys {
         let bytes = key.to_wrappable().unwrap();
-        let wrapped = wrap(&kek, WrapMech::AesKeyWrapPad, &bytes, &mut rng).unwrap();
-        let unwrapped = unwrap(&kek, WrapMech::AesKeyWrapPad, &wrapped).unwrap();
+        let wrapped = wrap(&kek, WrapMech::AesKeyWrapPad, &[], &bytes, &mut rng).unwrap();
+        let unwrapped = unwrap(&kek, WrapMech::AesKeyWrapPad, &[], &wrapped).unwrap();
         let copy = KeyMaterial::from_wrappable(key.kind(), key.class(), &unwrapped).unwrap();
         assert_eq!((copy.kind(), copy.class()), (key.kind(), key.class()));
         assert_eq!(copy.check_value(), key.check_value(), "{:?}", key.kind());

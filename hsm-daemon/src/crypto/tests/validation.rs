@@ -6,8 +6,8 @@ use rand_chacha::rand_core::SeedableRng as _;
 
 use super::{rsa_2048, test_rng};
 use crate::crypto::{
-    Cipher, CryptoError, Curve, HashAlg, Input, KeyClass, KeyKind, KeyMaterial, MAX_DATA_LEN, SignMech, WrapMech,
-    decrypt, encrypt, sign, unwrap, verify, wrap,
+    Cipher, CryptoError, Curve, GcmTagLen, HashAlg, Input, KeyClass, KeyKind, KeyMaterial, MAX_DATA_LEN, SignMech,
+    WrapMech, decrypt, encrypt, sign, unwrap, verify, wrap,
 };
 
 const DATA: &[u8] = b"validation";
@@ -198,18 +198,18 @@ fn wrong_key_types_for_wrapping() {
     let mut rng = test_rng(0);
     let (rsa_private, rsa_public) = rsa_2048();
     let (ec_private, _) = ec(Curve::P384);
-    for mech in [WrapMech::AesGcm, WrapMech::AesKeyWrap, WrapMech::AesKeyWrapPad] {
+    for mech in [WrapMech::AesGcm(GcmTagLen::FULL), WrapMech::AesKeyWrap, WrapMech::AesKeyWrapPad] {
         for key in [&generic(), rsa_public, &ec_private] {
-            assert_wrong_key(wrap(key, mech, &[0; 16], &mut rng));
-            assert_wrong_key(unwrap(key, mech, &[0; 40]));
+            assert_wrong_key(wrap(key, mech, &[], &[0; 16], &mut rng));
+            assert_wrong_key(unwrap(key, mech, &[], &[0; 40]));
         }
     }
     for mech in [WrapMech::RsaOaep(HashAlg::Sha256), WrapMech::RsaAes(HashAlg::Sha256)] {
         for key in [&aes(32), &generic(), &ec_private] {
-            assert_wrong_key(wrap(key, mech, &[0; 16], &mut rng));
+            assert_wrong_key(wrap(key, mech, &[], &[0; 16], &mut rng));
         }
-        assert_wrong_key(unwrap(rsa_public, mech, &[0; 300]));
-        assert!(wrap(rsa_private, mech, &[0; 16], &mut rng).is_ok(), "a private key wraps with its public half");
+        assert_wrong_key(unwrap(rsa_public, mech, &[], &[0; 300]));
+        assert!(wrap(rsa_private, mech, &[], &[0; 16], &mut rng).is_ok(), "a private key wraps with its public half");
     }
 }
 
@@ -273,9 +273,9 @@ fn data_length_limits() {
     assert_invalid(verify(&ec_public, SignMech::Ecdsa(HashAlg::Sha256), Input::Data(&over), &[0; 64]), "data");
 
     // Wrapping.
-    assert_invalid(wrap(&key, WrapMech::AesKeyWrapPad, &over, &mut rng), "key_bytes");
-    assert_invalid(wrap(&key, WrapMech::AesGcm, &[], &mut rng), "key_bytes");
-    assert_invalid(unwrap(&key, WrapMech::AesGcm, &vec![0; MAX_DATA_LEN + 1025]), "wrapped");
+    assert_invalid(wrap(&key, WrapMech::AesKeyWrapPad, &[], &over, &mut rng), "key_bytes");
+    assert_invalid(wrap(&key, WrapMech::AesGcm(GcmTagLen::FULL), &[], &[], &mut rng), "key_bytes");
+    assert_invalid(unwrap(&key, WrapMech::AesGcm(GcmTagLen::FULL), &[], &vec![0; MAX_DATA_LEN + 1025]), "wrapped");
 }
 
 #[test]
@@ -311,20 +311,20 @@ fn block_and_message_lengths() {
             assert_invalid(decrypt(private, cipher, None, &[], &vec![1; len]), "ciphertext");
         }
     }
-    assert_invalid(wrap(public, WrapMech::RsaOaep(HashAlg::Sha256), &[1; 191], &mut rng), "plaintext");
+    assert_invalid(wrap(public, WrapMech::RsaOaep(HashAlg::Sha256), &[], &[1; 191], &mut rng), "plaintext");
 
     // Key wrap lengths.
     for len in [1, 8, 12, 17, 23] {
-        assert_invalid(wrap(&key, WrapMech::AesKeyWrap, &vec![1; len], &mut rng), "key_bytes");
+        assert_invalid(wrap(&key, WrapMech::AesKeyWrap, &[], &vec![1; len], &mut rng), "key_bytes");
     }
     for len in [0, 8, 16, 23, 25] {
-        assert_invalid(unwrap(&key, WrapMech::AesKeyWrap, &vec![1; len]), "wrapped");
+        assert_invalid(unwrap(&key, WrapMech::AesKeyWrap, &[], &vec![1; len]), "wrapped");
     }
     for len in [0, 8, 15, 17] {
-        assert_invalid(unwrap(&key, WrapMech::AesKeyWrapPad, &vec![1; len]), "wrapped");
+        assert_invalid(unwrap(&key, WrapMech::AesKeyWrapPad, &[], &vec![1; len]), "wrapped");
     }
-    assert_invalid(unwrap(&key, WrapMech::AesGcm, &[1; 27]), "wrapped");
-    assert_invalid(unwrap(private, WrapMech::RsaAes(HashAlg::Sha256), &[1; 256]), "wrapped");
+    assert_invalid(unwrap(&key, WrapMech::AesGcm(GcmTagLen::FULL), &[], &[1; 27]), "wrapped");
+    assert_invalid(unwrap(private, WrapMech::RsaAes(HashAlg::Sha256), &[], &[1; 256]), "wrapped");
 }
 
 #[test]
@@ -389,12 +389,12 @@ fn tampering_fails_authentication() {
 
     // Key wrap.
     let kek = aes(32);
-    for mech in [WrapMech::AesGcm, WrapMech::AesKeyWrap, WrapMech::AesKeyWrapPad] {
-        let mut wrapped = wrap(&kek, mech, &[7; 32], &mut rng).unwrap();
+    for mech in [WrapMech::AesGcm(GcmTagLen::FULL), WrapMech::AesKeyWrap, WrapMech::AesKeyWrapPad] {
+        let mut wrapped = wrap(&kek, mech, &[], &[7; 32], &mut rng).unwrap();
         *wrapped.last_mut().unwrap() ^= 1;
-        assert_authentication(unwrap(&kek, mech, &wrapped));
-        let good = wrap(&kek, mech, &[7; 32], &mut rng).unwrap();
-        assert_authentication(unwrap(&aes(16), mech, &good));
+        assert_authentication(unwrap(&kek, mech, &[], &wrapped));
+        let good = wrap(&kek, mech, &[], &[7; 32], &mut rng).unwrap();
+        assert_authentication(unwrap(&aes(16), mech, &[], &good));
     }
 
     // RSA-OAEP and RSA-AES.
@@ -405,9 +405,9 @@ fn tampering_fails_authentication() {
     assert_authentication(decrypt(private, Cipher::RsaOaep(HashAlg::Sha256), None, &[], &ciphertext));
     let good = encrypt(public, Cipher::RsaOaep(HashAlg::Sha256), None, &[], DATA, &mut rng).unwrap().ciphertext;
     assert_authentication(decrypt(private, Cipher::RsaOaep(HashAlg::Sha1), None, &[], &good));
-    let mut wrapped = wrap(public, WrapMech::RsaAes(HashAlg::Sha256), &[9; 40], &mut rng).unwrap();
+    let mut wrapped = wrap(public, WrapMech::RsaAes(HashAlg::Sha256), &[], &[9; 40], &mut rng).unwrap();
     *wrapped.last_mut().unwrap() ^= 1;
-    assert_authentication(unwrap(private, WrapMech::RsaAes(HashAlg::Sha256), &wrapped));
+    assert_authentication(unwrap(private, WrapMech::RsaAes(HashAlg::Sha256), &[], &wrapped));
 
     // PKCS#1 v1.5: implicit rejection, so a tampered ciphertext "decrypts" to
     // a different message rather than failing.

@@ -269,11 +269,16 @@ fn wrap_file(name: &str, mech: WrapMech) -> Tally {
     run(name, |_, test| {
         let key = KeyMaterial::from_raw_secret(KeyKind::Aes, &hex_field(test, "key")).expect("AES key");
         let (msg, ct) = (hex_field(test, "msg"), hex_field(test, "ct"));
-        match unwrap(&key, mech, &ct) {
+        match unwrap(&key, mech, &[], &ct) {
             Ok(unwrapped) => {
                 assert_eq!(*unwrapped, msg, "tcId {}", test["tcId"]);
                 if str_field(test, "result") == "valid" {
-                    assert_eq!(wrap(&key, mech, &msg, &mut super::test_rng(0)).unwrap(), ct, "tcId {}", test["tcId"]);
+                    assert_eq!(
+                        wrap(&key, mech, &[], &msg, &mut super::test_rng(0)).unwrap(),
+                        ct,
+                        "tcId {}",
+                        test["tcId"]
+                    );
                 }
                 Some(true)
             }

@@ -351,34 +351,41 @@ pub(crate) struct WrapKeys {
     /// File to write the wrapped key bytes to (instead of printing them).
     #[arg(long)]
     pub(crate) path: Option<PathBuf>,
-    /// Signed quorum token file (service key-management), for a key to
-    /// wrap that has a manage quorum value.
+    /// Signed quorum token file (service key-management), for a payload key
+    /// that has a manage quorum value.
+    #[arg(long, alias = "approval")]
+    pub(crate) payload_approval: Option<PathBuf>,
+}
+
+/// AES-GCM's parameters, on wrap and unwrap alike.
+#[derive(Debug, Args)]
+pub(crate) struct GcmParams {
+    /// AES-GCM additional authenticated data (AAD), in hex; unwrapping
+    /// needs the same value.
     #[arg(long)]
-    pub(crate) approval: Option<PathBuf>,
+    pub(crate) aad: Option<String>,
+    /// AES-GCM tag length in bits: 64, 96, 104, 112, 120 or 128.
+    #[arg(long, value_parser = tag_length_bits)]
+    pub(crate) tag_length_bits: u32,
+}
+
+/// The tag lengths the HSM's AES-GCM key wrapping takes.
+const TAG_LENGTHS: [u32; 6] = [64, 96, 104, 112, 120, 128];
+
+fn tag_length_bits(raw: &str) -> Result<u32, String> {
+    let allowed = || TAG_LENGTHS.map(|t| t.to_string()).join(", ");
+    match raw.parse::<u32>() {
+        Ok(bits) if TAG_LENGTHS.contains(&bits) => Ok(bits),
+        _ => Err(format!("AES-GCM tag lengths are {} bits", allowed())),
+    }
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct GcmWrap {
     #[command(flatten)]
     pub(crate) keys: WrapKeys,
-    /// Additional authenticated data, in hex (not supported by the emulator).
-    #[arg(long)]
-    pub(crate) aad: Option<String>,
-    /// Tag length in bits (the emulator uses 128).
-    #[arg(long)]
-    pub(crate) tag_length_bits: u32,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct CloudHsmGcmWrap {
     #[command(flatten)]
-    pub(crate) keys: WrapKeys,
-    /// Additional authenticated data, in hex (not supported by the emulator).
-    #[arg(long)]
-    pub(crate) aad: Option<String>,
-    /// Tag length in bits (the emulator uses 128).
-    #[arg(long, default_value_t = 128)]
-    pub(crate) tag_length_bits: u32,
+    pub(crate) gcm: GcmParams,
 }
 
 #[derive(Debug, Args)]
@@ -406,22 +413,22 @@ pub(crate) enum WrapMechanism {
     /// AES-GCM: the IV is printed separately from the wrapped data.
     AesGcm(GcmWrap),
     /// CloudHSM AES-GCM: the wrapped data is IV || ciphertext || tag.
-    CloudhsmAesGcm(CloudHsmGcmWrap),
+    CloudhsmAesGcm(GcmWrap),
     /// AES key wrap without padding (RFC 3394).
     #[command(alias = "aes-no-padding")]
     AesNoPad(WrapKeys),
-    /// AES key wrap with padding (the emulator uses RFC 5649).
+    /// AES key wrap with PKCS #5 padding (to 8 bytes), then RFC 3394.
     #[command(alias = "aes-pkcs5-padding")]
     AesPkcs5Pad(WrapKeys),
-    /// AES key wrap with zero padding (not supported by the emulator).
+    /// AES key wrap with zero padding (RFC 5649).
     #[command(alias = "aes-zero-padding")]
-    AesZeroPad(Unsupported),
+    AesZeroPad(WrapKeys),
     /// RSA-OAEP with an RSA public key.
     RsaOaep(RsaWrap),
     /// RSA-AES (CKM_RSA_AES_KEY_WRAP) with an RSA public key.
     RsaAes(RsaWrap),
-    /// RSA PKCS #1 v1.5 (not supported by the emulator).
-    RsaPkcs(Unsupported),
+    /// RSA PKCS #1 v1.5 with an RSA public key.
+    RsaPkcs(WrapKeys),
 }
 
 /// What every unwrap takes.
@@ -437,10 +444,10 @@ pub(crate) struct UnwrapArgs {
     /// Key type and class of the wrapped key.
     #[arg(long)]
     pub(crate) key_type_class: UnwrapKeyTypeClass,
-    /// Curve of a wrapped EC private key (emulator extension; required for
-    /// ec-private).
-    #[arg(long)]
-    pub(crate) curve: Option<Curve>,
+    /// Not a CloudHSM CLI flag: an EC key's curve comes from the wrapped key.
+    /// Kept hidden so that giving it is refused with that reason.
+    #[arg(long, hide = true)]
+    pub(crate) curve: Option<String>,
     /// Label for the unwrapped key.
     #[arg(long)]
     pub(crate) label: String,
@@ -473,24 +480,16 @@ pub(crate) struct GcmUnwrap {
     /// The IV the key was wrapped with, in hex.
     #[arg(long)]
     pub(crate) iv: String,
-    /// Additional authenticated data, in hex (not supported by the emulator).
-    #[arg(long)]
-    pub(crate) aad: Option<String>,
-    /// Tag length in bits (the emulator uses 128).
-    #[arg(long)]
-    pub(crate) tag_length_bits: u32,
+    #[command(flatten)]
+    pub(crate) gcm: GcmParams,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct CloudHsmGcmUnwrap {
     #[command(flatten)]
     pub(crate) args: UnwrapArgs,
-    /// Additional authenticated data, in hex (not supported by the emulator).
-    #[arg(long)]
-    pub(crate) aad: Option<String>,
-    /// Tag length in bits (the emulator uses 128).
-    #[arg(long, default_value_t = 128)]
-    pub(crate) tag_length_bits: u32,
+    #[command(flatten)]
+    pub(crate) gcm: GcmParams,
 }
 
 #[derive(Debug, Args)]
@@ -514,16 +513,16 @@ pub(crate) enum UnwrapMechanism {
     /// AES key wrap without padding (RFC 3394).
     #[command(alias = "aes-no-padding")]
     AesNoPad(UnwrapArgs),
-    /// AES key wrap with padding (the emulator uses RFC 5649).
+    /// AES key wrap with PKCS #5 padding (to 8 bytes), then RFC 3394.
     #[command(alias = "aes-pkcs5-padding")]
     AesPkcs5Pad(UnwrapArgs),
-    /// AES key wrap with zero padding (not supported by the emulator).
+    /// AES key wrap with zero padding (RFC 5649).
     #[command(alias = "aes-zero-padding")]
-    AesZeroPad(Unsupported),
+    AesZeroPad(UnwrapArgs),
     /// RSA-OAEP with an RSA private key.
     RsaOaep(RsaUnwrap),
     /// RSA-AES (CKM_RSA_AES_KEY_WRAP) with an RSA private key.
     RsaAes(RsaUnwrap),
-    /// RSA PKCS #1 v1.5 (not supported by the emulator).
-    RsaPkcs(Unsupported),
+    /// RSA PKCS #1 v1.5 with an RSA private key.
+    RsaPkcs(UnwrapArgs),
 }
