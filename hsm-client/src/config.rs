@@ -1,5 +1,7 @@
 //! Where the HSMs are, how to trust them, and how the cluster layer treats
-//! them (key availability check, retries).
+//! them (key availability check, retries); and [`NamedCluster::read_file`],
+//! a configuration file naming several clusters by cluster id, as the
+//! CloudHSM CLI's `cloudhsm-cli.cfg` does.
 
 use std::{fmt, path::Path, time::Duration};
 
@@ -245,6 +247,106 @@ impl ClientConfig {
     }
 }
 
+/// The environment variable naming a cluster configuration file (read by
+/// [`NamedCluster::read_file`]; `hsm-cli --config`).
+pub const CLUSTERS_FILE_ENV: &str = "HSM_CLI_CONFIG";
+
+/// One cluster of a configuration file: the id its HSMs report (CloudHSM's
+/// `--cluster-id` picks it) and how to reach them.
+#[derive(Debug, Clone)]
+pub struct NamedCluster {
+    pub cluster_id: String,
+    pub config: ClientConfig,
+}
+
+/// The file's shape, as `cloudhsm-cli.cfg`'s `clusters` list: each entry's
+/// `cluster` has the id, the CA file and the servers. Other keys (AWS's
+/// `type`, `options`, `logging`) are allowed and ignored.
+#[derive(serde::Deserialize)]
+struct ClustersFile {
+    clusters: Vec<ClusterEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ClusterEntry {
+    cluster: ClusterFields,
+}
+
+#[derive(serde::Deserialize)]
+struct ClusterFields {
+    cluster_id: String,
+    hsm_ca_file: std::path::PathBuf,
+    servers: Vec<Server>,
+}
+
+#[derive(serde::Deserialize)]
+struct Server {
+    hostname: String,
+    port: u16,
+    /// A server can be kept in the file but left out (AWS's `enable`).
+    #[serde(default = "enabled")]
+    enable: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl NamedCluster {
+    /// Reads a JSON configuration file naming one or more clusters:
+    ///
+    /// ```json
+    /// {"clusters": [{"type": "hsm1", "cluster": {
+    ///     "cluster_id": "cluster-abc", "hsm_ca_file": "abc/ca.pem",
+    ///     "servers": [{"hostname": "127.0.0.1", "port": 2223, "enable": true}]}}]}
+    /// ```
+    ///
+    /// A relative `hsm_ca_file` is taken from the file's directory. Refuses
+    /// an empty list, a cluster without an enabled server, and an id given
+    /// twice, naming the entry.
+    pub fn read_file(path: &Path) -> Result<Vec<NamedCluster>, ClientError> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Config(format!("cluster configuration {shown}: {e}")))?;
+        let file: ClustersFile = serde_json::from_str(&text)
+            .map_err(|e| ClientError::Config(format!("cluster configuration {shown}: {e}")))?;
+        if file.clusters.is_empty() {
+            return Err(ClientError::Config(format!("cluster configuration {shown}: clusters: name at least one")));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut named: Vec<NamedCluster> = Vec::with_capacity(file.clusters.len());
+        for (i, ClusterEntry { cluster }) in file.clusters.into_iter().enumerate() {
+            let at = |rule: &str| ClientError::Config(format!("cluster configuration {shown}: clusters[{i}]: {rule}"));
+            let cluster_id = cluster.cluster_id.trim().to_owned();
+            if cluster_id.is_empty() {
+                return Err(at("cluster_id: must not be empty"));
+            }
+            if named.iter().any(|n| n.cluster_id == cluster_id) {
+                return Err(at(&format!("cluster_id {cluster_id}: given twice")));
+            }
+            let endpoints: Vec<String> = cluster
+                .servers
+                .iter()
+                .filter(|s| s.enable)
+                .map(|s| match s.hostname.contains(':') && !s.hostname.starts_with('[') {
+                    // An IPv6 address takes brackets before its port.
+                    true => format!("[{}]:{}", s.hostname, s.port),
+                    false => format!("{}:{}", s.hostname, s.port),
+                })
+                .collect();
+            if endpoints.is_empty() {
+                return Err(at("servers: name at least one enabled server"));
+            }
+            let ca =
+                if cluster.hsm_ca_file.is_relative() { base.join(&cluster.hsm_ca_file) } else { cluster.hsm_ca_file };
+            let ca_pem = std::fs::read_to_string(&ca).map_err(|e| at(&format!("hsm_ca_file {}: {e}", ca.display())))?;
+            let config = ClientConfig::new(endpoints, ca_pem).map_err(|e| at(&e.to_string()))?;
+            named.push(NamedCluster { cluster_id, config });
+        }
+        Ok(named)
+    }
+}
+
 /// Whether an environment flag's value means "on".
 pub(crate) fn truthy(value: &str) -> bool {
     matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "y" | "yes" | "t" | "true" | "on")
@@ -279,6 +381,52 @@ mod tests {
         assert_eq!(c.ca_pem(), PEM);
         std::fs::write(&env, "HSM_CA_CERT=ca.pem\n").unwrap();
         assert!(ClientConfig::from_env_file(&env).unwrap_err().to_string().contains("HSM_ENDPOINTS"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_clusters_file_names_each_cluster_by_id() {
+        let dir = std::env::temp_dir().join(format!("hsm-client-clusters-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), PEM).unwrap();
+        let file = dir.join("cloudhsm-cli.cfg");
+        let write = |body: &str| std::fs::write(&file, body).unwrap();
+        write(
+            r#"{"clusters": [
+                {"type": "hsm1", "cluster": {"cluster_id": "cluster-a", "hsm_ca_file": "ca.pem",
+                 "servers": [{"hostname": "127.0.0.1", "port": 1, "enable": true},
+                             {"hostname": "127.0.0.1", "port": 2, "enable": false}]}},
+                {"cluster": {"cluster_id": "cluster-b", "hsm_ca_file": "ca.pem",
+                 "servers": [{"hostname": "::1", "port": 3}]}}],
+               "logging": {"log_level": "info"}}"#,
+        );
+        let named = NamedCluster::read_file(&file).unwrap();
+        let ids: Vec<&str> = named.iter().map(|n| n.cluster_id.as_str()).collect();
+        assert_eq!(ids, ["cluster-a", "cluster-b"]);
+        assert_eq!(named[0].config.endpoints(), ["127.0.0.1:1"]);
+        assert_eq!(named[1].config.endpoints(), ["[::1]:3"]);
+        assert_eq!(named[1].config.ca_pem(), PEM);
+
+        let refused = |body: &str, needle: &str| {
+            write(body);
+            let err = NamedCluster::read_file(&file).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        };
+        refused(r#"{"clusters": []}"#, "clusters: name at least one");
+        let twice = r#"{"cluster": {"cluster_id": "cluster-a", "hsm_ca_file": "ca.pem",
+                        "servers": [{"hostname": "h", "port": 1}]}}"#;
+        refused(&format!(r#"{{"clusters": [{twice}, {twice}]}}"#), "clusters[1]: cluster_id cluster-a: given twice");
+        refused(
+            r#"{"clusters": [{"cluster": {"cluster_id": "cluster-a", "hsm_ca_file": "ca.pem",
+                "servers": [{"hostname": "h", "port": 1, "enable": false}]}}]}"#,
+            "clusters[0]: servers: name at least one enabled server",
+        );
+        refused(
+            r#"{"clusters": [{"cluster": {"cluster_id": "cluster-a", "hsm_ca_file": "missing.pem",
+                "servers": [{"hostname": "h", "port": 1}]}}]}"#,
+            "clusters[0]: hsm_ca_file",
+        );
+        refused(r#"{"clusters": [{"cluster": {"hsm_ca_file": "ca.pem", "servers": []}}]}"#, "cluster_id");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -13,7 +13,8 @@
 //!
 //! # Layout
 //! - [`config`]: endpoints, trust and cluster settings ([`ClientConfig`],
-//!   also from `HSM_ENDPOINTS` / `HSM_CA_CERT`).
+//!   also from `HSM_ENDPOINTS` / `HSM_CA_CERT`), and a file naming several
+//!   clusters by id ([`NamedCluster`]).
 //! - [`error`]: the error type, [`ClientError`].
 //! - [`types`]: roles, users and cluster info as plain Rust types.
 //! - [`keys`]: key management and cryptography methods of [`Session`].
@@ -81,7 +82,7 @@ pub use crate::{
         Cluster, ClusterKey, ClusterKeyPage, ClusterSession, ClusterUser, Completion, Coverage, CoverageLabel, FanOut,
         HsmResult, Merged, SignedTokens, UserChange, UserEffect, UserList,
     },
-    config::{ClientConfig, DISABLE_KEY_AVAILABILITY_CHECK_ENV, RetryPolicy},
+    config::{CLUSTERS_FILE_ENV, ClientConfig, DISABLE_KEY_AVAILABILITY_CHECK_ENV, NamedCluster, RetryPolicy},
     error::ClientError,
     faults::{Cleared, FaultMode, FaultRule, FaultSpec, FaultState, Isolation, Reset, ResetTarget, Snapshot},
     keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec, WrapParams},

@@ -6,7 +6,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use crate::{
     clock::Clock,
-    model::{ClusterIdentity, HsmIdentity, KdfParams, Limits, Password},
+    model::{ClusterId, ClusterIdentity, HsmIdentity, KdfParams, Limits, Password},
     pki::CertifiedKey,
     seed::SeedPlan,
     store::{Backing, MasterKey},
@@ -95,6 +95,11 @@ pub struct Membership {
     /// The cluster's masking key; without it masked objects are refused (and
     /// the HSM cannot take part in synchronisation).
     pub masking_key: Option<MasterKey>,
+    /// The cluster whose masking key this one holds, when it is a clone of
+    /// it (created from its backup): masked objects are sealed for that
+    /// cluster's lineage, so that keys move between it and all its clones.
+    /// `None`: the cluster's own id.
+    pub masking_origin: Option<ClusterId>,
     /// The other HSMs of the cluster (`host:port`), which background sync
     /// copies newer token keys from.
     pub peers: Vec<String>,
@@ -113,6 +118,7 @@ impl Membership {
         Membership {
             hsm_index: 1,
             masking_key,
+            masking_origin: None,
             peers: Vec::new(),
             clone_from: None,
             ca_pem: None,

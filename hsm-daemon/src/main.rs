@@ -41,7 +41,7 @@ use hsm_daemon::{
     seed::{Seed, SeedPlan},
     service::control::{request_backup, serve_control},
     settings::{Settings, split_host_port},
-    store::{Opened, STORE_FILE, Store, restore_backup},
+    store::{Opened, STORE_FILE, Store, restore_backup, restore_backup_as_clone},
 };
 use rand::{SeedableRng, rngs::StdRng};
 use tracing_subscriber::EnvFilter;
@@ -153,6 +153,12 @@ struct RestoreArgs {
     /// The backup to restore.
     #[arg(long)]
     from: PathBuf,
+    /// The backup is of another cluster: make this HSM's cluster a clone of
+    /// it, as CloudHSM creates a cluster from a backup. The HSM needs that
+    /// cluster's cluster and masking keys (prepare it with `init
+    /// --clone-of`).
+    #[arg(long)]
+    clone: bool,
     #[command(flatten)]
     settings: Settings,
 }
@@ -197,6 +203,13 @@ struct InitArgs {
     /// The cluster id (default: a new random `cluster-...`).
     #[arg(long)]
     cluster_id: Option<String>,
+    /// Prepare a clone of the cluster whose material is in this directory,
+    /// as CloudHSM creates a cluster from a backup: a new cluster id, CA and
+    /// certificates, but the source's cluster key (its backups restore here,
+    /// with `restore --clone`) and masking key (keys move between the two
+    /// with `hsm-cli key replicate`).
+    #[arg(long, conflicts_with = "add")]
+    clone_of: Option<PathBuf>,
     /// hsm1.medium or hsm2m.medium.
     #[arg(long, default_value = "hsm2m.medium")]
     hsm_type: String,
@@ -428,8 +441,11 @@ fn prepare_cluster(args: &InitArgs) -> anyhow::Result<(ClusterMaterial, Vec<Stri
         bail!("{} already holds a cluster (hsm-1.toml exists); nothing was changed", args.dir.display());
     }
     let mut rng = determinism::rng(args.deterministic, Stream::Cluster, 0);
-    let mut material = ClusterMaterial::load_or_create(&args.dir, cluster_id.as_ref(), &mut rng)
-        .context("preparing the cluster material")?;
+    let mut material = match &args.clone_of {
+        None => ClusterMaterial::load_or_create(&args.dir, cluster_id.as_ref(), &mut rng),
+        Some(source) => ClusterMaterial::create_clone(&args.dir, source, cluster_id.as_ref(), &mut rng),
+    }
+    .context("preparing the cluster material")?;
     if let Some(path) = &args.mounted_at {
         material.served_dir.clone_from(path);
     }
@@ -613,7 +629,8 @@ async fn backup(args: BackupArgs) -> anyhow::Result<()> {
 fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let settings = settings(args.config.as_ref(), args.settings)?;
     let config = settings.resolve(settings.listen_addr(), None, &mut StdRng::from_os_rng())?;
-    restore_backup(
+    let restore = if args.clone { restore_backup_as_clone } else { restore_backup };
+    restore(
         &args.from,
         &settings.cluster_key()?,
         &config.storage.backing,

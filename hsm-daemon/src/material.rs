@@ -10,6 +10,8 @@
 //!   digits), owner-only.
 //! - `D/masking.key`: the cluster's masking key, which seals the masked
 //!   objects HSMs copy keys and users with (64 hex digits), owner-only.
+//! - `D/masking-origin`: only in a clone (`init --clone-of`): the cluster
+//!   whose cluster and masking keys it shares, first of the lineage.
 //! - `D/hsm-K.pem`, `D/hsm-K.key`: HSM K's server certificate and key.
 //! - `D/client.env`: `HSM_ENDPOINTS` and `HSM_CA_CERT`, for `hsm-cli` and
 //!   applications.
@@ -60,6 +62,9 @@ pub struct ClusterMaterial {
     pub cluster_id: ClusterId,
     pub ca: CertifiedKey,
     pub appliance_password: Password,
+    /// For a clone: the first cluster of its lineage, whose masked objects
+    /// (and those of its other clones) its HSMs open.
+    pub masking_origin: Option<ClusterId>,
 }
 
 impl ClusterMaterial {
@@ -94,7 +99,65 @@ impl ClusterMaterial {
         write_secret_key(&dir, MASKING_KEY)?;
         // Written last: its presence marks complete material.
         write_file(&dir.join("cluster-id"), cluster_id.as_str().as_bytes(), false)?;
-        Ok(ClusterMaterial { served_dir: dir.clone(), dir, cluster_id, ca, appliance_password })
+        Ok(ClusterMaterial { served_dir: dir.clone(), dir, cluster_id, ca, appliance_password, masking_origin: None })
+    }
+
+    /// Creates material in `dir` for a clone of the cluster in `source`, as
+    /// CloudHSM creates a cluster from a backup: its own id (`cluster_id` or
+    /// a new random one), CA and appliance password, and the source's
+    /// cluster key (so that the source's backups restore here) and masking
+    /// key (so that keys move between the two).
+    pub fn create_clone(
+        dir: &Path,
+        source: &Path,
+        cluster_id: Option<&ClusterId>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Self, MaterialError> {
+        let source = source.canonicalize().map_err(io_at(source))?;
+        if !source.join("cluster-id").exists() {
+            return Err(MaterialError::Invalid {
+                path: source,
+                reason: "holds no cluster material (no cluster-id) to clone".into(),
+            });
+        }
+        let original = Self::load(&source)?;
+        if dir.join("cluster-id").exists() {
+            return Err(MaterialError::Invalid {
+                path: dir.to_owned(),
+                reason: "already holds cluster material; a clone needs a new directory".into(),
+            });
+        }
+        let cluster_id = cluster_id.cloned().unwrap_or_else(|| ClusterId::generate(rng));
+        if cluster_id == original.cluster_id {
+            return Err(MaterialError::Invalid {
+                path: dir.to_owned(),
+                reason: format!("a clone needs its own cluster id, not its source's ({cluster_id})"),
+            });
+        }
+        let origin = original.masking_origin.clone().unwrap_or_else(|| original.cluster_id.clone());
+        fs::create_dir_all(dir).map_err(io_at(dir))?;
+        let dir = dir.canonicalize().map_err(io_at(dir))?;
+        let ca = pki::generate_ca(cluster_id.as_str())?;
+        let appliance_password = Password::random(rng, 32);
+        write_file(&dir.join("ca.key"), ca.key_pem.as_bytes(), true)?;
+        write_file(&dir.join("ca.pem"), ca.cert_pem.as_bytes(), false)?;
+        write_file(&dir.join("appliance-password"), appliance_password.expose().as_bytes(), true)?;
+        for name in [CLUSTER_KEY, MASKING_KEY] {
+            let from = source.join(name);
+            let key = zeroize::Zeroizing::new(fs::read(&from).map_err(io_at(&from))?);
+            write_file(&dir.join(name), &key, true)?;
+        }
+        write_file(&dir.join(MASKING_ORIGIN), origin.as_str().as_bytes(), false)?;
+        // Written last: its presence marks complete material.
+        write_file(&dir.join("cluster-id"), cluster_id.as_str().as_bytes(), false)?;
+        Ok(ClusterMaterial {
+            served_dir: dir.clone(),
+            dir,
+            cluster_id,
+            ca,
+            appliance_password,
+            masking_origin: Some(origin),
+        })
     }
 
     fn load(dir: &Path) -> Result<Self, MaterialError> {
@@ -118,7 +181,18 @@ impl ClusterMaterial {
                 write_secret_key(dir, name)?;
             }
         }
-        Ok(ClusterMaterial { dir: dir.to_owned(), served_dir: dir.to_owned(), cluster_id, ca, appliance_password })
+        let masking_origin = match dir.join(MASKING_ORIGIN).exists() {
+            true => Some(ClusterId::parse(&read(MASKING_ORIGIN)?).map_err(|e| invalid(MASKING_ORIGIN, e))?),
+            false => None,
+        };
+        Ok(ClusterMaterial {
+            dir: dir.to_owned(),
+            served_dir: dir.to_owned(),
+            cluster_id,
+            ca,
+            appliance_password,
+            masking_origin,
+        })
     }
 
     pub fn ca_path(&self) -> PathBuf {
@@ -183,10 +257,17 @@ impl ClusterMaterial {
              hsm_type = \"{hsm_type}\"\n\
              hsm_index = {index}\n\
              # The cluster's other HSMs, which background sync copies newer keys from.\n\
-             peers = []\n",
+             peers = []\n{origin}",
             cluster = self.cluster_id,
             listen = placement.listen,
             data_dir = toml::Value::from(data_dir.display().to_string()),
+            origin = match &self.masking_origin {
+                Some(origin) => format!(
+                    "# A clone of {origin}'s lineage: keys move between them with `hsm-cli key replicate`.\n\
+                     masking_origin = \"{origin}\"\n"
+                ),
+                None => String::new(),
+            },
         );
         let path = self.hsm_config_path(index);
         write_file(&path, config.as_bytes(), false)?;
@@ -348,6 +429,8 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), MaterialError> {
 const CLUSTER_KEY: &str = "cluster.key";
 /// The masking key's file: it seals masked objects.
 const MASKING_KEY: &str = "masking.key";
+/// A clone's file naming the first cluster of its lineage.
+const MASKING_ORIGIN: &str = "masking-origin";
 
 fn write_secret_key(dir: &Path, name: &str) -> Result<(), MaterialError> {
     let key = crate::store::MasterKey::generate()
@@ -386,6 +469,32 @@ mod tests {
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
         let env = fs::read_to_string(first.write_client_env(&["127.0.0.1:1".into()]).unwrap()).unwrap();
         assert!(env.starts_with("HSM_ENDPOINTS=127.0.0.1:1\nHSM_CA_CERT=/"), "{env}");
+    }
+
+    #[test]
+    fn a_clone_has_its_own_identity_and_its_sources_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(9);
+        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+        let source = ClusterMaterial::load_or_create(&a, None, &mut rng).unwrap();
+        let clone = ClusterMaterial::create_clone(&b, &a, None, &mut rng).unwrap();
+        assert_ne!(clone.cluster_id, source.cluster_id);
+        assert_ne!(clone.ca.cert_pem, source.ca.cert_pem);
+        assert_eq!(clone.masking_origin.as_ref(), Some(&source.cluster_id));
+        for key in [CLUSTER_KEY, MASKING_KEY] {
+            assert_eq!(fs::read(a.join(key)).unwrap(), fs::read(b.join(key)).unwrap(), "{key}");
+        }
+        // Read back, and a clone of the clone descends from the source.
+        assert_eq!(ClusterMaterial::load(&clone.dir).unwrap().masking_origin, Some(source.cluster_id.clone()));
+        let grandchild = ClusterMaterial::create_clone(&c, &b, None, &mut rng).unwrap();
+        assert_eq!(grandchild.masking_origin, Some(source.cluster_id.clone()));
+        // Refused: the source's own id, an occupied directory, no source.
+        let same = ClusterMaterial::create_clone(&dir.path().join("d"), &a, Some(&source.cluster_id), &mut rng);
+        assert!(same.unwrap_err().to_string().contains("needs its own cluster id"));
+        let occupied = ClusterMaterial::create_clone(&b, &a, None, &mut rng).unwrap_err().to_string();
+        assert!(occupied.contains("already holds cluster material"), "{occupied}");
+        let nothing = ClusterMaterial::create_clone(&dir.path().join("e"), &dir.path().join("d"), None, &mut rng);
+        assert!(nothing.is_err());
     }
 
     #[test]

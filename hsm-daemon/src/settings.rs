@@ -20,6 +20,7 @@
 //! appliance_password_file = "/etc/hsm/appliance-password"  # HSM_APPLIANCE_PASSWORD_FILE
 //! cluster_key_file = "/etc/hsm/cluster.key" # HSM_CLUSTER_KEY_FILE (seals backups)
 //! masking_key_file = "/etc/hsm/masking.key" # HSM_MASKING_KEY_FILE (masked objects)
+//! masking_origin = "cluster-abcdefghijk"   # --masking-origin, HSM_MASKING_ORIGIN (a clone's source)
 //! hsm_index = 1                             # --hsm-index, HSM_INDEX (1..255; key reference range)
 //! peers = ["10.0.0.2:2223"]                 # --peers a,b / HSM_PEERS (the cluster's other HSMs)
 //! clone_from = "10.0.0.2:2223"              # --clone-from, HSM_CLONE_FROM (copy users and keys first)
@@ -116,6 +117,12 @@ pub struct Settings {
     /// masked objects.
     #[arg(long, env = "HSM_MASKING_KEY_FILE")]
     pub masking_key_file: Option<PathBuf>,
+    /// For a clone (a cluster created from another's backup, sharing its
+    /// masking key): the cluster it descends from, whose lineage masked
+    /// objects are sealed for, so that `key replicate` moves keys between
+    /// them. `hsm-daemon init --clone-of` writes it.
+    #[arg(long, env = "HSM_MASKING_ORIGIN")]
+    pub masking_origin: Option<String>,
     /// This HSM's index in its cluster (1 to 255; default 1): picks the range
     /// its key references come from.
     #[arg(long, env = "HSM_INDEX")]
@@ -247,6 +254,7 @@ impl Settings {
             appliance_password_file,
             cluster_key_file,
             masking_key_file,
+            masking_origin,
             hsm_index,
             peers,
             clone_from,
@@ -476,6 +484,11 @@ impl Settings {
             .map(|p| peer("peers", p))
             .collect::<Result<Vec<_>, _>>()?;
         let clone_from = self.clone_from.as_deref().map(|p| peer("clone_from", p)).transpose()?;
+        let masking_origin = self
+            .masking_origin
+            .as_deref()
+            .map(|raw| ClusterId::parse(raw).map_err(|e| err(format!("masking_origin: {e}"))))
+            .transpose()?;
         let ca_pem = match &self.ca_cert {
             Some(_) => Some(read_setting("ca_cert", &self.ca_cert)?),
             None => None,
@@ -496,6 +509,7 @@ impl Settings {
         Ok(Membership {
             hsm_index,
             masking_key,
+            masking_origin,
             peers,
             clone_from,
             ca_pem,

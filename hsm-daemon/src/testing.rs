@@ -225,6 +225,7 @@ impl TestHsm {
             membership: Membership {
                 hsm_index: member.index,
                 masking_key: Some(MasterKey::from_hex(&cluster.masking_key).expect("masking key")),
+                masking_origin: None,
                 peers,
                 clone_from: None,
                 ca_pem: Some(ca.cert_pem.clone()),

@@ -68,7 +68,9 @@ impl DevProcess {
         Self::start_in(dir, args)
     }
 
-    fn start_in(dir: tempfile::TempDir, args: &[&str]) -> DevProcess {
+    /// Starts `hsm-daemon dev` on a directory prepared beforehand (e.g. a
+    /// cluster made with `hsm-daemon init --clone-of`).
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> DevProcess {
         let mut child = Command::new(bin_dir().join("hsm-daemon"))
             .arg("dev")
             .arg("--dir")

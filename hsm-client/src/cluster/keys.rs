@@ -14,6 +14,10 @@
 //! and a key below the threshold is asked about again on its next use (the
 //! HSMs' own background sync may have copied it meanwhile).
 //!
+//! A key moves to another cluster only if that cluster is a clone of this
+//! one (same masking key): [`ClusterSession::extract_masked_key`] here,
+//! [`ClusterSession::insert_masked_key`] there (CloudHSM's `key replicate`).
+//!
 //! Creation is retried on another HSM like any call when an HSM cannot take
 //! it; if a connection broke after the HSM made the key (tonic's `Unknown`),
 //! that HSM keeps an orphan copy that no caller was told about.
@@ -24,7 +28,7 @@ use futures_util::future::join;
 
 use super::{ClusterSession, Completion, quorum::approval_for, session::lock};
 use crate::{
-    Approval, ClientError, ClusterApproval, KeyInfo, KeyOptions, KeyPairSpec, Session,
+    Approval, ClientError, ClusterApproval, KeyInfo, KeyOptions, KeyPairSpec, MaskedObject, Session,
     config::DISABLE_KEY_AVAILABILITY_CHECK_ENV,
     keys::{Cipher, HashAlgorithm, KeyClass, KeyType, SignMechanism, SymmetricKeyType, WrapMechanism, WrapParams},
 };
@@ -303,6 +307,41 @@ impl ClusterSession {
         let shown = skip.saturating_add(keys.len());
         let next_token = (shown < total).then(|| shown.to_string());
         Ok(ClusterKeyPage { keys, total: total as u64, next_token, unanswered })
+    }
+
+    /// Extracts token key `reference` as a masked object from an HSM that
+    /// holds it, for CloudHSM's `key replicate`: only a clone of this
+    /// cluster (one made from its backup, with the same masking key) can
+    /// open it. Crypto users may extract only keys they own.
+    pub async fn extract_masked_key(&self, reference: &str) -> Result<MaskedObject, ClientError> {
+        let holders = self.usable(reference).await?;
+        let (_, object) = self.on_one(&holders, |s| s.extract_masked_key(reference)).await?;
+        Ok(object)
+    }
+
+    /// Inserts a masked key (extracted from this cluster's source or one of
+    /// its clones) into every logged-in HSM of this cluster. Fails with the
+    /// HSMs' own refusal when none took it (another cluster's masking key,
+    /// an owner missing here), in which case nothing was written; otherwise
+    /// the coverage names the HSMs that did not.
+    pub async fn insert_masked_key(&self, object: &MaskedObject) -> Result<Coverage, ClientError> {
+        let mut failed: Vec<(String, ClientError)> =
+            self.unavailable().into_iter().map(|(endpoint, why)| (endpoint.to_owned(), why.clone())).collect();
+        let mut holding = Vec::new();
+        for (at, outcome) in self.on_each(&self.logged_in(), |s| s.insert_masked_object(object)).await {
+            match outcome {
+                // Not applied: the HSM already held this version or a newer
+                // one, which is as good.
+                Ok(_) => holding.push(at),
+                Err(e) => failed.push((self.endpoint(at).to_owned(), e)),
+            }
+        }
+        if holding.is_empty() {
+            return Err(super::fanout::combine(failed));
+        }
+        holding.sort_unstable();
+        lock(&self.holders).insert(object.key_reference.clone(), holding.clone());
+        Ok(self.coverage(&holding, false, failed))
     }
 
     /// Which HSMs hold a key now (asked afresh).

@@ -548,6 +548,9 @@ impl HsmState {
             config.membership.ca_pem.as_deref(),
             hsm.mtls(),
         ));
+        // A clone seals for its source's lineage, so that keys move between
+        // them (CloudHSM's `key replicate`).
+        let lineage = config.membership.masking_origin.as_ref().unwrap_or(&config.cluster.id);
         let state = HsmState {
             hsm: Mutex::new(hsm),
             rng: Mutex::new(rng),
@@ -559,7 +562,7 @@ impl HsmState {
             commits,
             audit,
             health,
-            masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, &config.cluster.id)),
+            masker: config.membership.masking_key.as_ref().map(|key| Masker::new(key, lineage)),
             faults,
             stats: Arc::default(),
             trust,

@@ -153,6 +153,43 @@ pub fn restore_backup(
     cluster: &ClusterIdentity,
     hsm: &HsmIdentity,
 ) -> Result<(), StoreError> {
+    restore(from, cluster_key, backing, master, cluster, hsm, Source::OwnCluster)
+}
+
+/// Creates the store of an HSM of a new cluster from a backup of another
+/// cluster, as CloudHSM creates a cluster from a backup: the new cluster is
+/// a clone, and the backup must open under its cluster key (which
+/// `hsm-daemon init --clone-of` copies from the source). Otherwise as
+/// [`restore_backup`].
+pub fn restore_backup_as_clone(
+    from: &Path,
+    cluster_key: &MasterKey,
+    backing: &Backing,
+    master: &MasterKey,
+    cluster: &ClusterIdentity,
+    hsm: &HsmIdentity,
+) -> Result<(), StoreError> {
+    restore(from, cluster_key, backing, master, cluster, hsm, Source::AnyCluster)
+}
+
+/// Which clusters' backups a restore takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// Only the HSM's own cluster's (a lost HSM brought back).
+    OwnCluster,
+    /// Any cluster's whose cluster key this HSM holds (a clone made).
+    AnyCluster,
+}
+
+fn restore(
+    from: &Path,
+    cluster_key: &MasterKey,
+    backing: &Backing,
+    master: &MasterKey,
+    cluster: &ClusterIdentity,
+    hsm: &HsmIdentity,
+    source: Source,
+) -> Result<(), StoreError> {
     if let Backing::Dir(dir) = backing {
         let path = dir.join(super::STORE_FILE);
         if path.exists() {
@@ -160,7 +197,7 @@ pub fn restore_backup(
         }
     }
     let bytes = std::fs::read(from).map_err(|e| StoreError::Io { path: from.to_owned(), detail: e.to_string() })?;
-    let state = decode(&bytes, cluster_key, cluster).map_err(|refusal| refusal.at(from))?;
+    let state = decode_from(&bytes, cluster_key, cluster, source).map_err(|refusal| refusal.at(from))?;
 
     let store = match Store::open(backing, master, cluster.id.as_str(), hsm.id.as_str())? {
         Opened::New(store) => store,
@@ -207,7 +244,17 @@ pub(crate) fn decode(
     cluster_key: &MasterKey,
     cluster: &ClusterIdentity,
 ) -> Result<PersistedState, Refusal> {
-    let (version, plain) = open(bytes, cluster_key, cluster)?;
+    decode_from(bytes, cluster_key, cluster, Source::OwnCluster)
+}
+
+/// [`decode`], taking backups of the clusters `source` allows.
+fn decode_from(
+    bytes: &[u8],
+    cluster_key: &MasterKey,
+    cluster: &ClusterIdentity,
+    source: Source,
+) -> Result<PersistedState, Refusal> {
+    let (version, plain) = open_from(bytes, cluster_key, cluster, source)?;
     let bad = Refusal::Bad;
     let undecodable = |e: postcard::Error| bad(format!("backup payload: {e}"));
     let older = |base| Payload {
@@ -235,6 +282,17 @@ pub(crate) fn open(
     cluster_key: &MasterKey,
     cluster: &ClusterIdentity,
 ) -> Result<(u32, zeroize::Zeroizing<Vec<u8>>), Refusal> {
+    open_from(bytes, cluster_key, cluster, Source::OwnCluster)
+}
+
+/// [`open`], taking backups of the clusters `source` allows. A backup is
+/// sealed under its own cluster's id, so that is the id it opens with.
+fn open_from(
+    bytes: &[u8],
+    cluster_key: &MasterKey,
+    cluster: &ClusterIdentity,
+    source: Source,
+) -> Result<(u32, zeroize::Zeroizing<Vec<u8>>), Refusal> {
     let bad = Refusal::Bad;
     let file: BackupFile = postcard::from_bytes(bytes).map_err(|_| bad("not an hsm-emulator backup".into()))?;
     if file.magic != MAGIC {
@@ -243,16 +301,24 @@ pub(crate) fn open(
     if file.version > VERSION {
         return Err(Refusal::Newer(file.version));
     }
-    if file.cluster_id != cluster.id.as_str() {
+    if file.cluster_id != cluster.id.as_str() && source == Source::OwnCluster {
         return Err(Refusal::OtherCluster {
             found: format!("{} (from {})", file.cluster_id, file.hsm_id),
             expected: format!("this HSM is in {}", cluster.id),
         });
     }
-    let sealer = Sealer::derive_with(cluster_key, LABEL, cluster.id.as_str());
-    let plain = sealer
-        .open(&file.sealed, cluster.id.as_str())
-        .map_err(|_| bad("it does not open with this cluster's key: it is damaged or was altered".into()))?;
+    let sealer = Sealer::derive_with(cluster_key, LABEL, &file.cluster_id);
+    let plain = sealer.open(&file.sealed, &file.cluster_id).map_err(|_| {
+        bad(if file.cluster_id == cluster.id.as_str() {
+            "it does not open with this cluster's key: it is damaged or was altered".into()
+        } else {
+            format!(
+                "it is a backup of {}, and it does not open with this cluster's key: a clone needs the source's \
+                 cluster key (hsm-daemon init --clone-of), or the backup is damaged",
+                file.cluster_id.chars().take(48).collect::<String>()
+            )
+        })
+    })?;
     Ok((file.version, plain))
 }
 

@@ -1,6 +1,8 @@
 //! Masked objects: a token key, a tombstone or a user, sealed under the
 //! cluster's masking key so that it opens only inside an HSM of the same
-//! cluster.
+//! cluster or of a clone of it (a cluster created from its backup, which
+//! holds the same masking key and seals for the same lineage: the id given
+//! to [`Masker::new`] is the lineage's first cluster).
 //!
 //! An object is postcard of [`MaskedFile`]: a magic string, the format
 //! version and the cluster id in clear (so that an object of another cluster
@@ -142,8 +144,8 @@ impl Masker {
         }
         if file.cluster_id != self.cluster_id.as_str() {
             return Err(bad(format!(
-                "it was extracted from an HSM of {}, and this HSM belongs to {}; masked objects move only within \
-                 their cluster",
+                "it was extracted from an HSM of {} (or a clone of it), and this HSM's masking key is that of {} \
+                 (and its clones); masked objects move only within their cluster and its clones",
                 truncate(&file.cluster_id),
                 self.cluster_id
             )));

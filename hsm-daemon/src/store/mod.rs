@@ -52,7 +52,11 @@ use zeroize::Zeroizing;
 pub(crate) use self::backup::{
     changes_of, decode as decode_backup, open as open_backup_payload, seal_file as seal_backup,
 };
-pub use self::{backup::restore_backup, masked::Masker, seal::MasterKey};
+pub use self::{
+    backup::{restore_backup, restore_backup_as_clone},
+    masked::Masker,
+    seal::MasterKey,
+};
 use self::{records::StoredIdentity, seal::Sealer};
 use crate::model::{Changes, ClusterIdentity, HsmIdentity, PersistedState};
 
@@ -97,7 +101,9 @@ pub enum StoreError {
     Io { path: PathBuf, detail: String },
     #[error("master key: {0}")]
     MasterKey(String),
-    #[error("{path}: a backup of {found}; backups restore only into HSMs of their own cluster ({expected})")]
+    #[error(
+        "{path}: a backup of {found}; backups restore only into HSMs of their own cluster ({expected}; `restore --clone` makes a clone of it)"
+    )]
     BackupOfAnotherCluster { path: PathBuf, found: String, expected: String },
     #[error("{path}: not a usable backup: {detail}")]
     BadBackup { path: PathBuf, detail: String },

@@ -269,6 +269,19 @@ fn backups_restore_into_their_cluster_only_and_never_over_a_store() {
     let fresh = Backing::Dir(dir.path().join("c"));
     let err = restore_backup(&out, &cluster_key, &fresh, &master_b, &elsewhere, &other_hsm).unwrap_err();
     assert!(matches!(err, StoreError::BackupOfAnotherCluster { .. }), "{err}");
+    // As a clone, into another cluster only with the source's cluster key.
+    let err = restore_backup_as_clone(&out, &MasterKey::generate().unwrap(), &fresh, &master_b, &elsewhere, &other_hsm)
+        .unwrap_err();
+    assert!(err.to_string().contains("a clone needs the source's cluster key"), "{err}");
+    let cloned = Backing::Dir(dir.path().join("clone"));
+    restore_backup_as_clone(&out, &cluster_key, &cloned, &master_b, &elsewhere, &other_hsm).unwrap();
+    let Opened::Existing(_, identity, state) =
+        Store::open(&cloned, &master_b, elsewhere.id.as_str(), other_hsm.id.as_str()).unwrap()
+    else {
+        panic!("the clone's store is not there")
+    };
+    assert_eq!(identity.0.id, elsewhere.id, "the clone keeps its own cluster id");
+    assert_eq!((state.users.len(), state.keys.len()), (3, 2));
     let err =
         restore_backup(&out, &MasterKey::generate().unwrap(), &fresh, &master_b, &w.cluster, &other_hsm).unwrap_err();
     assert!(matches!(err, StoreError::BadBackup { .. }), "{err}");

@@ -1,7 +1,8 @@
 //! The CloudHSM CLI's command grammar, as clap definitions shared by
 //! single-command and interactive mode.
 //!
-//! - This file: the top level, cluster, login, user and quorum commands.
+//! - This file: the top level (`--config`, `--cluster-id`), cluster, login,
+//!   user and quorum commands, and `key replicate` (which spans two clusters).
 //! - `key`: key management (`key generate-symmetric`, `key list`, ...).
 //! - `crypto`: signing, verification and the emulator's extra operations.
 //! - `common`: flags and values both share (filters, data sources, hashes).
@@ -17,7 +18,11 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
 use hsm_client::{QuorumService, Role};
 
-use self::{crypto::CryptoCommand, faults::FaultsArgs, key::KeyCommand};
+use self::{
+    crypto::CryptoCommand,
+    faults::FaultsArgs,
+    key::{KeyCommand, KeyFilter},
+};
 
 /// Top level of `hsm-cli`.
 #[derive(Debug, Parser)]
@@ -31,13 +36,32 @@ use self::{crypto::CryptoCommand, faults::FaultsArgs, key::KeyCommand};
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) choice: ClusterChoice,
     #[command(subcommand)]
     pub(crate) mode: Mode,
 }
 
-/// Where the cluster is.
+/// `--cluster-id`, which every command takes (in interactive mode too).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ClusterChoice {
+    /// Unique Id to choose which of the clusters in the config file to run
+    /// the operation against. If not provided, will fall back to the value
+    /// provided when interactive mode was started, or error (when the
+    /// configuration names more than one cluster).
+    #[arg(long, global = true)]
+    pub(crate) cluster_id: Option<String>,
+}
+
+/// Where the clusters are.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Connection {
+    /// A configuration file naming one or more clusters by cluster id (JSON,
+    /// as cloudhsm-cli.cfg: {"clusters": [{"cluster": {"cluster_id", "hsm_ca_file",
+    /// "servers": [{"hostname", "port"}]}}]}). With it, --endpoint and
+    /// --ca-cert are not used.
+    #[arg(long, global = true, env = "HSM_CLI_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
     /// The cluster's HSMs, host:port, comma-separated; every command works
     /// against all of them.
     #[arg(long, global = true, env = "HSM_ENDPOINTS")]
@@ -79,6 +103,8 @@ pub(crate) enum Mode {
 #[derive(Debug, Parser)]
 #[command(name = "", no_binary_name = true, disable_version_flag = true)]
 pub(crate) struct Line {
+    #[command(flatten)]
+    pub(crate) choice: ClusterChoice,
     #[command(subcommand)]
     pub(crate) command: LineCommand,
 }
@@ -117,7 +143,7 @@ pub(crate) enum Command {
     /// Key management (crypto users; admins may list keys and set `trusted`).
     Key {
         #[command(subcommand)]
-        command: Box<KeyCommand>,
+        command: Box<KeyTop>,
     },
     /// Log in as a user (`... mfa-token-sign --token FILE` for a user with
     /// MFA on).
@@ -134,6 +160,35 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+/// The `key` commands: those of one cluster, and `key replicate`, which
+/// works on two.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyTop {
+    /// Replicate a key from a source to a destination cluster (a clone of
+    /// the source). The destination's credentials come from
+    /// DESTINATION_CLOUDHSM_ROLE and DESTINATION_CLOUDHSM_PIN in
+    /// single-command mode; in interactive mode, log in to both clusters.
+    Replicate(ReplicateArgs),
+    #[command(flatten)]
+    Cluster(KeyCommand),
+}
+
+/// `key replicate`.
+#[derive(Debug, Args)]
+pub(crate) struct ReplicateArgs {
+    /// Key reference (e.g. key-reference=0xabc) or space separated list of
+    /// key attributes in the form of attr.KEY_ATTRIBUTE_NAME=KEY_ATTRIBUTE_VALUE
+    /// to select matching key on the source cluster.
+    #[command(flatten)]
+    pub(crate) filter: KeyFilter,
+    /// Source cluster ID.
+    #[arg(long)]
+    pub(crate) source_cluster_id: String,
+    /// Destination cluster ID.
+    #[arg(long)]
+    pub(crate) destination_cluster_id: String,
 }
 
 /// `login`: a user and password, and for MFA the token-sign strategy.

@@ -5,7 +5,11 @@
 //!
 //! # Layout
 //! - `grammar`: the commands and flags (clap), per area.
-//! - `shell`: runs commands, holds the cluster's connections and session.
+//! - `shell`: runs commands, holds each cluster's connections and session.
+//! - `clusters`: the configured clusters (`--endpoint`, or a `--config`
+//!   file naming several by id), `--cluster-id`, and the check that the
+//!   HSMs reached report that id.
+//! - `replicate`: `key replicate`, a key copied to a clone cluster.
 //! - `keys`, `crypto`: run the `key ...` and `crypto ...` commands.
 //! - `faults`: runs `faults ...` (an emulator extension for test suites):
 //!   fault injection, snapshots and resets on one HSM (`--hsm`) or all
@@ -22,6 +26,7 @@
 //! afterwards; interactive mode (`hsm-cli interactive`) keeps a session across
 //! `login` and `logout`. A failure prints `error_code` 1 and exits with 1.
 
+mod clusters;
 mod crypto;
 mod faults;
 mod grammar;
@@ -30,6 +35,7 @@ mod keys;
 mod output;
 mod pem;
 mod quorum;
+mod replicate;
 mod shell;
 
 use std::process::ExitCode;
@@ -46,7 +52,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut shell = Shell::new(cli.connection);
     match cli.mode {
-        Mode::Interactive => shell.interactive().await,
-        Mode::Command(command) => shell.single(command).await,
+        Mode::Interactive => shell.interactive(cli.choice).await,
+        Mode::Command(command) => shell.single(cli.choice, command).await,
     }
 }

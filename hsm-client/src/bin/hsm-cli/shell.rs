@@ -1,47 +1,83 @@
-//! Runs commands: holds the connections to every HSM of the cluster and, in
-//! interactive mode, the cluster session between commands.
+//! Runs commands: holds the connections to every HSM of each cluster used
+//! and, in interactive mode, each cluster's session between commands.
+//!
+//! The fields `client` and `session` are those of the cluster the current
+//! command runs against (`current`); the other clusters' wait in `parked`
+//! until a command names them with `--cluster-id`.
 
 use std::{
+    collections::HashMap,
     io::{BufRead as _, Write as _},
     process::ExitCode,
+    sync::Arc,
 };
 
 use clap::Parser as _;
-use hsm_client::{ClientConfig, ClientError, Cluster, ClusterSession, Completion, Deregister, Role};
+use hsm_client::{ClientError, Cluster, ClusterSession, Completion, Deregister, Role};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::{
+    clusters::{Target, Targets},
     crypto, faults,
     grammar::{
-        ApprovalFile, AuditCommand, ChangeMfaCommand, ChangeQuorumCommand, ClusterCommand, Command, Connection, Line,
-        LineCommand, LoginArgs, LoginMfa, MtlsCommand, MtlsLevelArg, QuorumCommand, UserCommand, UserPassword,
+        ApprovalFile, AuditCommand, ChangeMfaCommand, ChangeQuorumCommand, ClusterChoice, ClusterCommand, Command,
+        Connection, KeyTop, Line, LineCommand, LoginArgs, LoginMfa, MtlsCommand, MtlsLevelArg, QuorumCommand,
+        ReplicateArgs, UserCommand, UserPassword,
     },
-    keys, output, quorum,
+    keys, output, quorum, replicate,
 };
 
 const PROMPT: &str = "aws-cloudhsm > ";
 
+/// A cluster's connections and, once logged in, its session.
+type Parked = (Option<Cluster>, Option<ClusterSession>);
+
 pub(crate) struct Shell {
     connection: Connection,
+    /// The configured clusters, read on first use (so that a bad file is an
+    /// ordinary command error).
+    targets: Option<Arc<Targets>>,
+    /// `interactive --cluster-id`: the cluster of commands that name none.
+    default_cluster: Option<String>,
+    /// The cluster `client` and `session` belong to.
+    current: Option<Target>,
     client: Option<Cluster>,
     session: Option<ClusterSession>,
+    /// The other clusters used so far, with their sessions.
+    parked: HashMap<Target, Parked>,
 }
 
 impl Shell {
     pub(crate) fn new(connection: Connection) -> Self {
-        Shell { connection, client: None, session: None }
+        Shell {
+            connection,
+            targets: None,
+            default_cluster: None,
+            current: None,
+            client: None,
+            session: None,
+            parked: HashMap::new(),
+        }
     }
 
     /// Runs one command, logging in from the environment first when asked to,
     /// prints its JSON, and logs out.
-    pub(crate) async fn single(&mut self, command: Command) -> ExitCode {
-        let outcome = self.single_outcome(command).await;
+    pub(crate) async fn single(&mut self, choice: ClusterChoice, command: Command) -> ExitCode {
+        let outcome = self.single_outcome(choice, command).await;
         self.end_session().await;
         print_outcome(&outcome)
     }
 
-    async fn single_outcome(&mut self, command: Command) -> Result<Value, String> {
+    async fn single_outcome(&mut self, choice: ClusterChoice, command: Command) -> Result<Value, String> {
+        let command = match command {
+            Command::Key { command } => match *command {
+                KeyTop::Replicate(args) => return self.replicate(&choice, args, true).await,
+                other => Command::Key { command: Box::new(other) },
+            },
+            other => other,
+        };
+        self.select(choice.cluster_id.as_deref())?;
         // The fault service needs no session (and an HSM made unavailable
         // would refuse the login).
         let logs_in_itself = matches!(
@@ -57,7 +93,15 @@ impl Shell {
     }
 
     /// Reads commands from standard input until `quit` or end of input.
-    pub(crate) async fn interactive(&mut self) -> ExitCode {
+    /// `choice` is the cluster of commands that name none.
+    pub(crate) async fn interactive(&mut self, choice: ClusterChoice) -> ExitCode {
+        if let Some(id) = choice.cluster_id {
+            // An unknown id is refused now, not at every command.
+            if let Err(e) = self.targets().and_then(|t| t.choose(Some(&id))) {
+                return print_outcome(&Err(e));
+            }
+            self.default_cluster = Some(id);
+        }
         let stdin = std::io::stdin();
         let mut line = String::new();
         loop {
@@ -90,9 +134,9 @@ impl Shell {
                 Err(e) => {
                     let _ = e.print();
                 }
-                Ok(Line { command: LineCommand::Quit }) => break,
-                Ok(Line { command: LineCommand::Command(command) }) => {
-                    let outcome = self.execute(command).await;
+                Ok(Line { command: LineCommand::Quit, .. }) => break,
+                Ok(Line { choice, command: LineCommand::Command(command) }) => {
+                    let outcome = self.interactive_command(choice, command).await;
                     if !emit(&output::render(&outcome), true) {
                         break;
                     }
@@ -103,12 +147,142 @@ impl Shell {
         ExitCode::SUCCESS
     }
 
+    /// One line of interactive mode, against the cluster it names (or the
+    /// default one).
+    async fn interactive_command(&mut self, choice: ClusterChoice, command: Command) -> Result<Value, String> {
+        match command {
+            Command::Key { command } => match *command {
+                KeyTop::Replicate(args) => self.replicate(&choice, args, false).await,
+                other => {
+                    self.select(choice.cluster_id.as_deref())?;
+                    self.execute(Command::Key { command: Box::new(other) }).await
+                }
+            },
+            other => {
+                self.select(choice.cluster_id.as_deref())?;
+                self.execute(other).await
+            }
+        }
+    }
+
+    /// Logs out of every cluster's session.
     async fn end_session(&mut self) {
-        if let Some(session) = self.session.take() {
+        let parked = self.parked.drain().filter_map(|(_, (_, session))| session);
+        for session in self.session.take().into_iter().chain(parked.collect::<Vec<_>>()) {
             // The HSM also expires idle sessions; a failed logout leaves
             // nothing the user must clean up.
             let _ = session.logout().await;
         }
+    }
+
+    /// The configured clusters.
+    fn targets(&mut self) -> Result<Arc<Targets>, String> {
+        if let Some(targets) = &self.targets {
+            return Ok(Arc::clone(targets));
+        }
+        let targets = Arc::new(Targets::load(&self.connection)?);
+        self.targets = Some(Arc::clone(&targets));
+        Ok(targets)
+    }
+
+    /// Makes the cluster `wanted` names (or the default one, or the only
+    /// one configured) the current one, parking the one before.
+    fn select(&mut self, wanted: Option<&str>) -> Result<Target, String> {
+        let wanted = wanted.map(str::to_owned).or_else(|| self.default_cluster.clone());
+        let target = self.targets()?.choose(wanted.as_deref())?;
+        self.switch_to(target.clone());
+        Ok(target)
+    }
+
+    fn switch_to(&mut self, target: Target) {
+        if self.current.as_ref() == Some(&target) {
+            return;
+        }
+        if let Some(current) = self.current.take() {
+            self.parked.insert(current, (self.client.take(), self.session.take()));
+        }
+        (self.client, self.session) = self.parked.remove(&target).unwrap_or((None, None));
+        self.current = Some(target);
+    }
+
+    /// `key replicate`: logs in to the destination (from
+    /// `DESTINATION_CLOUDHSM_ROLE`/`_PIN` in single-command mode; with the
+    /// shell's session on it in interactive mode) and the source, then
+    /// copies the key.
+    async fn replicate(&mut self, choice: &ClusterChoice, args: ReplicateArgs, single: bool) -> Result<Value, String> {
+        if let Some(id) = &choice.cluster_id {
+            return Err(format!(
+                "--cluster-id {id}: key replicate names its clusters with --source-cluster-id and \
+                 --destination-cluster-id"
+            ));
+        }
+        let (from, to) = (args.source_cluster_id.as_str(), args.destination_cluster_id.as_str());
+        let targets = self.targets()?;
+        let source = targets.choose(Some(from))?;
+        let destination = targets.choose(Some(to))?;
+        if source == destination {
+            return Err(format!(
+                "--source-cluster-id and --destination-cluster-id both name {from}: key replicate copies a key \
+                 from one cluster to another"
+            ));
+        }
+        // Checked before anything is sent, so that a missing credential
+        // changes nothing anywhere.
+        let credentials = |role: &str, pin: &str, which: &str| -> Result<_, String> {
+            env_credentials_from(role, pin)?.ok_or_else(|| {
+                format!("key replicate: set {role} and {pin} (username:password) to log in to the {which} cluster")
+            })
+        };
+        let logins = match single {
+            true => Some((
+                credentials("CLOUDHSM_ROLE", "CLOUDHSM_PIN", "source")?,
+                credentials("DESTINATION_CLOUDHSM_ROLE", "DESTINATION_CLOUDHSM_PIN", "destination")?,
+            )),
+            false => None,
+        };
+        let (source_login, destination_login) = logins.unzip();
+
+        self.switch_to(destination.clone());
+        self.log_in_here(destination_login, "destination", to).await?;
+        let Some(destination_session) = self.session.take() else {
+            return Err(format!(
+                "not logged in to the destination cluster {to}: log in to it first (login --cluster-id {to} ...)"
+            ));
+        };
+        self.switch_to(source);
+        let outcome = async {
+            self.log_in_here(source_login, "source", from).await?;
+            let source_session = self.session.as_ref().ok_or_else(|| {
+                format!(
+                    "not logged in to the source cluster {from}: log in to it first (login --cluster-id {from} ...)"
+                )
+            })?;
+            let ids = replicate::Ids { source: from, destination: to };
+            replicate::run(source_session, &destination_session, &args.filter.filter, ids).await
+        }
+        .await;
+        // The destination's session stays for the next command (interactive
+        // mode) or for logging out (single-command mode).
+        self.parked.entry(destination).or_insert((None, None)).1 = Some(destination_session);
+        outcome
+    }
+
+    /// Logs in to the current cluster with `credentials`, if given.
+    async fn log_in_here(
+        &mut self,
+        credentials: Option<(String, Role, Zeroizing<String>)>,
+        which: &str,
+        id: &str,
+    ) -> Result<(), String> {
+        if let Some((username, role, password)) = credentials {
+            let client = self.client().await?;
+            let session = client
+                .login(&username, role, &password)
+                .await
+                .map_err(|e| format!("{which} cluster {id}: {}", message(e)))?;
+            self.session = Some(session);
+        }
+        Ok(())
     }
 
     async fn execute(&mut self, command: Command) -> Result<Value, String> {
@@ -158,10 +332,17 @@ impl Shell {
             Command::Quorum { command: QuorumCommand::TokenSign { command } } => {
                 self.with_session(async |s| quorum::token_sign(s, command).await).await
             }
-            Command::Key { command } => {
-                keys::check(&command)?;
-                self.with_session(async |s| keys::run(s, *command).await).await
-            }
+            Command::Key { command } => match *command {
+                KeyTop::Cluster(command) => {
+                    keys::check(&command)?;
+                    self.with_session(async |s| keys::run(s, command).await).await
+                }
+                // Both modes send it to `replicate` before a cluster is
+                // chosen, as it works on two; this arm is not reached.
+                KeyTop::Replicate(_) => {
+                    Err("key replicate: give --source-cluster-id and --destination-cluster-id".into())
+                }
+            },
             Command::Crypto { command } => {
                 crypto::check(&command)?;
                 self.with_session(async |s| crypto::run(s, *command).await).await
@@ -248,30 +429,17 @@ impl Shell {
         Ok(output::user_change(&change.map_err(message)?, &username, role.into()))
     }
 
-    /// The connections to every HSM, prepared on first use.
+    /// The connections to every HSM of the current cluster, prepared (and
+    /// checked to be that cluster's) on first use.
     async fn client(&mut self) -> Result<Cluster, String> {
         if let Some(client) = &self.client {
             return Ok(client.clone());
         }
-        let endpoints = self
-            .connection
-            .endpoint
-            .as_deref()
-            .ok_or("no HSM endpoint: pass --endpoint host:port or set HSM_ENDPOINTS (load client.env)")?;
-        let ca = self
-            .connection
-            .ca_cert
-            .as_deref()
-            .ok_or("no CA certificate: pass --ca-cert PATH or set HSM_CA_CERT (load client.env)")?;
-        let mut config = ClientConfig::from_parts(endpoints, ca)
-            .map_err(message)?
-            .with_key_availability_check(!self.connection.disable_key_availability_check);
-        if let (Some(cert), Some(key)) =
-            (&self.connection.client_cert_hsm_tls_file, &self.connection.client_key_hsm_tls_file)
-        {
-            config = config.with_client_identity_files(cert, key).map_err(message)?;
-        }
-        let client = Cluster::connect(&config).await.map_err(message)?;
+        let target = match &self.current {
+            Some(target) => target.clone(),
+            None => self.select(None)?,
+        };
+        let client = self.targets()?.connect(&target, &self.connection).await?;
         self.client = Some(client.clone());
         Ok(client)
     }
@@ -354,16 +522,22 @@ fn emit(text: &str, newline: bool) -> bool {
 
 /// `CLOUDHSM_ROLE` and `CLOUDHSM_PIN=username:password`, when both are set.
 fn env_credentials() -> Result<Option<(String, Role, Zeroizing<String>)>, String> {
-    let (Ok(role), Ok(pin)) = (std::env::var("CLOUDHSM_ROLE"), std::env::var("CLOUDHSM_PIN")) else {
+    env_credentials_from("CLOUDHSM_ROLE", "CLOUDHSM_PIN")
+}
+
+/// A role and `username:password` from these variables, when both are set
+/// (`DESTINATION_CLOUDHSM_ROLE`/`_PIN` for `key replicate`'s destination).
+fn env_credentials_from(role_var: &str, pin_var: &str) -> Result<Option<(String, Role, Zeroizing<String>)>, String> {
+    let (Ok(role), Ok(pin)) = (std::env::var(role_var), std::env::var(pin_var)) else {
         return Ok(None);
     };
     let pin = Zeroizing::new(pin);
     let role = match role.as_str() {
         "admin" => Role::Admin,
         "crypto-user" => Role::CryptoUser,
-        other => return Err(format!("CLOUDHSM_ROLE '{other}': must be admin or crypto-user")),
+        other => return Err(format!("{role_var} '{other}': must be admin or crypto-user")),
     };
-    let (username, password) = pin.split_once(':').ok_or("CLOUDHSM_PIN: must be username:password")?;
+    let (username, password) = pin.split_once(':').ok_or_else(|| format!("{pin_var}: must be username:password"))?;
     Ok(Some((username.to_owned(), role, Zeroizing::new(password.to_owned()))))
 }
 
