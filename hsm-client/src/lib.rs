@@ -80,7 +80,7 @@ pub use crate::{
     audit::{AuditPage, AuditRecord},
     cluster::{
         Cluster, ClusterKey, ClusterKeyPage, ClusterSession, ClusterUser, Completion, Coverage, CoverageLabel, FanOut,
-        HsmResult, Merged, SignedTokens, UserChange, UserEffect, UserList,
+        HsmResult, Merged, SignedToken, SignedTokens, UserChange, UserEffect, UserList,
     },
     config::{CLUSTERS_FILE_ENV, ClientConfig, DISABLE_KEY_AVAILABILITY_CHECK_ENV, NamedCluster, RetryPolicy},
     error::ClientError,

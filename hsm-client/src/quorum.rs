@@ -87,20 +87,38 @@ pub struct QuorumTokenInfo {
     pub expires_in_seconds: u64,
 }
 
-/// One HSM's token and the approvers' signatures of it.
+/// A token and the approvers' signatures of it: one HSM's own token, or the
+/// CloudHSM CLI's one token for a whole cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {
+    /// The HSM whose token this is; empty for a cluster's token.
     pub hsm_id: String,
+    /// What approvers sign (32 bytes).
     pub token: Vec<u8>,
+    /// Empty for one HSM's token; for a cluster's, every HSM's
+    /// `approval_data` joined, whose SHA-256 is `token`: each HSM finds its
+    /// own token in it.
+    pub approval_data: Vec<u8>,
     /// (approver's username, signature).
     pub signatures: Vec<(String, Vec<u8>)>,
 }
 
 impl Approval {
+    /// One token for the whole cluster from every HSM's token: their
+    /// `approval_data` joined (in the order given) and its SHA-256, which
+    /// each approver then signs once. This is what the CloudHSM CLI's
+    /// token file holds.
+    pub fn joined<'a>(tokens: impl IntoIterator<Item = &'a QuorumToken>) -> Approval {
+        let approval_data: Vec<u8> = tokens.into_iter().flat_map(|t| t.approval_data.iter().copied()).collect();
+        let token = ring::digest::digest(&ring::digest::SHA256, &approval_data).as_ref().to_vec();
+        Approval { hsm_id: String::new(), token, approval_data, signatures: Vec::new() }
+    }
+
     /// The approval as a gated request carries it.
     pub fn to_proto(&self) -> pb::Approval {
         pb::Approval {
             token: self.token.clone(),
+            approval_data: self.approval_data.clone(),
             signatures: self
                 .signatures
                 .iter()
@@ -113,54 +131,70 @@ impl Approval {
     }
 }
 
-/// An approval for a cluster: one per HSM.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterApproval(pub Vec<Approval>);
+/// An approval for a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterApproval {
+    /// One token for every HSM ([`Approval::joined`]), as the CloudHSM
+    /// CLI's token file carries it: every HSM gets the same approval and
+    /// spends its own token out of it.
+    Joined(Approval),
+    /// One approval per HSM, each of that HSM's own token.
+    PerHsm(Vec<Approval>),
+}
 
 impl ClusterApproval {
-    /// Reads a signed token file as `quorum token-sign generate` writes it
-    /// and approvers complete it: `{"tokens": [{"hsm": ID, "token": BASE64,
-    /// "signatures": [{"username": NAME, "signature": BASE64}]}]}`. Errors
-    /// name the entry and the field.
+    /// Reads a signed quorum token file as `quorum token-sign generate`
+    /// writes it and approvers complete it (the CloudHSM CLI's shape):
+    /// `{"version": "2.0", "approval_data": BASE64, "token": BASE64,
+    /// "signatures": [{"username": NAME, "signature": BASE64}]}`. Errors
+    /// name the field and the rule.
     pub fn from_json(text: &str) -> Result<Self, ClientError> {
+        use base64::{Engine as _, engine::general_purpose::STANDARD};
         let bad = |rule: String| ClientError::InvalidArgument(format!("token file: {rule}"));
         let file: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let entries = file["tokens"].as_array().ok_or_else(|| bad("no \"tokens\" array".into()))?;
-        let base64 = |at: String, field: &str, value: &serde_json::Value| {
-            use base64::{Engine as _, engine::general_purpose::STANDARD};
-            let text = value.as_str().ok_or_else(|| bad(format!("{at}: \"{field}\" must be a base64 string")))?;
-            STANDARD.decode(text.trim()).map_err(|e| bad(format!("{at}: \"{field}\" is not base64: {e}")))
-        };
-        let mut approvals = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.iter().enumerate() {
-            let at = format!("tokens[{i}]");
-            let hsm_id =
-                entry["hsm"].as_str().ok_or_else(|| bad(format!("{at}: \"hsm\" must be the issuing HSM's id")))?;
-            let token = base64(at.clone(), "token", &entry["token"])?;
-            let mut signatures = Vec::new();
-            let listed = match &entry["signatures"] {
-                serde_json::Value::Null => &[][..],
-                value => value.as_array().ok_or_else(|| bad(format!("{at}: \"signatures\" must be an array")))?,
-            };
-            for (j, s) in listed.iter().enumerate() {
-                let at = format!("{at}.signatures[{j}]");
-                let username = s["username"]
-                    .as_str()
-                    .ok_or_else(|| bad(format!("{at}: \"username\" must be the approver's name")))?;
-                signatures.push((username.to_owned(), base64(at, "signature", &s["signature"])?));
-            }
-            approvals.push(Approval { hsm_id: hsm_id.to_owned(), token, signatures });
+        match &file["version"] {
+            serde_json::Value::String(v) if v == "2.0" => {}
+            other => return Err(bad(format!("\"version\" must be \"2.0\", not {other}"))),
         }
-        Ok(ClusterApproval(approvals))
+        let base64 = |at: &str, value: &serde_json::Value| {
+            let text = value.as_str().ok_or_else(|| bad(format!("\"{at}\" must be a base64 string")))?;
+            STANDARD.decode(text.trim()).map_err(|e| bad(format!("\"{at}\" is not base64: {e}")))
+        };
+        if file["approval_data"].is_null() && file["tokens"].is_array() {
+            return Err(bad("this is a registration or MFA token file (\"tokens\"); an approval is a quorum \
+                            token file of the service it approves (quorum token-sign generate --service ...)"
+                .into()));
+        }
+        let approval_data = base64("approval_data", &file["approval_data"])?;
+        let token = base64("token", &file["token"])?;
+        if ring::digest::digest(&ring::digest::SHA256, &approval_data).as_ref() != token.as_slice() {
+            return Err(bad("\"token\" must be the SHA-256 of \"approval_data\"".into()));
+        }
+        let listed = match &file["signatures"] {
+            serde_json::Value::Null => &[][..],
+            value => value.as_array().ok_or_else(|| bad("\"signatures\" must be an array".into()))?,
+        };
+        let mut signatures = Vec::with_capacity(listed.len());
+        for (j, s) in listed.iter().enumerate() {
+            let at = format!("signatures[{j}]");
+            let username =
+                s["username"].as_str().ok_or_else(|| bad(format!("{at}: \"username\" must be the approver's name")))?;
+            signatures.push((username.to_owned(), base64(&format!("{at}.signature"), &s["signature"])?));
+        }
+        Ok(ClusterApproval::Joined(Approval { hsm_id: String::new(), token, approval_data, signatures }))
     }
 
     /// The approval for the HSM `hsm_id`.
     pub fn for_hsm(&self, hsm_id: &str) -> Result<&Approval, ClientError> {
-        self.0.iter().find(|a| a.hsm_id == hsm_id).ok_or_else(|| {
-            ClientError::InvalidArgument(format!(
-                "the approval has no token for HSM {hsm_id}; generate the token again (one per HSM of the cluster)"
-            ))
-        })
+        match self {
+            ClusterApproval::Joined(approval) => Ok(approval),
+            ClusterApproval::PerHsm(approvals) => approvals.iter().find(|a| a.hsm_id == hsm_id).ok_or_else(|| {
+                ClientError::InvalidArgument(format!(
+                    "the approval has no token for HSM {hsm_id}; generate the token again (one per HSM of the \
+                     cluster)"
+                ))
+            }),
+        }
     }
 }
 
@@ -218,9 +252,14 @@ impl Session {
         Ok(reply.into_inner().deleted)
     }
 
-    /// Deletes one of the caller's tokens; whether it was there.
-    pub async fn delete_quorum_token(&self, token: &[u8]) -> Result<bool, ClientError> {
-        let request = pb::DeleteQuorumTokensRequest { token: token.to_vec(), ..Default::default() };
+    /// Deletes the caller's token of `approval` on this HSM (one HSM's
+    /// token, or this HSM's among a cluster token's); whether it was there.
+    pub async fn delete_quorum_token(&self, approval: &Approval) -> Result<bool, ClientError> {
+        let request = pb::DeleteQuorumTokensRequest {
+            token: if approval.approval_data.is_empty() { approval.token.clone() } else { Vec::new() },
+            approval_data: approval.approval_data.clone(),
+            ..Default::default()
+        };
         let reply = self.quorum().delete_quorum_tokens(self.request(request)?).await?;
         Ok(reply.into_inner().deleted > 0)
     }
@@ -246,17 +285,21 @@ impl Session {
     }
 
     /// Registers the caller's quorum key (`public_key`: SPKI DER) with its
-    /// signature of a registration token of this HSM.
+    /// signature of a registration token of this HSM: `signed` holds
+    /// (token, signature) pairs, such as every entry of a signed token file
+    /// (one per HSM), and the HSM uses its own.
     pub async fn register_quorum_key(
         &self,
         public_key: &[u8],
-        token: &[u8],
-        signature: &[u8],
+        signed: &[crate::SignedToken],
     ) -> Result<(String, Role), ClientError> {
         let request = self.request(pb::RegisterQuorumKeyRequest {
             public_key: public_key.to_vec(),
-            token: token.to_vec(),
-            signature: signature.to_vec(),
+            signed_tokens: signed
+                .iter()
+                .map(|(token, signature)| pb::SignedToken { token: token.clone(), signature: signature.clone() })
+                .collect(),
+            ..Default::default()
         })?;
         let reply = self.quorum().register_quorum_key(request).await?.into_inner();
         Ok((reply.username, Role::try_from(reply.role)?))
@@ -272,7 +315,10 @@ impl Session {
     }
 
     /// Turns MFA on with `public_key` (SPKI DER), given its signature of
-    /// `token` from [`Session::mfa_registration_token`].
+    /// `token` from [`Session::mfa_registration_token`]; with
+    /// `new_password`, the password changes in the same step (the CloudHSM
+    /// CLI's `--change-password`).
+    #[expect(clippy::too_many_arguments, reason = "one call of the HSM's, field by field")]
     pub async fn register_mfa(
         &self,
         username: &str,
@@ -280,6 +326,7 @@ impl Session {
         public_key: &[u8],
         token: &[u8],
         signature: &[u8],
+        new_password: Option<&str>,
         approval: Option<&Approval>,
     ) -> Result<User, ClientError> {
         let reply = self
@@ -287,6 +334,7 @@ impl Session {
                 public_key: public_key.to_vec(),
                 token: token.to_vec(),
                 signature: signature.to_vec(),
+                new_password: new_password.unwrap_or_default().to_owned(),
                 approval: approval.map(Approval::to_proto),
                 ..mfa_request(username, role)
             })
@@ -294,16 +342,18 @@ impl Session {
         User::try_from(reply.user)
     }
 
-    /// Turns MFA off.
+    /// Turns MFA off; with `new_password`, the password changes with it.
     pub async fn deregister_mfa(
         &self,
         username: &str,
         role: Role,
+        new_password: Option<&str>,
         approval: Option<&Approval>,
     ) -> Result<User, ClientError> {
         let reply = self
             .change_mfa(pb::ChangeMfaRequest {
                 deregister: true,
+                new_password: new_password.unwrap_or_default().to_owned(),
                 approval: approval.map(Approval::to_proto),
                 ..mfa_request(username, role)
             })

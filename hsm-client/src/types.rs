@@ -42,8 +42,11 @@ pub struct Deregister {
 pub(crate) struct CreateToken(pub(crate) [u8; 16]);
 
 impl CreateToken {
-    pub(crate) fn random() -> Self {
-        CreateToken(rand::random())
+    pub(crate) fn random() -> Result<Self, ClientError> {
+        let mut bytes = [0; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| ClientError::Config("the operating system's random number generator failed".into()))?;
+        Ok(CreateToken(bytes))
     }
 }
 

@@ -578,7 +578,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             quorum().list_quorum_tokens(r(session, pb::ListQuorumTokensRequest {})).await.map(drop)
         }
         Rpc::DeleteQuorumTokens => quorum()
-            .delete_quorum_tokens(r(session, pb::DeleteQuorumTokensRequest { all: false, token: Vec::new() }))
+            .delete_quorum_tokens(r(session, pb::DeleteQuorumTokensRequest { all: false, ..Default::default() }))
             .await
             .map(drop),
         Rpc::SetQuorumValue => quorum()
@@ -600,7 +600,7 @@ async fn call(rpc: Rpc, who: Who, session: &Session, f: &Fixture) -> Result<(), 
             quorum()
                 .register_quorum_key(r(
                     session,
-                    pb::RegisterQuorumKeyRequest { public_key: key.spki(), token, signature },
+                    pb::RegisterQuorumKeyRequest { public_key: key.spki(), token, signature, ..Default::default() },
                 ))
                 .await
                 .map(drop)

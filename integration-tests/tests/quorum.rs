@@ -71,19 +71,17 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Adds `username`'s signature of every HSM's token to a quorum token file,
-/// as an approver does by hand.
+/// Adds `username`'s signature of the cluster's token to a quorum token
+/// file, as an approver does by hand.
 fn approve(file: &Path, username: &str, key: &RsaKey) {
     let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-    for entry in doc["tokens"].as_array_mut().unwrap() {
-        let token = B64.decode(entry["token"].as_str().unwrap()).unwrap();
-        let signature = B64.encode(key.sign(&token));
-        entry["signatures"].as_array_mut().unwrap().push(json!({"username": username, "signature": signature}));
-    }
+    let token = B64.decode(doc["token"].as_str().unwrap()).unwrap();
+    let signature = B64.encode(key.sign(&token));
+    doc["signatures"].as_array_mut().unwrap().push(json!({"username": username, "signature": signature}));
     std::fs::write(file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
 }
 
-/// Fills in `"signed"` of every token of an MFA token file.
+/// Fills in `"signed"` of every token of a registration or MFA token file.
 fn sign_mfa_file(file: &Path, key: &RsaKey) {
     let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     for entry in doc["tokens"].as_array_mut().unwrap() {
@@ -160,7 +158,7 @@ fn register_quorum_key(dev: &DevProcess, dir: &Path, username: &str, password: &
     let generated =
         dev.cli(&env(&who), &["quorum", "token-sign", "generate", "--service", "registration", "--token", path(&file)]);
     assert_eq!(generated.ok(), json!({"path": path(&file)}));
-    approve(&file, username, key);
+    sign_mfa_file(&file, key);
     let registered = dev.cli(
         &env(&who),
         &[
@@ -236,7 +234,7 @@ fn user_management_needs_two_distinct_registered_admins_once_quorum_is_two() {
     };
     let token = signed("user.token", "user", &[("admin", &k1), ("admin2", &k2)]);
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&token).unwrap()).unwrap();
-    assert_eq!(file["tokens"].as_array().unwrap().len(), 2, "one token per HSM: {file}");
+    assert!(file["approval_data"].is_string() && file["token"].is_string(), "one token for the cluster: {file}");
     let listed = dev.cli(&env(&admin), &["quorum", "token-sign", "list"]).ok();
     assert_eq!(listed["tokens"][0]["service"], "user");
     assert_eq!(listed["tokens"][0]["approvals-required"], 2);
@@ -301,7 +299,19 @@ fn an_admin_with_mfa_logs_in_only_with_a_token_signed_by_their_key() {
     let out = cli_dialog(
         &dev,
         &env(&admin),
-        &["user", "change-mfa", "token-sign", "--username", "officer1", "--role", "admin", "--token", path(&unsigned)],
+        &[
+            "user",
+            "change-mfa",
+            "token-sign",
+            "--username",
+            "officer1",
+            "--role",
+            "admin",
+            "--change-password",
+            "officer-pass",
+            "--token",
+            path(&unsigned),
+        ],
         "",
         |line| {
             if line.starts_with("Enter signed token file path") {
@@ -360,7 +370,18 @@ fn an_admin_with_mfa_logs_in_only_with_a_token_signed_by_their_key() {
     // MFA off again: the password is enough.
     let off = dev.cli(
         &env(&admin),
-        &["user", "change-mfa", "token-sign", "--username", "officer1", "--role", "admin", "--deregister"],
+        &[
+            "user",
+            "change-mfa",
+            "token-sign",
+            "--username",
+            "officer1",
+            "--role",
+            "admin",
+            "--change-password",
+            "officer-pass",
+            "--deregister",
+        ],
     );
     assert_eq!(off.ok(), json!({"username": "officer1", "role": "admin"}));
     assert!(dev.cli(&env(&officer), &["user", "list"]).ok()["users"].is_array());
@@ -370,13 +391,14 @@ fn an_admin_with_mfa_logs_in_only_with_a_token_signed_by_their_key() {
 async fn register(session: &Session, key: &RsaKey) {
     let token = session.generate_quorum_token(QuorumService::Registration).await.unwrap();
     let signature = key.sign(&token.token);
-    session.register_quorum_key(&key.spki(), &token.token, &signature).await.unwrap();
+    session.register_quorum_key(&key.spki(), &[(token.token, signature)]).await.unwrap();
 }
 
 fn signed(session_token: &hsm_client::QuorumToken, signers: &[(&str, &RsaKey)]) -> hsm_client::Approval {
     hsm_client::Approval {
         hsm_id: session_token.hsm_id.clone(),
         token: session_token.token.clone(),
+        approval_data: Vec::new(),
         signatures: signers.iter().map(|(name, key)| ((*name).to_owned(), key.sign(&session_token.token))).collect(),
     }
 }
@@ -430,12 +452,11 @@ async fn a_three_hsm_cluster_keeps_keys_and_values_on_every_hsm_and_each_hsm_spe
     admin.create_user("admin2", Role::Admin, "admin2-pass").await.unwrap();
     let admin2 = client.login("admin2", Role::Admin, "admin2-pass").await.unwrap();
     let (k1, k2) = (RsaKey::generate(dir.path(), "a1"), RsaKey::generate(dir.path(), "a2"));
-    for (session, key, name) in [(&admin, &k1, "admin"), (&admin2, &k2, "admin2")] {
+    for (session, key) in [(&admin, &k1), (&admin2, &k2)] {
         let tokens = session.generate_quorum_token(QuorumService::Registration).await.unwrap();
-        let approval =
-            hsm_client::ClusterApproval(tokens.succeeded().map(|(_, t)| signed(t, &[(name, key)])).collect());
-        assert_eq!(approval.0.len(), 3);
-        session.register_quorum_key(&key.spki(), &approval).await.unwrap();
+        let signed: Vec<_> = tokens.succeeded().map(|(_, t)| (t.token.clone(), key.sign(&t.token))).collect();
+        assert_eq!(signed.len(), 3, "one registration token per HSM");
+        session.register_quorum_key(&key.spki(), &signed).await.unwrap();
     }
     admin.set_quorum_value(QuorumService::User, 2, None).await.unwrap();
     let digests = cluster.digests().await;
@@ -444,9 +465,14 @@ async fn a_three_hsm_cluster_keeps_keys_and_values_on_every_hsm_and_each_hsm_spe
     let refused = admin.create_user("carol", Role::CryptoUser, "carol-pass").await.unwrap_err();
     assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
     let tokens = admin.generate_quorum_token(QuorumService::User).await.unwrap();
-    let approval = hsm_client::ClusterApproval(
-        tokens.succeeded().map(|(_, t)| signed(t, &[("admin", &k1), ("admin2", &k2)])).collect(),
-    );
+    // One token for the cluster (every HSM's approval data joined), signed
+    // once by each approver, as the CloudHSM CLI's token file carries it.
+    let mut joined = hsm_client::Approval::joined(tokens.succeeded().map(|(_, t)| t));
+    joined.signatures = [("admin", &k1), ("admin2", &k2)]
+        .into_iter()
+        .map(|(name, key)| (name.to_owned(), key.sign(&joined.token)))
+        .collect();
+    let approval = hsm_client::ClusterApproval::Joined(joined);
     let created = admin.create_user_approved("carol", Role::CryptoUser, "carol-pass", Some(&approval)).await.unwrap();
     assert_eq!(created.succeeded().count(), 3, "each HSM took its own approved token");
     let users = admin.list_users().await.unwrap();
@@ -470,7 +496,8 @@ async fn a_new_hsm_clones_registered_keys_and_quorum_values() {
     let key = TestRsaKey::fixed();
     for session in [&admin, &admin2] {
         let token = session.generate_quorum_token(QuorumService::Registration).await.unwrap();
-        session.register_quorum_key(&key.spki(), &token.token, &key.sign(&token.approval_data)).await.unwrap();
+        let signed = [(token.token.clone(), key.sign(&token.approval_data))];
+        session.register_quorum_key(&key.spki(), &signed).await.unwrap();
     }
     admin.set_quorum_value(QuorumService::User, 2, None).await.unwrap();
     admin2.logout().await.unwrap();
@@ -516,7 +543,7 @@ fn a_key_with_quorum_values_signs_and_changes_only_with_its_users_approval() {
         let file = dir.join(format!("{name}-registration.json"));
         let generate = ["quorum", "token-sign", "generate", "--service", "registration", "--token", path(&file)];
         dev.cli(&env(&cu(name)), &generate).ok();
-        approve(&file, name, key);
+        sign_mfa_file(&file, key);
         let register = ["user", "change-quorum", "token-sign", "register", "--public-key", path(&key.public)];
         let register: Vec<&str> = register.into_iter().chain(["--signed-token", path(&file)]).collect();
         assert_eq!(dev.cli(&env(&cu(name)), &register).ok(), json!({"username": name, "role": "crypto-user"}));

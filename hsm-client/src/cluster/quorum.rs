@@ -1,8 +1,10 @@
 //! Quorum and MFA across the cluster. Registered keys, quorum values and
 //! MFA are per-user or per-HSM state that must be the same on every HSM, so
 //! they are written to all of them, as users are. Tokens are per HSM: a
-//! token file holds one per HSM, and a gated call sends each HSM the
-//! approval of its own token.
+//! registration or MFA token file holds one per HSM, and an approval is
+//! either one per HSM or, as the CloudHSM CLI's file has it, one token for
+//! the cluster joining every HSM's ([`crate::Approval::joined`]); either way
+//! each HSM finds and spends its own.
 
 use std::collections::HashMap;
 
@@ -14,7 +16,10 @@ use crate::{
 };
 
 /// Per endpoint: the token an HSM issued, and the signature of it.
-pub type SignedTokens = HashMap<String, (Vec<u8>, Vec<u8>)>;
+pub type SignedTokens = HashMap<String, SignedToken>;
+
+/// A token and a signature of it: one entry of a signed token file.
+pub type SignedToken = (Vec<u8>, Vec<u8>);
 
 impl ClusterSession {
     /// A token from every HSM.
@@ -49,25 +54,15 @@ impl ClusterSession {
         .into_result()
     }
 
-    /// Registers the caller's quorum key on every HSM: `signed` holds each
-    /// HSM's registration token with the caller's signature of it.
+    /// Registers the caller's quorum key on every HSM: `signed` holds the
+    /// (token, signature) pairs of a signed registration token file, one
+    /// per HSM; every HSM gets them all and uses its own.
     pub async fn register_quorum_key(
         &self,
         public_key: &[u8],
-        signed: &ClusterApproval,
+        signed: &[SignedToken],
     ) -> Result<FanOut<(String, Role)>, ClientError> {
-        self.on_all(|s| async move {
-            let approval = signed.for_hsm(&s.hsm_id().await?)?;
-            let (_, signature) = approval.signatures.first().ok_or_else(|| {
-                ClientError::InvalidArgument(format!(
-                    "the signed token of HSM {} carries no signature",
-                    approval.hsm_id
-                ))
-            })?;
-            s.register_quorum_key(public_key, &approval.token, signature).await
-        })
-        .await
-        .into_result()
+        self.on_all(|s| s.register_quorum_key(public_key, signed)).await.into_result()
     }
 
     /// The token each HSM wants a new MFA key for `username` to sign, by
@@ -77,34 +72,38 @@ impl ClusterSession {
     }
 
     /// Turns MFA on everywhere with `public_key` (SPKI DER), each HSM
-    /// getting its own signed token.
+    /// getting its own signed token; with `new_password`, the password
+    /// changes in the same step on each HSM.
     pub async fn register_mfa(
         &self,
         username: &str,
         role: Role,
         public_key: &[u8],
         signed: &SignedTokens,
+        new_password: Option<&str>,
         approval: Option<&ClusterApproval>,
     ) -> Result<FanOut<User>, ClientError> {
         self.on_all(|s| async move {
             let (token, signature) = signed_for(signed, s)?;
             let approval = approval_for(s, approval).await?;
-            s.register_mfa(username, role, public_key, token, signature, approval.as_ref()).await
+            s.register_mfa(username, role, public_key, token, signature, new_password, approval.as_ref()).await
         })
         .await
         .into_result()
     }
 
-    /// Turns MFA off everywhere.
+    /// Turns MFA off everywhere; with `new_password`, the password changes
+    /// with it.
     pub async fn deregister_mfa(
         &self,
         username: &str,
         role: Role,
+        new_password: Option<&str>,
         approval: Option<&ClusterApproval>,
     ) -> Result<FanOut<User>, ClientError> {
         self.on_all(|s| async move {
             let approval = approval_for(s, approval).await?;
-            s.deregister_mfa(username, role, approval.as_ref()).await
+            s.deregister_mfa(username, role, new_password, approval.as_ref()).await
         })
         .await
         .into_result()
@@ -172,8 +171,8 @@ impl ClusterSession {
     pub(super) async fn retire(&self, approval: Option<&ClusterApproval>) {
         let Some(approval) = approval else { return };
         self.on_all(|s| async move {
-            let token = approval.for_hsm(&s.hsm_id().await?)?;
-            s.delete_quorum_token(&token.token).await
+            let token = approval_for(s, Some(approval)).await?.ok_or_else(|| no_token(s.client().endpoint()))?;
+            s.delete_quorum_token(&token).await
         })
         .await;
     }
@@ -186,7 +185,9 @@ pub(crate) async fn approval_for(
 ) -> Result<Option<Approval>, ClientError> {
     match approval {
         None => Ok(None),
-        Some(approval) => Ok(Some(approval.for_hsm(&session.hsm_id().await?)?.clone())),
+        // The same for every HSM: no need to ask this one its id.
+        Some(ClusterApproval::Joined(approval)) => Ok(Some(approval.clone())),
+        Some(per_hsm) => Ok(Some(per_hsm.for_hsm(&session.hsm_id().await?)?.clone())),
     }
 }
 

@@ -125,7 +125,7 @@ impl ClusterSession {
         approval: Option<&ClusterApproval>,
     ) -> Result<FanOut<UserChange>, ClientError> {
         self.refuse_existing(username).await?;
-        let token = CreateToken::random();
+        let token = CreateToken::random()?;
         let policy = self.cluster.settings.retry;
         self.on_all(|s| async move {
             let user = retry::run_here(policy, || async {

@@ -547,6 +547,7 @@ pub(crate) async fn quorum_rig() -> (Rig, Gated) {
             public_key: approver.spki.clone(),
             token: token.token,
             signature: approver.sign(&token.approval_data),
+            ..Default::default()
         };
         let _: pb::RegisterQuorumKeyResponse =
             expect(rig.typed(Rpc::RegisterQuorumKey, Some(session), &request).await, "registering a quorum key");

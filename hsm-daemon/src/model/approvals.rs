@@ -16,7 +16,7 @@ use super::{
     internal,
     quorum::{
         Approval, ApproverKey, IssuedToken, PendingApproval, Purpose, QuorumService, QuorumValue, QuorumValues,
-        TokenId, TokenView, VerifiedApproval,
+        TokenId, TokenView, VerifiedApproval, preimages, sha256,
     },
     view,
 };
@@ -66,6 +66,15 @@ impl Hsm {
     pub fn delete_quorum_token(&mut self, caller: &Caller, token: &TokenId) -> Result<bool, ModelError> {
         let username = caller_username(caller)?;
         Ok(self.tokens.delete_one(token, username))
+    }
+
+    /// Deletes the caller's tokens among `approval_data`'s preimages (what
+    /// a client does with the other HSMs' tokens of a cluster approval that
+    /// one HSM used). Returns how many.
+    pub fn delete_quorum_tokens_among(&mut self, caller: &Caller, approval_data: &[u8]) -> Result<usize, ModelError> {
+        let username = caller_username(caller)?;
+        let ids: Vec<TokenId> = preimages("approval_data", approval_data)?.into_iter().map(sha256).collect();
+        Ok(ids.iter().filter(|id| self.tokens.delete_one(id, username)).count())
     }
 
     pub fn quorum_values(&self) -> QuorumValues {
@@ -156,7 +165,9 @@ impl Hsm {
         }
         let approval = approval.ok_or(ModelError::QuorumRequired)?;
         let requester = caller_username(caller)?;
-        let preimage = self.tokens.find(&approval.token, &Purpose::Quorum(service), requester, now)?;
+        let (ids, signed_over) = approval.candidates()?;
+        let (token, own) = self.tokens.find_among(&ids, &Purpose::Quorum(service), requester, now)?;
+        let preimage = signed_over.map_or(own, <[u8]>::to_vec);
         let mut distinct: BTreeMap<Username, Vec<u8>> = BTreeMap::new();
         for (username, signature) in approval.signatures {
             distinct.entry(username).or_insert(signature);
@@ -180,7 +191,7 @@ impl Hsm {
                 .ok_or_else(|| refuse("has no registered quorum key (user change-quorum token-sign register)"))?;
             signers.push((username, key, signature));
         }
-        Ok(Some(PendingApproval { token: approval.token, service, preimage, required, signers }))
+        Ok(Some(PendingApproval { token, service, preimage, required, signers }))
     }
 
     /// Second step of a quorum-gated call, under the same lock as the
@@ -238,16 +249,18 @@ impl Hsm {
         Ok(result)
     }
 
-    /// First step of registering the caller's quorum key: the preimage of
-    /// the registration token, which the key must have signed.
+    /// First step of registering the caller's quorum key: which of
+    /// `tokens` (a signed token file holds one per HSM) is this HSM's live
+    /// registration token for the caller, and its preimage, which the key
+    /// must have signed.
     pub fn registration_preimage(
         &mut self,
         caller: &Caller,
-        token: &TokenId,
+        tokens: &[TokenId],
         now: Instant,
-    ) -> Result<Vec<u8>, ModelError> {
+    ) -> Result<(TokenId, Vec<u8>), ModelError> {
         let username = caller_username(caller)?;
-        self.tokens.find(token, &Purpose::Quorum(QuorumService::Registration), username, now)
+        self.tokens.find_among(tokens, &Purpose::Quorum(QuorumService::Registration), username, now)
     }
 
     /// Second step: registers `key` (whose signature of the token the

@@ -217,6 +217,13 @@ impl fmt::Debug for ApproverKey {
 /// A token as clients see it: the SHA-256 of its preimage.
 pub type TokenId = [u8; 32];
 
+/// How every preimage starts; after it come the purpose byte, the HSM id
+/// and the username (each a length byte and the bytes) and a 32-byte nonce,
+/// so a run of preimages can be cut back into its parts ([`preimages`]).
+const PREIMAGE_TAG: &[u8] = b"hsm-emulator token v1";
+/// The most preimages one `approval_data` may join (one per HSM).
+const MAX_PREIMAGES: usize = 64;
+
 /// What a token was issued for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Purpose {
@@ -285,7 +292,7 @@ impl Tokens {
         }
         let mut nonce = [0u8; 32];
         rng.fill_bytes(&mut nonce);
-        let mut preimage = b"hsm-emulator token v1".to_vec();
+        let mut preimage = PREIMAGE_TAG.to_vec();
         let purpose_code = match &purpose {
             Purpose::Quorum(service) => service.code(),
             Purpose::MfaLogin => 0x10,
@@ -330,6 +337,29 @@ impl Tokens {
             });
         }
         Ok(issued.preimage.clone())
+    }
+
+    /// The first of `ids` that is a live token issued to `username` for
+    /// `purpose`, with its preimage: how an HSM picks its own token out of
+    /// a token file that holds one per HSM. When none is, the error of the
+    /// first (unknown when there are none).
+    pub(super) fn find_among(
+        &mut self,
+        ids: &[TokenId],
+        purpose: &Purpose,
+        username: &Username,
+        now: Instant,
+    ) -> Result<(TokenId, Vec<u8>), ModelError> {
+        let mut first_error = None;
+        for id in ids {
+            match self.find(id, purpose, username, now) {
+                Ok(preimage) => return Ok((*id, preimage)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(ModelError::QuorumTokenUnknown))
     }
 
     /// Whether `id` is a live token.
@@ -393,6 +423,62 @@ impl Tokens {
 pub struct Approval {
     pub token: TokenId,
     pub signatures: Vec<(Username, Vec<u8>)>,
+    /// `None`: `token` is this HSM's own. `Some`: the CloudHSM CLI's one
+    /// token for a cluster, the SHA-256 of every HSM's preimage joined;
+    /// this HSM's token is among them, and the signatures cover the whole.
+    pub approval_data: Option<Vec<u8>>,
+}
+
+impl Approval {
+    /// The token ids the approval may stand for on this HSM, and the bytes
+    /// its signatures cover if the token is found (`None`: the token's own
+    /// preimage).
+    pub(super) fn candidates(&self) -> Result<(Vec<TokenId>, Option<&[u8]>), ModelError> {
+        match &self.approval_data {
+            None => Ok((vec![self.token], None)),
+            Some(data) => {
+                if sha256(data) != self.token {
+                    return Err(ModelError::InvalidArgument {
+                        field: "approval.token",
+                        rule: "must be the SHA-256 of approval.approval_data".into(),
+                    });
+                }
+                let ids = preimages("approval.approval_data", data)?.into_iter().map(sha256).collect();
+                Ok((ids, Some(data)))
+            }
+        }
+    }
+}
+
+/// Cuts `data`, preimages joined end to end, back into them.
+pub(super) fn preimages<'a>(field: &'static str, data: &'a [u8]) -> Result<Vec<&'a [u8]>, ModelError> {
+    let invalid = |rule: &str| ModelError::InvalidArgument { field, rule: rule.into() };
+    let mut parts = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        if parts.len() == MAX_PREIMAGES {
+            return Err(invalid(&format!("joins at most {MAX_PREIMAGES} token preimages (one per HSM)")));
+        }
+        let not_preimages = || invalid("must be token preimages as the HSMs issued them, joined");
+        let body = rest.strip_prefix(PREIMAGE_TAG).ok_or_else(not_preimages)?;
+        // The purpose byte, then two length-prefixed parts, then the nonce.
+        let mut at = 1;
+        for _ in 0..2 {
+            let len = usize::from(*body.get(at).ok_or_else(not_preimages)?);
+            at += 1 + len;
+        }
+        let len = PREIMAGE_TAG.len() + at + 32;
+        if rest.len() < len {
+            return Err(not_preimages());
+        }
+        let (part, tail) = rest.split_at(len);
+        parts.push(part);
+        rest = tail;
+    }
+    if parts.is_empty() {
+        return Err(invalid("must hold at least one token preimage"));
+    }
+    Ok(parts)
 }
 
 /// An approval whose token and approvers the model found; its signatures

@@ -91,7 +91,11 @@ pub(super) fn approval(raw: Option<&pb::Approval>) -> Result<Option<Approval>, M
             Ok((Username::parse("approval.signatures.username", &s.username)?, s.signature.clone()))
         })
         .collect::<Result<_, _>>()?;
-    Ok(Some(Approval { token: token("approval.token", &raw.token)?, signatures }))
+    if raw.approval_data.len() > 64 * 1024 {
+        return Err(invalid("approval.approval_data", "at most 64 KiB (the preimages of one token per HSM)"));
+    }
+    let approval_data = (!raw.approval_data.is_empty()).then(|| raw.approval_data.clone());
+    Ok(Some(Approval { token: token("approval.token", &raw.token)?, signatures, approval_data }))
 }
 
 pub(super) fn cluster_info(info: ClusterInfo) -> pb::GetClusterInfoResponse {

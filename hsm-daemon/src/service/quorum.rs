@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::{HsmState, blocking, caller, convert};
 use crate::model::{
-    ApproverKey, Caller, Hsm, KeyRef, ModelError, QuorumService, QuorumValue, QuorumValues, VerifiedApproval,
+    ApproverKey, Caller, Hsm, KeyRef, ModelError, QuorumService, QuorumValue, QuorumValues, TokenId, VerifiedApproval,
 };
 
 #[derive(Debug)]
@@ -135,7 +135,9 @@ impl QuorumRpc for QuorumApi {
         let caller = caller(&request)?;
         let req = request.get_ref();
         let all = req.all;
-        let deleted = if req.token.is_empty() {
+        let deleted = if !req.approval_data.is_empty() {
+            self.state.mutate(|hsm| hsm.delete_quorum_tokens_among(&caller, &req.approval_data)).await?
+        } else if req.token.is_empty() {
             self.state.mutate(|hsm| hsm.delete_quorum_tokens(&caller, all)).await?
         } else {
             let token = convert::token("token", &req.token)?;
@@ -176,10 +178,12 @@ impl QuorumRpc for QuorumApi {
         let caller = caller(&request)?;
         let req = request.get_ref();
         let key = ApproverKey::from_spki("public_key", &req.public_key)?;
-        let token = convert::token("token", &req.token)?;
+        let signed = signed_tokens(req)?;
+        let ids: Vec<TokenId> = signed.iter().map(|(id, _)| *id).collect();
         let now = self.state.now();
-        let preimage = self.state.hsm().registration_preimage(&caller, &token, now)?;
-        let (checked, signature) = (key.clone(), req.signature.clone());
+        let (token, preimage) = self.state.hsm().registration_preimage(&caller, &ids, now)?;
+        let signature = signed.into_iter().find(|(id, _)| *id == token).map(|(_, s)| s).unwrap_or_default();
+        let checked = key.clone();
         if !blocking(move || Ok(checked.verifies(&preimage, &signature))).await? {
             return Err(ModelError::QuorumSignature {
                 rule: "the signed token does not verify with the public key being registered".into(),
@@ -193,6 +197,24 @@ impl QuorumRpc for QuorumApi {
             role: convert::role_to_proto(view.role).into(),
         }))
     }
+}
+
+/// The (token, signature) pairs of a registration: the signed token file's
+/// entries, or the one pair of `token` and `signature`.
+fn signed_tokens(req: &RegisterQuorumKeyRequest) -> Result<Vec<(TokenId, Vec<u8>)>, ModelError> {
+    if req.signed_tokens.is_empty() {
+        return Ok(vec![(convert::token("token", &req.token)?, req.signature.clone())]);
+    }
+    if req.signed_tokens.len() > 64 {
+        return Err(ModelError::InvalidArgument {
+            field: "signed_tokens",
+            rule: "at most 64 entries (one per HSM)".into(),
+        });
+    }
+    req.signed_tokens
+        .iter()
+        .map(|t| Ok((convert::token("signed_tokens.token", &t.token)?, t.signature.clone())))
+        .collect()
 }
 
 fn values_to_proto(values: QuorumValues) -> Vec<pb::QuorumValue> {

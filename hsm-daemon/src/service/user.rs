@@ -134,11 +134,22 @@ impl UserService for UserApi {
             Some((key, token))
         };
         let on = key.is_some();
+        // The CloudHSM CLI's `--change-password`: the password changes with
+        // the MFA key, under the same approval and lock, or not at all.
+        let hash = match req.new_password.as_str() {
+            "" => None,
+            raw => Some(self.state.hash(Password::parse("new_password", raw)?).await?),
+        };
+        let password_changed = hash.is_some();
         let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
-            hsm.set_mfa_key(&caller, &username, role, key, now)
+            let view = hsm.set_mfa_key(&caller, &username, role, key, now)?;
+            match hash {
+                Some(hash) => hsm.change_user_password(&username, role, hash),
+                None => Ok(view),
+            }
         })
         .await?;
-        tracing::info!(username = %view.username, mfa = on, "MFA changed");
+        tracing::info!(username = %view.username, mfa = on, password_changed, "MFA changed");
         Ok(Response::new(ChangeMfaResponse { user: Some(convert::user(view)), token: Vec::new() }))
     }
 }

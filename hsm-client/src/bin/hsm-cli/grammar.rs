@@ -325,6 +325,10 @@ pub(crate) struct ChangeMfaArgs {
     pub(crate) username: String,
     #[arg(long)]
     pub(crate) role: CliRole,
+    /// The user's new password, set with the MFA change (asked for if left
+    /// out).
+    #[arg(long)]
+    pub(crate) change_password: Option<String>,
     /// Where the unsigned tokens (one per HSM) are written; the signed file
     /// and the public key are asked for next.
     #[arg(long, required_unless_present = "deregister", conflicts_with = "deregister")]

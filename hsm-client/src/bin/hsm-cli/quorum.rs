@@ -1,19 +1,26 @@
 //! Runs `quorum token-sign ...`, `user change-quorum ...`, `user change-mfa
 //! ...` and the MFA step of `login`, and reads and writes their token files.
 //!
-//! # Token files
-//! A quorum token file (`quorum token-sign generate`) holds one token per
-//! HSM; approvers sign each `token` (base64 of 32 bytes) and append
-//! `{"username": ..., "signature": base64}` to its `signatures`:
+//! # Token files (the CloudHSM CLI's shapes)
+//! A registration token file (`quorum token-sign generate --service
+//! registration`) holds one entry per HSM; the HSM's own `approval_data`
+//! identifies it, `unsigned` is that data's SHA-256, and the user fills in
+//! `signed`. `register` sends every HSM all entries and each uses its own:
 //! ```json
-//! {"version": "2.0", "service": "user", "tokens": [
-//!   {"hsm": "hsm-...", "approval_data": "...", "token": "...", "signatures": []}]}
+//! {"version": "2.0", "tokens": [
+//!   {"approval_data": "...", "unsigned": "...", "signed": ""}]}
 //! ```
-//! An MFA token file (`login ... mfa-token-sign`, `user change-mfa`) is the
-//! CloudHSM CLI's: `{"version": "2.0", "tokens": [{"unsigned": base64,
-//! "signed": ""}]}`, one token per HSM; the user fills in `signed`.
-//! Either way a signature is `openssl pkeyutl -sign -inkey key.pem -pkeyopt
-//! digest:sha256 -in token.bin` of the base64-decoded token.
+//! A quorum token file of any other service holds one token for the whole
+//! cluster: `approval_data` is every HSM's joined (each HSM finds its own in
+//! it), `token` their SHA-256, and each approver appends
+//! `{"username": ..., "signature": base64}` to `signatures`:
+//! ```json
+//! {"version": "2.0", "approval_data": "...", "token": "...", "signatures": []}
+//! ```
+//! An MFA token file (`login ... mfa-token-sign`, `user change-mfa`) is
+//! `{"version": "2.0", "tokens": [{"unsigned": base64, "signed": ""}]}`, one
+//! token per HSM. Every signature is `openssl pkeyutl -sign -inkey key.pem
+//! -pkeyopt digest:sha256` of the base64-decoded `unsigned` or `token`.
 
 use std::{
     io::{BufRead as _, Write as _},
@@ -21,7 +28,7 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use hsm_client::{Cluster, ClusterApproval, ClusterSession, FanOut, Role, SignedTokens};
+use hsm_client::{Approval, Cluster, ClusterApproval, ClusterSession, FanOut, Role, SignedToken, SignedTokens};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -35,20 +42,30 @@ use crate::{
 pub(crate) async fn token_sign(session: &ClusterSession, command: TokenSignCommand) -> Result<Value, String> {
     match command {
         TokenSignCommand::Generate { service, token } => {
-            let tokens = session.generate_quorum_token(service.into()).await.map_err(message)?;
-            let entries: Vec<Value> = tokens
-                .succeeded()
-                .map(|(_, t)| {
-                    json!({
-                        "hsm": t.hsm_id,
-                        "approval_data": B64.encode(&t.approval_data),
-                        "token": B64.encode(&t.token),
-                        "signatures": [],
+            let service = hsm_client::QuorumService::from(service);
+            let tokens = session.generate_quorum_token(service).await.map_err(message)?;
+            let file = if service == hsm_client::QuorumService::Registration {
+                let entries: Vec<Value> = tokens
+                    .succeeded()
+                    .map(|(_, t)| {
+                        json!({
+                            "approval_data": B64.encode(&t.approval_data),
+                            "unsigned": B64.encode(&t.token),
+                            "signed": "",
+                        })
                     })
+                    .collect();
+                json!({"version": "2.0", "tokens": entries})
+            } else {
+                let joined = Approval::joined(tokens.succeeded().map(|(_, t)| t));
+                json!({
+                    "version": "2.0",
+                    "approval_data": B64.encode(&joined.approval_data),
+                    "token": B64.encode(&joined.token),
+                    "signatures": [],
                 })
-                .collect();
-            let service = hsm_client::QuorumService::from(service).to_string();
-            write_json(&token, &json!({"version": "2.0", "service": service, "tokens": entries}))?;
+            };
+            write_json(&token, &file)?;
             Ok(output::with_failures(json!({"path": token.display().to_string()}), tokens.failed()))
         }
         TokenSignCommand::List => {
@@ -108,18 +125,22 @@ pub(crate) async fn register(session: &ClusterSession, command: ChangeQuorumToke
         return Err(format!("log in as '{name}' to register their quorum key; you are logged in as '{me}'"));
     }
     let spki = read_public_key(&public_key)?;
-    let signed = read_approval(&signed_token)?;
+    let signed = read_registration(&signed_token)?;
     let done = session.register_quorum_key(&spki, &signed).await.map_err(message)?;
     let (name, shown) = done.first().cloned().unwrap_or_default_user(username, role.map(Role::from));
     Ok(output::with_failures(output::user_ref(&name, shown), done.failed()))
 }
 
-/// `user change-mfa token-sign`.
+/// `user change-mfa token-sign`: the user's password changes with the MFA
+/// key (`--change-password`, else asked for twice on the terminal), in the
+/// same step on each HSM and under the same approval.
 pub(crate) async fn change_mfa(session: &ClusterSession, args: ChangeMfaArgs) -> Result<Value, String> {
     let role: Role = args.role.into();
     let approval = args.approval.as_deref().map(read_approval).transpose()?;
+    let password = new_password(args.change_password)?;
+    let password = Some(password.as_str());
     let changed = match &args.token {
-        None => session.deregister_mfa(&args.username, role, approval.as_ref()).await.map_err(message)?,
+        None => session.deregister_mfa(&args.username, role, password, approval.as_ref()).await.map_err(message)?,
         Some(path) => {
             let unsigned = session.mfa_registration_tokens(&args.username, role).await.map_err(message)?;
             write_unsigned(path, &unsigned)?;
@@ -127,7 +148,10 @@ pub(crate) async fn change_mfa(session: &ClusterSession, args: ChangeMfaArgs) ->
             let public_key = prompt_path("Enter public key PEM file path:")?
                 .ok_or("a public key PEM file is needed to turn MFA on")?;
             let spki = read_public_key(&public_key)?;
-            session.register_mfa(&args.username, role, &spki, &signed, approval.as_ref()).await.map_err(message)?
+            session
+                .register_mfa(&args.username, role, &spki, &signed, password, approval.as_ref())
+                .await
+                .map_err(message)?
         }
     };
     Ok(output::with_failures(output::user_ref(&args.username.to_ascii_lowercase(), role), changed.failed()))
@@ -181,6 +205,55 @@ fn signed_tokens(unsigned_path: &Path, unsigned: &FanOut<Vec<u8>>) -> Result<Sig
 pub(crate) fn read_approval(path: &Path) -> Result<ClusterApproval, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     ClusterApproval::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads a signed registration token file: each entry's (`unsigned`,
+/// `signed`), one per HSM.
+fn read_registration(path: &Path) -> Result<Vec<SignedToken>, String> {
+    let file = read_json(path)?;
+    if file["version"] != "2.0" {
+        return Err(format!("{}: \"version\" must be \"2.0\"", path.display()));
+    }
+    let entries = file["tokens"].as_array().ok_or_else(|| {
+        format!(
+            "{}: no \"tokens\" array (a registration token file: quorum token-sign generate --service registration)",
+            path.display()
+        )
+    })?;
+    let mut signed = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let field = |name: &str| {
+            let text = entry[name]
+                .as_str()
+                .ok_or_else(|| format!("{}: tokens[{i}].{name} must be a base64 string", path.display()))?;
+            decode(path, &format!("tokens[{i}].{name}"), text)
+        };
+        let (token, signature) = (field("unsigned")?, field("signed")?);
+        if signature.is_empty() {
+            return Err(format!("{}: tokens[{i}] is not signed (\"signed\" is empty)", path.display()));
+        }
+        signed.push((token, signature));
+    }
+    if signed.is_empty() {
+        return Err(format!("{}: \"tokens\" is empty", path.display()));
+    }
+    Ok(signed)
+}
+
+/// The new password of `user change-mfa`: the flag, or asked for twice on
+/// the terminal (the CloudHSM CLI's "Enter password:", "Confirm password:").
+fn new_password(given: Option<String>) -> Result<Zeroizing<String>, String> {
+    if let Some(p) = given {
+        return Ok(Zeroizing::new(p));
+    }
+    let no_terminal =
+        |e: std::io::Error| format!("--change-password is required when there is no terminal to prompt on ({e})");
+    let password = Zeroizing::new(rpassword::prompt_password("Enter password:").map_err(no_terminal)?);
+    let again = Zeroizing::new(rpassword::prompt_password("Confirm password:").map_err(no_terminal)?);
+    if again != password {
+        return Err("the passwords do not match".into());
+    }
+    Ok(password)
 }
 
 /// The quorum values, one per service, `"inconsistent"` where HSMs differ.

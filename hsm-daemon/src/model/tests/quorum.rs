@@ -14,7 +14,8 @@ impl Fixture {
     /// Registers `signer` as `caller`'s quorum key the way the service does.
     fn register(&mut self, caller: &Caller, signer: &Signer) {
         let issued = self.hsm.issue_quorum_token(caller, QuorumService::Registration, self.now, &mut self.rng).unwrap();
-        let preimage = self.hsm.registration_preimage(caller, &issued.token, self.now).unwrap();
+        let (token, preimage) = self.hsm.registration_preimage(caller, &[[0; 32], issued.token], self.now).unwrap();
+        assert_eq!(token, issued.token, "the HSM picks its own token out of the file's entries");
         assert!(signer.key().verifies(&preimage, &signer.sign(&issued.approval_data)));
         self.hsm.register_quorum_key(caller, signer.key(), &issued.token, self.now).unwrap();
     }
@@ -27,7 +28,7 @@ impl Fixture {
         signers: &[(&str, &Signer)],
     ) -> Result<Option<VerifiedApproval>, ModelError> {
         let signatures = signers.iter().map(|(n, s)| (name(n), s.sign(&issued.approval_data))).collect();
-        let approval = Approval { token: issued.token, signatures };
+        let approval = Approval { token: issued.token, signatures, approval_data: None };
         self.hsm
             .quorum_check(caller, QuorumService::User, Some(approval), self.now)?
             .map(PendingApproval::verify)
@@ -101,6 +102,56 @@ fn user_management_needs_m_distinct_registered_admins_and_spends_the_token() {
     assert_eq!(registered, ["admin", "admin2"]);
 }
 
+/// The CloudHSM CLI's approval file: one token for the cluster, the SHA-256
+/// of every HSM's preimage joined; this HSM finds and spends its own.
+#[test]
+fn a_cluster_approval_joins_every_hsms_preimage_and_spends_this_hsms_token() {
+    let mut f = Fixture::activated();
+    let h = f.hash("admin2-pass");
+    f.hsm.create_user(name("admin2"), Role::Admin, h).unwrap();
+    let (k1, k2) = (Signer::new(KEY_1), Signer::new(KEY_2));
+    let admin = f.as_admin("admin", "admin-pass");
+    let admin2 = f.as_admin("admin2", "admin2-pass");
+    f.register(&admin, &k1);
+    f.register(&admin2, &k2);
+    f.hsm.set_quorum_value(QuorumService::User, QuorumValue::parse("value", 2).unwrap()).unwrap();
+
+    // Another HSM's preimage (same shape, another nonce) before this one's.
+    let issued = f.hsm.issue_quorum_token(&admin, QuorumService::User, f.now, &mut f.rng).unwrap();
+    let mut foreign = issued.approval_data.clone();
+    let last = foreign.len() - 1;
+    foreign[last] ^= 1;
+    let joined = [foreign.as_slice(), issued.approval_data.as_slice()].concat();
+    let token = crate::model::quorum::sha256(&joined);
+    let approve = |f: &mut Fixture, data: Vec<u8>, token, signers: &[(&str, &Signer)]| {
+        let signatures = signers.iter().map(|(n, s)| (name(n), s.sign(&data))).collect();
+        let approval = Approval { token, signatures, approval_data: Some(data) };
+        f.hsm.quorum_check(&admin, QuorumService::User, Some(approval), f.now)?.map(PendingApproval::verify).transpose()
+    };
+    let wrong_digest = approve(&mut f, joined.clone(), issued.token, &[("admin", &k1)]).unwrap_err();
+    assert!(matches!(wrong_digest, ModelError::InvalidArgument { field: "approval.token", .. }), "{wrong_digest}");
+    // Data that is not whole preimages (its own digest, so that it is parsed).
+    let short = joined[..joined.len() - 1].to_vec();
+    let short_digest = crate::model::quorum::sha256(&short);
+    let cut = approve(&mut f, short, short_digest, &[("admin", &k1)]).unwrap_err();
+    assert!(matches!(cut, ModelError::InvalidArgument { field: "approval.approval_data", .. }), "{cut}");
+    // Signatures over this HSM's preimage alone do not cover the joined data.
+    let signatures = [("admin", &k1), ("admin2", &k2)].map(|(n, s)| (name(n), s.sign(&issued.approval_data)));
+    let alone = Approval { token, signatures: signatures.to_vec(), approval_data: Some(joined.clone()) };
+    let alone = f.hsm.quorum_check(&admin, QuorumService::User, Some(alone), f.now).unwrap().unwrap().verify();
+    assert!(matches!(alone, Err(ModelError::QuorumSignature { .. })), "{alone:?}");
+
+    let approved = approve(&mut f, joined.clone(), token, &[("admin", &k1), ("admin2", &k2)]).unwrap();
+    f.hsm
+        .spend_approval(QuorumService::User, approved.as_ref(), f.now, |hsm| {
+            hsm.create_user(name("carol"), Role::CryptoUser, hsm.decoy.clone())
+        })
+        .unwrap();
+    assert!(!f.hsm.tokens.is_live(&issued.token, f.now), "this HSM's token is spent");
+    let again = approve(&mut f, joined, token, &[("admin", &k1), ("admin2", &k2)]).unwrap_err();
+    assert_eq!(again, ModelError::QuorumTokenUnknown);
+}
+
 #[test]
 fn an_mfa_login_needs_the_password_and_a_signed_token_of_this_hsm() {
     let mut f = Fixture::activated();
@@ -172,7 +223,7 @@ fn a_key_with_quorum_values_needs_its_own_users_approval() {
     let check = |f: &mut Fixture, caller: &Caller, service, signers: &[(&str, &Signer)]| {
         let issued = f.hsm.issue_quorum_token(caller, service, f.now, &mut f.rng).unwrap();
         let signatures = signers.iter().map(|(n, s)| (name(n), s.sign(&issued.approval_data))).collect();
-        let approval = Approval { token: issued.token, signatures };
+        let approval = Approval { token: issued.token, signatures, approval_data: None };
         f.hsm
             .key_quorum_check(caller, reference, service, Some(approval), f.now)?
             .map(PendingApproval::verify)
