@@ -267,7 +267,7 @@ async fn change_password_deregisters_the_mfa_and_quorum_keys_as_asked() {
     let key = OpensslKey::generate();
     let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
     let token = alice.mfa_registration_token("alice", Role::CryptoUser).await.expect("token");
-    let on = alice.register_mfa("alice", Role::CryptoUser, &key.spki(), &token, &key.sign(&token), None).await;
+    let on = alice.register_mfa("alice", Role::CryptoUser, &key.spki(), &token, &key.sign(&token), None, None).await;
     assert!(on.expect("MFA on").mfa);
     alice.logout().await.expect("logout");
     assert!(hsm.client.login("alice", Role::CryptoUser, "alice-pass").await.is_err(), "MFA is on");
@@ -276,7 +276,7 @@ async fn change_password_deregisters_the_mfa_and_quorum_keys_as_asked() {
     let issued = admin2.generate_quorum_token(hsm_client::QuorumService::Registration).await.expect("token");
     let approver = TestRsaKey::fixed();
     let signature = approver.sign(&issued.approval_data);
-    admin2.register_quorum_key(&approver.spki(), &issued.token, &signature).await.expect("register");
+    admin2.register_quorum_key(&approver.spki(), &[(issued.token.clone(), signature)]).await.expect("register");
     admin2.logout().await.expect("logout");
 
     // The admin resets both through hsm-cli, as AWS's flags say.

@@ -144,7 +144,7 @@ impl UserService for UserApi {
         let view = gated(&self.state, &caller, QuorumService::User, req.approval.as_ref(), |hsm| {
             let view = hsm.set_mfa_key(&caller, &username, role, key, now)?;
             match hash {
-                Some(hash) => hsm.change_user_password(&username, role, hash),
+                Some(hash) => hsm.change_user_password(&username, role, hash, Deregister::default()),
                 None => Ok(view),
             }
         })

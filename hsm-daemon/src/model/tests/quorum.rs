@@ -108,7 +108,7 @@ fn user_management_needs_m_distinct_registered_admins_and_spends_the_token() {
 fn a_cluster_approval_joins_every_hsms_preimage_and_spends_this_hsms_token() {
     let mut f = Fixture::activated();
     let h = f.hash("admin2-pass");
-    f.hsm.create_user(name("admin2"), Role::Admin, h).unwrap();
+    f.hsm.create_user(name("admin2"), Role::Admin, h, None).unwrap();
     let (k1, k2) = (Signer::new(KEY_1), Signer::new(KEY_2));
     let admin = f.as_admin("admin", "admin-pass");
     let admin2 = f.as_admin("admin2", "admin2-pass");
@@ -144,7 +144,7 @@ fn a_cluster_approval_joins_every_hsms_preimage_and_spends_this_hsms_token() {
     let approved = approve(&mut f, joined.clone(), token, &[("admin", &k1), ("admin2", &k2)]).unwrap();
     f.hsm
         .spend_approval(QuorumService::User, approved.as_ref(), f.now, |hsm| {
-            hsm.create_user(name("carol"), Role::CryptoUser, hsm.decoy.clone())
+            hsm.create_user(name("carol"), Role::CryptoUser, hsm.decoy.clone(), None)
         })
         .unwrap();
     assert!(!f.hsm.tokens.is_live(&issued.token, f.now), "this HSM's token is spent");
