@@ -414,7 +414,7 @@ pub(super) fn backup() -> Vec<Vec<u8>> {
 
 pub(super) fn quorum_approval() -> Vec<Vec<u8>> {
     block_on(async {
-        let (rig, gated) = quorum_rig().await;
+        let (_rig, gated) = quorum_rig().await;
         let file = |signers: &[(&str, usize)]| {
             use base64::{Engine as _, engine::general_purpose::STANDARD};
             let signatures: Vec<serde_json::Value> = signers
@@ -426,9 +426,13 @@ pub(super) fn quorum_approval() -> Vec<Vec<u8>> {
                     })
                 })
                 .collect();
+            // AWS's approval file: one token over the (here single) HSM's
+            // approval data, signed once by each approver.
             let file = serde_json::json!({
                 "version": "2.0",
-                "tokens": [{"hsm": rig.hsm_id(), "token": STANDARD.encode(&gated.token), "signatures": signatures}],
+                "approval_data": STANDARD.encode(&gated.approval_data),
+                "token": STANDARD.encode(&gated.token),
+                "signatures": signatures,
             });
             file.to_string().into_bytes()
         };
