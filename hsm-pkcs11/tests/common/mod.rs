@@ -4,6 +4,8 @@
 #![allow(dead_code, reason = "each test binary uses the part it needs")]
 #![expect(clippy::unwrap_used, reason = "a test fails loudly on the first unexpected error")]
 
+pub(crate) mod engine;
+
 use std::path::PathBuf;
 
 use hsm_client::Role;
