@@ -47,7 +47,45 @@ use crate::{
 /// through the `Arc` and hold this lock only to take a reference, so that
 /// calls run at once (`CKF_OS_LOCKING_OK`); `C_Initialize` and `C_Finalize`
 /// take it to write.
-static LIBRARY: RwLock<Option<Arc<Library>>> = RwLock::new(None);
+static LIBRARY: RwLock<Option<Loaded>> = RwLock::new(None);
+
+/// The library and the process that initialised it.
+///
+/// # After `fork()`
+/// A child process inherits the parent's library but not its threads: the
+/// Tokio runtime that talks to the HSMs is gone, and waiting on it (a call
+/// to the HSMs, or dropping it) would never return. So every call compares
+/// the process id with the one that initialised the library. In a child,
+/// the parent's library is left alone (leaked, never dropped) and the
+/// child is not initialised, as PKCS#11 v2.40 (section 6.7.1) has it:
+/// every call but `C_Initialize` answers `CKR_CRYPTOKI_NOT_INITIALIZED`
+/// at once, `C_Initialize` starts a library of the child's own (its own
+/// runtime, connections and login), and `C_Finalize` answers `CKR_OK`,
+/// discarding what was inherited.
+#[derive(Debug)]
+struct Loaded {
+    pid: u32,
+    library: Arc<Library>,
+}
+
+impl Loaded {
+    /// Whether this process initialised it (and not a parent before a
+    /// `fork()`).
+    fn ours(&self) -> bool {
+        self.pid == std::process::id()
+    }
+}
+
+/// Drops what a parent process left behind before a `fork()` without
+/// touching it: its runtime's threads do not exist in this process, so
+/// dropping it would wait for them forever.
+fn abandon_inherited(state: &mut Option<Loaded>) -> bool {
+    if state.as_ref().is_some_and(|loaded| !loaded.ours()) {
+        std::mem::forget(state.take());
+        return true;
+    }
+    false
+}
 
 const MANUFACTURER: &str = "hsm-emulator";
 
@@ -62,8 +100,14 @@ fn guard(f: impl FnOnce() -> Result<(), CK_RV>) -> CK_RV {
 
 /// The library, if initialised (even after a panic elsewhere poisoned the
 /// lock: it guards only whether there is a library).
+/// In a child process after `fork()`, the parent's library does not count
+/// (see [`Loaded`]).
 fn library() -> Result<Arc<Library>, CK_RV> {
-    LIBRARY.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(CKR_CRYPTOKI_NOT_INITIALIZED)
+    let state = LIBRARY.read().unwrap_or_else(PoisonError::into_inner);
+    match &*state {
+        Some(loaded) if loaded.ours() => Ok(Arc::clone(&loaded.library)),
+        _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED),
+    }
 }
 
 fn with_library<T>(f: impl FnOnce(&Library) -> Result<T, CK_RV>) -> Result<T, CK_RV> {
@@ -337,10 +381,11 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
             }
         }
         let mut state = LIBRARY.write().unwrap_or_else(PoisonError::into_inner);
+        abandon_inherited(&mut state);
         if state.is_some() {
             return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
         }
-        *state = Some(Arc::new(Library::new()?));
+        *state = Some(Loaded { pid: std::process::id(), library: Arc::new(Library::new()?) });
         Ok(())
     })
 }
@@ -351,9 +396,21 @@ pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
         if !reserved.is_null() {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let library = LIBRARY.write().unwrap_or_else(PoisonError::into_inner).take();
-        // Outside the lock: logging out waits on the HSMs.
-        library.ok_or(CKR_CRYPTOKI_NOT_INITIALIZED)?.shutdown();
+        let loaded = {
+            let mut state = LIBRARY.write().unwrap_or_else(PoisonError::into_inner);
+            if abandon_inherited(&mut state) {
+                // A child after fork(): what it inherited is discarded.
+                return Ok(());
+            }
+            state.take().ok_or(CKR_CRYPTOKI_NOT_INITIALIZED)?
+        };
+        // Outside the lock: logging out waits on the HSMs. A call still
+        // running in another thread holds its own reference, and the
+        // library ends when that call returns.
+        loaded.library.shutdown();
+        if let Ok(library) = Arc::try_unwrap(loaded.library) {
+            library.close();
+        }
         Ok(())
     })
 }
@@ -760,15 +817,19 @@ unsafe fn begin(
     })
 }
 
-/// Bad arguments to a call of an operation end the operation, as every
-/// failure does but a length query's `CKR_BUFFER_TOO_SMALL`.
-fn ending<T>(session: CK_SESSION_HANDLE, slot: Slot, arguments: Result<T, CK_RV>) -> Result<T, CK_RV> {
-    if arguments.is_err() {
-        // The session may itself be bad; the arguments' error is the one
-        // to report.
-        let _ended = with_library(|l| l.end(session, slot));
+/// Runs a call of an active operation (`C_Encrypt`, `C_SignUpdate`,
+/// `C_DigestFinal`...). Any failure but a length query's
+/// `CKR_BUFFER_TOO_SMALL` ends the operation, as PKCS#11 v2.40 says of
+/// each of them, so that the next `*Init` succeeds; the failure is what
+/// the caller is told.
+fn operating(session: CK_SESSION_HANDLE, slot: Slot, f: impl FnOnce() -> Result<(), CK_RV>) -> CK_RV {
+    let rv = guard(f);
+    if rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL {
+        // The session may itself be bad (or the library gone); the call's
+        // own failure is the one to report.
+        let _ended = guard(|| with_library(|l| l.end(session, slot)));
     }
-    arguments
+    rv
 }
 
 /// A single-part call (`data` given) or a `Final` that hands back bytes.
@@ -779,14 +840,14 @@ unsafe fn finish(
     out: *mut CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    guard(|| {
+    operating(session, slot, || {
         let data = match data {
             // SAFETY: the caller's data.
-            Some((ptr, n)) => Some(ending(session, slot, unsafe { input(ptr, n) })?),
+            Some((ptr, n)) => Some(unsafe { input(ptr, n) }?),
             None => None,
         };
         // SAFETY: the caller's output buffer and length.
-        let room = ending(session, slot, unsafe { room(out, out_len) })?;
+        let room = unsafe { room(out, out_len) }?;
         let produced = with_library(|l| l.finish(session, slot, data, room))?;
         // SAFETY: as above.
         unsafe { produced_out(produced, out, out_len) }
@@ -796,9 +857,9 @@ unsafe fn finish(
 /// An `Update` that takes data (and, for encryption, hands back nothing
 /// yet: the data goes to the HSM at `Final`).
 unsafe fn update(session: CK_SESSION_HANDLE, slot: Slot, data: *const CK_BYTE, n: CK_ULONG) -> CK_RV {
-    guard(|| {
+    operating(session, slot, || {
         // SAFETY: the caller's data.
-        let data = ending(session, slot, unsafe { input(data, n) })?;
+        let data = unsafe { input(data, n) }?;
         with_library(|l| l.update(session, slot, data))
     })
 }
@@ -814,20 +875,20 @@ unsafe fn update_out(
     out: *const CK_BYTE,
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
-    if out_len.is_null() {
-        return CKR_ARGUMENTS_BAD;
-    }
-    let rv = if out.is_null() {
-        guard(|| with_library(|l| l.session_info(session)).map(drop))
-    } else {
-        // SAFETY: the caller's data.
-        unsafe { update(session, slot, data, n) }
-    };
-    if rv == CKR_OK {
+    operating(session, slot, || {
+        if out_len.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        if out.is_null() {
+            with_library(|l| l.operation_active(session, slot))?;
+        } else {
+            // SAFETY: the caller's data.
+            let data = unsafe { input(data, n) }?;
+            with_library(|l| l.update(session, slot, data))?;
+        }
         // SAFETY: the caller's length, checked non-null above.
-        return guard(|| unsafe { write(out_len, 0) });
-    }
-    rv
+        unsafe { write(out_len, 0) }
+    })
 }
 
 #[unsafe(no_mangle)]
@@ -868,11 +929,11 @@ pub unsafe extern "C" fn C_VerifyInit(session: Handle, mechanism: Mech, key: Obj
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_Verify(session: Handle, data: Bytes, n: Len, signature: Bytes, signature_len: Len) -> CK_RV {
-    guard(|| {
+    operating(session, Slot::Verify, || {
         // SAFETY: the caller's data and signature.
-        let data = ending(session, Slot::Verify, unsafe { input(data, n) })?;
+        let data = unsafe { input(data, n) }?;
         // SAFETY: as above.
-        let signature = ending(session, Slot::Verify, unsafe { input(signature, signature_len) })?;
+        let signature = unsafe { input(signature, signature_len) }?;
         with_library(|l| l.verify(session, Some(data), signature))
     })
 }
@@ -885,9 +946,9 @@ pub unsafe extern "C" fn C_VerifyUpdate(session: Handle, data: Bytes, n: Len) ->
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn C_VerifyFinal(session: Handle, signature: Bytes, signature_len: Len) -> CK_RV {
-    guard(|| {
+    operating(session, Slot::Verify, || {
         // SAFETY: the caller's signature.
-        let signature = ending(session, Slot::Verify, unsafe { input(signature, signature_len) })?;
+        let signature = unsafe { input(signature, signature_len) }?;
         with_library(|l| l.verify(session, None, signature))
     })
 }
@@ -1040,12 +1101,17 @@ pub extern "C" fn C_SeedRandom(session: Handle, _: Bytes, _: Len) -> CK_RV {
 }
 
 /// Functions this library does not offer: each returns
-/// `CKR_FUNCTION_NOT_SUPPORTED` without reading its arguments.
+/// `CKR_FUNCTION_NOT_SUPPORTED` without reading its arguments (or
+/// `CKR_CRYPTOKI_NOT_INITIALIZED` before `C_Initialize`, as every function
+/// but `C_Initialize` and `C_GetFunctionList` does).
 macro_rules! unsupported {
     ($($name:ident($($ty:ty),*);)*) => {$(
         #[unsafe(no_mangle)]
         pub extern "C" fn $name($(_: $ty),*) -> CK_RV {
-            CKR_FUNCTION_NOT_SUPPORTED
+            guard(|| {
+                initialized()?;
+                Err(CKR_FUNCTION_NOT_SUPPORTED)
+            })
         }
     )*};
 }
@@ -1082,16 +1148,20 @@ unsupported! {
     C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, *mut c_void);
 }
 
-/// Legacy parallel-function management: PKCS#11 fixes the answer.
+/// Legacy parallel-function management: PKCS#11 fixes the answer (after
+/// the checks every session function makes).
 #[unsafe(no_mangle)]
-pub extern "C" fn C_GetFunctionStatus(_: Handle) -> CK_RV {
-    CKR_FUNCTION_NOT_PARALLEL
+pub extern "C" fn C_GetFunctionStatus(session: Handle) -> CK_RV {
+    guard(|| {
+        with_library(|l| l.session_info(session))?;
+        Err(CKR_FUNCTION_NOT_PARALLEL)
+    })
 }
 
 /// As [`C_GetFunctionStatus`].
 #[unsafe(no_mangle)]
-pub extern "C" fn C_CancelFunction(_: Handle) -> CK_RV {
-    CKR_FUNCTION_NOT_PARALLEL
+pub extern "C" fn C_CancelFunction(session: Handle) -> CK_RV {
+    C_GetFunctionStatus(session)
 }
 
 /// The v2.40 function list `C_GetFunctionList` hands out.

@@ -54,6 +54,9 @@ use crate::{
 /// configuration from (instead of `HSM_ENDPOINTS` and `HSM_CA_CERT`).
 pub const CONFIG_ENV: &str = "HSM_PKCS11_CONFIG";
 
+/// How long `C_Finalize` waits for the runtime's threads to stop.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The one slot's id.
 pub(crate) const SLOT_ID: cryptoki_sys::CK_SLOT_ID = 1;
 
@@ -259,6 +262,15 @@ impl Library {
     /// Logs out (best effort) before the runtime goes.
     pub(crate) fn shutdown(&self) {
         self.end_login();
+    }
+
+    /// Ends the library: its connections, then its runtime, whose threads
+    /// are given [`CLOSE_TIMEOUT`] to stop (so that `C_Finalize` never
+    /// hangs on a call the HSM does not answer).
+    pub(crate) fn close(self) {
+        let Library { runtime, cluster, login, login_change, retired, sessions, objects } = self;
+        drop((cluster, login, login_change, retired, sessions, objects));
+        runtime.shutdown_timeout(CLOSE_TIMEOUT);
     }
 
     pub(crate) fn token_info(&self) -> Result<TokenInfo, CK_RV> {
@@ -611,6 +623,14 @@ impl Library {
         Ok(())
     }
 
+    /// Whether `slot`'s operation is active: `CKR_OPERATION_NOT_INITIALIZED`
+    /// if not.
+    pub(crate) fn operation_active(&self, handle: CK_SESSION_HANDLE, slot: Slot) -> Result<(), CK_RV> {
+        let session = self.session(handle)?;
+        let active = lock(&session).operations[slot.index()].is_some();
+        if active { Ok(()) } else { Err(CKR_OPERATION_NOT_INITIALIZED) }
+    }
+
     /// Ends `slot`'s operation, if one is active.
     pub(crate) fn end(&self, handle: CK_SESSION_HANDLE, slot: Slot) -> Result<(), CK_RV> {
         let session = self.session(handle)?;
@@ -707,6 +727,7 @@ impl Library {
             }
             Kind::Encrypt { reference, ciphering: c } => {
                 let data = input.finish();
+                c.check_blocks(data.len(), true)?;
                 c.check_len(data.len())?;
                 let encrypt = login.session.encrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data);
                 let (iv, ciphertext) = self.call(&login, Doing::Using, encrypt)?;
@@ -714,6 +735,7 @@ impl Library {
             }
             Kind::Decrypt { reference, ciphering: c } => {
                 let data = input.finish();
+                c.check_blocks(data.len(), false)?;
                 c.check_len(data.len())?;
                 let plaintext = self
                     .runtime

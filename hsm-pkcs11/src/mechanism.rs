@@ -21,7 +21,8 @@ use cryptoki_sys::{
     CKM_SHA1_RSA_PKCS_PSS, CKM_SHA224, CKM_SHA224_HMAC, CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA256,
     CKM_SHA256_HMAC, CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384, CKM_SHA384_HMAC, CKM_SHA384_RSA_PKCS,
     CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512, CKM_SHA512_HMAC, CKM_SHA512_RSA_PKCS, CKM_SHA512_RSA_PKCS_PSS,
-    CKR_DATA_INVALID, CKR_DATA_LEN_RANGE, CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID, CKZ_DATA_SPECIFIED,
+    CKR_DATA_INVALID, CKR_DATA_LEN_RANGE, CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_MECHANISM_INVALID,
+    CKR_MECHANISM_PARAM_INVALID, CKZ_DATA_SPECIFIED,
 };
 use hsm_client::keys::{Cipher, HashAlgorithm, SignMechanism, WrapMechanism};
 use sha2::Digest as _;
@@ -500,6 +501,30 @@ impl Ciphering {
 }
 
 impl Ciphering {
+    /// Refuses, before the HSM is asked, a length the mechanism's blocks
+    /// cannot take, with the return code PKCS#11 gives for it: data for a
+    /// block cipher without padding that is not a whole number of blocks
+    /// is `CKR_DATA_LEN_RANGE`; a ciphertext that no encryption could have
+    /// made (not whole blocks, or shorter than a GCM tag) is
+    /// `CKR_ENCRYPTED_DATA_LEN_RANGE`.
+    pub(crate) fn check_blocks(&self, len: usize, encrypting: bool) -> Result<(), CK_RV> {
+        const AES_BLOCK: usize = 16;
+        const GCM_TAG: usize = 16;
+        let whole = |block: usize| len.is_multiple_of(block);
+        let fits = match (self.cipher, encrypting) {
+            (Cipher::AesEcb, _) => whole(AES_BLOCK),
+            (Cipher::AesCbcPad, true) => true,
+            (Cipher::AesCbcPad, false) => len > 0 && whole(AES_BLOCK),
+            (Cipher::AesGcm, false) => len >= GCM_TAG,
+            (Cipher::AesGcm | Cipher::AesCtr | Cipher::RsaOaep | Cipher::RsaPkcs | Cipher::Unspecified, _) => true,
+        };
+        match (fits, encrypting) {
+            (true, _) => Ok(()),
+            (false, true) => Err(CKR_DATA_LEN_RANGE),
+            (false, false) => Err(CKR_ENCRYPTED_DATA_LEN_RANGE),
+        }
+    }
+
     /// Refuses data the mechanism cannot take in one go: AES-CTR data that
     /// would carry its counter (the block's low `counter_bits`) past its
     /// top. The HSM counts with the whole block, which is the same short of

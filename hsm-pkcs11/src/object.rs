@@ -415,9 +415,14 @@ pub(crate) fn pair_request(family: Family, public: &[Attribute], private: &[Attr
     {
         return Err(CKR_TEMPLATE_INCONSISTENT);
     }
+    // CKA_TOKEN defaults to false, as PKCS#11 and CloudHSM's attribute
+    // table have it: with neither template naming it, both keys are
+    // session keys. The HSM makes the two keys of a pair with one lifetime,
+    // so one template naming it decides for both, and two that disagree
+    // are inconsistent.
     let token = match (public.token, private.token) {
         (Some(a), Some(b)) if a != b => return Err(CKR_TEMPLATE_INCONSISTENT),
-        (a, b) => a.or(b).unwrap_or(true),
+        (a, b) => a.or(b).unwrap_or(false),
     };
     let rsa_params = public.bits.is_some() || public.exponent.is_some();
     let spec = match family {
@@ -759,6 +764,17 @@ mod tests {
         assert_eq!(request.spec, KeyPairSpec::Ec { curve: "secp256r1".into() });
         assert!(!request.token && request.public.session && request.private.session);
         assert_eq!(request.private.attributes, vec![("sign".to_owned(), "true".to_owned())]);
+
+        // Neither template names CKA_TOKEN: session keys.
+        let request = pair_request(Family::Ec, &public[..1], &[]).unwrap();
+        assert!(!request.token && request.public.session && request.private.session);
+        // One names it: both keys follow.
+        let request = pair_request(Family::Ec, &public[..1], &[attr(CKA_TOKEN, &[CK_TRUE])]).unwrap();
+        assert!(request.token && !request.public.session && !request.private.session);
+        assert_eq!(
+            pair_request(Family::Ec, &[public[0].clone(), attr(CKA_TOKEN, &[CK_TRUE])], &private),
+            Err(CKR_TEMPLATE_INCONSISTENT)
+        );
 
         assert_eq!(pair_request(Family::Ec, &[], &[]), Err(CKR_TEMPLATE_INCOMPLETE));
         assert_eq!(pair_request(Family::Ec, &[attr(CKA_EC_PARAMS, b"junk")], &[]), Err(CKR_ATTRIBUTE_VALUE_INVALID));

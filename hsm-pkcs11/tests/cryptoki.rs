@@ -232,12 +232,22 @@ fn an_application_makes_keys_signs_and_verifies_through_pkcs11() {
             });
         }
     });
-    // A read-only session makes no token keys.
+    // A read-only session makes no token keys. With no CKA_TOKEN in
+    // either template a pair is of session keys (PKCS#11's default), which
+    // a read-only session may make.
     let read_only = pkcs11.open_ro_session(slot).unwrap();
+    let p256 = [Attribute::EcParams(P256.to_vec())];
     assert_eq!(
-        rv(read_only.generate_key_pair(&Mechanism::EccKeyPairGen, &[Attribute::EcParams(P256.to_vec())], &[])),
+        rv(read_only.generate_key_pair(&Mechanism::EccKeyPairGen, &p256, &[Attribute::Token(true)])),
         RvError::SessionReadOnly
     );
+    let (session_public, session_private) =
+        read_only.generate_key_pair(&Mechanism::EccKeyPairGen, &p256, &[Attribute::Sign(true)]).unwrap();
+    for key in [session_public, session_private] {
+        assert_eq!(read_only.get_attributes(key, &[AttributeType::Token]).unwrap(), vec![Attribute::Token(false)]);
+    }
+    read_only.destroy_object(session_private).unwrap();
+    read_only.destroy_object(session_public).unwrap();
 
     more_mechanisms(&session, (rsa_public, rsa_private), (&n, &e));
 

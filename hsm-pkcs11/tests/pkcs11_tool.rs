@@ -129,3 +129,44 @@ fn pkcs11_tool_makes_keys_that_sign_what_openssl_verifies() {
     let listed = ok(env, &as_alice(&["--list-objects", "--type", "privkey"]));
     assert!(listed.contains("label:      ec") && !listed.contains("label:      rsa"), "{listed}");
 }
+
+/// pkcs11-tool's own tests of fork(), threads and EC keys, each bounded by
+/// `timeout` so that a hang fails the test instead of stalling it.
+#[test]
+fn pkcs11_tool_fork_thread_and_ec_tests_finish() {
+    let present = installed("pkcs11-tool") && Command::new("timeout").arg("--version").output().is_ok();
+    if !tool_present(present, "pkcs11-tool (apt-get install opensc) or timeout") {
+        return;
+    }
+    let rig = Rig::with_users(2, &[], Options::default());
+    let bounded = |args: &[&str]| {
+        let output = Command::new("timeout")
+            .args(["--kill-after=10", "120", "pkcs11-tool", "--module"])
+            .arg(library_path())
+            .args(args)
+            .env(hsm_pkcs11::CONFIG_ENV, &rig.client_env)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        eprintln!("pkcs11-tool {}: {}\n{stdout}{stderr}", args.join(" "), output.status);
+        assert!(output.status.success(), "pkcs11-tool {} failed or hung", args.join(" "));
+        format!("{stdout}{stderr}")
+    };
+
+    // The child of a process that initialised the library calls
+    // C_Initialize, which succeeds (it used to hang).
+    assert!(bounded(&["--test-fork"]).contains("Calling C_Initialize in forked child process"));
+    // Three threads: two initialise (one of them gets
+    // CKR_CRYPTOKI_ALREADY_INITIALIZED, which the tool expects), all read
+    // the info, the slots and the token at once.
+    let threads = bounded(&["--test-threads", "ILGISLT0", "--test-threads", "ILGISLT0", "--test-threads", "GISLT0"]);
+    assert_eq!(threads.matches("serial num").count(), 3, "each thread read the token");
+    // The EC test: generate, re-label, sign, delete. Its changes of
+    // CKA_ID are refused with CKR_ATTRIBUTE_READ_ONLY, as CloudHSM has
+    // it (the id is fixed when the key is made), and it reports them as
+    // warnings; everything else must work.
+    let ec = as_alice(&["--session-rw", "--test-ec", "--id", "0e", "--key-type", "EC:prime256v1"]);
+    let ec = bounded(&ec);
+    assert!(ec.contains("==> OK"), "{ec}");
+    assert!(!ec.contains("CKR_") || ec.lines().filter(|l| l.contains("CKR_")).all(|l| l.starts_with("warning")));
+}
