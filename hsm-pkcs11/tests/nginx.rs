@@ -89,11 +89,13 @@ fn serve_with_the_key_on_the_hsm(spec: KeyPairSpec, label: &str) {
     let conf = site.path().join("nginx.conf");
     std::fs::write(&conf, nginx_conf(site.path(), port, &certificate, &uri)).unwrap();
     if std::fs::metadata(&conf).unwrap().uid() == 0 {
-        // As root (CI), nginx's workers run as its unprivileged default
-        // user, and the library in each worker reads `client.env` and the
-        // cluster's CA certificate: let them, as a deployment would. Both
-        // are public; the engine's configuration, with the PIN, stays the
-        // master's (0600).
+        // Started as root (as in CI), nginx runs its workers as its
+        // unprivileged default user; `user root;` is not needed. The
+        // library in each worker reads `client.env` and the cluster's CA
+        // certificate again after the fork, so their directory must let
+        // that user in, whatever the umask. Both files are public; the
+        // engine's configuration, with the PIN, is 0600 and read by the
+        // master only.
         for dir in [rig.dir.path(), site.path()] {
             set_mode(dir, 0o755);
         }
