@@ -47,8 +47,8 @@ for kt in $key_types; do
     # On disk, without the engine (with it loaded, OpenSSL 3.0's `req`
     # refuses a key file: "default_check: command not supported").
     case "$kt" in
-        ec) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/disk-$kt.key" ;;
-        rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/disk-$kt.key" ;;
+        ec) openssl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/disk-$kt.key" ;;
+        rsa) openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/disk-$kt.key" ;;
     esac
     OPENSSL_CONF=/dev/null self_signed "disk-$kt" -key "$work/disk-$kt.key"
     for where in disk hsm; do

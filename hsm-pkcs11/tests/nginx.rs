@@ -46,9 +46,9 @@ fn nginx_serves_tls_1_2_and_1_3_with_an_ec_p256_key_on_the_hsm() {
 }
 
 #[test]
-#[ignore = "waiting for raw RSA on main (branch raw-rsa): TLS 1.3 and OpenSSL's TLS 1.2 sign with RSA-PSS, which \
-            libp11 makes through CKM_RSA_X_509 (C_SignInit: CKR_MECHANISM_INVALID today)"]
 fn nginx_serves_tls_1_2_and_1_3_with_an_rsa_2048_key_on_the_hsm() {
+    // TLS 1.2 and 1.3 sign with RSA-PSS, a salt as long as the digest:
+    // libp11 asks for CKM_RSA_PKCS_PSS.
     serve_with_the_key_on_the_hsm(KeyPairSpec::Rsa { modulus_size_bits: 2048, public_exponent: 65537 }, "nginx-rsa");
 }
 

@@ -35,10 +35,24 @@ fn the_engine_certifies_and_signs_with_an_rsa_2048_key_on_the_hsm() {
 }
 
 #[test]
-#[ignore = "waiting for raw RSA on main (branch raw-rsa): libp11 signs RSA-PSS through CKM_RSA_X_509, which the \
-            library does not offer yet (C_SignInit: CKR_MECHANISM_INVALID)"]
 fn the_engine_signs_rsa_pss_with_an_rsa_2048_key_on_the_hsm() {
-    certify_and_sign("rsa:2048", &["-pkeyopt", "digest:sha256", "-pkeyopt", "rsa_padding_mode:pss"]);
+    // A salt as long as the digest, as TLS uses: libp11 signs with
+    // CKM_RSA_PKCS_PSS.
+    certify_and_sign(
+        "rsa:2048",
+        &["-pkeyopt", "digest:sha256", "-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", "rsa_pss_saltlen:digest"],
+    );
+}
+
+#[test]
+#[ignore = "waiting for raw RSA on main (branch raw-rsa): for a PSS salt other than the digest's length, libp11 \
+            pads in OpenSSL and signs through CKM_RSA_X_509, which the library does not offer yet (C_SignInit: \
+            CKR_MECHANISM_INVALID)"]
+fn the_engine_signs_rsa_pss_with_the_longest_salt_with_an_rsa_2048_key_on_the_hsm() {
+    certify_and_sign(
+        "rsa:2048",
+        &["-pkeyopt", "digest:sha256", "-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", "rsa_pss_saltlen:max"],
+    );
 }
 
 #[test]

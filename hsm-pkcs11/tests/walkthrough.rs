@@ -24,15 +24,8 @@ use common::{
 };
 
 #[test]
-fn the_walkthrough_serves_tls_with_an_ec_key_on_the_hsm() {
-    walk(&["ec"]);
-}
-
-#[test]
-#[ignore = "waiting for raw RSA on main (branch raw-rsa): TLS signs with RSA-PSS, which libp11 makes through \
-            CKM_RSA_X_509"]
-fn the_walkthrough_serves_tls_with_an_rsa_key_on_the_hsm() {
-    walk(&["rsa"]);
+fn the_walkthrough_serves_tls_with_ec_and_rsa_keys_on_the_hsm() {
+    walk(&["ec", "rsa"]);
 }
 
 /// Runs the walkthrough for `key_types` and checks every page came over
