@@ -767,6 +767,12 @@ impl Library {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
         let reference = info.reference.clone();
+        // Raw RSA's length rules are the modulus's.
+        let modulus_len = object::signature_len(&info).filter(|_| family == Family::Rsa);
+        let parsed = match parsed {
+            Parsed::Signing(signing) => Parsed::Signing(signing.for_modulus(modulus_len)),
+            Parsed::Ciphering(ciphering) => Parsed::Ciphering(ciphering.for_modulus(modulus_len)),
+        };
         let (kind, input) = match (slot, parsed) {
             (Slot::Sign, Parsed::Signing(signing)) => (Kind::Sign { reference, signing }, signing.input()),
             (_, Parsed::Signing(signing)) => {
