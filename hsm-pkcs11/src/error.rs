@@ -10,6 +10,7 @@ use cryptoki_sys::{
     CK_RV, CKR_ACTION_PROHIBITED, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_READ_ONLY, CKR_DATA_INVALID, CKR_DEVICE_ERROR,
     CKR_DEVICE_MEMORY, CKR_FUNCTION_FAILED, CKR_GENERAL_ERROR, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID,
     CKR_OBJECT_HANDLE_INVALID, CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_TEMPLATE_INCONSISTENT, CKR_USER_NOT_LOGGED_IN,
+    CKR_WRAPPED_KEY_INVALID,
 };
 use hsm_client::ClientError;
 
@@ -23,6 +24,8 @@ pub(crate) enum Doing {
     Creating,
     /// Changing a key's attributes.
     Modifying,
+    /// Making a key from a wrapped one.
+    Unwrapping,
     Destroying,
     /// Signing or verifying.
     Using,
@@ -49,11 +52,21 @@ pub(crate) fn rv(err: &ClientError, doing: Doing, admin: bool) -> CK_RV {
         (ClientError::PermissionDenied(_) | ClientError::FailedPrecondition(_), Doing::Destroying) => {
             CKR_ACTION_PROHIBITED
         }
+        // A key whose `modifiable` is false.
+        (ClientError::PermissionDenied(_) | ClientError::FailedPrecondition(_), Doing::Modifying) => {
+            CKR_ACTION_PROHIBITED
+        }
+        (ClientError::PermissionDenied(_) | ClientError::FailedPrecondition(_), Doing::Unwrapping) => {
+            CKR_KEY_FUNCTION_NOT_PERMITTED
+        }
         (ClientError::PermissionDenied(_), _) => CKR_ACTION_PROHIBITED,
         (ClientError::NotFound(_), Doing::Using) => CKR_KEY_HANDLE_INVALID,
         (ClientError::NotFound(_), _) => CKR_OBJECT_HANDLE_INVALID,
         (ClientError::InvalidArgument(_), Doing::Using) => CKR_DATA_INVALID,
         (ClientError::InvalidArgument(_), Doing::Creating) => CKR_TEMPLATE_INCONSISTENT,
+        // The template was read before the HSM was asked: what it refuses
+        // is the wrapped bytes (they do not open, or are not a key).
+        (ClientError::InvalidArgument(_), Doing::Unwrapping) => CKR_WRAPPED_KEY_INVALID,
         (ClientError::InvalidArgument(_), Doing::Modifying) => CKR_ATTRIBUTE_READ_ONLY,
         (ClientError::InvalidArgument(_), _) => CKR_ARGUMENTS_BAD,
         (ClientError::ResourceExhausted(_), _) => CKR_DEVICE_MEMORY,
@@ -79,5 +92,9 @@ mod tests {
         let locked = ClientError::FailedPrecondition("user alice is locked".into());
         assert_eq!(rv(&locked, Doing::Login, false), CKR_PIN_LOCKED);
         assert_eq!(rv(&ClientError::Unavailable("refused".into()), Doing::Reading, false), CKR_DEVICE_ERROR);
+        let fixed = ClientError::FailedPrecondition("the key is not modifiable".into());
+        assert_eq!(rv(&fixed, Doing::Modifying, false), CKR_ACTION_PROHIBITED);
+        let junk = ClientError::InvalidArgument("wrapped: the integrity check failed".into());
+        assert_eq!(rv(&junk, Doing::Unwrapping, false), CKR_WRAPPED_KEY_INVALID);
     }
 }

@@ -21,6 +21,7 @@ use std::{
     sync::{Arc, PoisonError, RwLock},
 };
 
+use cryptoki_sys::CKM_AES_CBC;
 use cryptoki_sys::{
     CK_AES_CTR_PARAMS, CK_ATTRIBUTE, CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_BYTE, CK_C_INITIALIZE_ARGS, CK_FLAGS,
     CK_FUNCTION_LIST, CK_GCM_PARAMS, CK_INFO, CK_MECHANISM, CK_MECHANISM_INFO, CK_MECHANISM_TYPE, CK_NOTIFY,
@@ -224,8 +225,10 @@ unsafe fn mechanism_of(ptr: *const CK_MECHANISM) -> Result<Mechanism, CK_RV> {
     let parameter_len = if m.pParameter.is_null() { 0 } else { len(m.ulParameterLen)? };
     let parameter = match m.mechanism {
         _ if parameter_len == 0 => Parameter::None,
-        // SAFETY: the caller's IV of `ulParameterLen` bytes.
-        CKM_AES_CBC_PAD => Parameter::Bytes(unsafe { input(m.pParameter.cast(), m.ulParameterLen) }?.to_vec()),
+        CKM_AES_CBC_PAD | CKM_AES_CBC => {
+            // SAFETY: the caller's IV of `ulParameterLen` bytes.
+            Parameter::Bytes(unsafe { input(m.pParameter.cast(), m.ulParameterLen) }?.to_vec())
+        }
         CKM_AES_CTR => {
             // SAFETY: the caller's CK_AES_CTR_PARAMS.
             let p: CK_AES_CTR_PARAMS = unsafe { parameter_struct(&m) }?;

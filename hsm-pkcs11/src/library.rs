@@ -27,15 +27,15 @@ use cryptoki_sys::{
     CK_ATTRIBUTE_TYPE, CK_FLAGS, CK_OBJECT_CLASS, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_STATE, CK_USER_TYPE,
     CKF_RW_SESSION, CKF_SERIAL_SESSION, CKM_AES_KEY_GEN, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN,
     CKM_GENERIC_SECRET_KEY_GEN, CKM_RSA_PKCS_KEY_PAIR_GEN, CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY,
-    CKR_ARGUMENTS_BAD, CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, CKR_HOST_MEMORY, CKR_KEY_FUNCTION_NOT_PERMITTED,
-    CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT, CKR_MECHANISM_INVALID, CKR_OBJECT_HANDLE_INVALID,
-    CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED, CKR_PIN_INCORRECT, CKR_SESSION_HANDLE_INVALID,
-    CKR_SESSION_PARALLEL_NOT_SUPPORTED, CKR_SESSION_READ_ONLY, CKR_SESSION_READ_ONLY_EXISTS,
-    CKR_SESSION_READ_WRITE_SO_EXISTS, CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE,
-    CKR_UNWRAPPING_KEY_HANDLE_INVALID, CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT, CKR_USER_ALREADY_LOGGED_IN,
-    CKR_USER_ANOTHER_ALREADY_LOGGED_IN, CKR_USER_NOT_LOGGED_IN, CKR_USER_TYPE_INVALID, CKR_WRAPPING_KEY_HANDLE_INVALID,
-    CKR_WRAPPING_KEY_TYPE_INCONSISTENT, CKS_RO_PUBLIC_SESSION, CKS_RO_USER_FUNCTIONS, CKS_RW_PUBLIC_SESSION,
-    CKS_RW_SO_FUNCTIONS, CKS_RW_USER_FUNCTIONS, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER,
+    CKR_ARGUMENTS_BAD, CKR_DATA_LEN_RANGE, CKR_DEVICE_ERROR, CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_GENERAL_ERROR,
+    CKR_HOST_MEMORY, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT,
+    CKR_KEY_UNEXTRACTABLE, CKR_MECHANISM_INVALID, CKR_OBJECT_HANDLE_INVALID, CKR_OPERATION_ACTIVE,
+    CKR_OPERATION_NOT_INITIALIZED, CKR_PIN_INCORRECT, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_PARALLEL_NOT_SUPPORTED,
+    CKR_SESSION_READ_ONLY, CKR_SESSION_READ_ONLY_EXISTS, CKR_SESSION_READ_WRITE_SO_EXISTS, CKR_SIGNATURE_INVALID,
+    CKR_SIGNATURE_LEN_RANGE, CKR_UNWRAPPING_KEY_HANDLE_INVALID, CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
+    CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN, CKR_USER_NOT_LOGGED_IN, CKR_USER_TYPE_INVALID,
+    CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_TYPE_INCONSISTENT, CKS_RO_PUBLIC_SESSION, CKS_RO_USER_FUNCTIONS,
+    CKS_RW_PUBLIC_SESSION, CKS_RW_SO_FUNCTIONS, CKS_RW_USER_FUNCTIONS, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER,
 };
 use hsm_client::{
     ClientConfig, ClientError, Cluster, ClusterSession, KeyInfo, Role,
@@ -126,6 +126,13 @@ pub(crate) enum Slot {
 impl Slot {
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// What a refusal of the input means here: more than the HSM takes
+    /// is, to a decryption, a ciphertext no encryption made
+    /// (`CKR_ENCRYPTED_DATA_LEN_RANGE`).
+    fn input_error(self, rv: CK_RV) -> CK_RV {
+        if self == Slot::Decrypt && rv == CKR_DATA_LEN_RANGE { CKR_ENCRYPTED_DATA_LEN_RANGE } else { rv }
     }
 }
 
@@ -547,6 +554,13 @@ impl Library {
         let wrapping =
             self.key_for(wrapping, Some(family), CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_TYPE_INCONSISTENT)?;
         let key = self.key_for(key, None, CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT)?;
+        // The HSM refuses both; PKCS#11 has a return code for each.
+        if wrapping.attribute("wrap") != Some("true") {
+            return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
+        }
+        if key.attribute("extractable") != Some("true") {
+            return Err(CKR_KEY_UNEXTRACTABLE);
+        }
         let wrapped =
             self.call(&login, Doing::Using, login.session.wrap_key(&wrapping.reference, &key.reference, wrap, hash))?;
         Ok(offer(&wrapped, room).unwrap_or(Output::Bytes(Zeroizing::new(wrapped))))
@@ -582,7 +596,7 @@ impl Library {
             request.curve,
             &request.options,
         );
-        let key = self.call(&login, Doing::Creating, unwrap)?;
+        let key = self.call(&login, Doing::Unwrapping, unwrap)?;
         Ok(lock(&self.objects).handle(&key.info.reference))
     }
 
@@ -647,7 +661,7 @@ impl Library {
             // A single-part call already made the result.
             return Err(CKR_OPERATION_ACTIVE);
         }
-        let result = operation.input.update(data);
+        let result = operation.input.update(data).map_err(|e| slot.input_error(e));
         if result.is_err() {
             session.operations[slot.index()] = None;
         }
@@ -671,7 +685,9 @@ impl Library {
         let operation = ops.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         let mut iv = None;
         if operation.output.is_none() {
-            let made = data.map_or(Ok(()), |d| operation.input.update(d)).and_then(|()| self.run(operation));
+            let made = data
+                .map_or(Ok(()), |d| operation.input.update(d).map_err(|e| slot.input_error(e)))
+                .and_then(|()| self.run(operation));
             match made {
                 Ok((bytes, back)) => {
                     operation.output = Some(bytes);
@@ -727,7 +743,6 @@ impl Library {
             }
             Kind::Encrypt { reference, ciphering: c } => {
                 let data = input.finish();
-                c.check_blocks(data.len(), true)?;
                 c.check_len(data.len())?;
                 let encrypt = login.session.encrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data);
                 let (iv, ciphertext) = self.call(&login, Doing::Using, encrypt)?;
@@ -735,7 +750,6 @@ impl Library {
             }
             Kind::Decrypt { reference, ciphering: c } => {
                 let data = input.finish();
-                c.check_blocks(data.len(), false)?;
                 c.check_len(data.len())?;
                 let plaintext = self
                     .runtime
@@ -789,6 +803,12 @@ impl Library {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
         let reference = info.reference.clone();
+        // Raw RSA's length rules are the modulus's.
+        let modulus_len = object::signature_len(&info).filter(|_| family == Family::Rsa);
+        let parsed = match parsed {
+            Parsed::Signing(signing) => Parsed::Signing(signing.for_modulus(modulus_len)),
+            Parsed::Ciphering(ciphering) => Parsed::Ciphering(ciphering.for_modulus(modulus_len)),
+        };
         let (kind, input) = match (slot, parsed) {
             (Slot::Sign, Parsed::Signing(signing)) => (Kind::Sign { reference, signing }, signing.input()),
             (_, Parsed::Signing(signing)) => {

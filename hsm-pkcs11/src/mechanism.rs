@@ -7,8 +7,10 @@
 //! the digest, so their data has no size limit and they work in parts. Every
 //! other operation sends its data in one call, so it takes at most
 //! [`MAX_DATA_LEN`] bytes, whether given at once or in parts. `CKM_ECDSA`
-//! and `CKM_RSA_PKCS` take input the caller has already hashed: digests of
-//! SHA-1/224/256/384/512 (for RSA, as a DER DigestInfo), not arbitrary data.
+//! takes a digest the caller has already made (SHA-1/224/256/384/512, read
+//! off its length). `CKM_RSA_PKCS` signs any data up to the modulus length
+//! less 11 bytes, padded as given (a DER DigestInfo, or TLS 1.2's MD5 ||
+//! SHA-1), and `CKM_RSA_X_509` is raw RSA: the HSM's raw mechanisms.
 
 use cryptoki_sys::{
     CK_FLAGS, CK_MECHANISM_TYPE, CK_RV, CK_ULONG, CKF_DECRYPT, CKF_DIGEST, CKF_EC_F_P, CKF_EC_NAMEDCURVE,
@@ -21,9 +23,9 @@ use cryptoki_sys::{
     CKM_SHA1_RSA_PKCS_PSS, CKM_SHA224, CKM_SHA224_HMAC, CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA256,
     CKM_SHA256_HMAC, CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384, CKM_SHA384_HMAC, CKM_SHA384_RSA_PKCS,
     CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512, CKM_SHA512_HMAC, CKM_SHA512_RSA_PKCS, CKM_SHA512_RSA_PKCS_PSS,
-    CKR_DATA_INVALID, CKR_DATA_LEN_RANGE, CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_MECHANISM_INVALID,
-    CKR_MECHANISM_PARAM_INVALID, CKZ_DATA_SPECIFIED,
+    CKR_DATA_LEN_RANGE, CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID, CKZ_DATA_SPECIFIED,
 };
+use cryptoki_sys::{CKM_AES_CBC, CKM_RSA_X_509, CKR_ENCRYPTED_DATA_LEN_RANGE};
 use hsm_client::keys::{Cipher, HashAlgorithm, SignMechanism, WrapMechanism};
 use sha2::Digest as _;
 use zeroize::Zeroizing;
@@ -33,7 +35,7 @@ use zeroize::Zeroizing;
 pub(crate) const MAX_DATA_LEN: usize = 16 * 1024;
 
 /// Every mechanism offered, in the order `C_GetMechanismList` gives them.
-pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 42] = [
+pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 44] = [
     CKM_AES_KEY_GEN,
     CKM_GENERIC_SECRET_KEY_GEN,
     CKM_EC_KEY_PAIR_GEN,
@@ -47,6 +49,7 @@ pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 42] = [
     CKM_ECDSA_SHA512,
     CKM_EDDSA,
     CKM_RSA_PKCS,
+    CKM_RSA_X_509,
     CKM_SHA1_RSA_PKCS,
     CKM_SHA224_RSA_PKCS,
     CKM_SHA256_RSA_PKCS,
@@ -65,6 +68,7 @@ pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 42] = [
     CKM_SHA384_HMAC,
     CKM_SHA512_HMAC,
     CKM_AES_ECB,
+    CKM_AES_CBC,
     CKM_AES_CBC_PAD,
     CKM_AES_CTR,
     CKM_AES_GCM,
@@ -97,6 +101,7 @@ pub(crate) fn info(mechanism: CK_MECHANISM_TYPE) -> Option<(CK_ULONG, CK_ULONG, 
         }
         CKM_EDDSA => Some((255, 255, sign)),
         CKM_RSA_PKCS => Some((2048, 4096, sign | crypt)),
+        CKM_RSA_X_509 => Some((2048, 4096, sign | crypt)),
         CKM_SHA1_RSA_PKCS
         | CKM_SHA224_RSA_PKCS
         | CKM_SHA256_RSA_PKCS
@@ -112,6 +117,7 @@ pub(crate) fn info(mechanism: CK_MECHANISM_TYPE) -> Option<(CK_ULONG, CK_ULONG, 
         CKM_RSA_AES_KEY_WRAP => Some((2048, 4096, wrap)),
         CKM_SHA_1_HMAC | CKM_SHA224_HMAC | CKM_SHA256_HMAC | CKM_SHA384_HMAC | CKM_SHA512_HMAC => Some((1, 800, sign)),
         CKM_AES_ECB | CKM_AES_CBC_PAD | CKM_AES_CTR => Some((16, 32, crypt)),
+        CKM_AES_CBC => Some((16, 32, crypt)),
         CKM_AES_GCM => Some((16, 32, crypt | wrap)),
         CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_PAD => Some((16, 32, wrap)),
         CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512 => Some((0, 0, CKF_DIGEST)),
@@ -133,7 +139,7 @@ pub(crate) struct IvOut {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Parameter {
     None,
-    /// A parameter that is a byte string: the IV of `CKM_AES_CBC_PAD`.
+    /// A parameter that is a byte string: the IV of `CKM_AES_CBC(_PAD)`.
     Bytes(Vec<u8>),
     Ctr {
         counter_bits: CK_ULONG,
@@ -316,11 +322,15 @@ impl Default for Input {
 pub(crate) struct Signing {
     pub(crate) family: Family,
     mechanism: SignMechanism,
-    /// The hash the mechanism names; `None` for raw ECDSA and RSA PKCS#1
-    /// (read off the input) and for EdDSA.
+    /// The hash the mechanism names; `None` for raw ECDSA (read off the
+    /// input), for raw RSA and for EdDSA.
     hash: Option<HashAlgorithm>,
     /// RSA and ECDSA with a hash: hashed here.
     local: bool,
+    /// The RSA key's modulus length in bytes, once the key is known: raw
+    /// RSA data too long for it is `CKR_DATA_LEN_RANGE` here (the HSM's
+    /// refusal would read as `CKR_DATA_INVALID`).
+    modulus_len: Option<usize>,
 }
 
 /// What a signing operation sends the HSM.
@@ -344,7 +354,8 @@ impl Signing {
             CKM_ECDSA_SHA384 => (Family::Ec, SignMechanism::Ecdsa, Some(Sha384)),
             CKM_ECDSA_SHA512 => (Family::Ec, SignMechanism::Ecdsa, Some(Sha512)),
             CKM_EDDSA => (Family::Ed25519, SignMechanism::Ed25519, None),
-            CKM_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, None),
+            CKM_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcsRaw, None),
+            CKM_RSA_X_509 => (Family::Rsa, SignMechanism::RsaX509, None),
             CKM_SHA1_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, Some(Sha1)),
             CKM_SHA224_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, Some(Sha224)),
             CKM_SHA256_RSA_PKCS => (Family::Rsa, SignMechanism::RsaPkcs, Some(Sha256)),
@@ -383,7 +394,12 @@ impl Signing {
         };
         // Raw PSS takes a digest; HMAC is keyed, so the HSM hashes.
         let local = hash.is_some() && mechanism.kind != CKM_RSA_PKCS_PSS && sign != SignMechanism::Hmac;
-        Ok(Signing { family, mechanism: sign, hash, local })
+        Ok(Signing { family, mechanism: sign, hash, local, modulus_len: None })
+    }
+
+    /// The same mechanism for a key whose RSA modulus is `modulus_len` bytes.
+    pub(crate) fn for_modulus(self, modulus_len: Option<usize>) -> Signing {
+        Signing { modulus_len, ..self }
     }
 
     /// A fresh input for one operation.
@@ -423,11 +439,17 @@ impl Signing {
                 let hash = hash_of_len(data.len()).ok_or(CKR_DATA_LEN_RANGE)?;
                 Ok(request(Some(hash), data, true))
             }
-            _ => {
-                let (hash, digest) = split_digest_info(&data).ok_or(CKR_DATA_INVALID)?;
-                let digest = Zeroizing::new(digest.to_vec());
-                Ok(request(Some(hash), digest, true))
+            // Raw PKCS#1 v1.5 pads the data as given: a DigestInfo signs
+            // exactly as the hashing mechanisms do, TLS 1.2's MD5 || SHA-1
+            // as TLS wants. At most k - 11 bytes; raw RSA at most k.
+            (SignMechanism::RsaPkcsRaw | SignMechanism::RsaX509, _) => {
+                let overhead = if self.mechanism == SignMechanism::RsaPkcsRaw { PKCS1_OVERHEAD } else { 0 };
+                if self.modulus_len.is_some_and(|k| data.len() + overhead > k) {
+                    return Err(CKR_DATA_LEN_RANGE);
+                }
+                Ok(request(None, data, false))
             }
+            _ => Err(CKR_MECHANISM_INVALID),
         }
     }
 }
@@ -444,11 +466,24 @@ pub(crate) struct Ciphering {
     pub(crate) iv_out: Option<IvOut>,
     /// AES-CTR: how many low bits of the block count.
     counter_bits: Option<CK_ULONG>,
+    /// Which way: the length rules (and their return values) differ.
+    encrypting: bool,
+    /// The RSA key's modulus length in bytes, once the key is known.
+    modulus_len: Option<usize>,
 }
+
+/// The AES block: the length of CBC's IV, and what unpadded modes take
+/// whole.
+const AES_BLOCK_LEN: usize = 16;
+
+/// What PKCS#1 v1.5 padding adds at least (RFC 8017 section 9.2: `00 01`,
+/// eight `FF`, `00`).
+const PKCS1_OVERHEAD: usize = 11;
 
 /// AES-GCM's IV, which the HSM makes, and its tag, 128 bits.
 const GCM_IV_LEN: usize = 12;
 const GCM_TAG_BITS: CK_ULONG = 128;
+const GCM_TAG_LEN: usize = 16;
 
 impl Ciphering {
     /// The encryption mechanisms offered; `encrypting` false for decryption.
@@ -461,10 +496,13 @@ impl Ciphering {
             aad: Vec::new(),
             iv_out: None,
             counter_bits: None,
+            encrypting,
+            modulus_len: None,
         };
         match (mechanism.kind, &mechanism.parameter) {
             (CKM_AES_ECB, Parameter::None) => Ok(aes(Cipher::AesEcb, Vec::new())),
             (CKM_AES_CBC_PAD, Parameter::Bytes(iv)) if iv.len() == 16 => Ok(aes(Cipher::AesCbcPad, iv.clone())),
+            (CKM_AES_CBC, Parameter::Bytes(iv)) if iv.len() == AES_BLOCK_LEN => Ok(aes(Cipher::AesCbc, iv.clone())),
             (CKM_AES_CTR, Parameter::Ctr { counter_bits, block }) if (1..=128).contains(counter_bits) => {
                 Ok(Ciphering { counter_bits: Some(*counter_bits), ..aes(Cipher::AesCtr, block.to_vec()) })
             }
@@ -488,6 +526,9 @@ impl Ciphering {
             (CKM_RSA_PKCS, Parameter::None) => {
                 Ok(Ciphering { family: Family::Rsa, ..aes(Cipher::RsaPkcs, Vec::new()) })
             }
+            (CKM_RSA_X_509, Parameter::None) => {
+                Ok(Ciphering { family: Family::Rsa, ..aes(Cipher::RsaX509, Vec::new()) })
+            }
             (CKM_RSA_PKCS_OAEP, parameter) => {
                 let hash = oaep_hash(parameter)?;
                 Ok(Ciphering { family: Family::Rsa, hash: Some(hash), ..aes(Cipher::RsaOaep, Vec::new()) })
@@ -495,41 +536,49 @@ impl Ciphering {
             (CKM_AES_ECB | CKM_AES_CBC_PAD | CKM_AES_CTR | CKM_AES_GCM | CKM_RSA_PKCS, _) => {
                 Err(CKR_MECHANISM_PARAM_INVALID)
             }
+            (CKM_AES_CBC | CKM_RSA_X_509, _) => Err(CKR_MECHANISM_PARAM_INVALID),
             _ => Err(CKR_MECHANISM_INVALID),
         }
     }
 }
 
 impl Ciphering {
-    /// Refuses, before the HSM is asked, a length the mechanism's blocks
-    /// cannot take, with the return code PKCS#11 gives for it: data for a
-    /// block cipher without padding that is not a whole number of blocks
-    /// is `CKR_DATA_LEN_RANGE`; a ciphertext that no encryption could have
-    /// made (not whole blocks, or shorter than a GCM tag) is
-    /// `CKR_ENCRYPTED_DATA_LEN_RANGE`.
-    pub(crate) fn check_blocks(&self, len: usize, encrypting: bool) -> Result<(), CK_RV> {
-        const AES_BLOCK: usize = 16;
-        const GCM_TAG: usize = 16;
-        let whole = |block: usize| len.is_multiple_of(block);
-        let fits = match (self.cipher, encrypting) {
-            (Cipher::AesEcb, _) => whole(AES_BLOCK),
-            (Cipher::AesCbcPad, true) => true,
-            (Cipher::AesCbcPad, false) => len > 0 && whole(AES_BLOCK),
-            (Cipher::AesGcm, false) => len >= GCM_TAG,
-            (Cipher::AesGcm | Cipher::AesCtr | Cipher::RsaOaep | Cipher::RsaPkcs | Cipher::Unspecified, _) => true,
-        };
-        match (fits, encrypting) {
-            (true, _) => Ok(()),
-            (false, true) => Err(CKR_DATA_LEN_RANGE),
-            (false, false) => Err(CKR_ENCRYPTED_DATA_LEN_RANGE),
-        }
+    /// The same mechanism for a key whose RSA modulus is `modulus_len` bytes.
+    pub(crate) fn for_modulus(self, modulus_len: Option<usize>) -> Ciphering {
+        Ciphering { modulus_len, ..self }
     }
 
-    /// Refuses data the mechanism cannot take in one go: AES-CTR data that
-    /// would carry its counter (the block's low `counter_bits`) past its
-    /// top. The HSM counts with the whole block, which is the same short of
-    /// that.
+    /// Refuses, before the HSM is asked, a length the mechanism cannot
+    /// take, with the return code PKCS#11 gives for it: `CKR_DATA_LEN_RANGE`
+    /// for data (encrypting), `CKR_ENCRYPTED_DATA_LEN_RANGE` for a
+    /// ciphertext no encryption could have made (decrypting). Data for
+    /// AES-ECB or unpadded AES-CBC that is not whole blocks; an AES-CBC-PAD
+    /// ciphertext that is not whole blocks (or empty), or a GCM one shorter
+    /// than its tag; RSA data longer than the padding leaves room for, or an
+    /// RSA ciphertext not the modulus's length; AES-CTR data that would
+    /// carry its counter (the block's low `counter_bits`) past its top (the
+    /// HSM counts with the whole block, which is the same short of that).
     pub(crate) fn check_len(&self, len: usize) -> Result<(), CK_RV> {
+        let range = if self.encrypting { CKR_DATA_LEN_RANGE } else { CKR_ENCRYPTED_DATA_LEN_RANGE };
+        let whole = len.is_multiple_of(AES_BLOCK_LEN);
+        // The most an RSA encryption with this padding takes, for a
+        // modulus of k bytes.
+        let rsa_room = |k: usize| match (self.cipher, self.hash) {
+            (Cipher::RsaPkcs, _) => k.saturating_sub(PKCS1_OVERHEAD),
+            (Cipher::RsaOaep, Some(hash)) => k.saturating_sub(2 * digest_len(hash) + 2),
+            _ => k,
+        };
+        let fits = match (self.cipher, self.encrypting, self.modulus_len) {
+            (Cipher::AesEcb | Cipher::AesCbc, _, _) => whole,
+            (Cipher::AesCbcPad, false, _) => whole && len > 0,
+            (Cipher::AesGcm, false, _) => len >= GCM_TAG_LEN,
+            (Cipher::RsaPkcs | Cipher::RsaOaep | Cipher::RsaX509, true, Some(k)) => len <= rsa_room(k),
+            (Cipher::RsaPkcs | Cipher::RsaOaep | Cipher::RsaX509, false, Some(k)) => len == k,
+            _ => true,
+        };
+        if !fits {
+            return Err(range);
+        }
         let Some(bits) = self.counter_bits.filter(|b| *b < 128) else {
             return Ok(());
         };
@@ -588,47 +637,6 @@ fn hash_of_len(len: usize) -> Option<HashAlgorithm> {
         .find(|h| digest_len(*h) == len)
 }
 
-/// The DER DigestInfo prefixes (RFC 8017, section 9.2, note 1).
-const DIGEST_INFO: [(HashAlgorithm, &[u8]); 5] = [
-    (HashAlgorithm::Sha1, &[0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14]),
-    (
-        HashAlgorithm::Sha224,
-        &[
-            0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04, 0x05, 0x00, 0x04,
-            0x1c,
-        ],
-    ),
-    (
-        HashAlgorithm::Sha256,
-        &[
-            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
-            0x20,
-        ],
-    ),
-    (
-        HashAlgorithm::Sha384,
-        &[
-            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04,
-            0x30,
-        ],
-    ),
-    (
-        HashAlgorithm::Sha512,
-        &[
-            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04,
-            0x40,
-        ],
-    ),
-];
-
-/// A DigestInfo split into its hash and digest.
-fn split_digest_info(input: &[u8]) -> Option<(HashAlgorithm, &[u8])> {
-    DIGEST_INFO.iter().find_map(|(hash, prefix)| {
-        let digest = input.strip_prefix(*prefix)?;
-        (hash_of_len(digest.len()) == Some(*hash)).then_some((*hash, digest))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,13 +667,45 @@ mod tests {
     }
 
     #[test]
-    fn raw_rsa_takes_a_digest_info_and_nothing_else() {
-        let mut info = DIGEST_INFO[2].1.to_vec();
-        info.extend([9; 32]);
-        let r = sign_request(CKM_RSA_PKCS, &info).unwrap();
-        assert_eq!((r.hash, &r.data[..], r.is_digest), (Some(HashAlgorithm::Sha256), &[9u8; 32][..], true));
-        assert_eq!(sign_request(CKM_RSA_PKCS, &info[..info.len() - 1]), Err(CKR_DATA_INVALID));
-        assert_eq!(sign_request(CKM_RSA_PKCS, b"plain data"), Err(CKR_DATA_INVALID));
+    fn raw_rsa_sends_the_data_as_given_up_to_the_modulus() {
+        // A 2048-bit key: k = 256.
+        let raw = |kind, data: &[u8]| {
+            let s = signing(kind).for_modulus(Some(256));
+            let mut input = s.input();
+            input.update(data)?;
+            s.request(input)
+        };
+        let r = raw(CKM_RSA_PKCS, &[9; 36]).unwrap();
+        assert_eq!(
+            (r.mechanism, r.hash, &r.data[..], r.is_digest),
+            (SignMechanism::RsaPkcsRaw, None, &[9u8; 36][..], false)
+        );
+        assert!(raw(CKM_RSA_PKCS, &[9; 245]).is_ok());
+        assert_eq!(raw(CKM_RSA_PKCS, &[9; 246]), Err(CKR_DATA_LEN_RANGE));
+        let r = raw(CKM_RSA_X_509, &[9; 256]).unwrap();
+        assert_eq!((r.mechanism, r.hash, r.is_digest), (SignMechanism::RsaX509, None, false));
+        assert_eq!(raw(CKM_RSA_X_509, &[9; 257]), Err(CKR_DATA_LEN_RANGE));
+    }
+
+    #[test]
+    fn unpadded_lengths_are_range_errors_each_way() {
+        let cbc = Mechanism { kind: CKM_AES_CBC, parameter: Parameter::Bytes(vec![0; 16]) };
+        let (encrypt, decrypt) =
+            (Ciphering::from_mechanism(&cbc, true).unwrap(), Ciphering::from_mechanism(&cbc, false).unwrap());
+        assert_eq!(encrypt.cipher, Cipher::AesCbc);
+        assert_eq!((encrypt.check_len(32), decrypt.check_len(0)), (Ok(()), Ok(())));
+        assert_eq!(encrypt.check_len(15), Err(CKR_DATA_LEN_RANGE));
+        assert_eq!(decrypt.check_len(17), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+        let short_iv = Mechanism { kind: CKM_AES_CBC, parameter: Parameter::Bytes(vec![0; 8]) };
+        assert_eq!(Ciphering::from_mechanism(&short_iv, true), Err(CKR_MECHANISM_PARAM_INVALID));
+
+        let x509 = Mechanism::bare(CKM_RSA_X_509);
+        let encrypt = Ciphering::from_mechanism(&x509, true).unwrap().for_modulus(Some(256));
+        let decrypt = Ciphering::from_mechanism(&x509, false).unwrap().for_modulus(Some(256));
+        assert_eq!((encrypt.check_len(1), encrypt.check_len(256)), (Ok(()), Ok(())));
+        assert_eq!(encrypt.check_len(257), Err(CKR_DATA_LEN_RANGE));
+        assert_eq!(decrypt.check_len(256), Ok(()));
+        assert_eq!(decrypt.check_len(255), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
     }
 
     #[test]

@@ -197,6 +197,15 @@ fn every_listed_mechanism_works() {
         &signature::RSA_PKCS1_2048_8192_SHA256,
         &s.sign(ran.mark(&Mechanism::RsaPkcs), rsa_private, &digest_info).unwrap(),
     );
+    // Raw CKM_RSA_PKCS signs any data, and verifies it.
+    sign_verify(&s, &Mechanism::RsaPkcs, rsa_private, rsa_public);
+    // Raw RSA: the PKCS#1 v1.5 block built here is what ring checks.
+    let block = [&[0, 1][..], &[0xff; 256 - 3 - 51], &[0], &digest_info].concat();
+    ring_rsa(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        &s.sign(ran.mark(&Mechanism::RsaX509), rsa_private, &block).unwrap(),
+    );
+    sign_verify(&s, &Mechanism::RsaX509, rsa_private, rsa_public);
     let pkcs1 = [
         (Mechanism::Sha1RsaPkcs, Some(&signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY)),
         (Mechanism::Sha224RsaPkcs, None),
@@ -285,6 +294,9 @@ fn every_listed_mechanism_works() {
             DATA.len(),
         ),
         (Mechanism::RsaPkcs, rsa_public, DATA, 256),
+        (Mechanism::AesCbc([1; 16]), aes, blocks, 32),
+        // Raw RSA decrypts to the modulus length: leading zeros kept.
+        (Mechanism::RsaX509, rsa_public, &[&[0; 256 - DATA.len()][..], DATA].concat(), 256),
     ];
     for (m, key, plain, len) in &round_trips {
         let decrypt_key = if *key == rsa_public { rsa_private } else { *key };

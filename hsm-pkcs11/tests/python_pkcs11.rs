@@ -2,7 +2,10 @@
 //! python-pkcs11 (PyPI), against the library and an in-process cluster of
 //! two HSMs. It generates EC, RSA, Ed25519 and AES keys, signs, verifies,
 //! encrypts, decrypts and digests, and checks ECDSA and RSA signatures with
-//! its own arithmetic.
+//! its own arithmetic. `tests/python/raw_mechanisms.py` runs the raw
+//! mechanisms TLS stacks use (`CKM_RSA_PKCS` over arbitrary data,
+//! `CKM_RSA_X_509`, unpadded `CKM_AES_CBC`), checked with plain Python
+//! arithmetic and a NIST SP 800-38A vector.
 //!
 //! Skipped, saying so, where python-pkcs11 is not installed, unless
 //! `HSM_PKCS11_REQUIRE_TOOLS` is set (as CI sets it), which makes a missing
@@ -21,11 +24,21 @@ fn python_pkcs11_installed() -> bool {
 
 #[test]
 fn python_pkcs11_generates_signs_verifies_encrypts_and_decrypts() {
+    run_script("roundtrip.py", 2);
+}
+
+#[test]
+fn python_pkcs11_raw_rsa_and_unpadded_aes_cbc() {
+    run_script("raw_mechanisms.py", 1);
+}
+
+/// Runs `tests/python/<script>` against a cluster of `hsms` HSMs (skipped
+/// where python-pkcs11 is missing, as [`tool_present`] says).
+fn run_script(script: &str, hsms: usize) {
     if !tool_present(python_pkcs11_installed(), "python-pkcs11 (pip install python-pkcs11)") {
         return;
     }
-    let rig = Rig::with_users(2, &[], Options::default());
-
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/roundtrip.py");
-    rig.run_checks("roundtrip.py", Command::new("python3").arg(&script).arg(library_path()));
+    let rig = Rig::with_users(hsms, &[], Options::default());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
+    rig.run_checks(script, Command::new("python3").arg(&path).arg(library_path()));
 }

@@ -106,6 +106,63 @@ async fn signatures_from_every_curve_and_rsa_verify_independently() {
     }
 }
 
+/// The raw mechanisms TLS stacks use through PKCS#11 (raw PKCS#1 v1.5, raw
+/// RSA, unpadded AES-CBC), over real TLS: checked by ring and SP 800-38A,
+/// and held to the key's type and attributes as every mechanism is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_rsa_and_unpadded_aes_cbc_are_checked_independently_and_follow_the_attributes() {
+    const SHA256_DIGEST_INFO: [u8; 19] = [
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
+        0x20,
+    ];
+    let (_hsm, alice, ..) = two_users().await;
+    let message = b"signed raw";
+    let (public, private) = pair(&alice, KeyPairSpec::Rsa { modulus_size_bits: 2048, public_exponent: 65537 }).await;
+    let (n, e) = (hex_attr(&public, "modulus"), hex_attr(&public, "public-exponent"));
+    let ring_verifies = |sig: &[u8]| {
+        signature::RsaPublicKeyComponents { n: &n, e: &e }
+            .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig)
+            .is_ok()
+    };
+
+    // Raw PKCS#1 v1.5 over a DigestInfo, and raw RSA over the block it pads to.
+    let digest_info = [&SHA256_DIGEST_INFO[..], digest::digest(&digest::SHA256, message).as_ref()].concat();
+    let raw = alice.sign(&private.reference, SignMechanism::RsaPkcsRaw, None, &digest_info, false).await.unwrap();
+    assert!(ring_verifies(&raw));
+    assert!(alice.verify(&public.reference, SignMechanism::RsaPkcsRaw, None, &digest_info, false, &raw).await.unwrap());
+    let block = [&[0, 1][..], &[0xff; 256 - 3 - 51], &[0], &digest_info].concat();
+    let x509 = alice.sign(&private.reference, SignMechanism::RsaX509, None, &block, false).await.unwrap();
+    assert_eq!(x509, raw, "raw RSA over the padded block is the PKCS#1 v1.5 signature");
+    assert!(alice.verify(&public.reference, SignMechanism::RsaX509, None, &block, false, &x509).await.unwrap());
+    let err = alice.sign(&private.reference, SignMechanism::RsaPkcsRaw, None, &[1; 246], false).await.unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("data")), "{err:?}");
+
+    // The pair signs and verifies only: raw RSA encryption is refused by attribute.
+    let err = alice.encrypt(&public.reference, Cipher::RsaX509, None, &[], &[], &block).await.unwrap_err();
+    assert!(err.to_string().contains("encrypt attribute is false"), "{err:?}");
+    let err = alice.decrypt(&private.reference, Cipher::RsaX509, None, &[], &[], &x509).await.unwrap_err();
+    assert!(err.to_string().contains("decrypt attribute is false"), "{err:?}");
+
+    // Unpadded AES-CBC: SP 800-38A F.2.1 (CBC-AES128), first two blocks.
+    let key = hex::decode("2b7e151628aed2a6abf7158809cf4f3c").unwrap();
+    let iv = hex::decode("000102030405060708090a0b0c0d0e0f").unwrap();
+    let plaintext = hex::decode("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51").unwrap();
+    let expected = hex::decode("7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2").unwrap();
+    let aes = alice
+        .import_secret(SymmetricKeyType::Aes, &key, &opts(&[("encrypt", "true"), ("decrypt", "true")]))
+        .await
+        .unwrap();
+    let (used_iv, ciphertext) =
+        alice.encrypt(&aes.reference, Cipher::AesCbc, None, &iv, &[], &plaintext).await.unwrap();
+    assert_eq!((used_iv, &ciphertext), (iv.clone(), &expected));
+    assert_eq!(alice.decrypt(&aes.reference, Cipher::AesCbc, None, &iv, &[], &expected).await.unwrap(), plaintext);
+    let err = alice.encrypt(&aes.reference, Cipher::AesCbc, None, &iv, &[], &[0; 15]).await.unwrap_err();
+    assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("plaintext")), "{err:?}");
+    // Raw RSA on an AES key is the wrong key type.
+    let err = alice.encrypt(&aes.reference, Cipher::RsaX509, None, &[], &[], &[1; 16]).await.unwrap_err();
+    assert!(err.to_string().contains("cannot be used with"), "{err:?}");
+}
+
 #[tokio::test]
 async fn aes_gcm_and_hmac_and_digests_match_ring_both_ways() {
     let (_hsm, alice, ..) = two_users().await;

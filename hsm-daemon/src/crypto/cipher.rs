@@ -4,16 +4,19 @@
 //! AES-GCM with 128- and 256-bit keys is ring's; ring has no AES-192-GCM, so
 //! that size is `aes-gcm`'s, as are tags shorter than 128 bits (key wrapping
 //! with `tag_length_bits`; ring has full tags only). CBC, CTR and ECB are `aes` with `cbc`, `ctr`
-//! and `ecb`; RSA encryption is the `rsa` crate's (ring has none).
+//! and `ecb`; RSA encryption is the `rsa` crate's (ring has none), raw RSA
+//! its hazmat operations (`raw_rsa.rs`).
 
 use aes::cipher::block_padding::{NoPadding, Pkcs7};
 use aes::cipher::{BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, KeyInit, KeyIvInit, StreamCipher};
-use rand::CryptoRng;
+use rand::{CryptoRng, TryRngCore as _};
 use ring::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
 use super::keys::{RsaPrivate, RsaPublic};
-use super::{Cipher, CryptoError, Encrypted, GcmTagLen, HashAlg, KeyMaterial, SecretBytes, check_data_len, rng};
+use super::{
+    Cipher, CryptoError, Encrypted, GcmTagLen, HashAlg, KeyMaterial, SecretBytes, check_data_len, raw_rsa, rng,
+};
 
 /// AES-GCM IV length: 96 bits, the size CloudHSM generates.
 pub(super) const GCM_IV_LEN: usize = 12;
@@ -82,7 +85,7 @@ pub(super) fn encrypt(
         Cipher::AesEcb => {
             let key = aes_key(key, cipher)?;
             refuse_iv(cipher, iv)?;
-            check_blocks("plaintext", plaintext)?;
+            check_blocks(cipher, "plaintext", plaintext)?;
             let ciphertext = ecb_encrypt(key, plaintext)?;
             Ok(Encrypted { iv: None, ciphertext })
         }
@@ -96,6 +99,23 @@ pub(super) fn encrypt(
             let public = rsa_public(key, cipher)?;
             refuse_iv(cipher, iv)?;
             Ok(Encrypted { iv: None, ciphertext: pkcs1_encrypt(public, plaintext, rng)? })
+        }
+        Cipher::AesCbc => {
+            let key = aes_key(key, cipher)?;
+            let iv = iv_or_random(iv, rng)?;
+            check_blocks(cipher, "plaintext", plaintext)?;
+            let mut buf = Zeroizing::new(plaintext.to_vec());
+            with_aes!(key, Aes => cbc::Encryptor::<Aes>::new_from_slices(key, &iv)
+                .map_err(|_| CryptoError::InvalidKey("AES-CBC key or IV length".to_owned()))?
+                .encrypt_padded::<NoPadding>(&mut buf, plaintext.len())
+                .map(|_| ())
+                .map_err(|_| CryptoError::invalid("plaintext", "AES-CBC plaintexts are a multiple of 16 bytes")))?;
+            Ok(Encrypted { iv: Some(iv.to_vec()), ciphertext: buf.to_vec() })
+        }
+        Cipher::RsaX509 => {
+            let public = rsa_public(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            Ok(Encrypted { iv: None, ciphertext: raw_rsa::public(public, "plaintext", plaintext)? })
         }
     }
 }
@@ -111,7 +131,7 @@ pub(super) fn decrypt(
     let overhead = match cipher {
         Cipher::AesGcm => GCM_TAG_LEN,
         Cipher::AesCbcPad => AES_BLOCK_LEN,
-        Cipher::AesCtr | Cipher::AesEcb | Cipher::RsaOaep(_) | Cipher::RsaPkcs1 => 0,
+        Cipher::AesCtr | Cipher::AesEcb | Cipher::RsaOaep(_) | Cipher::RsaPkcs1 | Cipher::AesCbc | Cipher::RsaX509 => 0,
     };
     check_data_len("ciphertext", &ciphertext[..ciphertext.len().saturating_sub(overhead)])?;
     check_aad(cipher, aad)?;
@@ -153,7 +173,7 @@ pub(super) fn decrypt(
         Cipher::AesEcb => {
             let key = aes_key(key, cipher)?;
             refuse_iv(cipher, iv)?;
-            check_blocks("ciphertext", ciphertext)?;
+            check_blocks(cipher, "ciphertext", ciphertext)?;
             let mut buf = Zeroizing::new(ciphertext.to_vec());
             with_aes!(key, Aes => ecb::Decryptor::<Aes>::new_from_slice(key)
                 .map_err(|_| CryptoError::InvalidKey("AES-ECB key length".to_owned()))?
@@ -171,6 +191,27 @@ pub(super) fn decrypt(
             let private = rsa_private(key, cipher)?;
             refuse_iv(cipher, iv)?;
             pkcs1_decrypt(private, ciphertext)
+        }
+        Cipher::AesCbc => {
+            let key = aes_key(key, cipher)?;
+            let iv = iv.ok_or_else(|| CryptoError::invalid("iv", "AES-CBC decryption needs the 16-byte IV"))?;
+            check_iv_len(iv)?;
+            check_blocks(cipher, "ciphertext", ciphertext)?;
+            let mut buf = Zeroizing::new(ciphertext.to_vec());
+            with_aes!(key, Aes => cbc::Decryptor::<Aes>::new_from_slices(key, iv)
+                .map_err(|_| CryptoError::InvalidKey("AES-CBC key or IV length".to_owned()))?
+                .decrypt_padded::<NoPadding>(&mut buf)
+                .map(|_| ())
+                .map_err(|_| CryptoError::invalid("ciphertext", "AES-CBC ciphertexts are a multiple of 16 bytes")))?;
+            Ok(buf)
+        }
+        Cipher::RsaX509 => {
+            let private = rsa_private(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            check_rsa_ciphertext_len(&private.public, ciphertext)?;
+            // Blinded with the operating system's generator, as the other
+            // RSA decryptions are: decryption takes no generator.
+            raw_rsa::private(private, "ciphertext", ciphertext, &mut rand::rngs::OsRng.unwrap_err())
         }
     }
 }
@@ -394,9 +435,13 @@ fn check_iv_len(iv: &[u8]) -> Result<(), CryptoError> {
     Ok(())
 }
 
-fn check_blocks(field: &'static str, data: &[u8]) -> Result<(), CryptoError> {
+/// Unpadded AES modes (ECB, CBC) take whole blocks.
+fn check_blocks(cipher: Cipher, field: &'static str, data: &[u8]) -> Result<(), CryptoError> {
     if !data.len().is_multiple_of(AES_BLOCK_LEN) {
-        return Err(CryptoError::invalid(field, format!("AES-ECB takes a multiple of 16 bytes, not {}", data.len())));
+        return Err(CryptoError::invalid(
+            field,
+            format!("{cipher:?} takes a multiple of 16 bytes, not {}", data.len()),
+        ));
     }
     Ok(())
 }

@@ -19,6 +19,8 @@
 //! - `ec.rs`: the five ECDSA curves behind one enum.
 //! - `cipher.rs`: [`encrypt`] / [`decrypt`].
 //! - `sign.rs`: [`sign`] / [`verify`] / [`digest`].
+//! - `raw_rsa.rs`: the unpadded RSA operations (`CKM_RSA_X_509`) that
+//!   [`SignMech::RsaX509`] and [`Cipher::RsaX509`] share.
 //! - `wrap.rs`: [`wrap`] / [`unwrap`].
 //! - `rng.rs`: generators of the RustCrypto crates' `rand_core`, seeded from
 //!   the caller's.
@@ -29,6 +31,7 @@
 mod cipher;
 mod ec;
 mod keys;
+mod raw_rsa;
 mod rng;
 mod sign;
 mod wrap;
@@ -199,6 +202,15 @@ pub enum Cipher {
     /// message instead of failing, so callers cannot tell bad padding apart.
     /// A ciphertext of the wrong length or out of range still fails.
     RsaPkcs1,
+    /// AES-CBC without padding (`CKM_AES_CBC`): data a multiple of 16 bytes,
+    /// 16-byte IV (generated if not given).
+    AesCbc,
+    /// Raw RSA (`CKM_RSA_X_509`): the public-key operation on the plaintext
+    /// as a big-endian integer (at most the modulus length, less than the
+    /// modulus); decryption is the private-key operation (blinded), its
+    /// output the modulus length with leading zeros kept. No padding, so no
+    /// padding oracle; it is for callers that pad themselves.
+    RsaX509,
 }
 
 /// Result of an encryption.
@@ -229,6 +241,18 @@ pub enum SignMech {
     /// HMAC on a generic-secret (or AES) key; the "signature" is the tag.
     /// `Input::Digest` is refused (HMAC has no prehashed form).
     Hmac(HashAlg),
+    /// RSA PKCS#1 v1.5 (EMSA-PKCS1-v1_5 type-1 padding) around the data as
+    /// given, no DigestInfo added (`CKM_RSA_PKCS` over raw data): at most the
+    /// modulus length less 11 bytes. Signing a DigestInfo this way gives the
+    /// [`SignMech::RsaPkcs1`] signature of its digest. `Input::Digest` is
+    /// refused (there is no hash).
+    RsaPkcs1Raw,
+    /// Raw RSA (`CKM_RSA_X_509`): the private-key operation (blinded) on the
+    /// data as a big-endian integer (at most the modulus length, less than
+    /// the modulus), output the modulus length; verification compares the
+    /// public-key operation with the data left-padded to that length.
+    /// `Input::Digest` is refused.
+    RsaX509,
 }
 
 /// What is signed: the data, or a digest the caller already computed with the

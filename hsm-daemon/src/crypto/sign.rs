@@ -7,14 +7,16 @@
 //! and HMAC-SHA224 (`sha2`, `hmac`), every other ECDSA curve/hash pair and
 //! every prehashed ECDSA input (`PrehashSigner` / `PrehashVerifier`), RSA
 //! with SHA-1/SHA-224 and every prehashed RSA input (the `rsa` crate), and
-//! Ed25519ph (`ed25519-dalek`; ring has only pure Ed25519).
+//! Ed25519ph (`ed25519-dalek`; ring has only pure Ed25519). Raw PKCS#1 v1.5
+//! (no DigestInfo) is the `rsa` crate's unprefixed scheme; raw RSA
+//! (`CKM_RSA_X_509`) is `raw_rsa.rs`.
 
 use hmac::{KeyInit as _, Mac as _};
 use rand::CryptoRng;
 use ring::signature::{self as ring_sig, UnparsedPublicKey};
 
 use super::keys::{RsaPrivate, RsaPublic};
-use super::{CryptoError, Curve, HashAlg, Input, KeyMaterial, SignMech, check_data_len, rng};
+use super::{CryptoError, Curve, HashAlg, Input, KeyMaterial, SignMech, check_data_len, raw_rsa, rng};
 
 pub(super) fn sign(
     key: &KeyMaterial,
@@ -70,6 +72,21 @@ pub(super) fn sign(
             };
             hmac_tag(hash, secret, data)
         }
+        SignMech::RsaPkcs1Raw => {
+            let private = key.rsa_private().ok_or_else(|| wrong_key(mech, key))?;
+            let Input::Data(data) = input else {
+                return Err(digest_refused(mech));
+            };
+            rsa_raw_pkcs1_sign(private, data, rng)
+        }
+        SignMech::RsaX509 => {
+            let private = key.rsa_private().ok_or_else(|| wrong_key(mech, key))?;
+            let Input::Data(data) = input else {
+                return Err(digest_refused(mech));
+            };
+            // The signature is public once made.
+            Ok(raw_rsa::private(private, "data", data, rng)?.to_vec())
+        }
     }
 }
 
@@ -122,6 +139,21 @@ pub(super) fn verify(
             };
             Ok(hmac_verify(hash, secret, data, signature))
         }
+        SignMech::RsaPkcs1Raw => {
+            let public = key.rsa_public().ok_or_else(|| wrong_key(mech, key))?;
+            let Input::Data(data) = input else {
+                return Err(digest_refused(mech));
+            };
+            check_raw_pkcs1_len(public, data)?;
+            Ok(public.key.verify(rsa::pkcs1v15::Pkcs1v15Sign::new_unprefixed(), data, signature).is_ok())
+        }
+        SignMech::RsaX509 => {
+            let public = key.rsa_public().ok_or_else(|| wrong_key(mech, key))?;
+            let Input::Data(data) = input else {
+                return Err(digest_refused(mech));
+            };
+            raw_rsa::verify(public, data, signature)
+        }
     }
 }
 
@@ -147,7 +179,9 @@ fn check_input(mech: SignMech, input: Input<'_>) -> Result<(), CryptoError> {
             let hash = match mech {
                 SignMech::Ecdsa(hash) | SignMech::RsaPkcs1(hash) | SignMech::RsaPss(hash) => hash,
                 SignMech::Ed25519ph => HashAlg::Sha512,
-                SignMech::Ed25519 | SignMech::Hmac(_) => return Err(digest_refused(mech)),
+                SignMech::Ed25519 | SignMech::Hmac(_) | SignMech::RsaPkcs1Raw | SignMech::RsaX509 => {
+                    return Err(digest_refused(mech));
+                }
             };
             if digest.len() != hash.output_len() {
                 return Err(CryptoError::invalid(
@@ -324,6 +358,28 @@ fn rsa_prehash_verify(public: &RsaPublic, mech: SignMech, hash: HashAlg, digest:
         (true, HashAlg::Sha512) => key.pss_verify_prehash::<Sha512>(digest, signature),
     }
     .is_ok()
+}
+
+/// Raw PKCS#1 v1.5: type-1 padding around `data` itself, blinded with the
+/// caller's generator.
+fn rsa_raw_pkcs1_sign(private: &RsaPrivate, data: &[u8], rng: &mut impl CryptoRng) -> Result<Vec<u8>, CryptoError> {
+    check_raw_pkcs1_len(&private.public, data)?;
+    private
+        .key
+        .sign_with_rng(&mut rng::current(rng), rsa::pkcs1v15::Pkcs1v15Sign::new_unprefixed(), data)
+        .map_err(|e| CryptoError::InvalidKey(format!("RsaPkcs1Raw signing failed: {e}")))
+}
+
+/// RFC 8017 §9.2: the padding takes 11 bytes at least (00 01, eight FF, 00).
+fn check_raw_pkcs1_len(public: &RsaPublic, data: &[u8]) -> Result<(), CryptoError> {
+    let max = public.size().saturating_sub(11);
+    if data.len() > max {
+        return Err(CryptoError::invalid(
+            "data",
+            format!("at most {max} bytes (the modulus length less 11) for raw RSA PKCS#1 v1.5, not {}", data.len()),
+        ));
+    }
+    Ok(())
 }
 
 // ---- HMAC ----

@@ -218,7 +218,12 @@ pub(super) fn cipher(raw: i32, hash_raw: i32) -> Result<Cipher, ModelError> {
         Ok(pb::Cipher::AesEcb) => Ok(Cipher::AesEcb),
         Ok(pb::Cipher::RsaOaep) => Ok(Cipher::RsaOaep(hash("hash", hash_raw)?)),
         Ok(pb::Cipher::RsaPkcs) => Ok(Cipher::RsaPkcs1),
-        _ => Err(invalid("cipher", "must be aes-gcm, aes-cbc-pad, aes-ctr, aes-ecb, rsa-oaep or rsa-pkcs")),
+        Ok(pb::Cipher::AesCbc) => Ok(Cipher::AesCbc),
+        Ok(pb::Cipher::RsaX509) => Ok(Cipher::RsaX509),
+        _ => Err(invalid(
+            "cipher",
+            "must be aes-gcm, aes-cbc-pad, aes-ctr, aes-ecb, rsa-oaep, rsa-pkcs, aes-cbc or rsa-x509",
+        )),
     }
 }
 
@@ -233,7 +238,12 @@ pub(super) fn sign_mechanism(raw: i32, hash_raw: i32) -> Result<SignMech, ModelE
             Ok(pb::HashAlgorithm::Sha512) => Ok(SignMech::Ed25519ph),
             _ => Err(invalid("hash", "must be sha512 for ed25519ph (RFC 8032 prehashes with SHA-512)")),
         },
-        _ => Err(invalid("mechanism", "must be ecdsa, ed25519, ed25519ph, rsa-pkcs, rsa-pss or hmac")),
+        Ok(pb::SignMechanism::RsaPkcsRaw) => Ok(SignMech::RsaPkcs1Raw),
+        Ok(pb::SignMechanism::RsaX509) => Ok(SignMech::RsaX509),
+        _ => Err(invalid(
+            "mechanism",
+            "must be ecdsa, ed25519, ed25519ph, rsa-pkcs, rsa-pss, hmac, rsa-pkcs-raw or rsa-x509",
+        )),
     }
 }
 

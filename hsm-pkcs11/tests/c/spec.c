@@ -265,6 +265,76 @@ static void operations_end_on_error(CK_SESSION_HANDLE s) {
     EXPECT(p->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, NULL), CKR_FUNCTION_NOT_SUPPORTED);
 }
 
+/* The return codes PKCS#11 gives for keys and wrapped bytes. */
+static void key_return_codes(CK_SESSION_HANDLE s) {
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_ULONG len32 = 32;
+    CK_BBOOL no = CK_FALSE;
+    /* A key that is not modifiable: a change is prohibited. */
+    CK_ATTRIBUTE fixed_t[2] = {{CKA_VALUE_LEN, &len32, sizeof len32}, {CKA_MODIFIABLE, &no, 1}};
+    CK_OBJECT_HANDLE fixed = CK_INVALID_HANDLE;
+    EXPECT(p->C_GenerateKey(s, &gen, fixed_t, 2, &fixed), CKR_OK);
+    CK_ATTRIBUTE label = {CKA_LABEL, "renamed", 7};
+    EXPECT(p->C_SetAttributeValue(s, fixed, &label, 1), CKR_ACTION_PROHIBITED);
+    /* A wrapping key, an unextractable key, and one the wrapping key may not wrap with. */
+    CK_OBJECT_HANDLE wrapping = CK_INVALID_HANDLE, secret = CK_INVALID_HANDLE;
+    CK_ATTRIBUTE wrapping_t[3] = {{CKA_VALUE_LEN, &len32, sizeof len32}, {CKA_WRAP, &yes, 1}, {CKA_UNWRAP, &yes, 1}};
+    EXPECT(p->C_GenerateKey(s, &gen, wrapping_t, 3, &wrapping), CKR_OK);
+    CK_ATTRIBUTE secret_t[2] = {{CKA_VALUE_LEN, &len32, sizeof len32}, {CKA_EXTRACTABLE, &no, 1}};
+    EXPECT(p->C_GenerateKey(s, &gen, secret_t, 2, &secret), CKR_OK);
+    CK_MECHANISM kw = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
+    CK_BYTE wrapped[64];
+    CK_ULONG wrapped_len = sizeof wrapped;
+    EXPECT(p->C_WrapKey(s, &kw, wrapping, secret, wrapped, &wrapped_len), CKR_KEY_UNEXTRACTABLE);
+    wrapped_len = sizeof wrapped;
+    EXPECT(p->C_WrapKey(s, &kw, fixed, wrapping, wrapped, &wrapped_len), CKR_KEY_FUNCTION_NOT_PERMITTED);
+    /* Bytes that no wrapping made. */
+    CK_OBJECT_CLASS class = CKO_SECRET_KEY;
+    CK_KEY_TYPE type = CKK_AES;
+    CK_ATTRIBUTE unwrap_t[2] = {{CKA_CLASS, &class, sizeof class}, {CKA_KEY_TYPE, &type, sizeof type}};
+    CK_BYTE junk[40] = {1, 2, 3};
+    CK_OBJECT_HANDLE unwrapped = CK_INVALID_HANDLE;
+    EXPECT(p->C_UnwrapKey(s, &kw, wrapping, junk, sizeof junk, unwrap_t, 2, &unwrapped), CKR_WRAPPED_KEY_INVALID);
+    /* RSA: a ciphertext that is not the modulus's length; data too long. */
+    CK_MECHANISM rsa_gen = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+    CK_ULONG bits = 2048;
+    CK_ATTRIBUTE rsa_pub_t[2] = {{CKA_MODULUS_BITS, &bits, sizeof bits}, {CKA_ENCRYPT, &yes, 1}};
+    CK_ATTRIBUTE rsa_priv_t[1] = {{CKA_DECRYPT, &yes, 1}};
+    CK_OBJECT_HANDLE rsa_pub, rsa_priv;
+    EXPECT(p->C_GenerateKeyPair(s, &rsa_gen, rsa_pub_t, 2, rsa_priv_t, 1, &rsa_pub, &rsa_priv), CKR_OK);
+    CK_MECHANISM pkcs = {CKM_RSA_PKCS, NULL, 0};
+    static CK_BYTE big[300], out[512];
+    CK_ULONG out_len = sizeof out;
+    EXPECT(p->C_EncryptInit(s, &pkcs, rsa_pub), CKR_OK);
+    EXPECT(p->C_Encrypt(s, big, 246, out, &out_len), CKR_DATA_LEN_RANGE);
+    EXPECT(p->C_EncryptInit(s, &pkcs, rsa_pub), CKR_OK);
+    out_len = sizeof out;
+    EXPECT(p->C_Encrypt(s, big, 245, out, &out_len), CKR_OK);
+    EXPECT(p->C_DecryptInit(s, &pkcs, rsa_priv), CKR_OK);
+    CK_ULONG plain_len = sizeof big;
+    EXPECT(p->C_Decrypt(s, out, 255, big, &plain_len), CKR_ENCRYPTED_DATA_LEN_RANGE);
+    EXPECT(p->C_DecryptInit(s, &pkcs, rsa_priv), CKR_OK);
+    plain_len = sizeof big;
+    EXPECT(p->C_Decrypt(s, out, out_len, big, &plain_len), CKR_OK);
+    if (plain_len != 245) {
+        fail("RSA PKCS#1 decryption gives back the 245 bytes");
+    }
+    /* More than the HSM takes in one operation (16 KiB), in parts. */
+    static CK_BYTE many[20000];
+    CK_BYTE iv[16] = {0};
+    CK_MECHANISM cbc_pad = {CKM_AES_CBC_PAD, iv, sizeof iv};
+    out_len = sizeof out;
+    EXPECT(p->C_DecryptInit(s, &cbc_pad, wrapping), CKR_KEY_FUNCTION_NOT_PERMITTED);
+    CK_ATTRIBUTE aes_t[2] = {{CKA_VALUE_LEN, &len32, sizeof len32}, {CKA_DECRYPT, &yes, 1}};
+    CK_OBJECT_HANDLE aes = CK_INVALID_HANDLE;
+    EXPECT(p->C_GenerateKey(s, &gen, aes_t, 2, &aes), CKR_OK);
+    EXPECT(p->C_DecryptInit(s, &cbc_pad, aes), CKR_OK);
+    EXPECT(p->C_DecryptUpdate(s, many, 16384, out, &out_len), CKR_OK);
+    out_len = sizeof out;
+    EXPECT(p->C_DecryptUpdate(s, many, 16, out, &out_len), CKR_ENCRYPTED_DATA_LEN_RANGE);
+    EXPECT(p->C_DecryptInit(s, &cbc_pad, aes), CKR_OK);
+}
+
 static void fork_safety(CK_SESSION_HANDLE s) {
     CK_OBJECT_HANDLE pub, priv;
     ec_pair(s, "fork-test", &yes, &pub, &priv);
@@ -318,6 +388,7 @@ int main(int argc, char **argv) {
     CK_SESSION_HANDLE s = logged_in();
     template_defaults(s);
     operations_end_on_error(s);
+    key_return_codes(s);
     fork_safety(s);
     EXPECT(p->C_Finalize(NULL), CKR_OK);
     if (failures == 0) {

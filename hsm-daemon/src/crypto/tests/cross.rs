@@ -455,6 +455,159 @@ fn rsa_encryption_against_the_rsa_crate() {
     assert_eq!(other.private.pkcs1v15_decrypt(&ours.ciphertext).unwrap(), DATA);
 }
 
+// ---- raw RSA ----
+
+/// RFC 8017 section 9.2, note 1: the DER DigestInfo prefix of a SHA-256 digest.
+const SHA256_DIGEST_INFO: &str = "3031300d060960864801650304020105000420";
+
+/// The test key's modulus and public exponent as `num-bigint` integers, which
+/// share no code with the `rsa` crate.
+fn rsa_numbers(public: &KeyMaterial) -> (num_bigint::BigUint, num_bigint::BigUint) {
+    let (n, _) = public.modulus().unwrap();
+    let e = public.public_exponent().unwrap();
+    (num_bigint::BigUint::from_bytes_be(&n), num_bigint::BigUint::from(e))
+}
+
+/// `x^e mod n`, `k` bytes big-endian.
+fn pow_public(x: &[u8], e: &num_bigint::BigUint, n: &num_bigint::BigUint, k: usize) -> Vec<u8> {
+    let y = num_bigint::BigUint::from_bytes_be(x).modpow(e, n).to_bytes_be();
+    [vec![0; k - y.len()], y].concat()
+}
+
+/// EMSA-PKCS1-v1_5 type 1: `00 01 FF.. 00 data`, `k` bytes.
+fn type1_padded(data: &[u8], k: usize) -> Vec<u8> {
+    [&[0, 1][..], &vec![0xff; k - 3 - data.len()], &[0], data].concat()
+}
+
+#[test]
+fn raw_pkcs1_of_a_digest_info_verifies_with_ring() {
+    let (private, public) = rsa_2048();
+    let other = rsa_other();
+    let mut rng = test_rng(30);
+    let digest_info = [hex(SHA256_DIGEST_INFO), rustcrypto_digest(HashAlg::Sha256, DATA)].concat();
+
+    let ours = sign(private, SignMech::RsaPkcs1Raw, Input::Data(&digest_info), &mut rng).unwrap();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &other.ring_public)
+        .verify(DATA, &ours)
+        .unwrap();
+    // The hashed mechanism's signature, byte for byte.
+    assert_eq!(ours, sign(private, SignMech::RsaPkcs1(HashAlg::Sha256), Input::Data(DATA), &mut rng).unwrap());
+    // ring's signature verifies raw over the DigestInfo, and not over other data.
+    let mut theirs = vec![0; other.ring.public().modulus_len()];
+    other.ring.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), DATA, &mut theirs).unwrap();
+    assert!(verify(public, SignMech::RsaPkcs1Raw, Input::Data(&digest_info), &theirs).unwrap());
+    assert!(!verify(public, SignMech::RsaPkcs1Raw, Input::Data(&digest_info[1..]), &theirs).unwrap());
+}
+
+#[test]
+fn raw_pkcs1_pads_the_data_as_given() {
+    let (private, public) = rsa_2048();
+    let (n, e) = rsa_numbers(public);
+    let mut rng = test_rng(31);
+    // TLS 1.2's MD5 || SHA-1 (36 bytes), and the longest data, k - 11.
+    for data in [random(36, 32), random(245, 33), Vec::new()] {
+        let signature = sign(private, SignMech::RsaPkcs1Raw, Input::Data(&data), &mut rng).unwrap();
+        assert_eq!(signature.len(), 256);
+        assert_eq!(pow_public(&signature, &e, &n, 256), type1_padded(&data, 256), "{} bytes", data.len());
+        assert!(verify(public, SignMech::RsaPkcs1Raw, Input::Data(&data), &signature).unwrap());
+        assert!(!verify(public, SignMech::RsaPkcs1Raw, Input::Data(&random(36, 34)), &signature).unwrap());
+    }
+}
+
+#[test]
+fn raw_rsa_is_the_modular_exponentiation() {
+    let (private, public) = rsa_2048();
+    let (n, e) = rsa_numbers(public);
+    let mut rng = test_rng(35);
+    let (n_bytes, _) = public.modulus().unwrap();
+    // Full length just below n, shorter data, a single byte, and zero.
+    let mut below_n = n_bytes.clone();
+    below_n[255] -= 1;
+    for data in [below_n, random(255, 36), vec![1], vec![0; 256]] {
+        let padded = [vec![0; 256 - data.len()], data.clone()].concat();
+
+        // Sign: the public operation gives the data back.
+        let signature = sign(private, SignMech::RsaX509, Input::Data(&data), &mut rng).unwrap();
+        assert_eq!(signature.len(), 256);
+        assert_eq!(pow_public(&signature, &e, &n, 256), padded, "{} bytes", data.len());
+        assert!(verify(public, SignMech::RsaX509, Input::Data(&data), &signature).unwrap());
+        assert!(verify(public, SignMech::RsaX509, Input::Data(&padded), &signature).unwrap());
+
+        // Encrypt is `m^e mod n`; decrypt undoes it, k bytes with leading zeros kept.
+        let ours = encrypt(public, Cipher::RsaX509, None, &[], &data, &mut rng).unwrap();
+        assert_eq!((ours.iv, &ours.ciphertext), (None, &pow_public(&data, &e, &n, 256)));
+        assert_eq!(*decrypt(private, Cipher::RsaX509, None, &[], &ours.ciphertext).unwrap(), padded);
+    }
+    let other_data = [&[1][..], &random(200, 37)].concat();
+    let signature = sign(private, SignMech::RsaX509, Input::Data(&other_data), &mut rng).unwrap();
+    assert!(!verify(public, SignMech::RsaX509, Input::Data(&other_data[1..]), &signature).unwrap());
+}
+
+#[test]
+fn raw_rsa_against_the_rsa_crate_and_ring() {
+    let (private, public) = rsa_2048();
+    let other = rsa_other();
+    let mut rng = test_rng(38);
+    // Raw decryption of a PKCS#1 v1.5 ciphertext shows its type-2 block.
+    let theirs =
+        other.public.pkcs1v15_encrypt_with_rng(&mut rand_chacha::ChaCha20Rng::from_seed([5; 32]), DATA).unwrap();
+    let block = decrypt(private, Cipher::RsaX509, None, &[], &theirs).unwrap();
+    assert_eq!((block.len(), &block[..2]), (256, &[0, 2][..]));
+    assert!(block.ends_with(&[&[0][..], DATA].concat()));
+    // A type-2 block encrypted raw is a PKCS#1 v1.5 ciphertext.
+    let ours = encrypt(public, Cipher::RsaX509, None, &[], &block, &mut rng).unwrap();
+    assert_eq!(other.private.pkcs1v15_decrypt(&ours.ciphertext).unwrap(), DATA);
+    // A signature block signed raw is a PKCS#1 v1.5 signature.
+    let digest_info = [hex(SHA256_DIGEST_INFO), rustcrypto_digest(HashAlg::Sha256, DATA)].concat();
+    let ours = sign(private, SignMech::RsaX509, Input::Data(&type1_padded(&digest_info, 256)), &mut rng).unwrap();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &other.ring_public)
+        .verify(DATA, &ours)
+        .unwrap();
+}
+
+// ---- unpadded AES-CBC ----
+
+#[test]
+fn aes_cbc_matches_sp_800_38a_and_the_aes_crate() {
+    use aes::cipher::{BlockCipherEncrypt as _, KeyInit as _};
+    let mut rng = test_rng(40);
+    // F.2.1 CBC-AES128.
+    let key = aes(&hex(SP800_38A_KEY));
+    let plaintext = hex(SP800_38A_PLAINTEXT);
+    let iv = hex("000102030405060708090a0b0c0d0e0f");
+    let cbc = hex("7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2\
+         73bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7");
+    let out = encrypt(&key, Cipher::AesCbc, Some(&iv), &[], &plaintext, &mut rng).unwrap();
+    assert_eq!((out.iv.as_deref(), &out.ciphertext), (Some(iv.as_slice()), &cbc));
+    assert_eq!(*decrypt(&key, Cipher::AesCbc, Some(&iv), &[], &cbc).unwrap(), plaintext);
+
+    // AES-192 and AES-256, chained block by block with the `aes` crate.
+    for (len, seed) in [(24, 41), (32, 42)] {
+        let key_bytes = random(len, seed);
+        let plaintext = random(80, seed + 10);
+        let out = encrypt(&aes(&key_bytes), Cipher::AesCbc, None, &[], &plaintext, &mut rng).unwrap();
+        let iv = out.iv.clone().unwrap();
+        let mut previous: [u8; 16] = iv.clone().try_into().unwrap();
+        let mut expected = Vec::new();
+        for chunk in plaintext.chunks(16) {
+            let mut block = aes::Block::default();
+            for (b, (p, c)) in block.iter_mut().zip(chunk.iter().zip(previous)) {
+                *b = p ^ c;
+            }
+            match len {
+                24 => aes::Aes192::new_from_slice(&key_bytes).unwrap().encrypt_block(&mut block),
+                _ => aes::Aes256::new_from_slice(&key_bytes).unwrap().encrypt_block(&mut block),
+            }
+            previous = block.into();
+            expected.extend_from_slice(&previous);
+        }
+        assert_eq!(out.ciphertext, expected, "AES-{}", len * 8);
+        assert_eq!(*decrypt(&aes(&key_bytes), Cipher::AesCbc, Some(&iv), &[], &expected).unwrap(), plaintext);
+    }
+    // No padding: no data, no ciphertext.
+    assert!(encrypt(&key, Cipher::AesCbc, Some(&iv), &[], &[], &mut rng).unwrap().ciphertext.is_empty());
+}
+
 // ---- ECDSA ----
 
 /// ECDSA on one curve against its RustCrypto crate used directly: our

@@ -11,7 +11,7 @@ use crate::crypto::{
 };
 
 const DATA: &[u8] = b"validation";
-const AES_CIPHERS: [Cipher; 4] = [Cipher::AesGcm, Cipher::AesCbcPad, Cipher::AesCtr, Cipher::AesEcb];
+const AES_CIPHERS: [Cipher; 5] = [Cipher::AesGcm, Cipher::AesCbcPad, Cipher::AesCtr, Cipher::AesEcb, Cipher::AesCbc];
 
 #[track_caller]
 fn assert_invalid<T: Debug>(result: Result<T, CryptoError>, expected_field: &str) {
@@ -149,7 +149,7 @@ fn wrong_key_types_for_encryption() {
             assert_wrong_key(decrypt(key, cipher, Some(&[0; 16]), &[], &[0; 32]));
         }
     }
-    for cipher in [Cipher::RsaOaep(HashAlg::Sha256), Cipher::RsaPkcs1] {
+    for cipher in [Cipher::RsaOaep(HashAlg::Sha256), Cipher::RsaPkcs1, Cipher::RsaX509] {
         for key in [&aes(32), &generic(), &ec_private] {
             assert_wrong_key(encrypt(key, cipher, None, &[], DATA, &mut rng));
         }
@@ -170,13 +170,15 @@ fn wrong_key_types_for_signatures() {
     let (ed_private, ed_public) = ed25519();
     let (aes, generic) = (aes(16), generic());
     let input = Input::Data(DATA);
-    let cases: [(SignMech, Vec<&KeyMaterial>); 6] = [
+    let cases: [(SignMech, Vec<&KeyMaterial>); 8] = [
         (SignMech::Ecdsa(HashAlg::Sha256), vec![rsa_private, &ed_private, &ec_public, &aes]),
         (SignMech::Ed25519, vec![&ec_private, &ed_public, rsa_private, &generic]),
         (SignMech::Ed25519ph, vec![&ec_private, &ed_public, rsa_private, &aes]),
         (SignMech::RsaPkcs1(HashAlg::Sha256), vec![rsa_public, &ec_private, &generic]),
         (SignMech::RsaPss(HashAlg::Sha256), vec![rsa_public, &ed_private, &aes]),
         (SignMech::Hmac(HashAlg::Sha256), vec![rsa_private, &ec_private, &ed_private]),
+        (SignMech::RsaPkcs1Raw, vec![rsa_public, &ec_private, &aes]),
+        (SignMech::RsaX509, vec![rsa_public, &ed_private, &generic]),
     ];
     for (mech, keys) in cases {
         for key in keys {
@@ -190,6 +192,8 @@ fn wrong_key_types_for_signatures() {
     assert_wrong_key(verify(&ed_public, SignMech::RsaPss(HashAlg::Sha256), input, &[0; 256]));
     assert_wrong_key(verify(rsa_public, SignMech::Hmac(HashAlg::Sha256), input, &[0; 32]));
     assert_wrong_key(verify(&generic, SignMech::RsaPkcs1(HashAlg::Sha256), input, &[0; 256]));
+    assert_wrong_key(verify(&ec_public, SignMech::RsaPkcs1Raw, input, &[0; 256]));
+    assert_wrong_key(verify(&aes, SignMech::RsaX509, input, &[0; 256]));
     assert_eq!(verify(&ec_private, SignMech::Ecdsa(HashAlg::Sha256), input, &[0; 64]), Ok(false));
 }
 
@@ -219,7 +223,7 @@ fn wrong_key_types_for_wrapping() {
 fn iv_lengths() {
     let mut rng = test_rng(0);
     let key = aes(16);
-    for cipher in [Cipher::AesCbcPad, Cipher::AesCtr] {
+    for cipher in [Cipher::AesCbcPad, Cipher::AesCtr, Cipher::AesCbc] {
         for len in [0, 8, 12, 15, 17, 32] {
             assert_invalid(encrypt(&key, cipher, Some(&vec![0; len]), &[], DATA, &mut rng), "iv");
             assert_invalid(decrypt(&key, cipher, Some(&vec![0; len]), &[], &[0; 16]), "iv");
@@ -236,6 +240,8 @@ fn iv_lengths() {
     let (private, public) = rsa_2048();
     assert_invalid(encrypt(public, Cipher::RsaPkcs1, Some(&[0; 16]), &[], DATA, &mut rng), "iv");
     assert_invalid(decrypt(private, Cipher::RsaOaep(HashAlg::Sha1), Some(&[0; 16]), &[], &[0; 256]), "iv");
+    assert_invalid(encrypt(public, Cipher::RsaX509, Some(&[0; 16]), &[], DATA, &mut rng), "iv");
+    assert_invalid(decrypt(private, Cipher::RsaX509, Some(&[0; 16]), &[], &[0; 256]), "iv");
 }
 
 #[test]
@@ -285,6 +291,8 @@ fn block_and_message_lengths() {
     for len in [1, 15, 17, 31] {
         assert_invalid(encrypt(&key, Cipher::AesEcb, None, &[], &vec![0; len], &mut rng), "plaintext");
         assert_invalid(decrypt(&key, Cipher::AesEcb, None, &[], &vec![0; len]), "ciphertext");
+        assert_invalid(encrypt(&key, Cipher::AesCbc, Some(&[0; 16]), &[], &vec![0; len], &mut rng), "plaintext");
+        assert_invalid(decrypt(&key, Cipher::AesCbc, Some(&[0; 16]), &[], &vec![0; len]), "ciphertext");
     }
     for len in [0, 1, 15, 17, 33] {
         assert_invalid(decrypt(&key, Cipher::AesCbcPad, Some(&[0; 16]), &[], &vec![0; len]), "ciphertext");
@@ -293,7 +301,7 @@ fn block_and_message_lengths() {
         assert_invalid(decrypt(&key, Cipher::AesGcm, Some(&[0; 12]), &[], &vec![0; len]), "ciphertext");
     }
     // Only GCM takes AAD.
-    for cipher in [Cipher::AesCbcPad, Cipher::AesCtr, Cipher::AesEcb] {
+    for cipher in [Cipher::AesCbcPad, Cipher::AesCtr, Cipher::AesEcb, Cipher::AesCbc] {
         assert_invalid(encrypt(&key, cipher, None, b"aad", &[0; 16], &mut rng), "aad");
     }
 
@@ -359,6 +367,44 @@ fn digest_inputs() {
     let mech = SignMech::Hmac(HashAlg::Sha256);
     assert_invalid(sign(&generic(), mech, Input::Digest(&[0; 32]), &mut rng), "input");
     assert_invalid(verify(&generic(), mech, Input::Digest(&[0; 32]), &[0; 32]), "input");
+    // So do the raw RSA mechanisms, which have no hash.
+    for mech in [SignMech::RsaPkcs1Raw, SignMech::RsaX509] {
+        assert_invalid(sign(rsa_private, mech, Input::Digest(&[0; 32]), &mut rng), "input");
+        assert_invalid(verify(rsa_public, mech, Input::Digest(&[0; 32]), &[0; 256]), "input");
+    }
+}
+
+#[test]
+fn raw_rsa_lengths_and_range() {
+    let mut rng = test_rng(0);
+    let (private, public) = rsa_2048();
+    let (n, _) = public.modulus().unwrap();
+    assert_eq!(n.len(), 256);
+
+    // Raw PKCS#1 v1.5: at most k - 11 = 245 bytes, signing and verifying.
+    let mech = SignMech::RsaPkcs1Raw;
+    assert!(sign(private, mech, Input::Data(&[1; 245]), &mut rng).is_ok());
+    assert_invalid(sign(private, mech, Input::Data(&[1; 246]), &mut rng), "data");
+    assert_invalid(verify(public, mech, Input::Data(&[1; 246]), &[0; 256]), "data");
+
+    // Raw RSA: at most k bytes, and less than n as an integer.
+    let mech = SignMech::RsaX509;
+    let mut below_n = n.clone();
+    *below_n.last_mut().unwrap() -= 1;
+    assert!(sign(private, mech, Input::Data(&below_n), &mut rng).is_ok());
+    for too_big in [&n[..], &[0xff; 256][..]] {
+        assert_invalid(sign(private, mech, Input::Data(too_big), &mut rng), "data");
+        assert_invalid(encrypt(public, Cipher::RsaX509, None, &[], too_big, &mut rng), "plaintext");
+        assert_invalid(decrypt(private, Cipher::RsaX509, None, &[], too_big), "ciphertext");
+    }
+    let too_long = [&[0][..], &below_n].concat();
+    assert_invalid(sign(private, mech, Input::Data(&too_long), &mut rng), "data");
+    assert_invalid(verify(public, mech, Input::Data(&too_long), &[0; 256]), "data");
+    assert_invalid(encrypt(public, Cipher::RsaX509, None, &[], &too_long, &mut rng), "plaintext");
+    // Ciphertexts are exactly k bytes.
+    for len in [0, 1, 255, 257] {
+        assert_invalid(decrypt(private, Cipher::RsaX509, None, &[], &vec![1; len]), "ciphertext");
+    }
 }
 
 // ---- authentication failures ----
@@ -429,7 +475,12 @@ fn malformed_signatures_verify_false() {
         (ed25519().0, SignMech::Ed25519ph),
         (generic(), SignMech::Hmac(HashAlg::Sha512)),
     ];
-    let rsa_cases = [SignMech::RsaPkcs1(HashAlg::Sha256), SignMech::RsaPss(HashAlg::Sha1)];
+    let rsa_cases = [
+        SignMech::RsaPkcs1(HashAlg::Sha256),
+        SignMech::RsaPss(HashAlg::Sha1),
+        SignMech::RsaPkcs1Raw,
+        SignMech::RsaX509,
+    ];
     let all = cases.iter().map(|(k, m)| (k, *m)).chain(rsa_cases.iter().map(|m| (rsa_private, *m)));
     for (key, mech) in all {
         let good = sign(key, mech, Input::Data(DATA), &mut rng).unwrap();
