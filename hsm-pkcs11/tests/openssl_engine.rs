@@ -45,10 +45,9 @@ fn the_engine_signs_rsa_pss_with_an_rsa_2048_key_on_the_hsm() {
 }
 
 #[test]
-#[ignore = "waiting for raw RSA on main (branch raw-rsa): for a PSS salt other than the digest's length, libp11 \
-            pads in OpenSSL and signs through CKM_RSA_X_509, which the library does not offer yet (C_SignInit: \
-            CKR_MECHANISM_INVALID)"]
 fn the_engine_signs_rsa_pss_with_the_longest_salt_with_an_rsa_2048_key_on_the_hsm() {
+    // Any other salt: libp11 pads in OpenSSL and signs with raw RSA,
+    // CKM_RSA_X_509.
     certify_and_sign(
         "rsa:2048",
         &["-pkeyopt", "digest:sha256", "-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", "rsa_pss_saltlen:max"],
@@ -56,9 +55,9 @@ fn the_engine_signs_rsa_pss_with_the_longest_salt_with_an_rsa_2048_key_on_the_hs
 }
 
 #[test]
-#[ignore = "waiting for raw RSA on main (branch raw-rsa): without a digest named, libp11 signs the bytes as they \
-            are with CKM_RSA_PKCS, which the library takes only over a DigestInfo (C_Sign: CKR_DATA_INVALID)"]
 fn the_engine_signs_bare_bytes_with_an_rsa_2048_key_on_the_hsm() {
+    // No digest named: libp11 signs the bytes as they are with CKM_RSA_PKCS
+    // (PKCS#1 v1.5 padding, no DigestInfo).
     certify_and_sign("rsa:2048", &[]);
 }
 

@@ -5,7 +5,10 @@
 //!
 //! It drives `hsm-daemon` and `hsm-cli` from cargo's target directory,
 //! which `cargo test --workspace` (the README's and CI's test command)
-//! builds. Skipped, saying so, where they or the outside tools are missing,
+//! builds; `cargo test -p hsm-pkcs11` alone leaves them as they were, so
+//! after a change to the daemon run `cargo build -p hsm-daemon -p
+//! hsm-client` first (an older daemon refuses what a newer library asks).
+//! Skipped, saying so, where they or the outside tools are missing,
 //! unless `HSM_PKCS11_REQUIRE_TOOLS` is set (as CI sets it), which makes
 //! that a failure.
 #![expect(clippy::unwrap_used, reason = "a test fails loudly on the first unexpected error")]
