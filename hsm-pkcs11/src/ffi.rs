@@ -182,6 +182,10 @@ unsafe fn mechanism_of(ptr: *const CK_MECHANISM) -> Result<Mechanism, CK_RV> {
         _ if parameter_len == 0 => Parameter::None,
         // SAFETY: the caller's IV of `ulParameterLen` bytes.
         CKM_AES_CBC_PAD => Parameter::Bytes(unsafe { input(m.pParameter.cast(), m.ulParameterLen) }?.to_vec()),
+        // SAFETY: as above, the triple DES CBC IV.
+        cryptoki_sys::CKM_DES3_CBC | cryptoki_sys::CKM_DES3_CBC_PAD => {
+            Parameter::Bytes(unsafe { input(m.pParameter.cast(), m.ulParameterLen) }?.to_vec())
+        }
         CKM_AES_CTR => {
             // SAFETY: the caller's CK_AES_CTR_PARAMS.
             let p: CK_AES_CTR_PARAMS = unsafe { parameter_struct(&m) }?;
@@ -452,8 +456,9 @@ pub unsafe extern "C" fn C_GetMechanismList(
     guard(|| {
         initialized()?;
         check_slot(slot)?;
+        let offered = with_library(|l| Ok(l.mechanisms()))?;
         // SAFETY: the caller's list and count.
-        unsafe { list_out(&mechanism::MECHANISMS, list, count) }
+        unsafe { list_out(&offered, list, count) }
     })
 }
 
@@ -466,6 +471,7 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
     guard(|| {
         initialized()?;
         check_slot(slot)?;
+        with_library(|l| l.permit(kind))?;
         let (min, max, flags) = mechanism::info(kind).ok_or(CKR_MECHANISM_INVALID)?;
         // SAFETY: the caller's out-pointer.
         unsafe { write(info, CK_MECHANISM_INFO { ulMinKeySize: min, ulMaxKeySize: max, flags }) }

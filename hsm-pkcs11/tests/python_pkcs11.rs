@@ -2,7 +2,8 @@
 //! python-pkcs11 (PyPI), against the library and an in-process cluster of
 //! two HSMs. It generates EC, RSA, Ed25519 and AES keys, signs, verifies,
 //! encrypts, decrypts and digests, and checks ECDSA and RSA signatures with
-//! its own arithmetic.
+//! its own arithmetic. `tests/python/des3.py`: triple DES on a non-FIPS
+//! cluster (and its absence on a FIPS one).
 //!
 //! Skipped, saying so, where python-pkcs11 is not installed, unless
 //! `HSM_PKCS11_REQUIRE_TOOLS` is set (as CI sets it), which makes a missing
@@ -13,7 +14,7 @@ mod common;
 use std::{path::PathBuf, process::Command};
 
 use common::{Rig, library_path, tool_present};
-use hsm_daemon::testing::Options;
+use hsm_daemon::{model::ClusterMode, testing::Options};
 
 fn python_pkcs11_installed() -> bool {
     Command::new("python3").args(["-c", "import pkcs11"]).output().is_ok_and(|o| o.status.success())
@@ -28,4 +29,17 @@ fn python_pkcs11_generates_signs_verifies_encrypts_and_decrypts() {
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/roundtrip.py");
     rig.run_checks("roundtrip.py", Command::new("python3").arg(&script).arg(library_path()));
+}
+
+#[test]
+fn python_pkcs11_uses_triple_des_on_non_fips_clusters_only() {
+    if !tool_present(python_pkcs11_installed(), "python-pkcs11 (pip install python-pkcs11)") {
+        return;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/des3.py");
+    for mode in [ClusterMode::NonFips, ClusterMode::Fips] {
+        let rig = Rig::with_users(1, &[], Options { mode, ..Options::default() });
+        let what = format!("des3.py on a {mode} cluster");
+        rig.run_checks(&what, Command::new("python3").arg(&script).arg(library_path()).arg(mode.to_string()));
+    }
 }
