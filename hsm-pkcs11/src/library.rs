@@ -39,7 +39,7 @@ use cryptoki_sys::{
 };
 use hsm_client::{
     ClientConfig, ClientError, Cluster, ClusterSession, KeyInfo, Role,
-    keys::{HashAlgorithm, SymmetricKeyType},
+    keys::{HashAlgorithm, KeyType, SymmetricKeyType},
 };
 use tokio::runtime::Runtime;
 use zeroize::Zeroizing;
@@ -303,6 +303,15 @@ impl Library {
         Ok(())
     }
 
+    /// Refuses a new key of a type the cluster's mode does not hold: a
+    /// triple DES (`des3`) key on a FIPS cluster.
+    fn permit_des3_key(&self, des3: bool) -> Result<(), CK_RV> {
+        if des3 && !self.non_fips() {
+            return Err(cryptoki_sys::CKR_ATTRIBUTE_VALUE_INVALID);
+        }
+        Ok(())
+    }
+
     pub(crate) fn open_session(&self, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE, CK_RV> {
         if flags & CKF_SERIAL_SESSION == 0 {
             return Err(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
@@ -532,10 +541,7 @@ impl Library {
     ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
         self.session(handle)?;
         let request = object::create_request(template)?;
-        // A key type the cluster's mode does not hold.
-        if matches!(request.material, Material::Secret(SymmetricKeyType::Des3, _)) && !self.non_fips() {
-            return Err(cryptoki_sys::CKR_ATTRIBUTE_VALUE_INVALID);
-        }
+        self.permit_des3_key(matches!(request.material, Material::Secret(SymmetricKeyType::Des3, _)))?;
         self.may_write(handle, request.token)?;
         let login = self.logged_in()?;
         let key = match &request.material {
@@ -590,6 +596,7 @@ impl Library {
         self.session(handle)?;
         let (wrap, hash, family) = mechanism::wrapping(mechanism)?;
         let request = object::unwrap_request(template)?;
+        self.permit_des3_key(request.key_type == KeyType::Des3)?;
         self.may_write(handle, request.token)?;
         let login = self.logged_in()?;
         let unwrapping = self.key_for(

@@ -337,6 +337,9 @@ fn every_listed_mechanism_works() {
     let des3_key = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::DES3)];
     let imported = s.create_object(&[&des3_key[..], &[Attribute::Value(SP800_67_KEY.to_vec())]].concat());
     assert!(matches!(imported, Err(Error::Pkcs11(RvError::AttributeValueInvalid, _))), "{imported:?}");
+    let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, aes, small).unwrap();
+    let unwrapped = s.unwrap_key(&Mechanism::AesKeyWrap, aes, &wrapped, &des3_key);
+    assert!(matches!(unwrapped, Err(Error::Pkcs11(RvError::AttributeValueInvalid, _))), "{unwrapped:?}");
     drop(s);
     pkcs11.clone().finalize().unwrap();
     drop(rig);
@@ -419,6 +422,20 @@ fn des3_on_a_non_fips_cluster(pkcs11: Pkcs11, fips_listed: &BTreeSet<CK_MECHANIS
         opened.extend(s.decrypt_final().unwrap());
         assert_eq!(opened, SP800_67_PLAINTEXT, "{m:?}");
     }
+    // A triple DES key wraps (AES key wrap) and unwraps as CKK_DES3.
+    let aes = [Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Unwrap(true)];
+    let aes = s.generate_key(&Mechanism::AesKeyGen, &aes).unwrap();
+    let extractable = s
+        .create_object(
+            &[&des3_key[..], &usable[..], &[Attribute::Extractable(true), Attribute::Value(SP800_67_KEY.to_vec())]]
+                .concat(),
+        )
+        .unwrap();
+    let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, aes, extractable).unwrap();
+    let unwrapped =
+        s.unwrap_key(&Mechanism::AesKeyWrap, aes, &wrapped, &[&des3_key[..], &usable[..]].concat()).unwrap();
+    assert_eq!(s.encrypt(&Mechanism::Des3Ecb, unwrapped, SP800_67_PLAINTEXT).unwrap(), SP800_67_ECB);
+
     assert_eq!(ran.0, des3, "every triple DES mechanism ran");
     drop(s);
     pkcs11.finalize().unwrap();
