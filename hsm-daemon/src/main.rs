@@ -215,9 +215,9 @@ struct InitArgs {
     hsm_type: String,
     /// FIPS or NON_FIPS, as CloudHSM's `create-cluster --mode`: a non-FIPS
     /// cluster also offers triple DES. Fixed for the cluster's life (HSMs
-    /// added later take HSM 1's).
-    #[arg(long, default_value = "FIPS")]
-    mode: String,
+    /// added later take HSM 1's). Default: FIPS; a clone's, its source's.
+    #[arg(long)]
+    mode: Option<String>,
     /// What every HSM listens on, e.g. 0.0.0.0:2225 when each runs in its own
     /// container (default: a free 127.0.0.1 port each). With more than one
     /// HSM, --advertise must say how each is reached.
@@ -434,7 +434,11 @@ fn prepare_cluster(args: &InitArgs) -> anyhow::Result<(ClusterMaterial, Vec<Stri
         .transpose()
         .map_err(|e| anyhow::anyhow!("--cluster-id: {e}"))?;
     HsmType::parse(&args.hsm_type).map_err(|e| anyhow::anyhow!("--hsm-type: {e}"))?;
-    let mode = ClusterMode::parse("mode", &args.mode).map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+    let mode = match (&args.mode, &args.clone_of) {
+        (Some(flag), _) => ClusterMode::parse("mode", flag).map_err(|e| anyhow::anyhow!("--mode: {e}"))?,
+        (None, Some(source)) => mode_of(&Settings::from_file(&source.join("hsm-1.toml"))?, source)?,
+        (None, None) => ClusterMode::Fips,
+    };
     for (flag, path) in [("--data-dir", &args.data_dir), ("--mounted-at", &args.mounted_at)] {
         if let Some(path) = path
             && !path.is_absolute()
@@ -545,6 +549,13 @@ fn prepare_hsms(
     Ok(())
 }
 
+/// The mode of the cluster whose HSM 1 has `settings` (FIPS if it names
+/// none: configs from before the setting).
+fn mode_of(settings: &Settings, dir: &std::path::Path) -> anyhow::Result<ClusterMode> {
+    ClusterMode::parse("mode", settings.mode.as_deref().unwrap_or("FIPS"))
+        .map_err(|e| anyhow::anyhow!("{}/hsm-1.toml: {e}", dir.display()))
+}
+
 /// Names every HSM's peers (all the others) in its config file.
 fn link_peers(material: &ClusterMaterial, endpoints: &[String]) -> anyhow::Result<()> {
     for (i, _) in endpoints.iter().enumerate() {
@@ -567,10 +578,9 @@ fn add_hsms(dir: &std::path::Path, count: usize) -> anyhow::Result<()> {
         bail!("--add {count}: the cluster has {} HSMs and a cluster holds at most 28", existing.len());
     }
     // The new HSMs take the cluster's type and mode from HSM 1.
-    let first = hsm_daemon::settings::Settings::from_file(&material.hsm_config_path(1))?;
+    let first = Settings::from_file(&material.hsm_config_path(1))?;
+    let mode = mode_of(&first, dir)?;
     let hsm_type = first.hsm_type.unwrap_or_else(|| "hsm2m.medium".into());
-    let mode = ClusterMode::parse("mode", first.mode.as_deref().unwrap_or("FIPS"))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", material.hsm_config_path(1).display()))?;
     let mut endpoints: Vec<String> = existing.iter().map(|(_, address)| address.clone()).collect();
     let placements = (0..count)
         .map(|_| Ok(HsmPlacement::local(free_local_port().context("finding a free port")?)))
@@ -880,10 +890,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             hsms,
             cluster_id: seed.as_ref().and_then(Seed::cluster_id).map(ToString::to_string),
             hsm_type: seed.as_ref().and_then(Seed::hsm_type).unwrap_or(HsmType::Hsm2mMedium).to_string(),
-            mode: match (&args.settings.mode, seed.as_ref().and_then(Seed::mode)) {
-                (Some(flag), _) => flag.clone(),
-                (None, wanted) => wanted.unwrap_or(ClusterMode::Fips).to_string(),
-            },
+            mode: args.settings.mode.clone().or_else(|| seed.as_ref().and_then(Seed::mode).map(|m| m.to_string())),
             deterministic: args.settings.deterministic,
             ..InitArgs::default()
         })?;

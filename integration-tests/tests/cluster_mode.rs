@@ -93,8 +93,8 @@ async fn a_fips_cluster_refuses_triple_des_saying_why() {
 }
 
 /// `init --mode NON_FIPS` writes the mode in every config; `init --add`
-/// gives new HSMs HSM 1's; a store refuses a config of another mode; an
-/// HSM of another mode does not join.
+/// gives new HSMs HSM 1's and `init --clone-of` the source's; a store
+/// refuses a config of another mode; an HSM of another mode does not join.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_sets_the_mode_and_a_cluster_keeps_one() {
     let cluster = ClusterDir::init_with(1, &["--mode", "non-fips"]);
@@ -122,6 +122,13 @@ async fn init_sets_the_mode_and_a_cluster_keeps_one() {
     let refusal = cluster.refused(&["--mode", "FIPS"], &[]);
     assert!(refusal.stderr.contains("store was made for a NON_FIPS cluster"), "{}", refusal.stderr);
     let hsm1 = cluster.start_hsm_with(1, &[], &[]);
+
+    // A clone (a cluster made from this one's backup) takes its mode.
+    let clone = cluster.scratch().join("clone");
+    let out =
+        cluster.command().args(["init", "--dir"]).arg(&clone).arg("--clone-of").arg(cluster.dir()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(fs::read_to_string(clone.join("hsm-1.toml")).unwrap().contains("mode = \"NON_FIPS\""));
 
     // An HSM configured for another mode does not join.
     add("1");

@@ -587,6 +587,8 @@ impl Hsm {
                     });
                 }
                 if let Replica::Key(key) = &replica {
+                    // `key replicate` from a non-FIPS cluster to a FIPS clone.
+                    self.permit_kind(key.material.kind())?;
                     for user in std::iter::once(&key.owner).chain(&key.shared) {
                         if !self.is_crypto_user(user) {
                             return Err(ModelError::InvalidArgument {

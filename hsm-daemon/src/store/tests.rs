@@ -120,8 +120,9 @@ fn state_survives_reopening_and_session_keys_do_not() {
     assert!(listed.keys.iter().any(|k| k.attrs.label == "kept" && k.attrs.sign && k.owner.as_str() == "alice"));
 }
 
-/// A non-FIPS store reopens as non-FIPS, with its triple DES keys; the model
-/// refuses triple DES on a FIPS cluster even to a crypto user who asks.
+/// A non-FIPS store reopens as non-FIPS, with its triple DES keys, and its
+/// backup restores into non-FIPS clusters only; the model refuses triple DES
+/// on a FIPS cluster.
 #[test]
 fn the_mode_and_triple_des_keys_survive_reopening() {
     let mut w = World::new();
@@ -138,6 +139,16 @@ fn the_mode_and_triple_des_keys_survive_reopening() {
     };
     let stored = hsm.store_keys(&owner, false, new, &[]).unwrap()[0].reference;
     store.apply(&hsm.take_changes()).unwrap();
+    // Its backup makes a non-FIPS clone, not a FIPS one.
+    let cluster_key = MasterKey::generate().unwrap();
+    let out = dir.path().join("hsm.backup");
+    store.write_backup(&cluster_key, w.cluster.id.as_str(), w.hsm.id.as_str(), &out).unwrap();
+    let mut clone = ClusterIdentity { id: ClusterId::generate(&mut w.rng), ..w.cluster.clone() };
+    let into = |name: &str| Backing::Dir(dir.path().join(name));
+    restore_backup_as_clone(&out, &cluster_key, &into("non-fips"), &master, &clone, &w.hsm).unwrap();
+    clone.mode = ClusterMode::Fips;
+    let err = restore_backup_as_clone(&out, &cluster_key, &into("fips"), &master, &clone, &w.hsm).unwrap_err();
+    assert!(err.to_string().contains("holds triple DES keys"), "{err}");
     drop(store);
 
     let Opened::Existing(_, identity, state) = w.open(&Backing::Dir(dir.path().to_owned()), &master).unwrap() else {
