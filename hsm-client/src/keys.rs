@@ -126,8 +126,8 @@ impl Session {
         CryptoServiceClient::new(self.client.channel())
     }
 
-    /// Generates an AES (16, 24 or 32 bytes) or generic-secret (1 to 800
-    /// bytes) key.
+    /// Generates an AES (16, 24 or 32 bytes), generic-secret (1 to 800
+    /// bytes) or, on a non-FIPS cluster, triple DES (24 bytes) key.
     pub async fn generate_symmetric_key(
         &self,
         key_type: SymmetricKeyType,
@@ -192,7 +192,8 @@ impl Session {
         key(self.keys().import_key(request).await?.into_inner())
     }
 
-    /// Imports raw AES or generic-secret key bytes.
+    /// Imports raw AES, generic-secret or (non-FIPS clusters) triple DES key
+    /// bytes.
     pub async fn import_secret(
         &self,
         key_type: SymmetricKeyType,

@@ -37,7 +37,7 @@ use hsm_daemon::{
     determinism::{self, Stream},
     material::{ClusterMaterial, HsmPlacement},
     metrics::{Endpoint, Metrics},
-    model::{ClusterId, HsmType, Password},
+    model::{ClusterId, ClusterMode, HsmType, Password},
     seed::{Seed, SeedPlan},
     service::control::{request_backup, serve_control},
     settings::{Settings, split_host_port},
@@ -198,7 +198,7 @@ struct InitArgs {
     /// Add this many HSMs to the cluster already in DIR: each clones users
     /// and keys from HSM 1 when it first starts, and every HSM's config
     /// names the new ones as peers (restart running HSMs to pick that up).
-    #[arg(long, conflicts_with_all = ["hsms", "cluster_id", "hsm_type"], value_parser = clap::value_parser!(u8).range(1..=27))]
+    #[arg(long, conflicts_with_all = ["hsms", "cluster_id", "hsm_type", "mode"], value_parser = clap::value_parser!(u8).range(1..=27))]
     add: Option<u8>,
     /// The cluster id (default: a new random `cluster-...`).
     #[arg(long)]
@@ -213,6 +213,11 @@ struct InitArgs {
     /// hsm1.medium or hsm2m.medium.
     #[arg(long, default_value = "hsm2m.medium")]
     hsm_type: String,
+    /// FIPS or NON_FIPS, as CloudHSM's `create-cluster --mode`: a non-FIPS
+    /// cluster also offers triple DES. Fixed for the cluster's life (HSMs
+    /// added later take HSM 1's). Default: FIPS; a clone's, its source's.
+    #[arg(long)]
+    mode: Option<String>,
     /// What every HSM listens on, e.g. 0.0.0.0:2225 when each runs in its own
     /// container (default: a free 127.0.0.1 port each). With more than one
     /// HSM, --advertise must say how each is reached.
@@ -429,6 +434,11 @@ fn prepare_cluster(args: &InitArgs) -> anyhow::Result<(ClusterMaterial, Vec<Stri
         .transpose()
         .map_err(|e| anyhow::anyhow!("--cluster-id: {e}"))?;
     HsmType::parse(&args.hsm_type).map_err(|e| anyhow::anyhow!("--hsm-type: {e}"))?;
+    let mode = match (&args.mode, &args.clone_of) {
+        (Some(flag), _) => ClusterMode::parse("mode", flag).map_err(|e| anyhow::anyhow!("--mode: {e}"))?,
+        (None, Some(source)) => mode_of(&Settings::from_file(&source.join("hsm-1.toml"))?, source)?,
+        (None, None) => ClusterMode::Fips,
+    };
     for (flag, path) in [("--data-dir", &args.data_dir), ("--mounted-at", &args.mounted_at)] {
         if let Some(path) = path
             && !path.is_absolute()
@@ -449,7 +459,7 @@ fn prepare_cluster(args: &InitArgs) -> anyhow::Result<(ClusterMaterial, Vec<Stri
     if let Some(path) = &args.mounted_at {
         material.served_dir.clone_from(path);
     }
-    prepare_hsms(&material, 1, &placements, &args.hsm_type, &mut rng)?;
+    prepare_hsms(&material, 1, &placements, (&args.hsm_type, mode), &mut rng)?;
     link_peers(&material, &advertised)?;
     Ok((material, clients))
 }
@@ -530,13 +540,20 @@ fn prepare_hsms(
     material: &ClusterMaterial,
     first: usize,
     placements: &[HsmPlacement],
-    hsm_type: &str,
+    (hsm_type, mode): (&str, ClusterMode),
     rng: &mut StdRng,
 ) -> anyhow::Result<()> {
     for (index, placement) in (first..).zip(placements) {
-        material.init_hsm(index, placement, hsm_type, rng).with_context(|| format!("preparing HSM {index}"))?;
+        material.init_hsm(index, placement, hsm_type, mode, rng).with_context(|| format!("preparing HSM {index}"))?;
     }
     Ok(())
+}
+
+/// The mode of the cluster whose HSM 1 has `settings` (FIPS if it names
+/// none: configs from before the setting).
+fn mode_of(settings: &Settings, dir: &std::path::Path) -> anyhow::Result<ClusterMode> {
+    ClusterMode::parse("mode", settings.mode.as_deref().unwrap_or("FIPS"))
+        .map_err(|e| anyhow::anyhow!("{}/hsm-1.toml: {e}", dir.display()))
 }
 
 /// Names every HSM's peers (all the others) in its config file.
@@ -560,15 +577,16 @@ fn add_hsms(dir: &std::path::Path, count: usize) -> anyhow::Result<()> {
     if existing.len() + count > 28 {
         bail!("--add {count}: the cluster has {} HSMs and a cluster holds at most 28", existing.len());
     }
-    let hsm_type = hsm_daemon::settings::Settings::from_file(&material.hsm_config_path(1))?
-        .hsm_type
-        .unwrap_or_else(|| "hsm2m.medium".into());
+    // The new HSMs take the cluster's type and mode from HSM 1.
+    let first = Settings::from_file(&material.hsm_config_path(1))?;
+    let mode = mode_of(&first, dir)?;
+    let hsm_type = first.hsm_type.unwrap_or_else(|| "hsm2m.medium".into());
     let mut endpoints: Vec<String> = existing.iter().map(|(_, address)| address.clone()).collect();
     let placements = (0..count)
         .map(|_| Ok(HsmPlacement::local(free_local_port().context("finding a free port")?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let added: Vec<String> = placements.iter().map(|p| p.listen.to_string()).collect();
-    prepare_hsms(&material, existing.len() + 1, &placements, &hsm_type, &mut rng)?;
+    prepare_hsms(&material, existing.len() + 1, &placements, (&hsm_type, mode), &mut rng)?;
     for index in existing.len() + 1..=existing.len() + count {
         println!("HSM {index}: {}", material.hsm_config_path(index).display());
     }
@@ -872,6 +890,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             hsms,
             cluster_id: seed.as_ref().and_then(Seed::cluster_id).map(ToString::to_string),
             hsm_type: seed.as_ref().and_then(Seed::hsm_type).unwrap_or(HsmType::Hsm2mMedium).to_string(),
+            mode: args.settings.mode.clone().or_else(|| seed.as_ref().and_then(Seed::mode).map(|m| m.to_string())),
             deterministic: args.settings.deterministic,
             ..InitArgs::default()
         })?;
@@ -1027,6 +1046,12 @@ async fn run_seed(settings: &Settings) -> anyhow::Result<Option<Arc<SeedPlan>>> 
         && wanted != hsm_type
     {
         bail!("the seed file's hsm_type is {wanted}, this HSM's is {hsm_type}");
+    }
+    let mode = ClusterMode::parse("mode", settings.mode.as_deref().unwrap_or("FIPS"))?;
+    if let Some(wanted) = seed.mode()
+        && wanted != mode
+    {
+        bail!("the seed file's mode is {wanted} ([cluster] mode), this HSM's is {mode} (--mode)");
     }
     if seed.quotas_off() && settings.key_quota.as_deref() != Some("off") {
         bail!("the seed file sets key_quota = \"off\": run this HSM with --key-quota off (HSM_KEY_QUOTA=off) too");

@@ -221,6 +221,7 @@ impl ClusterMaterial {
         index: usize,
         placement: &HsmPlacement,
         hsm_type: &str,
+        mode: crate::model::ClusterMode,
         rng: &mut impl CryptoRng,
     ) -> Result<PathBuf, MaterialError> {
         let hsm_id = crate::model::HsmId::generate(rng);
@@ -255,6 +256,8 @@ impl ClusterMaterial {
              masking_key_file = \"{d}/{MASKING_KEY}\"\n\
              ca_cert = \"{d}/ca.pem\"\n\
              hsm_type = \"{hsm_type}\"\n\
+             # FIPS or NON_FIPS (triple DES): the cluster's, fixed when the store is made.\n\
+             mode = \"{mode}\"\n\
              hsm_index = {index}\n\
              # The cluster's other HSMs, which background sync copies newer keys from.\n\
              peers = []\n{origin}",
@@ -509,8 +512,10 @@ mod tests {
             data_dir: Some(PathBuf::from("/data")),
         };
         assert_eq!(placement.certificate_names("hsm-x"), ["localhost", "127.0.0.1", "hsm-1", "hsm-x"]);
-        let path = material.init_hsm(1, &placement, "hsm2m.medium", &mut rng).unwrap();
+        let path =
+            material.init_hsm(1, &placement, "hsm2m.medium", crate::model::ClusterMode::NonFips, &mut rng).unwrap();
         let settings = crate::settings::Settings::from_file(&path).unwrap();
+        assert_eq!(settings.mode.as_deref(), Some("NON_FIPS"));
         assert_eq!(settings.listen, Some("0.0.0.0:2225".parse().unwrap()));
         assert_eq!(settings.data_dir.as_deref(), Some(Path::new("/data")));
         assert_eq!(settings.tls_cert.as_deref(), Some(Path::new("/material/hsm-1.pem")));

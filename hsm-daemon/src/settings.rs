@@ -27,6 +27,7 @@
 //! ca_cert = "/etc/hsm/ca.pem"               # --ca-cert, HSM_CA_CERT (verifies peers)
 //! sync_interval_ms = 2000                   # HSM_SYNC_INTERVAL_MS (background sync)
 //! hsm_type = "hsm2m.medium"                 # --hsm-type, HSM_TYPE
+//! mode = "FIPS"                             # --mode, HSM_MODE ("FIPS" or "NON_FIPS"; fixed when the store is made)
 //! session_idle_timeout_secs = 1800          # HSM_SESSION_IDLE_TIMEOUT_SECS
 //! max_sessions = 4096                       # HSM_MAX_SESSIONS
 //! key_quota = "hsm-type"                    # --key-quota, HSM_KEY_QUOTA ("off": no key quota)
@@ -145,6 +146,11 @@ pub struct Settings {
     /// 16,666 keys); default hsm2m.medium.
     #[arg(long, env = "HSM_TYPE")]
     pub hsm_type: Option<String>,
+    /// The cluster's mode: FIPS (default, as CloudHSM's) or NON_FIPS, which
+    /// adds triple DES. Every HSM of a cluster has the same; a store keeps
+    /// the mode it was made with.
+    #[arg(long, env = "HSM_MODE")]
+    pub mode: Option<String>,
     /// Close sessions idle this many seconds (default 1800).
     #[arg(long, env = "HSM_SESSION_IDLE_TIMEOUT_SECS")]
     pub session_idle_timeout_secs: Option<u64>,
@@ -261,6 +267,7 @@ impl Settings {
             ca_cert,
             sync_interval_ms,
             hsm_type,
+            mode,
             session_idle_timeout_secs,
             max_sessions,
             key_quota,
@@ -392,7 +399,8 @@ impl Settings {
 
         let membership = self.membership()?;
 
-        let mode = ClusterMode::Fips;
+        let mode =
+            ClusterMode::parse("mode", self.mode.as_deref().unwrap_or("FIPS")).map_err(|e| err(e.to_string()))?;
         let mut hsm = HsmIdentity::generate(rng, address.to_string(), mode);
         hsm.id = hsm_id;
         Ok(DaemonConfig {

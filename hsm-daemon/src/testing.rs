@@ -106,6 +106,9 @@ pub struct Options {
     /// one chained to a trust anchor the test registers keeps them working
     /// under mTLS enforcement.
     pub client_identity: Option<CertifiedKey>,
+    /// The cluster's mode: FIPS by default, as CloudHSM's; NON_FIPS adds
+    /// triple DES.
+    pub mode: ClusterMode,
 }
 
 impl Default for Options {
@@ -128,6 +131,7 @@ impl Default for Options {
             metrics: false,
             connections: crate::config::ConnectionLimits::default(),
             client_identity: None,
+            mode: ClusterMode::Fips,
         }
     }
 }
@@ -187,7 +191,7 @@ impl TestHsm {
     ) -> TestHsm {
         let mut rng = determinism::rng(options.deterministic, Stream::Identity, member.index);
         let address = listener.local_addr().expect("address").to_string();
-        let mut hsm = HsmIdentity::generate(&mut rng, address.clone(), ClusterMode::Fips);
+        let mut hsm = HsmIdentity::generate(&mut rng, address.clone(), options.mode);
         hsm.id = member.hsm_id.clone();
         let ca = cluster.ca.clone();
         let server_cert =
@@ -195,11 +199,7 @@ impl TestHsm {
         let clock = Arc::new(ManualClock::new());
         let client_ca = options.mtls.then(|| pki::generate_ca("cluster-clients").expect("client CA"));
         let config = DaemonConfig {
-            cluster: ClusterIdentity {
-                id: cluster.id.clone(),
-                hsm_type: HsmType::Hsm2mMedium,
-                mode: ClusterMode::Fips,
-            },
+            cluster: ClusterIdentity { id: cluster.id.clone(), hsm_type: HsmType::Hsm2mMedium, mode: options.mode },
             hsm,
             limits: Limits {
                 max_users: options.max_users,

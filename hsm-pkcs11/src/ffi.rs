@@ -225,7 +225,8 @@ unsafe fn mechanism_of(ptr: *const CK_MECHANISM) -> Result<Mechanism, CK_RV> {
     let parameter_len = if m.pParameter.is_null() { 0 } else { len(m.ulParameterLen)? };
     let parameter = match m.mechanism {
         _ if parameter_len == 0 => Parameter::None,
-        CKM_AES_CBC_PAD | CKM_AES_CBC => {
+        // The IV of the CBC mechanisms, AES's and triple DES's.
+        CKM_AES_CBC_PAD | CKM_AES_CBC | cryptoki_sys::CKM_DES3_CBC | cryptoki_sys::CKM_DES3_CBC_PAD => {
             // SAFETY: the caller's IV of `ulParameterLen` bytes.
             Parameter::Bytes(unsafe { input(m.pParameter.cast(), m.ulParameterLen) }?.to_vec())
         }
@@ -512,8 +513,9 @@ pub unsafe extern "C" fn C_GetMechanismList(
     guard(|| {
         initialized()?;
         check_slot(slot)?;
+        let offered = with_library(|l| Ok(l.mechanisms()))?;
         // SAFETY: the caller's list and count.
-        unsafe { list_out(&mechanism::MECHANISMS, list, count) }
+        unsafe { list_out(&offered, list, count) }
     })
 }
 
@@ -526,6 +528,7 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
     guard(|| {
         initialized()?;
         check_slot(slot)?;
+        with_library(|l| l.permit(kind))?;
         let (min, max, flags) = mechanism::info(kind).ok_or(CKR_MECHANISM_INVALID)?;
         // SAFETY: the caller's out-pointer.
         unsafe { write(info, CK_MECHANISM_INFO { ulMinKeySize: min, ulMaxKeySize: max, flags }) }

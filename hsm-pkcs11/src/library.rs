@@ -20,7 +20,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock},
+    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock},
 };
 
 use cryptoki_sys::{
@@ -39,7 +39,7 @@ use cryptoki_sys::{
 };
 use hsm_client::{
     ClientConfig, ClientError, Cluster, ClusterSession, KeyInfo, Role,
-    keys::{HashAlgorithm, SymmetricKeyType},
+    keys::{HashAlgorithm, KeyType, SymmetricKeyType},
 };
 use tokio::runtime::Runtime;
 use zeroize::Zeroizing;
@@ -79,6 +79,10 @@ pub(crate) struct Library {
     retired: Mutex<Vec<Arc<Login>>>,
     sessions: Mutex<Sessions>,
     objects: Mutex<Handles>,
+    /// Whether the cluster is in non-FIPS mode (it offers triple DES), read
+    /// from the cluster info on first need and kept: a cluster's mode is
+    /// fixed when it is made.
+    non_fips: OnceLock<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -263,6 +267,7 @@ impl Library {
             retired: Mutex::new(Vec::new()),
             sessions: Mutex::new(Sessions::default()),
             objects: Mutex::new(Handles::default()),
+            non_fips: OnceLock::new(),
         })
     }
 
@@ -275,8 +280,8 @@ impl Library {
     /// are given [`CLOSE_TIMEOUT`] to stop (so that `C_Finalize` never
     /// hangs on a call the HSM does not answer).
     pub(crate) fn close(self) {
-        let Library { runtime, cluster, login, login_change, retired, sessions, objects } = self;
-        drop((cluster, login, login_change, retired, sessions, objects));
+        let Library { runtime, cluster, login, login_change, retired, sessions, objects, non_fips } = self;
+        drop((cluster, login, login_change, retired, sessions, objects, non_fips));
         runtime.shutdown_timeout(CLOSE_TIMEOUT);
     }
 
@@ -288,6 +293,42 @@ impl Library {
             sessions: sessions.open.len(),
             rw_sessions: sessions.open.values().filter(|s| s.read_write).count(),
         })
+    }
+
+    /// Whether the cluster is in non-FIPS mode. Until an HSM answers, the
+    /// library takes it for FIPS (CloudHSM's default) and asks again next
+    /// time.
+    fn non_fips(&self) -> bool {
+        if let Some(non_fips) = self.non_fips.get() {
+            return *non_fips;
+        }
+        match self.runtime.block_on(self.cluster.cluster_info()) {
+            Ok(info) => *self.non_fips.get_or_init(|| info.mode == "NON_FIPS"),
+            Err(_) => false,
+        }
+    }
+
+    /// `C_GetMechanismList`: triple DES only on a non-FIPS cluster.
+    pub(crate) fn mechanisms(&self) -> Vec<cryptoki_sys::CK_MECHANISM_TYPE> {
+        mechanism::offered(self.non_fips())
+    }
+
+    /// Refuses a mechanism the cluster's mode does not offer, as if it did
+    /// not exist (`CKR_MECHANISM_INVALID`).
+    pub(crate) fn permit(&self, kind: cryptoki_sys::CK_MECHANISM_TYPE) -> Result<(), CK_RV> {
+        if mechanism::DES3_MECHANISMS.contains(&kind) && !self.non_fips() {
+            return Err(CKR_MECHANISM_INVALID);
+        }
+        Ok(())
+    }
+
+    /// Refuses a new key of a type the cluster's mode does not hold: a
+    /// triple DES (`des3`) key on a FIPS cluster.
+    fn permit_des3_key(&self, des3: bool) -> Result<(), CK_RV> {
+        if des3 && !self.non_fips() {
+            return Err(cryptoki_sys::CKR_ATTRIBUTE_VALUE_INVALID);
+        }
+        Ok(())
     }
 
     pub(crate) fn open_session(&self, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE, CK_RV> {
@@ -462,7 +503,7 @@ impl Library {
         Ok(())
     }
 
-    /// Generates an AES or generic-secret key.
+    /// Generates an AES, generic-secret or (non-FIPS) triple DES key.
     pub(crate) fn generate_key(
         &self,
         handle: CK_SESSION_HANDLE,
@@ -473,8 +514,10 @@ impl Library {
         let key_type = match mechanism.kind {
             CKM_AES_KEY_GEN => SymmetricKeyType::Aes,
             CKM_GENERIC_SECRET_KEY_GEN => SymmetricKeyType::GenericSecret,
+            cryptoki_sys::CKM_DES3_KEY_GEN => SymmetricKeyType::Des3,
             _ => return Err(CKR_MECHANISM_INVALID),
         };
+        self.permit(mechanism.kind)?;
         mechanism.no_parameter()?;
         let request = object::secret_request(key_type, template)?;
         self.may_write(handle, request.token)?;
@@ -517,6 +560,7 @@ impl Library {
     ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
         self.session(handle)?;
         let request = object::create_request(template)?;
+        self.permit_des3_key(matches!(request.material, Material::Secret(SymmetricKeyType::Des3, _)))?;
         self.may_write(handle, request.token)?;
         let login = self.logged_in()?;
         let key = match &request.material {
@@ -578,6 +622,7 @@ impl Library {
         self.session(handle)?;
         let (wrap, hash, family) = mechanism::wrapping(mechanism)?;
         let request = object::unwrap_request(template)?;
+        self.permit_des3_key(request.key_type == KeyType::Des3)?;
         self.may_write(handle, request.token)?;
         let login = self.logged_in()?;
         let unwrapping = self.key_for(
@@ -772,6 +817,7 @@ impl Library {
 
     /// Checks a mechanism (and key) for one kind of operation.
     fn operation(&self, slot: Slot, mechanism: &Mechanism, key: Option<CK_OBJECT_HANDLE>) -> Result<Operation, CK_RV> {
+        self.permit(mechanism.kind)?;
         let parsed = match slot {
             Slot::Digest => {
                 let hash = mechanism::digesting(mechanism)?;

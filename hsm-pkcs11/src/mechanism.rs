@@ -26,6 +26,7 @@ use cryptoki_sys::{
     CKR_DATA_LEN_RANGE, CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID, CKZ_DATA_SPECIFIED,
 };
 use cryptoki_sys::{CKM_AES_CBC, CKM_RSA_X_509, CKR_ENCRYPTED_DATA_LEN_RANGE};
+use cryptoki_sys::{CKM_DES3_CBC, CKM_DES3_CBC_PAD, CKM_DES3_ECB, CKM_DES3_KEY_GEN};
 use hsm_client::keys::{Cipher, HashAlgorithm, SignMechanism, WrapMechanism};
 use sha2::Digest as _;
 use zeroize::Zeroizing;
@@ -82,6 +83,18 @@ pub(crate) const MECHANISMS: [CK_MECHANISM_TYPE; 44] = [
     CKM_SHA512,
 ];
 
+/// Triple DES, offered after [`MECHANISMS`] on non-FIPS clusters only (as
+/// CloudHSM's Client SDK 5 does): on a FIPS cluster they are not listed and
+/// using them is `CKR_MECHANISM_INVALID`.
+pub(crate) const DES3_MECHANISMS: [CK_MECHANISM_TYPE; 4] =
+    [CKM_DES3_KEY_GEN, CKM_DES3_ECB, CKM_DES3_CBC, CKM_DES3_CBC_PAD];
+
+/// The mechanisms `C_GetMechanismList` gives for a cluster in this mode.
+pub(crate) fn offered(non_fips: bool) -> Vec<CK_MECHANISM_TYPE> {
+    let des3 = if non_fips { &DES3_MECHANISMS[..] } else { &[] };
+    MECHANISMS.iter().chain(des3).copied().collect()
+}
+
 /// `C_GetMechanismInfo`: (minimum key size, maximum key size, flags), key
 /// sizes in bits for RSA and EC and in bytes for AES and generic secrets,
 /// as PKCS#11 counts them.
@@ -121,6 +134,8 @@ pub(crate) fn info(mechanism: CK_MECHANISM_TYPE) -> Option<(CK_ULONG, CK_ULONG, 
         CKM_AES_GCM => Some((16, 32, crypt | wrap)),
         CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_PAD => Some((16, 32, wrap)),
         CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512 => Some((0, 0, CKF_DIGEST)),
+        CKM_DES3_KEY_GEN => Some((24, 24, CKF_HW | CKF_GENERATE)),
+        CKM_DES3_ECB | CKM_DES3_CBC | CKM_DES3_CBC_PAD => Some((24, 24, crypt)),
         _ => None,
     }
 }
@@ -139,7 +154,8 @@ pub(crate) struct IvOut {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Parameter {
     None,
-    /// A parameter that is a byte string: the IV of `CKM_AES_CBC(_PAD)`.
+    /// A parameter that is a byte string: the IV of `CKM_AES_CBC(_PAD)`,
+    /// `CKM_DES3_CBC` or `CKM_DES3_CBC_PAD`.
     Bytes(Vec<u8>),
     Ctr {
         counter_bits: CK_ULONG,
@@ -201,6 +217,8 @@ pub(crate) enum Family {
     Ed25519,
     Rsa,
     Aes,
+    /// Triple DES keys (non-FIPS clusters).
+    Des3,
     /// HMAC keys: generic secrets (and AES keys, which the HSM also takes).
     Secret,
 }
@@ -480,6 +498,9 @@ const AES_BLOCK_LEN: usize = 16;
 /// eight `FF`, `00`).
 const PKCS1_OVERHEAD: usize = 11;
 
+/// Triple DES CBC's IV: one 8-byte block.
+const DES3_IV_LEN: usize = 8;
+
 /// AES-GCM's IV, which the HSM makes, and its tag, 128 bits.
 const GCM_IV_LEN: usize = 12;
 const GCM_TAG_BITS: CK_ULONG = 128;
@@ -499,6 +520,7 @@ impl Ciphering {
             encrypting,
             modulus_len: None,
         };
+        let des3 = |cipher, iv| Ciphering { family: Family::Des3, ..aes(cipher, iv) };
         match (mechanism.kind, &mechanism.parameter) {
             (CKM_AES_ECB, Parameter::None) => Ok(aes(Cipher::AesEcb, Vec::new())),
             (CKM_AES_CBC_PAD, Parameter::Bytes(iv)) if iv.len() == 16 => Ok(aes(Cipher::AesCbcPad, iv.clone())),
@@ -533,6 +555,12 @@ impl Ciphering {
                 let hash = oaep_hash(parameter)?;
                 Ok(Ciphering { family: Family::Rsa, hash: Some(hash), ..aes(Cipher::RsaOaep, Vec::new()) })
             }
+            (CKM_DES3_ECB, Parameter::None) => Ok(des3(Cipher::Des3Ecb, Vec::new())),
+            (CKM_DES3_CBC, Parameter::Bytes(iv)) if iv.len() == DES3_IV_LEN => Ok(des3(Cipher::Des3Cbc, iv.clone())),
+            (CKM_DES3_CBC_PAD, Parameter::Bytes(iv)) if iv.len() == DES3_IV_LEN => {
+                Ok(des3(Cipher::Des3CbcPad, iv.clone()))
+            }
+            (CKM_DES3_ECB | CKM_DES3_CBC | CKM_DES3_CBC_PAD, _) => Err(CKR_MECHANISM_PARAM_INVALID),
             (CKM_AES_ECB | CKM_AES_CBC_PAD | CKM_AES_CTR | CKM_AES_GCM | CKM_RSA_PKCS, _) => {
                 Err(CKR_MECHANISM_PARAM_INVALID)
             }
@@ -552,8 +580,9 @@ impl Ciphering {
     /// take, with the return code PKCS#11 gives for it: `CKR_DATA_LEN_RANGE`
     /// for data (encrypting), `CKR_ENCRYPTED_DATA_LEN_RANGE` for a
     /// ciphertext no encryption could have made (decrypting). Data for
-    /// AES-ECB or unpadded AES-CBC that is not whole blocks; an AES-CBC-PAD
-    /// ciphertext that is not whole blocks (or empty), or a GCM one shorter
+    /// AES-ECB, unpadded AES-CBC or unpadded triple DES that is not whole
+    /// blocks; a CBC-PAD ciphertext that is not whole blocks (or empty),
+    /// or a GCM one shorter
     /// than its tag; RSA data longer than the padding leaves room for, or an
     /// RSA ciphertext not the modulus's length; AES-CTR data that would
     /// carry its counter (the block's low `counter_bits`) past its top (the
@@ -561,6 +590,7 @@ impl Ciphering {
     pub(crate) fn check_len(&self, len: usize) -> Result<(), CK_RV> {
         let range = if self.encrypting { CKR_DATA_LEN_RANGE } else { CKR_ENCRYPTED_DATA_LEN_RANGE };
         let whole = len.is_multiple_of(AES_BLOCK_LEN);
+        let whole_des = len.is_multiple_of(DES3_IV_LEN);
         // The most an RSA encryption with this padding takes, for a
         // modulus of k bytes.
         let rsa_room = |k: usize| match (self.cipher, self.hash) {
@@ -571,6 +601,8 @@ impl Ciphering {
         let fits = match (self.cipher, self.encrypting, self.modulus_len) {
             (Cipher::AesEcb | Cipher::AesCbc, _, _) => whole,
             (Cipher::AesCbcPad, false, _) => whole && len > 0,
+            (Cipher::Des3Ecb | Cipher::Des3Cbc, _, _) => whole_des,
+            (Cipher::Des3CbcPad, false, _) => whole_des && len > 0,
             (Cipher::AesGcm, false, _) => len >= GCM_TAG_LEN,
             (Cipher::RsaPkcs | Cipher::RsaOaep | Cipher::RsaX509, true, Some(k)) => len <= rsa_room(k),
             (Cipher::RsaPkcs | Cipher::RsaOaep | Cipher::RsaX509, false, Some(k)) => len == k,
@@ -654,9 +686,29 @@ mod tests {
 
     #[test]
     fn every_listed_mechanism_has_info() {
-        for m in MECHANISMS {
+        for m in offered(true) {
             assert!(info(m).is_some(), "{m:#x}");
         }
+    }
+
+    #[test]
+    fn des3_is_offered_on_non_fips_clusters_only() {
+        assert_eq!(offered(false), MECHANISMS);
+        assert_eq!(offered(true)[MECHANISMS.len()..], DES3_MECHANISMS);
+        let iv = Parameter::Bytes(vec![1; 8]);
+        let cbc = Ciphering::from_mechanism(&Mechanism { kind: CKM_DES3_CBC, parameter: iv.clone() }, true).unwrap();
+        assert_eq!((cbc.family, cbc.cipher, cbc.iv.len()), (Family::Des3, Cipher::Des3Cbc, 8));
+        let aes_iv = Parameter::Bytes(vec![1; 16]);
+        assert_eq!(
+            Ciphering::from_mechanism(&Mechanism { kind: CKM_DES3_CBC_PAD, parameter: aes_iv }, true),
+            Err(CKR_MECHANISM_PARAM_INVALID),
+            "triple DES IVs are 8 bytes"
+        );
+        assert_eq!(
+            Ciphering::from_mechanism(&Mechanism { kind: CKM_DES3_ECB, parameter: iv }, true),
+            Err(CKR_MECHANISM_PARAM_INVALID),
+            "ECB takes no IV"
+        );
     }
 
     #[test]

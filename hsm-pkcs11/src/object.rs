@@ -95,6 +95,7 @@ fn class_name(class: CK_OBJECT_CLASS) -> Option<&'static str> {
 pub(crate) fn key_type(key: &KeyInfo) -> Option<CK_KEY_TYPE> {
     match key.attribute("key-type")? {
         "aes" => Some(CKK_AES),
+        "des3" => Some(cryptoki_sys::CKK_DES3),
         "generic-secret" => Some(CKK_GENERIC_SECRET),
         "rsa" => Some(CKK_RSA),
         "ec" => Some(CKK_EC),
@@ -106,6 +107,7 @@ pub(crate) fn key_type(key: &KeyInfo) -> Option<CK_KEY_TYPE> {
 fn key_type_name(key_type: CK_KEY_TYPE) -> Option<&'static str> {
     match key_type {
         CKK_AES => Some("aes"),
+        cryptoki_sys::CKK_DES3 => Some("des3"),
         CKK_GENERIC_SECRET => Some("generic-secret"),
         CKK_RSA => Some("rsa"),
         CKK_EC => Some("ec"),
@@ -121,6 +123,7 @@ pub(crate) fn family(key: &KeyInfo) -> Option<Family> {
         CKK_EC_EDWARDS => Some(Family::Ed25519),
         CKK_RSA => Some(Family::Rsa),
         CKK_AES => Some(Family::Aes),
+        cryptoki_sys::CKK_DES3 => Some(Family::Des3),
         CKK_GENERIC_SECRET => Some(Family::Secret),
         _ => None,
     }
@@ -142,7 +145,7 @@ pub(crate) fn signature_len(key: &KeyInfo) -> Option<usize> {
         Family::Ec => Some(2 * curve(key.attribute("curve")?)?.field_bytes),
         Family::Rsa => key.attribute("modulus-size-bits")?.parse::<usize>().ok().map(|bits| bits.div_ceil(8)),
         Family::Ed25519 => Some(64),
-        Family::Aes | Family::Secret => None,
+        Family::Aes | Family::Des3 | Family::Secret => None,
     }
 }
 
@@ -198,6 +201,7 @@ pub(crate) fn value(key: &KeyInfo, kind: CK_ATTRIBUTE_TYPE) -> Value {
             (Some("true"), Some(CKK_EC_EDWARDS)) => ulong(CKM_EC_EDWARDS_KEY_PAIR_GEN),
             (Some("true"), Some(CKK_AES)) => ulong(CKM_AES_KEY_GEN),
             (Some("true"), Some(CKK_GENERIC_SECRET)) => ulong(CKM_GENERIC_SECRET_KEY_GEN),
+            (Some("true"), Some(cryptoki_sys::CKK_DES3)) => ulong(cryptoki_sys::CKM_DES3_KEY_GEN),
             _ => ulong(CK_UNAVAILABLE_INFORMATION),
         },
         CKA_ALWAYS_AUTHENTICATE if class == Some(CKO_PRIVATE_KEY) => Value::Bytes(vec![CK_FALSE]),
@@ -401,7 +405,7 @@ pub(crate) fn pair_request(family: Family, public: &[Attribute], private: &[Attr
         Family::Ec => CKK_EC,
         Family::Ed25519 => CKK_EC_EDWARDS,
         Family::Rsa => CKK_RSA,
-        Family::Aes | Family::Secret => return Err(CKR_MECHANISM_INVALID),
+        Family::Aes | Family::Des3 | Family::Secret => return Err(CKR_MECHANISM_INVALID),
     };
     let public = template(Some(CKO_PUBLIC_KEY), public, Purpose::Generate)?;
     let private = template(Some(CKO_PRIVATE_KEY), private, Purpose::Generate)?;
@@ -462,7 +466,11 @@ pub(crate) struct SecretRequest {
 /// objects, as PKCS#11 has CKA_TOKEN default to false.
 pub(crate) fn secret_request(key_type: SymmetricKeyType, attributes: &[Attribute]) -> Result<SecretRequest, CK_RV> {
     let t = template(Some(CKO_SECRET_KEY), attributes, Purpose::Generate)?;
-    let want = if key_type == SymmetricKeyType::Aes { CKK_AES } else { CKK_GENERIC_SECRET };
+    let want = match key_type {
+        SymmetricKeyType::Aes => CKK_AES,
+        SymmetricKeyType::Des3 => cryptoki_sys::CKK_DES3,
+        _ => CKK_GENERIC_SECRET,
+    };
     if t.key_type.is_some_and(|k| k != want)
         || t.curve.is_some()
         || t.ed25519
@@ -471,7 +479,13 @@ pub(crate) fn secret_request(key_type: SymmetricKeyType, attributes: &[Attribute
     {
         return Err(CKR_TEMPLATE_INCONSISTENT);
     }
-    let length = u32::try_from(t.value_len.ok_or(CKR_TEMPLATE_INCOMPLETE)?).map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?;
+    // CKM_DES3_KEY_GEN makes 24-byte keys and takes no CKA_VALUE_LEN.
+    let value_len = match (key_type, t.value_len) {
+        (SymmetricKeyType::Des3, None | Some(DES3_KEY_LEN)) => DES3_KEY_LEN,
+        (SymmetricKeyType::Des3, Some(_)) => return Err(CKR_ATTRIBUTE_VALUE_INVALID),
+        (_, value_len) => value_len.ok_or(CKR_TEMPLATE_INCOMPLETE)?,
+    };
+    let length = u32::try_from(value_len).map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?;
     let token = t.token.unwrap_or(false);
     Ok(SecretRequest { key_type, length, options: t.options(false), token })
 }
@@ -498,6 +512,7 @@ pub(crate) fn unwrap_request(attributes: &[Attribute]) -> Result<UnwrapRequest, 
     let key_type = match (t.key_type.ok_or(CKR_TEMPLATE_INCOMPLETE)?, class) {
         (CKK_AES, KeyClass::Secret) => KeyType::Aes,
         (CKK_GENERIC_SECRET, KeyClass::Secret) => KeyType::GenericSecret,
+        (cryptoki_sys::CKK_DES3, KeyClass::Secret) => KeyType::Des3,
         (CKK_RSA, KeyClass::Private) => KeyType::Rsa,
         (CKK_EC, KeyClass::Private) => KeyType::Ec,
         (CKK_EC_EDWARDS, KeyClass::Private) => KeyType::Ed25519,
@@ -532,7 +547,8 @@ pub(crate) fn create_request(attributes: &[Attribute]) -> Result<CreateRequest, 
     let class = t.class.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
     let key_type = t.key_type.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
     let allowed: &[CK_ATTRIBUTE_TYPE] = match (class, key_type) {
-        (CKO_SECRET_KEY, CKK_AES | CKK_GENERIC_SECRET) | (CKO_PRIVATE_KEY, CKK_EC | CKK_EC_EDWARDS) => &[CKA_VALUE],
+        (CKO_SECRET_KEY, CKK_AES | CKK_GENERIC_SECRET | cryptoki_sys::CKK_DES3)
+        | (CKO_PRIVATE_KEY, CKK_EC | CKK_EC_EDWARDS) => &[CKA_VALUE],
         (CKO_PUBLIC_KEY, CKK_EC | CKK_EC_EDWARDS) => &[CKA_EC_POINT],
         (CKO_PUBLIC_KEY, CKK_RSA) => &[CKA_MODULUS],
         (CKO_PRIVATE_KEY, CKK_RSA) => &[
@@ -560,7 +576,11 @@ pub(crate) fn create_request(attributes: &[Attribute]) -> Result<CreateRequest, 
     let pem = |label, der: Zeroizing<Vec<u8>>| Material::Pem(der::pem(label, &der));
     let material = match (class, key_type) {
         (CKO_SECRET_KEY, kind) => {
-            let kind = if kind == CKK_AES { SymmetricKeyType::Aes } else { SymmetricKeyType::GenericSecret };
+            let kind = match kind {
+                CKK_AES => SymmetricKeyType::Aes,
+                cryptoki_sys::CKK_DES3 => SymmetricKeyType::Des3,
+                _ => SymmetricKeyType::GenericSecret,
+            };
             Material::Secret(kind, Zeroizing::new(need(CKA_VALUE)?.to_vec()))
         }
         (CKO_PUBLIC_KEY, CKK_RSA) => {
@@ -603,6 +623,9 @@ pub(crate) fn changes(attributes: &[Attribute]) -> Result<Vec<(String, String)>,
 /// CKA_EC_PARAMS of Ed25519: the OID 1.3.101.112, or the printable string
 /// `edwards25519` that PKCS#11 v3 also allows.
 const ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+
+/// Triple DES keys are 24 bytes (three DES keys).
+const DES3_KEY_LEN: CK_ULONG = 24;
 const ED25519_NAME: &[u8] = b"\x13\x0cedwards25519";
 
 /// A curve the HSM offers.

@@ -2,7 +2,9 @@
 //! through the library against an HSM, checks results with ring (or, where
 //! ring lacks the algorithm, with sha2 or through the library's own verify
 //! and a tampered input), and finally checks that the mechanisms it ran are
-//! exactly the ones listed.
+//! exactly the ones listed. A FIPS cluster (the default) lists no triple
+//! DES and refuses it as `CKR_MECHANISM_INVALID`; a non-FIPS cluster then
+//! lists the four triple DES mechanisms as well, and they run too.
 //!
 //! The library reads its configuration from the process environment: one
 //! test function.
@@ -15,6 +17,7 @@ use std::collections::BTreeSet;
 use common::{Rig, library_path};
 use cryptoki::{
     context::{CInitializeArgs, CInitializeFlags, Pkcs11},
+    error::{Error, RvError},
     mechanism::{
         Mechanism, MechanismType,
         aead::GcmParams,
@@ -27,7 +30,7 @@ use cryptoki::{
     types::AuthPin,
 };
 use cryptoki_sys::{CK_AES_CTR_PARAMS, CK_MECHANISM_TYPE, CKM_RSA_AES_KEY_WRAP, CKM_SHA224_RSA_PKCS_PSS};
-use hsm_daemon::testing::Options;
+use hsm_daemon::{model::ClusterMode, testing::Options};
 use ring::{digest, hmac, signature};
 use sha2::Digest as _;
 
@@ -336,6 +339,116 @@ fn every_listed_mechanism_works() {
     }
 
     assert_eq!(ran.0, listed, "the mechanisms run are exactly the ones listed");
+
+    // A FIPS cluster has no triple DES: not listed, and refused as unknown.
+    let invalid = |r: Result<_, Error>| assert!(matches!(r, Err(Error::Pkcs11(RvError::MechanismInvalid, _))));
+    invalid(s.generate_key(&Mechanism::Des3KeyGen, &usable).map(|_| ()));
+    invalid(s.encrypt(&Mechanism::Des3Ecb, aes, blocks).map(|_| ()));
+    invalid(s.decrypt(&Mechanism::Des3CbcPad([1; 8]), aes, blocks).map(|_| ()));
+    invalid(pkcs11.get_mechanism_info(slot, MechanismType::DES3_CBC).map(|_| ()));
+    let des3_key = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::DES3)];
+    let imported = s.create_object(&[&des3_key[..], &[Attribute::Value(SP800_67_KEY.to_vec())]].concat());
+    assert!(matches!(imported, Err(Error::Pkcs11(RvError::AttributeValueInvalid, _))), "{imported:?}");
+    let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, aes, small).unwrap();
+    let unwrapped = s.unwrap_key(&Mechanism::AesKeyWrap, aes, &wrapped, &des3_key);
+    assert!(matches!(unwrapped, Err(Error::Pkcs11(RvError::AttributeValueInvalid, _))), "{unwrapped:?}");
+    drop(s);
+    pkcs11.clone().finalize().unwrap();
+    drop(rig);
+
+    des3_on_a_non_fips_cluster(pkcs11, &listed);
+}
+
+/// NIST SP 800-67 Rev. 1's triple DES example: K1 || K2 || K3, the message
+/// "The qufck brown fox jump" and its ECB ciphertext (which OpenSSL gives
+/// too: `openssl enc -des-ede3 -K <key> -nopad`).
+const SP800_67_KEY: [u8; 24] = [
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x45, 0x67, 0x89,
+    0xab, 0xcd, 0xef, 0x01, 0x23,
+];
+const SP800_67_PLAINTEXT: &[u8] = b"The qufck brown fox jump";
+const SP800_67_ECB: [u8; 24] = [
+    0xa8, 0x26, 0xfd, 0x8c, 0xe5, 0x3b, 0x85, 0x5f, 0xcc, 0xe2, 0x1c, 0x81, 0x12, 0x25, 0x6f, 0xe6, 0x68, 0xd5, 0xc0,
+    0x5d, 0xd9, 0xb6, 0xb9, 0x00,
+];
+/// `printf 'The qufck brown fox jump' | openssl enc -des-ede3-cbc -K <key>
+/// -iv f69f2445df4f9b17 | xxd -p` (PKCS#7 padding; with `-nopad`, the first
+/// 24 bytes).
+const DES3_IV: [u8; 8] = [0xf6, 0x9f, 0x24, 0x45, 0xdf, 0x4f, 0x9b, 0x17];
+const OPENSSL_CBC_PAD: [u8; 32] = [
+    0xa5, 0xc2, 0x82, 0xba, 0xd0, 0xde, 0x37, 0x74, 0xbe, 0xcd, 0x2e, 0x04, 0x38, 0x6b, 0x58, 0x9f, 0xb5, 0x05, 0x7d,
+    0x85, 0x52, 0xfc, 0x43, 0x36, 0xaf, 0x45, 0x14, 0x8b, 0x1b, 0x04, 0x4b, 0x00,
+];
+
+/// The same library, initialised again against a non-FIPS cluster: the
+/// list is the FIPS one plus the four triple DES mechanisms, and each of
+/// them runs (generation, one-part and multi-part encryption, and the
+/// known answers with an imported key).
+fn des3_on_a_non_fips_cluster(pkcs11: Pkcs11, fips_listed: &BTreeSet<CK_MECHANISM_TYPE>) {
+    let rig = Rig::with_users(1, &[], Options { mode: ClusterMode::NonFips, ..Options::default() });
+    rig.point_the_library_here();
+    let listed = listed();
+    let des3: BTreeSet<CK_MECHANISM_TYPE> = [
+        cryptoki_sys::CKM_DES3_KEY_GEN,
+        cryptoki_sys::CKM_DES3_ECB,
+        cryptoki_sys::CKM_DES3_CBC,
+        cryptoki_sys::CKM_DES3_CBC_PAD,
+    ]
+    .into();
+    assert_eq!(listed, fips_listed.union(&des3).copied().collect(), "non-FIPS adds triple DES");
+    pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).unwrap();
+    let slot = pkcs11.get_slots_with_token().unwrap()[0];
+    let info = pkcs11.get_mechanism_info(slot, MechanismType::DES3_KEY_GEN).unwrap();
+    assert_eq!((info.min_key_size(), info.max_key_size()), (24, 24));
+    let s = pkcs11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new("alice:alice-pass".into()))).unwrap();
+    let mut ran = Ran::default();
+
+    let usable = [Attribute::Encrypt(true), Attribute::Decrypt(true)];
+    let generated = s.generate_key(ran.mark(&Mechanism::Des3KeyGen), &usable).unwrap();
+    let attributes = s.get_attributes(generated, &[AttributeType::KeyType, AttributeType::ValueLen]).unwrap();
+    assert_eq!(attributes, [Attribute::KeyType(KeyType::DES3), Attribute::ValueLen(24.into())]);
+    let des3_key = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::DES3)];
+    let found = s.find_objects(&des3_key).unwrap();
+    assert_eq!(found, [generated], "a search by CKK_DES3 finds the key");
+
+    let imported =
+        s.create_object(&[&des3_key[..], &usable[..], &[Attribute::Value(SP800_67_KEY.to_vec())]].concat()).unwrap();
+    let known = [
+        (Mechanism::Des3Ecb, &SP800_67_ECB[..]),
+        (Mechanism::Des3Cbc(DES3_IV), &OPENSSL_CBC_PAD[..24]),
+        (Mechanism::Des3CbcPad(DES3_IV), &OPENSSL_CBC_PAD[..]),
+    ];
+    for (m, want) in &known {
+        assert_eq!(s.encrypt(ran.mark(m), imported, SP800_67_PLAINTEXT).unwrap(), *want, "{m:?}");
+        assert_eq!(s.decrypt(m, imported, want).unwrap(), SP800_67_PLAINTEXT, "{m:?}");
+        // In parts, as AES works.
+        s.encrypt_init(m, generated).unwrap();
+        let mut sealed = s.encrypt_update(&SP800_67_PLAINTEXT[..5]).unwrap();
+        sealed.extend(s.encrypt_update(&SP800_67_PLAINTEXT[5..]).unwrap());
+        sealed.extend(s.encrypt_final().unwrap());
+        assert_eq!(sealed.len(), want.len(), "{m:?}");
+        s.decrypt_init(m, generated).unwrap();
+        let mut opened = s.decrypt_update(&sealed[..11]).unwrap();
+        opened.extend(s.decrypt_update(&sealed[11..]).unwrap());
+        opened.extend(s.decrypt_final().unwrap());
+        assert_eq!(opened, SP800_67_PLAINTEXT, "{m:?}");
+    }
+    // A triple DES key wraps (AES key wrap) and unwraps as CKK_DES3.
+    let aes = [Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Unwrap(true)];
+    let aes = s.generate_key(&Mechanism::AesKeyGen, &aes).unwrap();
+    let extractable = s
+        .create_object(
+            &[&des3_key[..], &usable[..], &[Attribute::Extractable(true), Attribute::Value(SP800_67_KEY.to_vec())]]
+                .concat(),
+        )
+        .unwrap();
+    let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, aes, extractable).unwrap();
+    let unwrapped =
+        s.unwrap_key(&Mechanism::AesKeyWrap, aes, &wrapped, &[&des3_key[..], &usable[..]].concat()).unwrap();
+    assert_eq!(s.encrypt(&Mechanism::Des3Ecb, unwrapped, SP800_67_PLAINTEXT).unwrap(), SP800_67_ECB);
+
+    assert_eq!(ran.0, des3, "every triple DES mechanism ran");
     drop(s);
     pkcs11.finalize().unwrap();
 }

@@ -5,9 +5,10 @@
 //! that size is `aes-gcm`'s, as are tags shorter than 128 bits (key wrapping
 //! with `tag_length_bits`; ring has full tags only). CBC, CTR and ECB are `aes` with `cbc`, `ctr`
 //! and `ecb`; RSA encryption is the `rsa` crate's (ring has none), raw RSA
-//! its hazmat operations (`raw_rsa.rs`).
+//! its hazmat operations (`raw_rsa.rs`). Triple DES is `des`'s `TdesEde3`
+//! with the same `cbc` and `ecb` modes.
 
-use aes::cipher::block_padding::{NoPadding, Pkcs7};
+use aes::cipher::block_padding::{NoPadding, Padding, Pkcs7};
 use aes::cipher::{BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use rand::{CryptoRng, TryRngCore as _};
 use ring::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
@@ -24,6 +25,11 @@ pub(super) const GCM_IV_LEN: usize = 12;
 pub(super) const GCM_TAG_LEN: usize = 16;
 /// AES block, CBC IV and CTR counter block length.
 const AES_BLOCK_LEN: usize = 16;
+/// DES block and triple DES CBC IV length.
+const DES_BLOCK_LEN: usize = 8;
+
+/// Triple DES with three keys, encrypt-decrypt-encrypt (SP 800-67).
+type Tdes = des::TdesEde3;
 
 /// Runs `$body` with `$aes` naming the `aes` cipher type for the key's length.
 macro_rules! with_aes {
@@ -89,6 +95,28 @@ pub(super) fn encrypt(
             let ciphertext = ecb_encrypt(key, plaintext)?;
             Ok(Encrypted { iv: None, ciphertext })
         }
+        Cipher::Des3Ecb => {
+            let key = des3_key(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            check_des_blocks(cipher, "plaintext", plaintext)?;
+            let mut buf = Zeroizing::new(plaintext.to_vec());
+            ecb::Encryptor::<Tdes>::new_from_slice(key)
+                .map_err(|_| CryptoError::InvalidKey("triple DES key length".to_owned()))?
+                .encrypt_padded::<NoPadding>(&mut buf, plaintext.len())
+                .map_err(|_| CryptoError::invalid("plaintext", "does not fit the buffer"))?;
+            Ok(Encrypted { iv: None, ciphertext: buf.to_vec() })
+        }
+        Cipher::Des3Cbc | Cipher::Des3CbcPad => {
+            let key = des3_key(key, cipher)?;
+            let iv = des_iv_or_random(iv, rng)?;
+            let ciphertext = if cipher == Cipher::Des3Cbc {
+                check_des_blocks(cipher, "plaintext", plaintext)?;
+                des3_cbc_encrypt::<NoPadding>(key, &iv, plaintext)?
+            } else {
+                des3_cbc_encrypt::<Pkcs7>(key, &iv, plaintext)?
+            };
+            Ok(Encrypted { iv: Some(iv.to_vec()), ciphertext })
+        }
         Cipher::RsaOaep(hash) => {
             let public = rsa_public(key, cipher)?;
             refuse_iv(cipher, iv)?;
@@ -131,7 +159,15 @@ pub(super) fn decrypt(
     let overhead = match cipher {
         Cipher::AesGcm => GCM_TAG_LEN,
         Cipher::AesCbcPad => AES_BLOCK_LEN,
-        Cipher::AesCtr | Cipher::AesEcb | Cipher::RsaOaep(_) | Cipher::RsaPkcs1 | Cipher::AesCbc | Cipher::RsaX509 => 0,
+        Cipher::Des3CbcPad => DES_BLOCK_LEN,
+        Cipher::AesCtr
+        | Cipher::AesEcb
+        | Cipher::Des3Ecb
+        | Cipher::Des3Cbc
+        | Cipher::RsaOaep(_)
+        | Cipher::RsaPkcs1
+        | Cipher::AesCbc
+        | Cipher::RsaX509 => 0,
     };
     check_data_len("ciphertext", &ciphertext[..ciphertext.len().saturating_sub(overhead)])?;
     check_aad(cipher, aad)?;
@@ -181,6 +217,32 @@ pub(super) fn decrypt(
                 .map(|_| ())
                 .map_err(|_| CryptoError::invalid("ciphertext", "AES-ECB ciphertexts are a multiple of 16 bytes")))?;
             Ok(buf)
+        }
+        Cipher::Des3Ecb => {
+            let key = des3_key(key, cipher)?;
+            refuse_iv(cipher, iv)?;
+            check_des_blocks(cipher, "ciphertext", ciphertext)?;
+            let mut buf = Zeroizing::new(ciphertext.to_vec());
+            ecb::Decryptor::<Tdes>::new_from_slice(key)
+                .map_err(|_| CryptoError::InvalidKey("triple DES key length".to_owned()))?
+                .decrypt_padded::<NoPadding>(&mut buf)
+                .map_err(|_| CryptoError::invalid("ciphertext", "DES3-ECB ciphertexts are a multiple of 8 bytes"))?;
+            Ok(buf)
+        }
+        Cipher::Des3Cbc | Cipher::Des3CbcPad => {
+            let key = des3_key(key, cipher)?;
+            let iv =
+                iv.ok_or_else(|| CryptoError::invalid("iv", format!("{cipher:?} decryption needs the 8-byte IV")))?;
+            check_des_iv_len(iv)?;
+            if ciphertext.is_empty() && cipher == Cipher::Des3CbcPad {
+                return Err(CryptoError::invalid("ciphertext", "DES3-CBC-PAD ciphertexts are at least one block"));
+            }
+            check_des_blocks(cipher, "ciphertext", ciphertext)?;
+            if cipher == Cipher::Des3Cbc {
+                des3_cbc_decrypt::<NoPadding>(key, iv, ciphertext)
+            } else {
+                des3_cbc_decrypt::<Pkcs7>(key, iv, ciphertext)
+            }
         }
         Cipher::RsaOaep(hash) => {
             let private = rsa_private(key, cipher)?;
@@ -457,6 +519,72 @@ fn check_aad(cipher: Cipher, aad: &[u8]) -> Result<(), CryptoError> {
     check_data_len("aad", aad)?;
     if cipher != Cipher::AesGcm && !aad.is_empty() {
         return Err(CryptoError::invalid("aad", "only AES-GCM takes additional authenticated data"));
+    }
+    Ok(())
+}
+
+// ---- triple DES ----
+
+/// The triple DES key bytes of `key`, or `WrongKeyType` for `cipher`.
+fn des3_key(key: &KeyMaterial, cipher: Cipher) -> Result<&[u8], CryptoError> {
+    key.des3_bytes().ok_or_else(|| wrong_key(cipher, key))
+}
+
+/// Triple DES CBC encryption with padding `P` (`NoPadding` takes whole
+/// blocks only; the caller checked).
+fn des3_cbc_encrypt<P: Padding>(key: &[u8], iv: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let mut buf = Zeroizing::new(vec![0u8; plaintext.len() + DES_BLOCK_LEN]);
+    buf[..plaintext.len()].copy_from_slice(plaintext);
+    cbc::Encryptor::<Tdes>::new_from_slices(key, iv)
+        .map_err(|_| CryptoError::InvalidKey("triple DES key or IV length".to_owned()))?
+        .encrypt_padded::<P>(&mut buf, plaintext.len())
+        .map(<[u8]>::to_vec)
+        .map_err(|_| CryptoError::invalid("plaintext", "does not fit the padded buffer"))
+}
+
+/// Triple DES CBC decryption, removing padding `P`.
+fn des3_cbc_decrypt<P: Padding>(key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    let len = cbc::Decryptor::<Tdes>::new_from_slices(key, iv)
+        .map_err(|_| CryptoError::InvalidKey("triple DES key or IV length".to_owned()))?
+        .decrypt_padded::<P>(&mut buf)
+        .map(<[u8]>::len)
+        .map_err(|_| CryptoError::Authentication("DES3-CBC-PAD decryption (PKCS#7 padding)"))?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// One triple DES block (for the key check value).
+pub(super) fn des3_encrypt_block(key: &[u8], block: [u8; DES_BLOCK_LEN]) -> Result<[u8; DES_BLOCK_LEN], CryptoError> {
+    let mut block = block.into();
+    Tdes::new_from_slice(key)
+        .map(|tdes| tdes.encrypt_block(&mut block))
+        .map_err(|_| CryptoError::InvalidKey("triple DES key length".to_owned()))?;
+    Ok(block.into())
+}
+
+fn des_iv_or_random(iv: Option<&[u8]>, rng: &mut impl CryptoRng) -> Result<[u8; DES_BLOCK_LEN], CryptoError> {
+    let mut block = [0u8; DES_BLOCK_LEN];
+    match iv {
+        Some(iv) => {
+            check_des_iv_len(iv)?;
+            block.copy_from_slice(iv);
+        }
+        None => rng.fill_bytes(&mut block),
+    }
+    Ok(block)
+}
+
+fn check_des_iv_len(iv: &[u8]) -> Result<(), CryptoError> {
+    if iv.len() != DES_BLOCK_LEN {
+        return Err(CryptoError::invalid("iv", format!("triple DES CBC IVs are 8 bytes, not {}", iv.len())));
+    }
+    Ok(())
+}
+
+fn check_des_blocks(cipher: Cipher, field: &'static str, data: &[u8]) -> Result<(), CryptoError> {
+    if !data.len().is_multiple_of(DES_BLOCK_LEN) {
+        return Err(CryptoError::invalid(field, format!("{cipher:?} takes a multiple of 8 bytes, not {}", data.len())));
     }
     Ok(())
 }

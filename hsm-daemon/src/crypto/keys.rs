@@ -37,10 +37,14 @@ const RSA_MAX_EXPONENT: u64 = (1 << 33) - 1;
 /// Generic secrets are 1..=800 bytes (CloudHSM's `GENERIC_SECRET` range).
 const GENERIC_SECRET_LEN: std::ops::RangeInclusive<usize> = 1..=800;
 
+/// Triple DES keys: three 8-byte DES keys (keying option 1 of SP 800-67).
+pub(super) const DES3_KEY_LEN: usize = 24;
+
 /// The parsed forms of one key.
 pub(super) enum Key {
     Aes(SecretBytes),
     GenericSecret(SecretBytes),
+    Des3(SecretBytes),
     RsaPrivate(Box<RsaPrivate>),
     RsaPublic(Box<RsaPublic>),
     EcPrivate(Box<EcPrivate>),
@@ -209,6 +213,7 @@ impl Key {
         match self {
             Key::Aes(_) => KeyKind::Aes,
             Key::GenericSecret(_) => KeyKind::GenericSecret,
+            Key::Des3(_) => KeyKind::Des3,
             Key::RsaPrivate(_) | Key::RsaPublic(_) => KeyKind::Rsa,
             Key::EcPrivate(k) => KeyKind::Ec(k.curve()),
             Key::EcPublic(k) => KeyKind::Ec(k.curve()),
@@ -218,7 +223,7 @@ impl Key {
 
     fn class(&self) -> KeyClass {
         match self {
-            Key::Aes(_) | Key::GenericSecret(_) => KeyClass::Secret,
+            Key::Aes(_) | Key::GenericSecret(_) | Key::Des3(_) => KeyClass::Secret,
             Key::RsaPrivate(_) | Key::EcPrivate(_) | Key::Ed25519Private(_) => KeyClass::Private,
             Key::RsaPublic(_) | Key::EcPublic(_) | Key::Ed25519Public(_) => KeyClass::Public,
         }
@@ -248,6 +253,19 @@ impl KeyMaterial {
     pub fn generate_generic_secret(len: usize, rng: &mut impl CryptoRng) -> Result<Self, CryptoError> {
         check_generic_secret_len("len", len)?;
         Ok(Key::GenericSecret(random_bytes(len, rng)).into())
+    }
+
+    /// Triple DES key of 24 bytes with DES parity set, its three parts
+    /// distinct (SP 800-67 keying option 1).
+    pub fn generate_des3(rng: &mut impl CryptoRng) -> Result<Self, CryptoError> {
+        loop {
+            let mut bytes = random_bytes(DES3_KEY_LEN, rng);
+            set_des_parity(&mut bytes);
+            // Two equal random 56-bit parts: a chance of about 2^-55; draw again.
+            if check_des3_parts(&bytes).is_ok() {
+                return Ok(Key::Des3(bytes).into());
+            }
+        }
     }
 
     /// RSA pair: modulus 2048..=4096 in steps of 256; exponent odd and >= 65537
@@ -375,7 +393,9 @@ impl KeyMaterial {
         }
     }
 
-    /// Raw symmetric key bytes: AES (16/24/32) or generic secret (1..=800).
+    /// Raw symmetric key bytes: AES (16/24/32), generic secret (1..=800) or
+    /// triple DES (24, three distinct parts; parity bits are not checked,
+    /// as DES ignores them).
     pub fn from_raw_secret(kind: KeyKind, bytes: &[u8]) -> Result<Self, CryptoError> {
         match kind {
             KeyKind::Aes => {
@@ -391,9 +411,19 @@ impl KeyMaterial {
                 check_generic_secret_len("key", bytes.len())?;
                 Ok(Key::GenericSecret(Zeroizing::new(bytes.to_vec())).into())
             }
+            KeyKind::Des3 => {
+                if bytes.len() != DES3_KEY_LEN {
+                    return Err(CryptoError::invalid(
+                        "key",
+                        format!("triple DES keys are {DES3_KEY_LEN} bytes, not {}", bytes.len()),
+                    ));
+                }
+                check_des3_parts(bytes)?;
+                Ok(Key::Des3(Zeroizing::new(bytes.to_vec())).into())
+            }
             KeyKind::Rsa | KeyKind::Ec(_) | KeyKind::Ed25519 => Err(CryptoError::invalid(
                 "kind",
-                format!("raw secret bytes make AES or generic-secret keys, not {}", kind_name(kind)),
+                format!("raw secret bytes make AES, triple DES or generic-secret keys, not {}", kind_name(kind)),
             )),
         }
     }
@@ -415,7 +445,12 @@ impl KeyMaterial {
             Key::RsaPrivate(k) => Key::RsaPublic(Box::new(k.public.clone())),
             Key::EcPrivate(k) => Key::EcPublic(Box::new(k.public.clone())),
             Key::Ed25519Private(k) => Key::Ed25519Public(Box::new(k.public.clone())),
-            Key::Aes(_) | Key::GenericSecret(_) | Key::RsaPublic(_) | Key::EcPublic(_) | Key::Ed25519Public(_) => {
+            Key::Aes(_)
+            | Key::GenericSecret(_)
+            | Key::Des3(_)
+            | Key::RsaPublic(_)
+            | Key::EcPublic(_)
+            | Key::Ed25519Public(_) => {
                 return None;
             }
         };
@@ -430,7 +465,7 @@ impl KeyMaterial {
             return Ok(encoded.clone());
         }
         match self.inner().ok_or_else(unparsable)? {
-            Key::Aes(bytes) | Key::GenericSecret(bytes) => Ok(bytes.clone()),
+            Key::Aes(bytes) | Key::GenericSecret(bytes) | Key::Des3(bytes) => Ok(bytes.clone()),
             Key::RsaPrivate(k) => {
                 let der = k.key.to_pkcs8_der().map_err(|e| invalid_key(format_args!("RSA private key: {e}")))?;
                 Ok(Zeroizing::new(der.as_bytes().to_vec()))
@@ -470,7 +505,9 @@ impl KeyMaterial {
     /// Inverse of `to_wrappable`, for a key of `kind` and `class`.
     pub fn from_wrappable(kind: KeyKind, class: KeyClass, bytes: &[u8]) -> Result<Self, CryptoError> {
         let key = match (class, kind) {
-            (KeyClass::Secret, KeyKind::Aes | KeyKind::GenericSecret) => return Self::from_raw_secret(kind, bytes),
+            (KeyClass::Secret, KeyKind::Aes | KeyKind::GenericSecret | KeyKind::Des3) => {
+                return Self::from_raw_secret(kind, bytes);
+            }
             (KeyClass::Private, KeyKind::Rsa | KeyKind::Ec(_) | KeyKind::Ed25519) => Self::from_der_private(bytes)?,
             (KeyClass::Public, KeyKind::Rsa | KeyKind::Ec(_) | KeyKind::Ed25519) => Self::from_der_public(bytes)?,
             _ => {
@@ -528,7 +565,7 @@ impl KeyMaterial {
     /// parses.
     pub fn key_length_bytes(&self) -> Option<usize> {
         match self.inner()? {
-            Key::Aes(bytes) | Key::GenericSecret(bytes) => Some(bytes.len()),
+            Key::Aes(bytes) | Key::GenericSecret(bytes) | Key::Des3(bytes) => Some(bytes.len()),
             Key::RsaPublic(k) => Some(2 * k.size()),
             Key::EcPublic(k) => Some(k.point.len()),
             Key::Ed25519Public(k) => Some(k.key.len()),
@@ -562,7 +599,8 @@ impl KeyMaterial {
     }
 
     /// Key check value: first 3 bytes of AES-ECB(key, zero block) for AES,
-    /// of SHA-1(key) for generic secrets, of SHA-1 over the SPKI DER of the
+    /// of triple-DES-ECB(key, zero block) for triple DES, of SHA-1(key) for
+    /// generic secrets, of SHA-1 over the SPKI DER of the
     /// public key for asymmetric keys.
     pub fn check_value(&self) -> [u8; 3] {
         let Some(inner) = self.inner() else { return [0; 3] };
@@ -571,6 +609,10 @@ impl KeyMaterial {
                 // AES keys are 16, 24 or 32 bytes by construction, so this
                 // cannot fail; a zero check value would show if it ever did.
                 super::cipher::aes_encrypt_block(bytes, [0u8; 16]).map(|block| block.to_vec()).unwrap_or_default()
+            }
+            Key::Des3(bytes) => {
+                // 24 bytes by construction, as for AES above.
+                super::cipher::des3_encrypt_block(bytes, [0u8; 8]).map(|block| block.to_vec()).unwrap_or_default()
             }
             Key::GenericSecret(bytes) => super::digest(super::HashAlg::Sha1, bytes),
             _ => super::digest(super::HashAlg::Sha1, self.spki_der().unwrap_or_default()),
@@ -583,10 +625,10 @@ impl KeyMaterial {
     }
 
     // ---- for the mechanisms ----
-    /// AES or generic-secret bytes.
+    /// AES, triple DES or generic-secret bytes.
     pub(super) fn secret_bytes(&self) -> Option<&[u8]> {
         match self.inner()? {
-            Key::Aes(bytes) | Key::GenericSecret(bytes) => Some(bytes),
+            Key::Aes(bytes) | Key::GenericSecret(bytes) | Key::Des3(bytes) => Some(bytes),
             _ => None,
         }
     }
@@ -595,6 +637,14 @@ impl KeyMaterial {
     pub(super) fn aes_bytes(&self) -> Option<&[u8]> {
         match self.inner()? {
             Key::Aes(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// Triple DES key bytes.
+    pub(super) fn des3_bytes(&self) -> Option<&[u8]> {
+        match self.inner()? {
+            Key::Des3(bytes) => Some(bytes),
             _ => None,
         }
     }
@@ -650,7 +700,7 @@ impl KeyMaterial {
     /// SPKI DER of an asymmetric key (a private key's public half).
     fn spki_der(&self) -> Option<&[u8]> {
         match self.inner()? {
-            Key::Aes(_) | Key::GenericSecret(_) => None,
+            Key::Aes(_) | Key::GenericSecret(_) | Key::Des3(_) => None,
             Key::RsaPrivate(k) => Some(&k.public.spki_der),
             Key::RsaPublic(k) => Some(&k.spki_der),
             Key::EcPrivate(k) => Some(&k.public.spki_der),
@@ -705,6 +755,7 @@ fn kind_name(kind: KeyKind) -> &'static str {
     match kind {
         KeyKind::Aes => "AES",
         KeyKind::GenericSecret => "generic secret",
+        KeyKind::Des3 => "triple DES",
         KeyKind::Rsa => "RSA",
         KeyKind::Ec(curve) => ec::curve_name(curve),
         KeyKind::Ed25519 => "Ed25519",
@@ -719,6 +770,7 @@ impl KeySpec {
         match self {
             KeySpec::Aes { bits } => check_aes_bits(bits),
             KeySpec::GenericSecret { len } => check_generic_secret_len("len", len),
+            KeySpec::Des3 => Ok(()),
             KeySpec::Rsa { modulus_bits, public_exponent } => check_rsa_parameters(modulus_bits, public_exponent),
             KeySpec::Ec(_) | KeySpec::Ed25519 => Ok(()),
         }
@@ -730,6 +782,7 @@ impl KeySpec {
         Ok(match self {
             KeySpec::Aes { bits } => Generated::Secret(KeyMaterial::generate_aes(bits, rng)?),
             KeySpec::GenericSecret { len } => Generated::Secret(KeyMaterial::generate_generic_secret(len, rng)?),
+            KeySpec::Des3 => Generated::Secret(KeyMaterial::generate_des3(rng)?),
             KeySpec::Rsa { modulus_bits, public_exponent } => {
                 pair(KeyMaterial::generate_rsa(modulus_bits, public_exponent, rng)?)
             }
@@ -771,6 +824,29 @@ fn check_generic_secret_len(field: &'static str, len: usize) -> Result<(), Crypt
                 GENERIC_SECRET_LEN.start(),
                 GENERIC_SECRET_LEN.end()
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// Sets each byte's low bit so that the byte has odd parity, as FIPS 46-3
+/// defines DES key bytes.
+fn set_des_parity(key: &mut [u8]) {
+    for byte in key {
+        let high = *byte & 0xFE;
+        *byte = high | u8::from(high.count_ones().is_multiple_of(2));
+    }
+}
+
+/// SP 800-67 keying option 1: K1, K2 and K3 pairwise distinct. Parity bits
+/// do not count (keys that differ only there are the same DES key).
+fn check_des3_parts(key: &[u8]) -> Result<(), CryptoError> {
+    let part = |i: usize| key.get(i * 8..i * 8 + 8).map(|p| p.iter().map(|b| b & 0xFE).collect::<Vec<u8>>());
+    let (k1, k2, k3) = (part(0), part(1), part(2));
+    if k1 == k2 || k2 == k3 || k1 == k3 {
+        return Err(CryptoError::invalid(
+            "key",
+            "the three 8-byte parts of a triple DES key (K1, K2, K3) must be distinct (NIST SP 800-67)",
         ));
     }
     Ok(())

@@ -50,6 +50,8 @@ pub type SecretBytes = Zeroizing<Vec<u8>>;
 pub enum KeyKind {
     Aes,
     GenericSecret,
+    /// Triple DES (non-FIPS clusters only: the model refuses it on FIPS ones).
+    Des3,
     Rsa,
     Ec(Curve),
     Ed25519,
@@ -102,6 +104,8 @@ pub enum KeySpec {
     GenericSecret {
         len: usize,
     },
+    /// 24 bytes, DES parity set, three distinct parts.
+    Des3,
     /// 2048 to 4096 bits in steps of 256; exponent odd, at least 65537.
     Rsa {
         modulus_bits: u32,
@@ -194,6 +198,13 @@ pub enum Cipher {
     AesCtr,
     /// AES-ECB, data a multiple of 16 bytes, no IV.
     AesEcb,
+    /// Triple DES ECB, data a multiple of 8 bytes, no IV.
+    Des3Ecb,
+    /// Triple DES CBC without padding, data a multiple of 8 bytes, 8-byte IV
+    /// (generated if not given).
+    Des3Cbc,
+    /// Triple DES CBC with PKCS#7 padding, 8-byte IV (generated if not given).
+    Des3CbcPad,
     /// RSA-OAEP with this hash for both OAEP and MGF1, empty label.
     RsaOaep(HashAlg),
     /// RSA PKCS#1 v1.5 encryption. Decryption uses implicit rejection (the

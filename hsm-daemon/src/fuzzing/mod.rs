@@ -379,7 +379,7 @@ async fn list_in_pages(
 // ---- key import ----
 
 /// The kinds of key, for inputs that name one by a byte.
-const KINDS: [KeyKind; 9] = [
+const KINDS: [KeyKind; 10] = [
     KeyKind::Aes,
     KeyKind::GenericSecret,
     KeyKind::Rsa,
@@ -389,6 +389,7 @@ const KINDS: [KeyKind; 9] = [
     KeyKind::Ec(Curve::P521),
     KeyKind::Ec(Curve::Secp256k1),
     KeyKind::Ed25519,
+    KeyKind::Des3,
 ];
 const CLASSES: [KeyClass; 3] = [KeyClass::Secret, KeyClass::Public, KeyClass::Private];
 

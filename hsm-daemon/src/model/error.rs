@@ -107,6 +107,14 @@ pub enum ModelError {
     #[error("no snapshot named '{name}' on this HSM; `hsm-cli faults snapshots` lists them")]
     UnknownSnapshot { name: String },
 
+    /// Triple DES on a cluster in FIPS mode: NIST disallowed it after 2023,
+    /// and CloudHSM offers it on non-FIPS clusters only.
+    #[error(
+        "{what} is not available: the cluster is in FIPS mode; triple DES (DES3) works only on a cluster created in \
+         non-FIPS mode"
+    )]
+    FipsMode { what: &'static str },
+
     /// A call gated by quorum came without an approval. The text is
     /// CloudHSM's own.
     #[error("Quorum approval is required for this operation")]

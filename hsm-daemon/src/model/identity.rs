@@ -110,6 +110,24 @@ impl fmt::Display for ClusterMode {
     }
 }
 
+impl ClusterMode {
+    /// Parses `FIPS` or `NON_FIPS` (as CloudHSM's `CreateCluster --mode`
+    /// spells them; case and `-` for `_` do not matter).
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, ModelError> {
+        match raw.to_ascii_uppercase().replace('-', "_").as_str() {
+            "FIPS" => Ok(ClusterMode::Fips),
+            "NON_FIPS" => Ok(ClusterMode::NonFips),
+            _ => Err(ModelError::InvalidArgument { field, rule: format!("must be FIPS or NON_FIPS, not {raw:?}") }),
+        }
+    }
+
+    /// Whether triple DES may be used: on non-FIPS clusters only (NIST
+    /// disallowed it for FIPS use after 2023).
+    pub fn permits_des3(self) -> bool {
+        self == ClusterMode::NonFips
+    }
+}
+
 /// What every HSM of a cluster shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterIdentity {

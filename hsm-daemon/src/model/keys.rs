@@ -729,6 +729,7 @@ pub fn kind_name(kind: KeyKind) -> &'static str {
     match kind {
         KeyKind::Aes => "aes",
         KeyKind::GenericSecret => "generic-secret",
+        KeyKind::Des3 => "des3",
         KeyKind::Rsa => "rsa",
         KeyKind::Ec(_) => "ec",
         KeyKind::Ed25519 => "ec-edwards",

@@ -40,7 +40,7 @@ use self::{
     keys::{Actor, Keys},
     quorum::{Purpose, Tokens},
 };
-use crate::crypto::KeyMaterial;
+use crate::crypto::{Cipher, KeyKind, KeyMaterial};
 
 pub use self::{
     credentials::{CreateToken, KdfParams, Password, PasswordHash, Username},
@@ -587,6 +587,8 @@ impl Hsm {
                     });
                 }
                 if let Replica::Key(key) = &replica {
+                    // `key replicate` from a non-FIPS cluster to a FIPS clone.
+                    self.permit_kind(key.material.kind())?;
                     for user in std::iter::once(&key.owner).chain(&key.shared) {
                         if !self.is_crypto_user(user) {
                             return Err(ModelError::InvalidArgument {
@@ -920,6 +922,25 @@ impl Hsm {
         }
     }
 
+    /// Refuses to make or use a key of `kind` that the cluster's mode does
+    /// not allow (triple DES on a FIPS cluster).
+    pub fn permit_kind(&self, kind: KeyKind) -> Result<(), ModelError> {
+        self.permit_des3(kind == KeyKind::Des3, "a triple DES (DES3) key")
+    }
+
+    /// Refuses a cipher that the cluster's mode does not allow.
+    pub fn permit_cipher(&self, cipher: Cipher) -> Result<(), ModelError> {
+        let des3 = matches!(cipher, Cipher::Des3Ecb | Cipher::Des3Cbc | Cipher::Des3CbcPad);
+        self.permit_des3(des3, "a triple DES (DES3) mechanism")
+    }
+
+    fn permit_des3(&self, des3: bool, what: &'static str) -> Result<(), ModelError> {
+        if des3 && !self.cluster.mode.permits_des3() {
+            return Err(ModelError::FipsMode { what });
+        }
+        Ok(())
+    }
+
     /// Stores new keys for the caller: one key, or a pair (public first,
     /// then private). `session` keys live only as long as the caller's
     /// session. `share_with` names crypto users who may use the secret or
@@ -939,6 +960,9 @@ impl Hsm {
                     rule: format!("'{user}' is not a crypto user; keys are shared only with crypto users"),
                 });
             }
+        }
+        for key in &new {
+            self.permit_kind(key.material.kind())?;
         }
         let owner = owner.clone();
         let mut views = self.keys.insert(&owner, session.then_some(*session_id), new)?;
@@ -962,6 +986,7 @@ impl Hsm {
         usage: Usage,
     ) -> Result<Arc<KeyMaterial>, ModelError> {
         let material = self.keys.for_use(actor(caller)?, reference, usage)?;
+        self.permit_kind(material.kind())?;
         let quorum = self.keys.quorum(reference);
         if (usage == Usage::Sign && quorum.usage > 1) || (usage == Usage::Unwrap && quorum.manage > 1) {
             return Err(ModelError::QuorumRequired);
@@ -977,7 +1002,9 @@ impl Hsm {
         reference: KeyRef,
         usage: Usage,
     ) -> Result<Arc<KeyMaterial>, ModelError> {
-        self.keys.for_use(actor(caller)?, reference, usage)
+        let material = self.keys.for_use(actor(caller)?, reference, usage)?;
+        self.permit_kind(material.kind())?;
+        Ok(material)
     }
 
     /// The wrapping key and the key it wraps. Wrapping a key with a manage

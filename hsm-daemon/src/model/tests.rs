@@ -790,6 +790,31 @@ mod keys {
     }
 
     #[test]
+    fn triple_des_keys_live_on_non_fips_clusters_only() {
+        let (mut a, alice_a, ..) = Fixture::with_crypto_users_at(1);
+        let (mut b, alice_b, ..) = Fixture::with_crypto_users_at(2);
+        a.hsm.cluster.mode = ClusterMode::NonFips;
+        let material = KeyMaterial::generate_des3(&mut a.rng).unwrap();
+        let new =
+            vec![NewKey { material: Arc::new(material), template: template(&[("encrypt", "true")]), local: true }];
+        let k = a.hsm.store_keys(&alice_a, false, new, &[]).unwrap()[0].reference;
+        assert!(a.hsm.key_for_use(&alice_a, k, Usage::Encrypt).is_ok());
+        assert!(a.hsm.permit_cipher(crate::crypto::Cipher::Des3Cbc).is_ok());
+        // A FIPS HSM takes no copy (`key replicate` into a FIPS clone) and
+        // no triple DES cipher.
+        let object = a.hsm.extract_masked(&alice_a, &MaskTarget::Key(k)).unwrap();
+        let err = b.hsm.insert_masked(&alice_b, object).unwrap_err();
+        assert!(matches!(err, ModelError::FipsMode { .. }), "{err}");
+        assert!(err.to_string().contains("the cluster is in FIPS mode"), "{err}");
+        assert!(matches!(b.hsm.permit_cipher(crate::crypto::Cipher::Des3Ecb), Err(ModelError::FipsMode { .. })));
+        assert!(b.hsm.permit_cipher(crate::crypto::Cipher::AesEcb).is_ok());
+        // A key of a mode the HSM does not hold is never used.
+        a.hsm.cluster.mode = ClusterMode::Fips;
+        let refused = a.hsm.key_for_use(&alice_a, k, Usage::Encrypt);
+        assert!(matches!(refused, Err(ModelError::FipsMode { .. })), "{refused:?}");
+    }
+
+    #[test]
     fn hsms_of_a_cluster_hand_out_disjoint_references_and_copies_keep_them() {
         let (mut a, alice_a, ..) = Fixture::with_crypto_users_at(1);
         let (mut b, alice_b, ..) = Fixture::with_crypto_users_at(2);

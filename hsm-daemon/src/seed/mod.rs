@@ -45,9 +45,9 @@ use crate::{
     crypto::{CryptoError, Generated, KeyClass, KeyKind, KeyMaterial, KeySpec},
     determinism::{self, Stream},
     model::{
-        ADMIN_USERNAME, APPLIANCE_USERNAME, Caller, ClusterId, Hsm, HsmType, KdfParams, KeyQuotas, KeyRange, KeyRef,
-        Limits, Masked, ModelError, NewKey, Password, PasswordHash, PersistedKey, PersistedUser, Replica, Role,
-        Template, Username,
+        ADMIN_USERNAME, APPLIANCE_USERNAME, Caller, ClusterId, ClusterMode, Hsm, HsmType, KdfParams, KeyQuotas,
+        KeyRange, KeyRef, Limits, Masked, ModelError, NewKey, Password, PasswordHash, PersistedKey, PersistedUser,
+        Replica, Role, Template, Username,
         keys::{Actor, Keys, MAX_SHARED_USERS, parse_curve},
     },
 };
@@ -68,6 +68,7 @@ pub struct Seed {
     cluster_id: Option<ClusterId>,
     hsms: Option<u8>,
     hsm_type: Option<HsmType>,
+    mode: Option<ClusterMode>,
     /// `[cluster] key_quota = "off"`: the HSMs hold keys beyond their type's quotas.
     quotas_off: bool,
     admin_password: Option<(Password, Location)>,
@@ -174,6 +175,11 @@ impl Seed {
     /// `[cluster] hsm_type`.
     pub fn hsm_type(&self) -> Option<HsmType> {
         self.hsm_type
+    }
+
+    /// `[cluster] mode`: FIPS or NON_FIPS.
+    pub fn mode(&self) -> Option<ClusterMode> {
+        self.mode
     }
 
     /// `[cluster] key_quota = "off"`: the seed's HSMs must run without key
@@ -342,6 +348,7 @@ impl Checker<'_> {
             cluster_id: None,
             hsms: None,
             hsm_type: None,
+            mode: None,
             quotas_off: false,
             admin_password: None,
             users: Vec::new(),
@@ -415,6 +422,9 @@ impl Checker<'_> {
         }
         if let Some(hsm_type) = &raw.hsm_type {
             seed.hsm_type = Some(HsmType::parse(hsm_type.get_ref()).map_err(|e| self.err(hsm_type.span(), e))?);
+        }
+        if let Some(mode) = &raw.mode {
+            seed.mode = Some(ClusterMode::parse("mode", mode.get_ref()).map_err(|e| self.err(mode.span(), e))?);
         }
         if let Some(quota) = &raw.key_quota {
             seed.quotas_off = match quota.get_ref().as_str() {

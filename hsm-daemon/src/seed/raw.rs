@@ -23,6 +23,8 @@ pub(super) struct RawCluster {
     pub(super) id: Option<Spanned<String>>,
     pub(super) hsms: Option<Spanned<i64>>,
     pub(super) hsm_type: Option<Spanned<String>>,
+    /// "FIPS" or "NON_FIPS", as the daemon's `mode`.
+    pub(super) mode: Option<Spanned<String>>,
     /// "hsm-type" or "off", as the daemon's `key_quota`.
     pub(super) key_quota: Option<Spanned<String>>,
     pub(super) admin_password: Option<Spanned<String>>,

@@ -71,6 +71,7 @@ fn the_example_seeds_users_and_keys_with_references_from_hsm_1() {
     let seed = Seed::from_file(&example_path()).unwrap();
     assert_eq!(seed.cluster_id().map(ClusterId::as_str), Some("cluster-seedexample"));
     assert_eq!((seed.hsms(), seed.hsm_type()), (Some(1), Some(HsmType::Hsm2mMedium)));
+    assert_eq!(seed.mode(), Some(crate::model::ClusterMode::Fips));
     assert!(seed.sets_admin_password() && seed.generates_keys());
     let plan = seed.plan(&KdfParams::TESTING, None).unwrap();
     assert_eq!((plan.user_count(), plan.key_count()), (3, 14));
@@ -267,6 +268,7 @@ fn each_kind_of_mistake_is_refused_with_its_line_and_reason() {
         ("[cluster]\nhsms = 29\n".to_owned(), 2, "hsms must be 1 to 28"),
         ("[cluster]\nid = \"my-cluster\"\n".to_owned(), 2, "must be 'cluster-'"),
         ("[cluster]\nhsm_type = \"hsm9.huge\"\n".to_owned(), 2, "hsm1.medium or hsm2m.medium"),
+        ("[cluster]\nmode = \"FAST\"\n".to_owned(), 2, "must be FIPS or NON_FIPS"),
         ("[cluster]\nadmin_password = \"pw\"\n".to_owned(), 2, "invalid admin_password"),
         // Keys: types and parameters.
         (alices("type = \"des\"\n"), 16, "unknown variant `des`"),

@@ -171,7 +171,8 @@ pub(super) fn symmetric_kind(field: &'static str, raw: i32) -> Result<KeyKind, M
     match pb::SymmetricKeyType::try_from(raw) {
         Ok(pb::SymmetricKeyType::Aes) => Ok(KeyKind::Aes),
         Ok(pb::SymmetricKeyType::GenericSecret) => Ok(KeyKind::GenericSecret),
-        _ => Err(invalid(field, "must be aes or generic-secret")),
+        Ok(pb::SymmetricKeyType::Des3) => Ok(KeyKind::Des3),
+        _ => Err(invalid(field, "must be aes, generic-secret or des3")),
     }
 }
 
@@ -185,7 +186,8 @@ pub(super) fn unwrapped_kind(raw: i32, curve: &str) -> Result<Option<KeyKind>, M
         Ok(pb::KeyType::Ec) if curve.is_empty() => Ok(None),
         Ok(pb::KeyType::Ec) => Ok(Some(KeyKind::Ec(parse_curve("curve", curve)?))),
         Ok(pb::KeyType::Ed25519) => Ok(Some(KeyKind::Ed25519)),
-        _ => Err(invalid("key_type", "must be aes, generic-secret, rsa, ec or ed25519")),
+        Ok(pb::KeyType::Des3) => Ok(Some(KeyKind::Des3)),
+        _ => Err(invalid("key_type", "must be aes, generic-secret, des3, rsa, ec or ed25519")),
     }
 }
 
@@ -220,9 +222,13 @@ pub(super) fn cipher(raw: i32, hash_raw: i32) -> Result<Cipher, ModelError> {
         Ok(pb::Cipher::RsaPkcs) => Ok(Cipher::RsaPkcs1),
         Ok(pb::Cipher::AesCbc) => Ok(Cipher::AesCbc),
         Ok(pb::Cipher::RsaX509) => Ok(Cipher::RsaX509),
+        Ok(pb::Cipher::Des3Ecb) => Ok(Cipher::Des3Ecb),
+        Ok(pb::Cipher::Des3Cbc) => Ok(Cipher::Des3Cbc),
+        Ok(pb::Cipher::Des3CbcPad) => Ok(Cipher::Des3CbcPad),
         _ => Err(invalid(
             "cipher",
-            "must be aes-gcm, aes-cbc-pad, aes-ctr, aes-ecb, rsa-oaep, rsa-pkcs, aes-cbc or rsa-x509",
+            "must be aes-gcm, aes-cbc-pad, aes-ctr, aes-ecb, rsa-oaep, rsa-pkcs, aes-cbc, rsa-x509, des3-ecb, des3-cbc or \
+             des3-cbc-pad",
         )),
     }
 }

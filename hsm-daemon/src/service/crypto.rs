@@ -87,6 +87,7 @@ impl CryptoService for CryptoApi {
         let req = request.into_inner();
         let key_ref = KeyRef::parse("key_reference", &req.key_reference)?;
         let cipher = convert::cipher(req.cipher, req.hash)?;
+        self.state.hsm().permit_cipher(cipher)?;
         let key = self.state.hsm().key_for_use(&caller, key_ref, Usage::Encrypt)?;
         let mut rng = ForkOnUse::new(&self.state);
         let iv = (!req.iv.is_empty()).then_some(req.iv);
@@ -99,6 +100,7 @@ impl CryptoService for CryptoApi {
         let req = request.into_inner();
         let key_ref = KeyRef::parse("key_reference", &req.key_reference)?;
         let cipher = convert::cipher(req.cipher, req.hash)?;
+        self.state.hsm().permit_cipher(cipher)?;
         let key = self.state.hsm().key_for_use(&caller, key_ref, Usage::Decrypt)?;
         let iv = (!req.iv.is_empty()).then_some(req.iv);
         let plaintext = run(key, move |k| crypto::decrypt(k, cipher, iv.as_deref(), &req.aad, &req.ciphertext)).await?;

@@ -56,11 +56,13 @@ impl KeyService for KeyApi {
         let caller = caller(&request)?;
         let req = request.get_ref();
         let kind = convert::symmetric_kind("key_type", req.key_type)?;
+        self.state.hsm().permit_kind(kind)?;
         let template = Template::parse(&convert::pairs(&req.attributes))?;
         let (share, quorum) = sharing(&req.share_with, req.manage_key_quorum_value, req.use_key_quorum_value)?;
         let len = req.key_length_bytes;
         let spec = match kind {
             KeyKind::Aes => KeySpec::Aes { bits: len.saturating_mul(8) },
+            KeyKind::Des3 => des3_spec(len)?,
             _ => KeySpec::GenericSecret { len: len as usize },
         };
         let Generated::Secret(material) = spec.generate(&mut self.state.fork_key_rng()).map_err(ModelError::from)?
@@ -136,6 +138,7 @@ impl KeyService for KeyApi {
             }
             Some(Material::Secret(bytes)) => {
                 let kind = convert::symmetric_kind("secret_key_type", req.secret_key_type)?;
+                self.state.hsm().permit_kind(kind)?;
                 KeyMaterial::from_raw_secret(kind, bytes).map_err(ModelError::from)?
             }
             None => {
@@ -201,6 +204,9 @@ impl KeyService for KeyApi {
         let mechanism = convert::wrap_mechanism(req.mechanism, req.hash, req.tag_length_bits)?;
         let kind = convert::unwrapped_kind(req.key_type, &req.curve)?;
         let class = convert::key_class(req.key_class)?;
+        if let Some(kind) = kind {
+            self.state.hsm().permit_kind(kind)?;
+        }
         if kind.is_none() && class != KeyClass::Private {
             return Err(ModelError::InvalidArgument {
                 field: "curve",
@@ -306,6 +312,17 @@ impl KeyService for KeyApi {
             total_key_count: page.total as u64,
             next_token: page.next_token.unwrap_or_default(),
         }))
+    }
+}
+
+/// Triple DES keys are 24 bytes; 0 takes that length.
+fn des3_spec(len: u32) -> Result<KeySpec, ModelError> {
+    match len {
+        0 | 24 => Ok(KeySpec::Des3),
+        n => Err(ModelError::InvalidArgument {
+            field: "key_length_bytes",
+            rule: format!("triple DES keys are 24 bytes, not {n}"),
+        }),
     }
 }
 

@@ -494,6 +494,17 @@ impl HsmState {
             }
             Opened::Existing(pending, identity, stored) => {
                 let (cluster, mut hsm_identity) = *identity;
+                // A cluster's mode is fixed when it is made.
+                if cluster.mode != config.cluster.mode {
+                    return Err(ServeError::Setup(ModelError::InvalidArgument {
+                        field: "mode",
+                        rule: format!(
+                            "this HSM's store was made for a {} cluster and the configuration says {}; a cluster's \
+                             mode is fixed when it is created (leave mode out, or set it to {})",
+                            cluster.mode, config.cluster.mode, cluster.mode
+                        ),
+                    }));
+                }
                 // The identity is the one first stored; only the address moves.
                 hsm_identity.address = config.hsm.address.clone();
                 if config.admin_password.is_some() {

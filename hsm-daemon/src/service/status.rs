@@ -42,6 +42,8 @@ impl From<ModelError> for Status {
             | ModelError::KeyAttribute { .. }
             | ModelError::MtlsPolicy { .. }
             | ModelError::NoMaskingKey
+            // The cluster's mode, fixed when it was made.
+            | ModelError::FipsMode { .. }
             // The caller may make the call; the cluster's policy wants
             // approvals first (a state of the system, not of the role).
             | ModelError::QuorumRequired

@@ -118,6 +118,7 @@ pub(crate) async fn run(state: Arc<HsmState>, access: PeerAccess, peers: Vec<Str
 /// Copies users and keys from `peer` before the HSM serves.
 pub(crate) async fn clone_from(state: &HsmState, access: &PeerAccess, peer: &str) -> Result<CloneReport, String> {
     let session = access.login(peer).await.map_err(|e| format!("logging in to {peer} as {APPLIANCE_USERNAME}: {e}"))?;
+    same_mode(state, &session, peer).await?;
     let listing = session.request(pb::ListUsersRequest {}).map_err(|e| e.to_string())?;
     let mut users_api = UserServiceClient::new(session.client().channel());
     let users = within(users_api.list_users(listing))
@@ -311,6 +312,26 @@ impl From<ClientError> for Failure {
             other => Failure::Other(other.to_string()),
         }
     }
+}
+
+/// A cluster's HSMs all have one mode: an HSM does not join (or clone)
+/// across modes, since the keys one holds (triple DES) the other refuses.
+async fn same_mode(state: &HsmState, session: &Session, peer: &str) -> Result<(), String> {
+    let mut api = ClusterServiceClient::new(session.client().channel());
+    let request = session.request(pb::GetClusterInfoRequest {}).map_err(|e| e.to_string())?;
+    let theirs = within(api.get_cluster_info(request))
+        .await
+        .map_err(|e| format!("reading the cluster info of {peer}: {e}"))?
+        .into_inner()
+        .mode;
+    let ours = state.hsm().cluster_info().cluster.mode.to_string();
+    if theirs != ours {
+        return Err(format!(
+            "{peer} is an HSM of a {theirs} cluster and this HSM's cluster is {ours}: a cluster's HSMs all have the \
+             same mode (set mode = \"{theirs}\" in this HSM's configuration, or join an HSM of a {ours} cluster)"
+        ));
+    }
+    Ok(())
 }
 
 async fn sync_status(session: &Session, include_keys: bool) -> Result<pb::GetSyncStatusResponse, Failure> {

@@ -272,7 +272,17 @@ fn decode_from(
         2 => older(postcard::from_bytes(&plain).map_err(undecodable)?),
         _ => postcard::from_bytes(&plain).map_err(undecodable)?,
     };
-    into_state(payload).map_err(bad)
+    let state = into_state(payload).map_err(bad)?;
+    // A FIPS cluster holds no triple DES key (a backup of a non-FIPS one
+    // without any restores anywhere).
+    if !cluster.mode.permits_des3() && state.keys.iter().any(|k| k.material.kind() == crate::crypto::KeyKind::Des3) {
+        return Err(bad(format!(
+            "it holds triple DES keys, which a cluster in FIPS mode ({}) does not hold: restore it into a cluster \
+             made with mode NON_FIPS",
+            cluster.id
+        )));
+    }
+    Ok(state)
 }
 
 /// A backup's format and its payload, once the file is checked to be of

@@ -120,6 +120,54 @@ fn state_survives_reopening_and_session_keys_do_not() {
     assert!(listed.keys.iter().any(|k| k.attrs.label == "kept" && k.attrs.sign && k.owner.as_str() == "alice"));
 }
 
+/// A non-FIPS store reopens as non-FIPS, with its triple DES keys, and its
+/// backup restores into non-FIPS clusters only; the model refuses triple DES
+/// on a FIPS cluster.
+#[test]
+fn the_mode_and_triple_des_keys_survive_reopening() {
+    let mut w = World::new();
+    w.cluster.mode = ClusterMode::NonFips;
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let (store, mut hsm, ..) = populated(&mut w, dir.path(), &master);
+    let des3 = KeyMaterial::generate_des3(&mut w.rng).unwrap();
+    let check_value = des3.check_value();
+    let new = vec![NewKey { material: Arc::new(des3), template: Template::default(), local: true }];
+    let owner = crate::model::Caller {
+        identity: crate::model::Identity::CryptoUser,
+        session: Some((dummy_session(), Username::parse("u", "alice").unwrap())),
+    };
+    let stored = hsm.store_keys(&owner, false, new, &[]).unwrap()[0].reference;
+    store.apply(&hsm.take_changes()).unwrap();
+    // Its backup makes a non-FIPS clone, not a FIPS one.
+    let cluster_key = MasterKey::generate().unwrap();
+    let out = dir.path().join("hsm.backup");
+    store.write_backup(&cluster_key, w.cluster.id.as_str(), w.hsm.id.as_str(), &out).unwrap();
+    let mut clone = ClusterIdentity { id: ClusterId::generate(&mut w.rng), ..w.cluster.clone() };
+    let into = |name: &str| Backing::Dir(dir.path().join(name));
+    restore_backup_as_clone(&out, &cluster_key, &into("non-fips"), &master, &clone, &w.hsm).unwrap();
+    clone.mode = ClusterMode::Fips;
+    let err = restore_backup_as_clone(&out, &cluster_key, &into("fips"), &master, &clone, &w.hsm).unwrap_err();
+    assert!(err.to_string().contains("holds triple DES keys"), "{err}");
+    drop(store);
+
+    let Opened::Existing(_, identity, state) = w.open(&Backing::Dir(dir.path().to_owned()), &master).unwrap() else {
+        panic!("not existing")
+    };
+    assert_eq!(identity.0.mode, ClusterMode::NonFips);
+    let restored = state.keys.iter().find(|k| k.reference == stored).expect("the DES3 key is stored");
+    assert_eq!(restored.material.kind(), crate::crypto::KeyKind::Des3);
+    assert_eq!(restored.material.check_value(), check_value, "the same key material");
+
+    // The same request on a FIPS cluster is refused, saying why.
+    let mut fips = World::new();
+    let mut hsm = Hsm::new(fips.setup());
+    let des3 = KeyMaterial::generate_des3(&mut fips.rng).unwrap();
+    let new = vec![NewKey { material: Arc::new(des3), template: Template::default(), local: true }];
+    let err = hsm.store_keys(&owner, false, new, &[]).unwrap_err();
+    assert!(err.to_string().contains("the cluster is in FIPS mode"), "{err}");
+}
+
 /// Keys load in two halves of the reference range, on two threads, and parse
 /// on first use: every key must come back, in order, with its version and
 /// digest, whatever the count and wherever the deletions fall.

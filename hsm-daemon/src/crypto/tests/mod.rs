@@ -1,8 +1,9 @@
 //! Tests of the mechanisms: Wycheproof vectors ([`wycheproof`]), cross-checks
-//! against independent implementations and known answers ([`cross`]), and
-//! the validation rules ([`validation`]).
+//! against independent implementations and known answers ([`cross`]), the
+//! validation rules ([`validation`]), and triple DES ([`des3`]).
 
 mod cross;
+mod des3;
 mod validation;
 mod wycheproof;
 
