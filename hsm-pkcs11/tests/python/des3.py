@@ -16,6 +16,7 @@ import sys
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from checks import check, refused
 
 DES3 = {Mechanism.DES3_KEY_GEN, Mechanism.DES3_ECB, Mechanism.DES3_CBC, Mechanism.DES3_CBC_PAD}
 
@@ -30,19 +31,6 @@ IV = bytes.fromhex("f69f2445df4f9b17")
 CBC_PAD = bytes.fromhex("a5c282bad0de3774becd2e04386b589fb5057d8552fc4336af45148b1b044b00")
 
 
-def check(what, condition):
-    if not condition:
-        print(f"FAIL: {what}")
-        sys.exit(1)
-    print(f"ok: {what}")
-
-
-def refused(call, error):
-    try:
-        call()
-    except error:
-        return True
-    return False
 
 
 def import_des3(session, value, label):
@@ -92,7 +80,7 @@ def non_fips(token, session):
     repeated = KEY[:8] + KEY[:8] + KEY[16:]
     check(
         "a key with K1 = K2 is refused (SP 800-67)",
-        refused(lambda: import_des3(session, repeated, "py-des3-bad"), pkcs11.exceptions.PKCS11Error),
+        refused(pkcs11.exceptions.PKCS11Error, lambda: import_des3(session, repeated, "py-des3-bad")),
     )
     for obj in session.get_objects({Attribute.KEY_TYPE: KeyType.DES3}):
         obj.destroy()
@@ -102,16 +90,16 @@ def fips(token, session):
     check("no triple DES mechanism is listed", not DES3 & set(token.slot.get_mechanisms()))
     check(
         "DES3 key generation is CKR_MECHANISM_INVALID",
-        refused(lambda: session.generate_key(KeyType.DES3, label="py-des3"), pkcs11.exceptions.MechanismInvalid),
+        refused(pkcs11.exceptions.MechanismInvalid, lambda: session.generate_key(KeyType.DES3, label="py-des3")),
     )
     aes = session.generate_key(KeyType.AES, 128, label="py-aes")
     check(
         "DES3-ECB encryption is CKR_MECHANISM_INVALID",
-        refused(lambda: aes.encrypt(PLAINTEXT, mechanism=Mechanism.DES3_ECB), pkcs11.exceptions.MechanismInvalid),
+        refused(pkcs11.exceptions.MechanismInvalid, lambda: aes.encrypt(PLAINTEXT, mechanism=Mechanism.DES3_ECB)),
     )
     check(
         "importing a DES3 key is refused",
-        refused(lambda: import_des3(session, KEY, "py-des3"), pkcs11.exceptions.AttributeValueInvalid),
+        refused(pkcs11.exceptions.AttributeValueInvalid, lambda: import_des3(session, KEY, "py-des3")),
     )
 
 

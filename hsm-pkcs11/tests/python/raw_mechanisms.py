@@ -15,6 +15,7 @@ import sys
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from checks import check, refused
 
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
@@ -31,23 +32,6 @@ SP800_38A_CIPHERTEXT = bytes.fromhex(
 )
 
 
-def check(what, condition):
-    if not condition:
-        print(f"FAIL: {what}")
-        sys.exit(1)
-    print(f"ok: {what}")
-
-
-def refused(error, action):
-    """Whether `action` raises the python-pkcs11 exception `error`."""
-    try:
-        action()
-    except error:
-        return True
-    except pkcs11.exceptions.PKCS11Error as other:
-        print(f"  (raised {type(other).__name__} instead)")
-        return False
-    return False
 
 
 def type1_padded(data, k):

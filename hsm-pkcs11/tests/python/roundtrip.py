@@ -16,6 +16,7 @@ import sys
 import pkcs11
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
+from checks import check
 
 # NIST P-256 (FIPS 186-4, D.1.2.3).
 P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
@@ -85,12 +86,6 @@ def rsa_pkcs1_sha256_verifies(n, e, message, signature):
     t = SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
     return em == b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t
 
-
-def check(what, condition):
-    if not condition:
-        print(f"FAIL: {what}")
-        sys.exit(1)
-    print(f"ok: {what}")
 
 
 def main():
