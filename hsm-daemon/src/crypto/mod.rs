@@ -13,11 +13,12 @@
 //! those calls take no generator.
 //!
 //! # Layout
-//! - `keys.rs`: [`KeyMaterial`]: generation, PEM/DER import and export,
+//! - `keys/`: [`KeyMaterial`]: generation, PEM/DER import and export,
 //!   attributes, check values. Each key is parsed once into the forms the
 //!   mechanisms use.
 //! - `ec.rs`: the five ECDSA curves behind one enum.
-//! - `cipher.rs`: [`encrypt`] / [`decrypt`].
+//! - `cipher/`: [`encrypt`] / [`decrypt`], with a file each for the AES
+//!   modes, triple DES and the RSA schemes.
 //! - `sign.rs`: [`sign`] / [`verify`] / [`digest`].
 //! - `raw_rsa.rs`: the unpadded RSA operations (`CKM_RSA_X_509`) that
 //!   [`SignMech::RsaX509`] and [`Cipher::RsaX509`] share.
@@ -141,7 +142,7 @@ pub enum KeyClass {
 /// multiplications, and holds the few hundred bytes of an encoding per key
 /// rather than every parsed form of keys nobody uses.
 ///
-/// The methods live in `keys.rs`.
+/// The methods live in `keys/`.
 pub struct KeyMaterial {
     /// Known without parsing (the store records them beside the encoding).
     kind: KeyKind,

@@ -33,7 +33,7 @@ pub(super) fn sign(
                     .sign(&ring::rand::SystemRandom::new(), data)
                     .map(|signature| signature.as_ref().to_vec())
                     .map_err(|_| CryptoError::InvalidKey("ECDSA signing failed".to_owned())),
-                _ => private.sign_prehash(&prehash(hash, input)),
+                (_, _, Input::Data(_) | Input::Digest(_)) => private.sign_prehash(&prehash(hash, input)),
             }
         }
         SignMech::Ed25519 => {
@@ -55,14 +55,18 @@ pub(super) fn sign(
             let private = key.rsa_private().ok_or_else(|| wrong_key(mech, key))?;
             match (ring_rsa_sign_alg(mech), input) {
                 (Some(alg), Input::Data(data)) => ring_rsa_sign(private, alg, data),
-                _ => rsa_prehash_sign(private, mech, hash, &prehash(hash, input), rng),
+                (_, Input::Data(_) | Input::Digest(_)) => {
+                    rsa_prehash_sign(private, mech, hash, &prehash(hash, input), rng)
+                }
             }
         }
         SignMech::RsaPss(hash) => {
             let private = key.rsa_private().ok_or_else(|| wrong_key(mech, key))?;
             match (ring_rsa_sign_alg(mech), input) {
                 (Some(alg), Input::Data(data)) => ring_rsa_sign(private, alg, data),
-                _ => rsa_prehash_sign(private, mech, hash, &prehash(hash, input), rng),
+                (_, Input::Data(_) | Input::Digest(_)) => {
+                    rsa_prehash_sign(private, mech, hash, &prehash(hash, input), rng)
+                }
             }
         }
         SignMech::Hmac(hash) => {
@@ -100,14 +104,11 @@ pub(super) fn verify(
     match mech {
         SignMech::Ecdsa(hash) => {
             let public = key.ec_public().ok_or_else(|| wrong_key(mech, key))?;
-            match (public.curve(), hash, input) {
-                (Curve::P256, HashAlg::Sha256, Input::Data(data)) => {
-                    Ok(ring_verify(&ring_sig::ECDSA_P256_SHA256_FIXED, &public.point, data, signature))
+            match (ring_ecdsa_verify_alg(public.curve()), input) {
+                (Some((ring_hash, alg)), Input::Data(data)) if ring_hash == hash => {
+                    Ok(ring_verify(alg, &public.point, data, signature))
                 }
-                (Curve::P384, HashAlg::Sha384, Input::Data(data)) => {
-                    Ok(ring_verify(&ring_sig::ECDSA_P384_SHA384_FIXED, &public.point, data, signature))
-                }
-                _ => Ok(public.verify_prehash(&prehash(hash, input), signature)),
+                (_, Input::Data(_) | Input::Digest(_)) => Ok(public.verify_prehash(&prehash(hash, input), signature)),
             }
         }
         SignMech::Ed25519 => {
@@ -129,7 +130,9 @@ pub(super) fn verify(
             let public = key.rsa_public().ok_or_else(|| wrong_key(mech, key))?;
             match (ring_rsa_verify_alg(mech), input) {
                 (Some(alg), Input::Data(data)) => Ok(ring_verify(alg, &public.pkcs1_der, data, signature)),
-                _ => Ok(rsa_prehash_verify(public, mech, hash, &prehash(hash, input), signature)),
+                (_, Input::Data(_) | Input::Digest(_)) => {
+                    Ok(rsa_prehash_verify(public, mech, hash, &prehash(hash, input), signature))
+                }
             }
         }
         SignMech::Hmac(hash) => {
@@ -264,6 +267,15 @@ fn ring_ecdsa_hash(curve: Curve) -> Option<HashAlg> {
     }
 }
 
+/// ring's ECDSA verification for a curve, and the hash it pairs with it.
+fn ring_ecdsa_verify_alg(curve: Curve) -> Option<(HashAlg, &'static ring_sig::EcdsaVerificationAlgorithm)> {
+    match curve {
+        Curve::P256 => Some((HashAlg::Sha256, &ring_sig::ECDSA_P256_SHA256_FIXED)),
+        Curve::P384 => Some((HashAlg::Sha384, &ring_sig::ECDSA_P384_SHA384_FIXED)),
+        Curve::P224 | Curve::P521 | Curve::Secp256k1 => None,
+    }
+}
+
 fn ring_rsa_sign_alg(mech: SignMech) -> Option<&'static dyn ring_sig::RsaEncoding> {
     match mech {
         SignMech::RsaPkcs1(HashAlg::Sha256) => Some(&ring_sig::RSA_PKCS1_SHA256),
@@ -272,7 +284,14 @@ fn ring_rsa_sign_alg(mech: SignMech) -> Option<&'static dyn ring_sig::RsaEncodin
         SignMech::RsaPss(HashAlg::Sha256) => Some(&ring_sig::RSA_PSS_SHA256),
         SignMech::RsaPss(HashAlg::Sha384) => Some(&ring_sig::RSA_PSS_SHA384),
         SignMech::RsaPss(HashAlg::Sha512) => Some(&ring_sig::RSA_PSS_SHA512),
-        _ => None,
+        SignMech::RsaPkcs1(HashAlg::Sha1 | HashAlg::Sha224)
+        | SignMech::RsaPss(HashAlg::Sha1 | HashAlg::Sha224)
+        | SignMech::Ecdsa(_)
+        | SignMech::Ed25519
+        | SignMech::Ed25519ph
+        | SignMech::Hmac(_)
+        | SignMech::RsaPkcs1Raw
+        | SignMech::RsaX509 => None,
     }
 }
 
@@ -284,7 +303,14 @@ fn ring_rsa_verify_alg(mech: SignMech) -> Option<&'static ring_sig::RsaParameter
         SignMech::RsaPss(HashAlg::Sha256) => Some(&ring_sig::RSA_PSS_2048_8192_SHA256),
         SignMech::RsaPss(HashAlg::Sha384) => Some(&ring_sig::RSA_PSS_2048_8192_SHA384),
         SignMech::RsaPss(HashAlg::Sha512) => Some(&ring_sig::RSA_PSS_2048_8192_SHA512),
-        _ => None,
+        SignMech::RsaPkcs1(HashAlg::Sha1 | HashAlg::Sha224)
+        | SignMech::RsaPss(HashAlg::Sha1 | HashAlg::Sha224)
+        | SignMech::Ecdsa(_)
+        | SignMech::Ed25519
+        | SignMech::Ed25519ph
+        | SignMech::Hmac(_)
+        | SignMech::RsaPkcs1Raw
+        | SignMech::RsaX509 => None,
     }
 }
 

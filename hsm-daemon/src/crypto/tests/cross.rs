@@ -704,7 +704,7 @@ fn to_asn1(curve: Curve, fixed: &[u8]) -> Vec<u8> {
     match curve {
         Curve::P256 => p256::ecdsa::Signature::from_slice(fixed).unwrap().to_der().as_bytes().to_vec(),
         Curve::P384 => p384::ecdsa::Signature::from_slice(fixed).unwrap().to_der().as_bytes().to_vec(),
-        _ => unreachable!("ring verifies P-256 and P-384 only"),
+        Curve::P224 | Curve::P521 | Curve::Secp256k1 => unreachable!("ring verifies P-256 and P-384 only"),
     }
 }
 
@@ -968,7 +968,10 @@ fn rsa_aes_wrap_against_the_rsa_and_aes_kw_crates() {
         let (head, tail) = ours.split_at(256);
         let ephemeral = match hash {
             HashAlg::Sha1 => other.private.oaep_decrypt::<sha1::Sha1>(head).unwrap(),
-            _ => other.private.oaep_decrypt::<sha2::Sha256>(head).unwrap(),
+            HashAlg::Sha256 => other.private.oaep_decrypt::<sha2::Sha256>(head).unwrap(),
+            HashAlg::Sha224 | HashAlg::Sha384 | HashAlg::Sha512 => {
+                unreachable!("the loop wraps with SHA-1 and SHA-256")
+            }
         };
         assert_eq!(ephemeral.len(), 32, "AES-256 ephemeral key");
         let mut buf = vec![0; tail.len() - 8];
