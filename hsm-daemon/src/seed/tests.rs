@@ -6,6 +6,7 @@ use std::{path::Path, time::Instant};
 use rand::{SeedableRng, rngs::StdRng};
 
 use super::*;
+use crate::crypto::KeyKind;
 use crate::model::{
     AdminSetup, AttrName, ClusterIdentity, ClusterMode, HsmIdentity, HsmSetup, KeyQuery, KeyView, Operation, SyncStatus,
 };
