@@ -30,7 +30,8 @@
 //! # Layout of this module
 //! - [`MasterKey`]: the operator's 32-byte master key (file or environment).
 //! - `seal`: the storage-key derivation and AEAD.
-//! - `records`: the stored forms of users, keys and identity.
+//! - `records`: the stored forms of users, keys and identity, and the
+//!   reads and writes between them and the model.
 //! - `masked`: [`Masker`], masked objects (keys and users sealed under the
 //!   cluster's masking key) for copying between HSMs.
 //! - this file: [`Store`], opening with its refusals, loading, applying
