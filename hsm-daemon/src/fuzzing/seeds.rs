@@ -5,7 +5,11 @@
 use hsm_proto::v1::{self as pb, Rpc};
 use prost::Message;
 
-use super::{approvers, expect, populated, quorum_rig};
+use super::{
+    expect,
+    quorum::{approvers, quorum_rig},
+    requests::populated,
+};
 use crate::{
     crypto::{Curve, Generated, KeySpec},
     service::rig::{self, block_on},
