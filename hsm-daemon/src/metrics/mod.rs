@@ -27,8 +27,10 @@
 //! - This file: [`Metrics`], the process's set of HSMs and how a scrape
 //!   turns them into text; [`Stats`], one HSM's counters; [`Observation`],
 //!   what a scrape reads from one HSM.
-//! - `rpc`: the per-RPC request counters and latency histograms, and the
-//!   tower layer that records them (outermost, so that refusals count).
+//! - `rpc`: the per-RPC request counters and latency histograms, the
+//!   tower layer that records them (outermost, so that refusals count), and
+//!   [`response_code`], a call's gRPC status as every layer that sees the
+//!   outcome reads it (the service's gate and audit layer too).
 //! - `endpoint`: the HTTP endpoint ([`Endpoint`]).
 
 mod endpoint;
@@ -52,8 +54,8 @@ use prometheus_client::{
 };
 
 pub use self::endpoint::{CONTENT_TYPE, Endpoint, MetricsError};
-pub(crate) use self::rpc::Recorder;
 use self::rpc::RpcTable;
+pub(crate) use self::rpc::{Recorder, response_code};
 
 /// The HSMs whose metrics this process serves. HSMs join when they start
 /// serving and leave when they stop.

@@ -27,7 +27,6 @@ use tonic::Code;
 use tower::{Layer, Service};
 
 use super::Stats;
-use crate::service::response_code;
 
 /// Upper bounds of the latency buckets, in seconds: an emulated HSM answers
 /// most calls in well under a millisecond, Argon2 logins and RSA key
@@ -245,6 +244,14 @@ where
     }
 }
 
+/// The gRPC status of a unary call from its response headers: an error is
+/// answered "trailers-only", with `grpc-status` in the headers; a success
+/// carries OK in the trailers, so no header means OK. For the layers that
+/// see every call's outcome (metrics, the audit log).
+pub(crate) fn response_code(headers: &http::HeaderMap) -> Code {
+    headers.get("grpc-status").map_or(Code::Ok, |status| Code::from_bytes(status.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +295,13 @@ mod tests {
         assert_eq!(counts[BUCKETS.len()], 1, "a minute is above every bound: {counts:?}");
         assert_eq!(slot.codes[Code::Unauthenticated as usize].load(Ordering::Relaxed), 2);
         assert_eq!(slot.sum_nanos.load(Ordering::Relaxed), 60_003_250_000);
+    }
+
+    #[test]
+    fn the_status_comes_from_the_headers_else_ok() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(response_code(&headers), Code::Ok);
+        headers.insert("grpc-status", http::HeaderValue::from_static("7"));
+        assert_eq!(response_code(&headers), Code::PermissionDenied);
     }
 }

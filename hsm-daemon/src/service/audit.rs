@@ -19,10 +19,10 @@ use tower::Service;
 use super::{
     BoxFuture, HsmState, blocking,
     layer::{Around, HttpResponse, rpc_of},
-    status,
 };
 use crate::{
     audit::{Event, Record},
+    metrics,
     model::{Caller, Identity, KeyRef, ModelError, Username},
 };
 
@@ -192,7 +192,7 @@ impl Around for Auditor {
         let state = Arc::clone(state);
         Box::pin(async move {
             let response = inner.call(request).await?;
-            let code = status::response_code(response.headers());
+            let code = metrics::response_code(response.headers());
             let notes = std::mem::take(&mut *slot.0.lock().unwrap_or_else(PoisonError::into_inner));
             let denied = notes.refused || code == Code::PermissionDenied;
             let opcode = match opcode(rpc) {

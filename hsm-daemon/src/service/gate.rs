@@ -20,7 +20,10 @@ use super::{
     layer::{Around, HttpResponse, rpc_of},
     operation,
 };
-use crate::model::{ModelError, Operation};
+use crate::{
+    metrics,
+    model::{ModelError, Operation},
+};
 
 /// The layer's kind; see the module docs.
 #[derive(Debug)]
@@ -57,7 +60,7 @@ impl Around for Gate {
 /// message size limit is ResourceExhausted, not OutOfRange. Every other
 /// response passes unchanged.
 fn clearer_refusal(response: HttpResponse) -> HttpResponse {
-    let code = super::response_code(response.headers());
+    let code = metrics::response_code(response.headers());
     if !matches!(code, Code::Internal | Code::OutOfRange) {
         return response;
     }

@@ -15,7 +15,7 @@ use rand::SeedableRng as _;
 use tonic::{Code, Status, codegen::Bytes};
 use tower::{Service, ServiceExt};
 
-use super::{HsmState, audit::Auditor, gate::Gate, layer::StateLayer, routes};
+use super::{HsmState, audit::Auditor, gate::Gate, layer::StateLayer, serve::routes};
 use crate::{
     clock::ManualClock,
     config::{ConnectionLimits, DEFAULT_DRAIN_TIMEOUT, DaemonConfig, Membership, Storage, Transport},

@@ -4,14 +4,6 @@ use tonic::{Code, Status};
 
 use crate::model::ModelError;
 
-/// The gRPC status of a unary call from its response headers: an error is
-/// answered "trailers-only", with `grpc-status` in the headers; a success
-/// carries OK in the trailers, so no header means OK. For the layers that
-/// see every call's outcome (metrics, the audit log).
-pub(crate) fn response_code(headers: &http::HeaderMap) -> Code {
-    headers.get("grpc-status").map_or(Code::Ok, |status| Code::from_bytes(status.as_bytes()))
-}
-
 impl From<ModelError> for Status {
     fn from(err: ModelError) -> Self {
         let code = match &err {
@@ -53,18 +45,5 @@ impl From<ModelError> for Status {
             ModelError::Internal(_) => Code::Internal,
         };
         Status::new(code, err.to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_status_comes_from_the_headers_else_ok() {
-        let mut headers = http::HeaderMap::new();
-        assert_eq!(response_code(&headers), Code::Ok);
-        headers.insert("grpc-status", http::HeaderValue::from_static("7"));
-        assert_eq!(response_code(&headers), Code::PermissionDenied);
     }
 }

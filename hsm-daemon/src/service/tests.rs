@@ -1,15 +1,20 @@
 //! The HSM's state as the handlers use it: group commit and fail-stop,
 //! against a real store in a temporary directory.
 
+use std::sync::Arc;
+
 use rand::{SeedableRng as _, rngs::StdRng};
 use tonic::Code;
 
 use super::*;
 use crate::{
     clock::ManualClock,
-    config::{DEFAULT_DRAIN_TIMEOUT, Membership, Storage},
-    model::{ClusterId, ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, Role, Username},
-    store::MasterKey,
+    config::{DEFAULT_DRAIN_TIMEOUT, DaemonConfig, Membership, Storage, Transport},
+    model::{
+        ClusterId, ClusterIdentity, ClusterMode, HsmIdentity, HsmType, KdfParams, Limits, Password, PasswordHash, Role,
+        Username,
+    },
+    store::{Backing, MasterKey, Opened, Store},
 };
 
 /// An activated lone HSM whose store lives in `dir`.
