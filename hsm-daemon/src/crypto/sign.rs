@@ -277,32 +277,30 @@ fn ring_ecdsa_verify_alg(curve: Curve) -> Option<(HashAlg, &'static ring_sig::Ec
 }
 
 fn ring_rsa_sign_alg(mech: SignMech) -> Option<&'static dyn ring_sig::RsaEncoding> {
-    match mech {
-        SignMech::RsaPkcs1(HashAlg::Sha256) => Some(&ring_sig::RSA_PKCS1_SHA256),
-        SignMech::RsaPkcs1(HashAlg::Sha384) => Some(&ring_sig::RSA_PKCS1_SHA384),
-        SignMech::RsaPkcs1(HashAlg::Sha512) => Some(&ring_sig::RSA_PKCS1_SHA512),
-        SignMech::RsaPss(HashAlg::Sha256) => Some(&ring_sig::RSA_PSS_SHA256),
-        SignMech::RsaPss(HashAlg::Sha384) => Some(&ring_sig::RSA_PSS_SHA384),
-        SignMech::RsaPss(HashAlg::Sha512) => Some(&ring_sig::RSA_PSS_SHA512),
-        SignMech::RsaPkcs1(HashAlg::Sha1 | HashAlg::Sha224)
-        | SignMech::RsaPss(HashAlg::Sha1 | HashAlg::Sha224)
-        | SignMech::Ecdsa(_)
-        | SignMech::Ed25519
-        | SignMech::Ed25519ph
-        | SignMech::Hmac(_)
-        | SignMech::RsaPkcs1Raw
-        | SignMech::RsaX509 => None,
-    }
+    ring_rsa_algs(mech).map(|(sign, _)| sign)
 }
 
 fn ring_rsa_verify_alg(mech: SignMech) -> Option<&'static ring_sig::RsaParameters> {
+    ring_rsa_algs(mech).map(|(_, verify)| verify)
+}
+
+/// ring's algorithms for an RSA mechanism over data, to sign and to verify
+/// with: the hashes ring has (the others are prehashed and signed by the
+/// `rsa` crate).
+fn ring_rsa_algs(mech: SignMech) -> Option<(&'static dyn ring_sig::RsaEncoding, &'static ring_sig::RsaParameters)> {
     match mech {
-        SignMech::RsaPkcs1(HashAlg::Sha256) => Some(&ring_sig::RSA_PKCS1_2048_8192_SHA256),
-        SignMech::RsaPkcs1(HashAlg::Sha384) => Some(&ring_sig::RSA_PKCS1_2048_8192_SHA384),
-        SignMech::RsaPkcs1(HashAlg::Sha512) => Some(&ring_sig::RSA_PKCS1_2048_8192_SHA512),
-        SignMech::RsaPss(HashAlg::Sha256) => Some(&ring_sig::RSA_PSS_2048_8192_SHA256),
-        SignMech::RsaPss(HashAlg::Sha384) => Some(&ring_sig::RSA_PSS_2048_8192_SHA384),
-        SignMech::RsaPss(HashAlg::Sha512) => Some(&ring_sig::RSA_PSS_2048_8192_SHA512),
+        SignMech::RsaPkcs1(HashAlg::Sha256) => {
+            Some((&ring_sig::RSA_PKCS1_SHA256, &ring_sig::RSA_PKCS1_2048_8192_SHA256))
+        }
+        SignMech::RsaPkcs1(HashAlg::Sha384) => {
+            Some((&ring_sig::RSA_PKCS1_SHA384, &ring_sig::RSA_PKCS1_2048_8192_SHA384))
+        }
+        SignMech::RsaPkcs1(HashAlg::Sha512) => {
+            Some((&ring_sig::RSA_PKCS1_SHA512, &ring_sig::RSA_PKCS1_2048_8192_SHA512))
+        }
+        SignMech::RsaPss(HashAlg::Sha256) => Some((&ring_sig::RSA_PSS_SHA256, &ring_sig::RSA_PSS_2048_8192_SHA256)),
+        SignMech::RsaPss(HashAlg::Sha384) => Some((&ring_sig::RSA_PSS_SHA384, &ring_sig::RSA_PSS_2048_8192_SHA384)),
+        SignMech::RsaPss(HashAlg::Sha512) => Some((&ring_sig::RSA_PSS_SHA512, &ring_sig::RSA_PSS_2048_8192_SHA512)),
         SignMech::RsaPkcs1(HashAlg::Sha1 | HashAlg::Sha224)
         | SignMech::RsaPss(HashAlg::Sha1 | HashAlg::Sha224)
         | SignMech::Ecdsa(_)

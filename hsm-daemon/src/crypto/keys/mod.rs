@@ -84,6 +84,49 @@ impl Key {
             Key::RsaPublic(_) | Key::EcPublic(_) | Key::Ed25519Public(_) => KeyClass::Public,
         }
     }
+
+    /// The bytes of a secret key.
+    fn secret(&self) -> Option<&[u8]> {
+        match self {
+            Key::Aes(bytes) | Key::GenericSecret(bytes) | Key::Des3(bytes) => Some(bytes),
+            Key::RsaPrivate(_)
+            | Key::RsaPublic(_)
+            | Key::EcPrivate(_)
+            | Key::EcPublic(_)
+            | Key::Ed25519Private(_)
+            | Key::Ed25519Public(_) => None,
+        }
+    }
+
+    /// An RSA key's private form (if it is private) and public form.
+    fn rsa(&self) -> Option<(Option<&RsaPrivate>, &RsaPublic)> {
+        match self {
+            Key::RsaPrivate(k) => Some((Some(k), &k.public)),
+            Key::RsaPublic(k) => Some((None, k)),
+            Key::Aes(_) | Key::GenericSecret(_) | Key::Des3(_) => None,
+            Key::EcPrivate(_) | Key::EcPublic(_) | Key::Ed25519Private(_) | Key::Ed25519Public(_) => None,
+        }
+    }
+
+    /// An EC key's private form (if it is private) and public form.
+    fn ec(&self) -> Option<(Option<&EcPrivate>, &EcPublic)> {
+        match self {
+            Key::EcPrivate(k) => Some((Some(k), &k.public)),
+            Key::EcPublic(k) => Some((None, k)),
+            Key::Aes(_) | Key::GenericSecret(_) | Key::Des3(_) => None,
+            Key::RsaPrivate(_) | Key::RsaPublic(_) | Key::Ed25519Private(_) | Key::Ed25519Public(_) => None,
+        }
+    }
+
+    /// An Ed25519 key's private form (if it is private) and public form.
+    fn ed25519(&self) -> Option<(Option<&Ed25519Private>, &Ed25519Public)> {
+        match self {
+            Key::Ed25519Private(k) => Some((Some(k), &k.public)),
+            Key::Ed25519Public(k) => Some((None, k)),
+            Key::Aes(_) | Key::GenericSecret(_) | Key::Des3(_) => None,
+            Key::RsaPrivate(_) | Key::RsaPublic(_) | Key::EcPrivate(_) | Key::EcPublic(_) => None,
+        }
+    }
 }
 
 impl From<Key> for KeyMaterial {
@@ -123,132 +166,44 @@ impl KeyMaterial {
 
     /// AES, triple DES or generic-secret bytes.
     pub(super) fn secret_bytes(&self) -> Option<&[u8]> {
-        match self.inner()? {
-            Key::Aes(bytes) | Key::GenericSecret(bytes) | Key::Des3(bytes) => Some(bytes),
-            Key::RsaPrivate(_)
-            | Key::RsaPublic(_)
-            | Key::EcPrivate(_)
-            | Key::EcPublic(_)
-            | Key::Ed25519Private(_)
-            | Key::Ed25519Public(_) => None,
-        }
+        self.inner()?.secret()
     }
 
     /// AES key bytes.
     pub(super) fn aes_bytes(&self) -> Option<&[u8]> {
-        match self.inner()? {
-            Key::Aes(bytes) => Some(bytes),
-            Key::GenericSecret(_)
-            | Key::Des3(_)
-            | Key::RsaPrivate(_)
-            | Key::RsaPublic(_)
-            | Key::EcPrivate(_)
-            | Key::EcPublic(_)
-            | Key::Ed25519Private(_)
-            | Key::Ed25519Public(_) => None,
-        }
+        self.secret_bytes().filter(|_| self.kind == KeyKind::Aes)
     }
 
     /// Triple DES key bytes.
     pub(super) fn des3_bytes(&self) -> Option<&[u8]> {
-        match self.inner()? {
-            Key::Des3(bytes) => Some(bytes),
-            Key::Aes(_)
-            | Key::GenericSecret(_)
-            | Key::RsaPrivate(_)
-            | Key::RsaPublic(_)
-            | Key::EcPrivate(_)
-            | Key::EcPublic(_)
-            | Key::Ed25519Private(_)
-            | Key::Ed25519Public(_) => None,
-        }
+        self.secret_bytes().filter(|_| self.kind == KeyKind::Des3)
     }
 
     pub(super) fn rsa_private(&self) -> Option<&RsaPrivate> {
-        match self.inner()? {
-            Key::RsaPrivate(k) => Some(k),
-            Key::Aes(_)
-            | Key::GenericSecret(_)
-            | Key::Des3(_)
-            | Key::RsaPublic(_)
-            | Key::EcPrivate(_)
-            | Key::EcPublic(_)
-            | Key::Ed25519Private(_)
-            | Key::Ed25519Public(_) => None,
-        }
+        self.inner()?.rsa()?.0
     }
 
     /// An RSA public key, or a private key's public half.
     pub(super) fn rsa_public(&self) -> Option<&RsaPublic> {
-        match self.inner()? {
-            Key::RsaPrivate(k) => Some(&k.public),
-            Key::RsaPublic(k) => Some(k),
-            Key::Aes(_)
-            | Key::GenericSecret(_)
-            | Key::Des3(_)
-            | Key::EcPrivate(_)
-            | Key::EcPublic(_)
-            | Key::Ed25519Private(_)
-            | Key::Ed25519Public(_) => None,
-        }
+        Some(self.inner()?.rsa()?.1)
     }
 
     pub(super) fn ec_private(&self) -> Option<&EcPrivate> {
-        match self.inner()? {
-            Key::EcPrivate(k) => Some(k),
-            Key::Aes(_)
-            | Key::GenericSecret(_)
-            | Key::Des3(_)
-            | Key::RsaPrivate(_)
-            | Key::RsaPublic(_)
-            | Key::EcPublic(_)
-            | Key::Ed25519Private(_)
-            | Key::Ed25519Public(_) => None,
-        }
+        self.inner()?.ec()?.0
     }
 
     /// An EC public key, or a private key's public half.
     pub(super) fn ec_public(&self) -> Option<&EcPublic> {
-        match self.inner()? {
-            Key::EcPrivate(k) => Some(&k.public),
-            Key::EcPublic(k) => Some(k),
-            Key::Aes(_)
-            | Key::GenericSecret(_)
-            | Key::Des3(_)
-            | Key::RsaPrivate(_)
-            | Key::RsaPublic(_)
-            | Key::Ed25519Private(_)
-            | Key::Ed25519Public(_) => None,
-        }
+        Some(self.inner()?.ec()?.1)
     }
 
     pub(super) fn ed25519_private(&self) -> Option<&Ed25519Private> {
-        match self.inner()? {
-            Key::Ed25519Private(k) => Some(k),
-            Key::Aes(_)
-            | Key::GenericSecret(_)
-            | Key::Des3(_)
-            | Key::RsaPrivate(_)
-            | Key::RsaPublic(_)
-            | Key::EcPrivate(_)
-            | Key::EcPublic(_)
-            | Key::Ed25519Public(_) => None,
-        }
+        self.inner()?.ed25519()?.0
     }
 
     /// An Ed25519 public key, or a private key's public half.
     pub(super) fn ed25519_public(&self) -> Option<&Ed25519Public> {
-        match self.inner()? {
-            Key::Ed25519Private(k) => Some(&k.public),
-            Key::Ed25519Public(k) => Some(k),
-            Key::Aes(_)
-            | Key::GenericSecret(_)
-            | Key::Des3(_)
-            | Key::RsaPrivate(_)
-            | Key::RsaPublic(_)
-            | Key::EcPrivate(_)
-            | Key::EcPublic(_) => None,
-        }
+        Some(self.inner()?.ed25519()?.1)
     }
 
     /// SPKI DER of an asymmetric key (a private key's public half).
