@@ -8,7 +8,8 @@
 //! - [`DevProcess`]: `hsm-daemon dev` as a child process, with `hsm-cli`
 //!   runs against it.
 //! - [`TestRsaKey`]: a fixed RSA key for approver and MFA signatures.
-//! - [`ReadmeExamples`] (doctests only): the README's Rust example.
+//! - [`docs`]: the README and `docs/` pages, for the tests that keep them
+//!   true; the README's Rust example as a doctest.
 //! - `tests/`: one file per area (permissions, users, tls, cli).
 
 use std::{
@@ -18,16 +19,11 @@ use std::{
     sync::OnceLock,
 };
 
+pub mod docs;
 pub mod process;
 pub mod scrape;
 
 pub use hsm_daemon::testing::{ADMIN_PASSWORD, APPLIANCE_PASSWORD, Options, TestCluster, TestHsm};
-
-/// The README's Rust example, compiled by the doctests (`cargo test --doc
-/// -p integration-tests`) so that it keeps to `hsm-client`'s API.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeExamples;
 
 /// The directory holding this workspace's built binaries (`target/debug`).
 pub fn bin_dir() -> &'static Path {

@@ -3,9 +3,9 @@
 //! every command listed as not built is absent, and every command `hsm-cli`
 //! has is in the reference, so that neither can drift from the other.
 
-use std::{collections::BTreeSet, path::Path, process::Command};
+use std::{collections::BTreeSet, process::Command};
 
-use integration_tests::bin_dir;
+use integration_tests::{bin_dir, docs};
 
 /// The rows of the reference's table between `<!-- NAME:start -->` and
 /// `<!-- NAME:end -->`: (command words, flags named in the second column,
@@ -34,8 +34,7 @@ fn backticked(cell: &str) -> Vec<String> {
 }
 
 fn reference() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    docs::read("docs/cli.md")
 }
 
 /// `hsm-cli WORDS --help`: its text, or `None` when clap refuses the words.

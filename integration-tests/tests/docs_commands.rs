@@ -24,7 +24,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use integration_tests::{DevProcess, bin_dir, process::HANG_GUARD};
+use integration_tests::{
+    DevProcess, bin_dir,
+    docs::{pages, read, root},
+    process::HANG_GUARD,
+};
 
 /// This file, as marks name it.
 const THIS_FILE: &str = "integration-tests/tests/docs_commands.rs";
@@ -186,28 +190,10 @@ enum Mark {
     NotRun(String),
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the repository root").to_owned()
-}
-
-/// The README, ARCHITECTURE.md and every page of `docs/`.
-fn pages() -> Vec<String> {
-    let mut pages = vec!["README.md".to_owned(), "ARCHITECTURE.md".to_owned()];
-    let mut docs: Vec<String> = std::fs::read_dir(root().join("docs"))
-        .expect("docs/")
-        .map(|entry| entry.expect("a docs/ entry").file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".md"))
-        .map(|name| format!("docs/{name}"))
-        .collect();
-    docs.sort();
-    pages.extend(docs);
-    pages
-}
-
 fn blocks() -> Vec<Block> {
     let mut blocks = Vec::new();
     for doc in pages() {
-        let text = std::fs::read_to_string(root().join(&doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
+        let text = read(&doc);
         let lines: Vec<&str> = text.lines().collect();
         let mut at = 0;
         while at < lines.len() {

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use integration_tests::docs::{pages, read, root};
+
 /// Pages that another change of the same issue adds; a link to one is
 /// checked once it exists. Remove an entry when its page has landed.
 const PENDING: &[&str] = &["docs/permissions.md"];
@@ -48,26 +50,6 @@ fn every_link_between_the_pages_reaches_its_target() {
         }
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the repository root").to_owned()
-}
-
-fn read(page: &str) -> String {
-    std::fs::read_to_string(root().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"))
-}
-
-/// The README, ARCHITECTURE.md and every page of `docs/`.
-fn pages() -> Vec<String> {
-    let mut pages = vec!["README.md".to_owned(), "ARCHITECTURE.md".to_owned()];
-    for entry in std::fs::read_dir(root().join("docs")).expect("docs/") {
-        let name = entry.expect("a docs/ entry").file_name().to_string_lossy().into_owned();
-        if name.ends_with(".md") {
-            pages.push(format!("docs/{name}"));
-        }
-    }
-    pages
 }
 
 /// The page's lines outside fenced code blocks.
