@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The SoftHSM side of the README's performance comparison: the same
+# The SoftHSM side of docs/performance.md's comparison: the same
 # mechanisms hsm-bench measures, called in-process through SoftHSM's PKCS#11
 # library by one thread, with no network. Installs SoftHSM and the PKCS#11
 # header from Debian's packages when they are missing (needs root), builds

@@ -8,6 +8,8 @@
 //! - [`DevProcess`]: `hsm-daemon dev` as a child process, with `hsm-cli`
 //!   runs against it.
 //! - [`TestRsaKey`]: a fixed RSA key for approver and MFA signatures.
+//! - [`docs`]: the README and `docs/` pages, for the tests that keep them
+//!   true; the README's Rust example as a doctest.
 //! - `tests/`: one file per area (permissions, users, tls, cli).
 
 use std::{
@@ -17,6 +19,7 @@ use std::{
     sync::OnceLock,
 };
 
+pub mod docs;
 pub mod process;
 pub mod scrape;
 

@@ -1,21 +1,21 @@
-//! The README's CLI reference against `hsm-cli` itself: every command the
-//! reference lists is there with every flag it names (AWS's names), every
-//! command listed as not built is absent, and every command `hsm-cli` has is
-//! in the reference, so that neither can drift from the other.
+//! The CLI reference (`docs/cli.md`) against `hsm-cli` itself: every command
+//! the reference lists is there with every flag it names (AWS's names),
+//! every command listed as not built is absent, and every command `hsm-cli`
+//! has is in the reference, so that neither can drift from the other.
 
-use std::{collections::BTreeSet, path::Path, process::Command};
+use std::{collections::BTreeSet, process::Command};
 
-use integration_tests::bin_dir;
+use integration_tests::{bin_dir, docs};
 
-/// The rows of the README's table between `<!-- NAME:start -->` and
+/// The rows of the reference's table between `<!-- NAME:start -->` and
 /// `<!-- NAME:end -->`: (command words, flags named in the second column,
 /// whole row).
-fn table(readme: &str, name: &str) -> Vec<(Vec<String>, Vec<String>, String)> {
+fn table(page: &str, name: &str) -> Vec<(Vec<String>, Vec<String>, String)> {
     let start = format!("<!-- {name}:start -->");
     let end = format!("<!-- {name}:end -->");
-    let from = readme.find(&start).unwrap_or_else(|| panic!("README lacks {start}"));
-    let to = readme[from..].find(&end).unwrap_or_else(|| panic!("README lacks {end}")) + from;
-    readme[from + start.len()..to]
+    let from = page.find(&start).unwrap_or_else(|| panic!("docs/cli.md lacks {start}"));
+    let to = page[from..].find(&end).unwrap_or_else(|| panic!("docs/cli.md lacks {end}")) + from;
+    page[from + start.len()..to]
         .lines()
         .filter(|line| line.starts_with("| `"))
         .map(|line| {
@@ -33,9 +33,8 @@ fn backticked(cell: &str) -> Vec<String> {
     cell.split('`').skip(1).step_by(2).map(str::to_owned).collect()
 }
 
-fn readme() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+fn reference() -> String {
+    docs::read("docs/cli.md")
 }
 
 /// `hsm-cli WORDS --help`: its text, or `None` when clap refuses the words.
@@ -86,13 +85,13 @@ fn leaves(words: Vec<String>, out: &mut Vec<Vec<String>>) {
 }
 
 #[test]
-fn every_command_and_flag_in_the_readme_reference_is_in_hsm_cli() {
-    let readme = readme();
-    let rows = table(&readme, "cli-reference");
+fn every_command_and_flag_in_the_reference_is_in_hsm_cli() {
+    let page = reference();
+    let rows = table(&page, "cli-reference");
     assert!(rows.len() > 40, "the reference lists the CloudHSM CLI's commands: {} rows", rows.len());
     for (words, flags, row) in &rows {
         if row.contains("not built") {
-            assert!(help(words).is_none(), "the README says `{}` is not built, but hsm-cli has it", words.join(" "));
+            assert!(help(words).is_none(), "docs/cli.md says `{}` is not built, but hsm-cli has it", words.join(" "));
             continue;
         }
         let text = help(words).unwrap_or_else(|| panic!("hsm-cli has no `{}` ({row})", words.join(" ")));
@@ -104,15 +103,15 @@ fn every_command_and_flag_in_the_readme_reference_is_in_hsm_cli() {
 }
 
 #[test]
-fn every_hsm_cli_command_is_in_the_readme() {
-    let readme = readme();
+fn every_hsm_cli_command_is_in_the_reference() {
+    let page = reference();
     let listed: BTreeSet<Vec<String>> = ["cli-reference", "cli-extensions"]
         .iter()
-        .flat_map(|name| table(&readme, name))
+        .flat_map(|name| table(&page, name))
         .map(|(words, ..)| words)
         .collect();
     let mut all = Vec::new();
     leaves(Vec::new(), &mut all);
     let missing: Vec<String> = all.iter().filter(|words| !listed.contains(*words)).map(|w| w.join(" ")).collect();
-    assert!(missing.is_empty(), "hsm-cli commands the README's CLI reference does not list: {missing:?}");
+    assert!(missing.is_empty(), "hsm-cli commands docs/cli.md does not list: {missing:?}");
 }
