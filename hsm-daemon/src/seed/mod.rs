@@ -1,7 +1,7 @@
 //! Seed files: the users and keys a new cluster starts with, declared in
 //! TOML. `hsm-daemon dev --seed FILE` and `run --seed FILE` read one; tests
 //! in-process put a [`SeedPlan`] in [`crate::DaemonConfig::seed`].
-//! `examples/seed.toml` at the repository root is a complete, commented
+//! `hsm-daemon/examples/seed.toml` is a complete, commented
 //! example (a test parses and applies it, so it stays true).
 //!
 //! A seed goes through two steps, so that everything that can be wrong is
