@@ -11,7 +11,7 @@ use std::{
 
 use futures_util::future::join_all;
 
-use super::{Cluster, FanOut, HsmResult, fanout, retry};
+use super::{Cluster, FanOut, HsmResult, retry};
 use crate::{AuditPage, ClientError, Role, Session, SyncStatus};
 
 /// A user logged in to the HSMs of a cluster: one [`Session`] per HSM that
@@ -175,7 +175,7 @@ impl ClusterSession {
         match self.slots.get(at) {
             Some(Ok(session)) => op(session).await,
             Some(Err(why)) => Err(why.clone()),
-            None => Err(fanout::combine(Vec::new())),
+            None => Err(retry::nowhere_to_ask()),
         }
     }
 }
