@@ -38,7 +38,8 @@ use cryptoki_sys::{
     CKS_RW_PUBLIC_SESSION, CKS_RW_SO_FUNCTIONS, CKS_RW_USER_FUNCTIONS, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER,
 };
 use hsm_client::{
-    ClientConfig, ClientError, Cluster, ClusterSession, KeyInfo, Role,
+    ClientConfig, ClientError, Cluster, ClusterSession, Decrypt, Encrypt, KeyInfo, ListKeys, Role, SetKeyAttribute,
+    Sign, UnwrapKey, Verify, WrapKey, WrapParams,
     keys::{HashAlgorithm, KeyType, SymmetricKeyType},
 };
 use tokio::runtime::Runtime;
@@ -440,7 +441,8 @@ impl Library {
             // Every key is private to its users: nothing is visible logged out.
             (None, _) | (_, None) => Vec::new(),
             (Some(login), Some(filters)) => {
-                let page = self.call(&login, Doing::Reading, login.session.list_keys(&filters, 0, None))?;
+                let page =
+                    self.call(&login, Doing::Reading, login.session.list_keys(ListKeys::default().filters(&filters)))?;
                 let mut objects = lock(&self.objects);
                 page.keys
                     .into_iter()
@@ -498,7 +500,11 @@ impl Library {
         self.may_write(handle, !key.session)?;
         let login = self.logged_in()?;
         for (name, value) in changes {
-            self.call(&login, Doing::Modifying, login.session.set_key_attribute(&key.reference, &name, &value))?;
+            self.call(
+                &login,
+                Doing::Modifying,
+                login.session.set_key_attribute(SetKeyAttribute::new(&key.reference, &name, &value)),
+            )?;
         }
         Ok(())
     }
@@ -594,6 +600,7 @@ impl Library {
     ) -> Result<Output, CK_RV> {
         self.session(handle)?;
         let (wrap, hash, family) = mechanism::wrapping(mechanism)?;
+        let params = WrapParams { hash, ..WrapParams::default() };
         let login = self.logged_in()?;
         let wrapping =
             self.key_for(wrapping, Some(family), CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_TYPE_INCONSISTENT)?;
@@ -605,8 +612,11 @@ impl Library {
         if key.attribute("extractable") != Some("true") {
             return Err(CKR_KEY_UNEXTRACTABLE);
         }
-        let wrapped =
-            self.call(&login, Doing::Using, login.session.wrap_key(&wrapping.reference, &key.reference, wrap, hash))?;
+        let wrapped = self.call(
+            &login,
+            Doing::Using,
+            login.session.wrap_key(WrapKey::new(&wrapping.reference, &key.reference, wrap).params(params)),
+        )?;
         Ok(offer(&wrapped, room).unwrap_or(Output::Bytes(Zeroizing::new(wrapped))))
     }
 
@@ -621,6 +631,7 @@ impl Library {
     ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
         self.session(handle)?;
         let (wrap, hash, family) = mechanism::wrapping(mechanism)?;
+        let params = WrapParams { hash, ..WrapParams::default() };
         let request = object::unwrap_request(template)?;
         self.permit_des3_key(request.key_type == KeyType::Des3)?;
         self.may_write(handle, request.token)?;
@@ -631,16 +642,12 @@ impl Library {
             CKR_UNWRAPPING_KEY_HANDLE_INVALID,
             CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
         )?;
-        let unwrap = login.session.unwrap_key(
-            &unwrapping.reference,
-            wrapped,
-            wrap,
-            hash,
-            request.key_type,
-            request.class,
-            request.curve,
-            &request.options,
-        );
+        let unwrap = login.session.unwrap_key(UnwrapKey {
+            curve: request.curve,
+            ..UnwrapKey::new(&unwrapping.reference, wrapped, wrap, request.key_type, request.class)
+                .params(params)
+                .options(&request.options)
+        });
         let key = self.call(&login, Doing::Unwrapping, unwrap)?;
         Ok(lock(&self.objects).handle(&key.info.reference))
     }
@@ -769,7 +776,11 @@ impl Library {
         }
         let r = signing.request(std::mem::take(&mut operation.input))?;
         let login = self.logged_in()?;
-        let verify = login.session.verify(reference, r.mechanism, r.hash, &r.data, r.is_digest, signature);
+        let verify = login.session.verify(Verify {
+            hash: r.hash,
+            data_is_digest: r.is_digest,
+            ..Verify::new(reference, r.mechanism, &r.data, signature)
+        });
         let valid = self.call(&login, Doing::Using, verify)?;
         if valid { Ok(()) } else { Err(CKR_SIGNATURE_INVALID) }
     }
@@ -783,13 +794,20 @@ impl Library {
         match &operation.kind {
             Kind::Sign { reference, signing } => {
                 let r = signing.request(input)?;
-                let sign = login.session.sign(reference, r.mechanism, r.hash, &r.data, r.is_digest);
+                let sign = login.session.sign(Sign {
+                    hash: r.hash,
+                    data_is_digest: r.is_digest,
+                    ..Sign::new(reference, r.mechanism, &r.data)
+                });
                 Ok((Zeroizing::new(self.call(&login, Doing::Using, sign)?), None))
             }
             Kind::Encrypt { reference, ciphering: c } => {
                 let data = input.finish();
                 c.check_len(data.len())?;
-                let encrypt = login.session.encrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data);
+                let encrypt = login.session.encrypt(Encrypt {
+                    hash: c.hash,
+                    ..Encrypt::new(reference, c.cipher, &data).iv(&c.iv).aad(&c.aad)
+                });
                 let (iv, ciphertext) = self.call(&login, Doing::Using, encrypt)?;
                 Ok((Zeroizing::new(ciphertext), c.iv_out.map(|out| (out, iv))))
             }
@@ -798,7 +816,10 @@ impl Library {
                 c.check_len(data.len())?;
                 let plaintext = self
                     .runtime
-                    .block_on(login.session.decrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data))
+                    .block_on(login.session.decrypt(Decrypt {
+                        hash: c.hash,
+                        ..Decrypt::new(reference, c.cipher, &data).iv(&c.iv).aad(&c.aad)
+                    }))
                     .map_err(|e| match e {
                         // A ciphertext that does not open (tag, padding).
                         ClientError::InvalidArgument(_) => cryptoki_sys::CKR_ENCRYPTED_DATA_INVALID,
@@ -889,7 +910,7 @@ impl Library {
         let reference = lock(&self.objects).reference(object).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
         let login = self.current().ok_or(CKR_OBJECT_HANDLE_INVALID)?;
         let filters = [("key-reference".to_owned(), reference)];
-        let page = self.call(&login, doing, login.session.list_keys(&filters, 0, None))?;
+        let page = self.call(&login, doing, login.session.list_keys(ListKeys::default().filters(&filters)))?;
         page.keys.into_iter().next().map(|k| k.info).ok_or(CKR_OBJECT_HANDLE_INVALID)
     }
 
