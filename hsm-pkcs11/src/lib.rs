@@ -20,13 +20,18 @@
 //!
 //! # Layout
 //! - [`ffi`]: the exported `C_*` functions and the function list: the only
-//!   module with `unsafe`, kept to copying arguments in and results out.
+//!   module with `unsafe`, kept to copying arguments in and results out;
+//!   a file per group of functions (general, slots, sessions, objects,
+//!   keys, operations, random, unsupported).
 //! - `library`: the state between `C_Initialize` and `C_Finalize` (a Tokio
 //!   runtime, the cluster client, sessions, the login, object handles) and
-//!   each operation as a safe method.
-//! - `object`: PKCS#11 attributes to and from the HSM's key attributes.
+//!   each operation as a safe method; a file each for sessions, objects and
+//!   operations.
+//! - `object`: PKCS#11 attributes to and from the HSM's key attributes:
+//!   reading keys, templates, the requests that make keys, curves.
 //! - `mechanism`: the mechanisms offered, their parameters, and how each
-//!   maps to the HSM (with the hashing done here).
+//!   maps to the HSM (with the hashing done here): signing, ciphering and
+//!   hashing apart.
 //! - `der`: the DER key encodings `C_CreateObject` hands the HSM.
 //! - `error`: the HSM's refusals as `CKR_*` values.
 
