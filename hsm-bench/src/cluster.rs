@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use hsm_client::{ClientConfig, Cluster, Completion, HsmClient, Role};
+use hsm_client::{ClientConfig, Cluster, Completion, CreateUser, HsmClient, Role};
 use hsm_daemon::{
     model::{KdfParams, KeyQuotas},
     testing::{ADMIN_PASSWORD, Options, TestCluster},
@@ -217,7 +217,7 @@ impl Started {
 async fn create_bench_user(config: &ClientConfig) -> anyhow::Result<()> {
     let cluster = Cluster::connect(config).await?;
     let admin = cluster.login("admin", Role::Admin, ADMIN_PASSWORD).await.context("logging in as the admin")?;
-    let created = admin.create_user(BENCH_USER, Role::CryptoUser, BENCH_PASSWORD).await?;
+    let created = admin.create_user(CreateUser::new(BENCH_USER, Role::CryptoUser, BENCH_PASSWORD)).await?;
     if created.completion() != Completion::Full {
         bail!("the bench user was not created on every HSM");
     }

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use hsm_client::{
-    ClusterSession, HsmClient, KeyOptions, KeyPairSpec, Role, Session,
+    ClusterSession, Encrypt, HsmClient, KeyOptions, KeyPairSpec, Role, Session, Sign,
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
 use hsm_daemon::{
@@ -101,10 +101,13 @@ impl Workload {
                 pick(clients, task).cluster_info().await.map_err(err)?;
             }
             Workload::Sign { sessions, key, mechanism, hash, data } => {
-                pick(sessions, task).sign(key, *mechanism, *hash, data, false).await.map_err(err)?;
+                pick(sessions, task)
+                    .sign(Sign { hash: *hash, ..Sign::new(key, *mechanism, data) })
+                    .await
+                    .map_err(err)?;
             }
             Workload::Encrypt { sessions, key, data } => {
-                pick(sessions, task).encrypt(key, Cipher::AesGcm, None, &[], &[], data).await.map_err(err)?;
+                pick(sessions, task).encrypt(Encrypt::new(key, Cipher::AesGcm, data)).await.map_err(err)?;
             }
             Workload::Digest { sessions, data } => {
                 pick(sessions, task).digest(HashAlgorithm::Sha256, data).await.map_err(err)?;

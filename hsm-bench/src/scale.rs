@@ -21,7 +21,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use hsm_client::{ClientConfig, HsmClient, Role, Session};
+use hsm_client::{ClientConfig, HsmClient, ListKeys, Role, Session};
 use rand::Rng as _;
 use serde::Serialize;
 
@@ -141,13 +141,13 @@ async fn measure(load: Load, filters: impl Fn() -> Vec<(String, String)>, sessio
     let mut measured = Measured::new(load.duration);
     let warm_until = Instant::now() + load.warmup;
     while Instant::now() < warm_until {
-        let _ = session.list_keys(&filters(), 10, None).await;
+        let _ = session.list_keys(ListKeys::default().filters(&filters()).max_items(10)).await;
     }
     let until = Instant::now() + load.duration;
     while Instant::now() < until {
         let filters = filters();
         let started = Instant::now();
-        let outcome = match session.list_keys(&filters, 10, None).await {
+        let outcome = match session.list_keys(ListKeys::default().filters(&filters).max_items(10)).await {
             Ok(page) if page.total == 1 => Ok(started.elapsed()),
             Ok(page) => Err(format!("{filters:?} matched {} keys, not 1", page.total)),
             Err(e) => Err(e.to_string()),

@@ -11,17 +11,37 @@
 //! [`ClientError`] whose variant says what kind of refusal it was and whose
 //! message is the HSM's own.
 //!
+//! # Requests
+//! An operation that takes more than its obvious one or two arguments takes
+//! a request: a struct named for the operation ([`CreateUser`], [`Sign`],
+//! [`WrapKey`], ...) whose public fields are everything the operation
+//! takes, made with `new(required fields)` and completed with one method per
+//! option (`.hash(..)`, `.approval(..)`, ...), as the AWS SDKs' fluent
+//! builders are. There is one function per operation: options, the quorum
+//! approval among them, are fields, never a second function.
+//!
+//! The same request types serve [`Session`] and [`ClusterSession`]. The
+//! parts that differ per HSM are type parameters that the session fills in:
+//! the approval `A` is one HSM's [`Approval`] for a [`Session`] and a
+//! [`ClusterApproval`] (each HSM finds its own token in it) for a
+//! [`ClusterSession`]; so is what an MFA key signed ([`RegisterMfa`]'s `S`:
+//! [`SignedToken`] or [`SignedTokens`]).
+//!
 //! # Layout
 //! - [`config`]: endpoints, trust and cluster settings ([`ClientConfig`],
 //!   also from `HSM_ENDPOINTS` / `HSM_CA_CERT`), and a file naming several
 //!   clusters by id ([`NamedCluster`]).
 //! - [`error`]: the error type, [`ClientError`].
 //! - [`types`]: roles, users and cluster info as plain Rust types.
-//! - [`keys`]: key management and cryptography methods of [`Session`].
+//! - [`users`]: user and password methods of [`Session`], and their
+//!   requests.
+//! - [`keys`]: key management and cryptography methods of [`Session`], and
+//!   their requests.
 //! - [`masked`]: extracting and inserting masked objects on one HSM.
 //! - [`mtls`]: client mTLS trust anchors and the enforcement level.
 //! - [`audit`]: reading an HSM's audit log (admins; an emulator extension).
-//! - [`quorum`]: quorum tokens and values, approver keys, MFA (token-sign).
+//! - [`quorum`]: quorum tokens and values, approvals, approver keys, MFA
+//!   (token-sign).
 //! - [`cluster`]: the cluster layer.
 //! - [`faults`]: fault injection, snapshots and resets on an HSM started
 //!   with `--faults` (test suites).
@@ -30,9 +50,12 @@
 //!
 //! # Example
 //! ```no_run
-//! use hsm_client::{ClientConfig, Cluster, Completion, Role};
+//! use hsm_client::{
+//!     ClientConfig, Cluster, ClusterApproval, Completion, CreateUser, KeyOptions, KeyPairSpec, Role, Sign, Verify,
+//!     keys::{HashAlgorithm, SignMechanism},
+//! };
 //!
-//! # async fn example() -> Result<(), hsm_client::ClientError> {
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let cluster = Cluster::connect(&ClientConfig::from_env()?).await?;
 //! let info = cluster.cluster_info().await?;
 //! println!("{} has {} HSM(s)", info.cluster_id, info.hsms.len());
@@ -40,11 +63,26 @@
 //! for (endpoint, why) in admin.unavailable() {
 //!     eprintln!("not logged in on {endpoint}: {why}");
 //! }
-//! let created = admin.create_user("alice", Role::CryptoUser, "alice-password").await?;
+//! let created = admin.create_user(CreateUser::new("alice", Role::CryptoUser, "alice-password")).await?;
 //! if created.completion() == Completion::Partial {
 //!     eprintln!("alice is missing on some HSMs; run the command again to repair");
 //! }
+//! // With the user service's quorum value above 1, a create needs the
+//! // approvers' signatures: a token file as `quorum token-sign generate`
+//! // writes it and the approvers sign it.
+//! let approval = ClusterApproval::from_json(&std::fs::read_to_string("user-token.json")?)?;
+//! admin.create_user(CreateUser::new("bob", Role::CryptoUser, "bob-password").approval(&approval)).await?;
 //! admin.logout().await?;
+//!
+//! let alice = cluster.login("alice", Role::CryptoUser, "alice-password").await?;
+//! let spec = KeyPairSpec::Ec { curve: "secp256r1".into() };
+//! let (public, private) = alice.generate_key_pair(&spec, &KeyOptions::default(), &KeyOptions::default()).await?;
+//! let signature = alice
+//!     .sign(Sign::new(&private.info.reference, SignMechanism::Ecdsa, b"hello").hash(HashAlgorithm::Sha256))
+//!     .await?;
+//! let verify = Verify::new(&public.info.reference, SignMechanism::Ecdsa, b"hello", &signature);
+//! assert!(alice.verify(verify.hash(HashAlgorithm::Sha256)).await?);
+//! alice.logout().await?;
 //! # Ok(()) }
 //! ```
 
@@ -58,15 +96,13 @@ pub mod masked;
 pub mod mtls;
 pub mod quorum;
 pub mod types;
+pub mod users;
 
 use std::fmt;
 
 use hsm_proto::{
     SESSION_METADATA_KEY,
-    v1::{
-        self as pb, cluster_service_client::ClusterServiceClient, session_service_client::SessionServiceClient,
-        user_service_client::UserServiceClient,
-    },
+    v1::{self as pb, cluster_service_client::ClusterServiceClient, session_service_client::SessionServiceClient},
 };
 use tonic::{
     Request,
@@ -75,21 +111,27 @@ use tonic::{
 };
 use zeroize::Zeroizing;
 
-use crate::types::CreateToken;
 pub use crate::{
     audit::{AuditPage, AuditRecord},
     cluster::{
         Cluster, ClusterKey, ClusterKeyPage, ClusterSession, ClusterUser, Completion, Coverage, CoverageLabel, FanOut,
-        HsmResult, Merged, SignedToken, SignedTokens, UserChange, UserEffect, UserList,
+        HsmResult, Merged, SignedTokens, UserChange, UserEffect, UserList,
     },
     config::{CLUSTERS_FILE_ENV, ClientConfig, DISABLE_KEY_AVAILABILITY_CHECK_ENV, NamedCluster, RetryPolicy},
     error::ClientError,
     faults::{Cleared, FaultMode, FaultRule, FaultSpec, FaultState, Isolation, Reset, ResetTarget, Snapshot},
-    keys::{KeyInfo, KeyOptions, KeyPage, KeyPairSpec, WrapParams},
+    keys::{
+        Decrypt, Encrypt, KeyInfo, KeyOptions, KeyPage, KeyPairSpec, ListKeys, SetKeyAttribute, ShareKey, Sign,
+        UnwrapKey, Verify, WrapKey, WrapParams,
+    },
     masked::MaskedObject,
-    mtls::{MtlsLevel, TrustAnchor},
-    quorum::{Approval, ClusterApproval, LoginStep, QuorumService, QuorumToken, QuorumTokenInfo},
+    mtls::{DeregisterTrustAnchor, MtlsLevel, RegisterTrustAnchor, SetMtlsEnforcement, TrustAnchor},
+    quorum::{
+        Approval, ClusterApproval, DeregisterMfa, LoginStep, QuorumService, QuorumToken, QuorumTokenInfo, RegisterMfa,
+        SetQuorumValue, SignedToken,
+    },
     types::{ClusterInfo, ClusterState, Deregister, HsmInfo, Role, SyncStatus, User},
+    users::{ChangePassword, CreateUser, DeleteUser},
 };
 
 /// The password a new cluster's precrypto officer starts with.
@@ -331,138 +373,5 @@ impl Session {
             .await?
             .into_inner();
         Ok(SyncStatus { hsm_id: reply.hsm_id, digest: reply.digest, users: reply.user_count, keys: reply.key_count })
-    }
-
-    pub async fn create_user(&self, username: &str, role: Role, password: &str) -> Result<User, ClientError> {
-        self.create_user_approved(username, role, password, None).await
-    }
-
-    /// [`Session::create_user`] with a quorum approval (the user service).
-    pub async fn create_user_approved(
-        &self,
-        username: &str,
-        role: Role,
-        password: &str,
-        approval: Option<&Approval>,
-    ) -> Result<User, ClientError> {
-        self.create_user_attempt(username, role, password, approval, None).await
-    }
-
-    /// One attempt of a create; every attempt of one create carries the same
-    /// `token`, so that the HSM answers a retry of a create it already made
-    /// as done, and refuses every other create of an existing user.
-    pub(crate) async fn create_user_attempt(
-        &self,
-        username: &str,
-        role: Role,
-        password: &str,
-        approval: Option<&Approval>,
-        token: Option<&CreateToken>,
-    ) -> Result<User, ClientError> {
-        let request = self.request(pb::CreateUserRequest {
-            username: username.to_owned(),
-            role: pb::Role::from(role).into(),
-            password: password.to_owned(),
-            approval: approval.map(Approval::to_proto),
-            create_token: token.map(|t| t.0.to_vec()).unwrap_or_default(),
-        })?;
-        let reply = self.users().create_user(request).await?.into_inner();
-        User::try_from(reply.user)
-    }
-
-    pub async fn delete_user(&self, username: &str, role: Role) -> Result<User, ClientError> {
-        self.delete_user_approved(username, role, None).await
-    }
-
-    /// [`Session::delete_user`] with a quorum approval (the user service).
-    pub async fn delete_user_approved(
-        &self,
-        username: &str,
-        role: Role,
-        approval: Option<&Approval>,
-    ) -> Result<User, ClientError> {
-        let request = self.request(pb::DeleteUserRequest {
-            username: username.to_owned(),
-            role: pb::Role::from(role).into(),
-            approval: approval.map(Approval::to_proto),
-        })?;
-        let reply = self.users().delete_user(request).await?.into_inner();
-        User::try_from(reply.user)
-    }
-
-    pub async fn list_users(&self) -> Result<Vec<User>, ClientError> {
-        let reply = self.users().list_users(self.request(pb::ListUsersRequest {})?).await?.into_inner();
-        reply.users.into_iter().map(|u| User::try_from(Some(u))).collect()
-    }
-
-    /// Changes a password as `user change-password` does: the session's own
-    /// password when `username` and `role` are the session's, otherwise
-    /// another user's (an admin's privilege).
-    pub async fn change_password(&self, username: &str, role: Role, new_password: &str) -> Result<User, ClientError> {
-        self.change_password_approved(username, role, new_password, None, Deregister::default()).await
-    }
-
-    /// [`Session::change_password`] with a quorum approval (the user
-    /// service; changing one's own password needs none unless it also
-    /// deregisters a key), and the keys to deregister with it.
-    pub async fn change_password_approved(
-        &self,
-        username: &str,
-        role: Role,
-        new_password: &str,
-        approval: Option<&Approval>,
-        deregister: Deregister,
-    ) -> Result<User, ClientError> {
-        let own = self
-            .user
-            .as_ref()
-            .is_some_and(|(name, actual)| username.eq_ignore_ascii_case(name) && role.same_login_role(*actual));
-        let reply = if own {
-            let request = self.request(pb::ChangeOwnPasswordRequest {
-                new_password: new_password.to_owned(),
-                deregister_mfa: deregister.mfa,
-                deregister_quorum: deregister.quorum,
-                approval: approval.map(Approval::to_proto),
-            })?;
-            self.users().change_own_password(request).await?.into_inner().user
-        } else {
-            let request = self.request(pb::ChangeUserPasswordRequest {
-                username: username.to_owned(),
-                role: pb::Role::from(role).into(),
-                new_password: new_password.to_owned(),
-                approval: approval.map(Approval::to_proto),
-                deregister_mfa: deregister.mfa,
-                deregister_quorum: deregister.quorum,
-            })?;
-            self.users().change_user_password(request).await?.into_inner().user
-        };
-        User::try_from(reply)
-    }
-
-    pub async fn change_own_password(&self, new_password: &str) -> Result<User, ClientError> {
-        let request =
-            self.request(pb::ChangeOwnPasswordRequest { new_password: new_password.to_owned(), ..Default::default() })?;
-        let reply = self.users().change_own_password(request).await?.into_inner();
-        User::try_from(reply.user)
-    }
-
-    pub async fn change_user_password(
-        &self,
-        username: &str,
-        role: Role,
-        new_password: &str,
-    ) -> Result<User, ClientError> {
-        let request = self.request(pb::ChangeUserPasswordRequest {
-            username: username.to_owned(),
-            role: pb::Role::from(role).into(),
-            new_password: new_password.to_owned(),
-            ..Default::default()
-        })?;
-        let reply = self.users().change_user_password(request).await?.into_inner();
-        User::try_from(reply.user)
-    }
-
-    fn users(&self) -> UserServiceClient<Channel> {
-        UserServiceClient::new(self.client.channel())
     }
 }

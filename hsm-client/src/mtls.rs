@@ -74,47 +74,105 @@ impl fmt::Display for MtlsLevel {
     }
 }
 
+/// `cluster mtls register-trust-anchor`: a CA certificate (PEM) that
+/// client certificates may chain to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterTrustAnchor<'a, A> {
+    pub certificate_pem: &'a str,
+    /// A cluster-service approval, when that service's quorum value is
+    /// above 1.
+    pub approval: Option<&'a A>,
+}
+
+impl<'a, A> RegisterTrustAnchor<'a, A> {
+    pub fn new(certificate_pem: &'a str) -> Self {
+        RegisterTrustAnchor { certificate_pem, approval: None }
+    }
+
+    pub fn approval(self, approval: &'a A) -> Self {
+        RegisterTrustAnchor { approval: Some(approval), ..self }
+    }
+
+    /// This request as one HSM takes it, with that HSM's approval.
+    pub(crate) fn with_approval<'b>(&'b self, approval: Option<&'b Approval>) -> RegisterTrustAnchor<'b, Approval> {
+        RegisterTrustAnchor { certificate_pem: self.certificate_pem, approval }
+    }
+}
+
+/// `cluster mtls deregister-trust-anchor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeregisterTrustAnchor<'a, A> {
+    /// The anchor's reference (`0x01`).
+    pub reference: &'a str,
+    /// A cluster-service approval, when that service's quorum value is
+    /// above 1.
+    pub approval: Option<&'a A>,
+}
+
+impl<'a, A> DeregisterTrustAnchor<'a, A> {
+    pub fn new(reference: &'a str) -> Self {
+        DeregisterTrustAnchor { reference, approval: None }
+    }
+
+    pub fn approval(self, approval: &'a A) -> Self {
+        DeregisterTrustAnchor { approval: Some(approval), ..self }
+    }
+
+    /// This request as one HSM takes it, with that HSM's approval.
+    pub(crate) fn with_approval<'b>(&'b self, approval: Option<&'b Approval>) -> DeregisterTrustAnchor<'b, Approval> {
+        DeregisterTrustAnchor { reference: self.reference, approval }
+    }
+}
+
+/// `cluster mtls set-enforcement`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetMtlsEnforcement<'a, A> {
+    pub level: MtlsLevel,
+    /// A cluster-service approval, when that service's quorum value is
+    /// above 1.
+    pub approval: Option<&'a A>,
+}
+
+impl<'a, A> SetMtlsEnforcement<'a, A> {
+    pub fn new(level: MtlsLevel) -> Self {
+        SetMtlsEnforcement { level, approval: None }
+    }
+
+    pub fn approval(self, approval: &'a A) -> Self {
+        SetMtlsEnforcement { approval: Some(approval), ..self }
+    }
+
+    /// This request as one HSM takes it, with that HSM's approval.
+    pub(crate) fn with_approval<'b>(&'b self, approval: Option<&'b Approval>) -> SetMtlsEnforcement<'b, Approval> {
+        SetMtlsEnforcement { level: self.level, approval }
+    }
+}
+
 impl Session {
     fn mtls(&self) -> MtlsServiceClient<tonic::transport::Channel> {
         MtlsServiceClient::new(self.client().channel())
     }
 
-    /// Registers a CA certificate (PEM) as a trust anchor (admins; at most
-    /// 2 per HSM).
-    pub async fn register_trust_anchor(&self, certificate_pem: &str) -> Result<TrustAnchor, ClientError> {
-        self.register_trust_anchor_approved(certificate_pem, None).await
-    }
-
-    /// [`Session::register_trust_anchor`] with a quorum approval (the
-    /// `cluster` service).
-    pub async fn register_trust_anchor_approved(
+    /// Registers a trust anchor (admins; at most 2 per HSM).
+    pub async fn register_trust_anchor(
         &self,
-        certificate_pem: &str,
-        approval: Option<&Approval>,
+        request: RegisterTrustAnchor<'_, Approval>,
     ) -> Result<TrustAnchor, ClientError> {
         let request = self.request(pb::RegisterTrustAnchorRequest {
-            certificate: certificate_pem.to_owned(),
-            approval: approval.map(Approval::to_proto),
+            certificate: request.certificate_pem.to_owned(),
+            approval: request.approval.map(Approval::to_proto),
         })?;
         let reply = self.mtls().register_trust_anchor(request).await?.into_inner();
         anchor(reply.trust_anchor)
     }
 
-    /// Removes a trust anchor by reference (`0x01`).
-    pub async fn deregister_trust_anchor(&self, reference: &str) -> Result<TrustAnchor, ClientError> {
-        self.deregister_trust_anchor_approved(reference, None).await
-    }
-
-    /// [`Session::deregister_trust_anchor`] with a quorum approval (the
-    /// `cluster` service).
-    pub async fn deregister_trust_anchor_approved(
+    pub async fn deregister_trust_anchor(
         &self,
-        reference: &str,
-        approval: Option<&Approval>,
+        request: DeregisterTrustAnchor<'_, Approval>,
     ) -> Result<TrustAnchor, ClientError> {
         let request = self.request(pb::DeregisterTrustAnchorRequest {
-            certificate_reference: reference.to_owned(),
-            approval: approval.map(Approval::to_proto),
+            certificate_reference: request.reference.to_owned(),
+            approval: request.approval.map(Approval::to_proto),
         })?;
         let reply = self.mtls().deregister_trust_anchor(request).await?.into_inner();
         anchor(reply.trust_anchor)
@@ -128,20 +186,13 @@ impl Session {
     /// Sets the enforcement level: only the user named `admin`, over a
     /// connection that presented a client certificate chained to a
     /// registered trust anchor.
-    pub async fn set_mtls_enforcement(&self, level: MtlsLevel) -> Result<MtlsLevel, ClientError> {
-        self.set_mtls_enforcement_approved(level, None).await
-    }
-
-    /// [`Session::set_mtls_enforcement`] with a quorum approval (the
-    /// `cluster` service).
-    pub async fn set_mtls_enforcement_approved(
+    pub async fn set_mtls_enforcement(
         &self,
-        level: MtlsLevel,
-        approval: Option<&Approval>,
+        request: SetMtlsEnforcement<'_, Approval>,
     ) -> Result<MtlsLevel, ClientError> {
         let request = self.request(pb::SetMtlsEnforcementRequest {
-            level: level.as_str().to_owned(),
-            approval: approval.map(Approval::to_proto),
+            level: request.level.as_str().to_owned(),
+            approval: request.approval.map(Approval::to_proto),
         })?;
         MtlsLevel::parse(&self.mtls().set_mtls_enforcement(request).await?.into_inner().level)
     }
@@ -157,27 +208,22 @@ fn anchor(sent: Option<pb::TrustAnchor>) -> Result<TrustAnchor, ClientError> {
 }
 
 impl ClusterSession {
-    /// Registers a trust anchor on every HSM; where it is already
-    /// registered, that HSM counts as done. `Err` only when no HSM has it.
-    pub async fn register_trust_anchor(&self, certificate_pem: &str) -> Result<FanOut<TrustAnchor>, ClientError> {
-        self.register_trust_anchor_approved(certificate_pem, None).await
-    }
-
-    /// [`ClusterSession::register_trust_anchor`] with a quorum approval:
-    /// each HSM gets the approval of its own token.
-    pub async fn register_trust_anchor_approved(
+    /// Registers a trust anchor on every HSM, each with the approval of its
+    /// own token; where it is already registered, that HSM counts as done.
+    /// `Err` only when no HSM has it.
+    pub async fn register_trust_anchor(
         &self,
-        certificate_pem: &str,
-        approval: Option<&ClusterApproval>,
+        request: RegisterTrustAnchor<'_, ClusterApproval>,
     ) -> Result<FanOut<TrustAnchor>, ClientError> {
+        let request = &request;
         self.on_all(|s| async move {
-            let approval = approval_for(s, approval).await?;
-            match s.register_trust_anchor_approved(certificate_pem, approval.as_ref()).await {
+            let approval = approval_for(s, request.approval).await?;
+            match s.register_trust_anchor(request.with_approval(approval.as_ref())).await {
                 Err(ClientError::AlreadyExists(why)) => s
                     .list_trust_anchors()
                     .await?
                     .into_iter()
-                    .find(|a| a.is_certificate(certificate_pem))
+                    .find(|a| a.is_certificate(request.certificate_pem))
                     .ok_or(ClientError::AlreadyExists(why)),
                 other => other,
             }
@@ -188,19 +234,14 @@ impl ClusterSession {
 
     /// Removes a trust anchor on every HSM; where it is already gone, that
     /// HSM counts as done.
-    pub async fn deregister_trust_anchor(&self, reference: &str) -> Result<FanOut<Option<TrustAnchor>>, ClientError> {
-        self.deregister_trust_anchor_approved(reference, None).await
-    }
-
-    /// [`ClusterSession::deregister_trust_anchor`] with a quorum approval.
-    pub async fn deregister_trust_anchor_approved(
+    pub async fn deregister_trust_anchor(
         &self,
-        reference: &str,
-        approval: Option<&ClusterApproval>,
+        request: DeregisterTrustAnchor<'_, ClusterApproval>,
     ) -> Result<FanOut<Option<TrustAnchor>>, ClientError> {
+        let request = &request;
         self.on_all(|s| async move {
-            let approval = approval_for(s, approval).await?;
-            match s.deregister_trust_anchor_approved(reference, approval.as_ref()).await {
+            let approval = approval_for(s, request.approval).await?;
+            match s.deregister_trust_anchor(request.with_approval(approval.as_ref())).await {
                 Ok(anchor) => Ok(Some(anchor)),
                 Err(ClientError::NotFound(_)) => Ok(None),
                 Err(e) => Err(e),
@@ -216,19 +257,14 @@ impl ClusterSession {
     }
 
     /// Sets the enforcement level on every HSM.
-    pub async fn set_mtls_enforcement(&self, level: MtlsLevel) -> Result<FanOut<MtlsLevel>, ClientError> {
-        self.set_mtls_enforcement_approved(level, None).await
-    }
-
-    /// [`ClusterSession::set_mtls_enforcement`] with a quorum approval.
-    pub async fn set_mtls_enforcement_approved(
+    pub async fn set_mtls_enforcement(
         &self,
-        level: MtlsLevel,
-        approval: Option<&ClusterApproval>,
+        request: SetMtlsEnforcement<'_, ClusterApproval>,
     ) -> Result<FanOut<MtlsLevel>, ClientError> {
+        let request = &request;
         self.on_all(|s| async move {
-            let approval = approval_for(s, approval).await?;
-            s.set_mtls_enforcement_approved(level, approval.as_ref()).await
+            let approval = approval_for(s, request.approval).await?;
+            s.set_mtls_enforcement(request.with_approval(approval.as_ref())).await
         })
         .await
         .into_result()

@@ -37,7 +37,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use hsm_client::{ClientConfig, Cluster, HsmClient, Role, Session};
+use hsm_client::{ClientConfig, Cluster, CreateUser, HsmClient, Role, Session};
 use rand::rngs::StdRng;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -307,7 +307,7 @@ impl TestHsm {
     /// Creates a crypto user as the admin and logs in as that user.
     pub async fn crypto_user(&self, username: &str, password: &str) -> Session {
         let admin = self.admin().await;
-        admin.create_user(username, Role::CryptoUser, password).await.expect("create crypto user");
+        admin.create_user(CreateUser::new(username, Role::CryptoUser, password)).await.expect("create crypto user");
         admin.logout().await.expect("logout");
         self.login(username, Role::CryptoUser, password).await
     }
@@ -484,7 +484,7 @@ async fn create_users(config: &ClientConfig, options: &Options) {
     let cluster = Cluster::connect(config).await.expect("cluster client");
     let admin = cluster.login("admin", Role::Admin, &options.admin_password).await.expect("admin");
     for (name, role, password) in &options.users {
-        let created = admin.create_user(name, *role, password).await.expect("create user");
+        let created = admin.create_user(CreateUser::new(name, *role, password)).await.expect("create user");
         assert_eq!(created.completion(), hsm_client::Completion::Full, "user {name} on every HSM");
     }
     admin.logout().await.expect("logout");

@@ -8,8 +8,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use hsm_client::{
-    ClientError, Cluster, ClusterKey, ClusterSession, ClusterState, Completion, CoverageLabel, KeyOptions, KeyPairSpec,
-    Merged, RetryPolicy, Role, UserEffect,
+    ChangePassword, ClientError, Cluster, ClusterKey, ClusterSession, ClusterState, Completion, CoverageLabel,
+    CreateUser, Decrypt, DeleteUser, Encrypt, KeyOptions, KeyPairSpec, ListKeys, Merged, RetryPolicy, Role,
+    SetKeyAttribute, Sign, UserEffect, Verify,
     cluster::{Activation, UNAVAILABLE_STATE},
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
@@ -50,7 +51,10 @@ async fn login_admin(cluster: &Cluster) -> ClusterSession {
 /// Creates crypto user `cu` on every HSM and logs it in.
 async fn crypto_user(cluster: &Cluster) -> ClusterSession {
     let admin = login_admin(cluster).await;
-    assert_eq!(admin.create_user("cu", Role::CryptoUser, CU_PASSWORD).await.unwrap().completion(), Completion::Full);
+    assert_eq!(
+        admin.create_user(CreateUser::new("cu", Role::CryptoUser, CU_PASSWORD)).await.unwrap().completion(),
+        Completion::Full
+    );
     admin.logout().await.unwrap();
     cluster.login("cu", Role::CryptoUser, CU_PASSWORD).await.unwrap()
 }
@@ -73,7 +77,7 @@ async fn listed_on(session: &ClusterSession, reference: &str) -> Vec<usize> {
     let filter = [("key-reference".to_owned(), reference.to_owned())];
     let mut on = Vec::new();
     for (i, s) in session.sessions().enumerate() {
-        if s.list_keys(&filter, 0, None).await.unwrap().total == 1 {
+        if s.list_keys(ListKeys::default().filters(&filter)).await.unwrap().total == 1 {
             on.push(i);
         }
     }
@@ -120,7 +124,7 @@ async fn user_changes_reach_every_hsm_and_leave_them_in_sync() {
     let before = digests(&admin).await;
     assert!(before.iter().all(|d| *d == before[0]), "a new cluster starts in sync: {before:?}");
 
-    let created = admin.create_user("alice", Role::CryptoUser, "alice-pass1").await.unwrap();
+    let created = admin.create_user(CreateUser::new("alice", Role::CryptoUser, "alice-pass1")).await.unwrap();
     assert_eq!(created.completion(), Completion::Full);
     assert!(created.succeeded().all(|(_, c)| c.effect == UserEffect::Applied && c.user.username == "alice"));
     let after = digests(&admin).await;
@@ -129,23 +133,23 @@ async fn user_changes_reach_every_hsm_and_leave_them_in_sync() {
         cluster.hsm(i).login("alice", Role::CryptoUser, "alice-pass1").await.logout().await.unwrap();
     }
 
-    let changed = admin.change_password("alice", Role::CryptoUser, "alice-pass2").await.unwrap();
+    let changed = admin.change_password(ChangePassword::new("alice", Role::CryptoUser, "alice-pass2")).await.unwrap();
     assert_eq!(changed.completion(), Completion::Full);
     for i in 0..3 {
         assert!(cluster.hsm(i).client.login("alice", Role::CryptoUser, "alice-pass1").await.is_err());
         cluster.hsm(i).login("alice", Role::CryptoUser, "alice-pass2").await.logout().await.unwrap();
     }
 
-    let deleted = admin.delete_user("alice", Role::CryptoUser).await.unwrap();
+    let deleted = admin.delete_user(DeleteUser::new("alice", Role::CryptoUser)).await.unwrap();
     assert_eq!(deleted.completion(), Completion::Full);
     assert_eq!(digests(&admin).await, before, "back to where it started, on every HSM");
     // Deleting again repairs nothing and breaks nothing: gone everywhere.
-    let again = admin.delete_user("alice", Role::CryptoUser).await.unwrap();
+    let again = admin.delete_user(DeleteUser::new("alice", Role::CryptoUser)).await.unwrap();
     assert!(again.succeeded().all(|(_, c)| c.effect == UserEffect::AlreadyInPlace));
     assert_eq!(again.completion(), Completion::Full);
 
     // A refusal that every HSM gives is one plain error.
-    let refused = admin.delete_user("admin", Role::Admin).await.unwrap_err();
+    let refused = admin.delete_user(DeleteUser::new("admin", Role::Admin)).await.unwrap_err();
     assert!(matches!(refused, ClientError::FailedPrecondition(_)), "{refused:?}");
 }
 
@@ -154,7 +158,7 @@ async fn a_user_on_some_hsms_lists_as_inconsistent_and_create_never_overwrites_i
     let (cluster, client) = cluster_of(3, Options::default()).await;
     let admin = login_admin(&client).await;
     // Made behind the cluster layer's back, on HSM 0 only.
-    cluster.hsm(0).admin().await.create_user("carol", Role::CryptoUser, "carol-old-1").await.unwrap();
+    cluster.hsm(0).admin().await.create_user(CreateUser::new("carol", Role::CryptoUser, "carol-old-1")).await.unwrap();
     let before = digests(&admin).await;
 
     let list = admin.list_users().await.unwrap();
@@ -170,7 +174,7 @@ async fn a_user_on_some_hsms_lists_as_inconsistent_and_create_never_overwrites_i
     // anyone log in as carol).
     let endpoints = cluster.endpoints();
     for name in ["carol", "CAROL"] {
-        let refused = admin.create_user(name, Role::CryptoUser, "carol-new-1").await.unwrap_err();
+        let refused = admin.create_user(CreateUser::new(name, Role::CryptoUser, "carol-new-1")).await.unwrap_err();
         let ClientError::AlreadyExists(message) = &refused else { panic!("{refused:?}") };
         assert!(message.starts_with("a user named 'carol' already exists"), "{message}");
         assert!(
@@ -183,10 +187,10 @@ async fn a_user_on_some_hsms_lists_as_inconsistent_and_create_never_overwrites_i
     assert!(cluster.hsm(0).client.login("carol", Role::CryptoUser, "carol-new-1").await.is_err());
 
     // The repair: delete her where she is, then create her everywhere.
-    let deleted = admin.delete_user("carol", Role::CryptoUser).await.unwrap();
+    let deleted = admin.delete_user(DeleteUser::new("carol", Role::CryptoUser)).await.unwrap();
     let effects: Vec<UserEffect> = deleted.succeeded().map(|(_, c)| c.effect).collect();
     assert_eq!(effects, [UserEffect::Applied, UserEffect::AlreadyInPlace, UserEffect::AlreadyInPlace]);
-    let created = admin.create_user("carol", Role::CryptoUser, "carol-new-1").await.unwrap();
+    let created = admin.create_user(CreateUser::new("carol", Role::CryptoUser, "carol-new-1")).await.unwrap();
     assert_eq!(created.completion(), Completion::Full);
     assert!(admin.list_users().await.unwrap().users.iter().all(|u| u.is_consistent()));
     let d = digests(&admin).await;
@@ -196,8 +200,8 @@ async fn a_user_on_some_hsms_lists_as_inconsistent_and_create_never_overwrites_i
     }
 
     // A name with another role on one HSM is refused the same way.
-    cluster.hsm(1).admin().await.create_user("dave", Role::Admin, "dave-pass-1").await.unwrap();
-    let refused = admin.create_user("dave", Role::CryptoUser, "dave-pass-2").await.unwrap_err();
+    cluster.hsm(1).admin().await.create_user(CreateUser::new("dave", Role::Admin, "dave-pass-1")).await.unwrap();
+    let refused = admin.create_user(CreateUser::new("dave", Role::CryptoUser, "dave-pass-2")).await.unwrap_err();
     assert!(matches!(&refused, ClientError::AlreadyExists(m) if m.contains("'dave'")), "{refused:?}");
     let dave = admin.list_users().await.unwrap().users.into_iter().find(|u| u.username == "dave").unwrap();
     assert_eq!(dave.role, Merged::Consistent(Role::Admin), "still only HSM 1 has dave, as an admin");
@@ -219,9 +223,10 @@ async fn token_keys_are_on_every_hsm_when_creation_returns_and_usable_through_ea
 
     // Encrypted through one HSM, decrypted through each of the others.
     let sessions: Vec<_> = cu.sessions().collect();
-    let (iv, sealed) = sessions[0].encrypt(&reference, Cipher::AesGcm, None, &[], b"aad", b"secret").await.unwrap();
+    let (iv, sealed) =
+        sessions[0].encrypt(Encrypt::new(&reference, Cipher::AesGcm, b"secret").aad(b"aad")).await.unwrap();
     for s in &sessions[1..] {
-        let opened = s.decrypt(&reference, Cipher::AesGcm, None, &iv, b"aad", &sealed).await.unwrap();
+        let opened = s.decrypt(Decrypt::new(&reference, Cipher::AesGcm, &sealed).iv(&iv).aad(b"aad")).await.unwrap();
         assert_eq!(opened, b"secret");
     }
 
@@ -230,12 +235,14 @@ async fn token_keys_are_on_every_hsm_when_creation_returns_and_usable_through_ea
     assert_eq!((public.coverage.label(), private.coverage.label()), (CoverageLabel::Full, CoverageLabel::Full));
     let message = b"signed across the cluster";
     let sig = cu
-        .sign(&private.info.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), message, false)
+        .sign(Sign::new(&private.info.reference, SignMechanism::Ecdsa, message).hash(HashAlgorithm::Sha256))
         .await
         .unwrap();
     for s in cu.sessions() {
         let valid = s
-            .verify(&public.info.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), message, false, &sig)
+            .verify(
+                Verify::new(&public.info.reference, SignMechanism::Ecdsa, message, &sig).hash(HashAlgorithm::Sha256),
+            )
             .await
             .unwrap();
         assert!(valid, "on {}", s.client().endpoint());
@@ -244,11 +251,11 @@ async fn token_keys_are_on_every_hsm_when_creation_returns_and_usable_through_ea
     signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &point).verify(message, &sig).unwrap();
 
     // Changes travel too: a new label everywhere, then the deletion.
-    let relabelled = cu.set_key_attribute(&reference, "label", "renamed").await.unwrap();
+    let relabelled = cu.set_key_attribute(SetKeyAttribute::new(&reference, "label", "renamed")).await.unwrap();
     assert_eq!(relabelled.coverage.label(), CoverageLabel::Full);
     for s in cu.sessions() {
         let filter = [("key-reference".to_owned(), reference.clone())];
-        let page = s.list_keys(&filter, 0, None).await.unwrap();
+        let page = s.list_keys(ListKeys::default().filters(&filter)).await.unwrap();
         assert_eq!(page.keys[0].attribute("label"), Some("renamed"), "on {}", s.client().endpoint());
     }
     let deleted = cu.delete_key(&reference).await.unwrap();
@@ -263,7 +270,7 @@ async fn token_keys_are_on_every_hsm_when_creation_returns_and_usable_through_ea
     assert_eq!(listed_on(&cu, &imported.info.reference).await, [0, 1, 2]);
 
     // The merged listing shows each key once, with its coverage.
-    let page = cu.list_keys(&[], 0, None).await.unwrap();
+    let page = cu.list_keys(ListKeys::default()).await.unwrap();
     assert_eq!(page.total, 3);
     assert!(page.keys.iter().all(|k| k.coverage.label() == CoverageLabel::Full && k.coverage.holding.len() == 3));
 }
@@ -281,12 +288,12 @@ async fn session_keys_stay_on_the_hsm_that_made_them_and_are_used_there() {
     assert_eq!(key.coverage.holding, [cluster.endpoints()[on[0]].clone()]);
     // Round-robin would reach every HSM in three calls; a session key's go to its HSM.
     for _ in 0..4 {
-        let (iv, sealed) = cu.encrypt(&key.info.reference, Cipher::AesCbcPad, None, &[], &[], b"data").await.unwrap();
-        let opened = cu.decrypt(&key.info.reference, Cipher::AesCbcPad, None, &iv, &[], &sealed).await.unwrap();
+        let (iv, sealed) = cu.encrypt(Encrypt::new(&key.info.reference, Cipher::AesCbcPad, b"data")).await.unwrap();
+        let opened = cu.decrypt(Decrypt::new(&key.info.reference, Cipher::AesCbcPad, &sealed).iv(&iv)).await.unwrap();
         assert_eq!(opened, b"data");
     }
     assert_eq!(digests(&cu).await, before, "session keys are not part of the synchronised state");
-    let listed = cu.list_keys(&[], 0, None).await.unwrap();
+    let listed = cu.list_keys(ListKeys::default()).await.unwrap();
     assert_eq!(listed.keys[0].coverage.label(), CoverageLabel::Session);
 }
 
@@ -305,7 +312,7 @@ async fn with_one_hsm_down_logins_keys_and_users_work_and_say_what_was_missed() 
     let admin = login_admin(&client).await;
     let missing: Vec<&str> = admin.unavailable().into_iter().map(|(endpoint, _)| endpoint).collect();
     assert_eq!(missing, [down.as_str()]);
-    let created = admin.create_user("erin", Role::CryptoUser, "erin-pass1").await.unwrap();
+    let created = admin.create_user(CreateUser::new("erin", Role::CryptoUser, "erin-pass1")).await.unwrap();
     assert_eq!(created.completion(), Completion::Partial);
     assert_eq!(created.failed().map(|(e, _)| e).collect::<Vec<_>>(), [down.as_str()]);
 
@@ -314,7 +321,7 @@ async fn with_one_hsm_down_logins_keys_and_users_work_and_say_what_was_missed() 
     assert_eq!((private.coverage.label(), private.coverage.holding.len()), (CoverageLabel::Partial, 2));
     assert_eq!(private.coverage.failures.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(), [down.as_str()]);
     for _ in 0..3 {
-        cu2.sign(&private.info.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"m", false)
+        cu2.sign(Sign::new(&private.info.reference, SignMechanism::Ecdsa, b"m").hash(HashAlgorithm::Sha256))
             .await
             .unwrap();
     }
@@ -325,16 +332,16 @@ async fn with_one_hsm_down_logins_keys_and_users_work_and_say_what_was_missed() 
     cluster.restart(2).await;
     let admin = login_admin(&client).await;
     assert!(admin.unavailable().is_empty());
-    let refused = admin.create_user("erin", Role::CryptoUser, "erin-pass2").await.unwrap_err();
+    let refused = admin.create_user(CreateUser::new("erin", Role::CryptoUser, "erin-pass2")).await.unwrap_err();
     assert!(
         matches!(&refused, ClientError::AlreadyExists(m) if m.contains(&format!("but not on {down}"))),
         "{refused:?}"
     );
     cluster.hsm(0).login("erin", Role::CryptoUser, "erin-pass1").await.logout().await.unwrap();
-    let deleted = admin.delete_user("erin", Role::CryptoUser).await.unwrap();
+    let deleted = admin.delete_user(DeleteUser::new("erin", Role::CryptoUser)).await.unwrap();
     let effects: Vec<UserEffect> = deleted.succeeded().map(|(_, c)| c.effect).collect();
     assert_eq!(effects, [UserEffect::Applied, UserEffect::Applied, UserEffect::AlreadyInPlace]);
-    let repaired = admin.create_user("erin", Role::CryptoUser, "erin-pass2").await.unwrap();
+    let repaired = admin.create_user(CreateUser::new("erin", Role::CryptoUser, "erin-pass2")).await.unwrap();
     assert_eq!(repaired.completion(), Completion::Full);
 }
 
@@ -351,7 +358,7 @@ async fn crypto_retries_on_another_hsm_when_one_stops() {
     let once = cluster.config().with_retry(RetryPolicy { attempts: 1, ..RetryPolicy::default() });
     let no_retry = Cluster::connect(&once).await.unwrap().login("cu", Role::CryptoUser, CU_PASSWORD).await.unwrap();
     let hmac = async |s: &ClusterSession| {
-        s.sign(&reference, SignMechanism::Hmac, Some(HashAlgorithm::Sha256), b"m", false).await
+        s.sign(Sign::new(&reference, SignMechanism::Hmac, b"m").hash(HashAlgorithm::Sha256)).await
     };
     hmac(&no_retry).await.unwrap();
 
@@ -372,8 +379,10 @@ async fn crypto_retries_on_another_hsm_when_one_stops() {
     assert!(matches!(&refusals[0], ClientError::Unavailable(_) | ClientError::Other { .. }), "{refusals:?}");
 
     // A refusal is not retried: a missing key is reported at once.
-    let missing =
-        cu.sign("0x00000000000000ff", SignMechanism::Hmac, Some(HashAlgorithm::Sha256), b"m", false).await.unwrap_err();
+    let missing = cu
+        .sign(Sign::new("0x00000000000000ff", SignMechanism::Hmac, b"m").hash(HashAlgorithm::Sha256))
+        .await
+        .unwrap_err();
     assert!(matches!(missing, ClientError::NotFound(_)), "{missing:?}");
 }
 
@@ -385,7 +394,7 @@ async fn a_key_on_one_hsm_is_refused_until_the_check_is_off_or_it_is_copied() {
     // Made on HSM 0 alone, through the single-HSM layer.
     let lonely = first.generate_symmetric_key(SymmetricKeyType::Aes, 32, &aes_options(false)).await.unwrap();
 
-    let refused = cu.encrypt(&lonely.reference, Cipher::AesGcm, None, &[], &[], b"x").await.unwrap_err();
+    let refused = cu.encrypt(Encrypt::new(&lonely.reference, Cipher::AesGcm, b"x")).await.unwrap_err();
     let ClientError::FailedPrecondition(message) = &refused else { panic!("{refused:?}") };
     for part in [
         lonely.reference.as_str(),
@@ -398,12 +407,12 @@ async fn a_key_on_one_hsm_is_refused_until_the_check_is_off_or_it_is_copied() {
 
     let unchecked = cluster.config().with_key_availability_check(false);
     let relaxed = Cluster::connect(&unchecked).await.unwrap().login("cu", Role::CryptoUser, CU_PASSWORD).await.unwrap();
-    relaxed.encrypt(&lonely.reference, Cipher::AesGcm, None, &[], &[], b"x").await.unwrap();
+    relaxed.encrypt(Encrypt::new(&lonely.reference, Cipher::AesGcm, b"x")).await.unwrap();
 
     // Copied to a second HSM, it passes on its next use.
     let object = first.extract_masked_key(&lonely.reference).await.unwrap();
     assert!(cu.sessions().nth(1).unwrap().insert_masked_object(&object).await.unwrap());
-    cu.encrypt(&lonely.reference, Cipher::AesGcm, None, &[], &[], b"x").await.unwrap();
+    cu.encrypt(Encrypt::new(&lonely.reference, Cipher::AesGcm, b"x")).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,7 +426,7 @@ async fn a_one_hsm_cluster_is_never_checked() {
         .generate_symmetric_key(SymmetricKeyType::Aes, 32, &aes_options(false))
         .await
         .unwrap();
-    cu.encrypt(&key.reference, Cipher::AesGcm, None, &[], &[], b"x").await.unwrap();
+    cu.encrypt(Encrypt::new(&key.reference, Cipher::AesGcm, b"x")).await.unwrap();
     let made = cu.generate_symmetric_key(SymmetricKeyType::Aes, 32, &aes_options(false)).await.unwrap();
     assert_eq!((made.coverage.label(), made.coverage.holding.len()), (CoverageLabel::Full, 1));
     let statuses = cu.sync_status_all().await;
@@ -475,7 +484,7 @@ async fn hsm_cli_shows_every_hsm_inconsistent_users_and_key_coverage() {
     assert_eq!(status["in-sync"], true, "{status}");
 
     // A user on HSM 0 only.
-    cluster.hsm(0).admin().await.create_user("frank", Role::CryptoUser, "frank-pass").await.unwrap();
+    cluster.hsm(0).admin().await.create_user(CreateUser::new("frank", Role::CryptoUser, "frank-pass")).await.unwrap();
     let users = cli.run(&admin_env, &["user", "list"]).await.ok();
     let frank = users["users"].as_array().unwrap().iter().find(|u| u["username"] == "frank").unwrap().clone();
     assert_eq!(frank["cluster-coverage"], "inconsistent", "{users}");

@@ -7,7 +7,7 @@
 use std::fs;
 
 use hsm_client::{
-    ClientError, KeyOptions, Role,
+    ClientError, Decrypt, Encrypt, KeyOptions, ListKeys, Role,
     keys::{Cipher, SymmetricKeyType},
 };
 use hsm_daemon::model::ClusterMode;
@@ -54,13 +54,18 @@ async fn a_non_fips_cluster_holds_triple_des_across_restarts() {
     let imported = alice.import_secret(SymmetricKeyType::Des3, &hex::decode(KEY).unwrap(), &usable()).await.unwrap();
     // The check value: DES3-ECB of a zero block (OpenSSL gives 4eba739c...).
     assert_eq!(imported.attribute("check-value"), Some("0x4eba73"));
-    let (iv, sealed) = alice.encrypt(&imported.reference, Cipher::Des3Ecb, None, &[], &[], PLAINTEXT).await.unwrap();
+    let (iv, sealed) = alice.encrypt(Encrypt::new(&imported.reference, Cipher::Des3Ecb, PLAINTEXT)).await.unwrap();
     assert_eq!((iv.is_empty(), hex::encode(sealed)), (true, ECB.to_owned()));
     let iv = hex::decode(IV).unwrap();
-    let (_, sealed) = alice.encrypt(&imported.reference, Cipher::Des3Cbc, None, &iv, &[], PLAINTEXT).await.unwrap();
+    let (_, sealed) =
+        alice.encrypt(Encrypt::new(&imported.reference, Cipher::Des3Cbc, PLAINTEXT).iv(&iv)).await.unwrap();
     assert_eq!(hex::encode(&sealed), CBC);
     let filter = [("attr.key-type".to_owned(), "des3".to_owned())];
-    assert_eq!(alice.list_keys(&filter, 0, None).await.unwrap().keys.len(), 2, "key list --filter attr.key-type=des3");
+    assert_eq!(
+        alice.list_keys(ListKeys::default().filters(&filter)).await.unwrap().keys.len(),
+        2,
+        "key list --filter attr.key-type=des3"
+    );
     let short = alice.import_secret(SymmetricKeyType::Des3, &[7; 16], &usable()).await.unwrap_err();
     assert!(matches!(&short, ClientError::InvalidArgument(m) if m.contains("24 bytes")), "{short}");
 
@@ -69,10 +74,9 @@ async fn a_non_fips_cluster_holds_triple_des_across_restarts() {
     let info = cluster.hsm(0).client.cluster_info().await.unwrap();
     assert_eq!(info.mode, "NON_FIPS");
     let alice = cluster.hsm(0).login("alice", Role::CryptoUser, "alice-pass").await;
-    let (iv, sealed) =
-        alice.encrypt(&generated.reference, Cipher::Des3CbcPad, None, &[], &[], PLAINTEXT).await.unwrap();
+    let (iv, sealed) = alice.encrypt(Encrypt::new(&generated.reference, Cipher::Des3CbcPad, PLAINTEXT)).await.unwrap();
     assert_eq!((iv.len(), sealed.len()), (8, 32), "the HSM made the IV; PKCS#7 added a block");
-    let opened = alice.decrypt(&generated.reference, Cipher::Des3CbcPad, None, &iv, &[], &sealed).await.unwrap();
+    let opened = alice.decrypt(Decrypt::new(&generated.reference, Cipher::Des3CbcPad, &sealed).iv(&iv)).await.unwrap();
     assert_eq!(opened, PLAINTEXT);
 }
 
@@ -88,8 +92,8 @@ async fn a_fips_cluster_refuses_triple_des_saying_why() {
     fips(alice.generate_symmetric_key(SymmetricKeyType::Des3, 24, &usable()).await.map(|_| ()));
     fips(alice.import_secret(SymmetricKeyType::Des3, &hex::decode(KEY).unwrap(), &usable()).await.map(|_| ()));
     let aes = alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &usable()).await.unwrap();
-    fips(alice.encrypt(&aes.reference, Cipher::Des3Ecb, None, &[], &[], &[0; 8]).await.map(|_| ()));
-    fips(alice.decrypt(&aes.reference, Cipher::Des3Cbc, None, &[0; 8], &[], &[0; 8]).await.map(|_| ()));
+    fips(alice.encrypt(Encrypt::new(&aes.reference, Cipher::Des3Ecb, &[0; 8])).await.map(|_| ()));
+    fips(alice.decrypt(Decrypt::new(&aes.reference, Cipher::Des3Cbc, &[0; 8]).iv(&[0; 8])).await.map(|_| ()));
 }
 
 /// `init --mode NON_FIPS` writes the mode in every config; `init --add`

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use hsm_client::{
-    ClientConfig, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, Role, Session,
+    ClientConfig, CreateUser, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, Role, Session, Sign,
     keys::{HashAlgorithm, SignMechanism},
 };
 use integration_tests::process::{ClusterDir, Daemon};
@@ -90,7 +90,7 @@ async fn three_run_processes_stay_in_step_through_a_kill_and_a_new_hsm_clones_in
         let client = daemon.client().await;
         client.activate(ADMIN_PASSWORD).await.unwrap();
         let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-        admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+        admin.create_user(CreateUser::new("alice", Role::CryptoUser, ALICE_PASSWORD)).await.unwrap();
         admin.logout().await.unwrap();
     }
     let alice1 = hsm1.client().await.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
@@ -108,10 +108,13 @@ async fn three_run_processes_stay_in_step_through_a_kill_and_a_new_hsm_clones_in
     let alice3 = hsm3.client().await.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
     let message = b"a fixed message";
     for key in [&first, &second] {
-        alice3.sign(&key.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), message, false).await.unwrap();
+        alice3
+            .sign(Sign::new(&key.reference, SignMechanism::Ecdsa, message).hash(HashAlgorithm::Sha256))
+            .await
+            .unwrap();
     }
     let signature = alice3
-        .sign(&second.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), message, false)
+        .sign(Sign::new(&second.reference, SignMechanism::Ecdsa, message).hash(HashAlgorithm::Sha256))
         .await
         .unwrap();
     let point = hex::decode(second_public.attribute("ec-point").unwrap().trim_start_matches("0x")).unwrap();
@@ -126,7 +129,7 @@ async fn three_run_processes_stay_in_step_through_a_kill_and_a_new_hsm_clones_in
     let hsm4 = start(&cluster, 4);
     assert!(hsm4.stderr_text().contains("cloned from the peer"), "{}", hsm4.stderr_text());
     let alice4 = hsm4.client().await.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
-    alice4.sign(&second.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), message, false).await.unwrap();
+    alice4.sign(Sign::new(&second.reference, SignMechanism::Ecdsa, message).hash(HashAlgorithm::Sha256)).await.unwrap();
     assert_eq!(appliance_digest(&hsm4).await, while_down, "the clone is in step before it serves anything new");
     let (_, fourth) = ec_pair(&alice4, "made-on-4").await;
     assert!(fourth.reference.starts_with("0x00000300"), "HSM 4 hands out its own references: {}", fourth.reference);
@@ -280,14 +283,14 @@ async fn hsms_placed_for_containers_serve_and_sync_at_the_given_addresses() {
         let client = client_of(k).await;
         client.activate(ADMIN_PASSWORD).await.unwrap();
         let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-        admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+        admin.create_user(CreateUser::new("alice", Role::CryptoUser, ALICE_PASSWORD)).await.unwrap();
         admin.logout().await.unwrap();
     }
     let alice1 = client_of(0).await.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
     let (_, key) = ec_pair(&alice1, "placed").await;
     until_in_step(&hsms.iter().collect::<Vec<_>>()).await;
     let alice3 = client_of(2).await.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
-    alice3.sign(&key.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"m", false).await.unwrap();
+    alice3.sign(Sign::new(&key.reference, SignMechanism::Ecdsa, b"m").hash(HashAlgorithm::Sha256)).await.unwrap();
 }
 
 /// `init --if-absent` leaves a cluster as it is and succeeds (rewriting the

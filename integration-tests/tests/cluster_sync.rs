@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use hsm_client::{
-    ClientError, KeyOptions, KeyPairSpec, Role, Session,
+    ClientError, CreateUser, KeyOptions, KeyPairSpec, ListKeys, Role, Session, Sign, Verify,
     keys::{HashAlgorithm, SignMechanism},
 };
 use integration_tests::{APPLIANCE_PASSWORD, Options, TestCluster, TestHsm};
@@ -24,7 +24,7 @@ fn opts(pairs: &[(&str, &str)]) -> KeyOptions {
 async fn alice_everywhere(cluster: &TestCluster, hsms: &[usize], on: usize) -> Session {
     for &i in hsms {
         let admin = cluster.hsm(i).admin().await;
-        admin.create_user("alice", Role::CryptoUser, "alice-pass").await.unwrap();
+        admin.create_user(CreateUser::new("alice", Role::CryptoUser, "alice-pass")).await.unwrap();
         admin.logout().await.unwrap();
     }
     cluster.hsm(on).login("alice", Role::CryptoUser, "alice-pass").await
@@ -59,21 +59,18 @@ async fn keys_made_on_one_hsm_reach_the_others_in_the_background() {
     until_in_step(&cluster).await;
     // The copy on HSM 3 is the same key: it signs, and HSM 1 verifies.
     let alice3 = cluster.hsm(2).login("alice", Role::CryptoUser, "alice-pass").await;
-    let listed = alice3.list_keys(&[("attr.label".into(), "background".into())], 0, None).await.unwrap();
+    let listed =
+        alice3.list_keys(ListKeys::default().filters(&[("attr.label".into(), "background".into())])).await.unwrap();
     assert_eq!(listed.keys.len(), 1);
     assert_eq!(listed.keys[0].reference, private.reference, "a copy keeps its reference");
     let signature = alice3
-        .sign(&private.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"fixed message", false)
+        .sign(Sign::new(&private.reference, SignMechanism::Ecdsa, b"fixed message").hash(HashAlgorithm::Sha256))
         .await
         .unwrap();
     let ok = alice
         .verify(
-            &public.reference,
-            SignMechanism::Ecdsa,
-            Some(HashAlgorithm::Sha256),
-            b"fixed message",
-            false,
-            &signature,
+            Verify::new(&public.reference, SignMechanism::Ecdsa, b"fixed message", &signature)
+                .hash(HashAlgorithm::Sha256),
         )
         .await
         .unwrap();
@@ -104,10 +101,13 @@ async fn a_restarted_hsm_catches_up_with_keys_made_and_deleted_while_it_was_down
     assert_eq!(until_in_step(&cluster).await, while_down);
     let alice3 = cluster.hsm(2).login("alice", Role::CryptoUser, "alice-pass").await;
     alice3
-        .sign(&private.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"made while down", false)
+        .sign(Sign::new(&private.reference, SignMechanism::Ecdsa, b"made while down").hash(HashAlgorithm::Sha256))
         .await
         .unwrap();
-    let gone = alice3.list_keys(&[("key-reference".into(), doomed.reference.clone())], 0, None).await.unwrap();
+    let gone = alice3
+        .list_keys(ListKeys::default().filters(&[("key-reference".into(), doomed.reference.clone())]))
+        .await
+        .unwrap();
     assert!(gone.keys.is_empty(), "the key deleted while HSM 3 was down is gone from it too");
 }
 

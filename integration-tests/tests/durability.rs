@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use futures_util::future::join_all;
-use hsm_client::{KeyInfo, KeyOptions, KeyPairSpec, Role, Session};
+use hsm_client::{KeyInfo, KeyOptions, KeyPairSpec, ListKeys, Role, Session};
 use integration_tests::{Options, TestCluster};
 
 const CU_PASSWORD: &str = "cu-password";
@@ -36,7 +36,7 @@ fn labelled(label: &str) -> KeyOptions {
 
 /// Every key `session` lists, by reference, with its label.
 async fn labels(session: &Session) -> BTreeMap<String, String> {
-    let keys: Vec<KeyInfo> = session.list_keys(&[], 0, None).await.unwrap().keys;
+    let keys: Vec<KeyInfo> = session.list_keys(ListKeys::default()).await.unwrap().keys;
     keys.into_iter().map(|k| (k.reference.clone(), k.attribute("label").unwrap_or_default().to_owned())).collect()
 }
 

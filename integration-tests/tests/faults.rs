@@ -9,8 +9,8 @@
 use std::{future::Future, time::Duration};
 
 use hsm_client::{
-    ClientError, Cluster, Completion, FaultMode, FaultSpec, FaultState, HsmClient, KeyInfo, KeyOptions, KeyPairSpec,
-    ResetTarget, Role, Session,
+    ClientError, Cluster, Completion, CreateUser, FaultMode, FaultSpec, FaultState, HsmClient, KeyInfo, KeyOptions,
+    KeyPairSpec, ListKeys, ResetTarget, Role, Session, SetKeyAttribute, Sign, Verify,
     keys::{HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
 use integration_tests::{
@@ -49,7 +49,7 @@ async fn p256(session: &Session, label: &str) -> (KeyInfo, KeyInfo) {
 }
 
 async fn sign(session: &Session, private: &KeyInfo) -> Result<Vec<u8>, ClientError> {
-    session.sign(&private.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), MESSAGE, false).await
+    session.sign(Sign::new(&private.reference, SignMechanism::Ecdsa, MESSAGE).hash(HashAlgorithm::Sha256)).await
 }
 
 /// Checks a signature over [`MESSAGE`] with ring, against the public key's
@@ -114,8 +114,8 @@ async fn an_unavailable_fault_on_sign_fails_signing_until_it_is_cleared() {
     assert_eq!(code(&err), Code::Unavailable, "{err:?}");
     assert!(err.to_string().contains("injected fault: unavailable on Sign"), "{err}");
     // Only signing fails: verification is another RPC.
-    let verified =
-        alice.verify(&public.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), MESSAGE, false, &before);
+    let verified = alice
+        .verify(Verify::new(&public.reference, SignMechanism::Ecdsa, MESSAGE, &before).hash(HashAlgorithm::Sha256));
     assert!(verified.await.unwrap());
     assert_eq!(hsm.client.faults().await.unwrap().rules[0].hits, 1);
 
@@ -145,7 +145,7 @@ async fn counted_faults_stop_after_their_count_and_probability_zero_never_fires(
     }
     hsm.login("alice", Role::CryptoUser, "alice-pass").await.logout().await.unwrap();
     let always = hsm.client.set_fault(&FaultSpec::fail("key list", "aborted").with_probability(1.0)).await.unwrap();
-    assert_eq!(code(&alice.list_keys(&[], 0, None).await.unwrap_err()), Code::Aborted);
+    assert_eq!(code(&alice.list_keys(ListKeys::default()).await.unwrap_err()), Code::Aborted);
     let state = hsm.client.faults().await.unwrap();
     let hits: Vec<(u64, u64)> = state.rules.iter().map(|r| (r.id, r.hits)).collect();
     assert_eq!(hits, [(never.id, 0), (always.id, 1)]);
@@ -166,8 +166,9 @@ async fn latency_is_added_and_the_call_still_succeeds() {
     let spec = FaultSpec::fail("verify", "deadline-exceeded").with_latency(Duration::from_millis(20)).times(1);
     hsm.client.set_fault(&spec).await.unwrap();
     let sig = sign(&alice, &private).await.unwrap();
-    let verify =
-        || alice.verify(&public.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), MESSAGE, false, &sig);
+    let verify = || {
+        alice.verify(Verify::new(&public.reference, SignMechanism::Ecdsa, MESSAGE, &sig).hash(HashAlgorithm::Sha256))
+    };
     assert_eq!(code(&verify().await.unwrap_err()), Code::DeadlineExceeded);
     assert!(verify().await.unwrap());
 }
@@ -241,11 +242,11 @@ async fn dropping_sessions_logs_everyone_out_as_a_reboot_does() {
     alice.generate_symmetric_key(SymmetricKeyType::Aes, 32, &session_opts).await.unwrap();
 
     assert_eq!(hsm.client.drop_sessions().await.unwrap(), 2);
-    assert_eq!(code(&alice.list_keys(&[], 0, None).await.unwrap_err()), Code::Unauthenticated);
+    assert_eq!(code(&alice.list_keys(ListKeys::default()).await.unwrap_err()), Code::Unauthenticated);
     assert_eq!(code(&admin.list_users().await.unwrap_err()), Code::Unauthenticated);
 
     let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
-    let keys = alice.list_keys(&[], 0, None).await.unwrap().keys;
+    let keys = alice.list_keys(ListKeys::default()).await.unwrap().keys;
     let kept: Vec<&str> = keys.iter().map(|k| k.reference.as_str()).collect();
     assert_eq!(kept, [token.reference.as_str()], "the token key stays, the session key is gone");
 }
@@ -258,7 +259,10 @@ async fn a_cluster_client_keeps_signing_while_one_hsm_is_unavailable_or_busy() {
     let cluster = TestCluster::start(3, options).await;
     let client = Cluster::connect(&cluster.config()).await.unwrap();
     let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    assert_eq!(admin.create_user("cu", Role::CryptoUser, "cu-password").await.unwrap().completion(), Completion::Full);
+    assert_eq!(
+        admin.create_user(CreateUser::new("cu", Role::CryptoUser, "cu-password")).await.unwrap().completion(),
+        Completion::Full
+    );
     admin.logout().await.unwrap();
     let cu = client.login("cu", Role::CryptoUser, "cu-password").await.unwrap();
     let private = opts(&[("sign", "true"), ("label", "k")]);
@@ -271,7 +275,7 @@ async fn a_cluster_client_keeps_signing_while_one_hsm_is_unavailable_or_busy() {
         faulty.set_fault_mode(mode).await.unwrap();
         for _ in 0..6 {
             let sig = cu
-                .sign(&private.info.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), MESSAGE, false)
+                .sign(Sign::new(&private.info.reference, SignMechanism::Ecdsa, MESSAGE).hash(HashAlgorithm::Sha256))
                 .await
                 .unwrap_or_else(|e| panic!("signing failed with HSM 2 {mode}: {e}"));
             assert_verifies(&public.info, &sig);
@@ -301,7 +305,11 @@ async fn an_isolated_hsm_neither_pulls_from_its_peers_nor_is_pulled_from_until_r
     // have copied it.
     let since = isolated.faults().await.unwrap();
     sync_rounds_after(isolated, &since, 2, true).await;
-    assert_eq!(alice1.list_keys(&filter, 0, None).await.unwrap().total, 0, "the key reached an isolated HSM");
+    assert_eq!(
+        alice1.list_keys(ListKeys::default().filters(&filter)).await.unwrap().total,
+        0,
+        "the key reached an isolated HSM"
+    );
     // HSM 0 tried to pull from HSM 1 and was refused.
     until("HSM 0's sync refused by HSM 1", || async {
         (isolated.faults().await.unwrap().isolation_refusals > 0).then_some(())
@@ -317,7 +325,7 @@ async fn an_isolated_hsm_neither_pulls_from_its_peers_nor_is_pulled_from_until_r
     let was = isolated.isolate(false).await.unwrap();
     assert!(!was.isolated && was.was_isolated);
     until("the key reaches HSM 1 once reconnected", || async {
-        (alice1.list_keys(&filter, 0, None).await.unwrap().total == 1).then_some(())
+        (alice1.list_keys(ListKeys::default().filters(&filter)).await.unwrap().total == 1).then_some(())
     })
     .await;
 }
@@ -336,20 +344,20 @@ async fn reset_to_a_snapshot_restores_users_and_keys_exactly_in_memory_and_in_th
 
     // Afterwards: another user, another key, a changed key.
     let admin = hsm.admin().await;
-    admin.create_user("bob", Role::CryptoUser, "bob-pass1").await.unwrap();
+    admin.create_user(CreateUser::new("bob", Role::CryptoUser, "bob-pass1")).await.unwrap();
     alice.generate_symmetric_key(SymmetricKeyType::Aes, 16, &opts(&[("label", "later")])).await.unwrap();
-    alice.set_key_attribute(&private.reference, "label", "renamed").await.unwrap();
+    alice.set_key_attribute(SetKeyAttribute::new(&private.reference, "label", "renamed")).await.unwrap();
     assert_ne!(cluster.digests().await, [Some(base.digest.clone())]);
 
     let reset = hsm.client.reset(&ResetTarget::Snapshot("base".into())).await.unwrap();
     assert_eq!(reset.snapshot.digest, base.digest);
     assert_eq!(reset.sessions_closed, 2, "alice's and the admin's");
-    assert_eq!(code(&alice.list_keys(&[], 0, None).await.unwrap_err()), Code::Unauthenticated);
+    assert_eq!(code(&alice.list_keys(ListKeys::default()).await.unwrap_err()), Code::Unauthenticated);
     assert_eq!(cluster.digests().await, [Some(base.digest.clone())]);
     let bob = hsm.client.login("bob", Role::CryptoUser, "bob-pass1").await.unwrap_err();
     assert_eq!(code(&bob), Code::Unauthenticated, "bob did not exist at the snapshot");
     let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
-    let keys = alice.list_keys(&[], 0, None).await.unwrap().keys;
+    let keys = alice.list_keys(ListKeys::default()).await.unwrap().keys;
     let labels: Vec<(&str, Option<&str>)> = keys.iter().map(|k| (k.reference.as_str(), k.attribute("label"))).collect();
     assert_eq!(labels, [(public.reference.as_str(), Some("")), (private.reference.as_str(), Some("kept"))]);
     assert_verifies(&public, &sign(&alice, &private).await.unwrap());
@@ -403,7 +411,7 @@ async fn resetting_a_whole_cluster_keeps_background_sync_from_bringing_keys_back
     let seeds: Vec<Vec<u8>> = cluster.digests().await.into_iter().map(Option::unwrap).collect();
     assert_eq!(seeds[0], seeds[1], "both HSMs start alike");
     let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    admin.create_user("cu", Role::CryptoUser, "cu-password").await.unwrap();
+    admin.create_user(CreateUser::new("cu", Role::CryptoUser, "cu-password")).await.unwrap();
     admin.logout().await.unwrap();
     let cu = client.login("cu", Role::CryptoUser, "cu-password").await.unwrap();
     let made = cu.generate_symmetric_key(SymmetricKeyType::Aes, 32, &opts(&[("label", "k")])).await.unwrap();

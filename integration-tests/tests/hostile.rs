@@ -7,7 +7,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use hsm_client::{ClientConfig, ClientError, HsmClient, KeyOptions, Role, keys::HashAlgorithm};
+use hsm_client::{
+    ClientConfig, ClientError, HsmClient, KeyOptions, ListKeys, Role, SetKeyAttribute, keys::HashAlgorithm,
+};
 use hsm_daemon::config::ConnectionLimits;
 use hsm_proto::v1 as pb;
 use integration_tests::{ADMIN_PASSWORD, DevProcess, Options, TestHsm};
@@ -147,18 +149,19 @@ async fn too_many_attributes_or_filters_and_long_strings_are_refused_by_field() 
     assert!(matches!(&refused, ClientError::InvalidArgument(m) if m.contains("at most 1024")), "{refused:?}");
 
     let key = alice.generate_symmetric_key(aes, 32, &KeyOptions::default()).await.unwrap();
-    let refused = alice.set_key_attribute(&key.reference, "label", &"y".repeat(10_000)).await.unwrap_err();
+    let refused =
+        alice.set_key_attribute(SetKeyAttribute::new(&key.reference, "label", &"y".repeat(10_000))).await.unwrap_err();
     assert!(matches!(&refused, ClientError::InvalidArgument(m) if m.contains("at most 127")), "{refused:?}");
     let filters: Vec<(String, String)> = (0..65).map(|_| ("attr.label".to_owned(), "a".to_owned())).collect();
-    let refused = alice.list_keys(&filters, 0, None).await.unwrap_err();
+    let refused = alice.list_keys(ListKeys::default().filters(&filters)).await.unwrap_err();
     assert!(matches!(&refused, ClientError::InvalidArgument(m) if m.contains("at most 64")), "{refused:?}");
     let long_filter = [("attr.label".to_owned(), "z".repeat(1_000_000))];
-    let refused = alice.list_keys(&long_filter, 0, None).await.unwrap_err();
+    let refused = alice.list_keys(ListKeys::default().filters(&long_filter)).await.unwrap_err();
     assert!(matches!(&refused, ClientError::InvalidArgument(m) if m.contains("filter")), "{refused:?}");
     let refused = hsm.client.login(&"u".repeat(1_000_000), Role::CryptoUser, "whatever1").await.unwrap_err();
     assert!(matches!(&refused, ClientError::InvalidArgument(m) if m.contains("username")), "{refused:?}");
     // Nothing was made, and alice is served.
-    assert_eq!(alice.list_keys(&[], 0, None).await.unwrap().keys.len(), 1);
+    assert_eq!(alice.list_keys(ListKeys::default()).await.unwrap().keys.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,8 @@
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly on the first unexpected error")]
 
 use hsm_client::{
-    ClientError, KeyInfo, KeyOptions, KeyPairSpec, Role, Session,
+    ClientError, CreateUser, Decrypt, DeleteUser, Encrypt, KeyInfo, KeyOptions, KeyPairSpec, ListKeys, Role, Session,
+    SetKeyAttribute, ShareKey, Sign, UnwrapKey, Verify, WrapKey, WrapParams,
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
 use integration_tests::{Options, TestHsm};
@@ -27,8 +28,8 @@ fn hex_attr(key: &KeyInfo, name: &str) -> Vec<u8> {
 async fn two_users() -> (TestHsm, Session, Session, Session) {
     let hsm = TestHsm::start(Options::default()).await;
     let admin = hsm.admin().await;
-    admin.create_user("alice", Role::CryptoUser, "alice-pass").await.unwrap();
-    admin.create_user("bob", Role::CryptoUser, "bob-pass1").await.unwrap();
+    admin.create_user(CreateUser::new("alice", Role::CryptoUser, "alice-pass")).await.unwrap();
+    admin.create_user(CreateUser::new("bob", Role::CryptoUser, "bob-pass1")).await.unwrap();
     let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
     let bob = hsm.login("bob", Role::CryptoUser, "bob-pass1").await;
     (hsm, alice, bob, admin)
@@ -58,9 +59,15 @@ async fn signatures_from_every_curve_and_rsa_verify_independently() {
     ];
     for (spec, mechanism, hash) in cases {
         let (public, private) = pair(&alice, spec.clone()).await;
-        let sig = alice.sign(&private.reference, mechanism, hash, message, false).await.unwrap();
-        assert!(alice.verify(&public.reference, mechanism, hash, message, false, &sig).await.unwrap(), "{spec:?}");
-        assert!(!alice.verify(&public.reference, mechanism, hash, &tampered, false, &sig).await.unwrap(), "{spec:?}");
+        let sig = alice.sign(Sign { hash, ..Sign::new(&private.reference, mechanism, message) }).await.unwrap();
+        assert!(
+            alice.verify(Verify { hash, ..Verify::new(&public.reference, mechanism, message, &sig) }).await.unwrap(),
+            "{spec:?}"
+        );
+        assert!(
+            !alice.verify(Verify { hash, ..Verify::new(&public.reference, mechanism, &tampered, &sig) }).await.unwrap(),
+            "{spec:?}"
+        );
 
         // The exported PEM is the key the attributes describe.
         let pem = alice.export_public_key(&public.reference).await.unwrap();
@@ -127,20 +134,20 @@ async fn raw_rsa_and_unpadded_aes_cbc_are_checked_independently_and_follow_the_a
 
     // Raw PKCS#1 v1.5 over a DigestInfo, and raw RSA over the block it pads to.
     let digest_info = [&SHA256_DIGEST_INFO[..], digest::digest(&digest::SHA256, message).as_ref()].concat();
-    let raw = alice.sign(&private.reference, SignMechanism::RsaPkcsRaw, None, &digest_info, false).await.unwrap();
+    let raw = alice.sign(Sign::new(&private.reference, SignMechanism::RsaPkcsRaw, &digest_info)).await.unwrap();
     assert!(ring_verifies(&raw));
-    assert!(alice.verify(&public.reference, SignMechanism::RsaPkcsRaw, None, &digest_info, false, &raw).await.unwrap());
+    assert!(alice.verify(Verify::new(&public.reference, SignMechanism::RsaPkcsRaw, &digest_info, &raw)).await.unwrap());
     let block = [&[0, 1][..], &[0xff; 256 - 3 - 51], &[0], &digest_info].concat();
-    let x509 = alice.sign(&private.reference, SignMechanism::RsaX509, None, &block, false).await.unwrap();
+    let x509 = alice.sign(Sign::new(&private.reference, SignMechanism::RsaX509, &block)).await.unwrap();
     assert_eq!(x509, raw, "raw RSA over the padded block is the PKCS#1 v1.5 signature");
-    assert!(alice.verify(&public.reference, SignMechanism::RsaX509, None, &block, false, &x509).await.unwrap());
-    let err = alice.sign(&private.reference, SignMechanism::RsaPkcsRaw, None, &[1; 246], false).await.unwrap_err();
+    assert!(alice.verify(Verify::new(&public.reference, SignMechanism::RsaX509, &block, &x509)).await.unwrap());
+    let err = alice.sign(Sign::new(&private.reference, SignMechanism::RsaPkcsRaw, &[1; 246])).await.unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("data")), "{err:?}");
 
     // The pair signs and verifies only: raw RSA encryption is refused by attribute.
-    let err = alice.encrypt(&public.reference, Cipher::RsaX509, None, &[], &[], &block).await.unwrap_err();
+    let err = alice.encrypt(Encrypt::new(&public.reference, Cipher::RsaX509, &block)).await.unwrap_err();
     assert!(err.to_string().contains("encrypt attribute is false"), "{err:?}");
-    let err = alice.decrypt(&private.reference, Cipher::RsaX509, None, &[], &[], &x509).await.unwrap_err();
+    let err = alice.decrypt(Decrypt::new(&private.reference, Cipher::RsaX509, &x509)).await.unwrap_err();
     assert!(err.to_string().contains("decrypt attribute is false"), "{err:?}");
 
     // Unpadded AES-CBC: SP 800-38A F.2.1 (CBC-AES128), first two blocks.
@@ -153,13 +160,16 @@ async fn raw_rsa_and_unpadded_aes_cbc_are_checked_independently_and_follow_the_a
         .await
         .unwrap();
     let (used_iv, ciphertext) =
-        alice.encrypt(&aes.reference, Cipher::AesCbc, None, &iv, &[], &plaintext).await.unwrap();
+        alice.encrypt(Encrypt::new(&aes.reference, Cipher::AesCbc, &plaintext).iv(&iv)).await.unwrap();
     assert_eq!((used_iv, &ciphertext), (iv.clone(), &expected));
-    assert_eq!(alice.decrypt(&aes.reference, Cipher::AesCbc, None, &iv, &[], &expected).await.unwrap(), plaintext);
-    let err = alice.encrypt(&aes.reference, Cipher::AesCbc, None, &iv, &[], &[0; 15]).await.unwrap_err();
+    assert_eq!(
+        alice.decrypt(Decrypt::new(&aes.reference, Cipher::AesCbc, &expected).iv(&iv)).await.unwrap(),
+        plaintext
+    );
+    let err = alice.encrypt(Encrypt::new(&aes.reference, Cipher::AesCbc, &[0; 15]).iv(&iv)).await.unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("plaintext")), "{err:?}");
     // Raw RSA on an AES key is the wrong key type.
-    let err = alice.encrypt(&aes.reference, Cipher::RsaX509, None, &[], &[], &[1; 16]).await.unwrap_err();
+    let err = alice.encrypt(Encrypt::new(&aes.reference, Cipher::RsaX509, &[1; 16])).await.unwrap_err();
     assert!(err.to_string().contains("cannot be used with"), "{err:?}");
 }
 
@@ -175,7 +185,7 @@ async fn aes_gcm_and_hmac_and_digests_match_ring_both_ways() {
 
     // HSM encrypts, ring decrypts.
     let (iv, mut ct) =
-        alice.encrypt(&key.reference, Cipher::AesGcm, None, &[], b"aad", b"attack at dawn").await.unwrap();
+        alice.encrypt(Encrypt::new(&key.reference, Cipher::AesGcm, b"attack at dawn").aad(b"aad")).await.unwrap();
     assert_eq!(iv.len(), 12, "the HSM makes a 12-byte IV");
     let nonce = aead::Nonce::try_assume_unique_for_key(&iv).unwrap();
     let plain = ring_key.open_in_place(nonce, aead::Aad::from(b"aad"), &mut ct).unwrap();
@@ -185,10 +195,10 @@ async fn aes_gcm_and_hmac_and_digests_match_ring_both_ways() {
     let iv = [7u8; 12];
     let mut buf = b"retreat at noon".to_vec();
     ring_key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(iv), aead::Aad::from(b""), &mut buf).unwrap();
-    let plain = alice.decrypt(&key.reference, Cipher::AesGcm, None, &iv, &[], &buf).await.unwrap();
+    let plain = alice.decrypt(Decrypt::new(&key.reference, Cipher::AesGcm, &buf).iv(&iv)).await.unwrap();
     assert_eq!(plain, b"retreat at noon");
     buf[0] ^= 1;
-    let err = alice.decrypt(&key.reference, Cipher::AesGcm, None, &iv, &[], &buf).await.unwrap_err();
+    let err = alice.decrypt(Decrypt::new(&key.reference, Cipher::AesGcm, &buf).iv(&iv)).await.unwrap_err();
     assert!(matches!(err, ClientError::InvalidArgument(_)), "{err:?}");
 
     // HMAC-SHA256 on a generic secret, against ring.
@@ -197,11 +207,12 @@ async fn aes_gcm_and_hmac_and_digests_match_ring_both_ways() {
         .import_secret(SymmetricKeyType::GenericSecret, &mac_key, &opts(&[("sign", "true"), ("verify", "true")]))
         .await
         .unwrap();
-    let tag = alice.sign(&k.reference, SignMechanism::Hmac, Some(HashAlgorithm::Sha256), b"msg", false).await.unwrap();
+    let tag =
+        alice.sign(Sign::new(&k.reference, SignMechanism::Hmac, b"msg").hash(HashAlgorithm::Sha256)).await.unwrap();
     assert_eq!(tag, hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &mac_key), b"msg").as_ref());
     assert!(
         alice
-            .verify(&k.reference, SignMechanism::Hmac, Some(HashAlgorithm::Sha256), b"msg", false, &tag)
+            .verify(Verify::new(&k.reference, SignMechanism::Hmac, b"msg", &tag).hash(HashAlgorithm::Sha256))
             .await
             .unwrap()
     );
@@ -237,18 +248,22 @@ async fn symmetric_keys_are_listed_with_filters_and_pages() {
         alice.generate_symmetric_key(SymmetricKeyType::GenericSecret, 48, &opts(&[("label", &label)])).await.unwrap();
     }
     let filter = |n: &str, v: &str| vec![(n.to_owned(), v.to_owned())];
-    let aes = alice.list_keys(&filter("attr.key-type", "aes"), 0, None).await.unwrap();
+    let aes = alice.list_keys(ListKeys::default().filters(&filter("attr.key-type", "aes"))).await.unwrap();
     assert_eq!(aes.total, 1);
     assert_eq!(aes.keys[0].attribute("key-length-bytes"), Some("32"));
     assert_eq!(aes.keys[0].attribute("label"), Some("aes-key"));
-    let generic = alice.list_keys(&filter("attr.key-type", "generic-secret"), 0, None).await.unwrap();
+    let generic =
+        alice.list_keys(ListKeys::default().filters(&filter("attr.key-type", "generic-secret"))).await.unwrap();
     assert_eq!(generic.total, 4);
 
     let mut labels = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0;
     loop {
-        let page = alice.list_keys(&[], 2, token.as_deref()).await.unwrap();
+        let page = alice
+            .list_keys(ListKeys { starting_token: token.as_deref(), ..ListKeys::default().max_items(2) })
+            .await
+            .unwrap();
         pages += 1;
         labels.extend(page.keys.iter().map(|k| k.attribute("label").unwrap().to_owned()));
         match page.next_token {
@@ -265,23 +280,29 @@ async fn a_shared_user_signs_but_cannot_manage_and_loses_access_on_unshare() {
     let (_hsm, alice, bob, _admin) = two_users().await;
     let (public, private) = pair(&alice, KeyPairSpec::Ec { curve: "secp256r1".into() }).await;
     let sha = Some(HashAlgorithm::Sha256);
-    let err = bob.sign(&private.reference, SignMechanism::Ecdsa, sha, b"m", false).await.unwrap_err();
+    let err =
+        bob.sign(Sign { hash: sha, ..Sign::new(&private.reference, SignMechanism::Ecdsa, b"m") }).await.unwrap_err();
     assert!(matches!(err, ClientError::NotFound(_)), "bob cannot see it yet: {err:?}");
 
-    let shared = alice.share_key(&private.reference, "bob").await.unwrap();
+    let shared = alice.share_key(ShareKey::new(&private.reference, "bob")).await.unwrap();
     assert_eq!(shared.shared_users, ["bob"]);
-    let sig = bob.sign(&private.reference, SignMechanism::Ecdsa, sha, b"m", false).await.unwrap();
-    assert!(bob.verify(&public.reference, SignMechanism::Ecdsa, sha, b"m", false, &sig).await.unwrap());
+    let sig = bob.sign(Sign { hash: sha, ..Sign::new(&private.reference, SignMechanism::Ecdsa, b"m") }).await.unwrap();
+    assert!(
+        bob.verify(Verify { hash: sha, ..Verify::new(&public.reference, SignMechanism::Ecdsa, b"m", &sig) })
+            .await
+            .unwrap()
+    );
     for refused in [
         bob.delete_key(&private.reference).await,
-        bob.share_key(&private.reference, "alice").await,
-        bob.set_key_attribute(&private.reference, "label", "mine").await,
+        bob.share_key(ShareKey::new(&private.reference, "alice")).await,
+        bob.set_key_attribute(SetKeyAttribute::new(&private.reference, "label", "mine")).await,
     ] {
         assert!(matches!(&refused, Err(ClientError::PermissionDenied(m)) if m.contains("owner")), "{refused:?}");
     }
 
-    alice.unshare_key(&private.reference, "bob").await.unwrap();
-    let err = bob.sign(&private.reference, SignMechanism::Ecdsa, sha, b"m", false).await.unwrap_err();
+    alice.unshare_key(ShareKey::new(&private.reference, "bob")).await.unwrap();
+    let err =
+        bob.sign(Sign { hash: sha, ..Sign::new(&private.reference, SignMechanism::Ecdsa, b"m") }).await.unwrap_err();
     assert!(matches!(err, ClientError::NotFound(_)), "{err:?}");
 }
 
@@ -294,16 +315,16 @@ async fn admins_neither_generate_nor_sign_and_cannot_delete_a_key_owner() {
         ClientError::PermissionDenied("key generate-symmetric is not permitted for role admin (CO)".into())
     );
     let (_, private) = pair(&alice, KeyPairSpec::Ed25519).await;
-    let err = admin.sign(&private.reference, SignMechanism::Ed25519, None, b"m", false).await.unwrap_err();
+    let err = admin.sign(Sign::new(&private.reference, SignMechanism::Ed25519, b"m")).await.unwrap_err();
     assert_eq!(err, ClientError::PermissionDenied("crypto sign is not permitted for role admin (CO)".into()));
 
     alice.logout().await.unwrap();
-    let err = admin.delete_user("alice", Role::CryptoUser).await.unwrap_err();
+    let err = admin.delete_user(DeleteUser::new("alice", Role::CryptoUser)).await.unwrap_err();
     assert!(matches!(&err, ClientError::FailedPrecondition(m) if m.contains("owns 2 key(s)")), "{err:?}");
     // Admins may list keys and mark one trusted.
-    let keys = admin.list_keys(&[], 0, None).await.unwrap();
+    let keys = admin.list_keys(ListKeys::default()).await.unwrap();
     assert_eq!(keys.total, 2);
-    let trusted = admin.set_key_attribute(&private.reference, "trusted", "true").await.unwrap();
+    let trusted = admin.set_key_attribute(SetKeyAttribute::new(&private.reference, "trusted", "true")).await.unwrap();
     assert_eq!(trusted.attribute("trusted"), Some("true"));
     drop(hsm);
 }
@@ -316,16 +337,18 @@ async fn bad_requests_get_clear_errors() {
         .await
         .unwrap();
     let big = vec![0u8; 16 * 1024 + 1];
-    let err = alice.encrypt(&aes.reference, Cipher::AesCbcPad, None, &[], &[], &big).await.unwrap_err();
+    let err = alice.encrypt(Encrypt::new(&aes.reference, Cipher::AesCbcPad, &big)).await.unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("16384")), "{err:?}");
-    let err = alice.encrypt(&aes.reference, Cipher::AesCbcPad, None, &[1; 5], &[], b"x").await.unwrap_err();
+    let err = alice.encrypt(Encrypt::new(&aes.reference, Cipher::AesCbcPad, b"x").iv(&[1; 5])).await.unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("iv")), "{err:?}");
-    let err =
-        alice.sign(&aes.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"x", false).await.unwrap_err();
+    let err = alice
+        .sign(Sign::new(&aes.reference, SignMechanism::Ecdsa, b"x").hash(HashAlgorithm::Sha256))
+        .await
+        .unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(_)), "{err:?}");
-    let err = alice.encrypt("0x00000000deadbeef", Cipher::AesGcm, None, &[], &[], b"x").await.unwrap_err();
+    let err = alice.encrypt(Encrypt::new("0x00000000deadbeef", Cipher::AesGcm, b"x")).await.unwrap_err();
     assert_eq!(err, ClientError::NotFound("key 0x00000000deadbeef not found".into()));
-    let err = alice.encrypt("deadbeef", Cipher::AesGcm, None, &[], &[], b"x").await.unwrap_err();
+    let err = alice.encrypt(Encrypt::new("deadbeef", Cipher::AesGcm, b"x")).await.unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.starts_with("invalid key_reference")), "{err:?}");
     let err = alice.generate_symmetric_key(SymmetricKeyType::Aes, 20, &KeyOptions::default()).await.unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(_)), "{err:?}");
@@ -347,7 +370,7 @@ async fn bad_requests_get_clear_errors() {
         .await
         .unwrap_err();
     assert!(matches!(&err, ClientError::InvalidArgument(m) if m.contains("unknown curve")), "{err:?}");
-    let err = alice.encrypt(&aes.reference, Cipher::AesGcm, None, &[], &[], b"x").await;
+    let err = alice.encrypt(Encrypt::new(&aes.reference, Cipher::AesGcm, b"x")).await;
     assert!(err.is_ok());
     let err = alice
         .import_pem("-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n", &KeyOptions::default())
@@ -369,7 +392,7 @@ async fn session_keys_vanish_at_logout() {
     alice.logout().await.unwrap();
     let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
     let refs: Vec<String> =
-        alice.list_keys(&[], 0, None).await.unwrap().keys.into_iter().map(|k| k.reference).collect();
+        alice.list_keys(ListKeys::default()).await.unwrap().keys.into_iter().map(|k| k.reference).collect();
     assert_eq!(refs, [kept.reference]);
 }
 
@@ -383,24 +406,27 @@ async fn wrapped_keys_unwrap_into_working_keys_and_trust_is_enforced() {
         .unwrap();
     let (public, private) = pair(&alice, KeyPairSpec::Ec { curve: "secp384r1".into() }).await;
     for mechanism in [WrapMechanism::AesGcm, WrapMechanism::AesKeyWrapPad] {
-        let wrapped = alice.wrap_key(&wrapper.reference, &private.reference, mechanism, None).await.unwrap();
+        let wrapped = alice.wrap_key(WrapKey::new(&wrapper.reference, &private.reference, mechanism)).await.unwrap();
         let unwrapped = alice
             .unwrap_key(
-                &wrapper.reference,
-                &wrapped,
-                mechanism,
-                None,
-                KeyType::Ec,
-                KeyClass::Private,
-                Some("secp384r1"),
-                &opts(&[("sign", "true")]),
+                UnwrapKey::new(&wrapper.reference, &wrapped, mechanism, KeyType::Ec, KeyClass::Private)
+                    .curve("secp384r1")
+                    .options(&opts(&[("sign", "true")])),
             )
             .await
             .unwrap();
         assert_eq!(unwrapped.attribute("local"), Some("false"), "unwrapped keys are not local");
         let sha = Some(HashAlgorithm::Sha384);
-        let sig = alice.sign(&unwrapped.reference, SignMechanism::Ecdsa, sha, b"m", false).await.unwrap();
-        assert!(alice.verify(&public.reference, SignMechanism::Ecdsa, sha, b"m", false, &sig).await.unwrap());
+        let sig = alice
+            .sign(Sign { hash: sha, ..Sign::new(&unwrapped.reference, SignMechanism::Ecdsa, b"m") })
+            .await
+            .unwrap();
+        assert!(
+            alice
+                .verify(Verify { hash: sha, ..Verify::new(&public.reference, SignMechanism::Ecdsa, b"m", &sig) })
+                .await
+                .unwrap()
+        );
     }
 
     // RSA-AES: wrap an AES key under an RSA public key, unwrap with the private key.
@@ -413,35 +439,31 @@ async fn wrapped_keys_unwrap_into_working_keys_and_trust_is_enforced() {
         .await
         .unwrap();
     let secret = alice.import_secret(SymmetricKeyType::Aes, &[5u8; 16], &opts(&[("encrypt", "true")])).await.unwrap();
-    let sha = Some(HashAlgorithm::Sha256);
-    let wrapped = alice.wrap_key(&rsa_public.reference, &secret.reference, WrapMechanism::RsaAes, sha).await.unwrap();
-    let back = alice
-        .unwrap_key(
-            &rsa_private.reference,
-            &wrapped,
-            WrapMechanism::RsaAes,
-            sha,
-            KeyType::Aes,
-            KeyClass::Secret,
-            None,
-            &KeyOptions::default(),
-        )
-        .await
-        .unwrap();
+    let sha = WrapParams::hashed(HashAlgorithm::Sha256);
+    let wrap = WrapKey::new(&rsa_public.reference, &secret.reference, WrapMechanism::RsaAes);
+    let wrapped = alice.wrap_key(wrap.params(sha)).await.unwrap();
+    let unwrap =
+        UnwrapKey::new(&rsa_private.reference, &wrapped, WrapMechanism::RsaAes, KeyType::Aes, KeyClass::Secret);
+    let back = alice.unwrap_key(unwrap.params(sha)).await.unwrap();
     assert_eq!(back.attribute("check-value"), secret.attribute("check-value"), "same key material");
 
     // A key marked wrap-with-trusted needs a wrapping key an admin trusts.
     let guarded =
         alice.generate_symmetric_key(SymmetricKeyType::Aes, 16, &opts(&[("wrap-with-trusted", "true")])).await.unwrap();
-    let err =
-        alice.wrap_key(&wrapper.reference, &guarded.reference, WrapMechanism::AesKeyWrap, None).await.unwrap_err();
+    let err = alice
+        .wrap_key(WrapKey::new(&wrapper.reference, &guarded.reference, WrapMechanism::AesKeyWrap))
+        .await
+        .unwrap_err();
     assert!(matches!(&err, ClientError::PermissionDenied(m) if m.contains("trusted")), "{err:?}");
-    admin.set_key_attribute(&wrapper.reference, "trusted", "true").await.unwrap();
-    alice.wrap_key(&wrapper.reference, &guarded.reference, WrapMechanism::AesKeyWrap, None).await.unwrap();
+    admin.set_key_attribute(SetKeyAttribute::new(&wrapper.reference, "trusted", "true")).await.unwrap();
+    alice.wrap_key(WrapKey::new(&wrapper.reference, &guarded.reference, WrapMechanism::AesKeyWrap)).await.unwrap();
 
     // A non-extractable key cannot be wrapped at all.
     let fixed =
         alice.generate_symmetric_key(SymmetricKeyType::Aes, 16, &opts(&[("extractable", "false")])).await.unwrap();
-    let err = alice.wrap_key(&wrapper.reference, &fixed.reference, WrapMechanism::AesKeyWrap, None).await.unwrap_err();
+    let err = alice
+        .wrap_key(WrapKey::new(&wrapper.reference, &fixed.reference, WrapMechanism::AesKeyWrap))
+        .await
+        .unwrap_err();
     assert!(matches!(&err, ClientError::FailedPrecondition(m) if m.contains("extractable")), "{err:?}");
 }

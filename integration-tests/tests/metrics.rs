@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use hsm_client::{ClientError, FaultMode, KeyOptions, KeyPairSpec, Role, keys::SymmetricKeyType};
+use hsm_client::{ClientError, CreateUser, FaultMode, KeyOptions, KeyPairSpec, Role, keys::SymmetricKeyType};
 use integration_tests::{
     Options, TestCluster, TestHsm,
     process::{ClusterDir, HANG_GUARD},
@@ -30,7 +30,7 @@ async fn calls_refusals_failed_logins_sessions_and_keys_show_on_the_page() {
     assert!(has(&before, "hsm_info", &[("hsm", &id)]), "{before}");
 
     let alice = hsm.crypto_user("alice", "alice-pass").await; // admin login, create, logout; alice login
-    let refused = alice.create_user("bob", Role::CryptoUser, "bob-pass1").await.unwrap_err();
+    let refused = alice.create_user(CreateUser::new("bob", Role::CryptoUser, "bob-pass1")).await.unwrap_err();
     assert!(matches!(refused, ClientError::PermissionDenied(_)), "{refused:?}");
     let wrong = hsm.client.login("alice", Role::CryptoUser, "not-her-pass").await.unwrap_err();
     assert!(matches!(wrong, ClientError::Unauthenticated(_)), "{wrong:?}");

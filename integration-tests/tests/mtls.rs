@@ -7,7 +7,10 @@
 
 use std::time::Duration;
 
-use hsm_client::{ClientConfig, ClientError, Cluster, Completion, HsmClient, MtlsLevel, Role};
+use hsm_client::{
+    ClientConfig, ClientError, Cluster, Completion, CreateUser, DeregisterTrustAnchor, HsmClient, ListKeys, MtlsLevel,
+    RegisterTrustAnchor, Role, SetMtlsEnforcement,
+};
 use hsm_daemon::pki::{self, CertifiedKey};
 use integration_tests::{ADMIN_PASSWORD, DevProcess, Options, TestCluster};
 use serde_json::json;
@@ -42,12 +45,15 @@ async fn enforcement_lets_in_only_certificates_chained_to_a_registered_anchor() 
     // HSM, but cannot turn enforcement on.
     let plain = cluster.client().await;
     let admin_plain = plain.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    let registered = admin_plain.register_trust_anchor(&operators.cert_pem).await.unwrap();
+    let registered = admin_plain.register_trust_anchor(RegisterTrustAnchor::new(&operators.cert_pem)).await.unwrap();
     assert_eq!(registered.completion(), Completion::Full);
     assert_eq!(registered.first().unwrap().reference, "0x01");
     // Registering it again is a repair, not an error.
-    assert_eq!(admin_plain.register_trust_anchor(&operators.cert_pem).await.unwrap().completion(), Completion::Full);
-    let refused = admin_plain.set_mtls_enforcement(MtlsLevel::Cluster).await.unwrap_err();
+    assert_eq!(
+        admin_plain.register_trust_anchor(RegisterTrustAnchor::new(&operators.cert_pem)).await.unwrap().completion(),
+        Completion::Full
+    );
+    let refused = admin_plain.set_mtls_enforcement(SetMtlsEnforcement::new(MtlsLevel::Cluster)).await.unwrap_err();
     assert!(
         matches!(&refused, ClientError::PermissionDenied(m) if m.contains("client certificate chained to a registered trust anchor")),
         "{refused:?}"
@@ -56,20 +62,20 @@ async fn enforcement_lets_in_only_certificates_chained_to_a_registered_anchor() 
     // Over mTLS, only the user named admin may set it: not another admin,
     // not a crypto user.
     let anchored = Cluster::connect(&presenting(cluster.config(), &laptop)).await.unwrap();
-    admin_plain.create_user("second_admin", Role::Admin, "second-pass").await.unwrap();
+    admin_plain.create_user(CreateUser::new("second_admin", Role::Admin, "second-pass")).await.unwrap();
     let second = anchored.login("second_admin", Role::Admin, "second-pass").await.unwrap();
-    let refused = second.set_mtls_enforcement(MtlsLevel::Cluster).await.unwrap_err();
+    let refused = second.set_mtls_enforcement(SetMtlsEnforcement::new(MtlsLevel::Cluster)).await.unwrap_err();
     assert!(matches!(&refused, ClientError::PermissionDenied(m) if m.contains("named 'admin'")), "{refused:?}");
     let alice = anchored.login("alice", Role::CryptoUser, "alice-pass").await.unwrap();
-    let refused = alice.set_mtls_enforcement(MtlsLevel::Cluster).await.unwrap_err();
+    let refused = alice.set_mtls_enforcement(SetMtlsEnforcement::new(MtlsLevel::Cluster)).await.unwrap_err();
     assert!(matches!(refused, ClientError::PermissionDenied(_)), "{refused:?}");
     assert_eq!(alice.mtls_enforcement_all().await.first(), Some(&MtlsLevel::None));
 
     // A third anchor is refused; the second is fine.
     let spare = pki::generate_ca("cluster-spare").unwrap();
-    admin_plain.register_trust_anchor(&spare.cert_pem).await.unwrap();
+    admin_plain.register_trust_anchor(RegisterTrustAnchor::new(&spare.cert_pem)).await.unwrap();
     let third = pki::generate_ca("cluster-third").unwrap();
-    let refused = admin_plain.register_trust_anchor(&third.cert_pem).await.unwrap_err();
+    let refused = admin_plain.register_trust_anchor(RegisterTrustAnchor::new(&third.cert_pem)).await.unwrap_err();
     assert!(
         matches!(&refused, ClientError::ResourceExhausted(m) if m.contains("maximum of 2 mTLS trust anchors")),
         "{refused:?}"
@@ -77,7 +83,7 @@ async fn enforcement_lets_in_only_certificates_chained_to_a_registered_anchor() 
 
     // The user named admin, over mTLS, turns enforcement on everywhere.
     let admin = anchored.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    let set = admin.set_mtls_enforcement(MtlsLevel::Cluster).await.unwrap();
+    let set = admin.set_mtls_enforcement(SetMtlsEnforcement::new(MtlsLevel::Cluster)).await.unwrap();
     assert_eq!(set.completion(), Completion::Full);
 
     // Open connections without a certificate were closed; new ones are
@@ -105,7 +111,7 @@ async fn enforcement_lets_in_only_certificates_chained_to_a_registered_anchor() 
     let alice_two = cluster.hsm(1).login("alice", Role::CryptoUser, "alice-pass").await;
     let mut synced = false;
     for _ in 0..200 {
-        let page = alice_two.list_keys(&[], 0, None).await.unwrap();
+        let page = alice_two.list_keys(ListKeys::default()).await.unwrap();
         if page.keys.iter().any(|k| k.reference == key.reference) {
             synced = true;
             break;
@@ -115,8 +121,8 @@ async fn enforcement_lets_in_only_certificates_chained_to_a_registered_anchor() 
     assert!(synced, "background sync copied the key under enforcement");
 
     // The last anchor cannot go while enforcement is on.
-    admin.deregister_trust_anchor("0x02").await.unwrap();
-    let refused = admin.deregister_trust_anchor("0x01").await.unwrap_err();
+    admin.deregister_trust_anchor(DeregisterTrustAnchor::new("0x02")).await.unwrap();
+    let refused = admin.deregister_trust_anchor(DeregisterTrustAnchor::new("0x01")).await.unwrap_err();
     assert!(matches!(&refused, ClientError::FailedPrecondition(m) if m.contains("enforcement")), "{refused:?}");
 
     // A restart keeps the anchors and the level.
@@ -135,7 +141,7 @@ async fn enforcement_lets_in_only_certificates_chained_to_a_registered_anchor() 
         .login("admin", Role::Admin, ADMIN_PASSWORD)
         .await
         .unwrap();
-    admin.set_mtls_enforcement(MtlsLevel::None).await.unwrap();
+    admin.set_mtls_enforcement(SetMtlsEnforcement::new(MtlsLevel::None)).await.unwrap();
     assert!(gets_in(&plain_config).await);
 }
 
@@ -194,10 +200,10 @@ async fn a_new_hsm_clones_the_policy_and_its_peer_admits_it_under_enforcement() 
     let plain = HsmClient::connect(&config_of(&hsm1.address)).await.unwrap();
     plain.activate(ADMIN_PASSWORD).await.unwrap();
     let admin = plain.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    admin.register_trust_anchor(&operators.cert_pem).await.unwrap();
+    admin.register_trust_anchor(RegisterTrustAnchor::new(&operators.cert_pem)).await.unwrap();
     let anchored = HsmClient::connect(&presenting(config_of(&hsm1.address), &laptop)).await.unwrap();
     let admin = anchored.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    admin.set_mtls_enforcement(MtlsLevel::Cluster).await.unwrap();
+    admin.set_mtls_enforcement(SetMtlsEnforcement::new(MtlsLevel::Cluster)).await.unwrap();
 
     // HSM 2 joins and clones from HSM 1, which admits it by the certificate
     // the cluster CA issued it, enforcement or not.

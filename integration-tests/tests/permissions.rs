@@ -3,7 +3,7 @@
 //! says, and every refusal names the operation and the role.
 
 use hsm_client::{
-    KeyOptions, KeyPairSpec, Role, Session,
+    CreateUser, Encrypt, KeyOptions, KeyPairSpec, Role, Session, ShareKey, Sign, WrapKey,
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType, WrapMechanism},
 };
 use hsm_daemon::pki::{self, CertifiedKey};
@@ -207,10 +207,10 @@ impl Fixture {
             .generate_key_pair(&KeyPairSpec::Ec { curve: "secp256r1".into() }, &verify, &sign)
             .await
             .expect("ec pair");
-        let wrapped = alice.wrap_key(&aes, &target, WrapMechanism::AesKeyWrapPad, None).await.expect("wrap");
-        let (iv, ciphertext) = alice.encrypt(&aes, Cipher::AesGcm, None, &[], &[], b"hello").await.expect("encrypt");
+        let wrapped = alice.wrap_key(WrapKey::new(&aes, &target, WrapMechanism::AesKeyWrapPad)).await.expect("wrap");
+        let (iv, ciphertext) = alice.encrypt(Encrypt::new(&aes, Cipher::AesGcm, b"hello")).await.expect("encrypt");
         let signature = alice
-            .sign(&ec_private.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"hello", false)
+            .sign(Sign::new(&ec_private.reference, SignMechanism::Ecdsa, b"hello").hash(HashAlgorithm::Sha256))
             .await
             .expect("sign");
         let masked = MaskedObjectServiceClient::new(alice.client().channel())
@@ -244,12 +244,12 @@ async fn session_as(who: Who) -> (TestHsm, Session, Fixture) {
     let mut fixture = Fixture::dummy();
     if !before {
         let admin = hsm.admin().await;
-        admin.create_user("victim", Role::CryptoUser, "victim-pass").await.expect("victim");
-        admin.create_user("alice", Role::CryptoUser, "alice-pass").await.expect("alice");
+        admin.create_user(CreateUser::new("victim", Role::CryptoUser, "victim-pass")).await.expect("victim");
+        admin.create_user(CreateUser::new("alice", Role::CryptoUser, "alice-pass")).await.expect("alice");
         admin.logout().await.expect("logout");
         let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
         fixture = Fixture::make(&alice).await;
-        alice.share_key(&fixture.aes, "victim").await.expect("share");
+        alice.share_key(ShareKey::new(&fixture.aes, "victim")).await.expect("share");
         alice.logout().await.expect("logout");
     }
     let session = match who {

@@ -13,7 +13,10 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use hsm_client::{ClientError, QuorumService, Role, Session};
+use hsm_client::{
+    ClientError, CreateUser, DeregisterTrustAnchor, QuorumService, RegisterTrustAnchor, Role, Session,
+    SetMtlsEnforcement, SetQuorumValue,
+};
 use integration_tests::{DevProcess, Options, TestHsm, bin_dir};
 use serde_json::{Value, json};
 
@@ -409,24 +412,24 @@ async fn tokens_expire_after_ten_minutes_of_the_hsm_clock_and_an_hsm_holds_1024(
     let hsm = TestHsm::start(Options { session_idle_timeout: Duration::from_secs(3_600), ..Options::default() }).await;
     let dir = tempfile::tempdir().unwrap();
     let admin = hsm.admin().await;
-    admin.create_user("admin2", Role::Admin, "admin2-pass").await.unwrap();
-    admin.create_user("cu", Role::CryptoUser, "cu-pass1").await.unwrap();
+    admin.create_user(CreateUser::new("admin2", Role::Admin, "admin2-pass")).await.unwrap();
+    admin.create_user(CreateUser::new("cu", Role::CryptoUser, "cu-pass1")).await.unwrap();
     let admin2 = hsm.login("admin2", Role::Admin, "admin2-pass").await;
     let (k1, k2) = (RsaKey::generate(dir.path(), "a1"), RsaKey::generate(dir.path(), "a2"));
     register(&admin, &k1).await;
     register(&admin2, &k2).await;
-    admin.set_quorum_value(QuorumService::User, 2, None).await.unwrap();
+    admin.set_quorum_value(SetQuorumValue::new(QuorumService::User, 2)).await.unwrap();
 
     let token = admin.generate_quorum_token(QuorumService::User).await.unwrap();
     let approval = signed(&token, &[("admin", &k1), ("admin2", &k2)]);
     hsm.clock.advance(Duration::from_secs(10 * 60));
-    let late = admin.create_user_approved("bob", Role::CryptoUser, "bob-pass1", Some(&approval)).await;
+    let late = admin.create_user(CreateUser::new("bob", Role::CryptoUser, "bob-pass1").approval(&approval)).await;
     assert!(matches!(&late, Err(ClientError::FailedPrecondition(m)) if m.contains("expired")), "{late:?}");
 
     let token = admin.generate_quorum_token(QuorumService::User).await.unwrap();
     hsm.clock.advance(Duration::from_secs(9 * 60));
     let approval = signed(&token, &[("admin", &k1), ("admin2", &k2)]);
-    admin.create_user_approved("bob", Role::CryptoUser, "bob-pass1", Some(&approval)).await.unwrap();
+    admin.create_user(CreateUser::new("bob", Role::CryptoUser, "bob-pass1").approval(&approval)).await.unwrap();
 
     // Crypto users hold many key-service tokens; the HSM at most 1,024.
     let cu = hsm.login("cu", Role::CryptoUser, "cu-pass1").await;
@@ -449,7 +452,7 @@ async fn a_three_hsm_cluster_keeps_keys_and_values_on_every_hsm_and_each_hsm_spe
     let dir = tempfile::tempdir().unwrap();
     let client = cluster.client().await;
     let admin = client.login("admin", Role::Admin, integration_tests::ADMIN_PASSWORD).await.unwrap();
-    admin.create_user("admin2", Role::Admin, "admin2-pass").await.unwrap();
+    admin.create_user(CreateUser::new("admin2", Role::Admin, "admin2-pass")).await.unwrap();
     let admin2 = client.login("admin2", Role::Admin, "admin2-pass").await.unwrap();
     let (k1, k2) = (RsaKey::generate(dir.path(), "a1"), RsaKey::generate(dir.path(), "a2"));
     for (session, key) in [(&admin, &k1), (&admin2, &k2)] {
@@ -458,11 +461,11 @@ async fn a_three_hsm_cluster_keeps_keys_and_values_on_every_hsm_and_each_hsm_spe
         assert_eq!(signed.len(), 3, "one registration token per HSM");
         session.register_quorum_key(&key.spki(), &signed).await.unwrap();
     }
-    admin.set_quorum_value(QuorumService::User, 2, None).await.unwrap();
+    admin.set_quorum_value(SetQuorumValue::new(QuorumService::User, 2)).await.unwrap();
     let digests = cluster.digests().await;
     assert!(digests.iter().all(|d| d.is_some() && d == &digests[0]), "in step: {digests:?}");
 
-    let refused = admin.create_user("carol", Role::CryptoUser, "carol-pass").await.unwrap_err();
+    let refused = admin.create_user(CreateUser::new("carol", Role::CryptoUser, "carol-pass")).await.unwrap_err();
     assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
     let tokens = admin.generate_quorum_token(QuorumService::User).await.unwrap();
     // One token for the cluster (every HSM's approval data joined), signed
@@ -473,7 +476,8 @@ async fn a_three_hsm_cluster_keeps_keys_and_values_on_every_hsm_and_each_hsm_spe
         .map(|(name, key)| (name.to_owned(), key.sign(&joined.token)))
         .collect();
     let approval = hsm_client::ClusterApproval::Joined(joined);
-    let created = admin.create_user_approved("carol", Role::CryptoUser, "carol-pass", Some(&approval)).await.unwrap();
+    let created =
+        admin.create_user(CreateUser::new("carol", Role::CryptoUser, "carol-pass").approval(&approval)).await.unwrap();
     assert_eq!(created.succeeded().count(), 3, "each HSM took its own approved token");
     let users = admin.list_users().await.unwrap();
     let admin2_row = users.users.iter().find(|u| u.username == "admin2").unwrap();
@@ -491,7 +495,7 @@ async fn a_new_hsm_clones_registered_keys_and_quorum_values() {
     let client = hsm1.client().await;
     client.activate("admin-pass").await.unwrap();
     let admin = client.login("admin", Role::Admin, "admin-pass").await.unwrap();
-    admin.create_user("admin2", Role::Admin, "admin2-pass").await.unwrap();
+    admin.create_user(CreateUser::new("admin2", Role::Admin, "admin2-pass")).await.unwrap();
     let admin2 = client.login("admin2", Role::Admin, "admin2-pass").await.unwrap();
     let key = TestRsaKey::fixed();
     for session in [&admin, &admin2] {
@@ -499,7 +503,7 @@ async fn a_new_hsm_clones_registered_keys_and_quorum_values() {
         let signed = [(token.token.clone(), key.sign(&token.approval_data))];
         session.register_quorum_key(&key.spki(), &signed).await.unwrap();
     }
-    admin.set_quorum_value(QuorumService::User, 2, None).await.unwrap();
+    admin.set_quorum_value(SetQuorumValue::new(QuorumService::User, 2)).await.unwrap();
     admin2.logout().await.unwrap();
 
     let out = cluster.command().args(["init", "--dir"]).arg(cluster.dir()).args(["--add", "1"]).output().unwrap();
@@ -512,7 +516,7 @@ async fn a_new_hsm_clones_registered_keys_and_quorum_values() {
     let users = admin_on_2.list_users().await.unwrap();
     let registered: Vec<&str> = users.iter().filter(|u| u.quorum).map(|u| u.username.as_str()).collect();
     assert_eq!(registered, ["admin", "admin2"]);
-    let refused = admin_on_2.create_user("carol", Role::CryptoUser, "carol-pass").await.unwrap_err();
+    let refused = admin_on_2.create_user(CreateUser::new("carol", Role::CryptoUser, "carol-pass")).await.unwrap_err();
     assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
     assert_eq!(
         admin_on_2.sync_status().await.unwrap().digest,
@@ -677,40 +681,40 @@ async fn the_cluster_quorum_value_gates_the_mtls_settings() {
     let hsm = TestHsm::start(Options::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let admin = hsm.admin().await;
-    admin.create_user("admin2", Role::Admin, "admin2-pass").await.unwrap();
+    admin.create_user(CreateUser::new("admin2", Role::Admin, "admin2-pass")).await.unwrap();
     let admin2 = hsm.login("admin2", Role::Admin, "admin2-pass").await;
     let (k1, k2) = (RsaKey::generate(dir.path(), "a1"), RsaKey::generate(dir.path(), "a2"));
     register(&admin, &k1).await;
     register(&admin2, &k2).await;
     let anchor = hsm_daemon::pki::generate_ca("operators").unwrap().cert_pem;
     // Quorum off: no approval needed.
-    admin.register_trust_anchor(&anchor).await.unwrap();
-    admin.set_quorum_value(QuorumService::Cluster, 2, None).await.unwrap();
+    admin.register_trust_anchor(RegisterTrustAnchor::new(&anchor)).await.unwrap();
+    admin.set_quorum_value(SetQuorumValue::new(QuorumService::Cluster, 2)).await.unwrap();
 
-    let refused = admin.deregister_trust_anchor("0x01").await.unwrap_err();
+    let refused = admin.deregister_trust_anchor(DeregisterTrustAnchor::new("0x01")).await.unwrap_err();
     assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
     let other = hsm_daemon::pki::generate_ca("others").unwrap().cert_pem;
-    let refused = admin.register_trust_anchor(&other).await.unwrap_err();
+    let refused = admin.register_trust_anchor(RegisterTrustAnchor::new(&other)).await.unwrap_err();
     assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
-    let refused = admin.set_mtls_enforcement(hsm_client::MtlsLevel::None).await.unwrap_err();
+    let refused = admin.set_mtls_enforcement(SetMtlsEnforcement::new(hsm_client::MtlsLevel::None)).await.unwrap_err();
     assert_eq!(refused, ClientError::FailedPrecondition(QUORUM_REFUSAL.into()));
     assert_eq!(admin.list_trust_anchors().await.unwrap().len(), 1, "nothing changed");
 
     // A user-service token does not approve a cluster change.
     let token = admin.generate_quorum_token(QuorumService::User).await.unwrap();
     let wrong = signed(&token, &[("admin", &k1), ("admin2", &k2)]);
-    assert!(admin.register_trust_anchor_approved(&other, Some(&wrong)).await.is_err());
+    assert!(admin.register_trust_anchor(RegisterTrustAnchor::new(&other).approval(&wrong)).await.is_err());
     // One approver is not enough; two are.
     let token = admin.generate_quorum_token(QuorumService::Cluster).await.unwrap();
     let one = signed(&token, &[("admin", &k1)]);
-    let refused = admin.register_trust_anchor_approved(&other, Some(&one)).await.unwrap_err();
+    let refused = admin.register_trust_anchor(RegisterTrustAnchor::new(&other).approval(&one)).await.unwrap_err();
     assert!(matches!(&refused, ClientError::FailedPrecondition(m) if m.contains("2 needed")), "{refused:?}");
     let token = admin.generate_quorum_token(QuorumService::Cluster).await.unwrap();
     let two = signed(&token, &[("admin", &k1), ("admin2", &k2)]);
-    let registered = admin.register_trust_anchor_approved(&other, Some(&two)).await.unwrap();
+    let registered = admin.register_trust_anchor(RegisterTrustAnchor::new(&other).approval(&two)).await.unwrap();
     assert_eq!(registered.reference, "0x02");
     let token = admin.generate_quorum_token(QuorumService::Cluster).await.unwrap();
     let two = signed(&token, &[("admin", &k1), ("admin2", &k2)]);
-    admin.deregister_trust_anchor_approved("0x01", Some(&two)).await.unwrap();
+    admin.deregister_trust_anchor(DeregisterTrustAnchor::new("0x01").approval(&two)).await.unwrap();
     assert_eq!(admin.list_trust_anchors().await.unwrap().len(), 1);
 }

@@ -5,7 +5,7 @@
 //! session tokens and key material the flow used.
 
 use hsm_client::{
-    KeyOptions, Role,
+    ChangePassword, CreateUser, Decrypt, Encrypt, KeyOptions, Role, Sign,
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
 use hsm_proto::{
@@ -42,9 +42,11 @@ async fn no_secret_reaches_a_log_an_audit_record_or_an_error() {
 
     client.activate(ADMIN_PASSWORD).await.unwrap();
     let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    admin.create_user(CreateUser::new("alice", Role::CryptoUser, ALICE_PASSWORD)).await.unwrap();
     errors.push(client.login("alice", Role::CryptoUser, WRONG_PASSWORD).await.unwrap_err().to_string());
-    errors.push(admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap_err().to_string());
+    errors.push(
+        admin.create_user(CreateUser::new("alice", Role::CryptoUser, ALICE_PASSWORD)).await.unwrap_err().to_string(),
+    );
 
     // A raw login, to know the session token the HSM handed out.
     let mut sessions = SessionServiceClient::new(client.channel());
@@ -78,11 +80,11 @@ async fn no_secret_reaches_a_log_an_audit_record_or_an_error() {
         ..KeyOptions::default()
     };
     let aes = alice.import_secret(SymmetricKeyType::Aes, &AES_KEY, &usable("encrypt")).await.unwrap();
-    let sealed = alice.encrypt(&aes.reference, Cipher::AesGcm, None, &[], &[], b"attack at dawn").await.unwrap();
-    let opened = alice.decrypt(&aes.reference, Cipher::AesGcm, None, &sealed.0, &[], &sealed.1).await.unwrap();
+    let sealed = alice.encrypt(Encrypt::new(&aes.reference, Cipher::AesGcm, b"attack at dawn")).await.unwrap();
+    let opened = alice.decrypt(Decrypt::new(&aes.reference, Cipher::AesGcm, &sealed.1).iv(&sealed.0)).await.unwrap();
     assert_eq!(opened, b"attack at dawn");
     let ec = alice.import_pem(EC_PEM, &usable("sign")).await.unwrap();
-    alice.sign(&ec.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"data", false).await.unwrap();
+    alice.sign(Sign::new(&ec.reference, SignMechanism::Ecdsa, b"data").hash(HashAlgorithm::Sha256)).await.unwrap();
     // Refusals that name the key: importing it again with a bad attribute,
     // and an admin using it.
     let bad = KeyOptions { attributes: vec![("no-such-attribute".into(), "true".into())], ..KeyOptions::default() };
@@ -90,12 +92,12 @@ async fn no_secret_reaches_a_log_an_audit_record_or_an_error() {
     errors.push(alice.import_pem(EC_PEM, &bad).await.unwrap_err().to_string());
     errors.push(
         admin
-            .sign(&ec.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"x", false)
+            .sign(Sign::new(&ec.reference, SignMechanism::Ecdsa, b"x").hash(HashAlgorithm::Sha256))
             .await
             .unwrap_err()
             .to_string(),
     );
-    alice.change_own_password(NEW_ALICE_PASSWORD).await.unwrap();
+    alice.change_password(ChangePassword::new("alice", Role::CryptoUser, NEW_ALICE_PASSWORD)).await.unwrap();
     errors.push(client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap_err().to_string());
 
     let stderr = tokio::task::spawn_blocking(move || daemon.terminate()).await.unwrap();

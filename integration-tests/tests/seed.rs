@@ -14,7 +14,7 @@ use std::{
 };
 
 use hsm_client::{
-    ClientConfig, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, Role, Session,
+    ClientConfig, Decrypt, Encrypt, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, ListKeys, Role, Session, Sign,
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
 use integration_tests::{
@@ -85,7 +85,7 @@ async fn connect(endpoint: &str, ca: &Path) -> HsmClient {
 }
 
 async fn all_keys(session: &Session) -> Vec<KeyInfo> {
-    session.list_keys(&[], 0, None).await.unwrap().keys
+    session.list_keys(ListKeys::default()).await.unwrap().keys
 }
 
 fn labelled<'a>(keys: &'a [KeyInfo], label: &str) -> &'a KeyInfo {
@@ -147,13 +147,13 @@ async fn a_seeded_dev_cluster_has_the_seeds_users_and_keys_and_the_imported_key_
     // The imported key signs; ring verifies with the key's known public half.
     let data = b"signed by a seeded key";
     let signature =
-        bob.sign(&signing.reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), data, false).await.unwrap();
+        bob.sign(Sign::new(&signing.reference, SignMechanism::Ecdsa, data).hash(HashAlgorithm::Sha256)).await.unwrap();
     assert!(p256.verifies(data, &signature));
     assert!(!p256.verifies(b"other data", &signature));
 
     // The share works: bob decrypts what alice encrypts with her key.
-    let (iv, ciphertext) = alice.encrypt(&aes.reference, Cipher::AesGcm, None, &[], &[], b"for bob").await.unwrap();
-    let plaintext = bob.decrypt(&aes.reference, Cipher::AesGcm, None, &iv, &[], &ciphertext).await.unwrap();
+    let (iv, ciphertext) = alice.encrypt(Encrypt::new(&aes.reference, Cipher::AesGcm, b"for bob")).await.unwrap();
+    let plaintext = bob.decrypt(Decrypt::new(&aes.reference, Cipher::AesGcm, &ciphertext).iv(&iv)).await.unwrap();
     assert_eq!(plaintext, b"for bob");
     // And alice does not see bob's unshared keys.
     let alices: Vec<String> =

@@ -21,7 +21,8 @@ use std::{
 };
 
 use hsm_client::{
-    ClientError, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, Role, Session, User,
+    ClientError, CreateUser, Decrypt, Encrypt, HsmClient, KeyInfo, KeyOptions, KeyPairSpec, ListKeys, Role, Session,
+    SetKeyAttribute, ShareKey, Sign, User,
     keys::{Cipher, HashAlgorithm, SignMechanism, SymmetricKeyType},
 };
 use integration_tests::{
@@ -61,7 +62,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 async fn all_keys(session: &Session) -> Vec<KeyInfo> {
-    let page = session.list_keys(&[], 0, None).await.unwrap();
+    let page = session.list_keys(ListKeys::default()).await.unwrap();
     assert_eq!(page.next_token, None);
     page.keys
 }
@@ -109,7 +110,7 @@ const SECRET: &[u8] = b"encrypted before the restart";
 async fn activated_with_alice(client: &HsmClient) -> Session {
     client.activate(ADMIN_PASSWORD).await.unwrap();
     let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    admin.create_user(CreateUser::new("alice", Role::CryptoUser, ALICE_PASSWORD)).await.unwrap();
     client.login("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap()
 }
 
@@ -122,7 +123,7 @@ async fn populate(client: &HsmClient) -> Before {
     for (name, password) in
         [("alice", ALICE_PASSWORD), ("bob", BOB_PASSWORD), ("carol", CAROL_PASSWORD), ("dave", DAVE_PASSWORD)]
     {
-        admin.create_user(name, Role::CryptoUser, password).await.unwrap();
+        admin.create_user(CreateUser::new(name, Role::CryptoUser, password)).await.unwrap();
     }
     wrong_logins(client, "carol", LOCKOUT).await;
     assert!(is_locked(client.login("carol", Role::CryptoUser, CAROL_PASSWORD).await), "carol is not locked");
@@ -140,8 +141,8 @@ async fn populate(client: &HsmClient) -> Before {
         )
         .await
         .unwrap();
-    alice.share_key(&aes.reference, "bob").await.unwrap();
-    alice.set_key_attribute(&imported.reference, "label", "renamed-p256").await.unwrap();
+    alice.share_key(ShareKey::new(&aes.reference, "bob")).await.unwrap();
+    alice.set_key_attribute(SetKeyAttribute::new(&imported.reference, "label", "renamed-p256")).await.unwrap();
     let (public, _private) = alice
         .generate_key_pair(
             &KeyPairSpec::Ec { curve: "secp256r1".into() },
@@ -150,10 +151,10 @@ async fn populate(client: &HsmClient) -> Before {
         )
         .await
         .unwrap();
-    admin.set_key_attribute(&public.reference, "trusted", "true").await.unwrap();
+    admin.set_key_attribute(SetKeyAttribute::new(&public.reference, "trusted", "true")).await.unwrap();
     let doomed = alice.generate_symmetric_key(SymmetricKeyType::Aes, 16, &opts(&[("label", "doomed")])).await.unwrap();
     alice.delete_key(&doomed.reference).await.unwrap();
-    let sealed = alice.encrypt(&aes.reference, Cipher::AesGcm, None, &[], &[], SECRET).await.unwrap();
+    let sealed = alice.encrypt(Encrypt::new(&aes.reference, Cipher::AesGcm, SECRET)).await.unwrap();
 
     let bob = client.login("bob", Role::CryptoUser, BOB_PASSWORD).await.unwrap();
     let admin_keys = all_keys(&admin).await;
@@ -200,14 +201,15 @@ async fn check_after_restart(client: &HsmClient, before: &Before) {
     // The imported key signs, and the signature verifies under the public
     // key made in this test, not one the HSM reports.
     let sha256 = Some(HashAlgorithm::Sha256);
-    let sig = alice.sign(&before.imported, SignMechanism::Ecdsa, sha256, MESSAGE, false).await.unwrap();
+    let sig =
+        alice.sign(Sign { hash: sha256, ..Sign::new(&before.imported, SignMechanism::Ecdsa, MESSAGE) }).await.unwrap();
     signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &before.p256.public)
         .verify(MESSAGE, &sig)
         .expect("the imported key's signature does not verify under the original public key");
 
     // The shared AES key is the same key: bob decrypts what alice sealed.
     let (iv, ciphertext) = &before.sealed;
-    let plain = bob.decrypt(&before.aes, Cipher::AesGcm, None, iv, &[], ciphertext).await.unwrap();
+    let plain = bob.decrypt(Decrypt::new(&before.aes, Cipher::AesGcm, ciphertext).iv(iv)).await.unwrap();
     assert_eq!(plain, SECRET);
 
     // A new key gets a reference never handed out before.
@@ -295,7 +297,10 @@ async fn write(admin: Session, user: Session, tag: String, acked: Arc<AtomicUsiz
     for i in 0..MAX_WRITES_PER_WRITER {
         let name = format!("{tag}n{i}");
         let outcome = if i % 2 == 0 {
-            admin.create_user(&name, Role::CryptoUser, "writer-pass").await.map(|u| written.users.push(u.username))
+            admin
+                .create_user(CreateUser::new(&name, Role::CryptoUser, "writer-pass"))
+                .await
+                .map(|u| written.users.push(u.username))
         } else {
             user.generate_symmetric_key(SymmetricKeyType::Aes, 32, &opts(&[("label", &name)]))
                 .await
@@ -340,7 +345,7 @@ async fn acknowledged_writes_survive_kill_9_under_concurrent_writes_three_times(
         client.activate(ADMIN_PASSWORD).await.unwrap();
         let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
         for w in 0..WRITERS {
-            admin.create_user(&writer_name(w), Role::CryptoUser, "writer-pass").await.unwrap();
+            admin.create_user(CreateUser::new(&writer_name(w), Role::CryptoUser, "writer-pass")).await.unwrap();
         }
     }
     let mut users = BTreeSet::new();
@@ -420,7 +425,7 @@ async fn stores_in_use_of_another_hsm_under_another_key_or_damaged_are_refused_u
     let client = first.client().await;
     client.activate(ADMIN_PASSWORD).await.unwrap();
     let admin = client.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    admin.create_user("alice", Role::CryptoUser, ALICE_PASSWORD).await.unwrap();
+    admin.create_user(CreateUser::new("alice", Role::CryptoUser, ALICE_PASSWORD)).await.unwrap();
 
     // A second daemon on the same config: refused for the data directory
     // (the store is opened before the port is bound).
@@ -435,7 +440,7 @@ async fn stores_in_use_of_another_hsm_under_another_key_or_damaged_are_refused_u
     );
     // The first keeps serving, reads and writes.
     let admin = first.client().await.login("admin", Role::Admin, ADMIN_PASSWORD).await.unwrap();
-    admin.create_user("bob", Role::CryptoUser, BOB_PASSWORD).await.unwrap();
+    admin.create_user(CreateUser::new("bob", Role::CryptoUser, BOB_PASSWORD)).await.unwrap();
     let names: Vec<String> = users(&admin).await.into_iter().map(|u| u.username).collect();
     assert!(names.contains(&"alice".to_owned()) && names.contains(&"bob".to_owned()), "{names:?}");
     drop((admin, client));
@@ -514,7 +519,7 @@ async fn no_key_material_or_password_is_stored_in_the_clear() {
     alice.import_secret(SymmetricKeyType::Aes, &aes, &opts(&[("label", "imported-aes")])).await.unwrap();
     // The same key again, changed, so that older copies of its row exist.
     let again = alice.import_secret(SymmetricKeyType::Aes, &aes, &KeyOptions::default()).await.unwrap();
-    alice.set_key_attribute(&again.reference, "label", "relabelled").await.unwrap();
+    alice.set_key_attribute(SetKeyAttribute::new(&again.reference, "label", "relabelled")).await.unwrap();
     drop((alice, client));
     daemon.terminate();
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use hsm_client::{
-    Role,
+    ListKeys, Role, Sign,
     keys::{HashAlgorithm, SignMechanism},
 };
 use hsm_daemon::{
@@ -27,11 +27,14 @@ async fn a_seeded_cluster_starts_with_the_seeds_users_and_keys_on_every_hsm() {
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "every HSM starts in step: {digests:?}");
     let alice = cluster.client().await.login("alice", Role::CryptoUser, "alice-pass").await.expect("alice");
     assert!(alice.unavailable().is_empty());
-    let listed = alice.list_keys(&[("attr.label".into(), "alice-p256".into())], 0, None).await.expect("list");
+    let listed = alice
+        .list_keys(ListKeys::default().filters(&[("attr.label".into(), "alice-p256".into())]))
+        .await
+        .expect("list");
     assert_eq!(listed.keys.len(), 1, "{listed:?}");
     assert_eq!(listed.keys[0].coverage.holding.len(), 3, "on all three HSMs");
     let reference = listed.keys[0].info.reference.clone();
-    alice.sign(&reference, SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"seeded", false).await.expect("sign");
+    alice.sign(Sign::new(&reference, SignMechanism::Ecdsa, b"seeded").hash(HashAlgorithm::Sha256)).await.expect("sign");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +44,7 @@ async fn deterministic_clusters_repeat_ids_and_generated_keys() {
         let cluster = TestCluster::start(2, options).await;
         let info = cluster.client().await.cluster_info().await.expect("info");
         let alice = cluster.client().await.login("alice", Role::CryptoUser, "alice-pass").await.expect("alice");
-        let keys = alice.list_keys(&[], 0, None).await.expect("list").keys;
+        let keys = alice.list_keys(ListKeys::default()).await.expect("list").keys;
         let shown: Vec<(String, Option<String>)> =
             keys.iter().map(|k| (k.info.reference.clone(), k.info.attribute("ec-point").map(str::to_owned))).collect();
         let ids: Vec<(String, String)> =

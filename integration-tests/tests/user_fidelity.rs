@@ -6,7 +6,9 @@
 
 use std::{path::Path, process::Command};
 
-use hsm_client::{ClientError, Completion, FaultSpec, Role, UserEffect};
+use hsm_client::{
+    ChangePassword, ClientError, Completion, CreateUser, DeleteUser, FaultSpec, RegisterMfa, Role, UserEffect,
+};
 use hsm_proto::v1::{
     self as pb, cluster_service_client::ClusterServiceClient, masked_object_service_client::MaskedObjectServiceClient,
     user_service_client::UserServiceClient,
@@ -40,7 +42,7 @@ async fn logs_in(hsm: &TestHsm, username: &str, password: &str) -> bool {
 async fn the_hsm_refuses_to_create_an_existing_user_and_keeps_its_password() {
     let hsm = TestHsm::start(Options::default()).await;
     let admin = hsm.admin().await;
-    admin.create_user("alice", Role::CryptoUser, "alice-pass").await.expect("alice");
+    admin.create_user(CreateUser::new("alice", Role::CryptoUser, "alice-pass")).await.expect("alice");
     let mut users = UserServiceClient::new(admin.client().channel());
 
     // Any other create of alice: another case, another password, a token or
@@ -87,7 +89,7 @@ async fn a_lagging_hsm_finishes_its_create_on_retry_and_a_second_create_is_refus
     // HSM 1 cannot take the first attempt: the client tries it again there,
     // with the same create.
     lagging.set_fault(&FaultSpec::fail("CreateUser", "unavailable").times(1)).await.expect("fault");
-    let created = admin.create_user("alice", Role::CryptoUser, "alice-pass").await.expect("alice");
+    let created = admin.create_user(CreateUser::new("alice", Role::CryptoUser, "alice-pass")).await.expect("alice");
     assert_eq!(created.completion(), Completion::Full);
     assert!(created.succeeded().all(|(_, c)| c.effect == UserEffect::Applied));
     assert!(lagging.faults().await.expect("faults").rules.is_empty(), "the fault fired and is spent");
@@ -97,15 +99,17 @@ async fn a_lagging_hsm_finishes_its_create_on_retry_and_a_second_create_is_refus
 
     // HSM 1 stays down for bob's create: it reaches HSM 0 only.
     lagging.set_fault(&FaultSpec::fail("CreateUser", "unavailable").times(10)).await.expect("fault");
-    let partial = admin.create_user("bob", Role::CryptoUser, "bob-pass-1").await.expect("bob");
+    let partial = admin.create_user(CreateUser::new("bob", Role::CryptoUser, "bob-pass-1")).await.expect("bob");
     assert_eq!(partial.completion(), Completion::Partial);
     lagging.clear_faults(None).await.expect("clear");
 
     // Creating them again, with other passwords, is refused before any HSM
     // is written to, and names the user.
-    let refused = admin.create_user("ALICE", Role::CryptoUser, "stolen-pass").await.expect_err("alice exists");
+    let refused =
+        admin.create_user(CreateUser::new("ALICE", Role::CryptoUser, "stolen-pass")).await.expect_err("alice exists");
     assert_eq!(refused, ClientError::AlreadyExists("a user named 'alice' already exists".into()));
-    let refused = admin.create_user("bob", Role::CryptoUser, "stolen-pass").await.expect_err("bob exists");
+    let refused =
+        admin.create_user(CreateUser::new("bob", Role::CryptoUser, "stolen-pass")).await.expect_err("bob exists");
     let ClientError::AlreadyExists(message) = &refused else { panic!("{refused:?}") };
     let endpoints = cluster.endpoints();
     assert_eq!(
@@ -155,7 +159,7 @@ async fn before_activation_the_appliance_user_may_read_cluster_info_and_list_use
         assert!(status.message().contains("while the cluster is not activated"), "{status:?}");
         assert!(status.message().contains("appliance"), "{status:?}");
     }
-    let changed = au.change_password("app_user", Role::Appliance, "new-appliance-pass").await;
+    let changed = au.change_password(ChangePassword::new("app_user", Role::Appliance, "new-appliance-pass")).await;
     assert!(matches!(changed, Err(ClientError::FailedPrecondition(_))), "{changed:?}");
     au.logout().await.expect("logout");
 
@@ -207,8 +211,8 @@ async fn the_cluster_clients_already_done_answers_never_write() {
     // dave is an admin on HSM 1 only. Deleting a crypto user dave: HSM 0
     // has no dave (already done, nothing written), HSM 1 refuses, since its
     // dave has another role, and keeps him.
-    cluster.hsm(1).admin().await.create_user("dave", Role::Admin, "dave-pass-1").await.expect("dave");
-    let deleted = admin.delete_user("dave", Role::CryptoUser).await.expect("one HSM counts as done");
+    cluster.hsm(1).admin().await.create_user(CreateUser::new("dave", Role::Admin, "dave-pass-1")).await.expect("dave");
+    let deleted = admin.delete_user(DeleteUser::new("dave", Role::CryptoUser)).await.expect("one HSM counts as done");
     assert_eq!(deleted.completion(), Completion::Partial);
     assert_eq!(deleted.succeeded().map(|(_, c)| c.effect).collect::<Vec<_>>(), [UserEffect::AlreadyInPlace]);
     assert!(matches!(deleted.failed().next(), Some((_, ClientError::NotFound(_)))), "{deleted:?}");
@@ -217,7 +221,8 @@ async fn the_cluster_clients_already_done_answers_never_write() {
 
     // A password change has no "already done": a refusal on one HSM stays a
     // refusal there, and the other HSMs' answers are their own.
-    let changed = admin.change_password("dave", Role::Admin, "dave-pass-2").await.expect("HSM 1 has dave");
+    let changed =
+        admin.change_password(ChangePassword::new("dave", Role::Admin, "dave-pass-2")).await.expect("HSM 1 has dave");
     assert_eq!(changed.completion(), Completion::Partial);
     assert!(cluster.hsm(0).client.login("dave", Role::Admin, "dave-pass-2").await.is_err(), "no dave made on HSM 0");
 }
@@ -259,15 +264,16 @@ fn openssl(dir: &Path, args: &[&str]) {
 async fn change_password_deregisters_the_mfa_and_quorum_keys_as_asked() {
     let hsm = TestHsm::start(Options::default()).await;
     let admin = hsm.admin().await;
-    admin.create_user("alice", Role::CryptoUser, "alice-pass").await.expect("alice");
-    admin.create_user("admin2", Role::Admin, "admin2-pass").await.expect("admin2");
+    admin.create_user(CreateUser::new("alice", Role::CryptoUser, "alice-pass")).await.expect("alice");
+    admin.create_user(CreateUser::new("admin2", Role::Admin, "admin2-pass")).await.expect("admin2");
     admin.logout().await.expect("logout");
 
     // alice turns MFA on; then her password alone no longer logs her in.
     let key = OpensslKey::generate();
     let alice = hsm.login("alice", Role::CryptoUser, "alice-pass").await;
     let token = alice.mfa_registration_token("alice", Role::CryptoUser).await.expect("token");
-    let on = alice.register_mfa("alice", Role::CryptoUser, &key.spki(), &token, &key.sign(&token), None, None).await;
+    let (spki, signed) = (key.spki(), (token.clone(), key.sign(&token)));
+    let on = alice.register_mfa(RegisterMfa::new("alice", Role::CryptoUser, &spki, &signed)).await;
     assert!(on.expect("MFA on").mfa);
     alice.logout().await.expect("logout");
     assert!(hsm.client.login("alice", Role::CryptoUser, "alice-pass").await.is_err(), "MFA is on");

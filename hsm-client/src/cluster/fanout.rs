@@ -1,5 +1,6 @@
 //! [`FanOut`]: what one operation did on each HSM, and how complete it was.
 
+use super::retry;
 use crate::{ClientError, SyncStatus};
 
 /// One HSM's part of a fanned-out operation.
@@ -81,12 +82,12 @@ impl FanOut<SyncStatus> {
 /// the message names where each failure happened.
 pub(crate) fn combine(failures: Vec<(String, ClientError)>) -> ClientError {
     let Some((_, first)) = failures.first() else {
-        return ClientError::Unavailable("no HSM to ask: the session holds no logged-in HSM".into());
+        return retry::nowhere_to_ask();
     };
     if failures.iter().all(|(_, e)| e == first) {
         return first.clone();
     }
-    let lead = failures.iter().position(|(_, e)| !super::retry::is_retryable(e)).unwrap_or(0);
+    let lead = failures.iter().position(|(_, e)| !retry::is_retryable(e)).unwrap_or(0);
     let others: Vec<String> = failures
         .iter()
         .enumerate()

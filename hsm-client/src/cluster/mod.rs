@@ -37,7 +37,7 @@ use futures_util::future::join_all;
 pub use self::{
     fanout::{Completion, FanOut, HsmResult},
     keys::{ClusterKey, ClusterKeyPage, Coverage, CoverageLabel},
-    quorum::{SignedToken, SignedTokens},
+    quorum::SignedTokens,
     session::ClusterSession,
     users::{ClusterUser, Merged, UserChange, UserEffect, UserList},
 };

@@ -12,14 +12,12 @@ use futures_util::future::join_all;
 
 use super::{Cluster, ClusterSession, FanOut, fanout};
 use crate::{
-    Approval, ClientError, ClusterApproval, LoginStep, QuorumService, QuorumToken, QuorumTokenInfo, Role, Session, User,
+    Approval, ClientError, ClusterApproval, DeregisterMfa, LoginStep, QuorumService, QuorumToken, QuorumTokenInfo,
+    RegisterMfa, Role, Session, SetQuorumValue, SignedToken, User,
 };
 
 /// Per endpoint: the token an HSM issued, and the signature of it.
 pub type SignedTokens = HashMap<String, SignedToken>;
-
-/// A token and a signature of it: one entry of a signed token file.
-pub type SignedToken = (Vec<u8>, Vec<u8>);
 
 impl ClusterSession {
     /// A token from every HSM.
@@ -42,13 +40,12 @@ impl ClusterSession {
     /// Sets a quorum value on every HSM, each with the approval of its token.
     pub async fn set_quorum_value(
         &self,
-        service: QuorumService,
-        value: u32,
-        approval: Option<&ClusterApproval>,
+        request: SetQuorumValue<'_, ClusterApproval>,
     ) -> Result<FanOut<Vec<(QuorumService, u32)>>, ClientError> {
+        let request = &request;
         self.on_all(|s| async move {
-            let approval = approval_for(s, approval).await?;
-            s.set_quorum_value(service, value, approval.as_ref()).await
+            let approval = approval_for(s, request.approval).await?;
+            s.set_quorum_value(request.with_approval(approval.as_ref())).await
         })
         .await
         .into_result()
@@ -71,39 +68,31 @@ impl ClusterSession {
         self.on_all(|s| s.mfa_registration_token(username, role)).await.into_result()
     }
 
-    /// Turns MFA on everywhere with `public_key` (SPKI DER), each HSM
-    /// getting its own signed token; with `new_password`, the password
-    /// changes in the same step on each HSM.
+    /// Turns MFA on everywhere, each HSM getting its own signed token and
+    /// the approval of its own token.
     pub async fn register_mfa(
         &self,
-        username: &str,
-        role: Role,
-        public_key: &[u8],
-        signed: &SignedTokens,
-        new_password: Option<&str>,
-        approval: Option<&ClusterApproval>,
+        request: RegisterMfa<'_, SignedTokens, ClusterApproval>,
     ) -> Result<FanOut<User>, ClientError> {
+        let request = &request;
         self.on_all(|s| async move {
-            let (token, signature) = signed_for(signed, s)?;
-            let approval = approval_for(s, approval).await?;
-            s.register_mfa(username, role, public_key, token, signature, new_password, approval.as_ref()).await
+            let signed = signed_for(request.signed, s)?;
+            let approval = approval_for(s, request.approval).await?;
+            s.register_mfa(request.for_hsm(signed, approval.as_ref())).await
         })
         .await
         .into_result()
     }
 
-    /// Turns MFA off everywhere; with `new_password`, the password changes
-    /// with it.
+    /// Turns MFA off everywhere.
     pub async fn deregister_mfa(
         &self,
-        username: &str,
-        role: Role,
-        new_password: Option<&str>,
-        approval: Option<&ClusterApproval>,
+        request: DeregisterMfa<'_, ClusterApproval>,
     ) -> Result<FanOut<User>, ClientError> {
+        let request = &request;
         self.on_all(|s| async move {
-            let approval = approval_for(s, approval).await?;
-            s.deregister_mfa(username, role, new_password, approval.as_ref()).await
+            let approval = approval_for(s, request.approval).await?;
+            s.deregister_mfa(request.with_approval(approval.as_ref())).await
         })
         .await
         .into_result()
@@ -191,9 +180,9 @@ pub(crate) async fn approval_for(
     }
 }
 
-fn signed_for<'a>(signed: &'a SignedTokens, session: &Session) -> Result<(&'a [u8], &'a [u8]), ClientError> {
+fn signed_for<'a>(signed: &'a SignedTokens, session: &Session) -> Result<&'a SignedToken, ClientError> {
     let endpoint = session.client().endpoint();
-    signed.get(endpoint).map(|(t, s)| (t.as_slice(), s.as_slice())).ok_or_else(|| no_token(endpoint))
+    signed.get(endpoint).ok_or_else(|| no_token(endpoint))
 }
 
 fn no_token(endpoint: &str) -> ClientError {

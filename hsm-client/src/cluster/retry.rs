@@ -1,4 +1,6 @@
 //! Which failures are worth trying on another HSM, and the loop that does.
+//! The lowest module of the cluster layer: `fanout` and `session` use it,
+//! and it uses neither.
 
 use std::future::Future;
 
@@ -19,6 +21,12 @@ pub(crate) fn is_retryable(err: &ClientError) -> bool {
     }
 }
 
+/// The failure of a call that had no HSM to go to: the session is logged in
+/// nowhere.
+pub(crate) fn nowhere_to_ask() -> ClientError {
+    ClientError::Unavailable("no HSM to ask: the session holds no logged-in HSM".into())
+}
+
 /// Runs `op` on `candidates[start]`, and on a retryable failure on the next
 /// candidate (wrapping around), up to `policy.attempts` tries with
 /// exponential backoff between them. Returns which candidate answered.
@@ -33,7 +41,7 @@ where
     Fut: Future<Output = Result<T, ClientError>>,
 {
     if candidates.is_empty() {
-        return Err(super::fanout::combine(Vec::new()));
+        return Err(nowhere_to_ask());
     }
     let mut tried = 0;
     loop {

@@ -11,7 +11,7 @@ use std::{
 
 use futures_util::future::join_all;
 
-use super::{Cluster, FanOut, HsmResult, fanout, retry};
+use super::{Cluster, FanOut, HsmResult, retry};
 use crate::{AuditPage, ClientError, Role, Session, SyncStatus};
 
 /// A user logged in to the HSMs of a cluster: one [`Session`] per HSM that
@@ -175,7 +175,7 @@ impl ClusterSession {
         match self.slots.get(at) {
             Some(Ok(session)) => op(session).await,
             Some(Err(why)) => Err(why.clone()),
-            None => Err(fanout::combine(Vec::new())),
+            None => Err(retry::nowhere_to_ask()),
         }
     }
 }
@@ -201,7 +201,7 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use crate::{
-        ClientConfig, KeyOptions,
+        ClientConfig, CreateUser, KeyOptions, ListKeys, Sign,
         keys::{HashAlgorithm, SignMechanism, SymmetricKeyType},
     };
 
@@ -217,11 +217,11 @@ mod tests {
         let session = cluster.anonymous();
         assert!(session.unavailable().is_empty(), "an anonymous session is 'logged in' everywhere");
         is_send(cluster.login("cu", Role::CryptoUser, "password"));
-        is_send(session.create_user("alice", Role::CryptoUser, "password"));
+        is_send(session.create_user(CreateUser::new("alice", Role::CryptoUser, "password")));
         is_send(session.list_users());
         is_send(session.generate_symmetric_key(SymmetricKeyType::Aes, 32, &KeyOptions::default()));
-        is_send(session.sign("0x1", SignMechanism::Ecdsa, Some(HashAlgorithm::Sha256), b"data", false));
-        is_send(session.list_keys(&[], 0, None));
+        is_send(session.sign(Sign::new("0x1", SignMechanism::Ecdsa, b"data").hash(HashAlgorithm::Sha256)));
+        is_send(session.list_keys(ListKeys::default()));
         is_send(session.sync_status_all());
         is_send(session.delete_key("0x1"));
         is_send(cluster.activate("password"));

@@ -11,7 +11,9 @@
 use std::{collections::BTreeMap, fmt};
 
 use super::{ClusterSession, FanOut, quorum::approval_for, retry};
-use crate::{ClientError, ClusterApproval, Deregister, Role, Session, User, types::CreateToken};
+use crate::{
+    ChangePassword, ClientError, ClusterApproval, CreateUser, DeleteUser, Role, Session, User, types::CreateToken,
+};
 
 /// What a user change did on one HSM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,33 +106,20 @@ impl ClusterSession {
     /// it is: a create never changes an existing user. An HSM that could not
     /// take the call (down, busy) is tried again with the same create, which
     /// the HSM recognises by its token, so a retry may finish the create it
-    /// started and nothing else. `Err` only when no HSM ended up with the
-    /// user.
+    /// started and nothing else. Each HSM gets the approval of its own
+    /// token. `Err` only when no HSM ended up with the user.
     pub async fn create_user(
         &self,
-        username: &str,
-        role: Role,
-        password: &str,
+        request: CreateUser<'_, ClusterApproval>,
     ) -> Result<FanOut<UserChange>, ClientError> {
-        self.create_user_approved(username, role, password, None).await
-    }
-
-    /// [`ClusterSession::create_user`] with a quorum approval: each HSM
-    /// gets the approval of its own token.
-    pub async fn create_user_approved(
-        &self,
-        username: &str,
-        role: Role,
-        password: &str,
-        approval: Option<&ClusterApproval>,
-    ) -> Result<FanOut<UserChange>, ClientError> {
-        self.refuse_existing(username).await?;
+        self.refuse_existing(request.username).await?;
         let token = CreateToken::random()?;
         let policy = self.cluster.settings.retry;
+        let request = &request;
         self.on_all(|s| async move {
             let user = retry::run_here(policy, || async {
-                let approval = approval_for(s, approval).await?;
-                s.create_user_attempt(username, role, password, approval.as_ref(), Some(&token)).await
+                let approval = approval_for(s, request.approval).await?;
+                s.create_user_attempt(request.with_approval(approval.as_ref()), Some(&token)).await
             })
             .await?;
             Ok(UserChange { user, effect: UserEffect::Applied })
@@ -161,28 +150,23 @@ impl ClusterSession {
         Err(ClientError::AlreadyExists(message))
     }
 
-    /// Deletes a user on every HSM; where it is already gone, that HSM
-    /// counts as done. `Err` only when it failed everywhere.
-    pub async fn delete_user(&self, username: &str, role: Role) -> Result<FanOut<UserChange>, ClientError> {
-        self.delete_user_approved(username, role, None).await
-    }
-
-    /// [`ClusterSession::delete_user`] with a quorum approval.
-    pub async fn delete_user_approved(
+    /// Deletes a user on every HSM, each with the approval of its own
+    /// token; where it is already gone, that HSM counts as done. `Err` only
+    /// when it failed everywhere.
+    pub async fn delete_user(
         &self,
-        username: &str,
-        role: Role,
-        approval: Option<&ClusterApproval>,
+        request: DeleteUser<'_, ClusterApproval>,
     ) -> Result<FanOut<UserChange>, ClientError> {
+        let request = &request;
         self.on_all(|s| async move {
-            let approval = approval_for(s, approval).await?;
-            match s.delete_user_approved(username, role, approval.as_ref()).await {
+            let approval = approval_for(s, request.approval).await?;
+            match s.delete_user(request.with_approval(approval.as_ref())).await {
                 Ok(user) => Ok(UserChange { user, effect: UserEffect::Applied }),
-                Err(ClientError::NotFound(why)) => match existing(s, username).await? {
+                Err(ClientError::NotFound(why)) => match existing(s, request.username).await? {
                     None => Ok(UserChange {
                         user: User {
-                            username: username.to_ascii_lowercase(),
-                            role,
+                            username: request.username.to_ascii_lowercase(),
+                            role: request.role,
                             locked: false,
                             quorum: false,
                             mfa: false,
@@ -198,30 +182,16 @@ impl ClusterSession {
         .into_result()
     }
 
-    /// Changes a password on every HSM, as [`Session::change_password`]
-    /// does on one (the session's own, or, for an admin, anyone's).
+    /// Changes a password on every HSM, each with the approval of its own
+    /// token, as [`Session::change_password`] does on one.
     pub async fn change_password(
         &self,
-        username: &str,
-        role: Role,
-        new_password: &str,
+        request: ChangePassword<'_, ClusterApproval>,
     ) -> Result<FanOut<UserChange>, ClientError> {
-        self.change_password_approved(username, role, new_password, None, Deregister::default()).await
-    }
-
-    /// [`ClusterSession::change_password`] with a quorum approval, and the
-    /// keys to deregister with it.
-    pub async fn change_password_approved(
-        &self,
-        username: &str,
-        role: Role,
-        new_password: &str,
-        approval: Option<&ClusterApproval>,
-        deregister: Deregister,
-    ) -> Result<FanOut<UserChange>, ClientError> {
+        let request = &request;
         self.on_all(|s| async move {
-            let approval = approval_for(s, approval).await?;
-            let user = s.change_password_approved(username, role, new_password, approval.as_ref(), deregister).await?;
+            let approval = approval_for(s, request.approval).await?;
+            let user = s.change_password(request.with_approval(approval.as_ref())).await?;
             Ok(UserChange { user, effect: UserEffect::Applied })
         })
         .await

@@ -12,7 +12,7 @@ use cryptoki_sys::{
     CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT, CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_TYPE_INCONSISTENT,
 };
 use hsm_client::{
-    KeyInfo,
+    KeyInfo, ListKeys, SetKeyAttribute, UnwrapKey, WrapKey, WrapParams,
     keys::{KeyType, SymmetricKeyType},
 };
 use zeroize::Zeroizing;
@@ -68,7 +68,8 @@ impl Library {
             // Every key is private to its users: nothing is visible logged out.
             (None, _) | (_, None) => Vec::new(),
             (Some(login), Some(filters)) => {
-                let page = self.call(&login, Doing::Reading, login.session.list_keys(&filters, 0, None))?;
+                let page =
+                    self.call(&login, Doing::Reading, login.session.list_keys(ListKeys::default().filters(&filters)))?;
                 let mut objects = lock(&self.objects);
                 page.keys
                     .into_iter()
@@ -126,7 +127,11 @@ impl Library {
         self.may_write(handle, !key.session)?;
         let login = self.logged_in()?;
         for (name, value) in changes {
-            self.call(&login, Doing::Modifying, login.session.set_key_attribute(&key.reference, &name, &value))?;
+            self.call(
+                &login,
+                Doing::Modifying,
+                login.session.set_key_attribute(SetKeyAttribute::new(&key.reference, &name, &value)),
+            )?;
         }
         Ok(())
     }
@@ -222,6 +227,7 @@ impl Library {
     ) -> Result<Output, CK_RV> {
         self.session(handle)?;
         let (wrap, hash, family) = mechanism::wrapping(mechanism)?;
+        let params = WrapParams { hash, ..WrapParams::default() };
         let login = self.logged_in()?;
         let wrapping =
             self.key_for(wrapping, Some(family), CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_TYPE_INCONSISTENT)?;
@@ -233,8 +239,11 @@ impl Library {
         if key.attribute("extractable") != Some("true") {
             return Err(CKR_KEY_UNEXTRACTABLE);
         }
-        let wrapped =
-            self.call(&login, Doing::Using, login.session.wrap_key(&wrapping.reference, &key.reference, wrap, hash))?;
+        let wrapped = self.call(
+            &login,
+            Doing::Using,
+            login.session.wrap_key(WrapKey::new(&wrapping.reference, &key.reference, wrap).params(params)),
+        )?;
         Ok(offer(&wrapped, room).unwrap_or(Output::Bytes(Zeroizing::new(wrapped))))
     }
 
@@ -249,6 +258,7 @@ impl Library {
     ) -> Result<CK_OBJECT_HANDLE, CK_RV> {
         self.session(handle)?;
         let (wrap, hash, family) = mechanism::wrapping(mechanism)?;
+        let params = WrapParams { hash, ..WrapParams::default() };
         let request = object::unwrap_request(template)?;
         self.permit_des3_key(request.key_type == KeyType::Des3)?;
         self.may_write(handle, request.token)?;
@@ -259,16 +269,12 @@ impl Library {
             CKR_UNWRAPPING_KEY_HANDLE_INVALID,
             CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
         )?;
-        let unwrap = login.session.unwrap_key(
-            &unwrapping.reference,
-            wrapped,
-            wrap,
-            hash,
-            request.key_type,
-            request.class,
-            request.curve,
-            &request.options,
-        );
+        let unwrap = login.session.unwrap_key(UnwrapKey {
+            curve: request.curve,
+            ..UnwrapKey::new(&unwrapping.reference, wrapped, wrap, request.key_type, request.class)
+                .params(params)
+                .options(&request.options)
+        });
         let key = self.call(&login, Doing::Unwrapping, unwrap)?;
         Ok(lock(&self.objects).handle(&key.info.reference))
     }
@@ -295,7 +301,7 @@ impl Library {
         let reference = lock(&self.objects).reference(object).ok_or(CKR_OBJECT_HANDLE_INVALID)?;
         let login = self.current().ok_or(CKR_OBJECT_HANDLE_INVALID)?;
         let filters = [("key-reference".to_owned(), reference)];
-        let page = self.call(&login, doing, login.session.list_keys(&filters, 0, None))?;
+        let page = self.call(&login, doing, login.session.list_keys(ListKeys::default().filters(&filters)))?;
         page.keys.into_iter().next().map(|k| k.info).ok_or(CKR_OBJECT_HANDLE_INVALID)
     }
 }

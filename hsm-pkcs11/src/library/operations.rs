@@ -8,7 +8,7 @@ use cryptoki_sys::{
     CKR_HOST_MEMORY, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT,
     CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED, CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE,
 };
-use hsm_client::{ClientError, keys::HashAlgorithm};
+use hsm_client::{ClientError, Decrypt, Encrypt, Sign, Verify, keys::HashAlgorithm};
 use zeroize::Zeroizing;
 
 use super::{Library, lock};
@@ -222,7 +222,11 @@ impl Library {
         }
         let r = signing.request(std::mem::take(&mut operation.input))?;
         let login = self.logged_in()?;
-        let verify = login.session.verify(reference, r.mechanism, r.hash, &r.data, r.is_digest, signature);
+        let verify = login.session.verify(Verify {
+            hash: r.hash,
+            data_is_digest: r.is_digest,
+            ..Verify::new(reference, r.mechanism, &r.data, signature)
+        });
         let valid = self.call(&login, Doing::Using, verify)?;
         if valid { Ok(()) } else { Err(CKR_SIGNATURE_INVALID) }
     }
@@ -236,13 +240,20 @@ impl Library {
         match &operation.kind {
             Kind::Sign { reference, signing } => {
                 let r = signing.request(input)?;
-                let sign = login.session.sign(reference, r.mechanism, r.hash, &r.data, r.is_digest);
+                let sign = login.session.sign(Sign {
+                    hash: r.hash,
+                    data_is_digest: r.is_digest,
+                    ..Sign::new(reference, r.mechanism, &r.data)
+                });
                 Ok((Zeroizing::new(self.call(&login, Doing::Using, sign)?), None))
             }
             Kind::Encrypt { reference, ciphering: c } => {
                 let data = input.finish();
                 c.check_len(data.len())?;
-                let encrypt = login.session.encrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data);
+                let encrypt = login.session.encrypt(Encrypt {
+                    hash: c.hash,
+                    ..Encrypt::new(reference, c.cipher, &data).iv(&c.iv).aad(&c.aad)
+                });
                 let (iv, ciphertext) = self.call(&login, Doing::Using, encrypt)?;
                 Ok((Zeroizing::new(ciphertext), c.iv_out.map(|out| (out, iv))))
             }
@@ -251,7 +262,10 @@ impl Library {
                 c.check_len(data.len())?;
                 let plaintext = self
                     .runtime
-                    .block_on(login.session.decrypt(reference, c.cipher, c.hash, &c.iv, &c.aad, &data))
+                    .block_on(login.session.decrypt(Decrypt {
+                        hash: c.hash,
+                        ..Decrypt::new(reference, c.cipher, &data).iv(&c.iv).aad(&c.aad)
+                    }))
                     .map_err(|e| match e {
                         // A ciphertext that does not open (tag, padding).
                         ClientError::InvalidArgument(_) => cryptoki_sys::CKR_ENCRYPTED_DATA_INVALID,

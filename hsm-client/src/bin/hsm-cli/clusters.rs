@@ -11,7 +11,7 @@
 
 use hsm_client::{ClientConfig, Cluster, NamedCluster};
 
-use crate::{grammar::Connection, shell::message};
+use crate::{grammar::Connection, output};
 
 /// The clusters a command may run against.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ impl Targets {
     /// Reads the configuration file, if one is given.
     pub(crate) fn load(connection: &Connection) -> Result<Self, String> {
         match &connection.config {
-            Some(path) => NamedCluster::read_file(path).map(Targets::Named).map_err(message),
+            Some(path) => NamedCluster::read_file(path).map(Targets::Named).map_err(output::error),
             None => Ok(Targets::Single),
         }
     }
@@ -77,11 +77,11 @@ impl Targets {
         };
         let mut config = config.with_key_availability_check(!connection.disable_key_availability_check);
         if let (Some(cert), Some(key)) = (&connection.client_cert_hsm_tls_file, &connection.client_key_hsm_tls_file) {
-            config = config.with_client_identity_files(cert, key).map_err(message)?;
+            config = config.with_client_identity_files(cert, key).map_err(output::error)?;
         }
-        let cluster = Cluster::connect(&config).await.map_err(message)?;
+        let cluster = Cluster::connect(&config).await.map_err(output::error)?;
         if let Some(id) = &target.id {
-            let info = cluster.cluster_info().await.map_err(message)?;
+            let info = cluster.cluster_info().await.map_err(output::error)?;
             if info.cluster_id != *id {
                 return Err(format!(
                     "cluster {id}: its HSMs ({}) report cluster id {}; the configuration points {id} at another \
@@ -112,5 +112,5 @@ fn single_config(connection: &Connection) -> Result<ClientConfig, String> {
         .ca_cert
         .as_deref()
         .ok_or("no CA certificate: pass --ca-cert PATH or set HSM_CA_CERT (load client.env)")?;
-    ClientConfig::from_parts(endpoints, ca).map_err(message)
+    ClientConfig::from_parts(endpoints, ca).map_err(output::error)
 }

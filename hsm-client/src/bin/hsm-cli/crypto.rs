@@ -1,7 +1,7 @@
 //! Runs the `crypto ...` commands against a cluster session.
 
 use hsm_client::{
-    ClientError, ClusterSession,
+    ClientError, ClusterApproval, ClusterSession, Decrypt, Encrypt, Sign, Verify,
     keys::{Cipher, HashAlgorithm, SignMechanism as Mechanism},
 };
 use serde_json::Value;
@@ -146,14 +146,17 @@ async fn sign(
 async fn run_sign(
     session: &ClusterSession,
     request: &Request<'_>,
-    approval: Option<&hsm_client::ClusterApproval>,
+    approval: Option<&ClusterApproval>,
 ) -> Result<Value, String> {
     let data = request.read_data()?;
     let key = resolve(session, FILTER, &request.key.key_filter).await?;
-    let signature = session
-        .sign_approved(&key.reference, request.mechanism, request.hash, &data, request.is_digest, approval)
-        .await
-        .map_err(hsm)?;
+    let request = Sign {
+        hash: request.hash,
+        data_is_digest: request.is_digest,
+        approval,
+        ..Sign::new(&key.reference, request.mechanism, &data)
+    };
+    let signature = session.sign(request).await.map_err(hsm)?;
     Ok(output::signature(&key.reference, &input::base64(&signature)))
 }
 
@@ -182,10 +185,12 @@ async fn run_verify(
     let data = request.read_data()?;
     let signature = signature.read()?;
     let key = resolve(session, FILTER, &request.key.key_filter).await?;
-    let valid = session
-        .verify(&key.reference, request.mechanism, request.hash, &data, request.is_digest, &signature)
-        .await
-        .map_err(hsm)?;
+    let request = Verify {
+        hash: request.hash,
+        data_is_digest: request.is_digest,
+        ..Verify::new(&key.reference, request.mechanism, &data, &signature)
+    };
+    let valid = session.verify(request).await.map_err(hsm)?;
     if valid {
         Ok(output::message("Signature verified successfully"))
     } else {
@@ -237,7 +242,8 @@ async fn encrypt(session: &ClusterSession, cipher: EncryptCipher) -> Result<Valu
     };
     let data = plain.data.read()?;
     let key = resolve(session, FILTER, &plain.key.key_filter).await?;
-    let (iv, ciphertext) = session.encrypt(&key.reference, cipher, hash, &iv, &aad, &data).await.map_err(hsm)?;
+    let request = Encrypt { hash, iv: &iv, aad: &aad, ..Encrypt::new(&key.reference, cipher, &data) };
+    let (iv, ciphertext) = session.encrypt(request).await.map_err(hsm)?;
     let iv = (!iv.is_empty()).then(|| input::base64(&iv));
     Ok(output::encrypted(&key.reference, iv.as_deref(), &input::base64(&ciphertext)))
 }
@@ -265,6 +271,7 @@ async fn decrypt(session: &ClusterSession, cipher: DecryptCipher) -> Result<Valu
     };
     let ciphertext = sealed.ciphertext.read()?;
     let key = resolve(session, FILTER, &sealed.key.key_filter).await?;
-    let plaintext = session.decrypt(&key.reference, cipher, hash, &iv, &aad, &ciphertext).await.map_err(hsm)?;
+    let request = Decrypt { hash, iv: &iv, aad: &aad, ..Decrypt::new(&key.reference, cipher, &ciphertext) };
+    let plaintext = session.decrypt(request).await.map_err(hsm)?;
     Ok(output::decrypted(&key.reference, &input::base64(&plaintext)))
 }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
-use hsm_client::{ClientError, ClusterSession, KeyInfo};
+use hsm_client::{ClientError, ClusterSession, KeyInfo, ListKeys};
 
 use crate::grammar::common::{CiphertextSource, DataSource, Pair, SignatureSource, tuples};
 
@@ -87,7 +87,9 @@ pub(crate) fn shown_filter(terms: &[Pair]) -> String {
 /// The one key that `terms` (given to `flag`) select among the keys the
 /// session can see on any HSM of the cluster.
 pub(crate) async fn resolve(session: &ClusterSession, flag: &str, terms: &[Pair]) -> Result<KeyInfo, String> {
-    let page = session.list_keys(&tuples(terms), 2, None).await.map_err(|e| filter_error(flag, &e))?;
+    let filters = tuples(terms);
+    let page = session.list_keys(ListKeys::default().filters(&filters).max_items(2)).await;
+    let page = page.map_err(|e| filter_error(flag, &e))?;
     match (page.total, page.keys.into_iter().next()) {
         (1, Some(key)) => Ok(key.info),
         (0, _) | (_, None) => Err(format!("no key matches the filter {flag} {}", shown_filter(terms))),

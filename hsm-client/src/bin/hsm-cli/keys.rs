@@ -1,7 +1,8 @@
 //! Runs the `key ...` commands against a cluster session.
 
 use hsm_client::{
-    ClientError, ClusterSession, KeyOptions, KeyPairSpec, Role, WrapParams,
+    ClientError, ClusterSession, KeyOptions, KeyPairSpec, ListKeys, Role, SetKeyAttribute, ShareKey, UnwrapKey,
+    WrapKey, WrapParams,
     keys::{HashAlgorithm, KeyClass, KeyType, SymmetricKeyType, WrapMechanism as Mechanism},
 };
 use serde_json::Value;
@@ -40,8 +41,9 @@ pub(crate) async fn run(session: &ClusterSession, command: KeyCommand) -> Result
         KeyCommand::SetAttribute(SetAttribute { filter, name, value, approval }) => {
             let approval = approval.as_deref().map(quorum::read_approval).transpose()?;
             let key = resolve(session, "--filter", &filter.filter).await?;
+            let request = SetKeyAttribute::new(&key.reference, &name, &value);
             let changed = session
-                .set_key_attribute_approved(&key.reference, &name, &value, approval.as_ref())
+                .set_key_attribute(SetKeyAttribute { approval: approval.as_ref(), ..request })
                 .await
                 .map_err(hsm)?;
             Ok(output::key_change(output::message("Attribute set successfully"), &changed))
@@ -200,10 +202,10 @@ async fn generate_file(session: &ClusterSession, args: GenerateFile) -> Result<V
 }
 
 async fn list(session: &ClusterSession, args: List) -> Result<Value, String> {
-    let page = session
-        .list_keys(&tuples(&args.filter), args.max_items, args.starting_token.as_deref())
-        .await
-        .map_err(flag_names)?;
+    let filters = tuples(&args.filter);
+    let request =
+        ListKeys { filters: &filters, max_items: args.max_items, starting_token: args.starting_token.as_deref() };
+    let page = session.list_keys(request).await.map_err(flag_names)?;
     // As in the CloudHSM CLI, `--verbose` has no effect for admins: they
     // see each key's reference and label only.
     let verbose = args.verbose && session.role() != Some(Role::Admin);
@@ -237,16 +239,35 @@ async fn share(session: &ClusterSession, args: ShareArgs, share: bool) -> Result
     share_role(&args)?;
     let approval = args.approval.as_deref().map(quorum::read_approval).transpose()?;
     let key = resolve(session, "--filter", &args.filter.filter).await?;
-    let changed =
-        session.share_key_approved(&key.reference, &args.username, share, approval.as_ref()).await.map_err(hsm)?;
+    let request = ShareKey { approval: approval.as_ref(), ..ShareKey::new(&key.reference, &args.username) };
+    let changed = if share { session.share_key(request).await } else { session.unshare_key(request).await };
+    let changed = changed.map_err(hsm)?;
     let done = if share { "Key shared successfully" } else { "Key unshared successfully" };
     Ok(output::key_change(output::message(done), &changed))
 }
 
+/// [`WrapParams`] from the flags, holding the `--aad` bytes they borrow.
+#[derive(Default)]
+struct Params {
+    hash: Option<HashAlgorithm>,
+    aad: Vec<u8>,
+    tag_length_bits: Option<u32>,
+}
+
+impl Params {
+    fn hashed(hash: HashAlgorithm) -> Self {
+        Params { hash: Some(hash), ..Params::default() }
+    }
+
+    fn borrowed(&self) -> WrapParams<'_> {
+        WrapParams { hash: self.hash, aad: &self.aad, tag_length_bits: self.tag_length_bits }
+    }
+}
+
 /// AES-GCM's `--aad` (hex) and `--tag-length-bits` (checked by the grammar).
-fn gcm_params(gcm: &GcmParams) -> Result<WrapParams, String> {
+fn gcm_params(gcm: &GcmParams) -> Result<Params, String> {
     let aad = gcm.aad.as_deref().map(|aad| input::hex_flag("--aad", aad)).transpose()?.unwrap_or_default();
-    Ok(WrapParams { hash: None, aad, tag_length_bits: Some(gcm.tag_length_bits) })
+    Ok(Params { hash: None, aad, tag_length_bits: Some(gcm.tag_length_bits) })
 }
 
 /// The HSM's RSA-OAEP uses MGF1 with the OAEP hash.
@@ -259,14 +280,14 @@ fn oaep_hash(hash: HashFunction, mgf: MaskGeneration) -> Result<HashAlgorithm, S
 struct WrapPlan<'a> {
     keys: &'a WrapKeys,
     mechanism: Mechanism,
-    params: WrapParams,
+    params: Params,
     /// `aes-gcm` prints the IV apart from the wrapped data.
     split_iv: bool,
 }
 
 fn wrap_plan(mechanism: &WrapMechanism) -> Result<WrapPlan<'_>, String> {
     let plan = |keys, mechanism, params, split_iv| WrapPlan { keys, mechanism, params, split_iv };
-    let plain = WrapParams::default;
+    let plain = Params::default;
     Ok(match mechanism {
         WrapMechanism::AesGcm(args) => plan(&args.keys, Mechanism::AesGcm, gcm_params(&args.gcm)?, true),
         WrapMechanism::CloudhsmAesGcm(args) => plan(&args.keys, Mechanism::AesGcm, gcm_params(&args.gcm)?, false),
@@ -274,11 +295,11 @@ fn wrap_plan(mechanism: &WrapMechanism) -> Result<WrapPlan<'_>, String> {
         WrapMechanism::AesPkcs5Pad(keys) => plan(keys, Mechanism::AesKeyWrapPkcs5Pad, plain(), false),
         WrapMechanism::AesZeroPad(keys) => plan(keys, Mechanism::AesKeyWrapPad, plain(), false),
         WrapMechanism::RsaOaep(args) => {
-            let params = WrapParams::hashed(Some(oaep_hash(args.hash_function, args.mgf)?));
+            let params = Params::hashed(oaep_hash(args.hash_function, args.mgf)?);
             plan(&args.keys, Mechanism::RsaOaep, params, false)
         }
         WrapMechanism::RsaAes(args) => {
-            let params = WrapParams::hashed(Some(oaep_hash(args.hash_function, args.mgf)?));
+            let params = Params::hashed(oaep_hash(args.hash_function, args.mgf)?);
             plan(&args.keys, Mechanism::RsaAes, params, false)
         }
         WrapMechanism::RsaPkcs(keys) => plan(keys, Mechanism::RsaPkcs, plain(), false),
@@ -290,10 +311,9 @@ async fn wrap(session: &ClusterSession, mechanism: WrapMechanism) -> Result<Valu
     let payload = resolve(session, "--payload-filter", &keys.payload_filter).await?;
     let wrapping = resolve(session, "--wrapping-filter", &keys.wrapping_filter).await?;
     let approval = keys.payload_approval.as_deref().map(quorum::read_approval).transpose()?;
-    let wrapped = session
-        .wrap_key_approved(&wrapping.reference, &payload.reference, mechanism, &params, approval.as_ref())
-        .await
-        .map_err(hsm)?;
+    let request = WrapKey::new(&wrapping.reference, &payload.reference, mechanism).params(params.borrowed());
+    let request = WrapKey { approval: approval.as_ref(), ..request };
+    let wrapped = session.wrap_key(request).await.map_err(hsm)?;
     let (iv, data) = if split_iv {
         if wrapped.len() < GCM_IV_LEN {
             return Err("unexpected response from the HSM: AES-GCM wrapped data shorter than its IV".into());
@@ -317,7 +337,7 @@ async fn wrap(session: &ClusterSession, mechanism: WrapMechanism) -> Result<Valu
 struct UnwrapPlan<'a> {
     args: &'a UnwrapArgs,
     mechanism: Mechanism,
-    params: WrapParams,
+    params: Params,
     /// Put before the wrapped data (`aes-gcm`'s `--iv`).
     iv: Vec<u8>,
     key_type: KeyType,
@@ -325,7 +345,7 @@ struct UnwrapPlan<'a> {
 }
 
 fn unwrap_plan(mechanism: &UnwrapMechanism) -> Result<UnwrapPlan<'_>, String> {
-    let plain = WrapParams::default;
+    let plain = Params::default;
     let (args, mechanism, params, iv) = match mechanism {
         UnwrapMechanism::AesGcm(gcm) => {
             let params = gcm_params(&gcm.gcm)?;
@@ -340,11 +360,11 @@ fn unwrap_plan(mechanism: &UnwrapMechanism) -> Result<UnwrapPlan<'_>, String> {
         UnwrapMechanism::AesPkcs5Pad(args) => (args, Mechanism::AesKeyWrapPkcs5Pad, plain(), Vec::new()),
         UnwrapMechanism::AesZeroPad(args) => (args, Mechanism::AesKeyWrapPad, plain(), Vec::new()),
         UnwrapMechanism::RsaOaep(rsa) => {
-            let params = WrapParams::hashed(Some(oaep_hash(rsa.hash_function, rsa.mgf)?));
+            let params = Params::hashed(oaep_hash(rsa.hash_function, rsa.mgf)?);
             (&rsa.args, Mechanism::RsaOaep, params, Vec::new())
         }
         UnwrapMechanism::RsaAes(rsa) => {
-            let params = WrapParams::hashed(Some(oaep_hash(rsa.hash_function, rsa.mgf)?));
+            let params = Params::hashed(oaep_hash(rsa.hash_function, rsa.mgf)?);
             (&rsa.args, Mechanism::RsaAes, params, Vec::new())
         }
         UnwrapMechanism::RsaPkcs(args) => (args, Mechanism::RsaPkcs, plain(), Vec::new()),
@@ -362,12 +382,12 @@ async fn unwrap(session: &ClusterSession, mechanism: UnwrapMechanism) -> Result<
     options.use_quorum = args.quorum.use_key_quorum_value;
     let unwrapping = resolve(session, "--filter", &args.filter).await?;
     let approval = args.approval.as_deref().map(quorum::read_approval).transpose()?;
-    let (reference, approval) = (&unwrapping.reference, approval.as_ref());
     // No curve: an EC key's comes from the wrapped key itself.
-    let key = session
-        .unwrap_key_approved(reference, &wrapped, mechanism, &params, key_type, key_class, None, &options, approval)
-        .await
-        .map_err(hsm)?;
+    let request = UnwrapKey::new(&unwrapping.reference, &wrapped, mechanism, key_type, key_class)
+        .params(params.borrowed())
+        .options(&options);
+    let request = UnwrapKey { approval: approval.as_ref(), ..request };
+    let key = session.unwrap_key(request).await.map_err(hsm)?;
     Ok(output::key(&key))
 }
 

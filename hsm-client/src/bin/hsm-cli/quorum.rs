@@ -28,14 +28,16 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use hsm_client::{Approval, Cluster, ClusterApproval, ClusterSession, FanOut, Role, SignedToken, SignedTokens};
+use hsm_client::{
+    Approval, Cluster, ClusterApproval, ClusterSession, DeregisterMfa, FanOut, RegisterMfa, Role, SetQuorumValue,
+    SignedToken, SignedTokens,
+};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::{
     grammar::{ChangeMfaArgs, ChangeQuorumTokenSign, DeleteScope, TokenSignCommand},
     output, pem,
-    shell::message,
 };
 
 /// `quorum token-sign ...`.
@@ -43,7 +45,7 @@ pub(crate) async fn token_sign(session: &ClusterSession, command: TokenSignComma
     match command {
         TokenSignCommand::Generate { service, token } => {
             let service = hsm_client::QuorumService::from(service);
-            let tokens = session.generate_quorum_token(service).await.map_err(message)?;
+            let tokens = session.generate_quorum_token(service).await.map_err(output::error)?;
             let file = if service == hsm_client::QuorumService::Registration {
                 let entries: Vec<Value> = tokens
                     .succeeded()
@@ -69,7 +71,7 @@ pub(crate) async fn token_sign(session: &ClusterSession, command: TokenSignComma
             Ok(output::with_failures(json!({"path": token.display().to_string()}), tokens.failed()))
         }
         TokenSignCommand::List => {
-            let lists = session.list_quorum_tokens().await.map_err(message)?;
+            let lists = session.list_quorum_tokens().await.map_err(output::error)?;
             let answered = lists.succeeded().count();
             let mut rows: Vec<(String, hsm_client::QuorumService, u32, u64, usize)> = Vec::new();
             for (_, list) in lists.succeeded() {
@@ -101,16 +103,17 @@ pub(crate) async fn token_sign(session: &ClusterSession, command: TokenSignComma
             Ok(output::with_failures(json!({"tokens": tokens}), lists.failed()))
         }
         TokenSignCommand::ListQuorumValues => {
-            let values = session.list_quorum_values().await.map_err(message)?;
+            let values = session.list_quorum_values().await.map_err(output::error)?;
             Ok(output::with_failures(merged_values(&values), values.failed()))
         }
         TokenSignCommand::SetQuorumValue { service, value, approval } => {
             let approval = approval.as_deref().map(read_approval).transpose()?;
-            let set = session.set_quorum_value(service.into(), value, approval.as_ref()).await.map_err(message)?;
+            let request = SetQuorumValue { approval: approval.as_ref(), ..SetQuorumValue::new(service.into(), value) };
+            let set = session.set_quorum_value(request).await.map_err(output::error)?;
             Ok(output::with_failures(Value::String("Set quorum value successful".into()), set.failed()))
         }
         TokenSignCommand::Delete { scope } => {
-            let deleted = session.delete_quorum_tokens(scope == DeleteScope::All).await.map_err(message)?;
+            let deleted = session.delete_quorum_tokens(scope == DeleteScope::All).await.map_err(output::error)?;
             Ok(output::with_failures(Value::String("Deletion of quorum token(s) successful".into()), deleted.failed()))
         }
     }
@@ -126,7 +129,7 @@ pub(crate) async fn register(session: &ClusterSession, command: ChangeQuorumToke
     }
     let spki = read_public_key(&public_key)?;
     let signed = read_registration(&signed_token)?;
-    let done = session.register_quorum_key(&spki, &signed).await.map_err(message)?;
+    let done = session.register_quorum_key(&spki, &signed).await.map_err(output::error)?;
     let (name, shown) = done.first().cloned().unwrap_or_default_user(username, role.map(Role::from));
     Ok(output::with_failures(output::user_ref(&name, shown), done.failed()))
 }
@@ -140,18 +143,27 @@ pub(crate) async fn change_mfa(session: &ClusterSession, args: ChangeMfaArgs) ->
     let password = new_password(args.change_password)?;
     let password = Some(password.as_str());
     let changed = match &args.token {
-        None => session.deregister_mfa(&args.username, role, password, approval.as_ref()).await.map_err(message)?,
+        None => {
+            let request = DeregisterMfa {
+                new_password: password,
+                approval: approval.as_ref(),
+                ..DeregisterMfa::new(&args.username, role)
+            };
+            session.deregister_mfa(request).await.map_err(output::error)?
+        }
         Some(path) => {
-            let unsigned = session.mfa_registration_tokens(&args.username, role).await.map_err(message)?;
+            let unsigned = session.mfa_registration_tokens(&args.username, role).await.map_err(output::error)?;
             write_unsigned(path, &unsigned)?;
             let signed = signed_tokens(path, &unsigned)?;
             let public_key = prompt_path("Enter public key PEM file path:")?
                 .ok_or("a public key PEM file is needed to turn MFA on")?;
             let spki = read_public_key(&public_key)?;
-            session
-                .register_mfa(&args.username, role, &spki, &signed, password, approval.as_ref())
-                .await
-                .map_err(message)?
+            let request = RegisterMfa {
+                new_password: password,
+                approval: approval.as_ref(),
+                ..RegisterMfa::new(&args.username, role, &spki, &signed)
+            };
+            session.register_mfa(request).await.map_err(output::error)?
         }
     };
     Ok(output::with_failures(output::user_ref(&args.username.to_ascii_lowercase(), role), changed.failed()))
@@ -165,10 +177,10 @@ pub(crate) async fn mfa_login(
     password: &Zeroizing<String>,
     token: &Path,
 ) -> Result<ClusterSession, String> {
-    let unsigned = client.mfa_login_tokens(username, role, password).await.map_err(message)?;
+    let unsigned = client.mfa_login_tokens(username, role, password).await.map_err(output::error)?;
     write_unsigned(token, &unsigned)?;
     let signed = signed_tokens(token, &unsigned)?;
-    client.mfa_login(username, role, password, &signed).await.map_err(message)
+    client.mfa_login(username, role, password, &signed).await.map_err(output::error)
 }
 
 /// Writes the CloudHSM CLI's unsigned MFA token file.

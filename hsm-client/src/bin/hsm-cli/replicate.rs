@@ -10,10 +10,10 @@
 //! different key (clones hand out references independently after the split)
 //! is refused before anything is sent.
 
-use hsm_client::{ClusterKey, ClusterSession, KeyInfo};
+use hsm_client::{ClusterKey, ClusterSession, KeyInfo, ListKeys};
 use serde_json::Value;
 
-use crate::{grammar::common::Pair, input, output, shell::message};
+use crate::{grammar::common::Pair, input, output};
 
 /// The source and destination as the user named them, for messages.
 pub(crate) struct Ids<'a> {
@@ -50,9 +50,9 @@ pub(crate) async fn run(
     let object = source
         .extract_masked_key(&key.reference)
         .await
-        .map_err(|e| format!("source cluster {from}: {}", message(e)))?;
+        .map_err(|e| format!("source cluster {from}: {}", output::error(e)))?;
     destination.insert_masked_key(&object).await.map_err(|e| {
-        let why = message(e);
+        let why = output::error(e);
         let not_clone = ["move only within their cluster", "does not open under this cluster's masking key"]
             .iter()
             .any(|m| why.contains(m));
@@ -78,7 +78,7 @@ pub(crate) async fn run(
 /// The key with this reference that `session` sees, if any.
 async fn find(session: &ClusterSession, reference: &str) -> Result<Option<ClusterKey>, String> {
     let filter = [("key-reference".to_owned(), reference.to_owned())];
-    let page = session.list_keys(&filter, 0, None).await.map_err(message)?;
+    let page = session.list_keys(ListKeys::default().filters(&filter)).await.map_err(output::error)?;
     Ok(page.keys.into_iter().find(|k| k.info.reference == reference))
 }
 

@@ -13,7 +13,10 @@ use std::{
 };
 
 use clap::Parser as _;
-use hsm_client::{ClientError, Cluster, ClusterSession, Completion, Deregister, Role};
+use hsm_client::{
+    ChangePassword, Cluster, ClusterSession, Completion, CreateUser, DeleteUser, Deregister, DeregisterTrustAnchor,
+    RegisterTrustAnchor, Role, SetMtlsEnforcement,
+};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -87,7 +90,7 @@ impl Shell {
         if !logs_in_itself && let Some(credentials) = env_credentials()? {
             let (username, role, password) = credentials;
             let client = self.client().await?;
-            self.session = Some(client.login(&username, role, &password).await.map_err(message)?);
+            self.session = Some(client.login(&username, role, &password).await.map_err(output::error)?);
         }
         self.execute(command).await
     }
@@ -279,7 +282,7 @@ impl Shell {
             let session = client
                 .login(&username, role, &password)
                 .await
-                .map_err(|e| format!("{which} cluster {id}: {}", message(e)))?;
+                .map_err(|e| format!("{which} cluster {id}: {}", output::error(e)))?;
             self.session = Some(session);
         }
         Ok(())
@@ -288,12 +291,12 @@ impl Shell {
     async fn execute(&mut self, command: Command) -> Result<Value, String> {
         match command {
             Command::Cluster { command: ClusterCommand::HsmInfo } => {
-                let info = self.client().await?.cluster_info().await.map_err(message)?;
+                let info = self.client().await?.cluster_info().await.map_err(output::error)?;
                 Ok(output::hsm_info(&info))
             }
             Command::Audit { command: AuditCommand::List { from, limit } } => {
                 self.with_session(async |s| {
-                    let pages = s.read_audit_log_all(from, limit).await.into_result().map_err(message)?;
+                    let pages = s.read_audit_log_all(from, limit).await.into_result().map_err(output::error)?;
                     Ok(output::audit_list(&pages))
                 })
                 .await
@@ -302,7 +305,7 @@ impl Shell {
                 self.with_session(async |s| {
                     // Every HSM refusing the caller is a refusal, not a status.
                     let statuses = s.sync_status_all().await;
-                    statuses.clone().into_result().map_err(message)?;
+                    statuses.clone().into_result().map_err(output::error)?;
                     Ok(output::sync_status(&statuses))
                 })
                 .await
@@ -312,7 +315,7 @@ impl Shell {
             }
             Command::Cluster { command: ClusterCommand::Activate { password } } => {
                 let password = password_or_prompt(password, true)?;
-                let activated = self.client().await?.activate(&password).await.map_err(message)?;
+                let activated = self.client().await?.activate(&password).await.map_err(output::error)?;
                 let done = Value::String("Cluster activation successful".into());
                 Ok(match activated.completion() {
                     Completion::Full => done,
@@ -322,9 +325,9 @@ impl Shell {
             Command::Login(args) => self.login(args).await,
             Command::Logout => {
                 match self.session.take() {
-                    Some(session) => session.logout().await.map_err(message)?,
+                    Some(session) => session.logout().await.map_err(output::error)?,
                     // Let the HSM refuse it: the message names the role.
-                    None => self.client().await?.anonymous().logout().await.map_err(message)?,
+                    None => self.client().await?.anonymous().logout().await.map_err(output::error)?,
                 };
                 Ok(Value::String("Logout successful".into()))
             }
@@ -358,7 +361,7 @@ impl Shell {
         let password = password_or_prompt(args.password, false)?;
         let client = self.client().await?;
         let session = match mfa {
-            None => client.login(&args.username, args.role.into(), &password).await.map_err(message)?,
+            None => client.login(&args.username, args.role.into(), &password).await.map_err(output::error)?,
             Some(LoginMfa::MfaTokenSign { token }) => {
                 quorum::mfa_login(&client, &args.username, args.role.into(), &password, &token).await?
             }
@@ -394,7 +397,7 @@ impl Shell {
         };
         let approval = |file: Option<std::path::PathBuf>| file.as_deref().map(quorum::read_approval).transpose();
         let (change, username, role) = match command {
-            UserCommand::List => return Ok(output::users(&session.list_users().await.map_err(message)?)),
+            UserCommand::List => return Ok(output::users(&session.list_users().await.map_err(output::error)?)),
             UserCommand::ChangeQuorum { command: ChangeQuorumCommand::TokenSign { command } } => {
                 return quorum::register(session, command).await;
             }
@@ -404,12 +407,14 @@ impl Shell {
             UserCommand::Create { user: UserPassword { username, role, password }, approval: file } => {
                 let approval = approval(file.approval)?;
                 let password = password_or_prompt(password, true)?;
-                let created = session.create_user_approved(&username, role.into(), &password, approval.as_ref()).await;
+                let request = CreateUser::new(&username, role.into(), &password);
+                let created = session.create_user(CreateUser { approval: approval.as_ref(), ..request }).await;
                 (created, username, role)
             }
             UserCommand::Delete { username, role, approval: file } => {
                 let approval = approval(file.approval)?;
-                (session.delete_user_approved(&username, role.into(), approval.as_ref()).await, username, role)
+                let request = DeleteUser { approval: approval.as_ref(), ..DeleteUser::new(&username, role.into()) };
+                (session.delete_user(request).await, username, role)
             }
             UserCommand::ChangePassword {
                 user: UserPassword { username, role, password },
@@ -420,13 +425,12 @@ impl Shell {
                 let approval = approval(file.approval)?;
                 let password = password_or_prompt(password, true)?;
                 let deregister = Deregister { mfa: deregister_mfa, quorum: deregister_quorum };
-                let changed = session
-                    .change_password_approved(&username, role.into(), &password, approval.as_ref(), deregister)
-                    .await;
+                let request = ChangePassword::new(&username, role.into(), &password).deregister(deregister);
+                let changed = session.change_password(ChangePassword { approval: approval.as_ref(), ..request }).await;
                 (changed, username, role)
             }
         };
-        Ok(output::user_change(&change.map_err(message)?, &username, role.into()))
+        Ok(output::user_change(&change.map_err(output::error)?, &username, role.into()))
     }
 
     /// The connections to every HSM of the current cluster, prepared (and
@@ -452,25 +456,28 @@ async fn mtls(session: &ClusterSession, command: MtlsCommand) -> Result<Value, S
         MtlsCommand::RegisterTrustAnchor { path, approval: file } => {
             let pem = std::fs::read_to_string(&path).map_err(|e| format!("--path {}: {e}", path.display()))?;
             let approval = approval(file)?;
-            let registered = session.register_trust_anchor_approved(&pem, approval.as_ref()).await.map_err(message)?;
+            let request = RegisterTrustAnchor { approval: approval.as_ref(), ..RegisterTrustAnchor::new(&pem) };
+            let registered = session.register_trust_anchor(request).await.map_err(output::error)?;
             Ok(output::trust_anchor_registered(&registered))
         }
         MtlsCommand::DeregisterTrustAnchor { certificate_reference, approval: file } => {
             let approval = approval(file)?;
-            let removed = session
-                .deregister_trust_anchor_approved(&certificate_reference, approval.as_ref())
-                .await
-                .map_err(message)?;
+            let request = DeregisterTrustAnchor {
+                approval: approval.as_ref(),
+                ..DeregisterTrustAnchor::new(&certificate_reference)
+            };
+            let removed = session.deregister_trust_anchor(request).await.map_err(output::error)?;
             let done = output::message(&format!("Trust anchor {certificate_reference} deregistered successfully"));
             Ok(output::with_failures(done, removed.failed()))
         }
         MtlsCommand::ListTrustAnchors => {
-            let lists = session.list_trust_anchors_all().await.into_result().map_err(message)?;
+            let lists = session.list_trust_anchors_all().await.into_result().map_err(output::error)?;
             Ok(output::trust_anchors(&lists))
         }
         MtlsCommand::SetEnforcement { level, approval: file } => {
             let approval = approval(file)?;
-            let set = session.set_mtls_enforcement_approved(level.into(), approval.as_ref()).await.map_err(message)?;
+            let request = SetMtlsEnforcement { approval: approval.as_ref(), ..SetMtlsEnforcement::new(level.into()) };
+            let set = session.set_mtls_enforcement(request).await.map_err(output::error)?;
             let shown = match level {
                 MtlsLevelArg::None => "None",
                 MtlsLevelArg::Cluster => "Cluster",
@@ -479,7 +486,7 @@ async fn mtls(session: &ClusterSession, command: MtlsCommand) -> Result<Value, S
             Ok(output::with_failures(done, set.failed()))
         }
         MtlsCommand::GetEnforcement => {
-            let levels = session.mtls_enforcement_all().await.into_result().map_err(message)?;
+            let levels = session.mtls_enforcement_all().await.into_result().map_err(output::error)?;
             Ok(output::mtls_enforcement(&levels))
         }
     }
@@ -487,25 +494,6 @@ async fn mtls(session: &ClusterSession, command: MtlsCommand) -> Result<Value, S
 
 fn shown_role(session: &ClusterSession) -> Role {
     session.role().unwrap_or(Role::Admin)
-}
-
-/// An error as the CLI says it. Mutual TLS enforcement refuses a client at
-/// the TLS handshake, where nothing reaches the client but a closed
-/// connection; that error says what to check.
-pub(crate) fn message(err: ClientError) -> String {
-    let text = err.to_string();
-    // A closed connection (TLS 1.3: the refusal comes after the handshake),
-    // or the alerts TLS 1.2 refuses with.
-    let refusals = ["connection to the HSM was closed", "CertificateRequired", "BadCertificate", "UnknownCA"];
-    if matches!(err, ClientError::Unavailable(_)) && refusals.iter().any(|r| text.contains(r)) {
-        format!(
-            "{text} (if the cluster enforces mutual TLS, this client must present a certificate chained to a \
-             registered trust anchor: --client-cert-hsm-tls-file and --client-key-hsm-tls-file, or \
-             HSM_CLIENT_CERT and HSM_CLIENT_KEY)"
-        )
-    } else {
-        text
-    }
 }
 
 fn print_outcome(outcome: &Result<Value, String>) -> ExitCode {
