@@ -18,7 +18,7 @@ use std::{
 
 use crate::{
     crypto::{Curve, KeyClass, KeyKind, KeyMaterial},
-    model::{ModelError, SessionId, Username},
+    model::{Action, Identity, ModelError, SessionId, Username},
 };
 
 /// Users a key may be shared with, besides its owner.
@@ -982,11 +982,18 @@ pub struct PersistedKey {
     pub quorum: KeyQuorum,
 }
 
-/// Who asks: the model passes the caller's name and whether it is an admin.
+/// Who asks: the caller's name, and its identity, for the questions the
+/// permission table answers ([`Action`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Actor<'a> {
     pub user: &'a Username,
-    pub admin: bool,
+    pub identity: Identity,
+}
+
+impl Actor<'_> {
+    fn may(self, action: Action) -> bool {
+        action.allowed().admits(self.identity, Some(self.user))
+    }
 }
 
 impl Keys {
@@ -1147,7 +1154,7 @@ impl Keys {
     /// with it, or any public key; with the attribute that allows the usage.
     pub fn for_use(&self, actor: Actor<'_>, reference: KeyRef, usage: Usage) -> Result<Arc<KeyMaterial>, ModelError> {
         let key = self.visible(actor, reference)?;
-        if actor.admin {
+        if !actor.may(Action::UseKeys) {
             return Err(key_denied(reference, "admins cannot use keys"));
         }
         if !usage.allowed_by(&key.attrs) {
@@ -1205,7 +1212,7 @@ impl Keys {
     /// The public material behind a public or private key, for export as PEM.
     pub fn for_public_export(&self, actor: Actor<'_>, reference: KeyRef) -> Result<Arc<KeyMaterial>, ModelError> {
         let key = self.visible(actor, reference)?;
-        if actor.admin {
+        if !actor.may(Action::UseKeys) {
             return Err(key_denied(reference, "admins cannot export keys"));
         }
         if key.material.class() == KeyClass::Secret {
@@ -1297,8 +1304,10 @@ impl Keys {
         Ok(shown)
     }
 
-    /// Sets one attribute. Crypto users set their own keys' attributes (while
-    /// `modifiable`); admins set only `trusted`, on any key.
+    /// Sets one attribute. `trusted` is set on any key the caller sees,
+    /// whether or not it is `modifiable`; the others on one's own keys while
+    /// they are `modifiable`. Who may set which: [`Action::SetTrustedAttribute`]
+    /// and [`Action::SetKeyAttribute`].
     pub fn set_attribute(
         &mut self,
         actor: Actor<'_>,
@@ -1306,20 +1315,20 @@ impl Keys {
         name: AttrName,
         value: &str,
     ) -> Result<KeyView, ModelError> {
-        if actor.admin != (name == AttrName::Trusted) {
-            let rule = if actor.admin {
-                "admins may set only the trusted attribute"
-            } else {
-                "only admins may set the trusted attribute"
-            };
-            return Err(key_denied(reference, rule));
+        let trusted = name == AttrName::Trusted;
+        if trusted && !actor.may(Action::SetTrustedAttribute) {
+            return Err(key_denied(reference, "only admins may set the trusted attribute"));
         }
-        let key = if actor.admin {
+        if !trusted && !actor.may(Action::SetKeyAttribute) {
+            return Err(key_denied(reference, "admins may set only the trusted attribute"));
+        }
+        let key = if trusted {
+            self.visible(actor, reference)?;
             self.keys.get_mut(&reference).ok_or(ModelError::KeyNotFound { reference })?
         } else {
             self.owned_mut(actor, reference, "modify")?
         };
-        if !actor.admin && !key.attrs.modifiable {
+        if !trusted && !key.attrs.modifiable {
             return Err(ModelError::KeyAttribute { reference, attribute: AttrName::Modifiable });
         }
         let mut next = key.attrs.clone();
@@ -1396,7 +1405,8 @@ impl Keys {
         };
         let first = start.unwrap_or(KeyRef(0));
         let limit = if query.max_items == 0 { usize::MAX } else { query.max_items };
-        if actor.admin && filters.is_empty() {
+        let sees_every_key = actor.may(Action::SeeEveryKey);
+        if sees_every_key && filters.is_empty() {
             // Every key matches: count without walking them.
             let mut rest = self.keys.range(first..);
             let keys = rest.by_ref().take(limit).map(|(r, k)| view(*r, k)).collect();
@@ -1417,7 +1427,7 @@ impl Keys {
         };
         let mut page = KeyPage { keys: Vec::new(), total: 0, next_token: None };
         for (reference, key) in candidates {
-            if !(actor.admin || sees(actor.user, key)) || !filters.iter().all(|f| f.matches(reference, key)) {
+            if !(sees_every_key || sees(actor.user, key)) || !filters.iter().all(|f| f.matches(reference, key)) {
                 continue;
             }
             // Every match counts towards the total; only a page is shown.
@@ -1598,7 +1608,7 @@ impl Keys {
 
     fn visible(&self, actor: Actor<'_>, reference: KeyRef) -> Result<&Key, ModelError> {
         match self.keys.get(&reference) {
-            Some(key) if actor.admin || sees(actor.user, key) => Ok(key),
+            Some(key) if actor.may(Action::SeeEveryKey) || sees(actor.user, key) => Ok(key),
             _ => Err(ModelError::KeyNotFound { reference }),
         }
     }

@@ -17,6 +17,9 @@
 //! - [`error`]: [`ModelError`], one variant per HSM outcome.
 //! - This file: [`Hsm`], the aggregate whose methods are the HSM's operations.
 
+#[macro_use]
+mod listed;
+
 mod approvals;
 pub mod credentials;
 pub mod error;
@@ -51,7 +54,7 @@ pub use self::{
         PersistedKey, PersistedTombstone, Replica, Stamp, Template, Usage,
     },
     mtls::{AnchorCert, AnchorRef, Enforcement, Mtls, TrustAnchor},
-    permissions::{Operation, authorize},
+    permissions::{Action, Operation, Who, authorize},
     quorum::{
         Approval, ApproverKey, IssuedToken, PendingApproval, QuorumService, QuorumValue, QuorumValues, TokenId,
         TokenView, VerifiedApproval,
@@ -554,7 +557,7 @@ impl Hsm {
     pub fn extract_masked(&self, caller: &Caller, target: &MaskTarget) -> Result<Masked, ModelError> {
         match target {
             MaskTarget::Key(reference) => {
-                let owner = if caller.identity == Identity::CryptoUser { Some(caller_username(caller)?) } else { None };
+                let owner = if caller.may(Action::CopyAnyKey) { None } else { Some(caller_username(caller)?) };
                 Ok(Masked::Key(self.keys.extract(*reference, owner)?))
             }
             MaskTarget::User(name) => {
@@ -580,7 +583,7 @@ impl Hsm {
         match object {
             Masked::Key(replica) => {
                 let reference = replica.reference();
-                if caller.identity == Identity::CryptoUser && replica.owner() != caller_username(caller)? {
+                if !caller.may(Action::CopyAnyKey) && replica.owner() != caller_username(caller)? {
                     return Err(ModelError::KeyPermission {
                         reference,
                         rule: "a crypto user inserts only keys it owns".into(),
@@ -890,10 +893,12 @@ impl Hsm {
     /// deleting one of them, or dropping their key, must not lock user
     /// management for good.
     fn approver_may_go(&self, field: &'static str, username: &Username, user: &User) -> Result<(), ModelError> {
-        if user.role != Role::Admin || user.quorum_key.is_none() {
+        let approver =
+            Action::ApproveAdminServices.allowed().admits(user.role.identity(self.is_activated()), Some(username));
+        if !approver || user.quorum_key.is_none() {
             return Ok(());
         }
-        let approvers = self.users.values().filter(|u| u.role == Role::Admin && u.quorum_key.is_some()).count();
+        let approvers = self.admin_approvers();
         let needed = QuorumService::WITH_VALUES.iter().filter_map(|s| self.quorum.of(*s)).map(QuorumValue::get).max();
         match needed.filter(|n| *n > 1 && usize::from(*n) > approvers - 1) {
             Some(needed) => Err(ModelError::InvalidArgument {
@@ -967,7 +972,7 @@ impl Hsm {
         let owner = owner.clone();
         let mut views = self.keys.insert(&owner, session.then_some(*session_id), new)?;
         if !share_with.is_empty() {
-            let actor = Actor { user: &owner, admin: false };
+            let actor = Actor { user: &owner, identity: caller.identity };
             for view in views.iter_mut().filter(|v| v.facts.class != crate::crypto::KeyClass::Public) {
                 for user in share_with {
                     *view = self.keys.share(actor, view.reference, user.clone(), true)?;
@@ -1082,18 +1087,18 @@ impl Hsm {
         Ok(anchor)
     }
 
-    /// `cluster mtls set-enforcement`: only the user named `admin`, and
-    /// only over a connection whose client certificate chains to a
-    /// registered trust anchor (`over_anchored_mtls`, which the service layer
-    /// verified), so that whoever turns enforcement on has shown that a
-    /// client can still get in.
+    /// `cluster mtls set-enforcement`: [`Action::SetMtlsEnforcement`] (the
+    /// user named `admin`), and only over a connection whose client
+    /// certificate chains to a registered trust anchor (`over_anchored_mtls`,
+    /// which the service layer verified), so that whoever turns enforcement
+    /// on has shown that a client can still get in.
     pub fn set_mtls_enforcement(
         &mut self,
         caller: &Caller,
         level: Enforcement,
         over_anchored_mtls: bool,
     ) -> Result<(), ModelError> {
-        if caller_username(caller)?.as_str() != ADMIN_USERNAME {
+        if !caller.may(Action::SetMtlsEnforcement) {
             return Err(ModelError::ObjectPermission {
                 rule: format!("only the user named '{ADMIN_USERNAME}' may set the mTLS enforcement level"),
             });
@@ -1114,9 +1119,13 @@ impl Hsm {
     }
 
     /// Takes a peer's mTLS policy whole (cloning a new HSM, as CloudHSM
-    /// clones an HSM's policies): the appliance user only.
+    /// clones an HSM's policies): [`Action::ReplaceMtlsPolicy`].
     pub fn replace_mtls(&mut self, caller: &Caller, mtls: Mtls) -> Result<bool, ModelError> {
-        only_appliance(caller)?;
+        if !caller.may(Action::ReplaceMtlsPolicy) {
+            return Err(ModelError::ObjectPermission {
+                rule: "an HSM's mTLS policy is copied whole only by the appliance user (cloning)".into(),
+            });
+        }
         if self.mtls == mtls {
             return Ok(false);
         }
@@ -1188,33 +1197,19 @@ fn view(username: &Username, user: &User) -> UserView {
 /// The caller as the key rules see it.
 fn actor(caller: &Caller) -> Result<Actor<'_>, ModelError> {
     let user = caller_username(caller)?;
-    Ok(Actor { user, admin: caller.identity == Identity::CryptoOfficer })
+    Ok(Actor { user, identity: caller.identity })
 }
 
 /// Users travel as masked objects when the appliance user clones an HSM and
-/// when an admin replicates a user to a cloned cluster (`user replicate`);
-/// the seed's table gives admins "extract, insert masked objects".
+/// when an admin replicates a user to a cloned cluster (`user replicate`).
 fn copies_users(caller: &Caller) -> Result<(), ModelError> {
-    match caller.identity {
-        Identity::ApplianceUser | Identity::CryptoOfficer => Ok(()),
-        Identity::Unauthenticated
-        | Identity::PrecryptoOfficer
-        | Identity::CryptoUser
-        | Identity::UnactivatedAppliance => Err(ModelError::ObjectPermission {
-            rule: "users are copied only by the appliance user (cloning) and admins (user replicate); use user create"
-                .into(),
-        }),
+    if caller.may(Action::CopyUsers) {
+        return Ok(());
     }
-}
-
-fn only_appliance(caller: &Caller) -> Result<(), ModelError> {
-    if caller.identity == Identity::ApplianceUser {
-        Ok(())
-    } else {
-        Err(ModelError::ObjectPermission {
-            rule: "users are copied between HSMs only by the appliance user (cloning); use user create".into(),
-        })
-    }
+    Err(ModelError::ObjectPermission {
+        rule: "users are copied only by the appliance user (cloning) and admins (user replicate); use user create"
+            .into(),
+    })
 }
 
 fn caller_username(caller: &Caller) -> Result<&Username, ModelError> {

@@ -733,7 +733,7 @@ mod keys {
             })
             .collect();
         let restored = Keys::restore(KeyQuotas::OFF, KeyRange::for_index(1).unwrap(), 0x0010_0001, keys, vec![]);
-        let admin = Actor { user: &name("admin"), admin: true };
+        let admin = Actor { user: &name("admin"), identity: Identity::CryptoOfficer };
         let found = |label: &str| {
             let query = KeyQuery { filters: vec![("attr.label".to_owned(), label.to_owned())], ..KeyQuery::default() };
             let page = restored.list(admin, &query).unwrap();

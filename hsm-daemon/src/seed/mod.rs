@@ -45,9 +45,9 @@ use crate::{
     crypto::{CryptoError, Generated, KeyClass, KeyKind, KeyMaterial, KeySpec},
     determinism::{self, Stream},
     model::{
-        ADMIN_USERNAME, APPLIANCE_USERNAME, Caller, ClusterId, ClusterMode, Hsm, HsmType, KdfParams, KeyQuotas,
-        KeyRange, KeyRef, Limits, Masked, ModelError, NewKey, Password, PasswordHash, PersistedKey, PersistedUser,
-        Replica, Role, Template, Username,
+        ADMIN_USERNAME, APPLIANCE_USERNAME, Caller, ClusterId, ClusterMode, Hsm, HsmType, Identity, KdfParams,
+        KeyQuotas, KeyRange, KeyRef, Limits, Masked, ModelError, NewKey, Password, PasswordHash, PersistedKey,
+        PersistedUser, Replica, Role, Template, Username,
         keys::{Actor, Keys, MAX_SHARED_USERS, parse_curve},
     },
 };
@@ -267,7 +267,7 @@ impl Seed {
                     },
                 };
                 let views = keys.insert(&key.owner, None, new).map_err(|e| self.error(key.at, e))?;
-                let actor = Actor { user: &key.owner, admin: false };
+                let actor = Actor { user: &key.owner, identity: Identity::CryptoUser };
                 for view in views.iter().filter(|v| v.facts.class != KeyClass::Public) {
                     for user in &key.share_with {
                         keys.share(actor, view.reference, user.clone(), true).map_err(|e| self.error(key.at, e))?;
