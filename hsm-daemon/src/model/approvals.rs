@@ -12,13 +12,13 @@ use std::{collections::BTreeMap, time::Instant};
 use rand::CryptoRng;
 
 use super::{
-    Action, Caller, Hsm, KeyQuorum, KeyRef, KeyView, ModelError, Role, UserView, Username, actor, caller_username,
-    internal,
+    Action, Caller, Hsm, KeyQuorum, KeyRef, KeyView, ModelError, Role, UserView, Username, caller_username, internal,
+    key_operations::actor,
     quorum::{
         Approval, ApproverKey, IssuedToken, PendingApproval, Purpose, QuorumService, QuorumValue, QuorumValues,
         TokenId, TokenView, VerifiedApproval, preimages, sha256,
     },
-    view,
+    users::view,
 };
 
 impl Hsm {

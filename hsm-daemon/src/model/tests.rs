@@ -1,10 +1,13 @@
 //! The HSM's user and session rules, tested on the pure model.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use rand::{SeedableRng, rngs::StdRng};
 
-use super::*;
+use super::{keys::Actor, *};
 
 mod quorum;
 
