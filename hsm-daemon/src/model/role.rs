@@ -36,7 +36,7 @@ impl Role {
     pub fn accepts_login_as(self, requested: Role) -> bool {
         match self {
             Role::UnactivatedAdmin => matches!(requested, Role::Admin | Role::UnactivatedAdmin),
-            other => other == requested,
+            Role::Admin | Role::CryptoUser | Role::Appliance => self == requested,
         }
     }
 }

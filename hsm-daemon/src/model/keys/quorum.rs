@@ -45,7 +45,7 @@ impl KeyQuorum {
         match service {
             QuorumService::KeyManagement => self.manage,
             QuorumService::KeyUsage => self.usage,
-            _ => 0,
+            QuorumService::User | QuorumService::Quorum | QuorumService::Cluster | QuorumService::Registration => 0,
         }
     }
 

@@ -110,7 +110,7 @@ impl Keys {
                 Replica::Key(_) if self.keys.get(&reference).is_some_and(|k| sees(user, k)) => {
                     Err(key_denied(reference, "a crypto user extracts only keys it owns"))
                 }
-                _ => Err(ModelError::KeyNotFound { reference }),
+                Replica::Key(_) | Replica::Tombstone(_) => Err(ModelError::KeyNotFound { reference }),
             };
         }
         Ok(replica)

@@ -250,7 +250,33 @@ impl Keys {
                     rule: format!("{name} is fixed when the key is created"),
                 });
             }
-            _ => {}
+            // The three above when their guard fails, and every attribute
+            // that changes freely (or that set_field refuses as read-only).
+            AttrName::Label
+            | AttrName::Class
+            | AttrName::KeyType
+            | AttrName::Encrypt
+            | AttrName::Decrypt
+            | AttrName::Wrap
+            | AttrName::Unwrap
+            | AttrName::Derive
+            | AttrName::Sign
+            | AttrName::Verify
+            | AttrName::Sensitive
+            | AttrName::Modifiable
+            | AttrName::Destroyable
+            | AttrName::Trusted
+            | AttrName::WrapWithTrusted
+            | AttrName::Local
+            | AttrName::AlwaysSensitive
+            | AttrName::NeverExtractable
+            | AttrName::CheckValue
+            | AttrName::KeyLengthBytes
+            | AttrName::Modulus
+            | AttrName::ModulusSizeBits
+            | AttrName::PublicExponent
+            | AttrName::EcPoint
+            | AttrName::Curve => {}
         }
         if name == AttrName::Sensitive && !next.sensitive {
             next.always_sensitive = false;

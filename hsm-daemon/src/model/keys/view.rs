@@ -96,7 +96,7 @@ impl KeyView {
             AttrName::Curve => match f.kind {
                 KeyKind::Ec(c) => Some(curve_name(c).to_owned()),
                 KeyKind::Ed25519 => Some("ed25519".to_owned()),
-                _ => None,
+                KeyKind::Aes | KeyKind::GenericSecret | KeyKind::Des3 | KeyKind::Rsa => None,
             },
         }
     }
