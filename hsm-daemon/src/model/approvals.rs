@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, time::Instant};
 use rand::CryptoRng;
 
 use super::{
-    Action, Caller, Hsm, KeyQuorum, KeyRef, KeyView, ModelError, Role, UserView, Username, caller_username, internal,
+    Action, Caller, Hsm, KeyRef, ModelError, Role, UserView, Username, caller_username, internal,
     key_operations::actor,
     quorum::{
         Approval, ApproverKey, IssuedToken, PendingApproval, Purpose, QuorumService, QuorumValue, QuorumValues,
@@ -140,11 +140,6 @@ impl Hsm {
     ) -> Result<Option<PendingApproval>, ModelError> {
         let (quorum, associated) = self.keys.approvers(actor(caller)?, reference)?;
         self.check_approval(caller, service, quorum.required(service), Some(&associated), approval, now)
-    }
-
-    /// Gives a key made just now by the caller its quorum values.
-    pub fn set_key_quorum(&mut self, reference: KeyRef, quorum: KeyQuorum) -> Result<KeyView, ModelError> {
-        self.keys.set_quorum_at_creation(reference, quorum)
     }
 
     /// The approval check: admins approve admin services (`associated`

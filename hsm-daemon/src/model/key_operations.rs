@@ -5,10 +5,32 @@
 use std::sync::Arc;
 
 use super::{
-    AttrName, Caller, Hsm, KeyPage, KeyQuery, KeyRef, KeyView, ModelError, NewKey, Usage, Username, caller_username,
-    internal, keys::Actor,
+    AttrName, Caller, Hsm, KeyPage, KeyQuery, KeyQuorum, KeyRef, KeyView, ModelError, NewKey, Usage, Username,
+    caller_username, internal, keys::Actor,
 };
-use crate::crypto::{Cipher, KeyKind, KeyMaterial};
+use crate::crypto::{Cipher, KeyClass, KeyKind, KeyMaterial};
+
+/// Keys made together, and how to keep them: `key generate-symmetric`,
+/// `generate-asymmetric-pair`, `import` and `unwrap` in one request.
+#[derive(Debug)]
+pub struct KeyCreation {
+    /// One key, or a pair: public first, then private.
+    pub keys: Vec<NewKey>,
+    /// A session key lives only as long as the caller's session.
+    pub session: bool,
+    /// Crypto users who may use the secret or private key.
+    pub share_with: Vec<Username>,
+    /// The secret or private key's quorum values, checked against its users
+    /// ([`KeyQuorum::parse`]).
+    pub quorum: KeyQuorum,
+}
+
+impl KeyCreation {
+    /// Token keys, shared with nobody, without quorum values.
+    pub fn new(keys: Vec<NewKey>) -> Self {
+        KeyCreation { keys, session: false, share_with: Vec::new(), quorum: KeyQuorum::default() }
+    }
+}
 
 impl Hsm {
     /// Refuses to make or use a key of `kind` that the cluster's mode does
@@ -30,19 +52,13 @@ impl Hsm {
         Ok(())
     }
 
-    /// Stores new keys for the caller: one key, or a pair (public first,
-    /// then private). `session` keys live only as long as the caller's
-    /// session. `share_with` names crypto users who may use the secret or
-    /// private key.
-    pub fn store_keys(
-        &mut self,
-        caller: &Caller,
-        session: bool,
-        new: Vec<NewKey>,
-        share_with: &[Username],
-    ) -> Result<Vec<KeyView>, ModelError> {
+    /// Stores new keys for the caller (see [`KeyCreation`]), shares the
+    /// secret or private key and gives it its quorum values, all under one
+    /// lock, so that nobody sees the key without them.
+    pub fn store_keys(&mut self, caller: &Caller, creation: KeyCreation) -> Result<Vec<KeyView>, ModelError> {
+        let KeyCreation { keys, session, share_with, quorum } = creation;
         let (session_id, owner) = caller.session.as_ref().ok_or_else(|| internal("key creation without a session"))?;
-        for user in share_with {
+        for user in &share_with {
             if !self.is_crypto_user(user) {
                 return Err(ModelError::InvalidArgument {
                     field: "share_with",
@@ -50,17 +66,18 @@ impl Hsm {
                 });
             }
         }
-        for key in &new {
+        for key in &keys {
             self.permit_kind(key.material.kind())?;
         }
         let owner = owner.clone();
-        let mut views = self.keys.insert(&owner, session.then_some(*session_id), new)?;
-        if !share_with.is_empty() {
-            let actor = Actor { user: &owner, identity: caller.identity };
-            for view in views.iter_mut().filter(|v| v.facts.class != crate::crypto::KeyClass::Public) {
-                for user in share_with {
-                    *view = self.keys.share(actor, view.reference, user.clone(), true)?;
-                }
+        let mut views = self.keys.insert(&owner, session.then_some(*session_id), keys)?;
+        let actor = Actor { user: &owner, identity: caller.identity };
+        for view in views.iter_mut().filter(|v| v.facts.class != KeyClass::Public) {
+            for user in &share_with {
+                *view = self.keys.share(actor, view.reference, user.clone(), true)?;
+            }
+            if quorum != KeyQuorum::default() {
+                *view = self.keys.set_quorum_at_creation(view.reference, quorum)?;
             }
         }
         Ok(views)

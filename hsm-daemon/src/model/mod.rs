@@ -58,6 +58,7 @@ pub use self::{
     credentials::{CreateToken, KdfParams, Password, PasswordHash, Username},
     error::ModelError,
     identity::{ClusterId, ClusterIdentity, ClusterMode, ClusterState, HsmId, HsmIdentity, HsmType},
+    key_operations::KeyCreation,
     keys::{
         AttrName, Attributes, KeyDigest, KeyPage, KeyQuery, KeyQuorum, KeyQuotas, KeyRange, KeyRef, KeyView, NewKey,
         PersistedKey, PersistedTombstone, Replica, Stamp, Template, Usage,

@@ -380,7 +380,7 @@ mod keys {
         fn aes(&mut self, owner: &Caller, attrs: &[(&str, &str)], session: bool) -> KeyRef {
             let material = KeyMaterial::generate_aes(256, &mut self.rng).unwrap();
             let new = vec![NewKey { material: Arc::new(material), template: template(attrs), local: true }];
-            self.hsm.store_keys(owner, session, new, &[]).unwrap()[0].reference
+            self.hsm.store_keys(owner, KeyCreation { session, ..KeyCreation::new(new) }).unwrap()[0].reference
         }
 
         fn ec_pair(&mut self, owner: &Caller) -> (KeyRef, KeyRef) {
@@ -394,7 +394,7 @@ mod keys {
                 NewKey { material: Arc::new(public), template: template(&[("verify", "true")]), local: true },
                 NewKey { material: Arc::new(private), template: template(&[("sign", "true")]), local: true },
             ];
-            self.hsm.store_keys(owner, false, new, &[])
+            self.hsm.store_keys(owner, KeyCreation::new(new))
         }
     }
 
@@ -539,7 +539,7 @@ mod keys {
         let material = KeyMaterial::generate_aes(128, &mut f.rng).unwrap();
         let new = vec![NewKey { material: Arc::new(material), template: Template::default(), local: true }];
         assert_eq!(
-            f.hsm.store_keys(&alice, false, new, &[]).unwrap_err(),
+            f.hsm.store_keys(&alice, KeyCreation::new(new)).unwrap_err(),
             ModelError::KeyQuota { what: "keys", max: 8 }
         );
     }
@@ -759,7 +759,7 @@ mod keys {
         let same_key = |f: &mut Fixture, who: &Caller| {
             let material = KeyMaterial::from_raw_secret(crate::crypto::KeyKind::Aes, &[7u8; 32]).unwrap();
             let new = vec![NewKey { material: Arc::new(material), template: template(&[("label", "k")]), local: true }];
-            f.hsm.store_keys(who, false, new, &[]).unwrap()[0].reference
+            f.hsm.store_keys(who, KeyCreation::new(new)).unwrap()[0].reference
         };
         let ka = same_key(&mut a, &alice_a);
         let kb = same_key(&mut b, &alice_b);
@@ -800,7 +800,7 @@ mod keys {
         let material = KeyMaterial::generate_des3(&mut a.rng).unwrap();
         let new =
             vec![NewKey { material: Arc::new(material), template: template(&[("encrypt", "true")]), local: true }];
-        let k = a.hsm.store_keys(&alice_a, false, new, &[]).unwrap()[0].reference;
+        let k = a.hsm.store_keys(&alice_a, KeyCreation::new(new)).unwrap()[0].reference;
         assert!(a.hsm.key_for_use(&alice_a, k, Usage::Encrypt).is_ok());
         assert!(a.hsm.permit_cipher(crate::crypto::Cipher::Des3Cbc).is_ok());
         // A FIPS HSM takes no copy (`key replicate` into a FIPS clone) and
