@@ -32,12 +32,10 @@ impl Hsm {
         rng: &mut impl CryptoRng,
     ) -> Result<IssuedToken, ModelError> {
         let username = caller_username(caller)?.clone();
-        if !caller.may(Action::quorum_token(service)) {
+        let action = Action::quorum_token(service);
+        if !caller.may(action) {
             return Err(ModelError::ObjectPermission {
-                rule: format!(
-                    "quorum tokens for the {service} service are for {}",
-                    if service.is_admin_service() { "admins" } else { "crypto users" }
-                ),
+                rule: format!("quorum tokens for the {service} service are for {}", action.allowed()),
             });
         }
         self.tokens.issue(Purpose::Quorum(service), &username, self.hsm.id.as_str(), now, rng)

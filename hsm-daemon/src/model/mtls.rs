@@ -16,7 +16,7 @@ use std::{fmt, sync::Arc};
 use base64::Engine as _;
 use x509_parser::{oid_registry, prelude::FromDer as _, public_key::PublicKey};
 
-use crate::model::{ADMIN_USERNAME, Action, Caller, Hsm, ModelError};
+use crate::model::{Action, Caller, Hsm, ModelError};
 
 /// Trust anchors per cluster, as CloudHSM allows.
 pub const MAX_TRUST_ANCHORS: usize = 2;
@@ -273,7 +273,7 @@ impl Hsm {
     ) -> Result<(), ModelError> {
         if !caller.may(Action::SetMtlsEnforcement) {
             return Err(ModelError::ObjectPermission {
-                rule: format!("only the user named '{ADMIN_USERNAME}' may set the mTLS enforcement level"),
+                rule: format!("only {} may set the mTLS enforcement level", Action::SetMtlsEnforcement.allowed()),
             });
         }
         if !over_anchored_mtls {

@@ -297,6 +297,21 @@ impl Who {
     }
 }
 
+impl fmt::Display for Who {
+    /// The identities in words, for refusals: "admin (CO) or crypto-user
+    /// (CU)"; "the user named 'admin' (admin (CO))".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names = self.identities.iter().map(Identity::to_string).collect::<Vec<_>>().join(" or ");
+        if names.is_empty() {
+            names = "nobody".to_owned();
+        }
+        match self.only_user {
+            None => f.write_str(&names),
+            Some(user) => write!(f, "the user named '{user}' ({names})"),
+        }
+    }
+}
+
 impl Action {
     /// Who may: one exhaustive `match`, the sub-operation rows of the table.
     pub fn allowed(self) -> Who {

@@ -290,3 +290,10 @@ fn a_flipped_cell_in_the_docs_is_named_by_row_and_column() {
     let missing = docs().replace(", `Action::CopyUsers`", "").replace(" `Action::CopyUsers` |", " |");
     assert!(differences(&missing).contains(&"Action::CopyUsers has no row in docs/permissions.md".to_owned()));
 }
+
+#[test]
+fn who_reads_as_the_identities_in_words() {
+    assert_eq!(Action::AdminServiceToken.allowed().to_string(), "admin (CO)");
+    assert_eq!(Action::RegistrationToken.allowed().to_string(), "admin (CO) or crypto-user (CU)");
+    assert_eq!(Action::SetMtlsEnforcement.allowed().to_string(), "the user named 'admin' (admin (CO))");
+}

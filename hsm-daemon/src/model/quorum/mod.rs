@@ -85,11 +85,6 @@ impl QuorumService {
         })
     }
 
-    /// Whether admins (rather than crypto users) use it.
-    pub fn is_admin_service(self) -> bool {
-        matches!(self, QuorumService::User | QuorumService::Quorum | QuorumService::Cluster)
-    }
-
     fn code(self) -> u8 {
         match self {
             QuorumService::User => 1,
