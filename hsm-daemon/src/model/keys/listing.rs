@@ -113,39 +113,20 @@ impl Filter {
             Filter::Attribute(name, want) => (*name, want),
         };
         let class = key.material.class();
-        match name {
-            AttrName::Label => key.attrs.label.eq_ignore_ascii_case(want),
-            AttrName::Class => class_name(class).eq_ignore_ascii_case(want),
-            AttrName::KeyType => kind_name(key.material.kind()).eq_ignore_ascii_case(want),
-            AttrName::Id
-            | AttrName::Encrypt
-            | AttrName::Decrypt
-            | AttrName::Wrap
-            | AttrName::Unwrap
-            | AttrName::Derive
-            | AttrName::Sign
-            | AttrName::Verify
-            | AttrName::Extractable
-            | AttrName::Sensitive
-            | AttrName::Token
-            | AttrName::Private
-            | AttrName::Modifiable
-            | AttrName::Destroyable
-            | AttrName::Trusted
-            | AttrName::WrapWithTrusted
-            | AttrName::Local
-            | AttrName::AlwaysSensitive
-            | AttrName::NeverExtractable
-            | AttrName::CheckValue
-            | AttrName::KeyLengthBytes
-            | AttrName::Modulus
-            | AttrName::ModulusSizeBits
-            | AttrName::PublicExponent
-            | AttrName::EcPoint
-            | AttrName::Curve => match flag(&key.attrs, class, name) {
-                Some(v) => want.eq_ignore_ascii_case(if v { "true" } else { "false" }),
-                None => view(reference, key).attribute(name).is_some_and(|have| have.eq_ignore_ascii_case(want)),
-            },
+        // Label, class and type read off the key as it is stored; flags off
+        // its attributes; every other attribute as the key shows it.
+        if name == AttrName::Label {
+            return key.attrs.label.eq_ignore_ascii_case(want);
+        }
+        if name == AttrName::Class {
+            return class_name(class).eq_ignore_ascii_case(want);
+        }
+        if name == AttrName::KeyType {
+            return kind_name(key.material.kind()).eq_ignore_ascii_case(want);
+        }
+        match flag(&key.attrs, class, name) {
+            Some(v) => want.eq_ignore_ascii_case(if v { "true" } else { "false" }),
+            None => view(reference, key).attribute(name).is_some_and(|have| have.eq_ignore_ascii_case(want)),
         }
     }
 }

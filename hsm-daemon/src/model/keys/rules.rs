@@ -234,49 +234,22 @@ impl Keys {
             }
             Ok(())
         };
-        match name {
-            AttrName::Modifiable if next.modifiable => {
-                one_way(key.attrs.modifiable, true, "can go from true to false only")?
-            }
-            AttrName::WrapWithTrusted if key.attrs.wrap_with_trusted => {
-                one_way(true, next.wrap_with_trusted, "is read-only once true")?;
-            }
-            AttrName::Sensitive if key.attrs.sensitive => {
-                one_way(true, next.sensitive, "can go from false to true only")?
-            }
-            AttrName::Extractable | AttrName::Id | AttrName::Token | AttrName::Private => {
-                return Err(ModelError::InvalidArgument {
-                    field: "name",
-                    rule: format!("{name} is fixed when the key is created"),
-                });
-            }
-            // The three above when their guard fails, and every attribute
-            // that changes freely (or that set_field refuses as read-only).
-            AttrName::Label
-            | AttrName::Class
-            | AttrName::KeyType
-            | AttrName::Encrypt
-            | AttrName::Decrypt
-            | AttrName::Wrap
-            | AttrName::Unwrap
-            | AttrName::Derive
-            | AttrName::Sign
-            | AttrName::Verify
-            | AttrName::Sensitive
-            | AttrName::Modifiable
-            | AttrName::Destroyable
-            | AttrName::Trusted
-            | AttrName::WrapWithTrusted
-            | AttrName::Local
-            | AttrName::AlwaysSensitive
-            | AttrName::NeverExtractable
-            | AttrName::CheckValue
-            | AttrName::KeyLengthBytes
-            | AttrName::Modulus
-            | AttrName::ModulusSizeBits
-            | AttrName::PublicExponent
-            | AttrName::EcPoint
-            | AttrName::Curve => {}
+        // The attributes with a rule of their own; the others change freely
+        // (set_field has refused the read-only ones).
+        if name == AttrName::Modifiable && next.modifiable {
+            one_way(key.attrs.modifiable, true, "can go from true to false only")?;
+        }
+        if name == AttrName::WrapWithTrusted && key.attrs.wrap_with_trusted {
+            one_way(true, next.wrap_with_trusted, "is read-only once true")?;
+        }
+        if name == AttrName::Sensitive && key.attrs.sensitive {
+            one_way(true, next.sensitive, "can go from false to true only")?;
+        }
+        if [AttrName::Extractable, AttrName::Id, AttrName::Token, AttrName::Private].contains(&name) {
+            return Err(ModelError::InvalidArgument {
+                field: "name",
+                rule: format!("{name} is fixed when the key is created"),
+            });
         }
         if name == AttrName::Sensitive && !next.sensitive {
             next.always_sensitive = false;
