@@ -12,19 +12,18 @@ use std::{collections::BTreeMap, time::Instant};
 use rand::CryptoRng;
 
 use super::{
-    Caller, Hsm, Identity, KeyQuorum, KeyRef, KeyView, ModelError, Role, UserView, Username, actor, caller_username,
-    internal,
+    Action, Caller, Hsm, KeyRef, ModelError, Role, UserView, Username, caller_username, internal,
+    key_operations::actor,
     quorum::{
         Approval, ApproverKey, IssuedToken, PendingApproval, Purpose, QuorumService, QuorumValue, QuorumValues,
         TokenId, TokenView, VerifiedApproval, preimages, sha256,
     },
-    view,
+    users::view,
 };
 
 impl Hsm {
-    /// Issues a quorum token for `service` to the caller. Admin services
-    /// are for admins, key services for crypto users; either may ask for a
-    /// registration token.
+    /// Issues a quorum token for `service` to the caller: who may ask for
+    /// which is [`Action::quorum_token`]'s row.
     pub fn issue_quorum_token(
         &mut self,
         caller: &Caller,
@@ -33,14 +32,10 @@ impl Hsm {
         rng: &mut impl CryptoRng,
     ) -> Result<IssuedToken, ModelError> {
         let username = caller_username(caller)?.clone();
-        let admin = caller.identity == Identity::CryptoOfficer;
-        let fits = service == QuorumService::Registration || service.is_admin_service() == admin;
-        if !fits {
+        let action = Action::quorum_token(service);
+        if !caller.may(action) {
             return Err(ModelError::ObjectPermission {
-                rule: format!(
-                    "quorum tokens for the {service} service are for {}",
-                    if service.is_admin_service() { "admins" } else { "crypto users" }
-                ),
+                rule: format!("quorum tokens for the {service} service are for {}", action.allowed()),
             });
         }
         self.tokens.issue(Purpose::Quorum(service), &username, self.hsm.id.as_str(), now, rng)
@@ -52,10 +47,11 @@ impl Hsm {
         self.tokens.list(now, |service| values.of(service).map_or(1, QuorumValue::get))
     }
 
-    /// Deletes the caller's quorum tokens, or (`all`, admins only) every
-    /// user's. Returns how many.
+    /// Deletes the caller's quorum tokens, or (`all`:
+    /// [`Action::DeleteEveryonesQuorumTokens`]) every user's. Returns how
+    /// many.
     pub fn delete_quorum_tokens(&mut self, caller: &Caller, all: bool) -> Result<usize, ModelError> {
-        if all && caller.identity != Identity::CryptoOfficer {
+        if all && !caller.may(Action::DeleteEveryonesQuorumTokens) {
             return Err(ModelError::ObjectPermission { rule: "only admins delete every user's tokens".into() });
         }
         let username = caller_username(caller)?;
@@ -85,7 +81,7 @@ impl Hsm {
     /// the `quorum` service). A value above 1 needs that many admins with a
     /// registered quorum key, so that the admins cannot lock themselves out.
     pub fn set_quorum_value(&mut self, service: QuorumService, value: QuorumValue) -> Result<QuorumValues, ModelError> {
-        let approvers = self.users.values().filter(|u| u.role == Role::Admin && u.quorum_key.is_some()).count();
+        let approvers = self.admin_approvers();
         if usize::from(value.get()) > approvers.max(1) {
             return Err(ModelError::InvalidArgument {
                 field: "value",
@@ -144,11 +140,6 @@ impl Hsm {
         self.check_approval(caller, service, quorum.required(service), Some(&associated), approval, now)
     }
 
-    /// Gives a key made just now by the caller its quorum values.
-    pub fn set_key_quorum(&mut self, reference: KeyRef, quorum: KeyQuorum) -> Result<KeyView, ModelError> {
-        self.keys.set_quorum_at_creation(reference, quorum)
-    }
-
     /// The approval check: admins approve admin services (`associated`
     /// `None`), a key's owner and shared users its services.
     fn check_approval(
@@ -177,13 +168,17 @@ impl Hsm {
             let refuse = |why: &str| ModelError::QuorumSignature { rule: format!("'{username}' {why}") };
             let user = self.users.get(&username).ok_or_else(|| refuse("is not a user of this HSM"))?;
             match associated {
-                None if user.role != Role::Admin => {
-                    return Err(refuse("is not an admin; admins approve admin services"));
+                None => {
+                    let approver = user.role.identity(self.is_activated());
+                    if !Action::ApproveAdminServices.allowed().admits(approver, Some(&username)) {
+                        return Err(refuse("is not an admin; admins approve admin services"));
+                    }
                 }
-                Some(associated) if !associated.contains(&username) => {
-                    return Err(refuse("neither owns the key nor shares it; they cannot approve its use"));
+                Some(associated) => {
+                    if !associated.contains(&username) {
+                        return Err(refuse("neither owns the key nor shares it; they cannot approve its use"));
+                    }
                 }
-                _ => {}
             }
             let key = user
                 .quorum_key
@@ -358,10 +353,11 @@ impl Hsm {
         Ok(view(username, self.users.get(username).ok_or_else(|| internal("user vanished"))?))
     }
 
-    /// Who may change whose MFA: one's own, or an admin anyone's.
+    /// Whose MFA the caller may change: their own, or anyone's
+    /// ([`Action::ChangeAnyonesMfa`]); and only users who can have MFA.
     fn mfa_target(&self, caller: &Caller, username: &Username, role: Role) -> Result<(), ModelError> {
         let own = caller_username(caller)? == username;
-        if !own && caller.identity != Identity::CryptoOfficer {
+        if !own && !caller.may(Action::ChangeAnyonesMfa) {
             return Err(ModelError::ObjectPermission { rule: "only admins change another user's MFA".into() });
         }
         let user = self.user_with_role(username, role)?;
@@ -373,5 +369,18 @@ impl Hsm {
 
     fn required(&self, service: QuorumService) -> u8 {
         self.quorum.of(service).map_or(1, QuorumValue::get)
+    }
+
+    /// How many users could approve an admin service: those the table lets
+    /// ([`Action::ApproveAdminServices`]) with a registered quorum key.
+    pub(super) fn admin_approvers(&self) -> usize {
+        let activated = self.is_activated();
+        self.users
+            .iter()
+            .filter(|(name, u)| {
+                u.quorum_key.is_some()
+                    && Action::ApproveAdminServices.allowed().admits(u.role.identity(activated), Some(name))
+            })
+            .count()
     }
 }

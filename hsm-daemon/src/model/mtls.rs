@@ -3,18 +3,20 @@
 //!
 //! The model keeps the policy as data (certificates as DER, a level) and its
 //! rules: at most [`MAX_TRUST_ANCHORS`] anchors, each a CA certificate with a
-//! key type CloudHSM accepts; the level is set only by the user named
-//! `admin` over a connection whose client certificate chains to a
-//! registered anchor (the service layer verifies the chain and says so); the
-//! last anchor cannot go while enforcement is on. The TLS listener reads the
-//! policy and verifies handshakes against it (`service::trust`).
+//! key type CloudHSM accepts; the level is set only over a connection whose
+//! client certificate chains to a registered anchor (the service layer
+//! verifies the chain and says so), by whom the permission table says
+//! ([`Action::SetMtlsEnforcement`]); the last anchor cannot go while
+//! enforcement is on. The TLS listener reads the policy and verifies
+//! handshakes against it (`service::trust`). The HSM's mTLS operations are
+//! at the end of this file.
 
 use std::{fmt, sync::Arc};
 
 use base64::Engine as _;
 use x509_parser::{oid_registry, prelude::FromDer as _, public_key::PublicKey};
 
-use crate::model::ModelError;
+use crate::model::{Action, Caller, Hsm, ModelError};
 
 /// Trust anchors per cluster, as CloudHSM allows.
 pub const MAX_TRUST_ANCHORS: usize = 2;
@@ -236,6 +238,74 @@ impl Mtls {
 
 fn truncate(raw: &str) -> String {
     raw.chars().take(40).collect()
+}
+
+impl Hsm {
+    /// The client mTLS policy (trust anchors, enforcement level).
+    pub fn mtls(&self) -> &Mtls {
+        &self.mtls
+    }
+
+    /// Registers a client trust anchor (`cluster mtls register-trust-anchor`).
+    pub fn register_trust_anchor(&mut self, cert: AnchorCert) -> Result<TrustAnchor, ModelError> {
+        let anchor = self.mtls.register(cert)?;
+        self.dirty_mtls = true;
+        Ok(anchor)
+    }
+
+    /// `cluster mtls deregister-trust-anchor`.
+    pub fn deregister_trust_anchor(&mut self, reference: AnchorRef) -> Result<TrustAnchor, ModelError> {
+        let anchor = self.mtls.deregister(reference)?;
+        self.dirty_mtls = true;
+        Ok(anchor)
+    }
+
+    /// `cluster mtls set-enforcement`: [`Action::SetMtlsEnforcement`] (the
+    /// user named `admin`), and only over a connection whose client
+    /// certificate chains to a registered trust anchor (`over_anchored_mtls`,
+    /// which the service layer verified), so that whoever turns enforcement
+    /// on has shown that a client can still get in.
+    pub fn set_mtls_enforcement(
+        &mut self,
+        caller: &Caller,
+        level: Enforcement,
+        over_anchored_mtls: bool,
+    ) -> Result<(), ModelError> {
+        if !caller.may(Action::SetMtlsEnforcement) {
+            return Err(ModelError::ObjectPermission {
+                rule: format!("only {} may set the mTLS enforcement level", Action::SetMtlsEnforcement.allowed()),
+            });
+        }
+        if !over_anchored_mtls {
+            return Err(ModelError::ObjectPermission {
+                rule: "the mTLS enforcement level can be set only over a connection that presented a client \
+                       certificate chained to a registered trust anchor (hsm-cli --client-cert-hsm-tls-file, \
+                       --client-key-hsm-tls-file)"
+                    .into(),
+            });
+        }
+        if self.mtls.enforcement() != level {
+            self.mtls.set_enforcement(level);
+            self.dirty_mtls = true;
+        }
+        Ok(())
+    }
+
+    /// Takes a peer's mTLS policy whole (cloning a new HSM, as CloudHSM
+    /// clones an HSM's policies): [`Action::ReplaceMtlsPolicy`].
+    pub fn replace_mtls(&mut self, caller: &Caller, mtls: Mtls) -> Result<bool, ModelError> {
+        if !caller.may(Action::ReplaceMtlsPolicy) {
+            return Err(ModelError::ObjectPermission {
+                rule: "an HSM's mTLS policy is copied whole only by the appliance user (cloning)".into(),
+            });
+        }
+        if self.mtls == mtls {
+            return Ok(false);
+        }
+        self.mtls = mtls;
+        self.dirty_mtls = true;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]

@@ -1,17 +1,28 @@
-//! The permission table: the seed's "HSM user permissions table" as data.
+//! The permission table: the seed's "HSM user permissions table" as data,
+//! and every other rule about *who* may do something.
 //!
-//! Every operation the HSM offers is one [`Operation`]; [`allowed`] says, in one
-//! exhaustive `match`, which identities may perform it. The service layer
-//! classifies each RPC as an operation (exhaustively, so a new RPC does not
-//! compile until it is classified) and calls [`authorize`] before any handler
-//! runs. Object rules (whose password, which user may be deleted) live with
-//! the objects, in the model.
+//! Every operation the HSM offers is one [`Operation`]; [`allowed`] says, in
+//! one exhaustive `match`, which identities may perform it. The service
+//! layer classifies each RPC as an operation (exhaustively, so a new RPC does
+//! not compile until it is classified) and calls [`authorize`] before any
+//! handler runs.
+//!
+//! Inside some operations the model asks a narrower question of the caller
+//! (may an admin set this attribute, copy users, see every key?) or of
+//! another user (may they approve this service?): each is an [`Action`],
+//! and [`Action::allowed`] answers it in one exhaustive `match` too. So this
+//! file alone answers "who may do X"; the model keeps only the rules about
+//! objects (whose key, which user, in which state).
+//!
+//! `docs/permissions.md` shows both tables; a test compares every cell of it
+//! with [`allowed`] and [`Action::allowed`].
 
 use std::fmt;
 
-use crate::model::{Identity, ModelError};
+use crate::model::{Caller, Identity, ModelError, QuorumService, Username};
 
-/// An operation the permission table classifies.
+listed_enum! {
+/// An operation the permission table classifies: one per RPC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
     /// Seed row "Get basic cluster info".
@@ -107,54 +118,6 @@ pub enum Operation {
     /// `user change-mfa token-sign`: one's own, or (admins) anyone's.
     ChangeMfa,
 }
-
-impl Operation {
-    /// Every operation, for tests that walk the table.
-    pub const ALL: [Operation; 43] = [
-        Operation::GetClusterInfo,
-        Operation::GetSyncStatus,
-        Operation::ExtractMaskedObject,
-        Operation::InsertMaskedObject,
-        Operation::ActivateCluster,
-        Operation::Login,
-        Operation::Logout,
-        Operation::Ping,
-        Operation::ChangeOwnPassword,
-        Operation::ChangeAnyPassword,
-        Operation::CreateUser,
-        Operation::DeleteUser,
-        Operation::ListUsers,
-        Operation::GenerateSymmetricKey,
-        Operation::GenerateKeyPair,
-        Operation::ImportKey,
-        Operation::ExportPublicKey,
-        Operation::WrapKey,
-        Operation::UnwrapKey,
-        Operation::DeleteKey,
-        Operation::ShareKey,
-        Operation::UnshareKey,
-        Operation::SetKeyAttribute,
-        Operation::ListKeys,
-        Operation::Encrypt,
-        Operation::Decrypt,
-        Operation::Sign,
-        Operation::Verify,
-        Operation::Digest,
-        Operation::GenerateRandom,
-        Operation::ReadAuditLog,
-        Operation::RegisterTrustAnchor,
-        Operation::DeregisterTrustAnchor,
-        Operation::ListTrustAnchors,
-        Operation::SetMtlsEnforcement,
-        Operation::GetMtlsEnforcement,
-        Operation::GenerateQuorumToken,
-        Operation::ListQuorumTokens,
-        Operation::DeleteQuorumTokens,
-        Operation::SetQuorumValue,
-        Operation::ListQuorumValues,
-        Operation::RegisterQuorumKey,
-        Operation::ChangeMfa,
-    ];
 }
 
 impl fmt::Display for Operation {
@@ -214,7 +177,7 @@ pub fn allowed(operation: Operation) -> &'static [Identity] {
         ApplianceUser as AU, CryptoOfficer as CO, CryptoUser as CU, PrecryptoOfficer as PRECO,
         UnactivatedAppliance as AU0,
     };
-    const ANYONE: &[Identity] = &Identity::ALL;
+    const ANYONE: &[Identity] = Identity::ALL;
     match operation {
         Operation::GetClusterInfo => ANYONE,
         Operation::GetSyncStatus | Operation::ExtractMaskedObject | Operation::InsertMaskedObject => &[CO, CU, AU],
@@ -264,91 +227,129 @@ pub fn authorize(operation: Operation, identity: Identity) -> Result<(), ModelEr
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+listed_enum! {
+/// A question about the caller (or an approver) that the model asks inside an
+/// operation, once the operation's own row let the caller in: the
+/// sub-operations of the permission table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// `key set-attribute` of `trusted`, on any key: CloudHSM lets admins
+    /// mark wrapping keys trusted, and nobody else.
+    SetTrustedAttribute,
+    /// `key set-attribute` of any other attribute, on one's own keys.
+    SetKeyAttribute,
+    /// Seeing every user's keys (`key list` shows them all); everyone else
+    /// sees their own keys, keys shared with them and public keys.
+    SeeEveryKey,
+    /// Using a key's material: encrypt, decrypt, sign, verify, wrap, unwrap
+    /// with it, export its public key. The operations' rows already say so;
+    /// the model asks again before it hands material out.
+    UseKeys,
+    /// Extracting or inserting a masked object of any user's key; everyone
+    /// else may copy only keys they own.
+    CopyAnyKey,
+    /// Extracting or inserting a masked object of a user: cloning (the
+    /// appliance user) and `user replicate` (admins).
+    CopyUsers,
+    /// Taking a peer's whole mTLS policy when a new HSM is cloned.
+    ReplaceMtlsPolicy,
+    /// Setting the mTLS enforcement level: the user named `admin` only (and
+    /// the model also wants a connection anchored by a registered trust
+    /// anchor, which is a rule about the connection, not the caller).
+    SetMtlsEnforcement,
+    /// A quorum token for an admin service (`user`, `quorum`, `cluster`).
+    AdminServiceToken,
+    /// A quorum token for a key service (`key-management`, `key-usage`).
+    KeyServiceToken,
+    /// A token to register one's own quorum key.
+    RegistrationToken,
+    /// Deleting every user's quorum tokens at once; everyone may delete
+    /// their own.
+    DeleteEveryonesQuorumTokens,
+    /// Approving (signing the token of) an admin service. A key service is
+    /// approved by the key's owner and the users it is shared with: an
+    /// object rule.
+    ApproveAdminServices,
+    /// Changing another user's MFA; everyone may change their own.
+    ChangeAnyonesMfa,
+}
+}
 
-    /// The seed's table written out independently of `allowed`, row by row,
-    /// in the column order CO, CU, AU, unauthenticated, PRECO, and AU before
-    /// activation (cluster info, user list and session upkeep only).
-    const EXPECTED: &[(Operation, [bool; 6])] = &[
-        (Operation::GetClusterInfo, [true, true, true, true, true, true]),
-        (Operation::GetSyncStatus, [true, true, true, false, false, false]),
-        (Operation::ExtractMaskedObject, [true, true, true, false, false, false]),
-        (Operation::InsertMaskedObject, [true, true, true, false, false, false]),
-        (Operation::ChangeOwnPassword, [true, true, true, false, false, false]),
-        (Operation::ChangeAnyPassword, [true, false, false, false, false, false]),
-        (Operation::CreateUser, [true, false, false, false, false, false]),
-        (Operation::DeleteUser, [true, false, false, false, false, false]),
-        (Operation::ActivateCluster, [false, false, false, false, true, false]),
-        (Operation::Login, [true, true, true, true, true, true]),
-        (Operation::Logout, [true, true, true, false, true, true]),
-        (Operation::Ping, [true, true, true, false, true, true]),
-        (Operation::ListUsers, [true, true, true, false, true, true]),
-        (Operation::GenerateSymmetricKey, [false, true, false, false, false, false]),
-        (Operation::GenerateKeyPair, [false, true, false, false, false, false]),
-        (Operation::ImportKey, [false, true, false, false, false, false]),
-        (Operation::ExportPublicKey, [false, true, false, false, false, false]),
-        (Operation::WrapKey, [false, true, false, false, false, false]),
-        (Operation::UnwrapKey, [false, true, false, false, false, false]),
-        (Operation::DeleteKey, [false, true, false, false, false, false]),
-        (Operation::ShareKey, [false, true, false, false, false, false]),
-        (Operation::UnshareKey, [false, true, false, false, false, false]),
-        (Operation::SetKeyAttribute, [true, true, false, false, false, false]),
-        (Operation::ListKeys, [true, true, false, false, false, false]),
-        (Operation::Encrypt, [false, true, false, false, false, false]),
-        (Operation::Decrypt, [false, true, false, false, false, false]),
-        (Operation::Sign, [false, true, false, false, false, false]),
-        (Operation::Verify, [false, true, false, false, false, false]),
-        (Operation::Digest, [false, true, false, false, false, false]),
-        (Operation::GenerateRandom, [false, true, false, false, false, false]),
-        (Operation::ReadAuditLog, [true, false, false, false, false, false]),
-        (Operation::RegisterTrustAnchor, [true, false, false, false, false, false]),
-        (Operation::DeregisterTrustAnchor, [true, false, false, false, false, false]),
-        (Operation::ListTrustAnchors, [true, true, true, false, false, false]),
-        (Operation::SetMtlsEnforcement, [true, false, false, false, false, false]),
-        (Operation::GetMtlsEnforcement, [true, true, true, false, false, false]),
-        (Operation::GenerateQuorumToken, [true, true, false, false, false, false]),
-        (Operation::ListQuorumTokens, [true, true, false, false, false, false]),
-        (Operation::DeleteQuorumTokens, [true, true, false, false, false, false]),
-        (Operation::SetQuorumValue, [true, false, false, false, false, false]),
-        (Operation::ListQuorumValues, [true, true, true, false, false, false]),
-        (Operation::RegisterQuorumKey, [true, true, false, false, false, false]),
-        (Operation::ChangeMfa, [true, true, false, false, false, false]),
-    ];
-    const COLUMNS: [Identity; 6] = [
-        Identity::CryptoOfficer,
-        Identity::CryptoUser,
-        Identity::ApplianceUser,
-        Identity::Unauthenticated,
-        Identity::PrecryptoOfficer,
-        Identity::UnactivatedAppliance,
-    ];
+/// Who may perform an [`Action`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Who {
+    pub identities: &'static [Identity],
+    /// Only the user of this name among them (the mTLS enforcement level is
+    /// the cluster's first admin's to set).
+    pub only_user: Option<&'static str>,
+}
 
-    #[test]
-    fn table_matches_the_seed_for_every_operation_and_identity() {
-        assert_eq!(EXPECTED.len(), Operation::ALL.len(), "every operation has an expected row");
-        for (operation, row) in EXPECTED {
-            for (identity, want) in COLUMNS.iter().zip(row) {
-                let got = authorize(*operation, *identity).is_ok();
-                assert_eq!(got, *want, "{operation} as {identity}");
-            }
-        }
+impl Who {
+    const fn any(identities: &'static [Identity]) -> Self {
+        Who { identities, only_user: None }
     }
 
-    #[test]
-    fn refusals_name_the_operation_and_the_role() {
-        let err = authorize(Operation::CreateUser, Identity::CryptoUser).unwrap_err();
-        assert_eq!(err.to_string(), "user create is not permitted for role crypto-user (CU)");
-        let err = authorize(Operation::ListUsers, Identity::Unauthenticated).unwrap_err();
-        assert!(matches!(err, ModelError::NotLoggedIn { .. }));
-        assert!(err.to_string().contains("user list"), "{err}");
-        assert!(err.to_string().contains("unauthenticated"), "{err}");
-        for before in [Identity::PrecryptoOfficer, Identity::UnactivatedAppliance] {
-            let err = authorize(Operation::GetSyncStatus, before).unwrap_err();
-            assert_eq!(err, ModelError::NotActivated { operation: Operation::GetSyncStatus, identity: before });
-            assert!(err.to_string().contains("cluster sync-status"), "{err}");
-            assert!(err.to_string().contains("while the cluster is not activated"), "{err}");
+    /// Whether a user of `identity` named `username` (`None`: no session)
+    /// may.
+    pub fn admits(self, identity: Identity, username: Option<&Username>) -> bool {
+        self.identities.contains(&identity)
+            && self.only_user.is_none_or(|only| username.is_some_and(|name| name.as_str() == only))
+    }
+}
+
+impl fmt::Display for Who {
+    /// The identities in words, for refusals: "admin (CO) or crypto-user
+    /// (CU)"; "the user named 'admin' (admin (CO))".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names = self.identities.iter().map(Identity::to_string).collect::<Vec<_>>().join(" or ");
+        if names.is_empty() {
+            names = "nobody".to_owned();
+        }
+        match self.only_user {
+            None => f.write_str(&names),
+            Some(user) => write!(f, "the user named '{user}' ({names})"),
         }
     }
 }
+
+impl Action {
+    /// Who may: one exhaustive `match`, the sub-operation rows of the table.
+    pub fn allowed(self) -> Who {
+        use Identity::{ApplianceUser as AU, CryptoOfficer as CO, CryptoUser as CU};
+        match self {
+            Action::SetTrustedAttribute => Who::any(&[CO]),
+            Action::SetKeyAttribute => Who::any(&[CU]),
+            Action::SeeEveryKey => Who::any(&[CO]),
+            Action::UseKeys => Who::any(&[CU]),
+            Action::CopyAnyKey => Who::any(&[CO, AU]),
+            Action::CopyUsers => Who::any(&[CO, AU]),
+            Action::ReplaceMtlsPolicy => Who::any(&[AU]),
+            Action::SetMtlsEnforcement => Who { identities: &[CO], only_user: Some(super::ADMIN_USERNAME) },
+            Action::AdminServiceToken => Who::any(&[CO]),
+            Action::KeyServiceToken => Who::any(&[CU]),
+            Action::RegistrationToken => Who::any(&[CO, CU]),
+            Action::DeleteEveryonesQuorumTokens => Who::any(&[CO]),
+            Action::ApproveAdminServices => Who::any(&[CO]),
+            Action::ChangeAnyonesMfa => Who::any(&[CO]),
+        }
+    }
+
+    /// The action of asking for a quorum token for `service`.
+    pub fn quorum_token(service: QuorumService) -> Action {
+        match service {
+            QuorumService::User | QuorumService::Quorum | QuorumService::Cluster => Action::AdminServiceToken,
+            QuorumService::KeyManagement | QuorumService::KeyUsage => Action::KeyServiceToken,
+            QuorumService::Registration => Action::RegistrationToken,
+        }
+    }
+}
+
+impl Caller {
+    /// Whether the caller may perform `action`.
+    pub fn may(&self, action: Action) -> bool {
+        action.allowed().admits(self.identity, self.session.as_ref().map(|(_, name)| name))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -36,7 +36,7 @@ impl Role {
     pub fn accepts_login_as(self, requested: Role) -> bool {
         match self {
             Role::UnactivatedAdmin => matches!(requested, Role::Admin | Role::UnactivatedAdmin),
-            other => other == requested,
+            Role::Admin | Role::CryptoUser | Role::Appliance => self == requested,
         }
     }
 }
@@ -52,6 +52,7 @@ impl fmt::Display for Role {
     }
 }
 
+listed_enum! {
 /// Who is calling: the columns of the permission table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Identity {
@@ -68,18 +69,9 @@ pub enum Identity {
     /// AU of a cluster not yet activated (see [`Role::identity`]).
     UnactivatedAppliance,
 }
+}
 
 impl Identity {
-    /// Every identity, for tables and tests that walk them all.
-    pub const ALL: [Identity; 6] = [
-        Identity::Unauthenticated,
-        Identity::PrecryptoOfficer,
-        Identity::CryptoOfficer,
-        Identity::CryptoUser,
-        Identity::ApplianceUser,
-        Identity::UnactivatedAppliance,
-    ];
-
     /// Identities that exist only until the cluster is activated: what they
     /// may not do is refused as "not activated", not as a matter of role.
     pub fn before_activation(self) -> bool {

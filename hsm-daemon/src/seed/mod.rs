@@ -44,7 +44,7 @@ use crate::{
     crypto::{Generated, KeyClass, KeyMaterial, KeySpec},
     determinism::{self, Stream},
     model::{
-        Caller, ClusterId, ClusterMode, Hsm, HsmType, KdfParams, KeyQuotas, KeyRange, KeyRef, Limits, Masked,
+        Caller, ClusterId, ClusterMode, Hsm, HsmType, Identity, KdfParams, KeyQuotas, KeyRange, KeyRef, Limits, Masked,
         ModelError, NewKey, Password, PasswordHash, PersistedKey, PersistedUser, Replica, Role, Template, Username,
         keys::{Actor, Keys},
     },
@@ -258,7 +258,7 @@ impl Seed {
                     },
                 };
                 let views = keys.insert(&key.owner, None, new).map_err(|e| self.error(key.at, e))?;
-                let actor = Actor { user: &key.owner, admin: false };
+                let actor = Actor { user: &key.owner, identity: Identity::CryptoUser };
                 for view in views.iter().filter(|v| v.facts.class != KeyClass::Public) {
                     for user in &key.share_with {
                         keys.share(actor, view.reference, user.clone(), true).map_err(|e| self.error(key.at, e))?;

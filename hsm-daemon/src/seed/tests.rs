@@ -175,7 +175,7 @@ fn every_hsm_of_the_cluster_starts_with_the_same_digest_and_hsm_1_continues_the_
         let alice = caller(hsm, "alice", Role::CryptoUser, "alice-pass");
         let material = KeyMaterial::generate_aes(128, &mut StdRng::seed_from_u64(3)).unwrap();
         let new = vec![NewKey { material: Arc::new(material), template: Template::default(), local: true }];
-        let stored = hsm.store_keys(&alice, false, new, &[]).unwrap();
+        let stored = hsm.store_keys(&alice, crate::model::KeyCreation::new(new)).unwrap();
         assert_eq!(stored[0].reference.to_string(), expected);
     }
 }

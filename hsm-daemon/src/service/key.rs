@@ -14,7 +14,7 @@ use super::{HsmState, audit, blocking, caller, convert, quorum::key_gated};
 use crate::{
     crypto::{self, Generated, KeyClass, KeyKind, KeyMaterial, KeySpec},
     model::{
-        AttrName, Caller, Hsm, KeyQuery, KeyQuorum, KeyRef, KeyView, ModelError, NewKey, QuorumService, Template,
+        AttrName, KeyCreation, KeyQuery, KeyQuorum, KeyRef, KeyView, ModelError, NewKey, QuorumService, Template,
         Usage, Username,
     },
 };
@@ -63,15 +63,18 @@ impl KeyService for KeyApi {
         let spec = match kind {
             KeyKind::Aes => KeySpec::Aes { bits: len.saturating_mul(8) },
             KeyKind::Des3 => des3_spec(len)?,
-            _ => KeySpec::GenericSecret { len: len as usize },
+            KeyKind::GenericSecret => KeySpec::GenericSecret { len: len as usize },
+            KeyKind::Rsa | KeyKind::Ec(_) | KeyKind::Ed25519 => {
+                return Err(Status::internal("a symmetric key type parsed as an asymmetric one"));
+            }
         };
         let Generated::Secret(material) = spec.generate(&mut self.state.fork_key_rng()).map_err(ModelError::from)?
         else {
             return Err(Status::internal("a symmetric key generated as a pair"));
         };
-        let new = vec![NewKey { material: Arc::new(material), template, local: true }];
-        let view =
-            single(self.state.mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum)).await?)?;
+        let keys = vec![NewKey { material: Arc::new(material), template, local: true }];
+        let creation = KeyCreation { keys, session: req.session, share_with: share, quorum };
+        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, creation)).await?)?;
         audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, owner = %view.owner, "symmetric key generated");
         Ok(key_response(view))
@@ -107,15 +110,12 @@ impl KeyService for KeyApi {
         let Generated::Pair { private, public } = generated else {
             return Err(Status::internal("a key pair generated as one key"));
         };
-        let new = vec![
+        let keys = vec![
             NewKey { material: Arc::new(public), template: public_template, local: true },
             NewKey { material: Arc::new(private), template: private_template, local: true },
         ];
-        let mut views = self
-            .state
-            .mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum))
-            .await?
-            .into_iter();
+        let creation = KeyCreation { keys, session: req.session, share_with: share, quorum };
+        let mut views = self.state.mutate(|hsm| hsm.store_keys(&caller, creation)).await?.into_iter();
         let (Some(public), Some(private)) = (views.next(), views.next()) else {
             return Err(Status::internal("the key pair was not stored whole"));
         };
@@ -150,9 +150,9 @@ impl KeyService for KeyApi {
             }
         };
         let (share, quorum) = sharing(&req.share_with, req.manage_key_quorum_value, req.use_key_quorum_value)?;
-        let new = vec![NewKey { material: Arc::new(material), template, local: false }];
-        let view =
-            single(self.state.mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum)).await?)?;
+        let keys = vec![NewKey { material: Arc::new(material), template, local: false }];
+        let creation = KeyCreation { keys, session: req.session, share_with: share, quorum };
+        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, creation)).await?)?;
         audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, owner = %view.owner, "key imported");
         Ok(key_response(view))
@@ -234,9 +234,9 @@ impl KeyService for KeyApi {
             })
         })
         .await?;
-        let new = vec![NewKey { material: Arc::new(material), template, local: false }];
-        let view =
-            single(self.state.mutate(|hsm| store_with_quorum(hsm, &caller, req.session, new, &share, quorum)).await?)?;
+        let keys = vec![NewKey { material: Arc::new(material), template, local: false }];
+        let creation = KeyCreation { keys, session: req.session, share_with: share, quorum };
+        let view = single(self.state.mutate(|hsm| hsm.store_keys(&caller, creation)).await?)?;
         audit::note_keys(&request, &[view.reference]);
         tracing::info!(key = %view.reference, unwrapping_key = %unwrapping, "key unwrapped");
         Ok(key_response(view))
@@ -326,28 +326,10 @@ fn des3_spec(len: u32) -> Result<KeySpec, ModelError> {
     }
 }
 
-/// Stores new keys and gives the secret or private one its quorum values,
-/// under one lock (so that no one sees the key without them).
-/// A new key's `share_with` users and quorum values, checked.
+/// A new key's `share_with` users and quorum values, parsed (checked
+/// early, before the key is made).
 fn sharing(share_with: &[String], manage: u32, usage: u32) -> Result<(Vec<Username>, KeyQuorum), ModelError> {
     let share = usernames("share_with", share_with)?;
     let quorum = KeyQuorum::parse(manage, usage, 1 + share.len())?;
     Ok((share, quorum))
-}
-
-fn store_with_quorum(
-    hsm: &mut Hsm,
-    caller: &Caller,
-    session: bool,
-    new: Vec<NewKey>,
-    share: &[Username],
-    quorum: KeyQuorum,
-) -> Result<Vec<KeyView>, ModelError> {
-    let mut views = hsm.store_keys(caller, session, new, share)?;
-    if quorum != KeyQuorum::default() {
-        for view in views.iter_mut().filter(|v| v.facts.class != crate::crypto::KeyClass::Public) {
-            *view = hsm.set_key_quorum(view.reference, quorum)?;
-        }
-    }
-    Ok(views)
 }

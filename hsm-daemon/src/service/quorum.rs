@@ -237,7 +237,8 @@ pub(super) fn values_from_proto(values: &[pb::QuorumValue]) -> Result<QuorumValu
             QuorumService::User => parsed.user = value,
             QuorumService::Quorum => parsed.quorum = value,
             QuorumService::Cluster => parsed.cluster = value,
-            _ => {}
+            // A peer lists only the services with HSM-wide values.
+            QuorumService::KeyManagement | QuorumService::KeyUsage | QuorumService::Registration => {}
         }
     }
     Ok(parsed)

@@ -73,15 +73,11 @@ fn populated(w: &mut World, dir: &Path, master: &MasterKey) -> (Store, Hsm, Vec<
         NewKey { material: Arc::new(aes), template: Template::default(), local: false },
         NewKey { material: Arc::new(ec), template, local: false },
     ];
-    hsm.store_keys(&alice, false, new, &[]).unwrap();
+    hsm.store_keys(&alice, crate::model::KeyCreation::new(new)).unwrap();
     let session_key = KeyMaterial::generate_aes(128, &mut w.rng).unwrap();
-    hsm.store_keys(
-        &alice,
-        true,
-        vec![NewKey { material: Arc::new(session_key), template: Template::default(), local: true }],
-        &[],
-    )
-    .unwrap();
+    let keys = vec![NewKey { material: Arc::new(session_key), template: Template::default(), local: true }];
+    hsm.store_keys(&alice, crate::model::KeyCreation { session: true, ..crate::model::KeyCreation::new(keys) })
+        .unwrap();
     // A trust anchor and enforcement on, set by the user named admin over
     // mTLS.
     let anchor = crate::pki::generate_ca("cluster-operators").unwrap();
@@ -137,7 +133,7 @@ fn the_mode_and_triple_des_keys_survive_reopening() {
         identity: crate::model::Identity::CryptoUser,
         session: Some((dummy_session(), Username::parse("u", "alice").unwrap())),
     };
-    let stored = hsm.store_keys(&owner, false, new, &[]).unwrap()[0].reference;
+    let stored = hsm.store_keys(&owner, crate::model::KeyCreation::new(new)).unwrap()[0].reference;
     store.apply(&hsm.take_changes()).unwrap();
     // Its backup makes a non-FIPS clone, not a FIPS one.
     let cluster_key = MasterKey::generate().unwrap();
@@ -164,7 +160,7 @@ fn the_mode_and_triple_des_keys_survive_reopening() {
     let mut hsm = Hsm::new(fips.setup());
     let des3 = KeyMaterial::generate_des3(&mut fips.rng).unwrap();
     let new = vec![NewKey { material: Arc::new(des3), template: Template::default(), local: true }];
-    let err = hsm.store_keys(&owner, false, new, &[]).unwrap_err();
+    let err = hsm.store_keys(&owner, crate::model::KeyCreation::new(new)).unwrap_err();
     assert!(err.to_string().contains("the cluster is in FIPS mode"), "{err}");
 }
 
@@ -184,7 +180,8 @@ fn every_key_comes_back_with_its_version_and_digest_and_unparsed() {
             let template = Template::parse(&[("label".into(), format!("k{i}"))]).unwrap();
             NewKey { material: Arc::new(material), template, local: false }
         };
-        let made: Vec<_> = (0..count).map(|i| hsm.store_keys(&alice, false, vec![new(i)], &[]).unwrap()).collect();
+        let made: Vec<_> =
+            (0..count).map(|i| hsm.store_keys(&alice, crate::model::KeyCreation::new(vec![new(i)])).unwrap()).collect();
         for (i, views) in made.iter().enumerate() {
             if i % 3 == 1 {
                 hsm.delete_key(&alice, views[0].reference).unwrap();

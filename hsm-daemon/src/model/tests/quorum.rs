@@ -213,11 +213,13 @@ fn a_key_with_quorum_values_needs_its_own_users_approval() {
     f.register(&bob, &k2);
     let material = KeyMaterial::from_raw_secret(KeyKind::GenericSecret, &[7; 32]).unwrap();
     let template = Template::parse(&[("sign".into(), "true".into()), ("verify".into(), "true".into())]).unwrap();
-    let new = vec![NewKey { material: Arc::new(material), template, local: true }];
-    let reference = f.hsm.store_keys(&alice, false, new, &[name("bob")]).unwrap()[0].reference;
+    let keys = vec![NewKey { material: Arc::new(material), template, local: true }];
     assert!(KeyQuorum::parse(3, 0, 2).is_err(), "more approvers than the key's users");
     let quorum = KeyQuorum::parse(2, 2, 2).unwrap();
-    f.hsm.set_key_quorum(reference, quorum).unwrap();
+    let creation = KeyCreation { share_with: vec![name("bob")], quorum, ..KeyCreation::new(keys) };
+    let made = f.hsm.store_keys(&alice, creation).unwrap();
+    assert_eq!((made[0].quorum, made[0].shared.clone()), (quorum, vec![name("bob")]), "made with both, at once");
+    let reference = made[0].reference;
 
     // Management without approval, and unsharing below the quorum value.
     let check = |f: &mut Fixture, caller: &Caller, service, signers: &[(&str, &Signer)]| {
