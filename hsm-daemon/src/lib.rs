@@ -24,15 +24,25 @@
 //! - [`store`]: the durable, sealed store, backups, and masked objects.
 //! - [`seed`]: seed files, the users and keys a new cluster starts with.
 //! - [`determinism`]: deterministic mode (tests): randomness from a seed.
-//! - [`fuzzing`]: the entries of the fuzz targets (`fuzz/`), which the
-//!   test suite also replays.
+//! - `fuzzing` (feature `fuzzing`): the entries of the fuzz targets
+//!   (`fuzz/`), which the test suite also replays.
 //! - [`metrics`]: Prometheus metrics on a plain HTTP port (`--metrics-addr`).
 //! - [`settings`]: the config file, flags and environment, resolved into a
 //!   [`DaemonConfig`].
-//! - [`testing`]: whole clusters inside a test process, for Rust test
-//!   suites ([`testing::TestCluster`]).
+//! - `testing` (feature `testing`): whole clusters inside a test process,
+//!   for Rust test suites (`testing::TestCluster`).
 //! - `main.rs`: the `hsm-daemon` binary (`dev`, `init`, `run`, `backup`,
 //!   `restore`, `health`, `audit verify`).
+//!
+//! # Features
+//! Both are off by default, so that the release daemon carries no test
+//! code; the crate's own tests, doctests and benches turn both on (a
+//! dev-dependency on itself).
+//! - `testing`: the `testing` module, in-process clusters with connected
+//!   clients for test suites (`integration-tests`, `hsm-pkcs11`'s tests,
+//!   `hsm-bench`).
+//! - `fuzzing`: the `fuzzing` module, the fuzz targets' entries and seeds
+//!   (`fuzz/`, and `tests/fuzz_corpus.rs`, which replays the corpus).
 //!
 //! # Example
 //! Tests start an HSM in-process on a free port:
@@ -53,6 +63,7 @@ mod commit;
 pub mod config;
 pub mod crypto;
 pub mod determinism;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod material;
 pub mod metrics;
@@ -62,6 +73,7 @@ pub mod seed;
 pub mod service;
 pub mod settings;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use config::{DaemonConfig, Membership, TlsSettings, Transport};

@@ -43,6 +43,7 @@ mod masked;
 mod metered;
 mod mtls;
 mod quorum;
+#[cfg(feature = "fuzzing")]
 pub(crate) mod rig;
 mod session;
 mod status;
