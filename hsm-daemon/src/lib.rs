@@ -20,7 +20,10 @@
 //!   changes and the audit log's records).
 //! - [`crypto`]: the mechanisms (keys, encrypt, sign, wrap) over ring and RustCrypto.
 //! - [`pki`]: the cluster CA and the certificates it issues.
-//! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
+//! - [`cluster`]: clusters on this machine ([`cluster::LocalCluster`]):
+//!   their CA, secrets, certificates and config files on disk, and their
+//!   HSMs served in this process; what `dev`, `init`, `run` and
+//!   `testing` start clusters and HSMs with.
 //! - [`store`]: the durable, sealed store, backups, and masked objects.
 //! - [`seed`]: seed files, the users and keys a new cluster starts with.
 //! - [`determinism`]: deterministic mode (tests): randomness from a seed.
@@ -31,8 +34,9 @@
 //!   [`DaemonConfig`].
 //! - `testing` (feature `testing`): whole clusters inside a test process,
 //!   for Rust test suites (`testing::TestCluster`).
-//! - `main.rs`: the `hsm-daemon` binary (`dev`, `init`, `run`, `backup`,
-//!   `restore`, `health`, `audit verify`).
+//! - `main.rs` and `cli/`: the `hsm-daemon` binary (`dev`, `init`, `run`,
+//!   `backup`, `restore`, `health`, `audit verify`), not part of this
+//!   library: the flags, and thin commands over it.
 //!
 //! # Features
 //! Both are off by default, so that the release daemon carries no test
@@ -59,13 +63,13 @@
 
 pub mod audit;
 pub mod clock;
+pub mod cluster;
 mod commit;
 pub mod config;
 pub mod crypto;
 pub mod determinism;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod material;
 pub mod metrics;
 pub mod model;
 pub mod pki;

@@ -42,6 +42,7 @@ use toml::Spanned;
 
 use self::raw::{RawCluster, RawKey, RawKeyType, RawRole, RawSeed, RawUser};
 use crate::{
+    cluster::MAX_HSMS,
     crypto::{CryptoError, Generated, KeyClass, KeyKind, KeyMaterial, KeySpec},
     determinism::{self, Stream},
     model::{
@@ -51,9 +52,6 @@ use crate::{
         keys::{Actor, Keys, MAX_SHARED_USERS, parse_curve},
     },
 };
-
-/// The most HSMs a cluster holds (CloudHSM's limit).
-const MAX_HSMS: i64 = 28;
 
 /// The most keys one `[[keys]]` entry declares with `count` (a pair counts
 /// once): enough to measure an HSM holding millions of keys.
@@ -416,7 +414,7 @@ impl Checker<'_> {
         if let Some(hsms) = &raw.hsms {
             let count = u8::try_from(*hsms.get_ref())
                 .ok()
-                .filter(|n| (1..=MAX_HSMS).contains(&i64::from(*n)))
+                .filter(|n| (1..=MAX_HSMS).contains(n))
                 .ok_or_else(|| self.err(hsms.span(), format!("hsms must be 1 to {MAX_HSMS}")))?;
             seed.hsms = Some(count);
         }
