@@ -376,7 +376,7 @@ impl Fixture {
         let mut made = Vec::new();
         let mut hsms = Vec::new();
         for Opened { hsm, clock, client_ca, metrics } in opened {
-            made.push((hsm.address().to_string(), clock, client_ca, metrics));
+            made.push((hsm.seat().address.to_string(), clock, client_ca, metrics));
             hsms.push(hsm);
         }
         self.cluster.serve(hsms);

@@ -144,7 +144,9 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let all_active = hsms.iter().all(OpenedHsm::is_activated);
     let banner: Vec<String> = (1..)
         .zip(&hsms)
-        .map(|(index, hsm): (usize, _)| format!("  HSM {index}   {} listening on {}", hsm.hsm_id(), hsm.address()))
+        .map(|(index, hsm): (usize, &OpenedHsm)| {
+            format!("  HSM {index}   {} listening on {}", hsm.seat().hsm_id, hsm.seat().address)
+        })
         .collect();
     cluster.serve(hsms);
     let env_path = cluster.material().write_client_env(&cluster.addresses()).context("writing client.env")?;
@@ -207,9 +209,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     println!(
         "hsm-daemon: {} of cluster {} listening on {} ({})",
-        hsm.hsm_id(),
-        hsm.cluster_id(),
-        hsm.address(),
+        hsm.seat().hsm_id,
+        hsm.seat().cluster_id,
+        hsm.seat().address,
         scheme(&hsm)
     );
     if let Some(metrics) = &metrics {

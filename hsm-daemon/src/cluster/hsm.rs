@@ -40,15 +40,23 @@ pub struct Launch {
     pub control_socket: bool,
 }
 
+/// Which HSM of which cluster, and where it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    /// Its index in the cluster (1-based).
+    pub index: u32,
+    pub hsm_id: HsmId,
+    pub cluster_id: ClusterId,
+    /// Where it listens: the bound address (a free port when asked for 0).
+    pub address: SocketAddr,
+}
+
 /// An HSM whose store is open and whose port is bound, not serving yet.
 #[derive(Debug)]
 pub struct OpenedHsm {
     prepared: Prepared,
     listener: TcpListener,
-    address: SocketAddr,
-    index: u32,
-    hsm_id: HsmId,
-    cluster_id: ClusterId,
+    seat: Seat,
     tls: bool,
     /// The control socket to remove after a clean stop.
     control: Option<PathBuf>,
@@ -91,25 +99,12 @@ impl OpenedHsm {
             }
             _ => None,
         };
-        Ok(OpenedHsm { prepared, listener, address, index, hsm_id, cluster_id, tls, control })
+        let seat = Seat { index, hsm_id, cluster_id, address };
+        Ok(OpenedHsm { prepared, listener, seat, tls, control })
     }
 
-    /// Its index in the cluster (1-based).
-    pub fn index(&self) -> u32 {
-        self.index
-    }
-
-    /// Where it listens: the bound address (a free port when asked for 0).
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-
-    pub fn hsm_id(&self) -> &HsmId {
-        &self.hsm_id
-    }
-
-    pub fn cluster_id(&self) -> &ClusterId {
-        &self.cluster_id
+    pub fn seat(&self) -> &Seat {
+        &self.seat
     }
 
     /// Whether it serves TLS (the default); plaintext only behind
@@ -136,48 +131,38 @@ impl OpenedHsm {
 
     /// Serves until `shutdown` resolves, then removes the control socket.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ClusterError> {
-        let OpenedHsm { prepared, listener, hsm_id, control, .. } = self;
+        let OpenedHsm { prepared, listener, seat, control, .. } = self;
         prepared.serve(listener, shutdown).await?;
         if let Some(path) = control {
             // A crash leaves it; the next start replaces it.
             let _ = std::fs::remove_file(path);
         }
-        tracing::info!(hsm = %hsm_id, "stopped");
+        tracing::info!(hsm = %seat.hsm_id, "stopped");
         Ok(())
     }
 
     /// Serves in a task of its own until [`RunningHsm::stop`] (or drop).
     pub fn spawn(self) -> RunningHsm {
-        let (index, address, hsm_id) = (self.index, self.address, self.hsm_id.clone());
+        let seat = self.seat.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(self.serve(async {
             stopped.await.ok();
         }));
-        RunningHsm { index, address, hsm_id, stop: Some(stop), task: Some(task) }
+        RunningHsm { seat, stop: Some(stop), task: Some(task) }
     }
 }
 
 /// An HSM serving in a task of this process; dropping it tells it to stop.
 #[derive(Debug)]
 pub struct RunningHsm {
-    index: u32,
-    address: SocketAddr,
-    hsm_id: HsmId,
+    seat: Seat,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ClusterError>>>,
 }
 
 impl RunningHsm {
-    pub fn index(&self) -> u32 {
-        self.index
-    }
-
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-
-    pub fn hsm_id(&self) -> &HsmId {
-        &self.hsm_id
+    pub fn seat(&self) -> &Seat {
+        &self.seat
     }
 
     /// Stops it and waits until it has shut down (its port then refuses

@@ -171,10 +171,10 @@ impl LocalCluster {
     /// served here (now or before) as its peer.
     pub fn serve(&mut self, opened: Vec<OpenedHsm>) {
         for hsm in &opened {
-            self.slot(hsm.index()).address = Some(hsm.address());
+            self.slot(hsm.seat().index).address = Some(hsm.seat().address);
         }
         for mut hsm in opened {
-            let index = hsm.index();
+            let index = hsm.seat().index;
             let peers = (1..)
                 .zip(&self.hsms)
                 .filter(|(other, _)| *other != index)
@@ -194,7 +194,7 @@ impl LocalCluster {
             settings.listen = self.address(index).or(settings.listen);
         }
         let hsm = OpenedHsm::open(&settings, launch).await?;
-        let address = hsm.address();
+        let address = hsm.seat().address;
         self.serve(vec![hsm]);
         Ok(address)
     }
@@ -208,7 +208,7 @@ impl LocalCluster {
         let source = self
             .hsms
             .iter()
-            .find_map(|slot| slot.running.as_ref().map(RunningHsm::address))
+            .find_map(|slot| slot.running.as_ref().map(|hsm| hsm.seat().address))
             .ok_or_else(|| ClusterError::refused("adding an HSM: no HSM of the cluster runs here to clone from"))?;
         let index = *self.prepare_new(1, "adding")?.start();
         link_peers(&self.material, &self.configured_endpoints()?)?;

@@ -119,18 +119,7 @@ impl ClusterMaterial {
             return Ok(loaded);
         }
         let cluster_id = new.cluster_id.clone().unwrap_or_else(|| ClusterId::generate(rng));
-        let ca = pki::generate_ca(cluster_id.as_str())?;
-        let appliance_password = new.appliance_password.clone().unwrap_or_else(|| Password::random(rng, 32));
-        let material = ClusterMaterial {
-            served_dir: dir.clone(),
-            dir,
-            cluster_id,
-            ca,
-            appliance_password,
-            masking_origin: None,
-            durability: new.durability,
-        };
-        material.write_identity()?;
+        let material = Self::create(dir, cluster_id, None, new, rng)?;
         material.write_secret_key(CLUSTER_KEY)?;
         material.write_secret_key(MASKING_KEY)?;
         material.write_cluster_id()?;
@@ -172,18 +161,7 @@ impl ClusterMaterial {
         let origin = original.masking_origin.clone().unwrap_or_else(|| original.cluster_id.clone());
         fs::create_dir_all(dir).map_err(io_at(dir))?;
         let dir = dir.canonicalize().map_err(io_at(dir))?;
-        let ca = pki::generate_ca(cluster_id.as_str())?;
-        let appliance_password = new.appliance_password.clone().unwrap_or_else(|| Password::random(rng, 32));
-        let material = ClusterMaterial {
-            served_dir: dir.clone(),
-            dir,
-            cluster_id,
-            ca,
-            appliance_password,
-            masking_origin: Some(origin),
-            durability: new.durability,
-        };
-        material.write_identity()?;
+        let material = Self::create(dir, cluster_id, Some(origin), new, rng)?;
         for name in [CLUSTER_KEY, MASKING_KEY] {
             let from = source.join(name);
             let key = zeroize::Zeroizing::new(fs::read(&from).map_err(io_at(&from))?);
@@ -196,11 +174,31 @@ impl ClusterMaterial {
         Ok(material)
     }
 
-    /// Writes the CA and the appliance password.
-    fn write_identity(&self) -> Result<(), MaterialError> {
-        self.write("ca.key", self.ca.key_pem.as_bytes(), true)?;
-        self.write("ca.pem", self.ca.cert_pem.as_bytes(), false)?;
-        self.write("appliance-password", self.appliance_password.expose().as_bytes(), true)
+    /// New material in `dir` (canonical): a CA and an appliance password
+    /// (unless `new` gives it), written; the keys and the cluster id are
+    /// the caller's to write.
+    fn create(
+        dir: PathBuf,
+        cluster_id: ClusterId,
+        masking_origin: Option<ClusterId>,
+        new: &NewMaterial,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Self, MaterialError> {
+        let ca = pki::generate_ca(cluster_id.as_str())?;
+        let appliance_password = new.appliance_password.clone().unwrap_or_else(|| Password::random(rng, 32));
+        let material = ClusterMaterial {
+            served_dir: dir.clone(),
+            dir,
+            cluster_id,
+            ca,
+            appliance_password,
+            masking_origin,
+            durability: new.durability,
+        };
+        material.write("ca.key", material.ca.key_pem.as_bytes(), true)?;
+        material.write("ca.pem", material.ca.cert_pem.as_bytes(), false)?;
+        material.write("appliance-password", material.appliance_password.expose().as_bytes(), true)?;
+        Ok(material)
     }
 
     /// Written last: its presence marks complete material.

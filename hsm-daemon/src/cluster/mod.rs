@@ -49,7 +49,7 @@ use std::error::Error as StdError;
 
 pub use self::{
     builder::ClusterBuilder,
-    hsm::{CONTROL_SOCKET, Launch, OpenedHsm, RunningHsm},
+    hsm::{CONTROL_SOCKET, Launch, OpenedHsm, RunningHsm, Seat},
     local::LocalCluster,
     material::{ClusterMaterial, Durability, HsmPlacement, MaterialError, NewMaterial},
     plan::{Addressing, Plan},
