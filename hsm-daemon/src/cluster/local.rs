@@ -66,7 +66,9 @@ impl LocalCluster {
     }
 
     /// The cluster in `dir`, as an earlier [`ClusterBuilder::create`] (or
-    /// `hsm-daemon init`) left it.
+    /// `hsm-daemon init`) left it. Material missing beside the config files
+    /// is made (the cluster and masking keys of material older than them,
+    /// as `dev` and `init` always have).
     pub fn open(dir: &Path) -> Result<Self, ClusterError> {
         let material = ClusterMaterial::load_or_create(dir, &NewMaterial::default(), &mut StdRng::from_os_rng())
             .map_err(ClusterError::step("reading the cluster material"))?;
