@@ -5,9 +5,10 @@
 #
 #   deploy/build-image.sh [--tag NAME:TAG]      (or HSM_IMAGE=NAME:TAG)
 #
-# The binaries are left in target/x86_64-unknown-linux-gnu/release/, apart
-# from ordinary builds; they also run on the host (the CI drives the
-# cluster with that hsm-cli).
+# The binaries are left in x86_64-unknown-linux-gnu/release/ under cargo's
+# target directory (target/, or CARGO_TARGET_DIR; deploy/target-dir.sh
+# prints it), apart from ordinary builds; they also run on the host (the
+# CI drives the cluster with that hsm-cli).
 set -euo pipefail
 
 usage() { echo "usage: $0 [--tag NAME:TAG]  (default: \$HSM_IMAGE or hsm-emulator:latest)" >&2; }
@@ -39,7 +40,7 @@ done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 target=x86_64-unknown-linux-gnu
-bin_dir="${CARGO_TARGET_DIR:-$root/target}/$target/release"
+bin_dir="$(deploy/target-dir.sh)/$target/release"
 
 echo "== static release build of hsm-daemon and hsm-cli ($target, +crt-static)"
 # --target keeps these artifacts (built with RUSTFLAGS) apart from ordinary

@@ -8,7 +8,8 @@
 #   deploy/tls-offload/bench.sh BIN_DIR [WORK_DIR]
 #
 # BIN_DIR holds release builds of hsm-daemon, hsm-cli and libhsm_pkcs11.so
-# (`cargo build --release -p hsm-daemon -p hsm-client -p hsm-pkcs11`).
+# (`cargo build --release -p hsm-daemon -p hsm-client -p hsm-pkcs11`
+# leaves them in "$(deploy/target-dir.sh)/release").
 # Settings (environment): DURATION seconds per measurement (default 10),
 # CLIENTS concurrent `openssl s_time` clients (default 4), WORKERS nginx
 # workers (default 2), KEY_TYPES (default "ec rsa"), PORT_BASE (default

@@ -8,8 +8,9 @@
 #   deploy/tls-offload/walkthrough.sh BIN_DIR [WORK_DIR]
 #
 # BIN_DIR holds hsm-daemon, hsm-cli and libhsm_pkcs11.so (`cargo build
-# --release` leaves them in target/release; HSM_PKCS11_MODULE names the
-# library elsewhere). WORK_DIR (default: a new temporary directory) receives
+# --release` leaves them in release/ under cargo's target directory, which
+# deploy/target-dir.sh prints; HSM_PKCS11_MODULE names the library
+# elsewhere). WORK_DIR (default: a new temporary directory) receives
 # the emulator's state, the certificates, nginx's configuration and logs.
 # KEY_TYPES (default "ec rsa") chooses the keys, each served on its own port:
 # PORT_EC (default 8443) and PORT_RSA (default 8444).

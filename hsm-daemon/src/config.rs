@@ -1,5 +1,6 @@
 //! What one HSM process needs to run: who it is, its limits, its secrets and
-//! how it serves TLS. `main.rs` builds this from flags and environment;
+//! how it serves TLS. [`crate::settings`] resolves it from a config file,
+//! flags and environment (for `run`, `dev` and [`crate::cluster`]); unit
 //! tests build it directly.
 
 use std::{fmt, sync::Arc, time::Duration};

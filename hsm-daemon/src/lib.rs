@@ -20,19 +20,33 @@
 //!   changes and the audit log's records).
 //! - [`crypto`]: the mechanisms (keys, encrypt, sign, wrap) over ring and RustCrypto.
 //! - [`pki`]: the cluster CA and the certificates it issues.
-//! - [`material`]: a cluster's CA, secrets and `client.env` on disk.
+//! - [`cluster`]: clusters on this machine ([`cluster::LocalCluster`]):
+//!   their CA, secrets, certificates and config files on disk, and their
+//!   HSMs served in this process; what `dev`, `init`, `run` and
+//!   `testing` start clusters and HSMs with.
 //! - [`store`]: the durable, sealed store, backups, and masked objects.
 //! - [`seed`]: seed files, the users and keys a new cluster starts with.
 //! - [`determinism`]: deterministic mode (tests): randomness from a seed.
-//! - [`fuzzing`]: the entries of the fuzz targets (`fuzz/`), which the
-//!   test suite also replays.
+//! - `fuzzing` (feature `fuzzing`): the entries of the fuzz targets
+//!   (`fuzz/`), which the test suite also replays.
 //! - [`metrics`]: Prometheus metrics on a plain HTTP port (`--metrics-addr`).
 //! - [`settings`]: the config file, flags and environment, resolved into a
 //!   [`DaemonConfig`].
-//! - [`testing`]: whole clusters inside a test process, for Rust test
-//!   suites ([`testing::TestCluster`]).
-//! - `main.rs`: the `hsm-daemon` binary (`dev`, `init`, `run`, `backup`,
-//!   `restore`, `health`, `audit verify`).
+//! - `testing` (feature `testing`): whole clusters inside a test process,
+//!   for Rust test suites (`testing::TestCluster`).
+//! - `main.rs` and `cli/`: the `hsm-daemon` binary (`dev`, `init`, `run`,
+//!   `backup`, `restore`, `health`, `audit verify`), not part of this
+//!   library: the flags, and thin commands over it.
+//!
+//! # Features
+//! Both are off by default, so that the release daemon carries no test
+//! code; the crate's own tests, doctests and benches turn both on (a
+//! dev-dependency on itself).
+//! - `testing`: the `testing` module, in-process clusters with connected
+//!   clients for test suites (`integration-tests`, `hsm-pkcs11`'s tests,
+//!   `hsm-bench`).
+//! - `fuzzing`: the `fuzzing` module, the fuzz targets' entries and seeds
+//!   (`fuzz/`, and `tests/fuzz_corpus.rs`, which replays the corpus).
 //!
 //! # Example
 //! Tests start an HSM in-process on a free port:
@@ -49,12 +63,13 @@
 
 pub mod audit;
 pub mod clock;
+pub mod cluster;
 mod commit;
 pub mod config;
 pub mod crypto;
 pub mod determinism;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod material;
 pub mod metrics;
 pub mod model;
 pub mod pki;
@@ -62,6 +77,7 @@ pub mod seed;
 pub mod service;
 pub mod settings;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use config::{DaemonConfig, Membership, TlsSettings, Transport};

@@ -3,7 +3,9 @@
 //! [`TestCluster`] starts N HSMs of one cluster on free 127.0.0.1 ports, over
 //! real TLS with a CA made for the cluster, each with its own store (in a
 //! temporary directory, so that a stopped HSM restarts with its state), and
-//! every other HSM as a peer for background sync. It hands back a connected
+//! every other HSM as a peer for background sync. The cluster is a
+//! [`LocalCluster`] in that directory, made as `hsm-daemon dev` makes one;
+//! the options then tune each HSM's configuration. It hands back a connected
 //! cluster-aware client ([`TestCluster::client`]) and the CA. Dropping it
 //! shuts every HSM down. Clusters share nothing, so many run in parallel in
 //! one test binary. Passwords are hashed with [`KdfParams::TESTING`] unless
@@ -38,21 +40,17 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hsm_client::{ClientConfig, Cluster, CreateUser, HsmClient, Role, Session};
-use rand::rngs::StdRng;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::sync::oneshot;
 
 use crate::{
-    DaemonConfig, Membership, TlsSettings, Transport,
-    clock::ManualClock,
-    config::Storage,
-    determinism::{self, Stream},
+    DaemonConfig, Transport,
+    clock::{Clock, ManualClock},
+    cluster::{Durability, Launch, LocalCluster, OpenedHsm},
     metrics::{Endpoint, Metrics},
-    model::{
-        ClusterId, ClusterIdentity, ClusterMode, HsmId, HsmIdentity, HsmType, KdfParams, KeyQuotas, Limits, Password,
-    },
+    model::{ClusterMode, KdfParams, KeyQuotas, Limits, Password},
     pki::{self, CertifiedKey},
-    seed::{Seed, SeedPlan},
-    store::{Backing, MasterKey},
+    seed::Seed,
+    settings::Settings,
 };
 
 /// The admin password of an HSM started activated.
@@ -160,138 +158,20 @@ pub struct TestHsm {
     /// Dropped with the HSM, which stops its metrics endpoint.
     _metrics_stop: Option<oneshot::Sender<()>>,
     admin_password: String,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<Result<(), crate::ServeError>>>,
+    /// The cluster of a [`TestHsm::start`]: dropping it stops the HSM. An
+    /// HSM of a [`TestCluster`] has none (the cluster owns its HSMs).
+    own: Option<Box<Fixture>>,
 }
 
 impl TestHsm {
     /// Starts an HSM and connects a client to it.
     pub async fn start(options: Options) -> TestHsm {
-        let mut rng = determinism::rng(options.deterministic, Stream::Cluster, 0);
-        let cluster = Shared::new(&mut rng, &options);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let member = Member {
-            index: 1,
-            hsm_id: HsmId::generate(&mut rng),
-            backing: Backing::Memory,
-            master_key: MasterKey::generate().expect("key").to_hex(),
-        };
-        let hsm = TestHsm::serve(&cluster, &member, listener, Vec::new(), &options).await;
-        create_users(&hsm.config, &options).await;
+        let mut fixture = Fixture::create(1, options, true);
+        let started = fixture.open(1).await;
+        let mut hsm = fixture.serve(vec![started]).await.remove(0);
+        create_users(&hsm.config, &fixture.options).await;
+        hsm.own = Some(Box::new(fixture));
         hsm
-    }
-
-    /// Serves one HSM of `cluster` on `listener`, with `peers` to sync with.
-    async fn serve(
-        cluster: &Shared,
-        member: &Member,
-        listener: TcpListener,
-        peers: Vec<String>,
-        options: &Options,
-    ) -> TestHsm {
-        let mut rng = determinism::rng(options.deterministic, Stream::Identity, member.index);
-        let address = listener.local_addr().expect("address").to_string();
-        let mut hsm = HsmIdentity::generate(&mut rng, address.clone(), options.mode);
-        hsm.id = member.hsm_id.clone();
-        let ca = cluster.ca.clone();
-        let server_cert =
-            pki::issue_server(&ca, hsm.id.as_str(), &["localhost".into(), "127.0.0.1".into()]).expect("server cert");
-        let clock = Arc::new(ManualClock::new());
-        let client_ca = options.mtls.then(|| pki::generate_ca("cluster-clients").expect("client CA"));
-        let config = DaemonConfig {
-            cluster: ClusterIdentity { id: cluster.id.clone(), hsm_type: HsmType::Hsm2mMedium, mode: options.mode },
-            hsm,
-            limits: Limits {
-                max_users: options.max_users,
-                max_sessions: options.max_sessions,
-                session_idle_timeout: options.session_idle_timeout,
-                keys: options.key_quotas,
-            },
-            kdf: options.kdf,
-            // A seed that sets the admin password replaces this one.
-            admin_password: (options.activated && !options.seed.as_ref().is_some_and(|s| s.sets_admin_password()))
-                .then(|| Password::parse("admin_password", &options.admin_password).expect("admin password")),
-            appliance_password: Password::parse("appliance", APPLIANCE_PASSWORD).expect("password"),
-            transport: Transport::Tls(TlsSettings {
-                server: server_cert,
-                client_ca_pem: client_ca.as_ref().map(|c| c.cert_pem.clone()),
-                require_client_cert: options.require_client_cert,
-            }),
-            clock: Arc::clone(&clock) as Arc<dyn crate::clock::Clock>,
-            storage: Storage {
-                backing: member.backing.clone(),
-                master_key: MasterKey::from_hex(&member.master_key).expect("master key"),
-            },
-            membership: Membership {
-                hsm_index: member.index,
-                masking_key: Some(MasterKey::from_hex(&cluster.masking_key).expect("masking key")),
-                masking_origin: None,
-                peers,
-                clone_from: None,
-                ca_pem: Some(ca.cert_pem.clone()),
-                sync_interval: options.sync_interval,
-            },
-            seed: cluster.seed.clone(),
-            deterministic: options.deterministic,
-            faults: options.faults,
-            drain_timeout: crate::config::DEFAULT_DRAIN_TIMEOUT,
-            connections: options.connections,
-        };
-        let (metrics, metrics_address, metrics_stop) = if options.metrics {
-            let metrics = Metrics::new();
-            let endpoint = Endpoint::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::clone(&metrics))
-                .await
-                .expect("metrics port");
-            let address = endpoint.address();
-            let (stop, stopped) = oneshot::channel::<()>();
-            tokio::spawn(endpoint.serve(async {
-                stopped.await.ok();
-            }));
-            (Some(metrics), Some(address), Some(stop))
-        } else {
-            (None, None, None)
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let mut prepared = crate::Prepared::new(config).await?;
-            if let Some(metrics) = metrics {
-                prepared.set_metrics(metrics);
-            }
-            prepared
-                .serve(listener, async {
-                    stopped.await.ok();
-                })
-                .await
-        });
-        let mut client_config = ClientConfig::new(vec![address.clone()], ca.cert_pem.clone()).expect("client config");
-        if let Some(client_ca) = &client_ca
-            && options.require_client_cert
-        {
-            let cert = pki::issue_client(client_ca, "test-client").expect("client cert");
-            client_config = client_config.with_client_identity(cert.cert_pem, cert.key_pem.to_string());
-        }
-        if let Some(own) = &options.client_identity {
-            client_config = client_config.with_client_identity(own.cert_pem.clone(), own.key_pem.to_string());
-        }
-        let client = match HsmClient::connect(&client_config).await {
-            Ok(client) => client,
-            Err(e) if server.is_finished() => panic!("the HSM did not start: {:?} ({e})", server.await),
-            Err(e) => panic!("connect: {e}"),
-        };
-        let config = ClientConfig::new(vec![address.clone()], ca.cert_pem.clone()).expect("client config");
-        TestHsm {
-            client,
-            config,
-            ca,
-            client_ca,
-            address,
-            clock,
-            metrics_address,
-            _metrics_stop: metrics_stop,
-            admin_password: options.admin_password.clone(),
-            stop: Some(stop),
-            server: Some(server),
-        }
     }
 
     pub async fn login(&self, username: &str, role: Role, password: &str) -> Session {
@@ -314,58 +194,10 @@ impl TestHsm {
 
     /// Stops the HSM and waits until it has shut down.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop.send(()).ok();
-        }
-        if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("server result");
+        if let Some(mut own) = self.own.take() {
+            own.cluster.shutdown().await.expect("server result");
         }
     }
-}
-
-impl Drop for TestHsm {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop.send(()).ok();
-        }
-    }
-}
-
-/// What the HSMs of one cluster share.
-#[derive(Debug, Clone)]
-struct Shared {
-    id: ClusterId,
-    ca: CertifiedKey,
-    /// Hex, so that each HSM start gets its own copy of the key.
-    masking_key: String,
-    /// Made once; every HSM starts from it.
-    seed: Option<Arc<SeedPlan>>,
-}
-
-impl Shared {
-    fn new(rng: &mut StdRng, options: &Options) -> Self {
-        let id = match options.seed.as_ref().and_then(|s| s.cluster_id()) {
-            Some(id) => id.clone(),
-            None => ClusterId::generate(rng),
-        };
-        let ca = pki::generate_ca(id.as_str()).expect("CA");
-        let masking_key = MasterKey::generate().expect("masking key").to_hex().to_string();
-        let seed = options
-            .seed
-            .as_ref()
-            .map(|seed| Arc::new(seed.plan(&options.kdf, options.deterministic).expect("seed plan")));
-        Shared { id, ca, masking_key, seed }
-    }
-}
-
-/// What one HSM of a cluster keeps across restarts.
-#[derive(Debug)]
-struct Member {
-    index: u32,
-    /// The store belongs to this HSM id.
-    hsm_id: HsmId,
-    backing: Backing,
-    master_key: zeroize::Zeroizing<String>,
 }
 
 /// Several HSMs of one cluster, in-process over real TLS on 127.0.0.1,
@@ -373,41 +205,23 @@ struct Member {
 /// HSM keeps its state) and every other HSM as a peer for background sync.
 #[derive(Debug)]
 pub struct TestCluster {
-    shared: Shared,
-    options: Options,
-    members: Vec<Member>,
-    addresses: Vec<String>,
+    /// HSM `i` at `i` (0-based, as the methods take it); `None` when stopped.
     hsms: Vec<Option<TestHsm>>,
-    _dir: tempfile::TempDir,
+    fixture: Fixture,
 }
 
 impl TestCluster {
     /// Starts `n` HSMs (activated with [`ADMIN_PASSWORD`] unless
     /// `options.activated` is false).
     pub async fn start(n: usize, options: Options) -> TestCluster {
-        let mut rng = determinism::rng(options.deterministic, Stream::Cluster, 0);
-        let shared = Shared::new(&mut rng, &options);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut listeners = Vec::new();
-        let mut members = Vec::new();
-        for i in 0..n {
-            listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
-            let data = dir.path().join(format!("hsm-{}", i + 1));
-            std::fs::create_dir_all(&data).expect("data dir");
-            members.push(Member {
-                index: u32::try_from(i + 1).expect("index"),
-                hsm_id: HsmId::generate(&mut rng),
-                backing: Backing::Dir(data),
-                master_key: MasterKey::generate().expect("master key").to_hex(),
-            });
+        let mut fixture = Fixture::create(n, options, false);
+        let mut opened = Vec::new();
+        for index in 1..=n {
+            opened.push(fixture.open(index).await);
         }
-        let addresses: Vec<String> = listeners.iter().map(|l| l.local_addr().expect("address").to_string()).collect();
-        let mut cluster = TestCluster { shared, options, members, addresses, hsms: Vec::new(), _dir: dir };
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let hsm = cluster.serve(i, listener).await;
-            cluster.hsms.push(Some(hsm));
-        }
-        create_users(&cluster.config(), &cluster.options).await;
+        let hsms = fixture.serve(opened).await.into_iter().map(Some).collect();
+        let cluster = TestCluster { hsms, fixture };
+        create_users(&cluster.config(), &cluster.fixture.options).await;
         cluster
     }
 
@@ -418,21 +232,16 @@ impl TestCluster {
 
     /// The cluster CA's certificate (PEM), which clients trust.
     pub fn ca_pem(&self) -> &str {
-        &self.shared.ca.cert_pem
-    }
-
-    async fn serve(&self, i: usize, listener: TcpListener) -> TestHsm {
-        let peers = self.addresses.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect();
-        TestHsm::serve(&self.shared, &self.members[i], listener, peers, &self.options).await
+        self.fixture.cluster.ca_pem()
     }
 
     /// A client config listing every HSM.
     pub fn config(&self) -> ClientConfig {
-        ClientConfig::new(self.addresses.clone(), self.shared.ca.cert_pem.clone()).expect("client config")
+        ClientConfig::new(self.endpoints(), self.ca_pem().to_owned()).expect("client config")
     }
 
     pub fn endpoints(&self) -> Vec<String> {
-        self.addresses.clone()
+        self.fixture.cluster.addresses()
     }
 
     /// HSM `i` (0-based); panics if it is stopped.
@@ -443,17 +252,16 @@ impl TestCluster {
     /// Stops HSM `i` and waits until it has shut down: its port then refuses
     /// connections.
     pub async fn stop(&mut self, i: usize) {
-        if let Some(hsm) = self.hsms[i].take() {
-            hsm.shutdown().await;
+        if self.hsms[i].take().is_some() {
+            self.fixture.cluster.stop(i + 1).await.expect("server result");
         }
     }
 
     /// Starts HSM `i` again on its port, with the state it had.
     pub async fn restart(&mut self, i: usize) {
         self.stop(i).await;
-        let listener = TcpListener::bind(&self.addresses[i]).await.expect("rebind the HSM's port");
-        let hsm = self.serve(i, listener).await;
-        self.hsms[i] = Some(hsm);
+        let started = self.fixture.open(i + 1).await;
+        self.hsms[i] = self.fixture.serve(vec![started]).await.pop();
     }
 
     /// Each running HSM's sync digest, in order (`None` for a stopped one),
@@ -472,6 +280,168 @@ impl TestCluster {
         }
         out
     }
+}
+
+/// A cluster in a temporary directory, and how its HSMs start.
+#[derive(Debug)]
+struct Fixture {
+    cluster: LocalCluster,
+    /// Over every HSM's config file: a free port (or the one it had), the
+    /// store in memory for a lone [`TestHsm`].
+    flags: Settings,
+    launch: Launch,
+    options: Options,
+    /// Dropped last: the HSMs' stores are in it.
+    _dir: tempfile::TempDir,
+}
+
+/// One HSM opened, and what the harness made for this start of it.
+struct Opened {
+    hsm: OpenedHsm,
+    clock: Arc<ManualClock>,
+    client_ca: Option<CertifiedKey>,
+    metrics: Option<(SocketAddr, oneshot::Sender<()>)>,
+}
+
+impl Fixture {
+    /// Writes a cluster of `n` HSMs as `hsm-daemon dev` would; `ephemeral`:
+    /// their stores are in memory.
+    fn create(n: usize, options: Options, ephemeral: bool) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cluster, _) = LocalCluster::builder()
+            .hsms(u8::try_from(n).expect("a cluster holds at most 28 HSMs"))
+            .cluster_id(options.seed.as_ref().and_then(|s| s.cluster_id()).cloned())
+            .mode(Some(options.mode))
+            .deterministic(options.deterministic)
+            .appliance_password(Password::parse("appliance", APPLIANCE_PASSWORD).expect("password"))
+            .durability(Durability::Unsynced)
+            .create(&dir.path().join("cluster"))
+            .expect("the cluster's files");
+        let seed = options
+            .seed
+            .as_ref()
+            .map(|seed| Arc::new(seed.plan(&options.kdf, options.deterministic).expect("seed plan")));
+        let launch = Launch {
+            // A seed that sets the admin password replaces this one.
+            admin_password: (options.activated && !options.seed.as_ref().is_some_and(|s| s.sets_admin_password()))
+                .then(|| Password::parse("admin_password", &options.admin_password).expect("admin password")),
+            seed,
+            control_socket: false,
+        };
+        let flags = Settings {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ephemeral: ephemeral.then_some(true),
+            deterministic: options.deterministic,
+            ..Settings::default()
+        };
+        Fixture { cluster, flags, launch, options, _dir: dir }
+    }
+
+    /// Opens HSM `index` (1-based) on the port it had, if it ran before.
+    async fn open(&mut self, index: usize) -> Opened {
+        let mut flags = self.flags.clone();
+        if let Some(address) = self.cluster.address(index) {
+            flags.listen = Some(address);
+        }
+        let settings = self.cluster.settings(index, &flags).expect("the HSM's settings");
+        let options = &self.options;
+        let clock = Arc::new(ManualClock::new());
+        let client_ca = options.mtls.then(|| pki::generate_ca("cluster-clients").expect("client CA"));
+        let mut hsm = OpenedHsm::open_with(&settings, &self.launch, |config| {
+            tune(config, options, &clock, client_ca.as_ref());
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the HSM did not start: {e}"));
+        let metrics = match options.metrics {
+            true => {
+                let metrics = Metrics::new();
+                let endpoint = Endpoint::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::clone(&metrics))
+                    .await
+                    .expect("metrics port");
+                let address = endpoint.address();
+                let (stop, stopped) = oneshot::channel::<()>();
+                tokio::spawn(endpoint.serve(async {
+                    stopped.await.ok();
+                }));
+                hsm.set_metrics(metrics);
+                Some((address, stop))
+            }
+            false => None,
+        };
+        Opened { hsm, clock, client_ca, metrics }
+    }
+
+    /// Serves opened HSMs and connects a client to each.
+    async fn serve(&mut self, opened: Vec<Opened>) -> Vec<TestHsm> {
+        let mut made = Vec::new();
+        let mut hsms = Vec::new();
+        for Opened { hsm, clock, client_ca, metrics } in opened {
+            made.push((hsm.seat().address.to_string(), clock, client_ca, metrics));
+            hsms.push(hsm);
+        }
+        self.cluster.serve(hsms);
+        let mut connected = Vec::new();
+        for (address, clock, client_ca, metrics) in made {
+            connected.push(self.connect(address, clock, client_ca, metrics).await);
+        }
+        connected
+    }
+
+    /// A [`TestHsm`] for the HSM serving at `address`.
+    async fn connect(
+        &self,
+        address: String,
+        clock: Arc<ManualClock>,
+        client_ca: Option<CertifiedKey>,
+        metrics: Option<(SocketAddr, oneshot::Sender<()>)>,
+    ) -> TestHsm {
+        let ca = self.cluster.material().ca.clone();
+        let options = &self.options;
+        let mut client_config = ClientConfig::new(vec![address.clone()], ca.cert_pem.clone()).expect("client config");
+        if let Some(client_ca) = &client_ca
+            && options.require_client_cert
+        {
+            let cert = pki::issue_client(client_ca, "test-client").expect("client cert");
+            client_config = client_config.with_client_identity(cert.cert_pem, cert.key_pem.to_string());
+        }
+        if let Some(own) = &options.client_identity {
+            client_config = client_config.with_client_identity(own.cert_pem.clone(), own.key_pem.to_string());
+        }
+        let client = HsmClient::connect(&client_config).await.unwrap_or_else(|e| panic!("connect: {e}"));
+        let config = ClientConfig::new(vec![address.clone()], ca.cert_pem.clone()).expect("client config");
+        let (metrics_address, metrics_stop) = metrics.unzip();
+        TestHsm {
+            client,
+            config,
+            ca,
+            client_ca,
+            address,
+            clock,
+            metrics_address,
+            _metrics_stop: metrics_stop,
+            admin_password: options.admin_password.clone(),
+            own: None,
+        }
+    }
+}
+
+/// What the options set beyond what the HSM's files and flags do.
+fn tune(config: &mut DaemonConfig, options: &Options, clock: &Arc<ManualClock>, client_ca: Option<&CertifiedKey>) {
+    config.limits = Limits {
+        max_users: options.max_users,
+        max_sessions: options.max_sessions,
+        session_idle_timeout: options.session_idle_timeout,
+        keys: options.key_quotas,
+    };
+    config.kdf = options.kdf;
+    config.clock = Arc::clone(clock) as Arc<dyn Clock>;
+    if let Transport::Tls(tls) = &mut config.transport {
+        tls.client_ca_pem = client_ca.map(|ca| ca.cert_pem.clone());
+        tls.require_client_cert = options.require_client_cert;
+    }
+    config.membership.sync_interval = options.sync_interval;
+    config.faults = options.faults;
+    config.connections = options.connections;
 }
 
 /// Creates `options.users` on every HSM `config` lists, as the admin,

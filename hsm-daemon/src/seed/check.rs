@@ -17,15 +17,13 @@ use super::{
     raw::{RawCluster, RawKey, RawKeyType, RawRole, RawSeed, RawUser},
 };
 use crate::{
+    cluster::MAX_HSMS,
     crypto::{CryptoError, KeyClass, KeyKind, KeyMaterial, KeySpec},
     model::{
         ADMIN_USERNAME, APPLIANCE_USERNAME, ClusterId, ClusterMode, HsmType, Password, Role, Template, Username,
         keys::{MAX_SHARED_USERS, parse_curve},
     },
 };
-
-/// The most HSMs a cluster holds (CloudHSM's limit).
-const MAX_HSMS: i64 = 28;
 
 /// The most keys one `[[keys]]` entry declares with `count` (a pair counts
 /// once): enough to measure an HSM holding millions of keys.
@@ -114,7 +112,7 @@ impl Checker<'_> {
         if let Some(hsms) = &raw.hsms {
             let count = u8::try_from(*hsms.get_ref())
                 .ok()
-                .filter(|n| (1..=MAX_HSMS).contains(&i64::from(*n)))
+                .filter(|n| (1..=MAX_HSMS).contains(n))
                 .ok_or_else(|| self.err(hsms.span(), format!("hsms must be 1 to {MAX_HSMS}")))?;
             seed.hsms = Some(count);
         }

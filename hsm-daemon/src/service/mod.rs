@@ -49,6 +49,7 @@ mod masked;
 mod metered;
 mod mtls;
 mod quorum;
+#[cfg(feature = "fuzzing")]
 pub(crate) mod rig;
 mod serve;
 mod session;

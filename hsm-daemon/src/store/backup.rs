@@ -238,7 +238,8 @@ impl Refusal {
 }
 
 /// The state a backup file holds, checked: of `cluster`, sealed under
-/// `cluster_key`, of a format this HSM reads, and whole.
+/// `cluster_key`, of a format this HSM reads, and whole (the fuzz targets).
+#[cfg(feature = "fuzzing")]
 pub(crate) fn decode(
     bytes: &[u8],
     cluster_key: &MasterKey,
@@ -286,7 +287,9 @@ fn decode_from(
 }
 
 /// A backup's format and its payload, once the file is checked to be of
-/// `cluster`, a format this HSM reads, and sealed under `cluster_key`.
+/// `cluster`, a format this HSM reads, and sealed under `cluster_key` (the
+/// fuzz targets).
+#[cfg(feature = "fuzzing")]
 pub(crate) fn open(
     bytes: &[u8],
     cluster_key: &MasterKey,

@@ -50,6 +50,8 @@ use std::{
 use redb::{Database, ReadableDatabase as _, TableDefinition, backends::InMemoryBackend};
 use zeroize::Zeroizing;
 
+/// What the fuzz targets open and seal backups with.
+#[cfg(feature = "fuzzing")]
 pub(crate) use self::backup::{
     changes_of, decode as decode_backup, open as open_backup_payload, seal_file as seal_backup,
 };

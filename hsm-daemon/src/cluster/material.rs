@@ -13,6 +13,12 @@
 //! - `D/masking-origin`: only in a clone (`init --clone-of`): the cluster
 //!   whose cluster and masking keys it shares, first of the lineage.
 //! - `D/hsm-K.pem`, `D/hsm-K.key`: HSM K's server certificate and key.
+//! - `D/hsm-K.master-key`: the key that seals HSM K's store, owner-only
+//!   (outside its data directory).
+//! - `D/hsm-K.toml`: HSM K's config file (`hsm-daemon run --config`),
+//!   whose paths point into `D` as the HSM sees it.
+//! - `D/hsm-K-data/`: HSM K's data directory, unless it keeps its state
+//!   elsewhere (a container's own volume).
 //! - `D/client.env`: `HSM_ENDPOINTS` and `HSM_CA_CERT`, for `hsm-cli` and
 //!   applications.
 //!
@@ -33,8 +39,10 @@ use rand::CryptoRng;
 
 use crate::{
     config::TlsSettings,
-    model::{ClusterId, ModelError, Password},
+    model::{ClusterId, ClusterMode, HsmId, HsmType, ModelError, Password},
     pki::{self, CertifiedKey, PkiError},
+    settings::Settings,
+    store::MasterKey,
 };
 
 /// What can go wrong reading or writing cluster material.
@@ -65,21 +73,42 @@ pub struct ClusterMaterial {
     /// For a clone: the first cluster of its lineage, whose masked objects
     /// (and those of its other clones) its HSMs open.
     pub masking_origin: Option<ClusterId>,
+    /// Whether files written from here on are flushed to disk.
+    durability: Durability,
+}
+
+/// What new material is made of, beyond what is generated.
+#[derive(Debug, Clone, Default)]
+pub struct NewMaterial {
+    /// The cluster id (default: a new random `cluster-...`).
+    pub cluster_id: Option<ClusterId>,
+    /// The appliance user's password (default: 32 random characters); test
+    /// suites fix it to log in as the appliance user.
+    pub appliance_password: Option<Password>,
+    pub durability: Durability,
+}
+
+/// Whether material files are flushed to disk as they are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Each file is on disk before the call returns: material that must
+    /// outlive a crash (`init`, `dev`).
+    #[default]
+    Synced,
+    /// Left to the page cache: a throwaway cluster in a temporary directory
+    /// (test suites), which would otherwise wait on twenty-odd flushes.
+    Unsynced,
 }
 
 impl ClusterMaterial {
     /// Reads the material in `dir`, or creates it (and `dir`) if there is
-    /// none, for `cluster_id` or a new random id.
-    pub fn load_or_create(
-        dir: &Path,
-        cluster_id: Option<&ClusterId>,
-        rng: &mut impl CryptoRng,
-    ) -> Result<Self, MaterialError> {
+    /// none, as `new` says.
+    pub fn load_or_create(dir: &Path, new: &NewMaterial, rng: &mut impl CryptoRng) -> Result<Self, MaterialError> {
         fs::create_dir_all(dir).map_err(io_at(dir))?;
         let dir = dir.canonicalize().map_err(io_at(dir))?;
         if dir.join("cluster-id").exists() {
             let loaded = Self::load(&dir)?;
-            if let Some(wanted) = cluster_id
+            if let Some(wanted) = &new.cluster_id
                 && *wanted != loaded.cluster_id
             {
                 return Err(MaterialError::Invalid {
@@ -89,17 +118,12 @@ impl ClusterMaterial {
             }
             return Ok(loaded);
         }
-        let cluster_id = cluster_id.cloned().unwrap_or_else(|| ClusterId::generate(rng));
-        let ca = pki::generate_ca(cluster_id.as_str())?;
-        let appliance_password = Password::random(rng, 32);
-        write_file(&dir.join("ca.key"), ca.key_pem.as_bytes(), true)?;
-        write_file(&dir.join("ca.pem"), ca.cert_pem.as_bytes(), false)?;
-        write_file(&dir.join("appliance-password"), appliance_password.expose().as_bytes(), true)?;
-        write_secret_key(&dir, CLUSTER_KEY)?;
-        write_secret_key(&dir, MASKING_KEY)?;
-        // Written last: its presence marks complete material.
-        write_file(&dir.join("cluster-id"), cluster_id.as_str().as_bytes(), false)?;
-        Ok(ClusterMaterial { served_dir: dir.clone(), dir, cluster_id, ca, appliance_password, masking_origin: None })
+        let cluster_id = new.cluster_id.clone().unwrap_or_else(|| ClusterId::generate(rng));
+        let material = Self::create(dir, cluster_id, None, new, rng)?;
+        material.write_secret_key(CLUSTER_KEY)?;
+        material.write_secret_key(MASKING_KEY)?;
+        material.write_cluster_id()?;
+        Ok(material)
     }
 
     /// Creates material in `dir` for a clone of the cluster in `source`, as
@@ -110,7 +134,7 @@ impl ClusterMaterial {
     pub fn create_clone(
         dir: &Path,
         source: &Path,
-        cluster_id: Option<&ClusterId>,
+        new: &NewMaterial,
         rng: &mut impl CryptoRng,
     ) -> Result<Self, MaterialError> {
         let source = source.canonicalize().map_err(io_at(source))?;
@@ -127,7 +151,7 @@ impl ClusterMaterial {
                 reason: "already holds cluster material; a clone needs a new directory".into(),
             });
         }
-        let cluster_id = cluster_id.cloned().unwrap_or_else(|| ClusterId::generate(rng));
+        let cluster_id = new.cluster_id.clone().unwrap_or_else(|| ClusterId::generate(rng));
         if cluster_id == original.cluster_id {
             return Err(MaterialError::Invalid {
                 path: dir.to_owned(),
@@ -137,27 +161,60 @@ impl ClusterMaterial {
         let origin = original.masking_origin.clone().unwrap_or_else(|| original.cluster_id.clone());
         fs::create_dir_all(dir).map_err(io_at(dir))?;
         let dir = dir.canonicalize().map_err(io_at(dir))?;
-        let ca = pki::generate_ca(cluster_id.as_str())?;
-        let appliance_password = Password::random(rng, 32);
-        write_file(&dir.join("ca.key"), ca.key_pem.as_bytes(), true)?;
-        write_file(&dir.join("ca.pem"), ca.cert_pem.as_bytes(), false)?;
-        write_file(&dir.join("appliance-password"), appliance_password.expose().as_bytes(), true)?;
+        let material = Self::create(dir, cluster_id, Some(origin), new, rng)?;
         for name in [CLUSTER_KEY, MASKING_KEY] {
             let from = source.join(name);
             let key = zeroize::Zeroizing::new(fs::read(&from).map_err(io_at(&from))?);
-            write_file(&dir.join(name), &key, true)?;
+            material.write(name, &key, true)?;
         }
-        write_file(&dir.join(MASKING_ORIGIN), origin.as_str().as_bytes(), false)?;
-        // Written last: its presence marks complete material.
-        write_file(&dir.join("cluster-id"), cluster_id.as_str().as_bytes(), false)?;
-        Ok(ClusterMaterial {
+        if let Some(origin) = &material.masking_origin {
+            material.write(MASKING_ORIGIN, origin.as_str().as_bytes(), false)?;
+        }
+        material.write_cluster_id()?;
+        Ok(material)
+    }
+
+    /// New material in `dir` (canonical): a CA and an appliance password
+    /// (unless `new` gives it), written; the keys and the cluster id are
+    /// the caller's to write.
+    fn create(
+        dir: PathBuf,
+        cluster_id: ClusterId,
+        masking_origin: Option<ClusterId>,
+        new: &NewMaterial,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Self, MaterialError> {
+        let ca = pki::generate_ca(cluster_id.as_str())?;
+        let appliance_password = new.appliance_password.clone().unwrap_or_else(|| Password::random(rng, 32));
+        let material = ClusterMaterial {
             served_dir: dir.clone(),
             dir,
             cluster_id,
             ca,
             appliance_password,
-            masking_origin: Some(origin),
-        })
+            masking_origin,
+            durability: new.durability,
+        };
+        material.write("ca.key", material.ca.key_pem.as_bytes(), true)?;
+        material.write("ca.pem", material.ca.cert_pem.as_bytes(), false)?;
+        material.write("appliance-password", material.appliance_password.expose().as_bytes(), true)?;
+        Ok(material)
+    }
+
+    /// Written last: its presence marks complete material.
+    fn write_cluster_id(&self) -> Result<(), MaterialError> {
+        self.write("cluster-id", self.cluster_id.as_str().as_bytes(), false)
+    }
+
+    /// Writes a new random key (64 hex digits), owner-only.
+    fn write_secret_key(&self, name: &str) -> Result<(), MaterialError> {
+        let key = MasterKey::generate().map_err(|reason| MaterialError::Invalid { path: self.dir.clone(), reason })?;
+        self.write(name, format!("{}\n", key.to_hex().as_str()).as_bytes(), true)
+    }
+
+    /// Writes `D/name` whole, owner-only when `secret`.
+    fn write(&self, name: &str, contents: &[u8], secret: bool) -> Result<(), MaterialError> {
+        write_file(&self.dir.join(name), contents, secret, self.durability)
     }
 
     fn load(dir: &Path) -> Result<Self, MaterialError> {
@@ -175,24 +232,26 @@ impl ClusterMaterial {
         let ca = CertifiedKey { cert_pem: read_pem("ca.pem")?, key_pem: read_pem("ca.key")?.into() };
         let appliance_password = Password::parse("appliance-password", &read("appliance-password")?)
             .map_err(|e| invalid("appliance-password", e))?;
-        for name in [CLUSTER_KEY, MASKING_KEY] {
-            if !dir.join(name).exists() {
-                // Material made before backups (or clusters) existed.
-                write_secret_key(dir, name)?;
-            }
-        }
         let masking_origin = match dir.join(MASKING_ORIGIN).exists() {
             true => Some(ClusterId::parse(&read(MASKING_ORIGIN)?).map_err(|e| invalid(MASKING_ORIGIN, e))?),
             false => None,
         };
-        Ok(ClusterMaterial {
+        let material = ClusterMaterial {
             dir: dir.to_owned(),
             served_dir: dir.to_owned(),
             cluster_id,
             ca,
             appliance_password,
             masking_origin,
-        })
+            durability: Durability::Synced,
+        };
+        for name in [CLUSTER_KEY, MASKING_KEY] {
+            if !dir.join(name).exists() {
+                // Material made before backups (or clusters) existed.
+                material.write_secret_key(name)?;
+            }
+        }
+        Ok(material)
     }
 
     pub fn ca_path(&self) -> PathBuf {
@@ -203,8 +262,8 @@ impl ClusterMaterial {
     /// the CA, and returns the TLS settings that serve it.
     pub fn issue_hsm_tls(&self, index: usize, hsm_id: &str, names: &[String]) -> Result<TlsSettings, MaterialError> {
         let server = pki::issue_server(&self.ca, hsm_id, names)?;
-        write_file(&self.dir.join(format!("hsm-{index}.key")), server.key_pem.as_bytes(), true)?;
-        write_file(&self.dir.join(format!("hsm-{index}.pem")), server.cert_pem.as_bytes(), false)?;
+        self.write(&format!("hsm-{index}.key"), server.key_pem.as_bytes(), true)?;
+        self.write(&format!("hsm-{index}.pem"), server.cert_pem.as_bytes(), false)?;
         Ok(TlsSettings { server, client_ca_pem: None, require_client_cert: false })
     }
 
@@ -220,16 +279,13 @@ impl ClusterMaterial {
         &self,
         index: usize,
         placement: &HsmPlacement,
-        hsm_type: &str,
-        mode: crate::model::ClusterMode,
+        hsm_type: HsmType,
+        mode: ClusterMode,
         rng: &mut impl CryptoRng,
     ) -> Result<PathBuf, MaterialError> {
-        let hsm_id = crate::model::HsmId::generate(rng);
+        let hsm_id = HsmId::generate(rng);
         self.issue_hsm_tls(index, hsm_id.as_str(), &placement.certificate_names(hsm_id.as_str()))?;
-        let master = crate::store::MasterKey::generate()
-            .map_err(|reason| MaterialError::Invalid { path: self.dir.clone(), reason })?;
-        let key_path = self.dir.join(format!("hsm-{index}.master-key"));
-        write_file(&key_path, format!("{}\n", master.to_hex().as_str()).as_bytes(), true)?;
+        self.write_secret_key(&format!("hsm-{index}.master-key"))?;
         let d = self.served_dir.display();
         let data_dir = match &placement.data_dir {
             Some(dir) => dir.clone(),
@@ -273,7 +329,7 @@ impl ClusterMaterial {
             },
         );
         let path = self.hsm_config_path(index);
-        write_file(&path, config.as_bytes(), false)?;
+        write_file(&path, config.as_bytes(), false, self.durability)?;
         Ok(path)
     }
 
@@ -286,7 +342,7 @@ impl ClusterMaterial {
             if !path.exists() {
                 break;
             }
-            let settings = crate::settings::Settings::from_file(&path)
+            let settings = Settings::from_file(&path)
                 .map_err(|e| MaterialError::Invalid { path: path.clone(), reason: e.to_string() })?;
             let listen = settings
                 .listen
@@ -327,13 +383,13 @@ impl ClusterMaterial {
         if !replaced {
             lines.push(line);
         }
-        write_file(&path, format!("{}\n", lines.join("\n")).as_bytes(), false)
+        write_file(&path, format!("{}\n", lines.join("\n")).as_bytes(), false, self.durability)
     }
 
     /// Writes `client.env` for these endpoints (atomically: readers never see
     /// half a file).
     pub fn write_client_env(&self, endpoints: &[String]) -> Result<PathBuf, MaterialError> {
-        write_env(&self.dir, endpoints, &self.ca_path())
+        write_env(&self.dir, endpoints, &self.ca_path(), self.durability)
     }
 
     /// Writes the files a client on another machine needs into `out`: a copy
@@ -350,8 +406,8 @@ impl ClusterMaterial {
     ) -> Result<PathBuf, MaterialError> {
         fs::create_dir_all(out).map_err(io_at(out))?;
         let ca = out.join("ca.pem");
-        write_file(&ca, self.ca.cert_pem.as_bytes(), false)?;
-        let env = write_env(out, endpoints, ca_cert.unwrap_or(&ca))?;
+        write_file(&ca, self.ca.cert_pem.as_bytes(), false, self.durability)?;
+        let env = write_env(out, endpoints, ca_cert.unwrap_or(&ca), self.durability)?;
         let owner = fs::metadata(out).map_err(io_at(out))?;
         for path in [&ca, &env] {
             match std::os::unix::fs::chown(path, Some(owner.uid()), Some(owner.gid())) {
@@ -409,11 +465,11 @@ impl HsmPlacement {
 }
 
 /// Writes `dir/client.env` atomically.
-fn write_env(dir: &Path, endpoints: &[String], ca: &Path) -> Result<PathBuf, MaterialError> {
+fn write_env(dir: &Path, endpoints: &[String], ca: &Path, durability: Durability) -> Result<PathBuf, MaterialError> {
     let path = dir.join("client.env");
     let body = format!("HSM_ENDPOINTS={}\nHSM_CA_CERT={}\n", endpoints.join(","), ca.display());
     let tmp = dir.join(".client.env.tmp");
-    write_file(&tmp, body.as_bytes(), false)?;
+    write_file(&tmp, body.as_bytes(), false, durability)?;
     fs::rename(&tmp, &path).map_err(io_at(&path))?;
     Ok(path)
 }
@@ -435,18 +491,16 @@ const MASKING_KEY: &str = "masking.key";
 /// A clone's file naming the first cluster of its lineage.
 const MASKING_ORIGIN: &str = "masking-origin";
 
-fn write_secret_key(dir: &Path, name: &str) -> Result<(), MaterialError> {
-    let key = crate::store::MasterKey::generate()
-        .map_err(|reason| MaterialError::Invalid { path: dir.to_owned(), reason })?;
-    write_file(&dir.join(name), format!("{}\n", key.to_hex().as_str()).as_bytes(), true)
-}
-
 /// Writes a file whole, owner-only when `secret`.
-fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), MaterialError> {
+fn write_file(path: &Path, contents: &[u8], secret: bool, durability: Durability) -> Result<(), MaterialError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true).mode(if secret { 0o600 } else { 0o644 });
     let mut file = options.open(path).map_err(io_at(path))?;
-    file.write_all(contents).and_then(|()| file.sync_all()).map_err(io_at(path))
+    file.write_all(contents).map_err(io_at(path))?;
+    match durability {
+        Durability::Synced => file.sync_all().map_err(io_at(path)),
+        Durability::Unsynced => Ok(()),
+    }
 }
 
 fn io_at(path: &Path) -> impl Fn(io::Error) -> MaterialError + '_ {
@@ -463,8 +517,8 @@ mod tests {
     fn material_is_created_once_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = StdRng::seed_from_u64(5);
-        let first = ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap();
-        let again = ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap();
+        let first = ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap();
+        let again = ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap();
         assert_eq!(first.cluster_id, again.cluster_id);
         assert_eq!(first.ca.cert_pem, again.ca.cert_pem);
         assert_eq!(first.appliance_password.expose(), again.appliance_password.expose());
@@ -479,8 +533,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = StdRng::seed_from_u64(9);
         let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-        let source = ClusterMaterial::load_or_create(&a, None, &mut rng).unwrap();
-        let clone = ClusterMaterial::create_clone(&b, &a, None, &mut rng).unwrap();
+        let source = ClusterMaterial::load_or_create(&a, &NewMaterial::default(), &mut rng).unwrap();
+        let clone = ClusterMaterial::create_clone(&b, &a, &NewMaterial::default(), &mut rng).unwrap();
         assert_ne!(clone.cluster_id, source.cluster_id);
         assert_ne!(clone.ca.cert_pem, source.ca.cert_pem);
         assert_eq!(clone.masking_origin.as_ref(), Some(&source.cluster_id));
@@ -489,14 +543,21 @@ mod tests {
         }
         // Read back, and a clone of the clone descends from the source.
         assert_eq!(ClusterMaterial::load(&clone.dir).unwrap().masking_origin, Some(source.cluster_id.clone()));
-        let grandchild = ClusterMaterial::create_clone(&c, &b, None, &mut rng).unwrap();
+        let grandchild = ClusterMaterial::create_clone(&c, &b, &NewMaterial::default(), &mut rng).unwrap();
         assert_eq!(grandchild.masking_origin, Some(source.cluster_id.clone()));
         // Refused: the source's own id, an occupied directory, no source.
-        let same = ClusterMaterial::create_clone(&dir.path().join("d"), &a, Some(&source.cluster_id), &mut rng);
+        let same_id = NewMaterial { cluster_id: Some(source.cluster_id.clone()), ..NewMaterial::default() };
+        let same = ClusterMaterial::create_clone(&dir.path().join("d"), &a, &same_id, &mut rng);
         assert!(same.unwrap_err().to_string().contains("needs its own cluster id"));
-        let occupied = ClusterMaterial::create_clone(&b, &a, None, &mut rng).unwrap_err().to_string();
+        let occupied =
+            ClusterMaterial::create_clone(&b, &a, &NewMaterial::default(), &mut rng).unwrap_err().to_string();
         assert!(occupied.contains("already holds cluster material"), "{occupied}");
-        let nothing = ClusterMaterial::create_clone(&dir.path().join("e"), &dir.path().join("d"), None, &mut rng);
+        let nothing = ClusterMaterial::create_clone(
+            &dir.path().join("e"),
+            &dir.path().join("d"),
+            &NewMaterial::default(),
+            &mut rng,
+        );
         assert!(nothing.is_err());
     }
 
@@ -504,7 +565,7 @@ mod tests {
     fn a_placed_hsm_names_its_hosts_and_the_served_paths() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = StdRng::seed_from_u64(7);
-        let mut material = ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap();
+        let mut material = ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap();
         material.served_dir = PathBuf::from("/material");
         let placement = HsmPlacement {
             listen: "0.0.0.0:2225".parse().unwrap(),
@@ -512,9 +573,8 @@ mod tests {
             data_dir: Some(PathBuf::from("/data")),
         };
         assert_eq!(placement.certificate_names("hsm-x"), ["localhost", "127.0.0.1", "hsm-1", "hsm-x"]);
-        let path =
-            material.init_hsm(1, &placement, "hsm2m.medium", crate::model::ClusterMode::NonFips, &mut rng).unwrap();
-        let settings = crate::settings::Settings::from_file(&path).unwrap();
+        let path = material.init_hsm(1, &placement, HsmType::Hsm2mMedium, ClusterMode::NonFips, &mut rng).unwrap();
+        let settings = Settings::from_file(&path).unwrap();
         assert_eq!(settings.mode.as_deref(), Some("NON_FIPS"));
         assert_eq!(settings.listen, Some("0.0.0.0:2225".parse().unwrap()));
         assert_eq!(settings.data_dir.as_deref(), Some(Path::new("/data")));
@@ -528,7 +588,8 @@ mod tests {
     fn client_files_carry_the_ca_and_take_the_directory_owner() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = StdRng::seed_from_u64(8);
-        let material = ClusterMaterial::load_or_create(&dir.path().join("m"), None, &mut rng).unwrap();
+        let material =
+            ClusterMaterial::load_or_create(&dir.path().join("m"), &NewMaterial::default(), &mut rng).unwrap();
         let out = dir.path().join("out");
         fs::create_dir(&out).unwrap();
         // As root the directory can belong to someone else, and the files
@@ -559,9 +620,10 @@ mod tests {
     fn damaged_material_is_refused_with_the_file_and_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = StdRng::seed_from_u64(6);
-        ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap();
+        ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap();
         fs::write(dir.path().join("cluster-id"), "not-a-cluster").unwrap();
-        let err = ClusterMaterial::load_or_create(dir.path(), None, &mut rng).unwrap_err().to_string();
+        let err =
+            ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap_err().to_string();
         assert!(err.contains("cluster-id: invalid cluster_id"), "{err}");
     }
 }
