@@ -7,10 +7,6 @@ use std::path::{Path, PathBuf};
 
 use integration_tests::docs::{pages, read, root};
 
-/// Pages that another change of the same issue adds; a link to one is
-/// checked once it exists. Remove an entry when its page has landed.
-const PENDING: &[&str] = &["docs/permissions.md"];
-
 #[test]
 fn every_path_architecture_names_exists() {
     let text = read("ARCHITECTURE.md");
@@ -37,9 +33,7 @@ fn every_link_between_the_pages_reaches_its_target() {
             let target = if file.is_empty() { PathBuf::from(&page) } else { normalize(&dir.join(file)) };
             let target_name = target.display().to_string();
             if !root().join(&target).exists() {
-                if !PENDING.contains(&target_name.as_str()) {
-                    broken.push(format!("{page}: ({link}): {target_name} does not exist"));
-                }
+                broken.push(format!("{page}: ({link}): {target_name} does not exist"));
                 continue;
             }
             if let Some(anchor) = anchor.filter(|_| target_name.ends_with(".md"))
