@@ -27,7 +27,7 @@ setup() {
     mkdir -p "$work"
     work="$(cd "$work" && pwd)"
     for file in "$bin/hsm-daemon" "$bin/hsm-cli" "$module"; do
-        [ -e "$file" ] || { echo "$0: $file is missing: build it (cargo build --release)" >&2; exit 2; }
+        [ -e "$file" ] || { echo "$0: $file is missing: build it (cargo build --release -p hsm-daemon -p hsm-client -p hsm-pkcs11)" >&2; exit 2; }
     done
     for tool in openssl nginx curl setsid; do
         command -v "$tool" >/dev/null || { echo "$0: $tool is not installed" >&2; exit 2; }
