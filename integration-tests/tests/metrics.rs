@@ -104,11 +104,16 @@ async fn each_hsm_of_a_cluster_shows_background_sync_with_its_peer() {
     let address = cluster.hsm(0).metrics_address.unwrap();
     assert_ne!(Some(address), cluster.hsm(1).metrics_address, "one endpoint per HSM");
     let labels = [("peer", peer.as_str())];
-    // Bounded wait for a sync round (every 100 ms), not a timing assertion.
+    // Bounded wait (sync rounds come every 100 ms), not a timing assertion:
+    // for a round of this HSM's with its peer, and for one of the peer's with
+    // this HSM, which this HSM counts as a GetSyncStatus call. The two rounds
+    // are independent, so waiting for the first alone left the second a race.
     let mut text = String::new();
     for _ in 0..600 {
         text = scrape::metrics(address).await;
-        if value(&text, "hsm_sync_rounds_total", &[("peer", &peer), ("result", "ok")]) >= 1.0 {
+        if value(&text, "hsm_sync_rounds_total", &[("peer", &peer), ("result", "ok")]) >= 1.0
+            && value(&text, REQUESTS, &[("rpc", "GetSyncStatus"), ("code", "OK")]) >= 1.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
