@@ -91,8 +91,7 @@ impl Hsm {
         reference: KeyRef,
         usage: Usage,
     ) -> Result<Arc<KeyMaterial>, ModelError> {
-        let material = self.keys.for_use(actor(caller)?, reference, usage)?;
-        self.permit_kind(material.kind())?;
+        let material = self.key_for_approved_use(caller, reference, usage)?;
         let quorum = self.keys.quorum(reference);
         if (usage == Usage::Sign && quorum.usage > 1) || (usage == Usage::Unwrap && quorum.manage > 1) {
             return Err(ModelError::QuorumRequired);
@@ -100,8 +99,9 @@ impl Hsm {
         Ok(material)
     }
 
-    /// As [`Hsm::key_for_use`], inside [`Hsm::spend_key_approval`], which
-    /// checked the approval.
+    /// A key's material for `usage` without the quorum check: inside
+    /// [`Hsm::spend_key_approval`], which checked the approval.
+    /// [`Hsm::key_for_use`] is this and the check.
     pub fn key_for_approved_use(
         &self,
         caller: &Caller,
