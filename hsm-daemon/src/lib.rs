@@ -61,11 +61,16 @@
 //! # Ok(()) }
 //! ```
 
+// `listed_enum!`, for the enums whose every variant a table or test walks.
+#[macro_use]
+mod listed;
+
 pub mod audit;
 pub mod clock;
 pub mod cluster;
 mod commit;
 pub mod config;
+pub mod control;
 pub mod crypto;
 pub mod determinism;
 #[cfg(feature = "fuzzing")]

@@ -28,9 +28,6 @@
 //!   - `approvals`: quorum tokens, approvals, MFA and approver keys.
 //!   - `state`: what the store keeps: changes, snapshots, restoring.
 
-#[macro_use]
-mod listed;
-
 mod approvals;
 pub mod credentials;
 pub mod error;

@@ -1,0 +1,9 @@
+//! The control plane: the CloudHSM v2 API (`aws cloudhsmv2 ...`, boto3,
+//! the SDKs), whose clusters and HSMs are real: `create-hsm` starts an HSM
+//! that `hsm-cli` and the PKCS#11 library then talk to.
+//!
+//! # Layout
+//! - [`api`]: the wire: HTTP, AWS JSON 1.1 and Smithy RPC v2 CBOR, SigV4,
+//!   the service model's shapes and errors.
+
+pub mod api;
