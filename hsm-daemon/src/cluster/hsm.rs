@@ -18,6 +18,7 @@ use crate::{
     metrics::Metrics,
     model::{ClusterId, HsmId, Password},
     seed::SeedPlan,
+    service::HsmStatus,
     service::control::serve_control,
     settings::Settings,
 };
@@ -58,8 +59,9 @@ pub struct OpenedHsm {
     listener: TcpListener,
     seat: Seat,
     tls: bool,
-    /// The control socket to remove after a clean stop.
-    control: Option<PathBuf>,
+    /// The control socket to remove after a clean stop, and the task that
+    /// serves it (it holds the store open, so it ends with the HSM).
+    control: Option<(PathBuf, JoinHandle<()>)>,
 }
 
 impl OpenedHsm {
@@ -93,10 +95,7 @@ impl OpenedHsm {
         let address = listener.local_addr().map_err(ClusterError::step("reading the bound address"))?;
         prepared.set_address(address);
         let control = match (launch.control_socket, &settings.data_dir) {
-            (true, Some(dir)) => {
-                spawn_control(&prepared, settings);
-                Some(dir.join(CONTROL_SOCKET))
-            }
+            (true, Some(dir)) => spawn_control(&prepared, settings).map(|task| (dir.join(CONTROL_SOCKET), task)),
             _ => None,
         };
         let seat = Seat { index, hsm_id, cluster_id, address };
@@ -132,11 +131,14 @@ impl OpenedHsm {
     /// Serves until `shutdown` resolves, then removes the control socket.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ClusterError> {
         let OpenedHsm { prepared, listener, seat, control, .. } = self;
-        prepared.serve(listener, shutdown).await?;
-        if let Some(path) = control {
+        let served = prepared.serve(listener, shutdown).await;
+        if let Some((path, task)) = control {
+            task.abort();
+            let _ = task.await;
             // A crash leaves it; the next start replaces it.
             let _ = std::fs::remove_file(path);
         }
+        served?;
         tracing::info!(hsm = %seat.hsm_id, "stopped");
         Ok(())
     }
@@ -144,11 +146,12 @@ impl OpenedHsm {
     /// Serves in a task of its own until [`RunningHsm::stop`] (or drop).
     pub fn spawn(self) -> RunningHsm {
         let seat = self.seat.clone();
+        let status = self.prepared.status();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(self.serve(async {
             stopped.await.ok();
         }));
-        RunningHsm { seat, stop: Some(stop), task: Some(task) }
+        RunningHsm { seat, status, stop: Some(stop), task: Some(task) }
     }
 }
 
@@ -156,6 +159,7 @@ impl OpenedHsm {
 #[derive(Debug)]
 pub struct RunningHsm {
     seat: Seat,
+    status: HsmStatus,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ClusterError>>>,
 }
@@ -163,6 +167,11 @@ pub struct RunningHsm {
 impl RunningHsm {
     pub fn seat(&self) -> &Seat {
         &self.seat
+    }
+
+    /// What it says of itself while it serves (activated or not).
+    pub fn status(&self) -> &HsmStatus {
+        &self.status
     }
 
     /// Stops it and waits until it has shut down (its port then refuses
@@ -197,24 +206,24 @@ impl Drop for RunningHsm {
 
 /// Serves the control socket (backups) beside the store, unless the HSM
 /// keeps no store on disk; without a cluster key, backups are off and the
-/// HSM serves anyway.
-fn spawn_control(prepared: &Prepared, settings: &Settings) {
+/// HSM serves anyway. The task serving it, if it does.
+fn spawn_control(prepared: &Prepared, settings: &Settings) -> Option<JoinHandle<()>> {
     if settings.ephemeral.unwrap_or(false) {
-        return;
+        return None;
     }
-    let Some(dir) = &settings.data_dir else { return };
+    let dir = settings.data_dir.as_ref()?;
     let cluster_key = match settings.cluster_key() {
         Ok(key) => key,
         Err(e) => {
             tracing::warn!(error = %e, "no cluster key: the control socket (online backups) is off");
-            return;
+            return None;
         }
     };
     let handle = prepared.backup_handle(cluster_key);
     let path = dir.join(CONTROL_SOCKET);
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         if let Err(e) = serve_control(path.clone(), handle).await {
             tracing::warn!(path = %path.display(), error = %e, "control socket unavailable; backups need the daemon stopped");
         }
-    });
+    }))
 }

@@ -25,6 +25,7 @@ use super::{
 use crate::{
     model::{ClusterId, ClusterMode, HsmType},
     settings::Settings,
+    store::{restore_backup, restore_backup_as_clone},
 };
 
 /// The config file of HSM 1, whose presence marks a directory that holds a
@@ -132,11 +133,28 @@ impl LocalCluster {
         Ok(added)
     }
 
-    /// Writes the files of `count` new HSMs (their peers are left to the
-    /// caller); `what` names the request in a refusal.
+    /// Writes the files of `count` new HSMs on free 127.0.0.1 ports (their
+    /// peers are left to the caller); `what` names the request in a refusal.
     fn prepare_new(&mut self, count: u8, what: &str) -> Result<RangeInclusive<usize>, ClusterError> {
+        let listens = (0..count).map(|_| free_local_port()).collect::<Result<Vec<_>, ClusterError>>()?;
+        self.prepare_at(&listens, what)
+    }
+
+    /// Writes the files of one new HSM that listens on `listen` (a control
+    /// plane's own address for it), and names it and the others as each
+    /// other's peers; it starts with [`LocalCluster::start`], after
+    /// [`LocalCluster::restore_into`] or with `clone_from` in its flags.
+    /// Its index.
+    pub fn prepare_hsm_at(&mut self, listen: SocketAddr) -> Result<usize, ClusterError> {
+        let index = *self.prepare_at(&[listen], "adding")?.start();
+        link_peers(&self.material, &self.configured_endpoints()?)?;
+        Ok(index)
+    }
+
+    fn prepare_at(&mut self, listens: &[SocketAddr], what: &str) -> Result<RangeInclusive<usize>, ClusterError> {
         let held = self.hsm_count();
-        if held + usize::from(count) > usize::from(MAX_HSMS) {
+        let count = listens.len();
+        if held + count > usize::from(MAX_HSMS) {
             return Err(ClusterError::refused(format!(
                 "{what} {count}: the cluster has {held} HSMs and a cluster holds at most {MAX_HSMS}"
             )));
@@ -146,12 +164,35 @@ impl LocalCluster {
         let mode = mode_of(&first, &self.material.dir)?;
         let hsm_type = HsmType::parse(first.hsm_type.as_deref().unwrap_or("hsm2m.medium"))
             .map_err(|e| ClusterError::refused(format!("{}/{CONFIG_OF_FIRST}: {e}", self.material.dir.display())))?;
-        let placements = (0..count)
-            .map(|_| Ok(HsmPlacement::local(free_local_port()?)))
-            .collect::<Result<Vec<_>, ClusterError>>()?;
+        let placements: Vec<_> = listens.iter().map(|listen| HsmPlacement::local(*listen)).collect();
         prepare_hsms(&self.material, held + 1, &placements, (hsm_type, mode), &mut StdRng::from_os_rng())?;
         self.hsms.extend(placements.iter().map(|_| Slot::default()));
         Ok(held + 1..=self.hsm_count())
+    }
+
+    /// Creates HSM `index`'s store from `backup` (a backup of this cluster,
+    /// or, with `other_cluster`, of the cluster this one was cloned from),
+    /// before it first starts: as CloudHSM restores a backup onto an HSM
+    /// added to a cluster that has none running.
+    pub fn restore_into(&self, index: usize, backup: &Path, other_cluster: bool) -> Result<(), ClusterError> {
+        let settings = self.settings(index, &Settings::default())?;
+        let config = settings.resolve(settings.listen_addr(), None, &mut StdRng::from_os_rng())?;
+        let restore = if other_cluster { restore_backup_as_clone } else { restore_backup };
+        restore(
+            backup,
+            &settings.cluster_key()?,
+            &config.storage.backing,
+            &config.storage.master_key,
+            &config.cluster,
+            &config.hsm,
+        )
+        .map_err(ClusterError::step(format!("restoring HSM {index} from {}", backup.display())))
+    }
+
+    /// The address of an HSM of the cluster that runs here, if one does:
+    /// what a new HSM clones from.
+    pub fn running_address(&self) -> Option<SocketAddr> {
+        self.hsms.iter().find_map(|slot| slot.running.as_ref().map(|hsm| hsm.seat().address))
     }
 
     /// Starts every HSM in this process: `flags` over each config file,
@@ -208,9 +249,7 @@ impl LocalCluster {
     /// at once. Its index.
     pub async fn add_hsm(&mut self, flags: &Settings, launch: &Launch) -> Result<usize, ClusterError> {
         let source = self
-            .hsms
-            .iter()
-            .find_map(|slot| slot.running.as_ref().map(|hsm| hsm.seat().address))
+            .running_address()
             .ok_or_else(|| ClusterError::refused("adding an HSM: no HSM of the cluster runs here to clone from"))?;
         let index = *self.prepare_new(1, "adding")?.start();
         link_peers(&self.material, &self.configured_endpoints()?)?;
@@ -226,6 +265,17 @@ impl LocalCluster {
             Some(running) => running.stop().await,
             None => Ok(()),
         }
+    }
+
+    /// Takes HSM `index` out of the cluster for good (`delete-hsm`): stops
+    /// it, and HSMs started from now on no longer name it as a peer. Its
+    /// files stay (an index is never reused).
+    pub async fn retire(&mut self, index: usize) -> Result<(), ClusterError> {
+        self.stop(index).await?;
+        if let Some(slot) = self.hsms.get_mut(index.wrapping_sub(1)) {
+            slot.address = None;
+        }
+        Ok(())
     }
 
     /// Where HSM `index` is (or was last) served here.

@@ -70,7 +70,7 @@ use crate::{
     store::StoreError,
 };
 
-pub use self::serve::{Prepared, serve};
+pub use self::serve::{HsmStatus, Prepared, serve};
 pub(crate) use self::state::HsmState;
 
 /// Why the server could not start or stopped with an error.

@@ -47,6 +47,20 @@ pub struct Prepared {
     metrics: Option<Arc<Metrics>>,
 }
 
+/// A serving HSM as its host sees it, without a connection.
+#[derive(Debug, Clone)]
+pub struct HsmStatus {
+    state: Arc<HsmState>,
+}
+
+impl HsmStatus {
+    /// Whether the cluster has been activated (`cluster activate`): the
+    /// control plane's INITIALIZED becomes ACTIVE then.
+    pub fn is_activated(&self) -> bool {
+        self.state.hsm().cluster_info().state == crate::model::ClusterState::Active
+    }
+}
+
 impl Prepared {
     pub async fn new(config: DaemonConfig) -> Result<Self, ServeError> {
         let (state, fresh) = HsmState::build(&config).await?;
@@ -66,7 +80,13 @@ impl Prepared {
 
     /// Whether the cluster has been activated (for the binary's banner).
     pub fn is_activated(&self) -> bool {
-        self.state.hsm().cluster_info().state == crate::model::ClusterState::Active
+        self.status().is_activated()
+    }
+
+    /// A view of the HSM that outlives this value: what its host (the
+    /// control plane) asks of it while it serves.
+    pub fn status(&self) -> HsmStatus {
+        HsmStatus { state: Arc::clone(&self.state) }
     }
 
     /// Records where clients reach the HSM, once its listener is bound (the
