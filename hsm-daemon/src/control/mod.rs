@@ -5,5 +5,14 @@
 //! # Layout
 //! - [`api`]: the wire: HTTP, AWS JSON 1.1 and Smithy RPC v2 CBOR, SigV4,
 //!   the service model's shapes and errors.
+//! - [`state`]: clusters, HSMs, backups, tags and policies, and the rules
+//!   of each operation over them. Pure.
+//! - [`plane`]: [`plane::ControlPlane`], the operations carried out on this
+//!   machine: HSMs started and stopped, certificates, backup files, the
+//!   state saved.
+//! - [`clock`]: wall-clock time, which tests move forward.
 
 pub mod api;
+pub mod clock;
+pub mod plane;
+pub mod state;
