@@ -60,6 +60,7 @@ async fn main() -> ExitCode {
         Command::Restore(args) => cli::restore(args),
         Command::Health(args) => cli::health(args).await,
         Command::Audit(AuditCommand::Verify { data_dir }) => cli::verify_audit(&data_dir),
+        Command::ControlPlane(args) => cli::control_plane(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

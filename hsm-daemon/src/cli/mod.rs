@@ -7,7 +7,9 @@
 //! - `serve`: `dev` and `run`, the commands that serve HSMs until a signal.
 //! - `init`: `init` and `init --add`, which write a cluster's files.
 //! - `tools`: `backup`, `restore`, `health`, `audit verify`.
+//! - `api`: the control plane's flags, and `control-plane`.
 
+mod api;
 mod init;
 mod serve;
 mod tools;
@@ -18,6 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use hsm_daemon::{cluster::MAX_HSMS, settings::Settings};
 
 pub(crate) use self::{
+    api::control_plane,
     init::init,
     serve::{dev, run},
     tools::{backup, health, restore, verify_audit},
@@ -72,6 +75,10 @@ pub(crate) enum Command {
     /// Work with an HSM's audit log (DATA_DIR/audit.log).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Serve the CloudHSM v2 API alone (`aws cloudhsmv2 create-cluster`,
+    /// `create-hsm`, ...), whose clusters' HSMs run in this process; `dev`
+    /// serves it too, beside its own cluster. State persists in DIR.
+    ControlPlane(api::ControlPlaneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +163,15 @@ pub(crate) struct DevArgs {
     /// (A seed file may set it instead, not as well.)
     #[arg(long, env = "HSM_ADMIN_PASSWORD", hide_env_values = true)]
     pub(crate) admin_password: Option<String>,
+
+    /// Do not serve the CloudHSM v2 API (by default `dev` serves it, its
+    /// state in DIR/control-plane, and writes AWS_ENDPOINT_URL_CLOUDHSMV2,
+    /// a region and dummy credentials into client.env).
+    #[arg(long, env = "HSM_NO_API")]
+    pub(crate) no_api: bool,
+
+    #[command(flatten)]
+    pub(crate) api: api::ApiArgs,
 
     #[command(flatten)]
     pub(crate) settings: Settings,

@@ -149,7 +149,20 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<()> {
         })
         .collect();
     cluster.serve(hsms);
-    let env_path = cluster.material().write_client_env(&cluster.addresses()).context("writing client.env")?;
+    // The API's HSMs hash passwords as this cluster's do.
+    let api_flags = Settings {
+        kdf_memory_kib: args.settings.kdf_memory_kib,
+        kdf_iterations: args.settings.kdf_iterations,
+        kdf_parallelism: args.settings.kdf_parallelism,
+        ..Settings::default()
+    };
+    let api = match args.no_api {
+        true => None,
+        false => Some(args.api.start(&dir.join("control-plane"), api_flags).await?),
+    };
+    let aws_env = api.as_ref().map(|api| api.client_env(args.api.verifies())).unwrap_or_default();
+    let env_path =
+        cluster.material().write_client_env_with(&cluster.addresses(), &aws_env).context("writing client.env")?;
 
     println!("hsm-daemon dev: cluster {} with {count} HSM(s) ({scheme})", cluster.id());
     for line in banner {
@@ -159,6 +172,9 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<()> {
     println!("  state   {}", dir.join("hsm-K-data").display());
     if let Some(metrics) = &metrics {
         println!("  metrics http://{}/metrics", metrics.address);
+    }
+    if let Some(api) = &api {
+        println!("  API     {} (aws cloudhsmv2, boto3; state in {})", api.endpoint_url(), dir.join("control-plane").display());
     }
     if let Some(path) = &args.settings.seed {
         match &plan {
@@ -185,6 +201,9 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<()> {
 
     // One signal stops every HSM.
     cluster.run_until(signalled).await?;
+    if let Some(api) = api {
+        api.stop().await;
+    }
     if let Some(metrics) = metrics {
         metrics.stop().await;
     }
@@ -318,7 +337,7 @@ async fn run_seed(settings: &Settings) -> anyhow::Result<Option<Arc<SeedPlan>>> 
 /// installed when this is called, not when the future is first polled, so
 /// call it before announcing the daemon: a supervisor may signal it the
 /// moment it says it listens.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+pub(super) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("watching SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("watching SIGTERM")?;

@@ -389,7 +389,18 @@ impl ClusterMaterial {
     /// Writes `client.env` for these endpoints (atomically: readers never see
     /// half a file).
     pub fn write_client_env(&self, endpoints: &[String]) -> Result<PathBuf, MaterialError> {
-        write_env(&self.dir, endpoints, &self.ca_path(), self.durability)
+        self.write_client_env_with(endpoints, &[])
+    }
+
+    /// [`ClusterMaterial::write_client_env`], with more variables after
+    /// the two (`dev`'s for the AWS tools), in one write: the file appears
+    /// whole.
+    pub fn write_client_env_with(
+        &self,
+        endpoints: &[String],
+        more: &[(String, String)],
+    ) -> Result<PathBuf, MaterialError> {
+        write_env(&self.dir, endpoints, &self.ca_path(), more, self.durability)
     }
 
     /// Writes the files a client on another machine needs into `out`: a copy
@@ -407,7 +418,7 @@ impl ClusterMaterial {
         fs::create_dir_all(out).map_err(io_at(out))?;
         let ca = out.join("ca.pem");
         write_file(&ca, self.ca.cert_pem.as_bytes(), false, self.durability)?;
-        let env = write_env(out, endpoints, ca_cert.unwrap_or(&ca), self.durability)?;
+        let env = write_env(out, endpoints, ca_cert.unwrap_or(&ca), &[], self.durability)?;
         let owner = fs::metadata(out).map_err(io_at(out))?;
         for path in [&ca, &env] {
             match std::os::unix::fs::chown(path, Some(owner.uid()), Some(owner.gid())) {
@@ -465,9 +476,18 @@ impl HsmPlacement {
 }
 
 /// Writes `dir/client.env` atomically.
-fn write_env(dir: &Path, endpoints: &[String], ca: &Path, durability: Durability) -> Result<PathBuf, MaterialError> {
+fn write_env(
+    dir: &Path,
+    endpoints: &[String],
+    ca: &Path,
+    more: &[(String, String)],
+    durability: Durability,
+) -> Result<PathBuf, MaterialError> {
     let path = dir.join("client.env");
-    let body = format!("HSM_ENDPOINTS={}\nHSM_CA_CERT={}\n", endpoints.join(","), ca.display());
+    let mut body = format!("HSM_ENDPOINTS={}\nHSM_CA_CERT={}\n", endpoints.join(","), ca.display());
+    for (name, value) in more {
+        body.push_str(&format!("{name}={value}\n"));
+    }
     let tmp = dir.join(".client.env.tmp");
     write_file(&tmp, body.as_bytes(), false, durability)?;
     fs::rename(&tmp, &path).map_err(io_at(&path))?;

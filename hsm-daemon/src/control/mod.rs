@@ -10,9 +10,12 @@
 //! - [`plane`]: [`plane::ControlPlane`], the operations carried out on this
 //!   machine: HSMs started and stopped, certificates, backup files, the
 //!   state saved.
+//! - [`server`]: [`server::ControlServer`], the plane and its API on a
+//!   port, with the schedule: what `dev`, `control-plane` and tests start.
 //! - [`clock`]: wall-clock time, which tests move forward.
 
 pub mod api;
 pub mod clock;
 pub mod plane;
+pub mod server;
 pub mod state;

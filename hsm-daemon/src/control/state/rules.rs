@@ -414,16 +414,26 @@ impl State {
     }
 
     /// The backup a resource policy is on: only backups take them, by ARN
-    /// of this region and account.
+    /// of this region; a backup of another account is not this caller's
+    /// to read or change.
     fn policy_backup(&mut self, region: &str, account: &str, input: &Value) -> Result<&mut Backup, ApiError> {
         let arn = str_member(input, "ResourceArn")
             .ok_or_else(|| invalid("ResourceArn: required; name the backup's ARN".to_owned()))?;
-        let prefix = format!("arn:aws:cloudhsm:{region}:{account}:backup/");
-        let id = arn.strip_prefix(&prefix).ok_or_else(|| {
-            invalid(format!(
-                "ResourceArn: '{arn}': resource policies are on backups of this region and account ({prefix}backup-...)"
-            ))
-        })?;
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let [_, _, _, arn_region, arn_account, resource] = parts[..] else {
+            return Err(invalid(format!("ResourceArn: '{arn}' is not an ARN")));
+        };
+        let Some(id) = resource.strip_prefix("backup/") else {
+            return Err(invalid(format!("ResourceArn: '{arn}': resource policies are on backups only")));
+        };
+        if arn_account != account {
+            return Err(ApiError::AccessDenied(format!(
+                "ResourceArn: backup {id} belongs to account {arn_account}, not to this caller's ({account})"
+            )));
+        }
+        if arn_region != region {
+            return Err(super::not_found("backup", id, region));
+        }
         self.backup_mut(region, id)
     }
 

@@ -182,6 +182,9 @@ fn resource_policies_are_on_backups_by_arn() {
     assert_eq!(state.get_policy(REGION, ACCOUNT, &json!({"ResourceArn": arn})).expect("got")["Policy"], policy);
     let refused = state.put_policy(REGION, ACCOUNT, &json!({"ResourceArn": cluster_arn, "Policy": policy}));
     assert!(refused.expect_err("clusters take none").to_string().contains("backups"));
+    let elsewhere = arn.replace(ACCOUNT, "999999999999");
+    let denied = state.get_policy(REGION, ACCOUNT, &json!({"ResourceArn": elsewhere}));
+    assert!(matches!(denied, Err(ApiError::AccessDenied(_))), "{denied:?}");
     let deleted = state.delete_policy(REGION, ACCOUNT, &json!({"ResourceArn": arn})).expect("deleted");
     assert_eq!(deleted["Policy"], policy);
     assert_eq!(state.get_policy(REGION, ACCOUNT, &json!({"ResourceArn": arn})).expect("none"), json!({}));
