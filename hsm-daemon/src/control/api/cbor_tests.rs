@@ -134,7 +134,7 @@ fn malformed_bodies_are_serialization_errors() {
         (b"\x05", "not a map"),
         (b"\xa0\x00", "trailing bytes"),
         (b"\xa1\x01\x02", "integer key"),
-        (b"\xa1\x61a\xc2\x41\x01", "unsupported tag"),
+        (b"\xa1\x61a\xd8\x20\x61x", "unsupported tag (32, a URI)"),
         (b"\xa1\x61a\xc1\x61x", "timestamp that is text"),
         (b"\xa1\x61a\xf9\x7e\x00", "NaN"),
         (b"\xa1\x61a\x3b\xff\xff\xff\xff\xff\xff\xff\xff", "integer below -2^64"),
