@@ -34,6 +34,11 @@
 //!   limits, logging, graceful shutdown.
 //! - `time.rs`: the wall clock ([`WallClock`]) and the ISO 8601 basic
 //!   format SigV4 dates use.
+//! - Tests: each file's own (`cbor_tests.rs` and `sigv4_tests.rs` beside
+//!   theirs); `tests.rs` and `tests_*.rs` drive the server with a fake
+//!   handler; `testdata/` holds requests botocore signed and
+//!   `botocore_check.py`, which drives a server by hand with real botocore
+//!   in both protocols (see `tests::serve_the_fake_handler`).
 
 mod cbor;
 mod json;
