@@ -163,8 +163,12 @@ impl Shape {
             RawShape::String { min, max, pattern, values } => {
                 let pattern = pattern
                     .map(|source| {
-                        // AWS matches a pattern against the whole value.
-                        Regex::new(&format!("^(?:{source})$"))
+                        // AWS matches a pattern against the whole value,
+                        // with Java's ASCII-only `\d` (the regex crate's
+                        // is Unicode's); `[0-9]` is valid inside a class
+                        // too, as a nested class.
+                        let ascii_digits = source.replace(r"\d", "[0-9]");
+                        Regex::new(&format!("^(?:{ascii_digits})$"))
                             .map(|regex| Pattern { source: source.clone(), regex })
                             .map_err(|error| ModelError::Pattern {
                                 shape: name.to_owned(),
@@ -296,5 +300,8 @@ mod tests {
         assert!(pattern("TagKey").is_match("Ünïcödé name_1"));
         assert!(!pattern("TagKey").is_match("semi;colon"));
         assert!(pattern("Cert").is_match("-----BEGIN CERTIFICATE-----\nMIIB+/=\n"));
+        // `\d` is ASCII, as in Java: an Arabic-Indic three is no digit.
+        assert!(pattern("Region").is_match("us-east-1"));
+        assert!(!pattern("Region").is_match("us-east-\u{663}"));
     }
 }
