@@ -58,7 +58,6 @@ use http::StatusCode;
 pub use self::{
     server::{ApiConfig, DEFAULT_MAX_BODY, serve},
     sigv4::Credentials,
-    time::{FixedClock, SystemWallClock, WallClock},
 };
 
 listed_enum! {

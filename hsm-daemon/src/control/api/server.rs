@@ -21,12 +21,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
-use super::{
-    ApiError, Document, Handler, Operation, RequestContext, cbor, json, sigv4,
-    sigv4::Credentials,
-    time::{SystemWallClock, WallClock},
-    validate,
-};
+use super::{ApiError, Document, Handler, Operation, RequestContext, cbor, json, sigv4, sigv4::Credentials, validate};
+use crate::control::clock::{ShiftedClock, WallClock};
 
 /// The largest request body read by default: the model's largest inputs
 /// (a 20,000-character certificate and trust anchor, a 20,000-character
@@ -49,7 +45,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { credentials: None, max_body: DEFAULT_MAX_BODY, clock: Arc::new(SystemWallClock) }
+        ApiConfig { credentials: None, max_body: DEFAULT_MAX_BODY, clock: Arc::new(ShiftedClock::default()) }
     }
 }
 

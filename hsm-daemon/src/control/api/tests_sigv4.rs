@@ -2,6 +2,7 @@
 //! each fault is refused before the handler runs.
 
 use super::*;
+use crate::control::clock::FixedClock;
 
 const KEY: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";

@@ -1,56 +1,8 @@
-//! Wall-clock time for SigV4: a signature is good for 15 minutes around
-//! the server's clock, which is passed in ([`WallClock`]) so that tests
-//! can sign at a fixed instant. The crate's [`crate::clock::Clock`] is
-//! monotonic (`Instant`) and cannot say what date it is; SigV4 needs one.
-//!
-//! Also the ISO 8601 basic format SigV4 dates use (`20150830T123600Z`),
-//! to and from Unix seconds (UTC, proleptic Gregorian calendar).
-
-use std::{
-    fmt,
-    sync::atomic::{AtomicI64, Ordering},
-    time::{SystemTime, UNIX_EPOCH},
-};
-
-/// A source of the current date and time, as Unix seconds.
-pub trait WallClock: fmt::Debug + Send + Sync + 'static {
-    fn unix_seconds(&self) -> i64;
-}
-
-/// The system's clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemWallClock;
-
-impl WallClock for SystemWallClock {
-    fn unix_seconds(&self) -> i64 {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(elapsed) => i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX),
-            // A clock set before 1970: every signature will be "expired",
-            // which says what is wrong.
-            Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
-        }
-    }
-}
-
-/// A clock that says what it is told (tests, replayed vectors).
-#[derive(Debug, Default)]
-pub struct FixedClock(AtomicI64);
-
-impl FixedClock {
-    pub fn new(unix_seconds: i64) -> Self {
-        FixedClock(AtomicI64::new(unix_seconds))
-    }
-
-    pub fn set(&self, unix_seconds: i64) {
-        self.0.store(unix_seconds, Ordering::Relaxed);
-    }
-}
-
-impl WallClock for FixedClock {
-    fn unix_seconds(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+//! The ISO 8601 basic format SigV4 dates use (`20150830T123600Z`), to and
+//! from Unix seconds (UTC, proleptic Gregorian calendar). A signature is
+//! good for 15 minutes around the server's clock, which is passed in
+//! ([`crate::control::clock::WallClock`]) so that tests can sign at a
+//! fixed instant.
 
 /// `20150830T123600Z` as Unix seconds; `None` unless it is exactly that
 /// form and a real date and time.
@@ -153,14 +105,5 @@ mod tests {
         ] {
             assert_eq!(parse_basic(text), None, "{text}");
         }
-    }
-
-    #[test]
-    fn a_fixed_clock_says_what_it_is_told() {
-        let clock = FixedClock::new(10);
-        assert_eq!(clock.unix_seconds(), 10);
-        clock.set(20);
-        assert_eq!(clock.unix_seconds(), 20);
-        assert!(SystemWallClock.unix_seconds() > 1_700_000_000);
     }
 }
