@@ -6,7 +6,7 @@ Run by integration-tests/tests/control_plane.rs, once per wire protocol:
   HSM_API_PROTOCOL=json  botocore's pick when the model lists both
   HSM_API_PROTOCOL=cbor  Smithy RPC v2 CBOR, forced by a copy of botocore's
                          model that lists only it (AWS_DATA_PATH)
-with AWS_ENDPOINT_URL_CLOUDHSMV2 naming the server, HSM_API_CA_DIR a
+with AWS_ENDPOINT_URL_CLOUDHSM_V2 naming the server, HSM_API_CA_DIR a
 directory for openssl's files. Prints one line per check; exits 1 on the
 first failure, with the reason.
 """
@@ -46,7 +46,7 @@ force_protocol()
 import boto3  # noqa: E402  (after AWS_DATA_PATH is set)
 from botocore.exceptions import ClientError  # noqa: E402
 
-ENDPOINT = os.environ["AWS_ENDPOINT_URL_CLOUDHSMV2"]
+ENDPOINT = os.environ["AWS_ENDPOINT_URL_CLOUDHSM_V2"]
 
 
 def client(region="us-east-1"):
@@ -61,6 +61,10 @@ def client(region="us-east-1"):
 
 hsm = client()
 west = client("us-west-2")
+# What went on the wire: the protocol is checked at the end.
+sent = set()
+for c in (hsm, west):
+    c.meta.events.register("before-send", lambda request, **_: sent.add(request.headers.get("Content-Type", b"")))
 assert hsm.meta.service_model.protocol == {"json": "json", "cbor": "smithy-rpc-v2-cbor"}[PROTOCOL], (
     hsm.meta.service_model.protocol
 )
@@ -272,4 +276,7 @@ check("then DELETED", state(cluster) == "DELETED")
 refused("create-hsm in a deleted cluster", "CloudHsmInvalidRequestException",
         hsm.create_hsm, ClusterId=cluster, AvailabilityZone="us-east-1a")
 
+wire = {"json": b"application/x-amz-json-1.1", "cbor": b"application/cbor"}[PROTOCOL]
+check(f"every request went as {wire.decode()}",
+      {t if isinstance(t, bytes) else t.encode() for t in sent} == {wire}, sent)
 print(f"{checks} checks passed over {PROTOCOL}")

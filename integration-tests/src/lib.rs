@@ -8,6 +8,8 @@
 //! - [`DevProcess`]: `hsm-daemon dev` as a child process, with `hsm-cli`
 //!   runs against it.
 //! - [`TestRsaKey`]: a fixed RSA key for approver and MFA signatures.
+//! - [`aws`]: the AWS CLI and boto3 (`.ci/aws-tools`), and a control plane
+//!   in the test process for them to drive.
 //! - [`docs`]: the README and `docs/` pages, for the tests that keep them
 //!   true; the README's Rust example as a doctest.
 //! - `tests/`: one file per area (permissions, users, tls, cli).
@@ -19,6 +21,7 @@ use std::{
     sync::OnceLock,
 };
 
+pub mod aws;
 pub mod docs;
 pub mod process;
 pub mod scrape;

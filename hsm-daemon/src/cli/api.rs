@@ -2,7 +2,12 @@
 //! cluster, and `control-plane`, which serves only the API) and
 //! `hsm-daemon control-plane`.
 
-use std::{net::SocketAddr, path::{Path, PathBuf}, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -76,11 +81,7 @@ impl ApiArgs {
         plane.hsm_flags = hsm_flags;
         plane.durability = Durability::Synced;
         let clock = Arc::new(ShiftedClock::default());
-        let api = ApiConfig {
-            credentials: self.credentials(),
-            clock: clock.clone(),
-            ..ApiConfig::default()
-        };
+        let api = ApiConfig { credentials: self.credentials(), clock: clock.clone(), ..ApiConfig::default() };
         ControlServer::start(plane, api, clock, listener).await.map_err(|e| anyhow::anyhow!("the control plane: {e}"))
     }
 

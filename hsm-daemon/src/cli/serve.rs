@@ -174,7 +174,11 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<()> {
         println!("  metrics http://{}/metrics", metrics.address);
     }
     if let Some(api) = &api {
-        println!("  API     {} (aws cloudhsmv2, boto3; state in {})", api.endpoint_url(), dir.join("control-plane").display());
+        println!(
+            "  API     {} (aws cloudhsmv2, boto3; state in {})",
+            api.endpoint_url(),
+            dir.join("control-plane").display()
+        );
     }
     if let Some(path) = &args.settings.seed {
         match &plan {

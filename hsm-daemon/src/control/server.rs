@@ -66,6 +66,11 @@ impl ControlServer {
     pub fn client_env(&self, verifies: bool) -> Vec<(String, String)> {
         let region = self.plane.config().region.clone();
         let mut env = vec![
+            // What the AWS CLI and the SDKs read: the service id "CloudHSM
+            // V2" in upper case, spaces as underscores.
+            ("AWS_ENDPOINT_URL_CLOUDHSM_V2".into(), self.endpoint_url()),
+            // The same without the underscore, as scripts written for other
+            // emulators spell it; no AWS tool reads it.
             ("AWS_ENDPOINT_URL_CLOUDHSMV2".into(), self.endpoint_url()),
             ("AWS_REGION".into(), region.clone()),
             ("AWS_DEFAULT_REGION".into(), region),

@@ -1,0 +1,59 @@
+//! The CloudHSM v2 API as AWS's own clients drive it: boto3 over both wire
+//! protocols (`aws/control_plane.py`: every operation of the service model
+//! and its documented errors, against real clusters and HSMs), and the
+//! AWS CLI's errors as a shell user sees them.
+
+use integration_tests::{aws, docs::root};
+
+async fn boto3_suite(protocol: &str, block: u8) {
+    let Some(venv) = aws::venv(&format!("boto3 over {protocol}")) else { return };
+    let (server, _dir) = aws::control_plane(block).await;
+    let script = root().join("integration-tests/aws/control_plane.py");
+    let env = [("HSM_API_PROTOCOL", protocol)];
+    let output = aws::run(&venv, "python", &[script.to_str().expect("path")], &server.endpoint_url(), &env).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the boto3 suite over {protocol} failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("checks passed over {protocol}")), "{stdout}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_drives_every_operation_over_aws_json() {
+    boto3_suite("json", 221).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_drives_every_operation_over_rpc_v2_cbor() {
+    boto3_suite("cbor", 222).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_reports_the_services_errors() {
+    let Some(venv) = aws::venv("the AWS CLI") else { return };
+    let (server, _dir) = aws::control_plane(223).await;
+    let endpoint = server.endpoint_url();
+    for (args, needle) in [
+        (&["describe-clusters", "--filters", "colour=red"][..], "CloudHsmInvalidRequestException"),
+        (&["delete-cluster", "--cluster-id", "cluster-aaaaaaaaaaa"], "CloudHsmResourceNotFoundException"),
+        (&["create-hsm", "--cluster-id", "nope", "--availability-zone", "us-east-1a"], "regular expression pattern"),
+        (&["delete-backup", "--backup-id", "backup-aaaaaaaaaaa"], "CloudHsmResourceNotFoundException"),
+    ] {
+        let out = aws::run(&venv, "aws", &[&["cloudhsmv2"], args].concat(), &endpoint, &[]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "aws cloudhsmv2 {}: {stderr}", args.join(" "));
+        assert!(stderr.contains(needle), "aws cloudhsmv2 {}: wanted {needle} in {stderr}", args.join(" "));
+    }
+    let create = ["cloudhsmv2", "create-cluster", "--hsm-type", "hsm2m.medium", "--subnet-ids", "subnet-0a1b2c3d"];
+    let out = aws::run(
+        &venv,
+        "aws",
+        &[&create[..], &["--query", "Cluster.State", "--output", "text"]].concat(),
+        &endpoint,
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "CREATE_IN_PROGRESS");
+    server.stop().await;
+}
