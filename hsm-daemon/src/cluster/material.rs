@@ -3,7 +3,8 @@
 //!
 //! Layout of a material directory `D`:
 //! - `D/cluster-id`: the cluster id.
-//! - `D/ca.pem`, `D/ca.key`: the cluster CA (`customerCA.crt`); the key is
+//! - `D/ca.pem`, `D/ca.key`: the cluster CA, which stands for the
+//!   customer's (`customerCA.crt`) until they claim the cluster; the key is
 //!   owner-only.
 //! - `D/appliance-password`: the appliance user's password, owner-only.
 //! - `D/cluster.key`: the cluster-wide key that seals backups (64 hex
@@ -21,6 +22,12 @@
 //!   elsewhere (a container's own volume).
 //! - `D/client.env`: `HSM_ENDPOINTS` and `HSM_CA_CERT`, for `hsm-cli` and
 //!   applications.
+//! - Once the customer has claimed the cluster (`initialize-cluster`,
+//!   [`super::LocalCluster::adopt_customer_chain`]): `D/customer-ca.pem`,
+//!   their CA, which the config files and `client.env` then name instead
+//!   of `ca.pem`; `D/cluster-certificate.pem`, the cluster certificate they
+//!   signed, and `D/cluster-certificate.key`, the cluster key, owner-only,
+//!   which issues the HSMs' certificates from then on.
 //!
 //! The HSMs may see `D` elsewhere (a container volume, a Kubernetes Secret):
 //! [`ClusterMaterial::served_dir`] is that path, and the config files name
@@ -37,6 +44,7 @@ use std::{
 
 use rand::CryptoRng;
 
+use super::customer::{CUSTOMER_CA, CustomerChain};
 use crate::{
     config::TlsSettings,
     model::{ClusterId, ClusterMode, HsmId, HsmType, ModelError, Password},
@@ -73,8 +81,11 @@ pub struct ClusterMaterial {
     /// For a clone: the first cluster of its lineage, whose masked objects
     /// (and those of its other clones) its HSMs open.
     pub masking_origin: Option<ClusterId>,
+    /// The customer's chain of trust, once the cluster is claimed: HSMs
+    /// are then certified under it and clients trust its anchor.
+    pub customer: Option<CustomerChain>,
     /// Whether files written from here on are flushed to disk.
-    durability: Durability,
+    pub(super) durability: Durability,
 }
 
 /// What new material is made of, beyond what is generated.
@@ -193,6 +204,7 @@ impl ClusterMaterial {
             ca,
             appliance_password,
             masking_origin,
+            customer: None,
             durability: new.durability,
         };
         material.write("ca.key", material.ca.key_pem.as_bytes(), true)?;
@@ -213,7 +225,7 @@ impl ClusterMaterial {
     }
 
     /// Writes `D/name` whole, owner-only when `secret`.
-    fn write(&self, name: &str, contents: &[u8], secret: bool) -> Result<(), MaterialError> {
+    pub(super) fn write(&self, name: &str, contents: &[u8], secret: bool) -> Result<(), MaterialError> {
         write_file(&self.dir.join(name), contents, secret, self.durability)
     }
 
@@ -243,6 +255,7 @@ impl ClusterMaterial {
             ca,
             appliance_password,
             masking_origin,
+            customer: CustomerChain::load(dir)?,
             durability: Durability::Synced,
         };
         for name in [CLUSTER_KEY, MASKING_KEY] {
@@ -254,14 +267,42 @@ impl ClusterMaterial {
         Ok(material)
     }
 
+    /// The CA clients trust (`HSM_CA_CERT`): the cluster CA, or the
+    /// customer's once the cluster is claimed.
     pub fn ca_path(&self) -> PathBuf {
-        self.dir.join("ca.pem")
+        self.dir.join(self.ca_file())
     }
 
-    /// Issues HSM `index`'s server certificate for `names`, writes it beside
-    /// the CA, and returns the TLS settings that serve it.
+    /// The PEM of [`ClusterMaterial::ca_path`].
+    pub fn trusted_ca_pem(&self) -> &str {
+        match &self.customer {
+            Some(customer) => &customer.trust_anchor_pem,
+            None => &self.ca.cert_pem,
+        }
+    }
+
+    /// The file name of [`ClusterMaterial::ca_path`] in `D`.
+    pub(super) fn ca_file(&self) -> &'static str {
+        match self.customer {
+            Some(_) => CUSTOMER_CA,
+            None => "ca.pem",
+        }
+    }
+
+    /// Issues HSM `index`'s server certificate for `names` (under the
+    /// customer's cluster certificate once the cluster is claimed, else by
+    /// the cluster CA), writes it beside the CA, and returns the TLS
+    /// settings that serve it.
     pub fn issue_hsm_tls(&self, index: usize, hsm_id: &str, names: &[String]) -> Result<TlsSettings, MaterialError> {
-        let server = pki::issue_server(&self.ca, hsm_id, names)?;
+        let server = match &self.customer {
+            Some(customer) => pki::issue_hsm_certificate_under_cluster(
+                &customer.cluster_key_pem,
+                &customer.cluster_certificate_pem,
+                hsm_id,
+                names,
+            )?,
+            None => pki::issue_server(&self.ca, hsm_id, names)?,
+        };
         self.write(&format!("hsm-{index}.key"), server.key_pem.as_bytes(), true)?;
         self.write(&format!("hsm-{index}.pem"), server.cert_pem.as_bytes(), false)?;
         Ok(TlsSettings { server, client_ca_pem: None, require_client_cert: false })
@@ -310,7 +351,7 @@ impl ClusterMaterial {
              appliance_password_file = \"{d}/appliance-password\"\n\
              cluster_key_file = \"{d}/{CLUSTER_KEY}\"\n\
              masking_key_file = \"{d}/{MASKING_KEY}\"\n\
-             ca_cert = \"{d}/ca.pem\"\n\
+             ca_cert = \"{d}/{ca_file}\"\n\
              hsm_type = \"{hsm_type}\"\n\
              # FIPS or NON_FIPS (triple DES): the cluster's, fixed when the store is made.\n\
              mode = \"{mode}\"\n\
@@ -318,6 +359,7 @@ impl ClusterMaterial {
              # The cluster's other HSMs, which background sync copies newer keys from.\n\
              peers = []\n{origin}",
             cluster = self.cluster_id,
+            ca_file = self.ca_file(),
             listen = placement.listen,
             data_dir = toml::Value::from(data_dir.display().to_string()),
             origin = match &self.masking_origin {
@@ -363,7 +405,7 @@ impl ClusterMaterial {
         self.set_line(index, "clone_from", &toml::Value::from(peer).to_string())
     }
 
-    fn set_line(&self, index: usize, key: &str, value: &str) -> Result<(), MaterialError> {
+    pub(super) fn set_line(&self, index: usize, key: &str, value: &str) -> Result<(), MaterialError> {
         let path = self.hsm_config_path(index);
         let text = fs::read_to_string(&path).map_err(io_at(&path))?;
         let prefix = format!("{key} =");
@@ -406,7 +448,7 @@ impl ClusterMaterial {
     ) -> Result<PathBuf, MaterialError> {
         fs::create_dir_all(out).map_err(io_at(out))?;
         let ca = out.join("ca.pem");
-        write_file(&ca, self.ca.cert_pem.as_bytes(), false, self.durability)?;
+        write_file(&ca, self.trusted_ca_pem().as_bytes(), false, self.durability)?;
         let env = write_env(out, endpoints, ca_cert.unwrap_or(&ca), self.durability)?;
         let owner = fs::metadata(out).map_err(io_at(out))?;
         for path in [&ca, &env] {
@@ -465,7 +507,12 @@ impl HsmPlacement {
 }
 
 /// Writes `dir/client.env` atomically.
-fn write_env(dir: &Path, endpoints: &[String], ca: &Path, durability: Durability) -> Result<PathBuf, MaterialError> {
+pub(super) fn write_env(
+    dir: &Path,
+    endpoints: &[String],
+    ca: &Path,
+    durability: Durability,
+) -> Result<PathBuf, MaterialError> {
     let path = dir.join("client.env");
     let body = format!("HSM_ENDPOINTS={}\nHSM_CA_CERT={}\n", endpoints.join(","), ca.display());
     let tmp = dir.join(".client.env.tmp");
@@ -492,7 +539,12 @@ const MASKING_KEY: &str = "masking.key";
 const MASKING_ORIGIN: &str = "masking-origin";
 
 /// Writes a file whole, owner-only when `secret`.
-fn write_file(path: &Path, contents: &[u8], secret: bool, durability: Durability) -> Result<(), MaterialError> {
+pub(super) fn write_file(
+    path: &Path,
+    contents: &[u8],
+    secret: bool,
+    durability: Durability,
+) -> Result<(), MaterialError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true).mode(if secret { 0o600 } else { 0o644 });
     let mut file = options.open(path).map_err(io_at(path))?;
@@ -503,7 +555,7 @@ fn write_file(path: &Path, contents: &[u8], secret: bool, durability: Durability
     }
 }
 
-fn io_at(path: &Path) -> impl Fn(io::Error) -> MaterialError + '_ {
+pub(super) fn io_at(path: &Path) -> impl Fn(io::Error) -> MaterialError + '_ {
     move |source| MaterialError::Io { path: path.to_owned(), source }
 }
 

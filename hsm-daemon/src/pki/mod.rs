@@ -102,6 +102,40 @@ pub fn issue_client(ca: &CertifiedKey, common_name: &str) -> Result<CertifiedKey
     issue(ca, params)
 }
 
+/// The names (DNS names and IP addresses) the first certificate of
+/// `cert_pem` is for, in order: what a reissued certificate must carry
+/// again.
+pub fn certificate_names(cert_pem: &str) -> Result<Vec<String>, PkiError> {
+    use x509_parser::{extensions::GeneralName, pem::Pem, prelude::FromDer as _};
+    let what = "the HSM's certificate";
+    let first = Pem::iter_from_buffer(cert_pem.as_bytes())
+        .next()
+        .ok_or_else(|| PkiError::invalid(what, "holds no PEM certificate"))?
+        .map_err(|e| PkiError::invalid(what, format!("not valid PEM ({e})")))?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&first.contents)
+        .map_err(|e| PkiError::invalid(what, format!("not an X.509 certificate ({e})")))?;
+    let Ok(Some(names)) = cert.subject_alternative_name() else { return Ok(Vec::new()) };
+    let mut found = Vec::new();
+    for name in &names.value.general_names {
+        match name {
+            GeneralName::DNSName(dns) => found.push((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => {
+                let ip = match bytes.len() {
+                    4 => <[u8; 4]>::try_from(*bytes).map(std::net::IpAddr::from).ok(),
+                    16 => <[u8; 16]>::try_from(*bytes).map(std::net::IpAddr::from).ok(),
+                    _ => None,
+                };
+                if let Some(ip) = ip {
+                    found.push(ip.to_string());
+                }
+            }
+            // Names an HSM's certificate never carries.
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
 fn issue(ca: &CertifiedKey, params: CertificateParams) -> Result<CertifiedKey, PkiError> {
     let ca_key = KeyPair::from_pem(&ca.key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, &ca_key)?;
