@@ -39,7 +39,7 @@
 //!   their requests.
 //! - [`masked`]: extracting and inserting masked objects on one HSM.
 //! - [`mtls`]: client mTLS trust anchors and the enforcement level.
-//! - `tls`: which HSM certificates the client trusts: a chain to the CA
+//! - [`tls`]: which HSM certificates the client trusts: a chain to the CA
 //!   file, or CloudHSM's chain through the customer-signed cluster
 //!   certificate (X.509 version 1, which webpki alone refuses).
 //! - [`audit`]: reading an HSM's audit log (admins; an emulator extension).
@@ -98,7 +98,7 @@ pub mod keys;
 pub mod masked;
 pub mod mtls;
 pub mod quorum;
-mod tls;
+pub mod tls;
 pub mod types;
 pub mod users;
 

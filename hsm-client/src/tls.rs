@@ -57,23 +57,30 @@ impl HsmCertVerifier {
         Ok(HsmCertVerifier { direct, roots, provider })
     }
 
-    /// Step 1: whether `cluster` is signed by a CA-file certificate and
-    /// valid at `now`.
-    fn cluster_certificate_trusted(&self, cluster: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
-        let bad = |reason: &str| rustls::Error::General(format!("the HSM's cluster certificate {reason}"));
-        let (_, cert) = X509Certificate::from_der(cluster).map_err(|_| bad("does not parse"))?;
-        let now = i64::try_from(now.as_secs()).ok().and_then(|s| ASN1Time::from_timestamp(s).ok());
-        if !now.is_some_and(|now| cert.validity().is_valid_at(now)) {
-            return Err(bad("is expired or not yet valid"));
-        }
-        let signed_by_a_root = self.roots.iter().any(|root| {
-            X509Certificate::from_der(root).is_ok_and(|(_, root)| {
-                root.subject().as_raw() == cert.issuer().as_raw()
-                    && cert.verify_signature(Some(root.public_key())).is_ok()
-            })
-        });
-        if signed_by_a_root { Ok(()) } else { Err(bad("is not signed by the CA file's certificate")) }
+}
+
+/// Step 1 of CloudHSM's chain: whether `cluster` (X.509 version 1 or 3) is
+/// signed by one of `roots` (a CA file's certificates) and valid at `now`.
+/// Step 2 is the caller's: the leaf, verified by webpki with `cluster` as
+/// its only trust anchor (`RootCertStore::add` takes version 1). The HSMs
+/// use it for their peers' client certificates too.
+pub fn cluster_certificate_trusted(
+    cluster: &CertificateDer<'_>,
+    roots: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let bad = |reason: &str| rustls::Error::General(format!("the cluster certificate {reason}"));
+    let (_, cert) = X509Certificate::from_der(cluster).map_err(|_| bad("does not parse"))?;
+    let now = i64::try_from(now.as_secs()).ok().and_then(|s| ASN1Time::from_timestamp(s).ok());
+    if !now.is_some_and(|now| cert.validity().is_valid_at(now)) {
+        return Err(bad("is expired or not yet valid"));
     }
+    let signed_by_a_root = roots.iter().any(|root| {
+        X509Certificate::from_der(root).is_ok_and(|(_, root)| {
+            root.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(Some(root.public_key())).is_ok()
+        })
+    });
+    if signed_by_a_root { Ok(()) } else { Err(bad("is not signed by a certificate of the CA file")) }
 }
 
 impl ServerCertVerifier for HsmCertVerifier {
@@ -92,7 +99,7 @@ impl ServerCertVerifier for HsmCertVerifier {
         // CloudHSM's chain, when the usual path fails. A cluster
         // certificate the CA file did not sign means it is not such a
         // chain: the usual error says more.
-        if self.cluster_certificate_trusted(cluster, now).is_err() {
+        if cluster_certificate_trusted(cluster, &self.roots, now).is_err() {
             return Err(direct_error.clone());
         }
         let mut anchor = RootCertStore::empty();
