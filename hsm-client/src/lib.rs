@@ -39,6 +39,9 @@
 //!   their requests.
 //! - [`masked`]: extracting and inserting masked objects on one HSM.
 //! - [`mtls`]: client mTLS trust anchors and the enforcement level.
+//! - [`tls`]: which HSM certificates the client trusts: a chain to the CA
+//!   file, or CloudHSM's chain through the customer-signed cluster
+//!   certificate (X.509 version 1, which webpki alone refuses).
 //! - [`audit`]: reading an HSM's audit log (admins; an emulator extension).
 //! - [`quorum`]: quorum tokens and values, approvals, approver keys, MFA
 //!   (token-sign).
@@ -95,10 +98,11 @@ pub mod keys;
 pub mod masked;
 pub mod mtls;
 pub mod quorum;
+pub mod tls;
 pub mod types;
 pub mod users;
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use hsm_proto::{
     SESSION_METADATA_KEY,
@@ -107,7 +111,7 @@ use hsm_proto::{
 use tonic::{
     Request,
     metadata::MetadataValue,
-    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+    transport::{Channel, ClientTlsConfig, Endpoint, Identity},
 };
 use zeroize::Zeroizing;
 
@@ -173,14 +177,21 @@ impl HsmClient {
             .connect_timeout(config.connect_timeout())
             .tcp_nodelay(true);
         if !config.plaintext() {
-            let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(config.ca_pem()));
+            // tonic's TLS setup, with the verifier that also accepts
+            // CloudHSM's chain through a customer-signed cluster
+            // certificate (`tls`).
+            let provider = rustls::crypto::CryptoProvider::get_default()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+            let verifier = tls::HsmCertVerifier::new(config.ca_pem(), provider).map_err(ClientError::Config)?;
+            let mut tls = ClientTlsConfig::new();
             if let Some((cert, key)) = config.client_identity() {
                 tls = tls.identity(Identity::from_pem(cert, key.as_bytes()));
             }
             if let Some(name) = config.server_name() {
                 tls = tls.domain_name(name);
             }
-            builder = builder.tls_config(tls).map_err(|e| {
+            builder = builder.tls_config_with_verifier(tls, Arc::new(verifier)).map_err(|e| {
                 let mut text = format!("TLS settings: {}", error::chain(&e));
                 if text.contains("UnsupportedCertVersion") {
                     // `openssl x509 -req` without extensions makes these.

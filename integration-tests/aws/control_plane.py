@@ -188,6 +188,22 @@ refused("initializing twice", "CloudHsmInvalidRequestException",
 shown = hsm.describe_clusters(Filters={"clusterIds": [cluster]})["Clusters"][0]
 check("the cluster certificate is shown", shown["Certificates"].get("ClusterCertificate", "").startswith("-----BEGIN"))
 
+# --- Activation through the HSM, with the customer's CA as the client's ---
+refused("an HSM added before activation", "CloudHsmInvalidRequestException",
+        hsm.create_hsm, ClusterId=cluster, AvailabilityZone="us-east-1b")
+
+
+def hsm_cli(ca, *args):
+    env = dict(os.environ, HSM_ENDPOINTS=f"{first['EniIp']}:2223", HSM_CA_CERT=ca)
+    return subprocess.run([os.environ["HSM_CLI"], *args], env=env, capture_output=True, text=True)
+
+
+distrust = hsm_cli(other_cert, "cluster", "hsm-info")
+check("a client trusting another CA is refused by the HSM", distrust.returncode != 0, distrust.stdout)
+activated = hsm_cli(ca_cert, "cluster", "activate", "--password", "admin-pass")
+check("hsm-cli cluster activate, trusting customerCA.crt", activated.returncode == 0, activated.stdout + activated.stderr)
+check("the cluster is then ACTIVE", state(cluster) == "ACTIVE", state(cluster))
+
 # --- HSMs join, backups are taken ------------------------------------------
 second = hsm.create_hsm(ClusterId=cluster, AvailabilityZone="us-east-1b")["Hsm"]
 check("a second HSM after initialization", second["EniIp"] != first["EniIp"], second)

@@ -3,18 +3,20 @@
 //! and its documented errors, against real clusters and HSMs), and the
 //! AWS CLI's errors as a shell user sees them.
 
-use integration_tests::{aws, docs::root};
+use integration_tests::{aws, bin_dir, docs::root};
 
 async fn boto3_suite(protocol: &str, block: u8) {
     let Some(venv) = aws::venv(&format!("boto3 over {protocol}")) else { return };
     let (server, _dir) = aws::control_plane(block).await;
     let script = root().join("integration-tests/aws/control_plane.py");
-    let env = [("HSM_API_PROTOCOL", protocol)];
+    let hsm_cli = bin_dir().join("hsm-cli");
+    let env = [("HSM_API_PROTOCOL", protocol), ("HSM_CLI", hsm_cli.to_str().expect("path"))];
     let output = aws::run(&venv, "python", &[script.to_str().expect("path")], &server.endpoint_url(), &env).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the boto3 suite over {protocol} failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("checks passed over {protocol}")), "{stdout}");
+    eprintln!("{}", stdout.lines().last().unwrap_or_default());
     server.stop().await;
 }
 

@@ -18,9 +18,11 @@ use std::{
 use futures_util::future::{join_all, select_all};
 use rand::{CryptoRng, SeedableRng as _, rngs::StdRng};
 
+use zeroize::Zeroizing;
+
 use super::{
-    ClusterBuilder, ClusterError, ClusterMaterial, HsmPlacement, Launch, MAX_HSMS, NewMaterial, OpenedHsm, RunningHsm,
-    plan::free_local_port,
+    ClusterBuilder, ClusterError, ClusterMaterial, CustomerChain, HsmPlacement, Launch, MAX_HSMS, NewMaterial,
+    OpenedHsm, RunningHsm, plan::free_local_port,
 };
 use crate::{
     model::{ClusterId, ClusterMode, HsmType},
@@ -49,6 +51,10 @@ struct Slot {
     /// restarts on it.
     address: Option<SocketAddr>,
     running: Option<RunningHsm>,
+    /// The flags and launch it was last started with through
+    /// [`LocalCluster::start`] or [`LocalCluster::start_all`], to restart
+    /// it alike (`adopt_customer_chain`).
+    launched: Option<(Settings, Launch)>,
 }
 
 impl LocalCluster {
@@ -86,10 +92,11 @@ impl LocalCluster {
         &self.material
     }
 
-    /// The cluster CA's certificate (PEM): clients trust it, and every
-    /// HSM's certificate chains to it.
+    /// The certificate (PEM) clients trust, to which every HSM's
+    /// certificate chains: the cluster CA's, or the customer's CA once the
+    /// cluster is claimed ([`LocalCluster::adopt_customer_chain`]).
     pub fn ca_pem(&self) -> &str {
-        &self.material.ca.cert_pem
+        self.material.trusted_ca_pem()
     }
 
     /// How many HSMs the cluster has (config files), running or not.
@@ -207,6 +214,9 @@ impl LocalCluster {
             opened.push(hsm);
         }
         self.serve(opened);
+        for index in 1..=self.hsm_count() {
+            self.record_launch(index, flags, launch);
+        }
         Ok(())
     }
 
@@ -239,7 +249,43 @@ impl LocalCluster {
         let hsm = OpenedHsm::open(&settings, launch).await?;
         let address = hsm.seat().address;
         self.serve(vec![hsm]);
+        self.record_launch(index, flags, launch);
         Ok(address)
+    }
+
+    /// Claims the cluster for its customer, as `initialize-cluster` does
+    /// once it has checked the certificates
+    /// ([`crate::pki::verify_signed_cluster_certificate`]): every HSM's
+    /// certificate is reissued by `cluster_key_pem` (the key the cluster
+    /// CSR was over) under `signed_cert_pem`, the config files and
+    /// `client.env` trust `trust_anchor_pem` from now on, as does
+    /// [`LocalCluster::ca_pem`], HSMs added later are certified alike, and
+    /// the HSMs running here restart on their addresses to serve the new
+    /// certificates (each with the flags it was last started with, or its
+    /// config file alone if it was served through [`LocalCluster::serve`]).
+    pub async fn adopt_customer_chain(
+        &mut self,
+        cluster_key_pem: &str,
+        signed_cert_pem: &str,
+        trust_anchor_pem: &str,
+    ) -> Result<(), ClusterError> {
+        let chain = CustomerChain {
+            cluster_key_pem: Zeroizing::new(cluster_key_pem.to_owned()),
+            cluster_certificate_pem: signed_cert_pem.to_owned(),
+            trust_anchor_pem: trust_anchor_pem.to_owned(),
+        };
+        self.material.adopt_customer_chain(chain).map_err(ClusterError::step("adopting the customer's chain"))?;
+        let running: Vec<usize> = (1..=self.hsm_count()).filter(|&index| self.running(index).is_some()).collect();
+        for &index in &running {
+            self.stop(index).await?;
+        }
+        for index in running {
+            let (flags, launch) = self.hsms[index - 1].launched.clone().unwrap_or_default();
+            // On its own address, and never cloning again.
+            let flags = Settings { listen: None, clone_from: None, ..flags };
+            self.start(index, &flags, &launch).await?;
+        }
+        Ok(())
     }
 
     /// Adds an HSM to the cluster running here: its files (as
@@ -322,6 +368,13 @@ impl LocalCluster {
     pub async fn shutdown(&mut self) -> Result<(), ClusterError> {
         let running = self.hsms.iter_mut().filter_map(|slot| slot.running.take());
         join_all(running.map(RunningHsm::stop)).await.into_iter().collect()
+    }
+
+    /// Remembers how HSM `index` was started, to restart it alike.
+    fn record_launch(&mut self, index: usize, flags: &Settings, launch: &Launch) {
+        if let Some(slot) = self.hsms.get_mut(index.wrapping_sub(1)) {
+            slot.launched = Some((Settings { clone_from: None, ..flags.clone() }, launch.clone()));
+        }
     }
 
     /// HSM `index`'s slot, made if the cluster had none that far.

@@ -3,7 +3,8 @@
 //!
 //! Layout of a material directory `D`:
 //! - `D/cluster-id`: the cluster id.
-//! - `D/ca.pem`, `D/ca.key`: the cluster CA (`customerCA.crt`); the key is
+//! - `D/ca.pem`, `D/ca.key`: the cluster CA, which stands for the
+//!   customer's (`customerCA.crt`) until they claim the cluster; the key is
 //!   owner-only.
 //! - `D/appliance-password`: the appliance user's password, owner-only.
 //! - `D/cluster.key`: the cluster-wide key that seals backups (64 hex
@@ -21,6 +22,12 @@
 //!   elsewhere (a container's own volume).
 //! - `D/client.env`: `HSM_ENDPOINTS` and `HSM_CA_CERT`, for `hsm-cli` and
 //!   applications.
+//! - Once the customer has claimed the cluster (`initialize-cluster`,
+//!   [`super::LocalCluster::adopt_customer_chain`]): `D/customer-ca.pem`,
+//!   their CA, which the config files and `client.env` then name instead
+//!   of `ca.pem`; `D/cluster-certificate.pem`, the cluster certificate they
+//!   signed, and `D/cluster-certificate.key`, the cluster key, owner-only,
+//!   which issues the HSMs' certificates from then on.
 //!
 //! The HSMs may see `D` elsewhere (a container volume, a Kubernetes Secret):
 //! [`ClusterMaterial::served_dir`] is that path, and the config files name
@@ -37,6 +44,7 @@ use std::{
 
 use rand::CryptoRng;
 
+use super::customer::{CUSTOMER_CA, CustomerChain};
 use crate::{
     config::TlsSettings,
     model::{ClusterId, ClusterMode, HsmId, HsmType, ModelError, Password},
@@ -73,8 +81,11 @@ pub struct ClusterMaterial {
     /// For a clone: the first cluster of its lineage, whose masked objects
     /// (and those of its other clones) its HSMs open.
     pub masking_origin: Option<ClusterId>,
+    /// The customer's chain of trust, once the cluster is claimed: HSMs
+    /// are then certified under it and clients trust its anchor.
+    pub customer: Option<CustomerChain>,
     /// Whether files written from here on are flushed to disk.
-    durability: Durability,
+    pub(super) durability: Durability,
 }
 
 /// What new material is made of, beyond what is generated.
@@ -193,6 +204,7 @@ impl ClusterMaterial {
             ca,
             appliance_password,
             masking_origin,
+            customer: None,
             durability: new.durability,
         };
         material.write("ca.key", material.ca.key_pem.as_bytes(), true)?;
@@ -213,7 +225,7 @@ impl ClusterMaterial {
     }
 
     /// Writes `D/name` whole, owner-only when `secret`.
-    fn write(&self, name: &str, contents: &[u8], secret: bool) -> Result<(), MaterialError> {
+    pub(super) fn write(&self, name: &str, contents: &[u8], secret: bool) -> Result<(), MaterialError> {
         write_file(&self.dir.join(name), contents, secret, self.durability)
     }
 
@@ -243,6 +255,7 @@ impl ClusterMaterial {
             ca,
             appliance_password,
             masking_origin,
+            customer: CustomerChain::load(dir)?,
             durability: Durability::Synced,
         };
         for name in [CLUSTER_KEY, MASKING_KEY] {
@@ -254,14 +267,42 @@ impl ClusterMaterial {
         Ok(material)
     }
 
+    /// The CA clients trust (`HSM_CA_CERT`): the cluster CA, or the
+    /// customer's once the cluster is claimed.
     pub fn ca_path(&self) -> PathBuf {
-        self.dir.join("ca.pem")
+        self.dir.join(self.ca_file())
     }
 
-    /// Issues HSM `index`'s server certificate for `names`, writes it beside
-    /// the CA, and returns the TLS settings that serve it.
+    /// The PEM of [`ClusterMaterial::ca_path`].
+    pub fn trusted_ca_pem(&self) -> &str {
+        match &self.customer {
+            Some(customer) => &customer.trust_anchor_pem,
+            None => &self.ca.cert_pem,
+        }
+    }
+
+    /// The file name of [`ClusterMaterial::ca_path`] in `D`.
+    pub(super) fn ca_file(&self) -> &'static str {
+        match self.customer {
+            Some(_) => CUSTOMER_CA,
+            None => "ca.pem",
+        }
+    }
+
+    /// Issues HSM `index`'s server certificate for `names` (under the
+    /// customer's cluster certificate once the cluster is claimed, else by
+    /// the cluster CA), writes it beside the CA, and returns the TLS
+    /// settings that serve it.
     pub fn issue_hsm_tls(&self, index: usize, hsm_id: &str, names: &[String]) -> Result<TlsSettings, MaterialError> {
-        let server = pki::issue_server(&self.ca, hsm_id, names)?;
+        let server = match &self.customer {
+            Some(customer) => pki::issue_hsm_certificate_under_cluster(
+                &customer.cluster_key_pem,
+                &customer.cluster_certificate_pem,
+                hsm_id,
+                names,
+            )?,
+            None => pki::issue_server(&self.ca, hsm_id, names)?,
+        };
         self.write(&format!("hsm-{index}.key"), server.key_pem.as_bytes(), true)?;
         self.write(&format!("hsm-{index}.pem"), server.cert_pem.as_bytes(), false)?;
         Ok(TlsSettings { server, client_ca_pem: None, require_client_cert: false })
@@ -310,7 +351,7 @@ impl ClusterMaterial {
              appliance_password_file = \"{d}/appliance-password\"\n\
              cluster_key_file = \"{d}/{CLUSTER_KEY}\"\n\
              masking_key_file = \"{d}/{MASKING_KEY}\"\n\
-             ca_cert = \"{d}/ca.pem\"\n\
+             ca_cert = \"{d}/{ca_file}\"\n\
              hsm_type = \"{hsm_type}\"\n\
              # FIPS or NON_FIPS (triple DES): the cluster's, fixed when the store is made.\n\
              mode = \"{mode}\"\n\
@@ -318,6 +359,7 @@ impl ClusterMaterial {
              # The cluster's other HSMs, which background sync copies newer keys from.\n\
              peers = []\n{origin}",
             cluster = self.cluster_id,
+            ca_file = self.ca_file(),
             listen = placement.listen,
             data_dir = toml::Value::from(data_dir.display().to_string()),
             origin = match &self.masking_origin {
@@ -363,7 +405,7 @@ impl ClusterMaterial {
         self.set_line(index, "clone_from", &toml::Value::from(peer).to_string())
     }
 
-    fn set_line(&self, index: usize, key: &str, value: &str) -> Result<(), MaterialError> {
+    pub(super) fn set_line(&self, index: usize, key: &str, value: &str) -> Result<(), MaterialError> {
         let path = self.hsm_config_path(index);
         let text = fs::read_to_string(&path).map_err(io_at(&path))?;
         let prefix = format!("{key} =");
@@ -417,7 +459,7 @@ impl ClusterMaterial {
     ) -> Result<PathBuf, MaterialError> {
         fs::create_dir_all(out).map_err(io_at(out))?;
         let ca = out.join("ca.pem");
-        write_file(&ca, self.ca.cert_pem.as_bytes(), false, self.durability)?;
+        write_file(&ca, self.trusted_ca_pem().as_bytes(), false, self.durability)?;
         let env = write_env(out, endpoints, ca_cert.unwrap_or(&ca), &[], self.durability)?;
         let owner = fs::metadata(out).map_err(io_at(out))?;
         for path in [&ca, &env] {
@@ -476,7 +518,7 @@ impl HsmPlacement {
 }
 
 /// Writes `dir/client.env` atomically.
-fn write_env(
+pub(super) fn write_env(
     dir: &Path,
     endpoints: &[String],
     ca: &Path,
@@ -512,7 +554,12 @@ const MASKING_KEY: &str = "masking.key";
 const MASKING_ORIGIN: &str = "masking-origin";
 
 /// Writes a file whole, owner-only when `secret`.
-fn write_file(path: &Path, contents: &[u8], secret: bool, durability: Durability) -> Result<(), MaterialError> {
+pub(super) fn write_file(
+    path: &Path,
+    contents: &[u8],
+    secret: bool,
+    durability: Durability,
+) -> Result<(), MaterialError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true).mode(if secret { 0o600 } else { 0o644 });
     let mut file = options.open(path).map_err(io_at(path))?;
@@ -523,127 +570,10 @@ fn write_file(path: &Path, contents: &[u8], secret: bool, durability: Durability
     }
 }
 
-fn io_at(path: &Path) -> impl Fn(io::Error) -> MaterialError + '_ {
+pub(super) fn io_at(path: &Path) -> impl Fn(io::Error) -> MaterialError + '_ {
     move |source| MaterialError::Io { path: path.to_owned(), source }
 }
 
 #[cfg(test)]
-mod tests {
-    use rand::{SeedableRng, rngs::StdRng};
-
-    use super::*;
-
-    #[test]
-    fn material_is_created_once_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut rng = StdRng::seed_from_u64(5);
-        let first = ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap();
-        let again = ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap();
-        assert_eq!(first.cluster_id, again.cluster_id);
-        assert_eq!(first.ca.cert_pem, again.ca.cert_pem);
-        assert_eq!(first.appliance_password.expose(), again.appliance_password.expose());
-        let mode = fs::metadata(dir.path().join("ca.key")).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
-        let env = fs::read_to_string(first.write_client_env(&["127.0.0.1:1".into()]).unwrap()).unwrap();
-        assert!(env.starts_with("HSM_ENDPOINTS=127.0.0.1:1\nHSM_CA_CERT=/"), "{env}");
-    }
-
-    #[test]
-    fn a_clone_has_its_own_identity_and_its_sources_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut rng = StdRng::seed_from_u64(9);
-        let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-        let source = ClusterMaterial::load_or_create(&a, &NewMaterial::default(), &mut rng).unwrap();
-        let clone = ClusterMaterial::create_clone(&b, &a, &NewMaterial::default(), &mut rng).unwrap();
-        assert_ne!(clone.cluster_id, source.cluster_id);
-        assert_ne!(clone.ca.cert_pem, source.ca.cert_pem);
-        assert_eq!(clone.masking_origin.as_ref(), Some(&source.cluster_id));
-        for key in [CLUSTER_KEY, MASKING_KEY] {
-            assert_eq!(fs::read(a.join(key)).unwrap(), fs::read(b.join(key)).unwrap(), "{key}");
-        }
-        // Read back, and a clone of the clone descends from the source.
-        assert_eq!(ClusterMaterial::load(&clone.dir).unwrap().masking_origin, Some(source.cluster_id.clone()));
-        let grandchild = ClusterMaterial::create_clone(&c, &b, &NewMaterial::default(), &mut rng).unwrap();
-        assert_eq!(grandchild.masking_origin, Some(source.cluster_id.clone()));
-        // Refused: the source's own id, an occupied directory, no source.
-        let same_id = NewMaterial { cluster_id: Some(source.cluster_id.clone()), ..NewMaterial::default() };
-        let same = ClusterMaterial::create_clone(&dir.path().join("d"), &a, &same_id, &mut rng);
-        assert!(same.unwrap_err().to_string().contains("needs its own cluster id"));
-        let occupied =
-            ClusterMaterial::create_clone(&b, &a, &NewMaterial::default(), &mut rng).unwrap_err().to_string();
-        assert!(occupied.contains("already holds cluster material"), "{occupied}");
-        let nothing = ClusterMaterial::create_clone(
-            &dir.path().join("e"),
-            &dir.path().join("d"),
-            &NewMaterial::default(),
-            &mut rng,
-        );
-        assert!(nothing.is_err());
-    }
-
-    #[test]
-    fn a_placed_hsm_names_its_hosts_and_the_served_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut rng = StdRng::seed_from_u64(7);
-        let mut material = ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap();
-        material.served_dir = PathBuf::from("/material");
-        let placement = HsmPlacement {
-            listen: "0.0.0.0:2225".parse().unwrap(),
-            hosts: vec!["hsm-1".into(), "127.0.0.1".into()],
-            data_dir: Some(PathBuf::from("/data")),
-        };
-        assert_eq!(placement.certificate_names("hsm-x"), ["localhost", "127.0.0.1", "hsm-1", "hsm-x"]);
-        let path = material.init_hsm(1, &placement, HsmType::Hsm2mMedium, ClusterMode::NonFips, &mut rng).unwrap();
-        let settings = Settings::from_file(&path).unwrap();
-        assert_eq!(settings.mode.as_deref(), Some("NON_FIPS"));
-        assert_eq!(settings.listen, Some("0.0.0.0:2225".parse().unwrap()));
-        assert_eq!(settings.data_dir.as_deref(), Some(Path::new("/data")));
-        assert_eq!(settings.tls_cert.as_deref(), Some(Path::new("/material/hsm-1.pem")));
-        assert_eq!(settings.ca_cert.as_deref(), Some(Path::new("/material/ca.pem")));
-        assert!(!dir.path().join("hsm-1-data").exists(), "the data directory is the HSM's own, not made here");
-        assert!(dir.path().join("hsm-1.master-key").exists());
-    }
-
-    #[test]
-    fn client_files_carry_the_ca_and_take_the_directory_owner() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut rng = StdRng::seed_from_u64(8);
-        let material =
-            ClusterMaterial::load_or_create(&dir.path().join("m"), &NewMaterial::default(), &mut rng).unwrap();
-        let out = dir.path().join("out");
-        fs::create_dir(&out).unwrap();
-        // As root the directory can belong to someone else, and the files
-        // must follow it; otherwise they are the writer's, like the directory.
-        let owner = match std::os::unix::fs::lchown(&out, Some(12_345), Some(12_346)) {
-            Ok(()) => (12_345, 12_346),
-            Err(_) => {
-                let meta = fs::metadata(&out).unwrap();
-                (meta.uid(), meta.gid())
-            }
-        };
-        let endpoints = ["127.0.0.1:2231".to_owned(), "127.0.0.1:2232".to_owned()];
-        let env = material.write_client_files(&out, &endpoints, Some(Path::new("deploy/out/ca.pem"))).unwrap();
-        assert_eq!(
-            fs::read_to_string(&env).unwrap(),
-            "HSM_ENDPOINTS=127.0.0.1:2231,127.0.0.1:2232\nHSM_CA_CERT=deploy/out/ca.pem\n"
-        );
-        assert_eq!(fs::read_to_string(out.join("ca.pem")).unwrap(), material.ca.cert_pem);
-        for path in [env, out.join("ca.pem")] {
-            let meta = fs::metadata(&path).unwrap();
-            assert_eq!((meta.uid(), meta.gid()), owner, "{}", path.display());
-        }
-        let env = material.write_client_files(&out, &endpoints, None).unwrap();
-        assert!(fs::read_to_string(env).unwrap().ends_with(&format!("HSM_CA_CERT={}\n", out.join("ca.pem").display())));
-    }
-
-    #[test]
-    fn damaged_material_is_refused_with_the_file_and_the_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut rng = StdRng::seed_from_u64(6);
-        ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap();
-        fs::write(dir.path().join("cluster-id"), "not-a-cluster").unwrap();
-        let err =
-            ClusterMaterial::load_or_create(dir.path(), &NewMaterial::default(), &mut rng).unwrap_err().to_string();
-        assert!(err.contains("cluster-id: invalid cluster_id"), "{err}");
-    }
-}
+#[path = "material_tests.rs"]
+mod tests;

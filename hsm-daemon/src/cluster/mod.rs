@@ -38,8 +38,12 @@
 //!   served here (start, stop, add, wait).
 //! - `builder`: [`ClusterBuilder`], what a new cluster is, checked and
 //!   written.
+//! - `customer`: a cluster its customer has claimed ([`CustomerChain`]):
+//!   the HSMs certified under the customer-signed cluster certificate, and
+//!   the customer's CA trusted in its place.
 
 mod builder;
+mod customer;
 pub mod hsm;
 mod local;
 pub mod material;
@@ -49,6 +53,7 @@ use std::error::Error as StdError;
 
 pub use self::{
     builder::ClusterBuilder,
+    customer::CustomerChain,
     hsm::{CONTROL_SOCKET, Launch, OpenedHsm, RunningHsm, Seat},
     local::LocalCluster,
     material::{ClusterMaterial, Durability, HsmPlacement, MaterialError, NewMaterial},

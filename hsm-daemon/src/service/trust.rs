@@ -8,7 +8,12 @@
 //! - the cluster CA (`ca_cert`): the HSMs of the cluster present the
 //!   certificate the cluster CA issued them when they sync and clone, so that
 //!   HSM-to-HSM traffic goes on under enforcement. Only the operator, who also
-//!   holds the anchors' keys, can issue from the cluster CA.
+//!   holds the anchors' keys, can issue from the cluster CA. Once the
+//!   customer has claimed the cluster, `ca_cert` is their CA and the HSMs
+//!   present CloudHSM's chain (their certificate, then the cluster
+//!   certificate the customer signed, often X.509 version 1, which webpki
+//!   refuses): it is admitted when the cluster certificate is signed by
+//!   `ca_cert` and the leaf verifies under it (`under_cluster_ca`).
 //!
 //! With enforcement `cluster` (or `require_client_cert`), a connection
 //! without such a certificate is refused at the handshake. Otherwise a
@@ -121,7 +126,27 @@ impl Trust {
     /// Whether a connection that presented `chain` may stay open.
     pub(crate) fn admits(&self, chain: Option<&Chain>) -> bool {
         let policy = self.current();
-        !policy.mandatory || verifies(policy.admitted.as_ref(), chain)
+        !policy.mandatory
+            || verifies(policy.admitted.as_ref(), chain)
+            || chain
+                .and_then(|c| c.split_first())
+                .is_some_and(|(leaf, rest)| self.under_cluster_ca(leaf, rest, UnixTime::now()))
+    }
+
+    /// Whether a chain is CloudHSM's under the cluster CA: a leaf issued
+    /// by a cluster certificate that `ca_cert` signed.
+    fn under_cluster_ca(&self, leaf: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>], now: UnixTime) -> bool {
+        let Some(cluster) = intermediates.first() else { return false };
+        if hsm_client::tls::cluster_certificate_trusted(cluster, &self.cluster_ca, now).is_err() {
+            return false;
+        }
+        let mut anchor = RootCertStore::empty();
+        if anchor.add(cluster.clone().into_owned()).is_err() {
+            return false;
+        }
+        WebPkiClientVerifier::builder_with_provider(Arc::new(anchor), Arc::clone(&self.provider))
+            .build()
+            .is_ok_and(|v| v.verify_client_cert(leaf, &[], now).is_ok())
     }
 
     /// Whether `chain` chains to a registered trust anchor.
@@ -201,6 +226,7 @@ impl ClientCertVerifier for PolicyVerifier {
         };
         match verified {
             Ok(ok) => Ok(ok),
+            Err(_) if self.0.under_cluster_ca(end_entity, intermediates, now) => Ok(ClientCertVerified::assertion()),
             // Optional certificates: one that chains nowhere counts as none.
             Err(_) if !policy.mandatory => Ok(ClientCertVerified::assertion()),
             Err(e) => Err(e),
@@ -283,5 +309,95 @@ pub(crate) struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.connections.lock().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::Path, process::Command};
+
+    use super::*;
+    use crate::pki::{ClusterIdentity, EmulatorRoots, issue_hsm_certificate_under_cluster, issue_server};
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn chain(pem: &str) -> Chain {
+        CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap().into()
+    }
+
+    /// With client certificates mandatory, an HSM of a claimed cluster
+    /// presenting CloudHSM's chain (leaf, version 1 cluster certificate) is
+    /// admitted when `ca_cert` is the customer's CA, and refused otherwise.
+    #[test]
+    fn peers_presenting_the_customer_chain_are_admitted_under_the_customer_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let identity =
+            ClusterIdentity::generate("cluster-abcdefghijk", "hsm-abcdefghijk", &EmulatorRoots::generate().unwrap())
+                .unwrap();
+        std::fs::write(d.join("cluster.csr"), &identity.certificates.cluster_csr).unwrap();
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=customer CA",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "30",
+                "-in",
+                "cluster.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "cluster.crt",
+            ],
+        );
+        let customer_ca = std::fs::read_to_string(d.join("ca.crt")).unwrap();
+        let signed = std::fs::read_to_string(d.join("cluster.crt")).unwrap();
+        let peer =
+            issue_hsm_certificate_under_cluster(&identity.cluster_key_pem, &signed, "hsm-2", &["localhost".into()])
+                .unwrap();
+        let presented = chain(&peer.cert_pem);
+        let (leaf, rest) = presented.split_first().unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+
+        let trust = Arc::new(Trust::new(Arc::clone(&provider), None, true, Some(&customer_ca), &Mtls::default()));
+        assert!(trust.admits(Some(&presented)));
+        trust.client_verifier().verify_client_cert(leaf, rest, UnixTime::now()).unwrap();
+        let leaf_alone: Chain = presented[..1].to_vec().into();
+        assert!(!trust.admits(Some(&leaf_alone)), "the leaf alone");
+
+        let other_ca = crate::pki::generate_ca("cluster-other").unwrap();
+        let elsewhere = Arc::new(Trust::new(provider, None, true, Some(&other_ca.cert_pem), &Mtls::default()));
+        assert!(!elsewhere.admits(Some(&presented)));
+        assert!(elsewhere.client_verifier().verify_client_cert(leaf, rest, UnixTime::now()).is_err());
+        // The cluster CA's own certificates still pass as before.
+        let own = issue_server(&other_ca, "hsm-3", &["localhost".into()]).unwrap();
+        assert!(elsewhere.admits(Some(&chain(&own.cert_pem))));
     }
 }

@@ -35,14 +35,15 @@ use rand::{SeedableRng as _, rngs::StdRng};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use self::{identity::EmulatorRoots, pool::AddressPool};
+use self::pool::AddressPool;
 use super::{
-    api::{ApiError, Handler, Operation, RequestContext},
+    api::{ApiError, Document, Handler, Operation, RequestContext},
     clock::WallClock,
     state::{ClusterState, Hsm, HsmState, Millis, NewCluster, State, rules::str_member},
 };
 use crate::{
     cluster::{Durability, LocalCluster},
+    pki::EmulatorRoots,
     settings::Settings,
 };
 
@@ -304,6 +305,17 @@ impl Handler for ControlPlane {
         input: Value,
     ) -> Pin<Box<dyn Future<Output = Result<Value, ApiError>> + Send + '_>> {
         Box::pin(self.dispatch(context, operation, input))
+    }
+
+    /// The emulator's roots, which the user guide's verification steps
+    /// download from AWS: `GET /roots/aws` and `GET /roots/manufacturer`.
+    fn document(&self, path: &str) -> Option<Document> {
+        let root = match path {
+            "/roots/aws" => &self.roots.aws,
+            "/roots/manufacturer" => &self.roots.manufacturer,
+            _ => return None,
+        };
+        Some(Document { content_type: "application/x-pem-file".into(), body: root.cert_pem.clone().into_bytes() })
     }
 }
 

@@ -498,6 +498,14 @@ impl State {
                  before adding more"
             )));
         }
+        if cluster.state == ClusterState::Initialized && live > 0 {
+            // New HSMs copy users and keys from a running one as the
+            // appliance user, which an unactivated cluster does not allow.
+            return Err(invalid(format!(
+                "ClusterId: cluster {id} is INITIALIZED but not yet activated; activate it (hsm-cli cluster \
+                 activate) before adding HSMs"
+            )));
+        }
         if live >= limit {
             return Err(invalid(format!("ClusterId: cluster {id} has {live} HSMs, the most a cluster holds")));
         }

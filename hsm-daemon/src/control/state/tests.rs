@@ -205,6 +205,11 @@ fn a_cluster_with_hsms_is_not_deleted_and_hsms_need_a_zone_it_has() {
     state.clusters.get_mut(&cluster).expect("there").hsms.push(hsm);
     let second = state.check_new_hsm(REGION, &cluster, "us-east-1b", 28).expect_err("uninitialized");
     assert!(second.to_string().contains("initialize it"), "{second}");
+    state.clusters.get_mut(&cluster).expect("there").state = ClusterState::Initialized;
+    let unactivated = state.check_new_hsm(REGION, &cluster, "us-east-1b", 28).expect_err("not activated");
+    assert!(unactivated.to_string().contains("activate it"), "{unactivated}");
+    state.clusters.get_mut(&cluster).expect("there").state = ClusterState::Active;
+    state.check_new_hsm(REGION, &cluster, "us-east-1b", 28).expect("active: HSMs join");
     let refused = state.delete_cluster(REGION, &cluster, 0).expect_err("has an HSM");
     assert!(refused.to_string().contains("delete-hsm"), "{refused}");
     let by_ip = state.hsm_to_delete(REGION, &json!({"ClusterId": cluster, "EniIp": "127.2.0.1"})).expect("found");
