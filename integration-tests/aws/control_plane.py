@@ -193,9 +193,14 @@ refused("an HSM added before activation", "CloudHsmInvalidRequestException",
         hsm.create_hsm, ClusterId=cluster, AvailabilityZone="us-east-1b")
 
 
-def hsm_cli(ca, *args):
-    env = dict(os.environ, HSM_ENDPOINTS=f"{first['EniIp']}:2223", HSM_CA_CERT=ca)
+def hsm_cli(ca, *args, at=None, login=None):
+    env = dict(os.environ, HSM_ENDPOINTS=f"{at or first['EniIp']}:2223", HSM_CA_CERT=ca)
+    if login:
+        env["CLOUDHSM_ROLE"], env["CLOUDHSM_PIN"] = login
     return subprocess.run([os.environ["HSM_CLI"], *args], env=env, capture_output=True, text=True)
+
+
+ADMIN, ALICE = ("admin", "admin:admin-pass"), ("crypto-user", "alice:alice-pass")
 
 
 distrust = hsm_cli(other_cert, "cluster", "hsm-info")
@@ -203,6 +208,12 @@ check("a client trusting another CA is refused by the HSM", distrust.returncode 
 activated = hsm_cli(ca_cert, "cluster", "activate", "--password", "admin-pass")
 check("hsm-cli cluster activate, trusting customerCA.crt", activated.returncode == 0, activated.stdout + activated.stderr)
 check("the cluster is then ACTIVE", state(cluster) == "ACTIVE", state(cluster))
+made = hsm_cli(ca_cert, "user", "create", "--username", "alice", "--role", "crypto-user", "--password", "alice-pass",
+               login=ADMIN)
+check("the admin creates a crypto user", made.returncode == 0, made.stdout + made.stderr)
+key = hsm_cli(ca_cert, "key", "generate-symmetric", "aes", "--label", "kept-in-backups", "--key-length-bytes", "32",
+              login=ALICE)
+check("the crypto user makes a key", key.returncode == 0, key.stdout + key.stderr)
 
 # --- HSMs join, backups are taken ------------------------------------------
 second = hsm.create_hsm(ClusterId=cluster, AvailabilityZone="us-east-1b")["Hsm"]
@@ -280,8 +291,11 @@ refused("a retention of 5 days", "CloudHsmInvalidRequestException", hsm.modify_c
 restored_cluster = hsm.create_cluster(HsmType="hsm2m.medium", SubnetIds=SUBNETS, SourceBackupId=backup)["Cluster"]
 rc = restored_cluster["ClusterId"]
 check("create-cluster from a backup names it", restored_cluster["SourceBackupId"] == backup, restored_cluster)
-hsm.create_hsm(ClusterId=rc, AvailabilityZone="us-east-1a")
-check("its HSM serves the source's certificates", state(rc) in ("INITIALIZED", "ACTIVE"), state(rc))
+restored_hsm = hsm.create_hsm(ClusterId=rc, AvailabilityZone="us-east-1a")["Hsm"]
+check("a cluster from an activated cluster's backup is ACTIVE", state(rc) == "ACTIVE", state(rc))
+listed = hsm_cli(ca_cert, "key", "list", at=restored_hsm["EniIp"], login=ALICE)
+check("its HSM holds the backup's users and keys, under the source's certificates",
+      listed.returncode == 0 and "kept-in-backups" in listed.stdout, listed.stdout + listed.stderr)
 
 # --- DeleteHsm, DeleteCluster -----------------------------------------------------------
 refused("delete-cluster with HSMs", "CloudHsmInvalidRequestException", hsm.delete_cluster, ClusterId=cluster)

@@ -160,17 +160,25 @@ impl ControlPlane {
         }
     }
 
-    /// Runs the schedule until the task is dropped: settles states and
-    /// takes the backups that are due.
+    /// Runs the schedule until the task is dropped: [`ControlPlane::tick`]
+    /// every 30 seconds, or every backup interval if that is shorter.
     pub async fn run_schedule(self: Arc<Self>) {
-        let tick = self.config.backup_interval.min(Duration::from_secs(30)).max(Duration::from_millis(100));
+        let every = self.config.backup_interval.min(Duration::from_secs(30)).max(Duration::from_millis(100));
         loop {
-            tokio::time::sleep(tick).await;
-            let mut inner = self.inner.lock().await;
-            self.settle(&mut inner).await;
-            self.take_due_backups(&mut inner).await;
-            self.persist(&inner);
+            tokio::time::sleep(every).await;
+            self.tick().await;
         }
+    }
+
+    /// What the schedule does, now: settles states (and deletes backups
+    /// whose pending-deletion window or retention has run out) and takes
+    /// the scheduled backups that are due. Test suites call it after moving
+    /// the clock instead of waiting.
+    pub async fn tick(&self) {
+        let mut inner = self.inner.lock().await;
+        self.settle(&mut inner).await;
+        self.take_due_backups(&mut inner).await;
+        self.persist(&inner);
     }
 
     fn now(&self) -> Millis {
