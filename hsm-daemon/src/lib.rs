@@ -20,6 +20,8 @@
 //!   changes and the audit log's records).
 //! - [`crypto`]: the mechanisms (keys, encrypt, sign, wrap) over ring and RustCrypto.
 //! - [`pki`]: the cluster CA and the certificates it issues.
+//! - [`control`]: the control plane, AWS's CloudHSM v2 API (`aws
+//!   cloudhsmv2`, boto3) with real clusters and HSMs behind it.
 //! - [`cluster`]: clusters on this machine ([`cluster::LocalCluster`]):
 //!   their CA, secrets, certificates and config files on disk, and their
 //!   HSMs served in this process; what `dev`, `init`, `run` and

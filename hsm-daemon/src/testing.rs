@@ -20,6 +20,7 @@
 //!   sync interval, KDF cost, fault injection, metrics).
 //! - [`TestCluster`]: several HSMs of one cluster; stop and restart any.
 //! - [`TestHsm`]: one HSM with a single-HSM client.
+//! - [`TestControlPlane`]: the CloudHSM v2 API with real HSMs behind it.
 //!
 //! # Example
 //! ```
@@ -37,6 +38,8 @@
 //! # }
 //! ```
 
+mod control_plane;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hsm_client::{ClientConfig, Cluster, CreateUser, HsmClient, Role, Session};
@@ -52,6 +55,8 @@ use crate::{
     seed::Seed,
     settings::Settings,
 };
+
+pub use self::control_plane::TestControlPlane;
 
 /// The admin password of an HSM started activated.
 pub const ADMIN_PASSWORD: &str = "admin-pass";

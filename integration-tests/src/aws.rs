@@ -1,22 +1,9 @@
-//! The AWS CLI and boto3 that `.ci/aws-tools` installs, and a control plane
-//! (the CloudHSM v2 API with real HSMs) in the test process for them to
-//! drive.
+//! The AWS CLI and boto3 that `.ci/aws-tools` installs, which tests drive
+//! against a [`hsm_daemon::testing::TestControlPlane`].
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::Arc,
-};
-
-use hsm_daemon::{
-    cluster::Durability,
-    control::{
-        api::ApiConfig,
-        clock::ShiftedClock,
-        plane::{PlaneConfig, pool::AddressPool},
-        server::ControlServer,
-    },
-    settings::Settings,
 };
 
 use crate::docs::root;
@@ -37,23 +24,6 @@ pub fn venv(test: &str) -> Option<PathBuf> {
     );
     eprintln!("{test}: skipped: no AWS CLI and boto3 in {} (run .ci/aws-tools)", venv.display());
     None
-}
-
-/// A control plane serving the API on a free 127.0.0.1 port, its HSMs on
-/// CloudHSM's port at addresses of `127.<block>.0.0/24` (one block per
-/// test, so that tests running at once do not meet), in a temporary
-/// directory.
-pub async fn control_plane(block: u8) -> (ControlServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut plane = PlaneConfig::new(dir.path().to_owned());
-    plane.pool = AddressPool::parse(&format!("127.{block}.0.0/24"), 2223).expect("pool");
-    plane.durability = Durability::Unsynced;
-    plane.hsm_flags =
-        Settings { kdf_memory_kib: Some(8), kdf_iterations: Some(1), kdf_parallelism: Some(1), ..Settings::default() };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let clock = Arc::new(ShiftedClock::default());
-    let server = ControlServer::start(plane, ApiConfig::default(), clock, listener).await.expect("control plane");
-    (server, dir)
 }
 
 /// Runs `program` of the virtual environment with `args`, its endpoint and

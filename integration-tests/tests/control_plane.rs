@@ -3,11 +3,12 @@
 //! and its documented errors, against real clusters and HSMs), and the
 //! AWS CLI's errors as a shell user sees them.
 
+use hsm_daemon::testing::TestControlPlane;
 use integration_tests::{aws, bin_dir, docs::root};
 
-async fn boto3_suite(protocol: &str, block: u8) {
+async fn boto3_suite(protocol: &str) {
     let Some(venv) = aws::venv(&format!("boto3 over {protocol}")) else { return };
-    let (server, _dir) = aws::control_plane(block).await;
+    let server = TestControlPlane::start().await;
     let script = root().join("integration-tests/aws/control_plane.py");
     let hsm_cli = bin_dir().join("hsm-cli");
     let env = [("HSM_API_PROTOCOL", protocol), ("HSM_CLI", hsm_cli.to_str().expect("path"))];
@@ -22,18 +23,18 @@ async fn boto3_suite(protocol: &str, block: u8) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_drives_every_operation_over_aws_json() {
-    boto3_suite("json", 221).await;
+    boto3_suite("json").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_drives_every_operation_over_rpc_v2_cbor() {
-    boto3_suite("cbor", 222).await;
+    boto3_suite("cbor").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aws_cli_reports_the_services_errors() {
     let Some(venv) = aws::venv("the AWS CLI") else { return };
-    let (server, _dir) = aws::control_plane(223).await;
+    let server = TestControlPlane::start().await;
     let endpoint = server.endpoint_url();
     for (args, needle) in [
         (&["describe-clusters", "--filters", "colour=red"][..], "CloudHsmInvalidRequestException"),

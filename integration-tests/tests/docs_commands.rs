@@ -34,7 +34,8 @@ use integration_tests::{
 const THIS_FILE: &str = "integration-tests/tests/docs_commands.rs";
 
 /// The blocks the tests below run, by the id their mark gives.
-const RUNNERS: &[&str] = &["quick-start", "cli-session", "as-a-process", "seed", "faults", "metrics", "three-hsms"];
+const RUNNERS: &[&str] =
+    &["quick-start", "cli-session", "as-a-process", "seed", "faults", "metrics", "three-hsms", "getting-started"];
 
 /// Fence languages that hold commands.
 const SHELL: &[&str] = &["sh", "bash", "shell", "console"];
@@ -96,6 +97,32 @@ fn the_quick_start_and_the_cli_session() {
     let pem = std::fs::read_to_string(cwd.join("p256.pem")).expect("key generate-file wrote p256.pem");
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
     assert!(steps.output("hsm-cli interactive", 0).contains("\"alice\""), "{steps}");
+    drop(dev);
+}
+
+/// AWS's getting-started guide through the CloudHSM v2 API, against the
+/// quick start's `hsm-daemon dev`: the AWS CLI and openssl as a CloudHSM
+/// user runs them, then `hsm-cli` trusting the customer's CA.
+#[test]
+fn getting_started_through_the_aws_api() {
+    let Some(venv) = integration_tests::aws::venv("the getting-started walkthrough") else { return };
+    let start = block("quick-start");
+    let args = start.trim().strip_prefix("cargo run --release -p hsm-daemon -- ").expect("the quick start");
+    let mut work = Work::new();
+    work.replace("$PWD/.venv-aws", &venv.display().to_string());
+    let dev = work.start_dev(&format!("hsm-daemon {args}"));
+    let steps = work.run(&block("getting-started"), &work.dir("cwd"));
+
+    let verified = |n| steps.output("openssl verify", n).trim().ends_with(": OK");
+    assert!(verified(0) && verified(1), "both chains verify to the emulator's roots:\n{steps}");
+    assert!(steps.output("hsm-cli cluster activate", 0).contains("successful"), "{steps}");
+    assert!(steps.output("hsm-cli crypto sign ecdsa", 0).contains("\"signature\""), "{steps}");
+    assert!(steps.output("hsm-cli key list", 0).contains("\"signer\""), "the second HSM has the key:\n{steps}");
+    assert!(steps.output("hsm-cli crypto sign ecdsa", 1).contains("\"signature\""), "{steps}");
+    let last = steps
+        .output("aws cloudhsmv2 describe-clusters --filters clusterIds=\"$CLUSTER\" --query 'Clusters[0].[State", 0);
+    assert!(last.contains("\"ACTIVE\""), "{steps}");
+    assert_eq!(last.matches("127.").count(), 1, "only the second HSM is left:\n{steps}");
     drop(dev);
 }
 

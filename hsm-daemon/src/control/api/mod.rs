@@ -32,13 +32,13 @@
 //! - `sigv4.rs`: SigV4 verification ([`Credentials`]).
 //! - `server.rs`: the HTTP server ([`serve`], [`ApiConfig`]): routing, body
 //!   limits, logging, graceful shutdown.
-//! - `time.rs`: the wall clock ([`WallClock`]) and the ISO 8601 basic
-//!   format SigV4 dates use.
+//! - `time.rs`: the ISO 8601 basic format SigV4 dates use (the clock is
+//!   [`crate::control::clock`]'s).
 //! - Tests: each file's own (`cbor_tests.rs` and `sigv4_tests.rs` beside
 //!   theirs); `tests.rs` and `tests_*.rs` drive the server with a fake
-//!   handler; `testdata/` holds requests botocore signed and
-//!   `botocore_check.py`, which drives a server by hand with real botocore
-//!   in both protocols (see `tests::serve_the_fake_handler`).
+//!   handler; `testdata/` holds requests botocore signed. Real botocore
+//!   and the AWS CLI drive the whole plane in
+//!   `integration-tests/tests/control_plane.rs`.
 
 mod cbor;
 mod json;

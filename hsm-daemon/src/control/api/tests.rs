@@ -329,23 +329,3 @@ mod sigv4_end_to_end;
 
 #[path = "tests_shutdown.rs"]
 mod shutdown;
-
-/// Not a check: serves the fake handler for trying real clients by hand
-/// (`testdata/botocore_check.py`, `aws cloudhsmv2 ... --endpoint-url`).
-/// `HSM_API_MANUAL_ADDR` (default 127.0.0.1:8444) is where; with
-/// `HSM_API_MANUAL_SECRET` set, requests must be signed by key `x` with
-/// that secret. Runs until interrupted:
-/// `cargo test -p hsm-daemon --lib control::api::tests::serve_the_fake_handler -- --ignored --nocapture`
-#[tokio::test]
-#[ignore = "serves until interrupted; for checks by hand"]
-async fn serve_the_fake_handler() {
-    let address = std::env::var("HSM_API_MANUAL_ADDR").unwrap_or_else(|_| "127.0.0.1:8444".to_owned());
-    let listener = tokio::net::TcpListener::bind(&address).await.unwrap();
-    let credentials = std::env::var("HSM_API_MANUAL_SECRET").ok().map(|secret| Credentials::new("x", secret));
-    println!("serving the fake handler on http://{}", listener.local_addr().unwrap());
-    let config = ApiConfig { credentials, ..ApiConfig::default() };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    serve(listener, Arc::new(FakeHandler::default()), config, shutdown).await.unwrap();
-}
