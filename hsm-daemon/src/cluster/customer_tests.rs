@@ -3,14 +3,18 @@
 //! customer's CA and refused with the old one; its HSMs still sync and
 //! clone with each other.
 
-use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command, time::SystemTime};
+use std::{os::unix::fs::PermissionsExt as _, path::Path, time::SystemTime};
 
 use hsm_client::{ClientConfig, Cluster, CreateUser, HsmClient, KeyOptions, KeyPairSpec, Role, Session};
 
 use super::super::{Durability, Launch, LocalCluster};
 use crate::{
     model::Password,
-    pki::{ClusterIdentity, EmulatorRoots, verify_signed_cluster_certificate},
+    pki::{
+        ClusterIdentity, EmulatorRoots,
+        fixtures::{customer_ca, sign},
+        verify_signed_cluster_certificate,
+    },
     settings::Settings,
 };
 
@@ -28,50 +32,12 @@ fn launch() -> Launch {
     Launch { admin_password: Some(Password::parse("admin", "admin-pass").unwrap()), ..Launch::default() }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-    assert!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
 /// The customer's CA and their signature of `csr`, made with openssl as
 /// AWS documents: (signed certificate, CA certificate).
 fn customer_signs(dir: &Path, csr: &str) -> (String, String) {
     std::fs::write(dir.join("ClusterCsr.csr"), csr).unwrap();
-    openssl(dir, &["genrsa", "-out", "customerCA.key", "2048"]);
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-x509",
-            "-days",
-            "3652",
-            "-key",
-            "customerCA.key",
-            "-out",
-            "customerCA.crt",
-            "-subj",
-            "/CN=customer CA",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "3652",
-            "-in",
-            "ClusterCsr.csr",
-            "-CA",
-            "customerCA.crt",
-            "-CAkey",
-            "customerCA.key",
-            "-CAcreateserial",
-            "-out",
-            "CustomerHsmCertificate.crt",
-        ],
-    );
+    customer_ca(dir, "customerCA", "3652");
+    sign(dir, "ClusterCsr.csr", "customerCA", "CustomerHsmCertificate.crt", "3652");
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
     (read("CustomerHsmCertificate.crt"), read("customerCA.crt"))
 }

@@ -160,4 +160,6 @@ fn name(common_name: &str) -> DistinguishedName {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;

@@ -10,20 +10,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use super::*;
-
-/// Runs openssl in `dir`; its stdout, or a panic with its stderr.
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {}: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use super::{
+    fixtures::{customer_ca, openssl, sign},
+    *,
+};
 
 /// Whether `cert`'s signature verifies with `issuer`'s public key (ECDSA
 /// with SHA-256), by openssl alone: the signed part and the signature cut
@@ -52,52 +42,6 @@ fn write(dir: &Path, name: &str, text: &str) {
 
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap()
-}
-
-/// A self-signed CA made as AWS's guide makes `customerCA.crt` (`-days`).
-fn customer_ca(dir: &Path, name: &str, days: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            days,
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-}
-
-/// `openssl x509 -req` over `csr` with CA `ca`, exactly as AWS documents it.
-fn sign(dir: &Path, csr: &str, ca: &str, out: &str, days: &str) {
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            days,
-            "-in",
-            csr,
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            out,
-        ],
-    );
 }
 
 fn cluster(dir: &Path) -> ClusterIdentity {

@@ -314,15 +314,12 @@ impl Drop for Registration {
 
 #[cfg(test)]
 mod tests {
-    use std::{path::Path, process::Command};
-
     use super::*;
-    use crate::pki::{ClusterIdentity, EmulatorRoots, issue_hsm_certificate_under_cluster, issue_server};
-
-    fn openssl(dir: &Path, args: &[&str]) {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-        assert!(out.status.success(), "openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-    }
+    use crate::pki::{
+        ClusterIdentity, EmulatorRoots,
+        fixtures::{customer_ca, sign},
+        issue_hsm_certificate_under_cluster, issue_server,
+    };
 
     fn chain(pem: &str) -> Chain {
         CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap().into()
@@ -339,44 +336,8 @@ mod tests {
             ClusterIdentity::generate("cluster-abcdefghijk", "hsm-abcdefghijk", &EmulatorRoots::generate().unwrap())
                 .unwrap();
         std::fs::write(d.join("cluster.csr"), &identity.certificates.cluster_csr).unwrap();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "30",
-                "-subj",
-                "/CN=customer CA",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-days",
-                "30",
-                "-in",
-                "cluster.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "cluster.crt",
-            ],
-        );
+        customer_ca(d, "ca", "30");
+        sign(d, "cluster.csr", "ca", "cluster.crt", "30");
         let customer_ca = std::fs::read_to_string(d.join("ca.crt")).unwrap();
         let signed = std::fs::read_to_string(d.join("cluster.crt")).unwrap();
         let peer =
