@@ -248,6 +248,16 @@ there = west.describe_backups(Filters={"sourceBackupIds": [backup]})["Backups"]
 check("the copy is in us-west-2", len(there) == 1 and there[0]["SourceCluster"] == cluster, there)
 refused("copying to its own region", "CloudHsmInvalidRequestException",
         hsm.copy_backup_to_region, DestinationRegion="us-east-1", BackupId=backup)
+# A backup whose file the server lost: the copy fails inside, and no copy is left behind.
+lost = hsm.create_hsm(ClusterId=cluster, AvailabilityZone="us-east-1a")["Hsm"]  # backs the cluster up
+lost_backup = max(hsm.describe_backups(Filters={"clusterIds": [cluster]})["Backups"],
+                  key=lambda b: b["CreateTimestamp"])["BackupId"]
+os.remove(os.path.join(os.environ["HSM_API_DIR"], "backups", f"{lost_backup}.backup"))
+copies_before = len(west.describe_backups()["Backups"])
+refused("copying a backup whose file is gone", "CloudHsmInternalFailureException",
+        hsm.copy_backup_to_region, DestinationRegion="us-west-2", BackupId=lost_backup)
+check("no half-made copy", len(west.describe_backups()["Backups"]) == copies_before)
+hsm.delete_hsm(ClusterId=cluster, HsmId=lost["HsmId"])
 newest_first = hsm.describe_backups(SortAscending=False)["Backups"]
 check("SortAscending=False lists newest first",
       [x["CreateTimestamp"] for x in newest_first] == sorted((x["CreateTimestamp"] for x in newest_first), reverse=True))

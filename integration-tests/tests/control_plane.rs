@@ -11,7 +11,8 @@ async fn boto3_suite(protocol: &str) {
     let server = TestControlPlane::start().await;
     let script = root().join("integration-tests/aws/control_plane.py");
     let hsm_cli = bin_dir().join("hsm-cli");
-    let env = [("HSM_API_PROTOCOL", protocol), ("HSM_CLI", hsm_cli.to_str().expect("path"))];
+    let dir = server.dir().to_str().expect("path").to_owned();
+    let env = [("HSM_API_PROTOCOL", protocol), ("HSM_CLI", hsm_cli.to_str().expect("path")), ("HSM_API_DIR", &dir)];
     let output = aws::run(&venv, "python", &[script.to_str().expect("path")], &server.endpoint_url(), &env).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

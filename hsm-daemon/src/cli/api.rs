@@ -106,12 +106,29 @@ pub(crate) struct ControlPlaneArgs {
     pub(crate) dir: PathBuf,
     #[command(flatten)]
     pub(crate) api: ApiArgs,
-    #[command(flatten)]
-    pub(crate) settings: Settings,
+    /// Argon2id memory cost in KiB of the HSMs' password hashes (default
+    /// 19456; test suites may use 8).
+    #[arg(long, env = "HSM_KDF_MEMORY_KIB")]
+    pub(crate) kdf_memory_kib: Option<u32>,
+    /// Argon2id passes (default 2).
+    #[arg(long, env = "HSM_KDF_ITERATIONS")]
+    pub(crate) kdf_iterations: Option<u32>,
+    /// Argon2id lanes (default 1).
+    #[arg(long, env = "HSM_KDF_PARALLELISM")]
+    pub(crate) kdf_parallelism: Option<u32>,
+}
+
+/// What every HSM the control plane starts takes over its config file:
+/// the password-hashing cost, and nothing else (each HSM has its own
+/// address, store and certificates).
+pub(crate) fn hsm_flags(kdf_memory_kib: Option<u32>, kdf_iterations: Option<u32>, kdf_parallelism: Option<u32>) -> Settings {
+    Settings { kdf_memory_kib, kdf_iterations, kdf_parallelism, ..Settings::default() }
 }
 
 pub(crate) async fn control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
-    let server = args.api.start(&args.dir, args.settings.clone()).await?;
+    let flags = hsm_flags(args.kdf_memory_kib, args.kdf_iterations, args.kdf_parallelism);
+    flags.kdf().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let server = args.api.start(&args.dir, flags).await?;
     println!("hsm-daemon control-plane: the CloudHSM v2 API on {}", server.endpoint_url());
     println!("  state   {}", args.dir.display());
     for (name, value) in server.client_env(args.api.verifies()) {

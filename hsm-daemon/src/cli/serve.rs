@@ -150,12 +150,8 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<()> {
         .collect();
     cluster.serve(hsms);
     // The API's HSMs hash passwords as this cluster's do.
-    let api_flags = Settings {
-        kdf_memory_kib: args.settings.kdf_memory_kib,
-        kdf_iterations: args.settings.kdf_iterations,
-        kdf_parallelism: args.settings.kdf_parallelism,
-        ..Settings::default()
-    };
+    let api_flags =
+        super::api::hsm_flags(args.settings.kdf_memory_kib, args.settings.kdf_iterations, args.settings.kdf_parallelism);
     let api = match args.no_api {
         true => None,
         false => Some(args.api.start(&dir.join("control-plane"), api_flags).await?),
