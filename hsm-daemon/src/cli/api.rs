@@ -121,7 +121,11 @@ pub(crate) struct ControlPlaneArgs {
 /// What every HSM the control plane starts takes over its config file:
 /// the password-hashing cost, and nothing else (each HSM has its own
 /// address, store and certificates).
-pub(crate) fn hsm_flags(kdf_memory_kib: Option<u32>, kdf_iterations: Option<u32>, kdf_parallelism: Option<u32>) -> Settings {
+pub(crate) fn hsm_flags(
+    kdf_memory_kib: Option<u32>,
+    kdf_iterations: Option<u32>,
+    kdf_parallelism: Option<u32>,
+) -> Settings {
     Settings { kdf_memory_kib, kdf_iterations, kdf_parallelism, ..Settings::default() }
 }
 

@@ -150,8 +150,11 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<()> {
         .collect();
     cluster.serve(hsms);
     // The API's HSMs hash passwords as this cluster's do.
-    let api_flags =
-        super::api::hsm_flags(args.settings.kdf_memory_kib, args.settings.kdf_iterations, args.settings.kdf_parallelism);
+    let api_flags = super::api::hsm_flags(
+        args.settings.kdf_memory_kib,
+        args.settings.kdf_iterations,
+        args.settings.kdf_parallelism,
+    );
     let api = match args.no_api {
         true => None,
         false => Some(args.api.start(&dir.join("control-plane"), api_flags).await?),

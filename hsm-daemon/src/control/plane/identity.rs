@@ -20,6 +20,7 @@ use std::{
 
 use zeroize::Zeroizing;
 
+use super::internal;
 use crate::{
     cluster::LocalCluster,
     control::{
@@ -48,10 +49,10 @@ pub(super) fn roots(dir: &Path) -> Result<EmulatorRoots, ApiError> {
         Ok(Some(CertifiedKey { cert_pem: read_text(&cert)?, key_pem: Zeroizing::new(read_text(&key)?) }))
     };
     if let (Some(aws), Some(manufacturer)) = (read("aws")?, read("manufacturer")?) {
-        return EmulatorRoots::from_pem(aws, manufacturer).map_err(failure("the emulator's roots"));
+        return EmulatorRoots::from_pem(aws, manufacturer).map_err(internal("the emulator's roots"));
     }
-    let roots = EmulatorRoots::generate().map_err(failure("making the emulator's roots"))?;
-    fs::create_dir_all(dir).map_err(failure("creating the roots' directory"))?;
+    let roots = EmulatorRoots::generate().map_err(internal("making the emulator's roots"))?;
+    fs::create_dir_all(dir).map_err(internal("creating the roots' directory"))?;
     for (name, root) in [("aws", &roots.aws), ("manufacturer", &roots.manufacturer)] {
         write(&dir.join(format!("{name}.key")), root.key_pem.as_bytes(), true)?;
         write(&dir.join(format!("{name}.pem")), root.cert_pem.as_bytes(), false)?;
@@ -67,9 +68,9 @@ pub(super) fn new_cluster_identity(
     cluster: &str,
     hsm: &str,
 ) -> Result<Certificates, ApiError> {
-    let identity = ClusterIdentity::generate(cluster, hsm, roots).map_err(failure("making the cluster's CSR"))?;
+    let identity = ClusterIdentity::generate(cluster, hsm, roots).map_err(internal("making the cluster's CSR"))?;
     let at = dir.join("identity");
-    fs::create_dir_all(&at).map_err(failure("creating the identity directory"))?;
+    fs::create_dir_all(&at).map_err(internal("creating the identity directory"))?;
     write(&at.join("cluster.key"), identity.cluster_key_pem.as_bytes(), true)?;
     write(&at.join("hardware.key"), identity.hardware_key_pem.as_bytes(), true)?;
     let c = &identity.certificates;
@@ -92,7 +93,7 @@ pub(super) async fn initialize(
     let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(now).unwrap_or(0));
     verify_signed_cluster_certificate(csr, signed, anchor, at).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let key = Zeroizing::new(read_text(&dir.join("identity").join("cluster.key"))?);
-    local.adopt_customer_chain(&key, signed, anchor).await.map_err(failure("serving under the cluster certificate"))
+    local.adopt_customer_chain(&key, signed, anchor).await.map_err(internal("serving under the cluster certificate"))
 }
 
 /// A cluster made from a backup of the initialized cluster in `source`
@@ -100,7 +101,7 @@ pub(super) async fn initialize(
 /// same customer chain. The certificates to show.
 pub(super) async fn inherit(source: &Path, dir: &Path, local: &mut LocalCluster) -> Result<Certificates, ApiError> {
     let (from, to) = (source.join("identity"), dir.join("identity"));
-    fs::create_dir_all(&to).map_err(failure("creating the identity directory"))?;
+    fs::create_dir_all(&to).map_err(internal("creating the identity directory"))?;
     for name in ["cluster.key", "hardware.key"] {
         let key = Zeroizing::new(read_text(&from.join(name))?);
         write(&to.join(name), key.as_bytes(), true)?;
@@ -115,7 +116,7 @@ pub(super) async fn inherit(source: &Path, dir: &Path, local: &mut LocalCluster)
     local
         .adopt_customer_chain(&key, &certificate, &anchor)
         .await
-        .map_err(failure("serving under the source's cluster certificate"))?;
+        .map_err(internal("serving under the source's cluster certificate"))?;
     let certificates = ClusterCertificates {
         cluster_csr: read_text(&to.join("ClusterCsr.pem"))?,
         hsm_certificate: read_text(&to.join("HsmCertificate.pem"))?,
@@ -151,8 +152,4 @@ fn write(path: &Path, contents: &[u8], secret: bool) -> Result<(), ApiError> {
         .map_err(fail)?;
     file.write_all(contents).map_err(fail)?;
     file.sync_all().map_err(fail)
-}
-
-fn failure<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ApiError {
-    move |e| ApiError::InternalFailure(format!("{what}: {e}"))
 }

@@ -337,8 +337,18 @@ fn degrade<'a>(hsms: impl Iterator<Item = &'a mut Hsm>, reason: &str) {
 }
 
 /// An internal failure at `what`, for `map_err`.
-fn internal<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ApiError {
-    move |e| ApiError::InternalFailure(format!("{what}: {e}"))
+/// The message names every cause down the chain (a cluster step's
+/// source says what failed).
+fn internal<E: std::error::Error>(what: &'static str) -> impl FnOnce(E) -> ApiError {
+    move |e| {
+        let mut message = format!("{what}: {e}");
+        let mut source = e.source();
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        ApiError::InternalFailure(message)
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file renamed over it, so
