@@ -554,7 +554,7 @@ const MASKING_KEY: &str = "masking.key";
 const MASKING_ORIGIN: &str = "masking-origin";
 
 /// Writes a file whole, owner-only when `secret`.
-pub(super) fn write_file(
+pub(crate) fn write_file(
     path: &Path,
     contents: &[u8],
     secret: bool,

@@ -401,7 +401,10 @@ fn once(what: &str, names: impl Iterator<Item = String>) -> Result<(), String> {
     Ok(())
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` owner-only through a temporary file synced and
+/// renamed over it, so that a crash leaves the old file or the new one,
+/// never half of one.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
     let tmp = path.with_extension("partial");
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;

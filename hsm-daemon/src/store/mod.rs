@@ -50,6 +50,7 @@ use std::{
 use redb::{Database, ReadableDatabase as _, TableDefinition, backends::InMemoryBackend};
 use zeroize::Zeroizing;
 
+pub(crate) use self::backup::write_atomically;
 /// What the fuzz targets open and seal backups with.
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::backup::{

@@ -93,19 +93,19 @@ impl ControlPlane {
         Ok(shown)
     }
 
-    /// The backup a new cluster is made from, and the directory of the
-    /// cluster it was taken of (whose keys open it).
-    pub(super) fn source_of(&self, inner: &Inner, region: &str, backup: &str) -> Result<(String, PathBuf), ApiError> {
+    /// The backup a new cluster is made from, the directory of the cluster
+    /// it was taken of (whose keys open it), and whether that cluster had
+    /// been initialized.
+    pub(super) fn source_of(
+        &self,
+        inner: &Inner,
+        region: &str,
+        backup: &str,
+    ) -> Result<(String, PathBuf, bool), ApiError> {
         let record = inner.state.backup(region, backup)?;
         if record.state != BackupState::Ready {
             return Err(invalid(format!("SourceBackupId: backup {backup} is {}", record.state.as_str())));
         }
-        Ok((record.id.clone(), self.cluster_dir(&record.cluster_id)))
-    }
-
-    /// The directory of the cluster backup `id` was taken of.
-    pub(super) fn cluster_dir_of_backup(&self, inner: &Inner, id: &str) -> PathBuf {
-        let cluster = inner.state.backups.get(id).map(|b| b.cluster_id.clone()).unwrap_or_default();
-        self.cluster_dir(&cluster)
+        Ok((record.id.clone(), self.cluster_dir(&record.cluster_id), record.initialized))
     }
 }

@@ -43,6 +43,9 @@ impl ControlPlane {
             inner.clusters.insert(id.clone(), local);
         }
         let flags = &self.config.hsm_flags;
+        // The cluster whose certificates a new cluster's first HSM takes:
+        // that of an initialized cluster it is made from a backup of.
+        let mut inherit = None;
         let index = match inner.clusters.get_mut(&id) {
             None => {
                 // The cluster's first HSM ever.
@@ -58,15 +61,16 @@ impl ControlPlane {
                     .mode(Some(mode))
                     .durability(self.config.durability)
                     .addressing(Addressing { listen: Some(listen), ..Addressing::default() });
-                if let Some((_, source_dir)) = &source {
+                if let Some((_, source_dir, _)) = &source {
                     builder = builder.clone_of(Some(source_dir.clone()));
                 }
                 let (mut local, _plan) = builder.create(&dir).map_err(internal("creating the cluster's files"))?;
-                if let Some((backup, _)) = &source {
+                if let Some((backup, _, _)) = &source {
                     local.restore_into(1, &self.backup_path(backup), true).map_err(internal("restoring the backup"))?;
                 }
                 local.start(1, flags, &launch()).await.map_err(internal("starting the HSM"))?;
                 inner.clusters.insert(id.clone(), local);
+                inherit = source.filter(|(_, _, initialized)| *initialized).map(|(_, source_dir, _)| source_dir);
                 1
             }
             Some(local) => {
@@ -101,7 +105,7 @@ impl ControlPlane {
             .running(index)
             .map(|r| r.seat().hsm_id.to_string())
             .ok_or_else(|| ApiError::InternalFailure("the new HSM is not running".into()))?;
-        if cluster.state == ClusterState::Uninitialized {
+        if cluster.state == ClusterState::Uninitialized && inherit.is_none() {
             // The cluster's CSR is made by its (only) HSM, over the
             // cluster's own key pair.
             let certificates = identity::new_cluster_identity(&dir, &self.roots, &id, &hsm_id)?;
@@ -118,13 +122,9 @@ impl ControlPlane {
         let shown = hsm.to_api(&cluster);
         let had_running = cluster.live_hsms().next().is_some();
         inner.state.cluster_mut(region, &id)?.hsms.push(hsm);
-        if let Some((backup_id, initialized)) = cluster.source_backup_id.as_ref().and_then(|b| {
-            inner.state.backups.get(b).map(|b| (b.id.clone(), b.initialized)).filter(|_| cluster.hsms.is_empty())
-        }) && initialized
-        {
+        if let Some(source_dir) = inherit {
             // A cluster made from a backup of an initialized cluster has its
             // certificates: its HSMs serve under them at once.
-            let source_dir = self.cluster_dir_of_backup(inner, &backup_id);
             let local =
                 inner.clusters.get_mut(&id).ok_or_else(|| ApiError::InternalFailure("cluster vanished".into()))?;
             let certificates = identity::inherit(&source_dir, &dir, local).await?;

@@ -12,8 +12,6 @@
 
 use std::{
     fs,
-    io::Write as _,
-    os::unix::fs::OpenOptionsExt as _,
     path::Path,
     time::{Duration, UNIX_EPOCH},
 };
@@ -22,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::internal;
 use crate::{
-    cluster::LocalCluster,
+    cluster::{Durability, LocalCluster, material::write_file},
     control::{
         api::ApiError,
         state::{Certificates, Millis},
@@ -38,6 +36,11 @@ const CERTIFICATES: [&str; 4] =
 const CLUSTER_KEY: &str = "cluster-certificate.key";
 const CLUSTER_CERTIFICATE: &str = "cluster-certificate.pem";
 const CUSTOMER_CA: &str = "customer-ca.pem";
+
+/// Writes a file whole and synced, owner-only when `secret`.
+fn write(path: &Path, contents: &[u8], secret: bool) -> Result<(), ApiError> {
+    write_file(path, contents, secret, Durability::Synced).map_err(internal("writing the cluster's identity"))
+}
 
 /// The emulator's roots in `dir`, made (and saved) the first time.
 pub(super) fn roots(dir: &Path) -> Result<EmulatorRoots, ApiError> {
@@ -138,18 +141,4 @@ fn shown(c: &ClusterCertificates, cluster_certificate: Option<String>) -> Certif
 
 fn read_text(path: &Path) -> Result<String, ApiError> {
     fs::read_to_string(path).map_err(|e| ApiError::InternalFailure(format!("reading {}: {e}", path.display())))
-}
-
-/// Writes a file whole, owner-only when `secret`.
-fn write(path: &Path, contents: &[u8], secret: bool) -> Result<(), ApiError> {
-    let fail = |e: std::io::Error| ApiError::InternalFailure(format!("writing {}: {e}", path.display()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(if secret { 0o600 } else { 0o644 })
-        .open(path)
-        .map_err(fail)?;
-    file.write_all(contents).map_err(fail)?;
-    file.sync_all().map_err(fail)
 }

@@ -21,15 +21,7 @@ mod hsms;
 mod identity;
 pub mod pool;
 
-use std::{
-    collections::HashMap,
-    fs,
-    future::Future,
-    path::{Path, PathBuf},
-    pin::Pin,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, fs, future::Future, path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 
 use rand::{SeedableRng as _, rngs::StdRng};
 use serde_json::{Value, json};
@@ -45,6 +37,7 @@ use crate::{
     cluster::{Durability, LocalCluster},
     pki::EmulatorRoots,
     settings::Settings,
+    store::write_atomically,
 };
 
 /// The file the state is kept in, under the server's directory.
@@ -137,17 +130,6 @@ impl ControlPlane {
     /// CloudHSM root and the manufacturer's root).
     pub fn roots(&self) -> &EmulatorRoots {
         &self.roots
-    }
-
-    /// Where HSM endpoints of cluster `id` are: `EniIp:port` of each live HSM.
-    pub async fn endpoints(&self, id: &str) -> Vec<String> {
-        let inner = self.inner.lock().await;
-        inner
-            .state
-            .clusters
-            .get(id)
-            .map(|c| c.live_hsms().map(|h| format!("{}:{}", h.eni_ip, h.port)).collect())
-            .unwrap_or_default()
     }
 
     /// Stops every HSM running here and waits for them.
@@ -349,17 +331,6 @@ fn internal<E: std::error::Error>(what: &'static str) -> impl FnOnce(E) -> ApiEr
         }
         ApiError::InternalFailure(message)
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file renamed over it, so
-/// that a crash leaves the old file or the new one, never half of one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
